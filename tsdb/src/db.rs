@@ -1,0 +1,461 @@
+//! The store as a whole: a data directory with a write-ahead log and the in-memory head.
+//!
+//! Writers batch samples in an [`Appender`] and [`Appender::commit`] them: the head takes the
+//! samples and one WAL write makes them durable, together with any source marks (for example
+//! Kafka offsets) so that a restart knows exactly which input the stored samples cover.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::{Mutex, RwLock};
+
+use crate::error::{Error, Result};
+use crate::head::{AppendOutcome, Head, HeadStats, SeriesRef};
+use crate::labels::{Labels, Matcher};
+use crate::storage::{Queryable, Series, Timestamp};
+use crate::wal::record::{self, Mark, Record};
+use crate::wal::{DEFAULT_SEGMENT_SIZE, ReplayStats, Wal};
+
+/// How a store is opened.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Size at which the WAL moves to a new segment file.
+    pub wal_segment_size: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            wal_segment_size: DEFAULT_SEGMENT_SIZE,
+        }
+    }
+}
+
+/// What a commit did with its samples.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CommitStats {
+    /// Samples stored.
+    pub appended: u64,
+    /// Samples identical to the newest one of their series (no-ops).
+    pub duplicate: u64,
+    /// Samples older than the newest one of their series, rejected.
+    pub out_of_order: u64,
+    /// Samples with the newest timestamp of their series but another value, rejected.
+    pub conflict: u64,
+    /// Samples for a reference the head does not know, rejected.
+    pub unknown_series: u64,
+}
+
+impl CommitStats {
+    fn count(&mut self, outcome: Option<AppendOutcome>) {
+        match outcome {
+            Some(AppendOutcome::Appended) => self.appended += 1,
+            Some(AppendOutcome::Duplicate) => self.duplicate += 1,
+            Some(AppendOutcome::OutOfOrder) => self.out_of_order += 1,
+            Some(AppendOutcome::Conflict) => self.conflict += 1,
+            None => self.unknown_series += 1,
+        }
+    }
+
+    /// Samples that were rejected (duplicates are not rejections).
+    pub fn rejected(&self) -> u64 {
+        self.out_of_order + self.conflict + self.unknown_series
+    }
+}
+
+/// Running totals since the store was opened, for self-telemetry.
+#[derive(Debug, Default)]
+pub struct DbCounters {
+    /// Samples appended by commits.
+    pub appended: AtomicU64,
+    /// Samples rejected because they were out of order.
+    pub out_of_order: AtomicU64,
+    /// Samples rejected for a conflicting value at an existing timestamp.
+    pub conflict: AtomicU64,
+    /// Commits written.
+    pub commits: AtomicU64,
+}
+
+/// An embedded time-series store.
+#[derive(Debug)]
+pub struct Db {
+    dir: Option<PathBuf>,
+    head: Head,
+    wal: Mutex<Option<Wal>>,
+    marks: RwLock<BTreeMap<String, Vec<u8>>>,
+    counters: DbCounters,
+    replay: ReplayStats,
+    /// Held for the life of the store so that two processes never write one directory.
+    _lock: Option<File>,
+}
+
+impl Db {
+    /// Opens (or creates) the store in `dir`, replaying its WAL.
+    pub fn open(dir: &Path, opts: Options) -> Result<Db> {
+        fs::create_dir_all(dir).map_err(Error::io("create", dir))?;
+        let lock_path = dir.join("LOCK");
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(Error::io("open", &lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => return Err(Error::Locked(dir.to_owned())),
+            Err(fs::TryLockError::Error(e)) => return Err(Error::io("lock", &lock_path)(e)),
+        }
+        let head = Head::default();
+        let mut marks = BTreeMap::new();
+        let mut replayed = CommitStats::default();
+        let (wal, replay) = Wal::open(&dir.join("wal"), opts.wal_segment_size, |rec| {
+            apply_record(&head, &mut marks, &mut replayed, rec)
+        })?;
+        if replayed.rejected() > 0 {
+            tracing::warn!(?replayed, "WAL replay rejected some samples");
+        }
+        let stats = head.stats();
+        tracing::info!(dir = %dir.display(), series = stats.series, samples = stats.samples,
+            segments = replay.segments, records = replay.records, "store opened");
+        Ok(Db {
+            dir: Some(dir.to_owned()),
+            head,
+            wal: Mutex::new(Some(wal)),
+            marks: RwLock::new(marks),
+            counters: DbCounters::default(),
+            replay,
+            _lock: Some(lock),
+        })
+    }
+
+    /// A store without a directory: nothing is persisted. For tests and scratch evaluation.
+    pub fn in_memory() -> Db {
+        Db {
+            dir: None,
+            head: Head::default(),
+            wal: Mutex::new(None),
+            marks: RwLock::new(BTreeMap::new()),
+            counters: DbCounters::default(),
+            replay: ReplayStats::default(),
+            _lock: None,
+        }
+    }
+
+    /// The data directory, if the store has one.
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+
+    /// A new batch of appends.
+    pub fn appender(&self) -> Appender<'_> {
+        Appender {
+            db: self,
+            samples: Vec::new(),
+            marks: Vec::new(),
+        }
+    }
+
+    /// The in-memory head.
+    pub fn head(&self) -> &Head {
+        &self.head
+    }
+
+    /// What the head holds.
+    pub fn stats(&self) -> HeadStats {
+        self.head.stats()
+    }
+
+    /// Running totals since open.
+    pub fn counters(&self) -> &DbCounters {
+        &self.counters
+    }
+
+    /// What the WAL replay at open found.
+    pub fn replay_stats(&self) -> &ReplayStats {
+        &self.replay
+    }
+
+    /// The newest committed value of a source mark.
+    pub fn mark(&self, key: &str) -> Option<Vec<u8>> {
+        self.marks.read().get(key).cloned()
+    }
+
+    /// All committed source marks whose key starts with `prefix`.
+    pub fn marks_with_prefix(&self, prefix: &str) -> BTreeMap<String, Vec<u8>> {
+        self.marks
+            .read()
+            .range(prefix.to_owned()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    /// Forces everything written so far to stable storage.
+    pub fn sync(&self) -> Result<()> {
+        match self.wal.lock().as_mut() {
+            Some(wal) => wal.sync(),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Applies one replayed WAL record to the head.
+fn apply_record(
+    head: &Head,
+    marks: &mut BTreeMap<String, Vec<u8>>,
+    stats: &mut CommitStats,
+    rec: Record,
+) -> std::result::Result<(), String> {
+    match rec {
+        Record::Series(series) => {
+            for (r, labels) in series {
+                if !head.create_with_ref(r, labels) {
+                    return Err(format!("series reference {r} reused for different labels"));
+                }
+            }
+        }
+        Record::Samples { marks: m, samples } => {
+            head.append_batch(&samples, |_, o| stats.count(o.map(|(_, o)| o)));
+            for Mark { key, value } in m {
+                marks.insert(key, value);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A batch of samples (and source marks) committed together.
+#[derive(Debug)]
+pub struct Appender<'a> {
+    db: &'a Db,
+    samples: Vec<(SeriesRef, Timestamp, f64)>,
+    marks: Vec<Mark>,
+}
+
+impl Appender<'_> {
+    /// Adds a sample for the series with `labels`, creating the series if needed; returns its
+    /// reference for [`Appender::append_ref`] next time.
+    pub fn append(&mut self, labels: &Labels, t: Timestamp, v: f64) -> Result<SeriesRef> {
+        validate(labels)?;
+        let (r, _) = self.db.head.get_or_create(labels);
+        self.samples.push((r, t, v));
+        Ok(r)
+    }
+
+    /// Adds a sample for a series reference obtained from [`Appender::append`].
+    pub fn append_ref(&mut self, r: SeriesRef, t: Timestamp, v: f64) {
+        self.samples.push((r, t, v));
+    }
+
+    /// Records a source position that becomes durable exactly when these samples do.
+    pub fn mark(&mut self, key: impl Into<String>, value: impl Into<Vec<u8>>) {
+        self.marks.push(Mark {
+            key: key.into(),
+            value: value.into(),
+        });
+    }
+
+    /// Samples added so far.
+    pub fn len(&self) -> usize {
+        self.samples.len()
+    }
+
+    /// Whether nothing was added.
+    pub fn is_empty(&self) -> bool {
+        self.samples.is_empty() && self.marks.is_empty()
+    }
+
+    /// Applies the batch to the head and writes it to the WAL as one write. Samples that are out
+    /// of order are counted in the result, not errors.
+    pub fn commit(self) -> Result<CommitStats> {
+        let db = self.db;
+        let mut stats = CommitStats::default();
+        if self.is_empty() {
+            return Ok(stats);
+        }
+        let mut wal = db.wal.lock();
+        let mut accepted = Vec::with_capacity(self.samples.len());
+        let mut new_series: Vec<(SeriesRef, Labels)> = Vec::new();
+        db.head.append_batch(&self.samples, |i, o| {
+            stats.count(o.map(|(_, o)| o));
+            if let Some((series, AppendOutcome::Appended)) = o {
+                let s = self.samples[i];
+                if series.take_unlogged() {
+                    new_series.push((s.0, series.labels.clone()));
+                }
+                accepted.push(s);
+            }
+        });
+        if let Some(wal) = wal.as_mut() {
+            let mut series_buf = Vec::new();
+            let refs: Vec<(SeriesRef, &Labels)> = new_series.iter().map(|(r, l)| (*r, l)).collect();
+            record::encode_series(&refs, &mut series_buf);
+            let mut samples_buf = Vec::new();
+            record::encode_samples(&self.marks, &accepted, &mut samples_buf);
+            let mut records: Vec<(u8, &[u8])> = Vec::with_capacity(2);
+            if !new_series.is_empty() {
+                records.push((record::TYPE_SERIES, &series_buf));
+            }
+            if !accepted.is_empty() || !self.marks.is_empty() {
+                records.push((record::TYPE_SAMPLES, &samples_buf));
+            }
+            wal.log(&records)?;
+        }
+        {
+            let mut marks = db.marks.write();
+            for m in self.marks {
+                marks.insert(m.key, m.value);
+            }
+        }
+        drop(wal);
+        let c = &db.counters;
+        c.appended.fetch_add(stats.appended, Ordering::Relaxed);
+        c.out_of_order
+            .fetch_add(stats.out_of_order, Ordering::Relaxed);
+        c.conflict.fetch_add(stats.conflict, Ordering::Relaxed);
+        c.commits.fetch_add(1, Ordering::Relaxed);
+        Ok(stats)
+    }
+}
+
+/// Rejects label sets the store cannot hold: empty, or with an empty or invalid name.
+fn validate(labels: &Labels) -> Result<()> {
+    if labels.is_empty() {
+        return Err(Error::InvalidLabels("empty label set".into()));
+    }
+    for l in labels {
+        let valid_name = !l.name.is_empty()
+            && l.name.bytes().enumerate().all(|(i, b)| {
+                b == b'_' || b.is_ascii_alphabetic() || (i > 0 && b.is_ascii_digit())
+            });
+        if !valid_name {
+            return Err(Error::InvalidLabels(format!(
+                "invalid label name {:?} in {labels}",
+                l.name
+            )));
+        }
+        if l.value.is_empty() {
+            return Err(Error::InvalidLabels(format!(
+                "empty value for label {:?} in {labels}",
+                l.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+impl Queryable for Db {
+    fn select(
+        &self,
+        matchers: &[Matcher],
+        mint: Timestamp,
+        maxt: Timestamp,
+    ) -> Result<Vec<Series>> {
+        Ok(self.head.select(matchers, mint, maxt))
+    }
+
+    fn series(
+        &self,
+        matchers: &[Matcher],
+        mint: Timestamp,
+        maxt: Timestamp,
+    ) -> Result<Vec<Labels>> {
+        Ok(self.head.series_labels(matchers, mint, maxt))
+    }
+
+    fn label_names(
+        &self,
+        matchers: &[Matcher],
+        mint: Timestamp,
+        maxt: Timestamp,
+    ) -> Result<Vec<String>> {
+        Ok(self.head.label_names(matchers, mint, maxt))
+    }
+
+    fn label_values(
+        &self,
+        name: &str,
+        matchers: &[Matcher],
+        mint: Timestamp,
+        maxt: Timestamp,
+    ) -> Result<Vec<String>> {
+        Ok(self.head.label_values(name, matchers, mint, maxt))
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        if let Some(wal) = self.wal.get_mut().as_mut()
+            && let Err(e) = wal.sync()
+        {
+            tracing::error!(error = %e, "syncing the WAL on close failed");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::Sample;
+
+    fn labels(v: &str) -> Labels {
+        Labels::from_pairs([("__name__", "req"), ("svc", v)])
+    }
+
+    #[test]
+    fn samples_and_marks_survive_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let db = Db::open(dir.path(), Options::default()).expect("open");
+            let mut app = db.appender();
+            let r = app.append(&labels("a"), 1000, 1.0).expect("append");
+            app.append(&labels("b"), 1000, 5.0).expect("append");
+            app.mark("kafka/t/0", 7u64.to_le_bytes());
+            app.commit().expect("commit");
+            let mut app = db.appender();
+            app.append_ref(r, 2000, 2.0);
+            app.append_ref(r, 1500, 9.0);
+            let stats = app.commit().expect("commit");
+            assert_eq!((stats.appended, stats.out_of_order), (1, 1));
+        }
+        let db = Db::open(dir.path(), Options::default()).expect("reopen");
+        let got = db
+            .select(&[Matcher::equal("__name__", "req")], 0, 10_000)
+            .expect("select");
+        assert_eq!(got.len(), 2);
+        assert_eq!(
+            got[0].samples,
+            vec![Sample { t: 1000, v: 1.0 }, Sample { t: 2000, v: 2.0 }]
+        );
+        assert_eq!(got[1].samples, vec![Sample { t: 1000, v: 5.0 }]);
+        assert_eq!(db.mark("kafka/t/0"), Some(7u64.to_le_bytes().to_vec()));
+        // New series after reopen get fresh references.
+        let mut app = db.appender();
+        app.append(&labels("c"), 3000, 1.0).expect("append");
+        app.commit().expect("commit");
+        assert_eq!(db.stats().series, 3);
+    }
+
+    #[test]
+    fn directory_is_locked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let _db = Db::open(dir.path(), Options::default()).expect("open");
+        assert!(matches!(
+            Db::open(dir.path(), Options::default()),
+            Err(Error::Locked(_))
+        ));
+    }
+
+    #[test]
+    fn invalid_labels_are_rejected() {
+        let db = Db::in_memory();
+        let mut app = db.appender();
+        assert!(app.append(&Labels::empty(), 0, 1.0).is_err());
+        assert!(
+            app.append(&Labels::from_pairs([("1x", "a")]), 0, 1.0)
+                .is_err()
+        );
+    }
+}

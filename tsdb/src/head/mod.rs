@@ -1,0 +1,297 @@
+//! The head: the in-memory part of the store that takes every append.
+//!
+//! Series live in a map from [`SeriesRef`] to [`MemSeries`]; a label-hash map finds a series by
+//! its labels, and [`postings`] answers matchers. The index sits behind one `RwLock` that is only
+//! written when a series is created; samples are appended under each series' own lock, so readers
+//! and writers of different series never wait on each other.
+
+mod postings;
+mod series;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use parking_lot::RwLock;
+use rustc_hash::FxHashMap;
+
+pub use postings::SeriesRef;
+pub use series::{AppendOutcome, MemSeries};
+
+use crate::labels::{Labels, Matcher};
+use crate::storage::{Sample, Series, Timestamp};
+use postings::Postings;
+
+#[derive(Debug, Default)]
+struct Index {
+    series: FxHashMap<SeriesRef, Arc<MemSeries>>,
+    /// Label-set hash -> series with that hash (more than one only on a hash collision).
+    by_hash: FxHashMap<u64, Vec<SeriesRef>>,
+    postings: Postings,
+    next_ref: SeriesRef,
+}
+
+/// Counts of what the head holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HeadStats {
+    /// Series in memory.
+    pub series: u64,
+    /// Samples appended since start (including those replayed from the WAL).
+    pub samples: u64,
+    /// Oldest sample timestamp, `i64::MAX` when empty.
+    pub min_t: Timestamp,
+    /// Newest sample timestamp, `i64::MIN` when empty.
+    pub max_t: Timestamp,
+}
+
+/// The in-memory series store.
+#[derive(Debug)]
+pub struct Head {
+    index: RwLock<Index>,
+    samples: AtomicU64,
+    min_t: AtomicI64,
+    max_t: AtomicI64,
+}
+
+impl Default for Head {
+    fn default() -> Self {
+        Head {
+            index: RwLock::new(Index {
+                next_ref: 1,
+                ..Index::default()
+            }),
+            samples: AtomicU64::new(0),
+            min_t: AtomicI64::new(i64::MAX),
+            max_t: AtomicI64::new(i64::MIN),
+        }
+    }
+}
+
+impl Head {
+    /// The series with these labels, created if new. Returns its reference and whether it was
+    /// created by this call.
+    pub fn get_or_create(&self, labels: &Labels) -> (SeriesRef, bool) {
+        let hash = labels.stable_hash();
+        if let Some(r) = self.lookup(hash, labels) {
+            return (r, false);
+        }
+        let mut idx = self.index.write();
+        // Another writer may have created it between the two locks.
+        if let Some(r) = find(&idx, hash, labels) {
+            return (r, false);
+        }
+        let r = idx.next_ref;
+        insert(&mut idx, r, hash, labels.clone(), false);
+        (r, true)
+    }
+
+    /// Creates a series with a reference chosen elsewhere (WAL replay). Returns false if the
+    /// reference is taken by different labels, true if it now names `labels`.
+    pub fn create_with_ref(&self, r: SeriesRef, labels: Labels) -> bool {
+        let mut idx = self.index.write();
+        if let Some(existing) = idx.series.get(&r) {
+            return existing.labels == labels;
+        }
+        let hash = labels.stable_hash();
+        insert(&mut idx, r, hash, labels, true);
+        true
+    }
+
+    fn lookup(&self, hash: u64, labels: &Labels) -> Option<SeriesRef> {
+        find(&self.index.read(), hash, labels)
+    }
+
+    /// The series behind a reference.
+    pub fn series(&self, r: SeriesRef) -> Option<Arc<MemSeries>> {
+        self.index.read().series.get(&r).cloned()
+    }
+
+    /// Appends samples to existing series, calling `on_outcome` with each sample's series and
+    /// fate. Unknown references are reported as `None`.
+    pub fn append_batch(
+        &self,
+        samples: &[(SeriesRef, Timestamp, f64)],
+        mut on_outcome: impl FnMut(usize, Option<(&MemSeries, AppendOutcome)>),
+    ) {
+        let idx = self.index.read();
+        let (mut n, mut lo, mut hi) = (0u64, i64::MAX, i64::MIN);
+        for (i, &(r, t, v)) in samples.iter().enumerate() {
+            let Some(series) = idx.series.get(&r) else {
+                on_outcome(i, None);
+                continue;
+            };
+            let outcome = series.append(t, v);
+            if outcome == AppendOutcome::Appended {
+                n += 1;
+                lo = lo.min(t);
+                hi = hi.max(t);
+            }
+            on_outcome(i, Some((series, outcome)));
+        }
+        drop(idx);
+        if n > 0 {
+            self.samples.fetch_add(n, Ordering::Relaxed);
+            self.min_t.fetch_min(lo, Ordering::Relaxed);
+            self.max_t.fetch_max(hi, Ordering::Relaxed);
+        }
+    }
+
+    /// What the head holds.
+    pub fn stats(&self) -> HeadStats {
+        HeadStats {
+            series: self.index.read().series.len() as u64,
+            samples: self.samples.load(Ordering::Relaxed),
+            min_t: self.min_t.load(Ordering::Relaxed),
+            max_t: self.max_t.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The series matching `matchers`, sorted by labels.
+    pub fn matching_series(&self, matchers: &[Matcher]) -> Vec<Arc<MemSeries>> {
+        let idx = self.index.read();
+        let refs = idx.postings.select(matchers);
+        let mut out: Vec<Arc<MemSeries>> = refs
+            .iter()
+            .filter_map(|r| idx.series.get(r).cloned())
+            .collect();
+        drop(idx);
+        out.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
+        out
+    }
+
+    /// Series matching `matchers` with their samples in `[mint, maxt]`.
+    pub fn select(&self, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Vec<Series> {
+        let mut out = Vec::new();
+        for s in self.matching_series(matchers) {
+            let snap = s.snapshot(mint, maxt);
+            let mut samples: Vec<Sample> = Vec::new();
+            snap.decode_into(mint, maxt, &mut samples);
+            if !samples.is_empty() {
+                out.push(Series {
+                    labels: s.labels.clone(),
+                    samples,
+                });
+            }
+        }
+        out
+    }
+
+    /// Label sets of matching series that have samples overlapping `[mint, maxt]`.
+    pub fn series_labels(
+        &self,
+        matchers: &[Matcher],
+        mint: Timestamp,
+        maxt: Timestamp,
+    ) -> Vec<Labels> {
+        self.matching_series(matchers)
+            .into_iter()
+            .filter(|s| {
+                s.time_range()
+                    .is_some_and(|(lo, hi)| lo <= maxt && hi >= mint)
+            })
+            .map(|s| s.labels.clone())
+            .collect()
+    }
+
+    /// Sorted label names (of all series when `matchers` is empty).
+    pub fn label_names(
+        &self,
+        matchers: &[Matcher],
+        mint: Timestamp,
+        maxt: Timestamp,
+    ) -> Vec<String> {
+        if matchers.is_empty() && self.covers(mint, maxt) {
+            return self.index.read().postings.names();
+        }
+        let mut names: Vec<String> = Vec::new();
+        for l in self.series_labels(matchers, mint, maxt) {
+            names.extend(l.iter().map(|l| l.name.clone()));
+        }
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
+
+    /// Sorted values of `name`.
+    pub fn label_values(
+        &self,
+        name: &str,
+        matchers: &[Matcher],
+        mint: Timestamp,
+        maxt: Timestamp,
+    ) -> Vec<String> {
+        if matchers.is_empty() && self.covers(mint, maxt) {
+            return self.index.read().postings.values(name);
+        }
+        let mut values: Vec<String> = self
+            .series_labels(matchers, mint, maxt)
+            .iter()
+            .filter_map(|l| l.get(name).map(str::to_owned))
+            .collect();
+        values.sort_unstable();
+        values.dedup();
+        values
+    }
+
+    /// Whether `[mint, maxt]` covers every sample of the head, so the whole index answers.
+    fn covers(&self, mint: Timestamp, maxt: Timestamp) -> bool {
+        let s = self.stats();
+        mint <= s.min_t && maxt >= s.max_t
+    }
+}
+
+fn find(idx: &Index, hash: u64, labels: &Labels) -> Option<SeriesRef> {
+    idx.by_hash
+        .get(&hash)?
+        .iter()
+        .copied()
+        .find(|r| idx.series.get(r).is_some_and(|s| s.labels == *labels))
+}
+
+fn insert(idx: &mut Index, r: SeriesRef, hash: u64, labels: Labels, logged: bool) {
+    idx.postings.add(r, &labels);
+    idx.by_hash.entry(hash).or_default().push(r);
+    idx.series
+        .insert(r, Arc::new(MemSeries::new(labels, logged)));
+    idx.next_ref = idx.next_ref.max(r + 1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::labels::MatchOp;
+
+    #[test]
+    fn create_append_select() {
+        let h = Head::default();
+        let a = Labels::from_pairs([("__name__", "x"), ("k", "a")]);
+        let b = Labels::from_pairs([("__name__", "x"), ("k", "b")]);
+        let (ra, created) = h.get_or_create(&a);
+        assert!(created);
+        assert_eq!(h.get_or_create(&a), (ra, false));
+        let (rb, _) = h.get_or_create(&b);
+        let mut outcomes = Vec::new();
+        h.append_batch(
+            &[(ra, 10, 1.0), (rb, 10, 2.0), (ra, 5, 0.0), (999, 1, 1.0)],
+            |_, o| {
+                outcomes.push(o.map(|(_, o)| o));
+            },
+        );
+        assert_eq!(
+            outcomes,
+            vec![
+                Some(AppendOutcome::Appended),
+                Some(AppendOutcome::Appended),
+                Some(AppendOutcome::OutOfOrder),
+                None
+            ]
+        );
+        let m = Matcher::new(MatchOp::Regex, "k", "a|b").expect("valid");
+        let got = h.select(&[m], 0, 100);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].labels, a);
+        assert_eq!(got[1].samples, vec![Sample { t: 10, v: 2.0 }]);
+        assert_eq!(h.label_values("k", &[], i64::MIN, i64::MAX), vec!["a", "b"]);
+        let s = h.stats();
+        assert_eq!((s.series, s.samples, s.min_t, s.max_t), (2, 2, 10, 10));
+    }
+}

@@ -1,0 +1,194 @@
+//! One series in memory: its labels and its samples as a list of compressed chunks.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use parking_lot::Mutex;
+
+use crate::chunkenc::{SAMPLES_PER_CHUNK, XorAppender, XorIter};
+use crate::labels::Labels;
+use crate::storage::{Sample, Timestamp};
+
+/// Why a sample was not appended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendOutcome {
+    /// Stored.
+    Appended,
+    /// Same timestamp and bit-identical value as the newest sample: nothing to do.
+    Duplicate,
+    /// Older than the newest sample of the series.
+    OutOfOrder,
+    /// Same timestamp as the newest sample but a different value.
+    Conflict,
+}
+
+/// A full chunk, immutable from here on and shared with readers without copying.
+#[derive(Debug, Clone)]
+pub(crate) struct ClosedChunk {
+    pub(crate) min_t: Timestamp,
+    pub(crate) max_t: Timestamp,
+    pub(crate) bytes: Arc<[u8]>,
+}
+
+#[derive(Debug, Default)]
+struct SeriesData {
+    closed: Vec<ClosedChunk>,
+    open: XorAppender,
+    open_min_t: Timestamp,
+    /// Newest sample, for order checks and for `last_sample`.
+    last: Option<(Timestamp, f64)>,
+    /// Newest sample that is not a staleness marker.
+    last_value: Option<(Timestamp, f64)>,
+}
+
+/// A series held by the head.
+#[derive(Debug)]
+pub struct MemSeries {
+    /// The series identity.
+    pub labels: Labels,
+    /// Whether a WAL series record for this series has been written (or replayed).
+    logged: AtomicBool,
+    data: Mutex<SeriesData>,
+}
+
+/// A copy of a series' chunk list that can be decoded without holding the series lock.
+#[derive(Debug)]
+pub(crate) struct ChunkSnapshot {
+    closed: Vec<ClosedChunk>,
+    open: Option<Vec<u8>>,
+}
+
+impl MemSeries {
+    pub(crate) fn new(labels: Labels, logged: bool) -> Self {
+        MemSeries {
+            labels,
+            logged: AtomicBool::new(logged),
+            data: Mutex::new(SeriesData::default()),
+        }
+    }
+
+    /// Marks the series as written to the WAL; returns true if it was not yet. Callers hold the
+    /// WAL lock, so the check and the write that follows cannot interleave with another commit.
+    pub(crate) fn take_unlogged(&self) -> bool {
+        !self.logged.swap(true, Ordering::AcqRel)
+    }
+
+    /// Appends one sample if it is newer than the newest one.
+    pub(crate) fn append(&self, t: Timestamp, v: f64) -> AppendOutcome {
+        let mut d = self.data.lock();
+        if let Some((lt, lv)) = d.last {
+            if t < lt {
+                return AppendOutcome::OutOfOrder;
+            }
+            if t == lt {
+                return if lv.to_bits() == v.to_bits() {
+                    AppendOutcome::Duplicate
+                } else {
+                    AppendOutcome::Conflict
+                };
+            }
+        }
+        if d.open.len() >= SAMPLES_PER_CHUNK {
+            let full = std::mem::take(&mut d.open);
+            let min_t = d.open_min_t;
+            let max_t = d.last.map_or(min_t, |(t, _)| t);
+            d.closed.push(ClosedChunk {
+                min_t,
+                max_t,
+                bytes: Arc::from(full.bytes()),
+            });
+        }
+        if d.open.is_empty() {
+            d.open_min_t = t;
+        }
+        d.open.append(t, v);
+        d.last = Some((t, v));
+        if !crate::storage::is_stale_nan(v) {
+            d.last_value = Some((t, v));
+        }
+        AppendOutcome::Appended
+    }
+
+    /// The newest sample (possibly a staleness marker) and the newest real value.
+    pub fn last_sample(&self) -> (Option<Sample>, Option<Sample>) {
+        let d = self.data.lock();
+        let s = |o: Option<(Timestamp, f64)>| o.map(|(t, v)| Sample { t, v });
+        (s(d.last), s(d.last_value))
+    }
+
+    /// Oldest and newest timestamps, if the series has samples.
+    pub(crate) fn time_range(&self) -> Option<(Timestamp, Timestamp)> {
+        let d = self.data.lock();
+        let last = d.last?.0;
+        let first = d.closed.first().map_or(d.open_min_t, |c| c.min_t);
+        Some((first, last))
+    }
+
+    /// Copies what overlaps `[mint, maxt]` so it can be decoded after the lock is released.
+    pub(crate) fn snapshot(&self, mint: Timestamp, maxt: Timestamp) -> ChunkSnapshot {
+        let d = self.data.lock();
+        let closed = d
+            .closed
+            .iter()
+            .filter(|c| c.max_t >= mint && c.min_t <= maxt)
+            .cloned()
+            .collect();
+        let open_overlaps =
+            !d.open.is_empty() && d.open_min_t <= maxt && d.last.is_some_and(|(t, _)| t >= mint);
+        ChunkSnapshot {
+            closed,
+            open: open_overlaps.then(|| d.open.bytes().to_vec()),
+        }
+    }
+}
+
+impl ChunkSnapshot {
+    /// Decodes the samples in `[mint, maxt]`, appending them to `out`.
+    pub(crate) fn decode_into(&self, mint: Timestamp, maxt: Timestamp, out: &mut Vec<Sample>) {
+        let chunks = self
+            .closed
+            .iter()
+            .map(|c| &*c.bytes)
+            .chain(self.open.as_deref());
+        for bytes in chunks {
+            for (t, v) in XorIter::new(bytes) {
+                if t > maxt {
+                    break;
+                }
+                if t >= mint {
+                    out.push(Sample { t, v });
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_rules() {
+        let s = MemSeries::new(Labels::empty(), false);
+        assert_eq!(s.append(10, 1.0), AppendOutcome::Appended);
+        assert_eq!(s.append(10, 1.0), AppendOutcome::Duplicate);
+        assert_eq!(s.append(10, 2.0), AppendOutcome::Conflict);
+        assert_eq!(s.append(9, 2.0), AppendOutcome::OutOfOrder);
+        assert_eq!(s.append(11, 2.0), AppendOutcome::Appended);
+    }
+
+    #[test]
+    fn cuts_chunks_and_reads_ranges() {
+        let s = MemSeries::new(Labels::empty(), false);
+        for i in 0..1000 {
+            s.append(i * 10, i as f64);
+        }
+        let snap = s.snapshot(2_000, 2_990);
+        assert!(snap.closed.len() <= 2, "only overlapping chunks are copied");
+        let mut out = Vec::new();
+        snap.decode_into(2_000, 2_990, &mut out);
+        assert_eq!(out.len(), 100);
+        assert_eq!(out[0], Sample { t: 2_000, v: 200.0 });
+        assert_eq!(s.time_range(), Some((0, 9_990)));
+    }
+}

@@ -1,0 +1,316 @@
+//! Label sets: the identity of a series.
+//!
+//! A [`Labels`] value is a list of name/value pairs kept sorted by name with unique names, exactly
+//! as Prometheus defines a series identity. The metric name is the label `__name__`.
+
+mod matcher;
+
+use std::fmt;
+use std::hash::Hasher;
+use std::sync::Arc;
+
+pub use matcher::{MatchOp, Matcher};
+
+/// The label that holds the metric name.
+pub const METRIC_NAME: &str = "__name__";
+
+/// One label: a name and its value.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Label {
+    /// Label name, e.g. `service`.
+    pub name: String,
+    /// Label value, e.g. `orders`.
+    pub value: String,
+}
+
+/// A sorted set of labels with unique names: the identity of one series. Cloning is a reference
+/// count increment, so series identities can be passed around the query engine freely.
+#[derive(Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Labels(Arc<[Label]>);
+
+impl Labels {
+    /// The empty label set.
+    pub fn empty() -> Self {
+        Labels::default()
+    }
+
+    /// Builds a label set from pairs; sorts them, the last of duplicate names wins, and labels
+    /// with an empty value are dropped (an empty value means "no such label" in Prometheus).
+    pub fn from_pairs<N: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (N, V)>,
+    ) -> Self {
+        let mut b = LabelsBuilder::default();
+        for (n, v) in pairs {
+            b.set(n.into(), v.into());
+        }
+        b.build()
+    }
+
+    /// Builds from labels that the caller guarantees are sorted by name and unique.
+    pub fn from_sorted(labels: Vec<Label>) -> Self {
+        debug_assert!(
+            labels.windows(2).all(|w| w[0].name < w[1].name),
+            "labels not sorted: {labels:?}"
+        );
+        Labels(labels.into())
+    }
+
+    /// The value of `name`, if the set has it.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .binary_search_by(|l| l.name.as_str().cmp(name))
+            .ok()
+            .map(|i| self.0[i].value.as_str())
+    }
+
+    /// The metric name, if any.
+    pub fn metric_name(&self) -> Option<&str> {
+        self.get(METRIC_NAME)
+    }
+
+    /// Whether the set has a label called `name`.
+    pub fn has(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    /// Number of labels.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are no labels.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The labels in name order.
+    pub fn iter(&self) -> std::slice::Iter<'_, Label> {
+        self.0.iter()
+    }
+
+    /// The labels as a slice, in name order.
+    pub fn as_slice(&self) -> &[Label] {
+        &self.0
+    }
+
+    /// A copy without the metric name.
+    pub fn without_metric_name(&self) -> Labels {
+        if !self.has(METRIC_NAME) {
+            return self.clone();
+        }
+        self.filtered(|l| l.name != METRIC_NAME)
+    }
+
+    /// A copy that keeps only the named labels.
+    pub fn keep(&self, names: &[String]) -> Labels {
+        self.filtered(|l| names.iter().any(|n| *n == l.name))
+    }
+
+    /// A copy without the named labels.
+    pub fn drop_names(&self, names: &[String]) -> Labels {
+        self.filtered(|l| !names.iter().any(|n| *n == l.name))
+    }
+
+    fn filtered(&self, keep: impl Fn(&Label) -> bool) -> Labels {
+        Labels(self.0.iter().filter(|l| keep(l)).cloned().collect())
+    }
+
+    /// A builder that starts from these labels.
+    pub fn to_builder(&self) -> LabelsBuilder {
+        LabelsBuilder {
+            labels: self.0.to_vec(),
+        }
+    }
+
+    /// A stable 64-bit hash of the label set (FNV-1a over names and values with separators); the
+    /// same labels give the same hash in every process, so it may be stored.
+    pub fn stable_hash(&self) -> u64 {
+        let mut h = Fnv64::default();
+        for l in self.0.iter() {
+            h.write(l.name.as_bytes());
+            h.write_u8(0xff);
+            h.write(l.value.as_bytes());
+            h.write_u8(0xff);
+        }
+        h.finish()
+    }
+
+    /// A hash of only the named labels (`on(...)`) or of all but the named labels
+    /// (`ignoring(...)`, which also drops the metric name), used to group series in PromQL.
+    pub fn signature(&self, names: &[String], include: bool) -> u64 {
+        let mut h = Fnv64::default();
+        for l in self.0.iter() {
+            let named = names.iter().any(|n| *n == l.name);
+            let keep = if include {
+                named
+            } else {
+                !named && l.name != METRIC_NAME
+            };
+            if keep {
+                h.write(l.name.as_bytes());
+                h.write_u8(0xff);
+                h.write(l.value.as_bytes());
+                h.write_u8(0xff);
+            }
+        }
+        h.finish()
+    }
+
+    /// The labels as an owned vector.
+    pub fn to_vec(&self) -> Vec<Label> {
+        self.0.to_vec()
+    }
+}
+
+impl fmt::Debug for Labels {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// Formats as PromQL does: `name{a="b", c="d"}`.
+impl fmt::Display for Labels {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = self.metric_name();
+        if let Some(name) = name {
+            f.write_str(name)?;
+        }
+        let rest: Vec<&Label> = self.0.iter().filter(|l| l.name != METRIC_NAME).collect();
+        if rest.is_empty() && name.is_some() {
+            return Ok(());
+        }
+        f.write_str("{")?;
+        for (i, l) in rest.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{}={:?}", l.name, l.value)?;
+        }
+        f.write_str("}")
+    }
+}
+
+impl<'a> IntoIterator for &'a Labels {
+    type Item = &'a Label;
+    type IntoIter = std::slice::Iter<'a, Label>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+/// Builds a [`Labels`] by setting and deleting names.
+#[derive(Debug, Default, Clone)]
+pub struct LabelsBuilder {
+    labels: Vec<Label>,
+}
+
+impl LabelsBuilder {
+    /// Sets `name` to `value`; an empty value deletes the label.
+    pub fn set(&mut self, name: impl Into<String>, value: impl Into<String>) -> &mut Self {
+        let (name, value) = (name.into(), value.into());
+        match self.labels.binary_search_by(|l| l.name.cmp(&name)) {
+            Ok(i) if value.is_empty() => {
+                self.labels.remove(i);
+            }
+            Ok(i) => self.labels[i].value = value,
+            Err(_) if value.is_empty() => {}
+            Err(i) => self.labels.insert(i, Label { name, value }),
+        }
+        self
+    }
+
+    /// Deletes `name`.
+    pub fn del(&mut self, name: &str) -> &mut Self {
+        if let Ok(i) = self.labels.binary_search_by(|l| l.name.as_str().cmp(name)) {
+            self.labels.remove(i);
+        }
+        self
+    }
+
+    /// The current value of `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.labels
+            .binary_search_by(|l| l.name.as_str().cmp(name))
+            .ok()
+            .map(|i| self.labels[i].value.as_str())
+    }
+
+    /// The finished label set.
+    pub fn build(&mut self) -> Labels {
+        Labels(std::mem::take(&mut self.labels).into())
+    }
+}
+
+/// 64-bit FNV-1a: tiny, stable across processes and versions, good enough to bucket label sets
+/// (collisions are resolved by comparing the labels themselves).
+#[derive(Debug)]
+struct Fnv64(u64);
+
+impl Default for Fnv64 {
+    fn default() -> Self {
+        Fnv64(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv64 {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+}
+
+/// Hashes a label set the same way [`Labels::stable_hash`] does, from borrowed pairs, so a caller
+/// can look a series up without building a [`Labels`] first.
+pub fn hash_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> u64 {
+    let mut h = Fnv64::default();
+    for (n, v) in pairs {
+        h.write(n.as_bytes());
+        h.write_u8(0xff);
+        h.write(v.as_bytes());
+        h.write_u8(0xff);
+    }
+    h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_pairs_sorts_dedups_and_drops_empty() {
+        let l = Labels::from_pairs([("b", "2"), ("a", "1"), ("b", "3"), ("c", "")]);
+        assert_eq!(l.to_string(), r#"{a="1", b="3"}"#);
+        assert_eq!(l.get("b"), Some("3"));
+        assert_eq!(l.get("c"), None);
+    }
+
+    #[test]
+    fn display_puts_name_first() {
+        let l = Labels::from_pairs([("__name__", "up"), ("job", "x")]);
+        assert_eq!(l.to_string(), r#"up{job="x"}"#);
+        assert_eq!(Labels::from_pairs([("__name__", "up")]).to_string(), "up");
+        assert_eq!(Labels::empty().to_string(), "{}");
+    }
+
+    #[test]
+    fn hash_pairs_matches_stable_hash() {
+        let l = Labels::from_pairs([("a", "1"), ("b", "2")]);
+        assert_eq!(l.stable_hash(), hash_pairs([("a", "1"), ("b", "2")]));
+    }
+
+    #[test]
+    fn signature_on_and_ignoring() {
+        let a = Labels::from_pairs([("__name__", "x"), ("job", "j"), ("i", "1")]);
+        let b = Labels::from_pairs([("__name__", "y"), ("job", "j"), ("i", "2")]);
+        let on = vec!["job".to_string()];
+        assert_eq!(a.signature(&on, true), b.signature(&on, true));
+        let ign = vec!["i".to_string()];
+        assert_eq!(a.signature(&ign, false), b.signature(&ign, false));
+        assert_ne!(a.signature(&[], false), b.signature(&[], false));
+    }
+}

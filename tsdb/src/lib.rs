@@ -1,0 +1,53 @@
+//! vigil-tsdb: the embedded time-series store and its PromQL engine.
+//!
+//! # Layout
+//!
+//! ```text
+//!  Appender::commit ──> wal/ (segments, checksummed records) ──> durable
+//!          │
+//!          └──────────> head/ (series, postings, chunkenc/ XOR chunks in memory)
+//!                                   │
+//!  promql/ Engine ──Queryable::select──┘
+//! ```
+//!
+//! - [`labels`]: label sets and matchers.
+//! - [`chunkenc`]: the bit stream and the Gorilla XOR chunk codec.
+//! - [`wal`]: the write-ahead log: framing, records, replay and torn-tail repair.
+//! - [`head`]: in-memory series, the postings index, appends and reads.
+//! - [`db`]: the store as a whole: a data directory, appenders, source marks.
+//! - [`promql`]: PromQL evaluation on the `promql-parser` AST.
+//!
+//! The byte formats are specified in `tsdb/docs/format/`.
+//!
+//! # Example
+//!
+//! ```
+//! use vigil_tsdb::{Db, Labels, promql::{Engine, Value}};
+//!
+//! let db = Db::in_memory();
+//! let mut app = db.appender();
+//! let series = Labels::from_pairs([("__name__", "requests_total"), ("service", "orders")]);
+//! app.append(&series, 10_000, 1.0).unwrap();
+//! app.append(&series, 20_000, 3.0).unwrap();
+//! app.commit().unwrap();
+//!
+//! let v = Engine::default().instant_query(&db, "sum(requests_total)", 20_000).unwrap();
+//! let Value::Vector(samples) = v else { panic!() };
+//! assert_eq!(samples[0].v, 3.0);
+//! ```
+
+pub mod chunkenc;
+pub mod db;
+pub mod encoding;
+pub mod error;
+pub mod head;
+pub mod labels;
+pub mod promql;
+pub mod storage;
+pub mod time;
+pub mod wal;
+
+pub use db::{Appender, CommitStats, Db, Options};
+pub use error::{Error, Result};
+pub use labels::{Label, Labels, LabelsBuilder, MatchOp, Matcher};
+pub use storage::{Queryable, STALE_NAN, Sample, Series, Timestamp, is_stale_nan, stale_nan};

@@ -1,0 +1,440 @@
+//! Aggregation operators: `sum`, `avg`, `min`, `max`, `count`, `group`, `stddev`, `stdvar`,
+//! `quantile`, `count_values`, `topk`, `bottomk`, `limitk`, with `by` and `without`.
+
+use std::cmp::Ordering;
+
+use promql_parser::parser::token::{
+    T_AVG, T_BOTTOMK, T_COUNT, T_COUNT_VALUES, T_GROUP, T_LIMIT_RATIO, T_LIMITK, T_MAX, T_MIN,
+    T_QUANTILE, T_STDDEV, T_STDVAR, T_SUM, T_TOPK,
+};
+use promql_parser::parser::{AggregateExpr, Expr, LabelModifier};
+use rustc_hash::FxHashMap;
+
+use super::error::{QueryError, QueryResult};
+use super::eval::{Evaluator, Matrix, VSample, Vector};
+use super::functions::format_float;
+use crate::labels::{Labels, METRIC_NAME};
+
+/// Running Kahan-compensated sum: the sum and its compensation term.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct KahanSum {
+    sum: f64,
+    c: f64,
+}
+
+impl KahanSum {
+    pub(crate) fn add(&mut self, inc: f64) {
+        let t = self.sum + inc;
+        if t.is_infinite() {
+            self.c = 0.0;
+        } else if self.sum.abs() >= inc.abs() {
+            self.c += (self.sum - t) + inc;
+        } else {
+            self.c += (inc - t) + self.sum;
+        }
+        self.sum = t;
+    }
+
+    pub(crate) fn value(&self) -> f64 {
+        if self.sum.is_infinite() {
+            self.sum
+        } else {
+            self.sum + self.c
+        }
+    }
+}
+
+/// Mean that sums directly while the sum stays finite and switches to an incremental mean when
+/// it would overflow, as Prometheus does for `avg` and `avg_over_time`.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Mean {
+    sum: KahanSum,
+    mean: f64,
+    mean_c: f64,
+    count: f64,
+    incremental: bool,
+}
+
+impl Mean {
+    pub(crate) fn add(&mut self, v: f64) {
+        self.count += 1.0;
+        if self.count == 1.0 {
+            self.sum.add(v);
+            self.mean = v;
+            return;
+        }
+        if !self.incremental {
+            let mut next = self.sum;
+            next.add(v);
+            if !next.sum.is_infinite() || v.is_infinite() || self.sum.sum.is_infinite() {
+                self.sum = next;
+                return;
+            }
+            self.incremental = true;
+            self.mean = self.sum.sum / (self.count - 1.0);
+            self.mean_c = self.sum.c / (self.count - 1.0);
+        }
+        let q = (self.count - 1.0) / self.count;
+        let mut k = KahanSum {
+            sum: q * self.mean,
+            c: q * self.mean_c,
+        };
+        k.add(v / self.count);
+        self.mean = k.sum;
+        self.mean_c = k.c;
+    }
+
+    pub(crate) fn value(&self) -> f64 {
+        if self.incremental {
+            self.mean + self.mean_c
+        } else if self.sum.sum.is_infinite() {
+            self.sum.sum
+        } else {
+            self.sum.sum / self.count + self.sum.c / self.count
+        }
+    }
+}
+
+/// Quantile of `values` with linear interpolation between the closest ranks (`phi` in [0, 1]).
+pub(crate) fn quantile(phi: f64, values: &mut [f64]) -> f64 {
+    if values.is_empty() || phi.is_nan() {
+        return f64::NAN;
+    }
+    if phi < 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if phi > 1.0 {
+        return f64::INFINITY;
+    }
+    values.sort_by(|a, b| {
+        a.partial_cmp(b)
+            .unwrap_or_else(|| a.is_nan().cmp(&b.is_nan()).reverse())
+    });
+    let n = values.len() as f64;
+    let rank = phi * (n - 1.0);
+    let lower = rank.floor().max(0.0);
+    let upper = (lower + 1.0).min(n - 1.0);
+    let weight = rank - rank.floor();
+    values[lower as usize] * (1.0 - weight) + values[upper as usize] * weight
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Sum,
+    Avg,
+    Count,
+    Min,
+    Max,
+    Group,
+    Stddev,
+    Stdvar,
+    Quantile,
+    CountValues,
+    TopK,
+    BottomK,
+    LimitK,
+}
+
+/// Evaluates an aggregation for every step.
+pub(crate) fn eval(ev: &mut Evaluator<'_>, agg: &AggregateExpr) -> QueryResult<Matrix> {
+    let op = match agg.op.id() {
+        T_SUM => Op::Sum,
+        T_AVG => Op::Avg,
+        T_COUNT => Op::Count,
+        T_MIN => Op::Min,
+        T_MAX => Op::Max,
+        T_GROUP => Op::Group,
+        T_STDDEV => Op::Stddev,
+        T_STDVAR => Op::Stdvar,
+        T_QUANTILE => Op::Quantile,
+        T_COUNT_VALUES => Op::CountValues,
+        T_TOPK => Op::TopK,
+        T_BOTTOMK => Op::BottomK,
+        T_LIMITK => Op::LimitK,
+        T_LIMIT_RATIO => return Err(QueryError::exec("limit_ratio is not supported yet")),
+        _ => {
+            return Err(QueryError::exec(format!(
+                "unsupported aggregation {}",
+                agg.op
+            )));
+        }
+    };
+    let (without, mut names) = match &agg.modifier {
+        Some(LabelModifier::Include(l)) => (false, l.labels.clone()),
+        Some(LabelModifier::Exclude(l)) => (true, l.labels.clone()),
+        None => (false, Vec::new()),
+    };
+    names.sort();
+    let param = agg.param.as_deref();
+    let params = match op {
+        Op::Quantile | Op::TopK | Op::BottomK | Op::LimitK => {
+            let p = param.ok_or_else(|| QueryError::exec("aggregation needs a parameter"))?;
+            Some(ev.eval_scalar_steps(p)?)
+        }
+        _ => None,
+    };
+    let value_label = match (op, param) {
+        (Op::CountValues, Some(Expr::StringLiteral(s))) => {
+            if !is_valid_label_name(&s.val) {
+                return Err(QueryError::exec(format!("invalid label name {:?}", s.val)));
+            }
+            Some(s.val.clone())
+        }
+        (Op::CountValues, _) => {
+            return Err(QueryError::exec("count_values needs a string parameter"));
+        }
+        _ => None,
+    };
+    let input = ev.eval_matrix(&agg.expr)?;
+
+    // Map every input series to its group once; the step loop then works on ordinals.
+    let grouping = |l: &Labels| -> Labels {
+        if without {
+            let mut drop = names.clone();
+            drop.push(METRIC_NAME.to_owned());
+            l.drop_names(&drop)
+        } else {
+            l.keep(&names)
+        }
+    };
+    let mut ordinal_of: FxHashMap<Labels, usize> = FxHashMap::default();
+    let mut group_labels: Vec<Labels> = Vec::new();
+    let series_group: Vec<usize> = input
+        .iter()
+        .map(|s| {
+            let key = grouping(&s.metric);
+            let next = group_labels.len();
+            *ordinal_of.entry(key.clone()).or_insert_with(|| {
+                group_labels.push(key);
+                next
+            })
+        })
+        .collect();
+    let start = ev.start;
+    let interval = ev.interval;
+    ev.range_eval(&[&input], |ts, v, origins| {
+        let step = ((ts - start) / interval) as usize;
+        let p = params.as_ref().map_or(f64::NAN, |p| p[step]);
+        let groups: Vec<usize> = origins[0].iter().map(|&i| series_group[i]).collect();
+        match op {
+            Op::TopK | Op::BottomK | Op::LimitK => {
+                k_select(op, p, &v[0], &groups, group_labels.len())
+            }
+            Op::CountValues => Ok(count_values(
+                &v[0],
+                &groups,
+                &group_labels,
+                value_label.as_deref().unwrap_or(""),
+                without,
+            )),
+            _ => Ok(simple(op, p, &v[0], &groups, &group_labels)),
+        }
+    })
+}
+
+fn is_valid_label_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .enumerate()
+            .all(|(i, b)| b == b'_' || b.is_ascii_alphabetic() || (i > 0 && b.is_ascii_digit()))
+}
+
+/// Per-group state of the one-value aggregations.
+#[derive(Debug, Clone, Default)]
+struct Acc {
+    seen: bool,
+    count: f64,
+    value: f64,
+    kahan: KahanSum,
+    mean: Mean,
+    welford_mean: f64,
+    values: Vec<f64>,
+}
+
+fn simple(op: Op, param: f64, vec: &Vector, groups: &[usize], labels: &[Labels]) -> Vector {
+    let mut acc: Vec<Acc> = vec![Acc::default(); labels.len()];
+    for (s, &g) in vec.iter().zip(groups) {
+        let a = &mut acc[g];
+        let f = s.v;
+        if !a.seen {
+            a.seen = true;
+            a.count = 1.0;
+            a.value = f;
+            match op {
+                Op::Sum => a.kahan.add(f),
+                Op::Avg => a.mean.add(f),
+                Op::Stddev | Op::Stdvar => {
+                    a.welford_mean = f;
+                    a.value = if f.is_nan() || f.is_infinite() {
+                        f64::NAN
+                    } else {
+                        0.0
+                    };
+                }
+                Op::Quantile => a.values.push(f),
+                Op::Group => a.value = 1.0,
+                _ => {}
+            }
+            continue;
+        }
+        a.count += 1.0;
+        match op {
+            Op::Sum => a.kahan.add(f),
+            Op::Avg => a.mean.add(f),
+            Op::Max => {
+                if a.value < f || a.value.is_nan() {
+                    a.value = f;
+                }
+            }
+            Op::Min => {
+                if a.value > f || a.value.is_nan() {
+                    a.value = f;
+                }
+            }
+            Op::Stddev | Op::Stdvar => {
+                if f.is_nan() || f.is_infinite() {
+                    a.value = f64::NAN;
+                } else {
+                    let delta = f - a.welford_mean;
+                    a.welford_mean += delta / a.count;
+                    a.value += delta * (f - a.welford_mean);
+                }
+            }
+            Op::Quantile => a.values.push(f),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    for (g, a) in acc.iter_mut().enumerate() {
+        if !a.seen {
+            continue;
+        }
+        let v = match op {
+            Op::Sum => a.kahan.value(),
+            Op::Avg => a.mean.value(),
+            Op::Count => a.count,
+            Op::Stdvar => a.value / a.count,
+            Op::Stddev => (a.value / a.count).sqrt(),
+            Op::Quantile => quantile(param, &mut a.values),
+            _ => a.value,
+        };
+        out.push(VSample {
+            metric: labels[g].clone(),
+            v,
+        });
+    }
+    out
+}
+
+fn count_values(
+    vec: &Vector,
+    groups: &[usize],
+    labels: &[Labels],
+    value_label: &str,
+    without: bool,
+) -> Vector {
+    let mut counts: Vec<(Labels, f64)> = Vec::new();
+    let mut index: FxHashMap<Labels, usize> = FxHashMap::default();
+    for (s, &g) in vec.iter().zip(groups) {
+        let mut b = labels[g].to_builder();
+        if without {
+            b.del(value_label);
+        }
+        b.set(value_label, format_float(s.v));
+        let l = b.build();
+        match index.get(&l) {
+            Some(&i) => counts[i].1 += 1.0,
+            None => {
+                index.insert(l.clone(), counts.len());
+                counts.push((l, 1.0));
+            }
+        }
+    }
+    counts
+        .into_iter()
+        .map(|(metric, v)| VSample { metric, v })
+        .collect()
+}
+
+/// `topk`, `bottomk` and `limitk`: up to `k` original elements per group.
+fn k_select(
+    op: Op,
+    k: f64,
+    vec: &Vector,
+    groups: &[usize],
+    n_groups: usize,
+) -> QueryResult<Vector> {
+    if k.is_nan() {
+        return Err(QueryError::exec("Parameter value is NaN"));
+    }
+    if k >= 9.223_372_036_854_776e18 {
+        return Err(QueryError::exec(format!(
+            "Scalar value {k} overflows int64"
+        )));
+    }
+    if k <= -9.223_372_036_854_776e18 {
+        return Err(QueryError::exec(format!(
+            "Scalar value {k} underflows int64"
+        )));
+    }
+    let k = k as i64;
+    if k < 1 {
+        return Ok(Vec::new());
+    }
+    let mut per_group: Vec<Vec<&VSample>> = vec![Vec::new(); n_groups];
+    for (s, &g) in vec.iter().zip(groups) {
+        per_group[g].push(s);
+    }
+    let mut out = Vec::new();
+    for mut members in per_group {
+        match op {
+            Op::TopK => members.sort_by(|a, b| by_value_nan_last(a.v, b.v, true)),
+            Op::BottomK => members.sort_by(|a, b| by_value_nan_last(a.v, b.v, false)),
+            _ => {}
+        }
+        out.extend(members.into_iter().take(k as usize).cloned());
+    }
+    Ok(out)
+}
+
+/// Orders by value, ascending or descending, with NaN last either way.
+fn by_value_nan_last(a: f64, b: f64, descending: bool) -> Ordering {
+    match (a.is_nan(), b.is_nan()) {
+        (true, true) => Ordering::Equal,
+        (true, false) => Ordering::Greater,
+        (false, true) => Ordering::Less,
+        _ if descending => b.partial_cmp(&a).unwrap_or(Ordering::Equal),
+        _ => a.partial_cmp(&b).unwrap_or(Ordering::Equal),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kahan_beats_naive() {
+        let mut k = KahanSum::default();
+        for v in [1e16, 1.0, -1e16] {
+            k.add(v);
+        }
+        assert_eq!(k.value(), 1.0);
+    }
+
+    #[test]
+    fn quantiles() {
+        let mut v = vec![1.0, 2.0, 3.0, 4.0];
+        assert_eq!(quantile(0.5, &mut v), 2.5);
+        assert_eq!(quantile(0.0, &mut v), 1.0);
+        assert_eq!(quantile(1.0, &mut v), 4.0);
+        assert!(quantile(2.0, &mut v).is_infinite());
+    }
+
+    #[test]
+    fn mean_survives_overflow() {
+        let mut m = Mean::default();
+        m.add(f64::MAX);
+        m.add(f64::MAX);
+        assert_eq!(m.value(), f64::MAX);
+    }
+}

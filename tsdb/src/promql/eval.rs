@@ -1,0 +1,547 @@
+//! The evaluator: walks the AST and computes every node for all steps of the query.
+//!
+//! A vector- or scalar-typed node evaluates to a step matrix: series with a point at each step
+//! timestamp where they have a value (a scalar is one series without labels). Operators and
+//! functions then work step by step through [`Evaluator::range_eval`], which gathers each input's
+//! vector at a step, calls the operation, and collects the outputs back into series.
+
+use std::time::Instant;
+
+use promql_parser::label::{MatchOp as ParserOp, Matcher as ParserMatcher};
+use promql_parser::parser::{
+    AtModifier, Expr, MatrixSelector, Offset, SubqueryExpr, VectorSelector,
+};
+use rustc_hash::FxHashMap;
+
+use super::error::{QueryError, QueryResult};
+use super::value::{Point, Sample, Series};
+use super::{EngineOptions, aggregate, binary, functions};
+use crate::labels::{Labels, MatchOp, Matcher};
+use crate::storage::{Queryable, Timestamp, is_stale_nan};
+
+/// A series of a step matrix: points at step timestamps.
+#[derive(Debug, Clone)]
+pub(crate) struct ESeries {
+    pub(crate) metric: Labels,
+    pub(crate) points: Vec<Point>,
+}
+
+/// Series with points at step timestamps.
+pub(crate) type Matrix = Vec<ESeries>;
+
+/// One element of the vector at one step.
+#[derive(Debug, Clone)]
+pub(crate) struct VSample {
+    pub(crate) metric: Labels,
+    pub(crate) v: f64,
+}
+
+/// The vector of one node at one step.
+pub(crate) type Vector = Vec<VSample>;
+
+/// What a node evaluates to.
+#[derive(Debug)]
+pub(crate) enum EVal {
+    Matrix(Matrix),
+    String(String),
+}
+
+/// Selected raw series for a range function: points at their stored timestamps, staleness
+/// markers removed, plus how to window them at each step.
+#[derive(Debug)]
+pub(crate) struct RangeInput {
+    pub(crate) series: Vec<(Labels, Vec<Point>)>,
+    pub(crate) range: i64,
+    pub(crate) offset: i64,
+    pub(crate) at: Option<Timestamp>,
+}
+
+/// Evaluation state of one query (or of one subquery).
+pub(crate) struct Evaluator<'a> {
+    storage: &'a dyn Queryable,
+    pub(crate) opts: &'a EngineOptions,
+    pub(crate) start: Timestamp,
+    pub(crate) end: Timestamp,
+    pub(crate) interval: i64,
+    /// Start and end of the outermost query, for `@ start()` and `@ end()`.
+    query_start: Timestamp,
+    query_end: Timestamp,
+    deadline: Instant,
+}
+
+impl<'a> Evaluator<'a> {
+    pub(crate) fn new(
+        storage: &'a dyn Queryable,
+        opts: &'a EngineOptions,
+        start: Timestamp,
+        end: Timestamp,
+        interval: i64,
+        deadline: Instant,
+    ) -> Self {
+        Evaluator {
+            storage,
+            opts,
+            start,
+            end,
+            interval: interval.max(1),
+            query_start: start,
+            query_end: end,
+            deadline,
+        }
+    }
+
+    /// The step timestamps.
+    pub(crate) fn steps(&self) -> impl Iterator<Item = Timestamp> + use<> {
+        let (start, end, interval) = (self.start, self.end, self.interval);
+        (0..)
+            .map(move |i| start + i * interval)
+            .take_while(move |t| *t <= end)
+    }
+
+    /// Number of steps.
+    pub(crate) fn num_steps(&self) -> usize {
+        ((self.end - self.start) / self.interval + 1).max(0) as usize
+    }
+
+    pub(crate) fn check_deadline(&self, env: &'static str) -> QueryResult<()> {
+        if Instant::now() > self.deadline {
+            Err(QueryError::Timeout(env))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn check_samples(&self, n: usize) -> QueryResult<()> {
+        if n > self.opts.max_samples {
+            Err(QueryError::TooManySamples("query execution"))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Whether a window boundary at exactly `t` is inside the window (Prometheus 2 included it).
+    #[inline]
+    pub(crate) fn after_left_edge(&self, t: Timestamp, edge: Timestamp) -> bool {
+        if self.opts.prometheus_v2 {
+            t >= edge
+        } else {
+            t > edge
+        }
+    }
+
+    /// Evaluates a node.
+    pub(crate) fn eval(&mut self, e: &Expr) -> QueryResult<EVal> {
+        self.check_deadline("expression evaluation")?;
+        match e {
+            Expr::NumberLiteral(n) => Ok(EVal::Matrix(self.constant(n.val))),
+            Expr::StringLiteral(s) => Ok(EVal::String(s.val.clone())),
+            Expr::Paren(p) => self.eval(&p.expr),
+            Expr::Unary(u) => {
+                let mut m = self.eval_matrix(&u.expr)?;
+                for s in &mut m {
+                    s.metric = s.metric.without_metric_name();
+                    for p in &mut s.points {
+                        p.v = -p.v;
+                    }
+                }
+                Ok(EVal::Matrix(m))
+            }
+            Expr::VectorSelector(vs) => Ok(EVal::Matrix(self.vector_selector(vs, false)?)),
+            Expr::MatrixSelector(ms) => {
+                if self.start != self.end {
+                    return Err(QueryError::exec(
+                        "cannot do range evaluation of matrix selector",
+                    ));
+                }
+                let input = self.matrix_selector(ms)?;
+                Ok(EVal::Matrix(self.raw_window(input)))
+            }
+            Expr::Subquery(sq) => {
+                if self.start != self.end {
+                    return Err(QueryError::exec("cannot do range evaluation of subquery"));
+                }
+                let input = self.subquery(sq)?;
+                Ok(EVal::Matrix(self.raw_window(input)))
+            }
+            Expr::Call(call) => functions::eval_call(self, call),
+            Expr::Aggregate(agg) => aggregate::eval(self, agg).map(EVal::Matrix),
+            Expr::Binary(b) => binary::eval(self, b).map(EVal::Matrix),
+            Expr::Extension(_) => Err(QueryError::exec("extension expressions are not supported")),
+        }
+    }
+
+    /// Evaluates a node that must not be a string.
+    pub(crate) fn eval_matrix(&mut self, e: &Expr) -> QueryResult<Matrix> {
+        match self.eval(e)? {
+            EVal::Matrix(m) => Ok(m),
+            EVal::String(_) => Err(QueryError::exec(
+                "unexpected string where a vector or scalar was expected",
+            )),
+        }
+    }
+
+    /// A scalar: one unlabelled series with `v` at every step.
+    pub(crate) fn constant(&self, v: f64) -> Matrix {
+        vec![ESeries {
+            metric: Labels::empty(),
+            points: self.steps().map(|t| Point { t, v }).collect(),
+        }]
+    }
+
+    /// Evaluates a scalar-typed expression to one value per step (NaN where it has none).
+    pub(crate) fn eval_scalar_steps(&mut self, e: &Expr) -> QueryResult<Vec<f64>> {
+        let m = self.eval_matrix(e)?;
+        let mut out = vec![f64::NAN; self.num_steps()];
+        if let Some(s) = m.first() {
+            for p in &s.points {
+                let i = ((p.t - self.start) / self.interval) as usize;
+                if let Some(slot) = out.get_mut(i) {
+                    *slot = p.v;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Resolves an `@` modifier to a timestamp.
+    pub(crate) fn at_time(&self, at: Option<&AtModifier>) -> Option<Timestamp> {
+        match at? {
+            AtModifier::Start => Some(self.query_start),
+            AtModifier::End => Some(self.query_end),
+            AtModifier::At(t) => Some(system_time_ms(*t)),
+        }
+    }
+
+    fn select(
+        &mut self,
+        vs: &VectorSelector,
+        mint: Timestamp,
+        maxt: Timestamp,
+    ) -> QueryResult<Vec<crate::storage::Series>> {
+        let sets = matcher_sets(vs)?;
+        let mut out = Vec::new();
+        for set in &sets {
+            out.extend(self.storage.select(set, mint, maxt)?);
+        }
+        if sets.len() > 1 {
+            // `{a="1" or b="2"}` can select a series twice.
+            out.sort_by(|a, b| a.labels.cmp(&b.labels));
+            out.dedup_by(|a, b| a.labels == b.labels);
+        }
+        let total: usize = out.iter().map(|s| s.samples.len()).sum();
+        self.check_samples(total)?;
+        Ok(out)
+    }
+
+    /// Evaluates a vector selector at every step: the newest sample in the lookback window,
+    /// unless it is a staleness marker. With `orig_time`, the value is the sample's timestamp in
+    /// seconds instead (for `timestamp()`).
+    pub(crate) fn vector_selector(
+        &mut self,
+        vs: &VectorSelector,
+        orig_time: bool,
+    ) -> QueryResult<Matrix> {
+        let offset = offset_ms(vs.offset.as_ref());
+        let at = self.at_time(vs.at.as_ref());
+        let lookback = self.opts.lookback_delta_ms;
+        let (lo, hi) = match at {
+            Some(a) => (a, a),
+            None => (self.start, self.end),
+        };
+        let raw = self.select(vs, lo - offset - lookback, hi - offset)?;
+        let mut out = Vec::with_capacity(raw.len());
+        for s in raw {
+            let mut points = Vec::with_capacity(self.num_steps().min(s.samples.len() * 2 + 1));
+            let mut cursor = 0usize;
+            for ts in self.steps() {
+                let ref_t = at.unwrap_or(ts) - offset;
+                // Advance to the first sample after ref_t; the one before it is the candidate.
+                while cursor < s.samples.len() && s.samples[cursor].t <= ref_t {
+                    cursor += 1;
+                }
+                let Some(sample) = cursor.checked_sub(1).map(|i| s.samples[i]) else {
+                    continue;
+                };
+                if !self.after_left_edge(sample.t, ref_t - lookback) || is_stale_nan(sample.v) {
+                    continue;
+                }
+                let v = if orig_time {
+                    sample.t as f64 / 1000.0
+                } else {
+                    sample.v
+                };
+                points.push(Point { t: ts, v });
+            }
+            if !points.is_empty() {
+                out.push(ESeries {
+                    metric: s.labels,
+                    points,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Selects the raw samples a matrix selector covers over the whole query.
+    pub(crate) fn matrix_selector(&mut self, ms: &MatrixSelector) -> QueryResult<RangeInput> {
+        let vs = &ms.vs;
+        let offset = offset_ms(vs.offset.as_ref());
+        let at = self.at_time(vs.at.as_ref());
+        let range = ms.range.as_millis() as i64;
+        let (lo, hi) = match at {
+            Some(a) => (a, a),
+            None => (self.start, self.end),
+        };
+        let raw = self.select(vs, lo - offset - range, hi - offset)?;
+        let series = raw
+            .into_iter()
+            .map(|s| {
+                (
+                    s.labels,
+                    s.samples
+                        .into_iter()
+                        .filter(|p| !is_stale_nan(p.v))
+                        .collect(),
+                )
+            })
+            .collect();
+        Ok(RangeInput {
+            series,
+            range,
+            offset,
+            at,
+        })
+    }
+
+    /// Evaluates a subquery over the steps its outer windows need.
+    pub(crate) fn subquery(&mut self, sq: &SubqueryExpr) -> QueryResult<RangeInput> {
+        let offset = offset_ms(sq.offset.as_ref());
+        let at = self.at_time(sq.at.as_ref());
+        let range = sq.range.as_millis() as i64;
+        let step = match sq.step {
+            Some(s) if !s.is_zero() => s.as_millis() as i64,
+            _ => self.opts.default_subquery_step_ms,
+        };
+        let (outer_start, outer_end) = match at {
+            Some(a) => (a, a),
+            None => (
+                self.start,
+                self.start + (self.end - self.start) / self.interval * self.interval,
+            ),
+        };
+        let end = outer_end - offset;
+        // The first step-aligned time inside the first window (left-open in Prometheus 3).
+        let first = outer_start - offset - range;
+        let mut start = step * (first / step);
+        if (self.opts.prometheus_v2 && start < first)
+            || (!self.opts.prometheus_v2 && start <= first)
+        {
+            start += step;
+        }
+        let mut child = Evaluator {
+            storage: self.storage,
+            opts: self.opts,
+            start,
+            end,
+            interval: step,
+            query_start: self.query_start,
+            query_end: self.query_end,
+            deadline: self.deadline,
+        };
+        let m = child.eval_matrix(&sq.expr)?;
+        let series = m.into_iter().map(|s| (s.metric, s.points)).collect();
+        Ok(RangeInput {
+            series,
+            range,
+            offset,
+            at,
+        })
+    }
+
+    /// The range vector of a top-level matrix selector or subquery in an instant query: every
+    /// point in the window, at its own timestamp.
+    fn raw_window(&self, input: RangeInput) -> Matrix {
+        let ref_t = input.at.unwrap_or(self.start) - input.offset;
+        let left = ref_t - input.range;
+        input
+            .series
+            .into_iter()
+            .filter_map(|(metric, points)| {
+                let points: Vec<Point> = points
+                    .into_iter()
+                    .filter(|p| p.t <= ref_t && self.after_left_edge(p.t, left))
+                    .collect();
+                (!points.is_empty()).then_some(ESeries { metric, points })
+            })
+            .collect()
+    }
+
+    /// Runs `f` at every step on the vectors of `inputs` at that step and collects the results
+    /// into series. `f` also gets, for each input, the index of the series each element came from.
+    pub(crate) fn range_eval(
+        &mut self,
+        inputs: &[&Matrix],
+        mut f: impl FnMut(Timestamp, &[Vector], &[Vec<usize>]) -> QueryResult<Vector>,
+    ) -> QueryResult<Matrix> {
+        let mut cursors: Vec<Vec<usize>> = inputs.iter().map(|m| vec![0; m.len()]).collect();
+        let mut vectors: Vec<Vector> = vec![Vec::new(); inputs.len()];
+        let mut origins: Vec<Vec<usize>> = vec![Vec::new(); inputs.len()];
+        let mut collector = Collector::default();
+        let steps: Vec<Timestamp> = self.steps().collect();
+        for ts in steps {
+            self.check_deadline("expression evaluation")?;
+            for (i, m) in inputs.iter().enumerate() {
+                gather(m, &mut cursors[i], ts, &mut vectors[i], &mut origins[i]);
+            }
+            let out = f(ts, &vectors, &origins)?;
+            collector.add(ts, out)?;
+            self.check_samples(collector.points)?;
+        }
+        Ok(collector.series)
+    }
+
+    /// Turns a step matrix into an instant vector at `t`.
+    pub(crate) fn finish_vector(&self, m: Matrix, t: Timestamp) -> Vec<Sample> {
+        m.into_iter()
+            .filter_map(|s| {
+                s.points.first().map(|p| Sample {
+                    metric: s.metric,
+                    t,
+                    v: p.v,
+                })
+            })
+            .collect()
+    }
+
+    /// Turns a step matrix into a result matrix, optionally sorted by labels.
+    pub(crate) fn finish_matrix(&self, m: Matrix, sort: bool) -> Vec<Series> {
+        let mut out: Vec<Series> = m
+            .into_iter()
+            .map(|s| Series {
+                metric: s.metric,
+                points: s.points,
+            })
+            .collect();
+        if sort {
+            out.sort_by(|a, b| a.metric.cmp(&b.metric));
+        }
+        out
+    }
+}
+
+/// Collects per-step vectors into series, rejecting a label set seen twice at one step.
+#[derive(Debug, Default)]
+pub(crate) struct Collector {
+    pub(crate) series: Matrix,
+    index: FxHashMap<Labels, (usize, Timestamp)>,
+    pub(crate) points: usize,
+}
+
+impl Collector {
+    pub(crate) fn add(&mut self, ts: Timestamp, out: Vector) -> QueryResult<()> {
+        for s in out {
+            match self.index.get_mut(&s.metric) {
+                Some((_, last)) if *last == ts => {
+                    return Err(QueryError::exec(
+                        "vector cannot contain metrics with the same labelset",
+                    ));
+                }
+                Some((i, last)) => {
+                    *last = ts;
+                    self.series[*i].points.push(Point { t: ts, v: s.v });
+                }
+                None => {
+                    self.index.insert(s.metric.clone(), (self.series.len(), ts));
+                    self.series.push(ESeries {
+                        metric: s.metric,
+                        points: vec![Point { t: ts, v: s.v }],
+                    });
+                }
+            }
+            self.points += 1;
+        }
+        Ok(())
+    }
+}
+
+/// Fills `out` with the elements of `m` at step `ts`, advancing the per-series cursors.
+fn gather(
+    m: &Matrix,
+    cursors: &mut [usize],
+    ts: Timestamp,
+    out: &mut Vector,
+    origins: &mut Vec<usize>,
+) {
+    out.clear();
+    origins.clear();
+    for (i, s) in m.iter().enumerate() {
+        let c = &mut cursors[i];
+        while *c < s.points.len() && s.points[*c].t < ts {
+            *c += 1;
+        }
+        if let Some(p) = s.points.get(*c).filter(|p| p.t == ts) {
+            out.push(VSample {
+                metric: s.metric.clone(),
+                v: p.v,
+            });
+            origins.push(i);
+            *c += 1;
+        }
+    }
+}
+
+/// A duration offset in milliseconds (negative for `offset -5m`).
+pub(crate) fn offset_ms(o: Option<&Offset>) -> i64 {
+    match o {
+        Some(Offset::Pos(d)) => d.as_millis() as i64,
+        Some(Offset::Neg(d)) => -(d.as_millis() as i64),
+        None => 0,
+    }
+}
+
+fn system_time_ms(t: std::time::SystemTime) -> Timestamp {
+    match t.duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => d.as_millis() as i64,
+        Err(e) => -(e.duration().as_millis() as i64),
+    }
+}
+
+/// The matcher sets of a selector: one set, or one per `or` alternative.
+pub(crate) fn matcher_sets(vs: &VectorSelector) -> QueryResult<Vec<Vec<Matcher>>> {
+    let mut base: Vec<Matcher> = Vec::new();
+    if let Some(name) = &vs.name {
+        base.push(Matcher::equal(crate::labels::METRIC_NAME, name.clone()));
+    }
+    let convert =
+        |ms: &[ParserMatcher]| -> Vec<Matcher> { ms.iter().map(convert_matcher).collect() };
+    if vs.matchers.or_matchers.is_empty() {
+        base.extend(convert(&vs.matchers.matchers));
+        return Ok(vec![base]);
+    }
+    Ok(vs
+        .matchers
+        .or_matchers
+        .iter()
+        .map(|alt| {
+            let mut set = base.clone();
+            set.extend(convert(alt));
+            set
+        })
+        .collect())
+}
+
+fn convert_matcher(m: &ParserMatcher) -> Matcher {
+    match &m.op {
+        ParserOp::Equal => Matcher::equal(m.name.clone(), m.value.clone()),
+        ParserOp::NotEqual => Matcher::not_equal(m.name.clone(), m.value.clone()),
+        ParserOp::Re(re) => {
+            Matcher::with_regex(MatchOp::Regex, m.name.clone(), m.value.clone(), re.clone())
+        }
+        ParserOp::NotRe(re) => Matcher::with_regex(
+            MatchOp::NotRegex,
+            m.name.clone(),
+            m.value.clone(),
+            re.clone(),
+        ),
+    }
+}

@@ -1,0 +1,759 @@
+//! Function calls: the dispatcher, the functions of instant vectors and scalars, and the
+//! special ones that rewrite labels (`label_replace`, `label_join`) or look at the query itself
+//! (`absent`, `absent_over_time`, `timestamp`).
+
+use std::sync::Once;
+
+use chrono::{DateTime, Datelike, Timelike};
+use promql_parser::label::MatchOp as ParserOp;
+use promql_parser::parser::value::ValueType;
+use promql_parser::parser::{Call, Expr, Function, register_extra_functions};
+use regex::Regex;
+use rustc_hash::FxHashMap;
+
+use super::error::{QueryError, QueryResult};
+use super::eval::{ESeries, EVal, Evaluator, Matrix, RangeInput, VSample, Vector};
+use super::range_functions::{self, Window};
+use super::value::Point;
+use crate::labels::{Labels, METRIC_NAME};
+use crate::storage::Timestamp;
+
+/// Registers functions that Prometheus 2.x had under older names (`holt_winters`), so old
+/// queries and test scripts parse.
+pub(crate) fn register_compat_functions() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let hw = Function::new(
+            "holt_winters",
+            vec![ValueType::Matrix, ValueType::Scalar, ValueType::Scalar],
+            0,
+            ValueType::Vector,
+            false,
+        );
+        if let Err(e) = register_extra_functions(vec![hw]) {
+            tracing::debug!(error = %e, "holt_winters already known to the parser");
+        }
+    });
+}
+
+/// Evaluates a function call.
+pub(crate) fn eval_call(ev: &mut Evaluator<'_>, call: &Call) -> QueryResult<EVal> {
+    let name = call.func.name;
+    let args: Vec<&Expr> = call.args.args.iter().map(AsRef::as_ref).collect();
+    match name {
+        "timestamp" => {
+            if let Some(Expr::VectorSelector(vs)) = args.first().map(|a| unwrap_parens(a)) {
+                let m = ev.vector_selector(vs, true)?;
+                return Ok(EVal::Matrix(drop_names(m)));
+            }
+        }
+        "label_replace" => return label_replace(ev, &args).map(EVal::Matrix),
+        "label_join" => return label_join(ev, &args).map(EVal::Matrix),
+        "absent_over_time" => return absent_over_time(ev, &args).map(EVal::Matrix),
+        _ => {}
+    }
+    if let Some(i) = args
+        .iter()
+        .position(|a| a.value_type() == ValueType::Matrix)
+    {
+        return range_call(ev, name, &args, i).map(EVal::Matrix);
+    }
+    instant_call(ev, name, &args).map(EVal::Matrix)
+}
+
+fn unwrap_parens(e: &Expr) -> &Expr {
+    match e {
+        Expr::Paren(p) => unwrap_parens(&p.expr),
+        other => other,
+    }
+}
+
+fn drop_names(mut m: Matrix) -> Matrix {
+    for s in &mut m {
+        s.metric = s.metric.without_metric_name();
+    }
+    m
+}
+
+/// Evaluates a function with a range-vector argument: for each series, a window slides over the
+/// steps.
+fn range_call(
+    ev: &mut Evaluator<'_>,
+    name: &str,
+    args: &[&Expr],
+    matrix_arg: usize,
+) -> QueryResult<Matrix> {
+    let f = range_functions::lookup(name)
+        .ok_or_else(|| QueryError::exec(format!("function {name:?} is not supported")))?;
+    let mut params: Vec<Vec<f64>> = Vec::new();
+    for (i, a) in args.iter().enumerate() {
+        if i != matrix_arg {
+            params.push(ev.eval_scalar_steps(a)?);
+        }
+    }
+    let input = range_input(ev, args[matrix_arg])?;
+    let keep_name = matches!(name, "last_over_time" | "first_over_time");
+    let steps: Vec<Timestamp> = ev.steps().collect();
+    let mut out: Matrix = Vec::with_capacity(input.series.len());
+    let mut step_params = vec![0.0; params.len()];
+    for (metric, points) in &input.series {
+        ev.check_deadline("expression evaluation")?;
+        let (mut lo, mut hi) = (0usize, 0usize);
+        let mut result = Vec::new();
+        for (step, &ts) in steps.iter().enumerate() {
+            let end = input.at.unwrap_or(ts) - input.offset;
+            let start = end - input.range;
+            while hi < points.len() && points[hi].t <= end {
+                hi += 1;
+            }
+            while lo < hi && !ev.after_left_edge(points[lo].t, start) {
+                lo += 1;
+            }
+            if lo >= hi {
+                continue;
+            }
+            for (slot, p) in step_params.iter_mut().zip(&params) {
+                *slot = p[step];
+            }
+            if matches!(name, "holt_winters" | "double_exponential_smoothing") {
+                range_functions::check_smoothing_factors(step_params[0], step_params[1])
+                    .map_err(QueryError::exec)?;
+            }
+            let w = Window {
+                points: &points[lo..hi],
+                eval_t: ts,
+                start,
+                end,
+                range: input.range,
+                v2: ev.opts.prometheus_v2,
+            };
+            if let Some(v) = f(&w, &step_params) {
+                result.push(Point { t: ts, v });
+            }
+        }
+        if !result.is_empty() {
+            let metric = if keep_name {
+                metric.clone()
+            } else {
+                metric.without_metric_name()
+            };
+            out.push(ESeries {
+                metric,
+                points: result,
+            });
+        }
+    }
+    check_unique_labelsets(&out)?;
+    Ok(out)
+}
+
+fn range_input(ev: &mut Evaluator<'_>, arg: &Expr) -> QueryResult<RangeInput> {
+    match unwrap_parens(arg) {
+        Expr::MatrixSelector(ms) => ev.matrix_selector(ms),
+        Expr::Subquery(sq) => ev.subquery(sq),
+        other => Err(QueryError::exec(format!(
+            "expected a range vector, got {}",
+            other.value_type()
+        ))),
+    }
+}
+
+fn check_unique_labelsets(m: &Matrix) -> QueryResult<()> {
+    let mut seen = rustc_hash::FxHashSet::default();
+    for s in m {
+        if !seen.insert(&s.metric) {
+            return Err(QueryError::exec(
+                "vector cannot contain metrics with the same labelset",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `absent_over_time(v[range])`: 1 at steps where no selected series has a sample in its
+/// window, labelled from the selector's equality matchers.
+fn absent_over_time(ev: &mut Evaluator<'_>, args: &[&Expr]) -> QueryResult<Matrix> {
+    let arg = args
+        .first()
+        .ok_or_else(|| QueryError::exec("absent_over_time needs an argument"))?;
+    let input = range_input(ev, arg)?;
+    let labels = absent_labels(arg);
+    let mut out = Vec::new();
+    for ts in ev.steps() {
+        let end = input.at.unwrap_or(ts) - input.offset;
+        let start = end - input.range;
+        let present = input.series.iter().any(|(_, pts)| {
+            pts.iter()
+                .any(|p| p.t <= end && ev.after_left_edge(p.t, start))
+        });
+        if !present {
+            out.push(Point { t: ts, v: 1.0 });
+        }
+    }
+    Ok(if out.is_empty() {
+        Vec::new()
+    } else {
+        vec![ESeries {
+            metric: labels,
+            points: out,
+        }]
+    })
+}
+
+/// The labels `absent` gives its result: the selector's `=` matchers, unless a name repeats.
+fn absent_labels(e: &Expr) -> Labels {
+    let vs = match unwrap_parens(e) {
+        Expr::VectorSelector(vs) => vs,
+        Expr::MatrixSelector(ms) => &ms.vs,
+        _ => return Labels::empty(),
+    };
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    let mut repeated: Vec<String> = Vec::new();
+    for m in &vs.matchers.matchers {
+        if m.name == METRIC_NAME {
+            continue;
+        }
+        if matches!(m.op, ParserOp::Equal) {
+            if pairs.iter().any(|(n, _)| *n == m.name) {
+                repeated.push(m.name.clone());
+            } else {
+                pairs.push((m.name.clone(), m.value.clone()));
+            }
+        } else if pairs.iter().any(|(n, _)| *n == m.name) {
+            repeated.push(m.name.clone());
+        }
+    }
+    pairs.retain(|(n, _)| !repeated.contains(n));
+    Labels::from_pairs(pairs)
+}
+
+/// Evaluates a function whose arguments are instant vectors, scalars or strings, step by step.
+fn instant_call(ev: &mut Evaluator<'_>, name: &str, args: &[&Expr]) -> QueryResult<Matrix> {
+    let mut mats: Vec<Matrix> = Vec::new();
+    for a in args {
+        if a.value_type() != ValueType::String {
+            mats.push(ev.eval_matrix(a)?);
+        }
+    }
+    let string_args: Vec<String> = args
+        .iter()
+        .filter_map(|a| match unwrap_parens(a) {
+            Expr::StringLiteral(s) => Some(s.val.clone()),
+            _ => None,
+        })
+        .collect();
+    let absent_metric = args.first().map(|a| absent_labels(a)).unwrap_or_default();
+    let refs: Vec<&Matrix> = mats.iter().collect();
+    ev.range_eval(&refs, |ts, v, _| {
+        apply_instant(name, ts, v, &string_args, &absent_metric)
+    })
+}
+
+fn apply_instant(
+    name: &str,
+    ts: Timestamp,
+    v: &[Vector],
+    strings: &[String],
+    absent_metric: &Labels,
+) -> QueryResult<Vector> {
+    let scalar = |i: usize| v.get(i).and_then(|x| x.first()).map_or(f64::NAN, |s| s.v);
+    let math = |f: fn(f64) -> f64| map_values(&v[0], f);
+    Ok(match name {
+        "abs" => math(f64::abs),
+        "ceil" => math(f64::ceil),
+        "floor" => math(f64::floor),
+        "exp" => math(f64::exp),
+        "sqrt" => math(f64::sqrt),
+        "ln" => math(f64::ln),
+        "log2" => math(f64::log2),
+        "log10" => math(f64::log10),
+        "sgn" => math(|x| {
+            if x > 0.0 {
+                1.0
+            } else if x < 0.0 {
+                -1.0
+            } else {
+                x
+            }
+        }),
+        "sin" => math(f64::sin),
+        "cos" => math(f64::cos),
+        "tan" => math(f64::tan),
+        "asin" => math(f64::asin),
+        "acos" => math(f64::acos),
+        "atan" => math(f64::atan),
+        "sinh" => math(f64::sinh),
+        "cosh" => math(f64::cosh),
+        "tanh" => math(f64::tanh),
+        "asinh" => math(f64::asinh),
+        "acosh" => math(f64::acosh),
+        "atanh" => math(f64::atanh),
+        "deg" => math(f64::to_degrees),
+        "rad" => math(f64::to_radians),
+        "round" => {
+            let to_nearest = if v.len() > 1 { scalar(1) } else { 1.0 };
+            // Round half up, as Prometheus does: floor(x * inv + 0.5) / inv.
+            let inv = 1.0 / to_nearest;
+            v[0].iter()
+                .map(|s| VSample {
+                    metric: s.metric.without_metric_name(),
+                    v: (s.v * inv + 0.5).floor() / inv,
+                })
+                .collect()
+        }
+        "clamp" => {
+            let (lo, hi) = (scalar(1), scalar(2));
+            if lo > hi {
+                return Ok(Vec::new());
+            }
+            v[0].iter()
+                .map(|s| VSample {
+                    metric: s.metric.without_metric_name(),
+                    v: s.v.max(lo).min(hi),
+                })
+                .collect()
+        }
+        "clamp_min" => {
+            let lo = scalar(1);
+            v[0].iter()
+                .map(|s| VSample {
+                    metric: s.metric.without_metric_name(),
+                    v: s.v.max(lo),
+                })
+                .collect()
+        }
+        "clamp_max" => {
+            let hi = scalar(1);
+            v[0].iter()
+                .map(|s| VSample {
+                    metric: s.metric.without_metric_name(),
+                    v: s.v.min(hi),
+                })
+                .collect()
+        }
+        "pi" => vec![VSample {
+            metric: Labels::empty(),
+            v: std::f64::consts::PI,
+        }],
+        "time" => vec![VSample {
+            metric: Labels::empty(),
+            v: ts as f64 / 1000.0,
+        }],
+        "timestamp" => v[0]
+            .iter()
+            .map(|s| VSample {
+                metric: s.metric.without_metric_name(),
+                v: ts as f64 / 1000.0,
+            })
+            .collect(),
+        "vector" => vec![VSample {
+            metric: Labels::empty(),
+            v: scalar(0),
+        }],
+        "scalar" => {
+            let value = if v[0].len() == 1 { v[0][0].v } else { f64::NAN };
+            vec![VSample {
+                metric: Labels::empty(),
+                v: value,
+            }]
+        }
+        "absent" => {
+            if v[0].is_empty() {
+                vec![VSample {
+                    metric: absent_metric.clone(),
+                    v: 1.0,
+                }]
+            } else {
+                Vec::new()
+            }
+        }
+        "sort" => sorted(&v[0], false),
+        "sort_desc" => sorted(&v[0], true),
+        "sort_by_label" | "sort_by_label_desc" => {
+            let mut out = v[0].clone();
+            let desc = name.ends_with("_desc");
+            out.sort_by(|a, b| {
+                let ord = strings
+                    .iter()
+                    .map(|l| {
+                        natural_cmp(a.metric.get(l).unwrap_or(""), b.metric.get(l).unwrap_or(""))
+                    })
+                    .find(|o| o.is_ne())
+                    .unwrap_or_else(|| a.metric.cmp(&b.metric));
+                if desc { ord.reverse() } else { ord }
+            });
+            out
+        }
+        "histogram_quantile" => histogram_quantile(scalar(0), &v[1]),
+        "minute" | "hour" | "day_of_week" | "day_of_month" | "day_of_year" | "days_in_month"
+        | "month" | "year" => date_function(name, v.first(), ts),
+        other => {
+            return Err(QueryError::exec(format!(
+                "function {other:?} is not supported"
+            )));
+        }
+    })
+}
+
+fn map_values(v: &Vector, f: fn(f64) -> f64) -> Vector {
+    v.iter()
+        .map(|s| VSample {
+            metric: s.metric.without_metric_name(),
+            v: f(s.v),
+        })
+        .collect()
+}
+
+fn sorted(v: &Vector, desc: bool) -> Vector {
+    let mut out = v.clone();
+    out.sort_by(|a, b| match (a.v.is_nan(), b.v.is_nan()) {
+        (true, true) => std::cmp::Ordering::Equal,
+        (true, false) => std::cmp::Ordering::Greater,
+        (false, true) => std::cmp::Ordering::Less,
+        _ if desc => b.v.partial_cmp(&a.v).unwrap_or(std::cmp::Ordering::Equal),
+        _ => a.v.partial_cmp(&b.v).unwrap_or(std::cmp::Ordering::Equal),
+    });
+    out
+}
+
+/// Compares strings with runs of digits compared as numbers ("a2" < "a10").
+fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    let (mut ai, mut bi) = (a.char_indices().peekable(), b.char_indices().peekable());
+    loop {
+        match (ai.peek().copied(), bi.peek().copied()) {
+            (None, None) => return std::cmp::Ordering::Equal,
+            (None, Some(_)) => return std::cmp::Ordering::Less,
+            (Some(_), None) => return std::cmp::Ordering::Greater,
+            (Some((ia, ca)), Some((ib, cb))) if ca.is_ascii_digit() && cb.is_ascii_digit() => {
+                let ea = a[ia..]
+                    .find(|c: char| !c.is_ascii_digit())
+                    .map_or(a.len(), |e| ia + e);
+                let eb = b[ib..]
+                    .find(|c: char| !c.is_ascii_digit())
+                    .map_or(b.len(), |e| ib + e);
+                let (na, nb) = (
+                    a[ia..ea].trim_start_matches('0'),
+                    b[ib..eb].trim_start_matches('0'),
+                );
+                let ord = na.len().cmp(&nb.len()).then_with(|| na.cmp(nb));
+                if ord.is_ne() {
+                    return ord;
+                }
+                while ai.peek().is_some_and(|(i, _)| *i < ea) {
+                    ai.next();
+                }
+                while bi.peek().is_some_and(|(i, _)| *i < eb) {
+                    bi.next();
+                }
+            }
+            (Some((_, ca)), Some((_, cb))) => {
+                if ca != cb {
+                    return ca.cmp(&cb);
+                }
+                ai.next();
+                bi.next();
+            }
+        }
+    }
+}
+
+fn date_function(name: &str, arg: Option<&Vector>, ts: Timestamp) -> Vector {
+    let now = [VSample {
+        metric: Labels::empty(),
+        v: ts as f64 / 1000.0,
+    }];
+    let input: &[VSample] = arg.map_or(&now, Vec::as_slice);
+    input
+        .iter()
+        .filter_map(|s| {
+            let secs = s.v;
+            if secs.is_nan() || secs.is_infinite() {
+                return Some(VSample {
+                    metric: s.metric.without_metric_name(),
+                    v: secs,
+                });
+            }
+            let t = DateTime::from_timestamp(secs as i64, 0)?;
+            let v = match name {
+                "minute" => t.minute() as f64,
+                "hour" => t.hour() as f64,
+                "day_of_week" => t.weekday().num_days_from_sunday() as f64,
+                "day_of_month" => t.day() as f64,
+                "day_of_year" => t.ordinal() as f64,
+                "days_in_month" => days_in_month(t.year(), t.month()) as f64,
+                "month" => t.month() as f64,
+                _ => t.year() as f64,
+            };
+            Some(VSample {
+                metric: s.metric.without_metric_name(),
+                v,
+            })
+        })
+        .collect()
+}
+
+fn days_in_month(year: i32, month: u32) -> u32 {
+    let (ny, nm) = if month == 12 {
+        (year + 1, 1)
+    } else {
+        (year, month + 1)
+    };
+    let first_next = chrono::NaiveDate::from_ymd_opt(ny, nm, 1);
+    let first = chrono::NaiveDate::from_ymd_opt(year, month, 1);
+    match (first, first_next) {
+        (Some(a), Some(b)) => (b - a).num_days() as u32,
+        _ => 30,
+    }
+}
+
+/// `histogram_quantile` over classic histograms: buckets are grouped by their labels without
+/// `le`, sorted by upper bound, and the quantile is interpolated linearly inside its bucket.
+fn histogram_quantile(q: f64, v: &Vector) -> Vector {
+    let mut groups: FxHashMap<Labels, usize> = FxHashMap::default();
+    let mut buckets: Vec<(Labels, Vec<(f64, f64)>)> = Vec::new();
+    for s in v {
+        let Some(le) = s.metric.get("le").and_then(parse_bucket_bound) else {
+            continue;
+        };
+        let key = s.metric.drop_names(&["le".to_owned()]);
+        let idx = *groups.entry(key.clone()).or_insert_with(|| {
+            buckets.push((key.without_metric_name(), Vec::new()));
+            buckets.len() - 1
+        });
+        buckets[idx].1.push((le, s.v));
+    }
+    buckets
+        .into_iter()
+        .map(|(metric, mut b)| VSample {
+            metric,
+            v: bucket_quantile(q, &mut b),
+        })
+        .collect()
+}
+
+fn parse_bucket_bound(s: &str) -> Option<f64> {
+    match s {
+        "+Inf" | "Inf" | "inf" | "+inf" => Some(f64::INFINITY),
+        "-Inf" | "-inf" => Some(f64::NEG_INFINITY),
+        _ => s.parse().ok(),
+    }
+}
+
+/// Relative tolerance under which bucket count differences are treated as float noise.
+const SMALL_DELTA_TOLERANCE: f64 = 1e-12;
+
+/// The quantile of classic histogram buckets given as (upper bound, cumulative count).
+pub(crate) fn bucket_quantile(q: f64, buckets: &mut Vec<(f64, f64)>) -> f64 {
+    if q.is_nan() {
+        return f64::NAN;
+    }
+    if q < 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if q > 1.0 {
+        return f64::INFINITY;
+    }
+    buckets.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal));
+    if buckets.last().is_none_or(|b| b.0 != f64::INFINITY) {
+        return f64::NAN;
+    }
+    // Merge buckets with the same bound (e.g. "1" and "1.0").
+    buckets.dedup_by(|cur, prev| {
+        if cur.0 == prev.0 {
+            prev.1 += cur.1;
+            true
+        } else {
+            false
+        }
+    });
+    // Counts must not decrease; tiny float differences are smoothed, real decreases clamped.
+    let mut prev = buckets[0].1;
+    for b in buckets.iter_mut().skip(1) {
+        if b.1 == prev {
+            continue;
+        }
+        if (b.1 - prev).abs() <= SMALL_DELTA_TOLERANCE * b.1.abs().max(prev.abs()) || b.1 < prev {
+            b.1 = prev;
+            continue;
+        }
+        prev = b.1;
+    }
+    if buckets.len() < 2 {
+        return f64::NAN;
+    }
+    let observations = buckets[buckets.len() - 1].1;
+    if observations == 0.0 {
+        return f64::NAN;
+    }
+    let mut rank = q * observations;
+    let n = buckets.len();
+    let b = buckets[..n - 1]
+        .iter()
+        .position(|b| b.1 >= rank)
+        .unwrap_or(n - 1);
+    if b == n - 1 {
+        return buckets[n - 2].0;
+    }
+    if b == 0 && buckets[0].0 <= 0.0 {
+        return buckets[0].0;
+    }
+    let (mut start, end, mut count) = (0.0, buckets[b].0, buckets[b].1);
+    if b > 0 {
+        start = buckets[b - 1].0;
+        count -= buckets[b - 1].1;
+        rank -= buckets[b - 1].1;
+    }
+    start + (end - start) * (rank / count)
+}
+
+/// `label_replace(v, dst, replacement, src, regex)`.
+fn label_replace(ev: &mut Evaluator<'_>, args: &[&Expr]) -> QueryResult<Matrix> {
+    let [vec, dst, repl, src, re] = args else {
+        return Err(QueryError::exec("label_replace needs 5 arguments"));
+    };
+    let (dst, repl, src, re) = (
+        string_arg(dst)?,
+        string_arg(repl)?,
+        string_arg(src)?,
+        string_arg(re)?,
+    );
+    let regex = Regex::new(&format!("^(?s:{re})$")).map_err(|e| {
+        QueryError::exec(format!(
+            "invalid regular expression in label_replace(): {re}: {e}"
+        ))
+    })?;
+    if !is_valid_label_name(&dst) {
+        return Err(QueryError::exec(format!(
+            "invalid destination label name in label_replace(): {dst}"
+        )));
+    }
+    let m = ev.eval_matrix(vec)?;
+    let out: Matrix = m
+        .into_iter()
+        .map(|s| {
+            let value = s.metric.get(&src).unwrap_or("");
+            let metric = match regex.captures(value) {
+                Some(caps) => {
+                    let mut res = String::new();
+                    // Go's `$1`/`${name}` expansion and Rust's agree (`$1x` names group `1x` in both).
+                    caps.expand(&repl, &mut res);
+                    let mut b = s.metric.to_builder();
+                    b.set(dst.clone(), res);
+                    b.build()
+                }
+                None => s.metric,
+            };
+            ESeries {
+                metric,
+                points: s.points,
+            }
+        })
+        .collect();
+    check_unique_labelsets(&out)?;
+    Ok(out)
+}
+
+/// `label_join(v, dst, separator, src...)`.
+fn label_join(ev: &mut Evaluator<'_>, args: &[&Expr]) -> QueryResult<Matrix> {
+    if args.len() < 3 {
+        return Err(QueryError::exec("label_join needs at least 3 arguments"));
+    }
+    let dst = string_arg(args[1])?;
+    let sep = string_arg(args[2])?;
+    let srcs: Vec<String> = args[3..]
+        .iter()
+        .map(|a| string_arg(a))
+        .collect::<QueryResult<_>>()?;
+    if !is_valid_label_name(&dst) {
+        return Err(QueryError::exec(format!(
+            "invalid destination label name in label_join(): {dst}"
+        )));
+    }
+    for s in &srcs {
+        if !is_valid_label_name(s) {
+            return Err(QueryError::exec(format!(
+                "invalid source label name in label_join(): {s}"
+            )));
+        }
+    }
+    let m = ev.eval_matrix(args[0])?;
+    let out: Matrix = m
+        .into_iter()
+        .map(|s| {
+            let joined: Vec<&str> = srcs.iter().map(|n| s.metric.get(n).unwrap_or("")).collect();
+            let mut b = s.metric.to_builder();
+            b.set(dst.clone(), joined.join(&sep));
+            ESeries {
+                metric: b.build(),
+                points: s.points,
+            }
+        })
+        .collect();
+    check_unique_labelsets(&out)?;
+    Ok(out)
+}
+
+fn string_arg(e: &Expr) -> QueryResult<String> {
+    match unwrap_parens(e) {
+        Expr::StringLiteral(s) => Ok(s.val.clone()),
+        other => Err(QueryError::exec(format!(
+            "expected a string argument, got {}",
+            other.value_type()
+        ))),
+    }
+}
+
+fn is_valid_label_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .enumerate()
+            .all(|(i, b)| b == b'_' || b.is_ascii_alphabetic() || (i > 0 && b.is_ascii_digit()))
+}
+
+/// Formats a float as Go's `strconv.FormatFloat(f, 'f', -1, 64)` does, as Prometheus prints
+/// values in labels and in the API.
+pub fn format_float(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".to_owned()
+    } else if v == f64::INFINITY {
+        "+Inf".to_owned()
+    } else if v == f64::NEG_INFINITY {
+        "-Inf".to_owned()
+    } else {
+        format!("{v}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_quantiles() {
+        let mut b = vec![
+            (0.1, 10.0),
+            (0.5, 60.0),
+            (1.0, 100.0),
+            (f64::INFINITY, 100.0),
+        ];
+        assert!((bucket_quantile(0.5, &mut b) - (0.1 + 0.4 * (40.0 / 50.0))).abs() < 1e-12);
+        assert_eq!(bucket_quantile(1.0, &mut b), 1.0);
+        let mut no_inf = vec![(0.1, 10.0)];
+        assert!(bucket_quantile(0.5, &mut no_inf).is_nan());
+    }
+
+    #[test]
+    fn natural_order() {
+        assert!(natural_cmp("a2", "a10").is_lt());
+        assert!(natural_cmp("b", "a10").is_gt());
+        assert!(natural_cmp("x01", "x1").is_eq());
+    }
+
+    #[test]
+    fn floats_print_like_go() {
+        assert_eq!(format_float(1.0), "1");
+        assert_eq!(format_float(0.25), "0.25");
+        assert_eq!(format_float(f64::INFINITY), "+Inf");
+        assert_eq!(format_float(1e21), "1000000000000000000000");
+    }
+}

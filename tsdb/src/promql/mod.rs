@@ -1,0 +1,202 @@
+//! PromQL evaluation on the `promql-parser` AST, with Prometheus's semantics as the reference.
+//!
+//! ```text
+//!  query text --promql-parser--> Expr --Evaluator--> step matrix --> Value (scalar/vector/matrix)
+//!                                          |
+//!                               Queryable::select (head, blocks)
+//! ```
+//!
+//! Like Prometheus, every expression is evaluated for all steps of the query at once: a node
+//! yields one series per output label set with a point at each step where it has a value
+//! (`eval`), and an instant query is a range query with one step. Range functions slide a
+//! window over each selected series (`range_functions`), aggregations and binary operators work
+//! step by step on the vectors of their inputs (`aggregate`, `binary`).
+//!
+//! Semantics follow Prometheus 3: range windows and the lookback window are left-open
+//! (`(t - range, t]`), `rate` extrapolates as `extrapolatedRate` does, a staleness marker ends a
+//! series. [`EngineOptions::prometheus_v2`] switches to the closed windows of Prometheus 2.x for
+//! comparing against old test data.
+
+mod aggregate;
+mod binary;
+mod error;
+mod eval;
+mod functions;
+mod range_functions;
+mod value;
+
+use std::time::{Duration, Instant};
+
+use promql_parser::parser::Expr;
+use promql_parser::parser::value::ValueType;
+
+pub use error::{QueryError, QueryResult};
+pub use functions::format_float;
+pub use value::{Point, Sample, Series, Value};
+
+use crate::storage::{Queryable, Timestamp};
+use eval::{EVal, Evaluator};
+
+/// Tunables of the engine.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// How far back a vector selector looks for the newest sample (Prometheus: 5 m).
+    pub lookback_delta_ms: i64,
+    /// Upper bound on samples a query may hold in memory at once.
+    pub max_samples: usize,
+    /// Wall-clock budget of one query.
+    pub timeout: Duration,
+    /// Step of a subquery written without one (`x[1h:]`).
+    pub default_subquery_step_ms: i64,
+    /// Prometheus 2.x window semantics: windows include their left boundary (`[t - range, t]`).
+    pub prometheus_v2: bool,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            lookback_delta_ms: 5 * 60 * 1000,
+            max_samples: 50_000_000,
+            timeout: Duration::from_secs(120),
+            default_subquery_step_ms: 60 * 1000,
+            prometheus_v2: false,
+        }
+    }
+}
+
+/// Maximum points per series of a range query, as Prometheus's API limits it.
+pub const MAX_POINTS_PER_SERIES: i64 = 11_000;
+
+/// Evaluates PromQL queries against a [`Queryable`].
+#[derive(Debug, Clone, Default)]
+pub struct Engine {
+    opts: EngineOptions,
+}
+
+impl Engine {
+    /// An engine with the given options.
+    pub fn new(opts: EngineOptions) -> Self {
+        functions::register_compat_functions();
+        Engine { opts }
+    }
+
+    /// The engine's options.
+    pub fn options(&self) -> &EngineOptions {
+        &self.opts
+    }
+
+    /// Parses a query, with Prometheus's error text on failure.
+    pub fn parse(&self, query: &str) -> QueryResult<Expr> {
+        functions::register_compat_functions();
+        promql_parser::parser::parse(query).map_err(QueryError::BadData)
+    }
+
+    /// Evaluates `query` at time `t`.
+    pub fn instant_query(
+        &self,
+        storage: &dyn Queryable,
+        query: &str,
+        t: Timestamp,
+    ) -> QueryResult<Value> {
+        let expr = self.parse(query)?;
+        self.instant(storage, &expr, t)
+    }
+
+    /// Evaluates a parsed expression at time `t`.
+    pub fn instant(
+        &self,
+        storage: &dyn Queryable,
+        expr: &Expr,
+        t: Timestamp,
+    ) -> QueryResult<Value> {
+        let mut ev = self.evaluator(storage, t, t, 1);
+        let val = ev.eval(expr)?;
+        Ok(match (val, expr.value_type()) {
+            (EVal::String(s), _) => Value::String { t, v: s },
+            (EVal::Matrix(m), ValueType::Scalar) => {
+                let v = m
+                    .first()
+                    .and_then(|s| s.points.first())
+                    .map_or(f64::NAN, |p| p.v);
+                Value::Scalar { t, v }
+            }
+            (EVal::Matrix(m), ValueType::Matrix) => Value::Matrix(ev.finish_matrix(m, false)),
+            (EVal::Matrix(m), _) => Value::Vector(ev.finish_vector(m, t)),
+        })
+    }
+
+    /// Evaluates `query` at every `step` from `start` to `end` (milliseconds).
+    pub fn range_query(
+        &self,
+        storage: &dyn Queryable,
+        query: &str,
+        start: Timestamp,
+        end: Timestamp,
+        step: i64,
+    ) -> QueryResult<Value> {
+        let expr = self.parse(query)?;
+        self.range(storage, &expr, start, end, step)
+    }
+
+    /// Evaluates a parsed expression over a range; the result is always a matrix.
+    pub fn range(
+        &self,
+        storage: &dyn Queryable,
+        expr: &Expr,
+        start: Timestamp,
+        end: Timestamp,
+        step: i64,
+    ) -> QueryResult<Value> {
+        if step <= 0 {
+            return Err(QueryError::BadData(
+                "zero or negative query resolution step widths are not accepted. Try a positive integer".into(),
+            ));
+        }
+        if end < start {
+            return Err(QueryError::BadData(
+                "end timestamp must not be before start time".into(),
+            ));
+        }
+        match expr.value_type() {
+            ValueType::Scalar | ValueType::Vector => {}
+            other => {
+                return Err(QueryError::BadData(format!(
+                    "invalid expression type \"{}\" for range query, must be Scalar or instant Vector",
+                    type_label(other)
+                )));
+            }
+        }
+        let mut ev = self.evaluator(storage, start, end, step);
+        match ev.eval(expr)? {
+            EVal::Matrix(m) => Ok(Value::Matrix(ev.finish_matrix(m, true))),
+            EVal::String(_) => Err(QueryError::exec("string is not a valid range query result")),
+        }
+    }
+
+    fn evaluator<'a>(
+        &'a self,
+        storage: &'a dyn Queryable,
+        start: i64,
+        end: i64,
+        interval: i64,
+    ) -> Evaluator<'a> {
+        Evaluator::new(
+            storage,
+            &self.opts,
+            start,
+            end,
+            interval,
+            Instant::now() + self.opts.timeout,
+        )
+    }
+}
+
+/// How Prometheus names value types in errors.
+fn type_label(t: ValueType) -> &'static str {
+    match t {
+        ValueType::Vector => "instant vector",
+        ValueType::Scalar => "scalar",
+        ValueType::Matrix => "range vector",
+        ValueType::String => "string",
+    }
+}

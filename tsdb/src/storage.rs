@@ -1,0 +1,72 @@
+//! What the query side sees of the store: samples, series and the [`Queryable`] trait that both
+//! the head and (later) on-disk blocks answer through.
+
+use crate::error::Result;
+use crate::labels::{Labels, Matcher};
+
+/// Milliseconds since the Unix epoch, as Prometheus stores time.
+pub type Timestamp = i64;
+
+/// The bit pattern Prometheus uses for a staleness marker: a NaN that no arithmetic produces.
+/// Writing it ends a series for lookback purposes; queries never return it as a value.
+pub const STALE_NAN: u64 = 0x7ff0_0000_0000_0002;
+
+/// Whether `v` is a staleness marker (a specific NaN, not any NaN).
+#[inline]
+pub fn is_stale_nan(v: f64) -> bool {
+    v.to_bits() == STALE_NAN
+}
+
+/// The staleness marker as a float.
+#[inline]
+pub fn stale_nan() -> f64 {
+    f64::from_bits(STALE_NAN)
+}
+
+/// One sample: a timestamp and a float value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample {
+    /// Milliseconds since the epoch.
+    pub t: Timestamp,
+    /// The value (may be a staleness marker).
+    pub v: f64,
+}
+
+/// A series with its samples in a time range, oldest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    /// The series identity.
+    pub labels: Labels,
+    /// Samples in time order.
+    pub samples: Vec<Sample>,
+}
+
+/// Read access to stored series. Every method takes an inclusive time range in milliseconds.
+pub trait Queryable: Send + Sync {
+    /// Series matching all `matchers` with their samples in `[mint, maxt]`, sorted by labels.
+    /// Series without samples in the range are left out.
+    fn select(&self, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp)
+    -> Result<Vec<Series>>;
+
+    /// Label sets of the series matching all `matchers` that have samples in `[mint, maxt]`,
+    /// sorted.
+    fn series(&self, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp)
+    -> Result<Vec<Labels>>;
+
+    /// Sorted label names used by the matching series (all series when `matchers` is empty).
+    fn label_names(
+        &self,
+        matchers: &[Matcher],
+        mint: Timestamp,
+        maxt: Timestamp,
+    ) -> Result<Vec<String>>;
+
+    /// Sorted values of label `name` over the matching series.
+    fn label_values(
+        &self,
+        name: &str,
+        matchers: &[Matcher],
+        mint: Timestamp,
+        maxt: Timestamp,
+    ) -> Result<Vec<String>>;
+}
