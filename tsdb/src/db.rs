@@ -19,7 +19,7 @@ use crate::wal::record::{self, Mark, Record};
 use crate::wal::{DEFAULT_SEGMENT_SIZE, ReplayStats, Wal};
 
 /// How a store is opened.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct Options {
     /// Size at which the WAL moves to a new segment file.
     pub wal_segment_size: u64,
@@ -312,8 +312,7 @@ impl Appender<'_> {
         drop(wal);
         let c = &db.counters;
         c.appended.fetch_add(stats.appended, Ordering::Relaxed);
-        c.out_of_order
-            .fetch_add(stats.out_of_order, Ordering::Relaxed);
+        c.out_of_order.fetch_add(stats.out_of_order, Ordering::Relaxed);
         c.conflict.fetch_add(stats.conflict, Ordering::Relaxed);
         c.commits.fetch_add(1, Ordering::Relaxed);
         Ok(stats)
@@ -327,9 +326,10 @@ fn validate(labels: &Labels) -> Result<()> {
     }
     for l in labels {
         let valid_name = !l.name.is_empty()
-            && l.name.bytes().enumerate().all(|(i, b)| {
-                b == b'_' || b.is_ascii_alphabetic() || (i > 0 && b.is_ascii_digit())
-            });
+            && l.name
+                .bytes()
+                .enumerate()
+                .all(|(i, b)| b == b'_' || b.is_ascii_alphabetic() || (i > 0 && b.is_ascii_digit()));
         if !valid_name {
             return Err(Error::InvalidLabels(format!(
                 "invalid label name {:?} in {labels}",
@@ -347,40 +347,19 @@ fn validate(labels: &Labels) -> Result<()> {
 }
 
 impl Queryable for Db {
-    fn select(
-        &self,
-        matchers: &[Matcher],
-        mint: Timestamp,
-        maxt: Timestamp,
-    ) -> Result<Vec<Series>> {
+    fn select(&self, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Result<Vec<Series>> {
         Ok(self.head.select(matchers, mint, maxt))
     }
 
-    fn series(
-        &self,
-        matchers: &[Matcher],
-        mint: Timestamp,
-        maxt: Timestamp,
-    ) -> Result<Vec<Labels>> {
+    fn series(&self, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Result<Vec<Labels>> {
         Ok(self.head.series_labels(matchers, mint, maxt))
     }
 
-    fn label_names(
-        &self,
-        matchers: &[Matcher],
-        mint: Timestamp,
-        maxt: Timestamp,
-    ) -> Result<Vec<String>> {
+    fn label_names(&self, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Result<Vec<String>> {
         Ok(self.head.label_names(matchers, mint, maxt))
     }
 
-    fn label_values(
-        &self,
-        name: &str,
-        matchers: &[Matcher],
-        mint: Timestamp,
-        maxt: Timestamp,
-    ) -> Result<Vec<String>> {
+    fn label_values(&self, name: &str, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Result<Vec<String>> {
         Ok(self.head.label_values(name, matchers, mint, maxt))
     }
 }
@@ -453,9 +432,6 @@ mod tests {
         let db = Db::in_memory();
         let mut app = db.appender();
         assert!(app.append(&Labels::empty(), 0, 1.0).is_err());
-        assert!(
-            app.append(&Labels::from_pairs([("1x", "a")]), 0, 1.0)
-                .is_err()
-        );
+        assert!(app.append(&Labels::from_pairs([("1x", "a")]), 0, 1.0).is_err());
     }
 }

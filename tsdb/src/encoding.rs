@@ -133,17 +133,7 @@ mod tests {
     #[test]
     fn varints_round_trip() {
         let mut buf = Vec::new();
-        let vals = [
-            0i64,
-            1,
-            -1,
-            63,
-            -64,
-            64,
-            i64::MAX,
-            i64::MIN,
-            1_795_305_600_538,
-        ];
+        let vals = [0i64, 1, -1, 63, -64, 64, i64::MAX, i64::MIN, 1_795_305_600_538];
         for v in vals {
             put_varint(&mut buf, v);
         }

@@ -45,28 +45,15 @@ pub struct Series {
 pub trait Queryable: Send + Sync {
     /// Series matching all `matchers` with their samples in `[mint, maxt]`, sorted by labels.
     /// Series without samples in the range are left out.
-    fn select(&self, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp)
-    -> Result<Vec<Series>>;
+    fn select(&self, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Result<Vec<Series>>;
 
     /// Label sets of the series matching all `matchers` that have samples in `[mint, maxt]`,
     /// sorted.
-    fn series(&self, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp)
-    -> Result<Vec<Labels>>;
+    fn series(&self, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Result<Vec<Labels>>;
 
     /// Sorted label names used by the matching series (all series when `matchers` is empty).
-    fn label_names(
-        &self,
-        matchers: &[Matcher],
-        mint: Timestamp,
-        maxt: Timestamp,
-    ) -> Result<Vec<String>>;
+    fn label_names(&self, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Result<Vec<String>>;
 
     /// Sorted values of label `name` over the matching series.
-    fn label_values(
-        &self,
-        name: &str,
-        matchers: &[Matcher],
-        mint: Timestamp,
-        maxt: Timestamp,
-    ) -> Result<Vec<String>>;
+    fn label_values(&self, name: &str, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Result<Vec<String>>;
 }

@@ -38,10 +38,7 @@ pub fn parse_duration_ms(s: &str) -> Result<i64, String> {
             .find(|(u, _)| rest.starts_with(u) && !(*u == "m" && rest.starts_with("ms")))
             .ok_or_else(bad)?;
         rest = &rest[unit.len()..];
-        total = n
-            .checked_mul(*ms)
-            .and_then(|v| total.checked_add(v))
-            .ok_or_else(bad)?;
+        total = n.checked_mul(*ms).and_then(|v| total.checked_add(v)).ok_or_else(bad)?;
     }
     Ok(total)
 }
@@ -51,9 +48,7 @@ pub fn parse_duration_ms(s: &str) -> Result<i64, String> {
 pub fn parse_duration_or_seconds(s: &str) -> Result<i64, String> {
     if let Ok(secs) = s.parse::<f64>() {
         if !secs.is_finite() || secs.abs() > (i64::MAX / 1000) as f64 {
-            return Err(format!(
-                "cannot parse {s:?} to a valid duration: out of range"
-            ));
+            return Err(format!("cannot parse {s:?} to a valid duration: out of range"));
         }
         return Ok((secs * 1000.0).round() as i64);
     }
@@ -149,14 +144,8 @@ mod tests {
     #[test]
     fn timestamps() {
         assert_eq!(parse_timestamp("1795305600.538"), Ok(1_795_305_600_538));
-        assert_eq!(
-            parse_timestamp("2026-11-22T00:00:00Z"),
-            Ok(1_795_305_600_000)
-        );
-        assert_eq!(
-            format_rfc3339(1_795_305_600_538),
-            "2026-11-22T00:00:00.538Z"
-        );
+        assert_eq!(parse_timestamp("2026-11-22T00:00:00Z"), Ok(1_795_305_600_000));
+        assert_eq!(format_rfc3339(1_795_305_600_538), "2026-11-22T00:00:00.538Z");
         assert!(parse_timestamp("yesterday").is_err());
     }
 }

@@ -117,11 +117,7 @@ impl<'a> BitReader<'a> {
             let avail = 8 - offset;
             let take = remaining.min(avail);
             let bits = (u64::from(byte) >> (avail - take)) & ((1u64 << take) - 1);
-            out = if take == 64 {
-                bits
-            } else {
-                (out << take) | bits
-            };
+            out = if take == 64 { bits } else { (out << take) | bits };
             self.pos += take;
             remaining -= take;
         }

@@ -333,10 +333,7 @@ mod tests {
             .map(|i| (1_795_305_600_000 + i * 10_000, (i / 3 * 7) as f64))
             .collect();
         let size = round_trip(&samples);
-        assert!(
-            size < 120 * 2,
-            "120 regular counter samples took {size} bytes"
-        );
+        assert!(size < 120 * 2, "120 regular counter samples took {size} bytes");
     }
 
     #[test]

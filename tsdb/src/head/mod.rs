@@ -149,10 +149,7 @@ impl Head {
     pub fn matching_series(&self, matchers: &[Matcher]) -> Vec<Arc<MemSeries>> {
         let idx = self.index.read();
         let refs = idx.postings.select(matchers);
-        let mut out: Vec<Arc<MemSeries>> = refs
-            .iter()
-            .filter_map(|r| idx.series.get(r).cloned())
-            .collect();
+        let mut out: Vec<Arc<MemSeries>> = refs.iter().filter_map(|r| idx.series.get(r).cloned()).collect();
         drop(idx);
         out.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
         out
@@ -176,29 +173,16 @@ impl Head {
     }
 
     /// Label sets of matching series that have samples overlapping `[mint, maxt]`.
-    pub fn series_labels(
-        &self,
-        matchers: &[Matcher],
-        mint: Timestamp,
-        maxt: Timestamp,
-    ) -> Vec<Labels> {
+    pub fn series_labels(&self, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Vec<Labels> {
         self.matching_series(matchers)
             .into_iter()
-            .filter(|s| {
-                s.time_range()
-                    .is_some_and(|(lo, hi)| lo <= maxt && hi >= mint)
-            })
+            .filter(|s| s.time_range().is_some_and(|(lo, hi)| lo <= maxt && hi >= mint))
             .map(|s| s.labels.clone())
             .collect()
     }
 
     /// Sorted label names (of all series when `matchers` is empty).
-    pub fn label_names(
-        &self,
-        matchers: &[Matcher],
-        mint: Timestamp,
-        maxt: Timestamp,
-    ) -> Vec<String> {
+    pub fn label_names(&self, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Vec<String> {
         if matchers.is_empty() && self.covers(mint, maxt) {
             return self.index.read().postings.names();
         }
@@ -212,13 +196,7 @@ impl Head {
     }
 
     /// Sorted values of `name`.
-    pub fn label_values(
-        &self,
-        name: &str,
-        matchers: &[Matcher],
-        mint: Timestamp,
-        maxt: Timestamp,
-    ) -> Vec<String> {
+    pub fn label_values(&self, name: &str, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Vec<String> {
         if matchers.is_empty() && self.covers(mint, maxt) {
             return self.index.read().postings.values(name);
         }
@@ -250,8 +228,7 @@ fn find(idx: &Index, hash: u64, labels: &Labels) -> Option<SeriesRef> {
 fn insert(idx: &mut Index, r: SeriesRef, hash: u64, labels: Labels, logged: bool) {
     idx.postings.add(r, &labels);
     idx.by_hash.entry(hash).or_default().push(r);
-    idx.series
-        .insert(r, Arc::new(MemSeries::new(labels, logged)));
+    idx.series.insert(r, Arc::new(MemSeries::new(labels, logged)));
     idx.next_ref = idx.next_ref.max(r + 1);
 }
 
@@ -270,12 +247,9 @@ mod tests {
         assert_eq!(h.get_or_create(&a), (ra, false));
         let (rb, _) = h.get_or_create(&b);
         let mut outcomes = Vec::new();
-        h.append_batch(
-            &[(ra, 10, 1.0), (rb, 10, 2.0), (ra, 5, 0.0), (999, 1, 1.0)],
-            |_, o| {
-                outcomes.push(o.map(|(_, o)| o));
-            },
-        );
+        h.append_batch(&[(ra, 10, 1.0), (rb, 10, 2.0), (ra, 5, 0.0), (999, 1, 1.0)], |_, o| {
+            outcomes.push(o.map(|(_, o)| o));
+        });
         assert_eq!(
             outcomes,
             vec![

@@ -50,8 +50,7 @@ impl Postings {
     /// intersect with the union of the values they match. When every matcher matches the empty
     /// string the result starts from all series.
     pub(crate) fn select(&self, matchers: &[Matcher]) -> Vec<SeriesRef> {
-        let (subtract, intersect): (Vec<&Matcher>, Vec<&Matcher>) =
-            matchers.iter().partition(|m| m.matches_empty());
+        let (subtract, intersect): (Vec<&Matcher>, Vec<&Matcher>) = matchers.iter().partition(|m| m.matches_empty());
         let mut acc: Option<Vec<SeriesRef>> = None;
         // Cheapest first: equality matchers usually select few series.
         let mut intersect = intersect;
@@ -82,12 +81,7 @@ impl Postings {
         if m.op() == MatchOp::Equal {
             return values.get(&m.value).cloned().unwrap_or_default();
         }
-        merge_lists(
-            values
-                .iter()
-                .filter(|(v, _)| m.matches(v))
-                .map(|(_, p)| p.as_slice()),
-        )
+        merge_lists(values.iter().filter(|(v, _)| m.matches(v)).map(|(_, p)| p.as_slice()))
     }
 
     /// Union of the postings of every value of `m.name` that `m` does not match.
@@ -95,12 +89,7 @@ impl Postings {
         let Some(values) = self.by_label.get(&m.name) else {
             return Vec::new();
         };
-        merge_lists(
-            values
-                .iter()
-                .filter(|(v, _)| !m.matches(v))
-                .map(|(_, p)| p.as_slice()),
-        )
+        merge_lists(values.iter().filter(|(v, _)| !m.matches(v)).map(|(_, p)| p.as_slice()))
     }
 }
 
@@ -190,22 +179,13 @@ mod tests {
     #[test]
     fn equality_and_negation() {
         let p = index();
+        assert_eq!(p.select(&[m(MatchOp::Equal, "__name__", "req")]), vec![1, 2, 3]);
         assert_eq!(
-            p.select(&[m(MatchOp::Equal, "__name__", "req")]),
-            vec![1, 2, 3]
-        );
-        assert_eq!(
-            p.select(&[
-                m(MatchOp::Equal, "__name__", "req"),
-                m(MatchOp::NotEqual, "svc", "a")
-            ]),
+            p.select(&[m(MatchOp::Equal, "__name__", "req"), m(MatchOp::NotEqual, "svc", "a")]),
             vec![2]
         );
         assert_eq!(
-            p.select(&[
-                m(MatchOp::Equal, "__name__", "req"),
-                m(MatchOp::Equal, "code", "")
-            ]),
+            p.select(&[m(MatchOp::Equal, "__name__", "req"), m(MatchOp::Equal, "code", "")]),
             vec![3]
         );
         assert_eq!(p.select(&[m(MatchOp::NotEqual, "code", "")]), vec![1, 2, 4]);
@@ -214,10 +194,7 @@ mod tests {
     #[test]
     fn regexes() {
         let p = index();
-        assert_eq!(
-            p.select(&[m(MatchOp::Regex, "code", "2..|5..")]),
-            vec![1, 2, 4]
-        );
+        assert_eq!(p.select(&[m(MatchOp::Regex, "code", "2..|5..")]), vec![1, 2, 4]);
         assert_eq!(
             p.select(&[
                 m(MatchOp::Regex, "__name__", "req"),
@@ -225,13 +202,7 @@ mod tests {
             ]),
             vec![1, 3]
         );
-        assert_eq!(
-            p.select(&[m(MatchOp::Regex, "code", ".*")]),
-            vec![1, 2, 3, 4]
-        );
-        assert_eq!(
-            p.select(&[m(MatchOp::Regex, "nope", ".+")]),
-            Vec::<u64>::new()
-        );
+        assert_eq!(p.select(&[m(MatchOp::Regex, "code", ".*")]), vec![1, 2, 3, 4]);
+        assert_eq!(p.select(&[m(MatchOp::Regex, "nope", ".+")]), Vec::<u64>::new());
     }
 }

@@ -133,8 +133,7 @@ impl MemSeries {
             .filter(|c| c.max_t >= mint && c.min_t <= maxt)
             .cloned()
             .collect();
-        let open_overlaps =
-            !d.open.is_empty() && d.open_min_t <= maxt && d.last.is_some_and(|(t, _)| t >= mint);
+        let open_overlaps = !d.open.is_empty() && d.open_min_t <= maxt && d.last.is_some_and(|(t, _)| t >= mint);
         ChunkSnapshot {
             closed,
             open: open_overlaps.then(|| d.open.bytes().to_vec()),
@@ -145,11 +144,7 @@ impl MemSeries {
 impl ChunkSnapshot {
     /// Decodes the samples in `[mint, maxt]`, appending them to `out`.
     pub(crate) fn decode_into(&self, mint: Timestamp, maxt: Timestamp, out: &mut Vec<Sample>) {
-        let chunks = self
-            .closed
-            .iter()
-            .map(|c| &*c.bytes)
-            .chain(self.open.as_deref());
+        let chunks = self.closed.iter().map(|c| &*c.bytes).chain(self.open.as_deref());
         for bytes in chunks {
             for (t, v) in XorIter::new(bytes) {
                 if t > maxt {

@@ -43,11 +43,7 @@ pub struct Matcher {
 
 impl Matcher {
     /// Builds a matcher; regexes are anchored at both ends, as in Prometheus.
-    pub fn new(
-        op: MatchOp,
-        name: impl Into<String>,
-        value: impl Into<String>,
-    ) -> Result<Self, regex::Error> {
+    pub fn new(op: MatchOp, name: impl Into<String>, value: impl Into<String>) -> Result<Self, regex::Error> {
         let value = value.into();
         let re = match op {
             MatchOp::Regex | MatchOp::NotRegex => Some(Regex::new(&format!("^(?s:{value})$"))?),
@@ -82,12 +78,7 @@ impl Matcher {
     }
 
     /// Builds a regex matcher from an already compiled, already anchored regex.
-    pub fn with_regex(
-        op: MatchOp,
-        name: impl Into<String>,
-        value: impl Into<String>,
-        re: Regex,
-    ) -> Self {
+    pub fn with_regex(op: MatchOp, name: impl Into<String>, value: impl Into<String>, re: Regex) -> Self {
         debug_assert!(matches!(op, MatchOp::Regex | MatchOp::NotRegex));
         Matcher {
             name: name.into(),
@@ -144,25 +135,9 @@ mod tests {
     fn empty_semantics() {
         assert!(Matcher::equal("a", "").matches_empty());
         assert!(!Matcher::equal("a", "x").matches_empty());
-        assert!(
-            Matcher::new(MatchOp::NotEqual, "a", "x")
-                .expect("ok")
-                .matches_empty()
-        );
-        assert!(
-            Matcher::new(MatchOp::Regex, "a", ".*")
-                .expect("ok")
-                .matches_empty()
-        );
-        assert!(
-            !Matcher::new(MatchOp::Regex, "a", ".+")
-                .expect("ok")
-                .matches_empty()
-        );
-        assert!(
-            Matcher::new(MatchOp::NotRegex, "a", ".+")
-                .expect("ok")
-                .matches_empty()
-        );
+        assert!(Matcher::new(MatchOp::NotEqual, "a", "x").expect("ok").matches_empty());
+        assert!(Matcher::new(MatchOp::Regex, "a", ".*").expect("ok").matches_empty());
+        assert!(!Matcher::new(MatchOp::Regex, "a", ".+").expect("ok").matches_empty());
+        assert!(Matcher::new(MatchOp::NotRegex, "a", ".+").expect("ok").matches_empty());
     }
 }

@@ -36,9 +36,7 @@ impl Labels {
 
     /// Builds a label set from pairs; sorts them, the last of duplicate names wins, and labels
     /// with an empty value are dropped (an empty value means "no such label" in Prometheus).
-    pub fn from_pairs<N: Into<String>, V: Into<String>>(
-        pairs: impl IntoIterator<Item = (N, V)>,
-    ) -> Self {
+    pub fn from_pairs<N: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (N, V)>) -> Self {
         let mut b = LabelsBuilder::default();
         for (n, v) in pairs {
             b.set(n.into(), v.into());
@@ -103,12 +101,12 @@ impl Labels {
 
     /// A copy that keeps only the named labels.
     pub fn keep(&self, names: &[String]) -> Labels {
-        self.filtered(|l| names.iter().any(|n| *n == l.name))
+        self.filtered(|l| names.contains(&l.name))
     }
 
     /// A copy without the named labels.
     pub fn drop_names(&self, names: &[String]) -> Labels {
-        self.filtered(|l| !names.iter().any(|n| *n == l.name))
+        self.filtered(|l| !names.contains(&l.name))
     }
 
     fn filtered(&self, keep: impl Fn(&Label) -> bool) -> Labels {
@@ -140,7 +138,7 @@ impl Labels {
     pub fn signature(&self, names: &[String], include: bool) -> u64 {
         let mut h = Fnv64::default();
         for l in self.0.iter() {
-            let named = names.iter().any(|n| *n == l.name);
+            let named = names.contains(&l.name);
             let keep = if include {
                 named
             } else {

@@ -4,8 +4,8 @@
 use std::cmp::Ordering;
 
 use promql_parser::parser::token::{
-    T_AVG, T_BOTTOMK, T_COUNT, T_COUNT_VALUES, T_GROUP, T_LIMIT_RATIO, T_LIMITK, T_MAX, T_MIN,
-    T_QUANTILE, T_STDDEV, T_STDVAR, T_SUM, T_TOPK,
+    T_AVG, T_BOTTOMK, T_COUNT, T_COUNT_VALUES, T_GROUP, T_LIMIT_RATIO, T_LIMITK, T_MAX, T_MIN, T_QUANTILE, T_STDDEV,
+    T_STDVAR, T_SUM, T_TOPK,
 };
 use promql_parser::parser::{AggregateExpr, Expr, LabelModifier};
 use rustc_hash::FxHashMap;
@@ -153,10 +153,7 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, agg: &AggregateExpr) -> QueryResult<M
         T_LIMITK => Op::LimitK,
         T_LIMIT_RATIO => return Err(QueryError::exec("limit_ratio is not supported yet")),
         _ => {
-            return Err(QueryError::exec(format!(
-                "unsupported aggregation {}",
-                agg.op
-            )));
+            return Err(QueryError::exec(format!("unsupported aggregation {}", agg.op)));
         }
     };
     let (without, mut names) = match &agg.modifier {
@@ -173,7 +170,7 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, agg: &AggregateExpr) -> QueryResult<M
         }
         _ => None,
     };
-    let value_label = match (op, param) {
+    let value_label = match (op, param.map(unwrap_parens)) {
         (Op::CountValues, Some(Expr::StringLiteral(s))) => {
             if !is_valid_label_name(&s.val) {
                 return Err(QueryError::exec(format!("invalid label name {:?}", s.val)));
@@ -217,9 +214,7 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, agg: &AggregateExpr) -> QueryResult<M
         let p = params.as_ref().map_or(f64::NAN, |p| p[step]);
         let groups: Vec<usize> = origins[0].iter().map(|&i| series_group[i]).collect();
         match op {
-            Op::TopK | Op::BottomK | Op::LimitK => {
-                k_select(op, p, &v[0], &groups, group_labels.len())
-            }
+            Op::TopK | Op::BottomK | Op::LimitK => k_select(op, p, &v[0], &groups, group_labels.len()),
             Op::CountValues => Ok(count_values(
                 &v[0],
                 &groups,
@@ -230,6 +225,13 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, agg: &AggregateExpr) -> QueryResult<M
             _ => Ok(simple(op, p, &v[0], &groups, &group_labels)),
         }
     })
+}
+
+fn unwrap_parens(e: &Expr) -> &Expr {
+    match e {
+        Expr::Paren(p) => unwrap_parens(&p.expr),
+        other => other,
+    }
 }
 
 fn is_valid_label_name(s: &str) -> bool {
@@ -265,11 +267,7 @@ fn simple(op: Op, param: f64, vec: &Vector, groups: &[usize], labels: &[Labels])
                 Op::Avg => a.mean.add(f),
                 Op::Stddev | Op::Stdvar => {
                     a.welford_mean = f;
-                    a.value = if f.is_nan() || f.is_infinite() {
-                        f64::NAN
-                    } else {
-                        0.0
-                    };
+                    a.value = if f.is_nan() || f.is_infinite() { f64::NAN } else { 0.0 };
                 }
                 Op::Quantile => a.values.push(f),
                 Op::Group => a.value = 1.0,
@@ -281,16 +279,8 @@ fn simple(op: Op, param: f64, vec: &Vector, groups: &[usize], labels: &[Labels])
         match op {
             Op::Sum => a.kahan.add(f),
             Op::Avg => a.mean.add(f),
-            Op::Max => {
-                if a.value < f || a.value.is_nan() {
-                    a.value = f;
-                }
-            }
-            Op::Min => {
-                if a.value > f || a.value.is_nan() {
-                    a.value = f;
-                }
-            }
+            Op::Max if a.value < f || a.value.is_nan() => a.value = f,
+            Op::Min if a.value > f || a.value.is_nan() => a.value = f,
             Op::Stddev | Op::Stdvar => {
                 if f.is_nan() || f.is_infinite() {
                     a.value = f64::NAN;
@@ -326,13 +316,7 @@ fn simple(op: Op, param: f64, vec: &Vector, groups: &[usize], labels: &[Labels])
     out
 }
 
-fn count_values(
-    vec: &Vector,
-    groups: &[usize],
-    labels: &[Labels],
-    value_label: &str,
-    without: bool,
-) -> Vector {
+fn count_values(vec: &Vector, groups: &[usize], labels: &[Labels], value_label: &str, without: bool) -> Vector {
     let mut counts: Vec<(Labels, f64)> = Vec::new();
     let mut index: FxHashMap<Labels, usize> = FxHashMap::default();
     for (s, &g) in vec.iter().zip(groups) {
@@ -350,32 +334,19 @@ fn count_values(
             }
         }
     }
-    counts
-        .into_iter()
-        .map(|(metric, v)| VSample { metric, v })
-        .collect()
+    counts.into_iter().map(|(metric, v)| VSample { metric, v }).collect()
 }
 
 /// `topk`, `bottomk` and `limitk`: up to `k` original elements per group.
-fn k_select(
-    op: Op,
-    k: f64,
-    vec: &Vector,
-    groups: &[usize],
-    n_groups: usize,
-) -> QueryResult<Vector> {
+fn k_select(op: Op, k: f64, vec: &Vector, groups: &[usize], n_groups: usize) -> QueryResult<Vector> {
     if k.is_nan() {
         return Err(QueryError::exec("Parameter value is NaN"));
     }
     if k >= 9.223_372_036_854_776e18 {
-        return Err(QueryError::exec(format!(
-            "Scalar value {k} overflows int64"
-        )));
+        return Err(QueryError::exec(format!("Scalar value {k} overflows int64")));
     }
     if k <= -9.223_372_036_854_776e18 {
-        return Err(QueryError::exec(format!(
-            "Scalar value {k} underflows int64"
-        )));
+        return Err(QueryError::exec(format!("Scalar value {k} underflows int64")));
     }
     let k = k as i64;
     if k < 1 {

@@ -4,8 +4,8 @@
 use promql_parser::label::Labels as NameList;
 use promql_parser::parser::token::TokenType;
 use promql_parser::parser::token::{
-    T_ADD, T_ATAN2, T_DIV, T_EQLC, T_GTE, T_GTR, T_LAND, T_LOR, T_LSS, T_LTE, T_LUNLESS, T_MOD,
-    T_MUL, T_NEQ, T_POW, T_SUB,
+    T_ADD, T_ATAN2, T_DIV, T_EQLC, T_GTE, T_GTR, T_LAND, T_LOR, T_LSS, T_LTE, T_LUNLESS, T_MOD, T_MUL, T_NEQ, T_POW,
+    T_SUB,
 };
 use promql_parser::parser::value::ValueType;
 use promql_parser::parser::{BinModifier, BinaryExpr, LabelModifier, VectorMatchCardinality};
@@ -66,18 +66,14 @@ impl BinOp {
         )
     }
 
-    /// Arithmetic changes what the value means, so the metric name goes.
-    fn drops_metric_name(self) -> bool {
-        matches!(
-            self,
-            BinOp::Add
-                | BinOp::Sub
-                | BinOp::Mul
-                | BinOp::Div
-                | BinOp::Mod
-                | BinOp::Pow
-                | BinOp::Atan2
-        )
+    /// Arithmetic changes what the value means, so the metric name goes (Prometheus 2 kept it
+    /// for `atan2`).
+    fn drops_metric_name(self, v2: bool) -> bool {
+        match self {
+            BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div | BinOp::Mod | BinOp::Pow => true,
+            BinOp::Atan2 => !v2,
+            _ => false,
+        }
     }
 }
 
@@ -107,6 +103,7 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, b: &BinaryExpr) -> QueryResult<Matrix
     let op = BinOp::from_token(b.op)?;
     let modifier = b.modifier.clone().unwrap_or_default();
     let return_bool = modifier.return_bool;
+    let v2 = ev.opts.prometheus_v2;
     let (lt, rt) = (b.lhs.value_type(), b.rhs.value_type());
     let lhs = ev.eval_matrix(&b.lhs)?;
     let rhs = ev.eval_matrix(&b.rhs)?;
@@ -127,32 +124,22 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, b: &BinaryExpr) -> QueryResult<Matrix
             }])
         }),
         (ValueType::Vector, ValueType::Scalar) => ev.range_eval(&[&lhs, &rhs], |_, v, _| {
-            Ok(vector_scalar(op, &v[0], v[1].first(), false, return_bool))
+            Ok(vector_scalar(op, &v[0], v[1].first(), false, return_bool, v2))
         }),
         (ValueType::Scalar, ValueType::Vector) => ev.range_eval(&[&lhs, &rhs], |_, v, _| {
-            Ok(vector_scalar(op, &v[1], v[0].first(), true, return_bool))
+            Ok(vector_scalar(op, &v[1], v[0].first(), true, return_bool, v2))
         }),
         _ => vector_vector(ev, op, &modifier, &lhs, &rhs),
     }
 }
 
-fn vector_scalar(
-    op: BinOp,
-    vec: &Vector,
-    scalar: Option<&VSample>,
-    swap: bool,
-    return_bool: bool,
-) -> Vector {
+fn vector_scalar(op: BinOp, vec: &Vector, scalar: Option<&VSample>, swap: bool, return_bool: bool, v2: bool) -> Vector {
     let Some(scalar) = scalar else {
         return Vec::new();
     };
     let mut out = Vec::with_capacity(vec.len());
     for s in vec {
-        let (l, r) = if swap {
-            (scalar.v, s.v)
-        } else {
-            (s.v, scalar.v)
-        };
+        let (l, r) = if swap { (scalar.v, s.v) } else { (s.v, scalar.v) };
         let (mut value, mut keep) = apply(op, l, r);
         // A comparison keeps the vector element's value, whichever side it is on.
         if op.is_comparison() && swap {
@@ -163,7 +150,7 @@ fn vector_scalar(
             keep = true;
         }
         if keep {
-            let metric = if op.drops_metric_name() || return_bool {
+            let metric = if op.drops_metric_name(v2) || return_bool {
                 s.metric.without_metric_name()
             } else {
                 s.metric.clone()
@@ -182,10 +169,11 @@ struct Matching {
     include: Vec<String>,
     fill_lhs: Option<f64>,
     fill_rhs: Option<f64>,
+    v2: bool,
 }
 
 impl Matching {
-    fn new(m: &BinModifier) -> Self {
+    fn new(m: &BinModifier, v2: bool) -> Self {
         let (on, names) = match &m.matching {
             Some(LabelModifier::Include(l)) => (true, names_of(l)),
             Some(LabelModifier::Exclude(l)) => (false, names_of(l)),
@@ -199,6 +187,7 @@ impl Matching {
             include,
             fill_lhs: m.fill_values.lhs,
             fill_rhs: m.fill_values.rhs,
+            v2,
         }
     }
 
@@ -242,7 +231,7 @@ fn vector_vector(
     lhs: &Matrix,
     rhs: &Matrix,
 ) -> QueryResult<Matrix> {
-    let m = Matching::new(modifier);
+    let m = Matching::new(modifier, ev.opts.prometheus_v2);
     let (lsig, rsig, keys) = signatures(&m, lhs, rhs);
     let n = keys.len();
     let return_bool = modifier.return_bool;
@@ -250,22 +239,13 @@ fn vector_vector(
         let lsigs: Vec<usize> = origins[0].iter().map(|&i| lsig[i]).collect();
         let rsigs: Vec<usize> = origins[1].iter().map(|&i| rsig[i]).collect();
         match op {
-            BinOp::And | BinOp::Or | BinOp::Unless => {
-                Ok(set_op(op, &v[0], &v[1], &lsigs, &rsigs, n))
-            }
+            BinOp::And | BinOp::Or | BinOp::Unless => Ok(set_op(op, &v[0], &v[1], &lsigs, &rsigs, n)),
             _ => binop(op, &m, return_bool, [&v[0], &v[1]], [&lsigs, &rsigs], &keys),
         }
     })
 }
 
-fn set_op(
-    op: BinOp,
-    lhs: &Vector,
-    rhs: &Vector,
-    lsigs: &[usize],
-    rsigs: &[usize],
-    n: usize,
-) -> Vector {
+fn set_op(op: BinOp, lhs: &Vector, rhs: &Vector, lsigs: &[usize], rsigs: &[usize], n: usize) -> Vector {
     let mut present = vec![false; n];
     match op {
         BinOp::And => {
@@ -395,11 +375,7 @@ struct MatchState<'m> {
 impl MatchState<'_> {
     /// Applies the operator to a matched pair (`l` from the "many" side) and records the match.
     fn emit(&mut self, l: &VSample, r: &VSample, sig: usize) -> QueryResult<()> {
-        let (vl, vr) = if self.one_to_many {
-            (r.v, l.v)
-        } else {
-            (l.v, r.v)
-        };
+        let (vl, vr) = if self.one_to_many { (r.v, l.v) } else { (l.v, r.v) };
         let (mut value, keep) = apply(self.op, vl, vr);
         if self.return_bool {
             value = f64::from(u8::from(keep));
@@ -431,7 +407,7 @@ impl MatchState<'_> {
 /// one-to-one matches, plus `group_x` labels taken from the "one" side.
 fn result_metric(lhs: &Labels, rhs: &Labels, op: BinOp, m: &Matching, return_bool: bool) -> Labels {
     let mut b = lhs.to_builder();
-    if return_bool || op.drops_metric_name() {
+    if return_bool || op.drops_metric_name(m.v2) {
         b.del(METRIC_NAME);
     }
     if matches!(m.card, VectorMatchCardinality::OneToOne) {

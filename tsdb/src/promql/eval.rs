@@ -8,9 +8,7 @@
 use std::time::Instant;
 
 use promql_parser::label::{MatchOp as ParserOp, Matcher as ParserMatcher};
-use promql_parser::parser::{
-    AtModifier, Expr, MatrixSelector, Offset, SubqueryExpr, VectorSelector,
-};
+use promql_parser::parser::{AtModifier, Expr, MatrixSelector, Offset, SubqueryExpr, VectorSelector};
 use rustc_hash::FxHashMap;
 
 use super::error::{QueryError, QueryResult};
@@ -93,9 +91,7 @@ impl<'a> Evaluator<'a> {
     /// The step timestamps.
     pub(crate) fn steps(&self) -> impl Iterator<Item = Timestamp> + use<> {
         let (start, end, interval) = (self.start, self.end, self.interval);
-        (0..)
-            .map(move |i| start + i * interval)
-            .take_while(move |t| *t <= end)
+        (0..).map(move |i| start + i * interval).take_while(move |t| *t <= end)
     }
 
     /// Number of steps.
@@ -122,11 +118,7 @@ impl<'a> Evaluator<'a> {
     /// Whether a window boundary at exactly `t` is inside the window (Prometheus 2 included it).
     #[inline]
     pub(crate) fn after_left_edge(&self, t: Timestamp, edge: Timestamp) -> bool {
-        if self.opts.prometheus_v2 {
-            t >= edge
-        } else {
-            t > edge
-        }
+        if self.opts.prometheus_v2 { t >= edge } else { t > edge }
     }
 
     /// Evaluates a node.
@@ -144,14 +136,13 @@ impl<'a> Evaluator<'a> {
                         p.v = -p.v;
                     }
                 }
+                functions::check_unique_labelsets(&m)?;
                 Ok(EVal::Matrix(m))
             }
             Expr::VectorSelector(vs) => Ok(EVal::Matrix(self.vector_selector(vs, false)?)),
             Expr::MatrixSelector(ms) => {
                 if self.start != self.end {
-                    return Err(QueryError::exec(
-                        "cannot do range evaluation of matrix selector",
-                    ));
+                    return Err(QueryError::exec("cannot do range evaluation of matrix selector"));
                 }
                 let input = self.matrix_selector(ms)?;
                 Ok(EVal::Matrix(self.raw_window(input)))
@@ -236,11 +227,7 @@ impl<'a> Evaluator<'a> {
     /// Evaluates a vector selector at every step: the newest sample in the lookback window,
     /// unless it is a staleness marker. With `orig_time`, the value is the sample's timestamp in
     /// seconds instead (for `timestamp()`).
-    pub(crate) fn vector_selector(
-        &mut self,
-        vs: &VectorSelector,
-        orig_time: bool,
-    ) -> QueryResult<Matrix> {
+    pub(crate) fn vector_selector(&mut self, vs: &VectorSelector, orig_time: bool) -> QueryResult<Matrix> {
         let offset = offset_ms(vs.offset.as_ref());
         let at = self.at_time(vs.at.as_ref());
         let lookback = self.opts.lookback_delta_ms;
@@ -265,11 +252,7 @@ impl<'a> Evaluator<'a> {
                 if !self.after_left_edge(sample.t, ref_t - lookback) || is_stale_nan(sample.v) {
                     continue;
                 }
-                let v = if orig_time {
-                    sample.t as f64 / 1000.0
-                } else {
-                    sample.v
-                };
+                let v = if orig_time { sample.t as f64 / 1000.0 } else { sample.v };
                 points.push(Point { t: ts, v });
             }
             if !points.is_empty() {
@@ -295,15 +278,7 @@ impl<'a> Evaluator<'a> {
         let raw = self.select(vs, lo - offset - range, hi - offset)?;
         let series = raw
             .into_iter()
-            .map(|s| {
-                (
-                    s.labels,
-                    s.samples
-                        .into_iter()
-                        .filter(|p| !is_stale_nan(p.v))
-                        .collect(),
-                )
-            })
+            .map(|s| (s.labels, s.samples.into_iter().filter(|p| !is_stale_nan(p.v)).collect()))
             .collect();
         Ok(RangeInput {
             series,
@@ -333,9 +308,7 @@ impl<'a> Evaluator<'a> {
         // The first step-aligned time inside the first window (left-open in Prometheus 3).
         let first = outer_start - offset - range;
         let mut start = step * (first / step);
-        if (self.opts.prometheus_v2 && start < first)
-            || (!self.opts.prometheus_v2 && start <= first)
-        {
+        if (self.opts.prometheus_v2 && start < first) || (!self.opts.prometheus_v2 && start <= first) {
             start += step;
         }
         let mut child = Evaluator {
@@ -442,9 +415,7 @@ impl Collector {
         for s in out {
             match self.index.get_mut(&s.metric) {
                 Some((_, last)) if *last == ts => {
-                    return Err(QueryError::exec(
-                        "vector cannot contain metrics with the same labelset",
-                    ));
+                    return Err(QueryError::exec("vector cannot contain metrics with the same labelset"));
                 }
                 Some((i, last)) => {
                     *last = ts;
@@ -465,13 +436,7 @@ impl Collector {
 }
 
 /// Fills `out` with the elements of `m` at step `ts`, advancing the per-series cursors.
-fn gather(
-    m: &Matrix,
-    cursors: &mut [usize],
-    ts: Timestamp,
-    out: &mut Vector,
-    origins: &mut Vec<usize>,
-) {
+fn gather(m: &Matrix, cursors: &mut [usize], ts: Timestamp, out: &mut Vector, origins: &mut Vec<usize>) {
     out.clear();
     origins.clear();
     for (i, s) in m.iter().enumerate() {
@@ -512,8 +477,7 @@ pub(crate) fn matcher_sets(vs: &VectorSelector) -> QueryResult<Vec<Vec<Matcher>>
     if let Some(name) = &vs.name {
         base.push(Matcher::equal(crate::labels::METRIC_NAME, name.clone()));
     }
-    let convert =
-        |ms: &[ParserMatcher]| -> Vec<Matcher> { ms.iter().map(convert_matcher).collect() };
+    let convert = |ms: &[ParserMatcher]| -> Vec<Matcher> { ms.iter().map(convert_matcher).collect() };
     if vs.matchers.or_matchers.is_empty() {
         base.extend(convert(&vs.matchers.matchers));
         return Ok(vec![base]);
@@ -534,14 +498,7 @@ fn convert_matcher(m: &ParserMatcher) -> Matcher {
     match &m.op {
         ParserOp::Equal => Matcher::equal(m.name.clone(), m.value.clone()),
         ParserOp::NotEqual => Matcher::not_equal(m.name.clone(), m.value.clone()),
-        ParserOp::Re(re) => {
-            Matcher::with_regex(MatchOp::Regex, m.name.clone(), m.value.clone(), re.clone())
-        }
-        ParserOp::NotRe(re) => Matcher::with_regex(
-            MatchOp::NotRegex,
-            m.name.clone(),
-            m.value.clone(),
-            re.clone(),
-        ),
+        ParserOp::Re(re) => Matcher::with_regex(MatchOp::Regex, m.name.clone(), m.value.clone(), re.clone()),
+        ParserOp::NotRe(re) => Matcher::with_regex(MatchOp::NotRegex, m.name.clone(), m.value.clone(), re.clone()),
     }
 }

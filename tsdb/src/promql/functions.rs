@@ -52,10 +52,7 @@ pub(crate) fn eval_call(ev: &mut Evaluator<'_>, call: &Call) -> QueryResult<EVal
         "absent_over_time" => return absent_over_time(ev, &args).map(EVal::Matrix),
         _ => {}
     }
-    if let Some(i) = args
-        .iter()
-        .position(|a| a.value_type() == ValueType::Matrix)
-    {
+    if let Some(i) = args.iter().position(|a| a.value_type() == ValueType::Matrix) {
         return range_call(ev, name, &args, i).map(EVal::Matrix);
     }
     instant_call(ev, name, &args).map(EVal::Matrix)
@@ -77,14 +74,9 @@ fn drop_names(mut m: Matrix) -> Matrix {
 
 /// Evaluates a function with a range-vector argument: for each series, a window slides over the
 /// steps.
-fn range_call(
-    ev: &mut Evaluator<'_>,
-    name: &str,
-    args: &[&Expr],
-    matrix_arg: usize,
-) -> QueryResult<Matrix> {
-    let f = range_functions::lookup(name)
-        .ok_or_else(|| QueryError::exec(format!("function {name:?} is not supported")))?;
+fn range_call(ev: &mut Evaluator<'_>, name: &str, args: &[&Expr], matrix_arg: usize) -> QueryResult<Matrix> {
+    let f =
+        range_functions::lookup(name).ok_or_else(|| QueryError::exec(format!("function {name:?} is not supported")))?;
     let mut params: Vec<Vec<f64>> = Vec::new();
     for (i, a) in args.iter().enumerate() {
         if i != matrix_arg {
@@ -116,8 +108,7 @@ fn range_call(
                 *slot = p[step];
             }
             if matches!(name, "holt_winters" | "double_exponential_smoothing") {
-                range_functions::check_smoothing_factors(step_params[0], step_params[1])
-                    .map_err(QueryError::exec)?;
+                range_functions::check_smoothing_factors(step_params[0], step_params[1]).map_err(QueryError::exec)?;
             }
             let w = Window {
                 points: &points[lo..hi],
@@ -137,10 +128,7 @@ fn range_call(
             } else {
                 metric.without_metric_name()
             };
-            out.push(ESeries {
-                metric,
-                points: result,
-            });
+            out.push(ESeries { metric, points: result });
         }
     }
     check_unique_labelsets(&out)?;
@@ -158,13 +146,11 @@ fn range_input(ev: &mut Evaluator<'_>, arg: &Expr) -> QueryResult<RangeInput> {
     }
 }
 
-fn check_unique_labelsets(m: &Matrix) -> QueryResult<()> {
+pub(crate) fn check_unique_labelsets(m: &Matrix) -> QueryResult<()> {
     let mut seen = rustc_hash::FxHashSet::default();
     for s in m {
         if !seen.insert(&s.metric) {
-            return Err(QueryError::exec(
-                "vector cannot contain metrics with the same labelset",
-            ));
+            return Err(QueryError::exec("vector cannot contain metrics with the same labelset"));
         }
     }
     Ok(())
@@ -182,10 +168,10 @@ fn absent_over_time(ev: &mut Evaluator<'_>, args: &[&Expr]) -> QueryResult<Matri
     for ts in ev.steps() {
         let end = input.at.unwrap_or(ts) - input.offset;
         let start = end - input.range;
-        let present = input.series.iter().any(|(_, pts)| {
-            pts.iter()
-                .any(|p| p.t <= end && ev.after_left_edge(p.t, start))
-        });
+        let present = input
+            .series
+            .iter()
+            .any(|(_, pts)| pts.iter().any(|p| p.t <= end && ev.after_left_edge(p.t, start)));
         if !present {
             out.push(Point { t: ts, v: 1.0 });
         }
@@ -309,7 +295,7 @@ fn apply_instant(
             v[0].iter()
                 .map(|s| VSample {
                     metric: s.metric.without_metric_name(),
-                    v: s.v.max(lo).min(hi),
+                    v: go_min(go_max(s.v, lo), hi),
                 })
                 .collect()
         }
@@ -318,7 +304,7 @@ fn apply_instant(
             v[0].iter()
                 .map(|s| VSample {
                     metric: s.metric.without_metric_name(),
-                    v: s.v.max(lo),
+                    v: go_max(s.v, lo),
                 })
                 .collect()
         }
@@ -327,7 +313,7 @@ fn apply_instant(
             v[0].iter()
                 .map(|s| VSample {
                     metric: s.metric.without_metric_name(),
-                    v: s.v.min(hi),
+                    v: go_min(s.v, hi),
                 })
                 .collect()
         }
@@ -375,9 +361,7 @@ fn apply_instant(
             out.sort_by(|a, b| {
                 let ord = strings
                     .iter()
-                    .map(|l| {
-                        natural_cmp(a.metric.get(l).unwrap_or(""), b.metric.get(l).unwrap_or(""))
-                    })
+                    .map(|l| natural_cmp(a.metric.get(l).unwrap_or(""), b.metric.get(l).unwrap_or("")))
                     .find(|o| o.is_ne())
                     .unwrap_or_else(|| a.metric.cmp(&b.metric));
                 if desc { ord.reverse() } else { ord }
@@ -385,14 +369,23 @@ fn apply_instant(
             out
         }
         "histogram_quantile" => histogram_quantile(scalar(0), &v[1]),
-        "minute" | "hour" | "day_of_week" | "day_of_month" | "day_of_year" | "days_in_month"
-        | "month" | "year" => date_function(name, v.first(), ts),
+        "minute" | "hour" | "day_of_week" | "day_of_month" | "day_of_year" | "days_in_month" | "month" | "year" => {
+            date_function(name, v.first(), ts)
+        }
         other => {
-            return Err(QueryError::exec(format!(
-                "function {other:?} is not supported"
-            )));
+            return Err(QueryError::exec(format!("function {other:?} is not supported")));
         }
     })
+}
+
+/// `max` that propagates NaN, like Go's `math.Max` (Rust's `f64::max` ignores NaN).
+fn go_max(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() { f64::NAN } else { a.max(b) }
+}
+
+/// `min` that propagates NaN, like Go's `math.Min`.
+fn go_min(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() { f64::NAN } else { a.min(b) }
 }
 
 fn map_values(v: &Vector, f: fn(f64) -> f64) -> Vector {
@@ -425,16 +418,9 @@ fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
             (None, Some(_)) => return std::cmp::Ordering::Less,
             (Some(_), None) => return std::cmp::Ordering::Greater,
             (Some((ia, ca)), Some((ib, cb))) if ca.is_ascii_digit() && cb.is_ascii_digit() => {
-                let ea = a[ia..]
-                    .find(|c: char| !c.is_ascii_digit())
-                    .map_or(a.len(), |e| ia + e);
-                let eb = b[ib..]
-                    .find(|c: char| !c.is_ascii_digit())
-                    .map_or(b.len(), |e| ib + e);
-                let (na, nb) = (
-                    a[ia..ea].trim_start_matches('0'),
-                    b[ib..eb].trim_start_matches('0'),
-                );
+                let ea = a[ia..].find(|c: char| !c.is_ascii_digit()).map_or(a.len(), |e| ia + e);
+                let eb = b[ib..].find(|c: char| !c.is_ascii_digit()).map_or(b.len(), |e| ib + e);
+                let (na, nb) = (a[ia..ea].trim_start_matches('0'), b[ib..eb].trim_start_matches('0'));
                 let ord = na.len().cmp(&nb.len()).then_with(|| na.cmp(nb));
                 if ord.is_ne() {
                     return ord;
@@ -493,11 +479,7 @@ fn date_function(name: &str, arg: Option<&Vector>, ts: Timestamp) -> Vector {
 }
 
 fn days_in_month(year: i32, month: u32) -> u32 {
-    let (ny, nm) = if month == 12 {
-        (year + 1, 1)
-    } else {
-        (year, month + 1)
-    };
+    let (ny, nm) = if month == 12 { (year + 1, 1) } else { (year, month + 1) };
     let first_next = chrono::NaiveDate::from_ymd_opt(ny, nm, 1);
     let first = chrono::NaiveDate::from_ymd_opt(year, month, 1);
     match (first, first_next) {
@@ -587,10 +569,7 @@ pub(crate) fn bucket_quantile(q: f64, buckets: &mut Vec<(f64, f64)>) -> f64 {
     }
     let mut rank = q * observations;
     let n = buckets.len();
-    let b = buckets[..n - 1]
-        .iter()
-        .position(|b| b.1 >= rank)
-        .unwrap_or(n - 1);
+    let b = buckets[..n - 1].iter().position(|b| b.1 >= rank).unwrap_or(n - 1);
     if b == n - 1 {
         return buckets[n - 2].0;
     }
@@ -611,17 +590,9 @@ fn label_replace(ev: &mut Evaluator<'_>, args: &[&Expr]) -> QueryResult<Matrix> 
     let [vec, dst, repl, src, re] = args else {
         return Err(QueryError::exec("label_replace needs 5 arguments"));
     };
-    let (dst, repl, src, re) = (
-        string_arg(dst)?,
-        string_arg(repl)?,
-        string_arg(src)?,
-        string_arg(re)?,
-    );
-    let regex = Regex::new(&format!("^(?s:{re})$")).map_err(|e| {
-        QueryError::exec(format!(
-            "invalid regular expression in label_replace(): {re}: {e}"
-        ))
-    })?;
+    let (dst, repl, src, re) = (string_arg(dst)?, string_arg(repl)?, string_arg(src)?, string_arg(re)?);
+    let regex = Regex::new(&format!("^(?s:{re})$"))
+        .map_err(|e| QueryError::exec(format!("invalid regular expression in label_replace(): {re}: {e}")))?;
     if !is_valid_label_name(&dst) {
         return Err(QueryError::exec(format!(
             "invalid destination label name in label_replace(): {dst}"
@@ -660,10 +631,7 @@ fn label_join(ev: &mut Evaluator<'_>, args: &[&Expr]) -> QueryResult<Matrix> {
     }
     let dst = string_arg(args[1])?;
     let sep = string_arg(args[2])?;
-    let srcs: Vec<String> = args[3..]
-        .iter()
-        .map(|a| string_arg(a))
-        .collect::<QueryResult<_>>()?;
+    let srcs: Vec<String> = args[3..].iter().map(|a| string_arg(a)).collect::<QueryResult<_>>()?;
     if !is_valid_label_name(&dst) {
         return Err(QueryError::exec(format!(
             "invalid destination label name in label_join(): {dst}"
@@ -730,12 +698,7 @@ mod tests {
 
     #[test]
     fn bucket_quantiles() {
-        let mut b = vec![
-            (0.1, 10.0),
-            (0.5, 60.0),
-            (1.0, 100.0),
-            (f64::INFINITY, 100.0),
-        ];
+        let mut b = vec![(0.1, 10.0), (0.5, 60.0), (1.0, 100.0), (f64::INFINITY, 100.0)];
         assert!((bucket_quantile(0.5, &mut b) - (0.1 + 0.4 * (40.0 / 50.0))).abs() < 1e-12);
         assert_eq!(bucket_quantile(1.0, &mut b), 1.0);
         let mut no_inf = vec![(0.1, 10.0)];

@@ -23,6 +23,7 @@ mod error;
 mod eval;
 mod functions;
 mod range_functions;
+pub mod script;
 mod value;
 
 use std::time::{Duration, Instant};
@@ -92,32 +93,19 @@ impl Engine {
     }
 
     /// Evaluates `query` at time `t`.
-    pub fn instant_query(
-        &self,
-        storage: &dyn Queryable,
-        query: &str,
-        t: Timestamp,
-    ) -> QueryResult<Value> {
+    pub fn instant_query(&self, storage: &dyn Queryable, query: &str, t: Timestamp) -> QueryResult<Value> {
         let expr = self.parse(query)?;
         self.instant(storage, &expr, t)
     }
 
     /// Evaluates a parsed expression at time `t`.
-    pub fn instant(
-        &self,
-        storage: &dyn Queryable,
-        expr: &Expr,
-        t: Timestamp,
-    ) -> QueryResult<Value> {
+    pub fn instant(&self, storage: &dyn Queryable, expr: &Expr, t: Timestamp) -> QueryResult<Value> {
         let mut ev = self.evaluator(storage, t, t, 1);
         let val = ev.eval(expr)?;
         Ok(match (val, expr.value_type()) {
             (EVal::String(s), _) => Value::String { t, v: s },
             (EVal::Matrix(m), ValueType::Scalar) => {
-                let v = m
-                    .first()
-                    .and_then(|s| s.points.first())
-                    .map_or(f64::NAN, |p| p.v);
+                let v = m.first().and_then(|s| s.points.first()).map_or(f64::NAN, |p| p.v);
                 Value::Scalar { t, v }
             }
             (EVal::Matrix(m), ValueType::Matrix) => Value::Matrix(ev.finish_matrix(m, false)),
@@ -173,13 +161,7 @@ impl Engine {
         }
     }
 
-    fn evaluator<'a>(
-        &'a self,
-        storage: &'a dyn Queryable,
-        start: i64,
-        end: i64,
-        interval: i64,
-    ) -> Evaluator<'a> {
+    fn evaluator<'a>(&'a self, storage: &'a dyn Queryable, start: i64, end: i64, interval: i64) -> Evaluator<'a> {
         Evaluator::new(
             storage,
             &self.opts,

@@ -65,9 +65,7 @@ pub(crate) fn lookup(name: &str) -> Option<RangeFn> {
             }))
         },
         "resets" => |w, _| Some(count_pairs(w.points, |prev, cur| cur < prev)),
-        "deriv" => {
-            |w, _| (w.points.len() >= 2).then(|| linear_regression(w.points, w.points[0].t).0)
-        }
+        "deriv" => |w, _| (w.points.len() >= 2).then(|| linear_regression(w.points, w.points[0].t).0),
         "predict_linear" => |w, p| {
             if w.points.len() < 2 {
                 return None;
@@ -258,14 +256,10 @@ fn double_exponential_smoothing(w: &Window<'_>, params: &[f64]) -> Option<f64> {
 /// Checks the factors of `holt_winters` / `double_exponential_smoothing`.
 pub(crate) fn check_smoothing_factors(sf: f64, tf: f64) -> Result<(), String> {
     if sf <= 0.0 || sf >= 1.0 {
-        return Err(format!(
-            "invalid smoothing factor. Expected: 0 < sf < 1, got: {sf}"
-        ));
+        return Err(format!("invalid smoothing factor. Expected: 0 < sf < 1, got: {sf}"));
     }
     if tf <= 0.0 || tf >= 1.0 {
-        return Err(format!(
-            "invalid trend factor. Expected: 0 < tf < 1, got: {tf}"
-        ));
+        return Err(format!("invalid trend factor. Expected: 0 < tf < 1, got: {tf}"));
     }
     Ok(())
 }

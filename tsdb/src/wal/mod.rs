@@ -83,8 +83,7 @@ impl Wal {
                     tracing::warn!(file = %path.display(), offset = valid_len, cut = on_disk - valid_len,
                         "WAL: truncating torn tail");
                     stats.torn_bytes = on_disk - valid_len;
-                    file.set_len(valid_len)
-                        .map_err(Error::io("truncate", &path))?;
+                    file.set_len(valid_len).map_err(Error::io("truncate", &path))?;
                     file.sync_all().map_err(Error::io("sync", &path))?;
                 }
                 Wal {
@@ -130,21 +129,16 @@ impl Wal {
         for &(typ, payload) in records {
             if u32::try_from(payload.len()).is_err() {
                 let path = segment_path(&self.dir, self.segment);
-                let err =
-                    std::io::Error::new(std::io::ErrorKind::InvalidInput, "WAL record over 4 GiB");
+                let err = std::io::Error::new(std::io::ErrorKind::InvalidInput, "WAL record over 4 GiB");
                 return Err(Error::io("write", path)(err));
             }
             frame(typ, payload, &mut self.buf);
         }
-        if self.written > SEGMENT_HEADER_LEN as u64
-            && self.written + self.buf.len() as u64 > self.segment_size
-        {
+        if self.written > SEGMENT_HEADER_LEN as u64 && self.written + self.buf.len() as u64 > self.segment_size {
             self.rotate()?;
         }
         let path = segment_path(&self.dir, self.segment);
-        self.file
-            .write_all(&self.buf)
-            .map_err(Error::io("write", &path))?;
+        self.file.write_all(&self.buf).map_err(Error::io("write", &path))?;
         self.written += self.buf.len() as u64;
         Ok(())
     }
@@ -206,10 +200,7 @@ fn replay_segment(
         return Err(corrupt(0, "bad segment magic".into()));
     }
     if data[4] != SEGMENT_VERSION {
-        return Err(corrupt(
-            4,
-            format!("unsupported segment version {}", data[4]),
-        ));
+        return Err(corrupt(4, format!("unsupported segment version {}", data[4])));
     }
     let mut pos = SEGMENT_HEADER_LEN;
     while pos < data.len() {

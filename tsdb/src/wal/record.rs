@@ -76,10 +76,7 @@ pub fn decode(typ: u8, payload: &[u8]) -> Result<Record, String> {
         other => return Err(format!("unknown record type {other}")),
     };
     if !d.is_empty() {
-        return Err(format!(
-            "{} trailing bytes after record",
-            payload.len() - d.position()
-        ));
+        return Err(format!("{} trailing bytes after record", payload.len() - d.position()));
     }
     Ok(rec)
 }
@@ -137,10 +134,7 @@ mod tests {
         let b = Labels::from_pairs([("__name__", "y")]);
         let mut buf = Vec::new();
         encode_series(&[(1, &a), (7, &b)], &mut buf);
-        assert_eq!(
-            decode(TYPE_SERIES, &buf),
-            Ok(Record::Series(vec![(1, a), (7, b)]))
-        );
+        assert_eq!(decode(TYPE_SERIES, &buf), Ok(Record::Series(vec![(1, a), (7, b)])));
     }
 
     #[test]
@@ -152,11 +146,7 @@ mod tests {
         let samples = vec![(5, 1000, 1.5), (3, 1000, f64::NAN), (9, 990, -2.0)];
         let mut buf = Vec::new();
         encode_samples(&marks, &samples, &mut buf);
-        let Ok(Record::Samples {
-            marks: m,
-            samples: s,
-        }) = decode(TYPE_SAMPLES, &buf)
-        else {
+        let Ok(Record::Samples { marks: m, samples: s }) = decode(TYPE_SAMPLES, &buf) else {
             panic!("decode failed")
         };
         assert_eq!(m, marks);

@@ -1,0 +1,715 @@
+//! A runner for Prometheus's PromQL test-script language (`load`, `clear`, `eval instant at`,
+//! `eval range from .. to .. step`, `eval_fail`, `eval_ordered`, `expect` lines), so that vigil's
+//! engine is checked against Prometheus's own test data and vigil's PromQL tests read the same.
+//!
+//! ```text
+//! load 5m
+//!     http_requests{job="api"} 0+10x10
+//!
+//! eval instant at 50m sum(http_requests)
+//!     {} 100
+//! ```
+//!
+//! Times are durations from the Unix epoch. Float results compare with a relative tolerance of
+//! 1e-6 (NaN equals NaN). Evals that need native histograms or syntax the parser lacks are
+//! reported as skipped, with the reason, rather than failed.
+
+use std::fmt;
+
+use super::{Engine, EngineOptions, Value};
+use crate::db::Db;
+use crate::labels::{Labels, LabelsBuilder, METRIC_NAME};
+use crate::storage::{STALE_NAN, Timestamp};
+use crate::time::parse_duration_ms;
+
+/// Outcome of one script.
+#[derive(Debug, Default, Clone)]
+pub struct ScriptReport {
+    /// Evals whose result matched.
+    pub passed: usize,
+    /// Evals whose result did not match, or that failed unexpectedly.
+    pub failed: Vec<EvalIssue>,
+    /// Evals not run, with why.
+    pub skipped: Vec<EvalIssue>,
+}
+
+/// A failed or skipped eval.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvalIssue {
+    /// 1-based line of the `eval` command.
+    pub line: usize,
+    /// The query.
+    pub expr: String,
+    /// What went wrong, or why it was skipped.
+    pub reason: String,
+}
+
+impl fmt::Display for EvalIssue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}: {}: {}", self.line, self.expr, self.reason)
+    }
+}
+
+impl ScriptReport {
+    /// Evals counted (passed + failed + skipped).
+    pub fn total(&self) -> usize {
+        self.passed + self.failed.len() + self.skipped.len()
+    }
+}
+
+/// Expected outcome of an eval.
+#[derive(Debug, Default)]
+struct Expectation {
+    fail: bool,
+    fail_msg: Option<String>,
+    fail_regex: Option<String>,
+    ordered: bool,
+    string: Option<String>,
+    scalar: Option<f64>,
+    /// Expected series: labels and values (None = no point at that step).
+    series: Vec<(Labels, Vec<Option<f64>>)>,
+    /// The expectation uses something the runner cannot express (native histograms).
+    unsupported: Option<String>,
+}
+
+#[derive(Debug)]
+enum Mode {
+    Instant(Timestamp),
+    Range {
+        start: Timestamp,
+        end: Timestamp,
+        step: i64,
+    },
+}
+
+/// Runs a script on a fresh in-memory store.
+pub fn run_script(text: &str, opts: EngineOptions) -> ScriptReport {
+    let engine = Engine::new(opts);
+    let mut db = Db::in_memory();
+    let mut report = ScriptReport::default();
+    // Series loaded with native histograms: evals touching them are skipped.
+    let mut histogram_series: Vec<String> = Vec::new();
+    let lines: Vec<&str> = text.lines().collect();
+    let mut i = 0;
+    while i < lines.len() {
+        let line = strip_comment(lines[i]);
+        let lineno = i + 1;
+        i += 1;
+        if line.is_empty() {
+            continue;
+        }
+        if line == "clear" {
+            db = Db::in_memory();
+            histogram_series.clear();
+            continue;
+        }
+        if let Some(step) = line
+            .strip_prefix("load_with_nhcb")
+            .or_else(|| line.strip_prefix("load"))
+        {
+            let block = take_block(&lines, &mut i);
+            if let Err(e) = load(&db, step.trim(), &block, &mut histogram_series) {
+                report.failed.push(EvalIssue {
+                    line: lineno,
+                    expr: line.to_owned(),
+                    reason: format!("bad load: {e}"),
+                });
+            }
+            continue;
+        }
+        if line.starts_with("eval") {
+            let block = take_block(&lines, &mut i);
+            run_eval(&engine, &db, line, lineno, &block, &histogram_series, &mut report);
+            continue;
+        }
+        report.failed.push(EvalIssue {
+            line: lineno,
+            expr: line.to_owned(),
+            reason: "unknown command".into(),
+        });
+    }
+    report
+}
+
+fn strip_comment(l: &str) -> &str {
+    let t = l.trim();
+    if t.starts_with('#') { "" } else { t }
+}
+
+/// The lines of a block, up to the next blank line; comments are dropped.
+fn take_block<'a>(lines: &[&'a str], i: &mut usize) -> Vec<&'a str> {
+    let mut out = Vec::new();
+    while *i < lines.len() {
+        let raw = lines[*i].trim();
+        if raw.is_empty() {
+            break;
+        }
+        *i += 1;
+        if !raw.starts_with('#') {
+            out.push(raw);
+        }
+    }
+    out
+}
+
+fn load(db: &Db, step: &str, block: &[&str], histogram_series: &mut Vec<String>) -> Result<(), String> {
+    let step = parse_duration_ms(step)?;
+    // A series defined twice in one block keeps its last definition, as in Prometheus's runner.
+    let mut defs: Vec<(Labels, Vec<Option<f64>>)> = Vec::new();
+    for line in block {
+        let (labels, rest) = parse_series_desc(line)?;
+        if labels.metric_name().is_some_and(|n| n.ends_with("@st")) || rest.starts_with("@st") {
+            continue;
+        }
+        if rest.contains("{{") {
+            histogram_series.push(labels.metric_name().unwrap_or_default().to_owned());
+            continue;
+        }
+        let values = parse_values(rest)?;
+        match defs.iter_mut().find(|(l, _)| *l == labels) {
+            Some(def) => def.1 = values,
+            None => defs.push((labels, values)),
+        }
+    }
+    let mut app = db.appender();
+    for (labels, values) in defs {
+        for (k, v) in values.into_iter().enumerate() {
+            if let Some(v) = v {
+                app.append(&labels, k as i64 * step, v).map_err(|e| e.to_string())?;
+            }
+        }
+    }
+    app.commit().map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+fn run_eval(
+    engine: &Engine,
+    db: &Db,
+    cmd: &str,
+    lineno: usize,
+    block: &[&str],
+    histogram_series: &[String],
+    report: &mut ScriptReport,
+) {
+    let (mode, modifier, expr) = match parse_eval_command(cmd) {
+        Ok(x) => x,
+        Err(e) => {
+            report.failed.push(EvalIssue {
+                line: lineno,
+                expr: cmd.to_owned(),
+                reason: e,
+            });
+            return;
+        }
+    };
+    let issue = |reason: String| EvalIssue {
+        line: lineno,
+        expr: expr.to_owned(),
+        reason,
+    };
+    let mut exp = match parse_expectation(block, &mode) {
+        Ok(e) => e,
+        Err(e) => {
+            report.failed.push(issue(format!("bad expectation: {e}")));
+            return;
+        }
+    };
+    match modifier {
+        "fail" => exp.fail = true,
+        "ordered" => exp.ordered = true,
+        _ => {}
+    }
+    if let Some(reason) = exp.unsupported.take() {
+        report.skipped.push(issue(reason));
+        return;
+    }
+    if let Some(name) = histogram_series
+        .iter()
+        .find(|n| !n.is_empty() && expr.contains(n.as_str()))
+    {
+        report
+            .skipped
+            .push(issue(format!("uses native histogram series {name}")));
+        return;
+    }
+    let parsed = match engine.parse(expr) {
+        Ok(p) => p,
+        Err(e) if exp.fail => {
+            match check_fail_message(&exp, &e.to_string()) {
+                Ok(()) => report.passed += 1,
+                Err(m) => report.failed.push(issue(m)),
+            }
+            return;
+        }
+        Err(e) => {
+            report.skipped.push(issue(format!("does not parse: {e}")));
+            return;
+        }
+    };
+    let result = match mode {
+        Mode::Instant(t) => engine.instant(db, &parsed, t),
+        Mode::Range { start, end, step } => engine.range(db, &parsed, start, end, step),
+    };
+    let outcome = match (result, exp.fail) {
+        (Ok(v), false) => compare(&exp, &v, &mode),
+        (Ok(v), true) => Err(format!("expected an error, got {}", short(&v))),
+        (Err(e), true) => check_fail_message(&exp, &e.to_string()),
+        (Err(e), false) => Err(format!("unexpected error: {e}")),
+    };
+    match outcome {
+        Ok(()) => report.passed += 1,
+        Err(m) => report.failed.push(issue(m)),
+    }
+}
+
+fn check_fail_message(exp: &Expectation, msg: &str) -> Result<(), String> {
+    if let Some(want) = &exp.fail_msg
+        && msg != want
+    {
+        return Err(format!("expected error {want:?}, got {msg:?}"));
+    }
+    if let Some(re) = &exp.fail_regex {
+        let re = regex::Regex::new(re).map_err(|e| format!("bad regex in expectation: {e}"))?;
+        if !re.is_match(msg) {
+            return Err(format!("expected error matching {re}, got {msg:?}"));
+        }
+    }
+    Ok(())
+}
+
+fn short(v: &Value) -> String {
+    let s = v.to_string();
+    if s.len() > 300 { format!("{}...", &s[..300]) } else { s }
+}
+
+/// Splits an eval command into its mode, modifier (`fail`, `ordered`, ...) and expression.
+fn parse_eval_command(cmd: &str) -> Result<(Mode, &str, &str), String> {
+    let (head, rest) = cmd.split_once(char::is_whitespace).ok_or("eval without expression")?;
+    let modifier = head
+        .strip_prefix("eval")
+        .and_then(|m| m.strip_prefix('_'))
+        .unwrap_or("");
+    let rest = rest.trim_start();
+    if let Some(r) = rest.strip_prefix("instant") {
+        let r = r.trim_start();
+        let r = r.strip_prefix("at").ok_or("instant eval without 'at'")?.trim_start();
+        let (t, expr) = r
+            .split_once(char::is_whitespace)
+            .ok_or("instant eval without expression")?;
+        return Ok((Mode::Instant(parse_time(t)?), modifier, expr.trim()));
+    }
+    if let Some(r) = rest.strip_prefix("range") {
+        let words: Vec<&str> = r.split_whitespace().collect();
+        if words.len() < 7 || words[0] != "from" || words[2] != "to" || words[4] != "step" {
+            return Err(format!("bad range eval {cmd:?}"));
+        }
+        let expr_start = nth_word_offset(r, 6).ok_or("range eval without expression")?;
+        return Ok((
+            Mode::Range {
+                start: parse_time(words[1])?,
+                end: parse_time(words[3])?,
+                step: parse_time(words[5])?,
+            },
+            modifier,
+            r[expr_start..].trim(),
+        ));
+    }
+    Err(format!("bad eval command {cmd:?}"))
+}
+
+fn nth_word_offset(s: &str, n: usize) -> Option<usize> {
+    let mut count = 0;
+    let mut in_word = false;
+    for (i, c) in s.char_indices() {
+        if c.is_whitespace() {
+            in_word = false;
+        } else if !in_word {
+            if count == n {
+                return Some(i);
+            }
+            count += 1;
+            in_word = true;
+        }
+    }
+    None
+}
+
+fn parse_time(s: &str) -> Result<Timestamp, String> {
+    if let Some(neg) = s.strip_prefix('-') {
+        return parse_time(neg).map(|t| -t);
+    }
+    if s == "0" {
+        return Ok(0);
+    }
+    parse_duration_ms(s).or_else(|_| s.parse::<f64>().map(|v| (v * 1000.0) as i64).map_err(|e| e.to_string()))
+}
+
+fn parse_expectation(block: &[&str], mode: &Mode) -> Result<Expectation, String> {
+    let mut exp = Expectation::default();
+    for line in block {
+        if let Some(rest) = line.strip_prefix("expect ") {
+            let rest = rest.trim();
+            if let Some(s) = rest.strip_prefix("string") {
+                exp.string = Some(unquote(s.trim())?);
+            } else if let Some(f) = rest.strip_prefix("fail") {
+                exp.fail = true;
+                let f = f.trim();
+                if let Some(m) = f.strip_prefix("msg:") {
+                    exp.fail_msg = Some(m.trim().to_owned());
+                } else if let Some(r) = f.strip_prefix("regex:") {
+                    exp.fail_regex = Some(r.trim().to_owned());
+                }
+            } else if rest.starts_with("ordered") {
+                exp.ordered = true;
+            } else if rest.starts_with("range vector") {
+                exp.unsupported = Some("'expect range vector' is not supported by the runner".into());
+            }
+            // warn / info / no_warn / no_info: vigil reports no annotations yet; not checked.
+            continue;
+        }
+        if let Some(m) = line.strip_prefix("expected_fail_message") {
+            exp.fail_msg = Some(m.trim().to_owned());
+            continue;
+        }
+        if let Some(r) = line.strip_prefix("expected_fail_regexp") {
+            exp.fail_regex = Some(r.trim().to_owned());
+            continue;
+        }
+        if line.contains("{{") {
+            exp.unsupported = Some("expects native histograms".into());
+            continue;
+        }
+        if let Some(v) = parse_number(line) {
+            exp.scalar = Some(v);
+            continue;
+        }
+        let (labels, rest) = parse_series_desc(line)?;
+        let vals = parse_values(rest)?;
+        if matches!(mode, Mode::Instant(_)) && vals.len() != 1 {
+            return Err(format!("instant eval expects one value per series, got {}", vals.len()));
+        }
+        exp.series.push((labels, vals));
+    }
+    Ok(exp)
+}
+
+fn compare(exp: &Expectation, v: &Value, mode: &Mode) -> Result<(), String> {
+    match v {
+        Value::String { v, .. } => match &exp.string {
+            Some(want) if want == v => Ok(()),
+            Some(want) => Err(format!("expected string {want:?}, got {v:?}")),
+            None => Err(format!("unexpected string result {v:?}")),
+        },
+        Value::Scalar { v, .. } => match exp.scalar {
+            Some(want) if almost_equal(want, *v) => Ok(()),
+            Some(want) => Err(format!("expected scalar {want}, got {v}")),
+            None => Err(format!("expected a vector or matrix, got scalar {v}")),
+        },
+        Value::Vector(samples) => {
+            if exp.scalar.is_some() {
+                return Err(format!("expected a scalar, got vector {}", short(v)));
+            }
+            if samples.len() != exp.series.len() {
+                return Err(format!(
+                    "expected {} series, got {}: {}",
+                    exp.series.len(),
+                    samples.len(),
+                    short(v)
+                ));
+            }
+            for (pos, s) in samples.iter().enumerate() {
+                let Some(idx) = exp.series.iter().position(|(l, _)| *l == s.metric) else {
+                    return Err(format!("unexpected series {} = {} in result", s.metric, s.v));
+                };
+                if exp.ordered && idx != pos {
+                    return Err(format!("series {} at position {pos}, expected at {idx}", s.metric));
+                }
+                let want = exp.series[idx].1[0];
+                if !want.is_some_and(|w| almost_equal(w, s.v)) {
+                    return Err(format!("expected {want:?} for {}, got {}", s.metric, s.v));
+                }
+            }
+            Ok(())
+        }
+        Value::Matrix(series) => {
+            let (start, step) = match mode {
+                Mode::Range { start, step, .. } => (*start, *step),
+                Mode::Instant(_) => return Err(format!("unexpected range vector result {}", short(v))),
+            };
+            if exp.scalar.is_some() {
+                if let [only] = series.as_slice()
+                    && only.metric.is_empty()
+                    && only
+                        .points
+                        .iter()
+                        .all(|p| exp.scalar.is_some_and(|w| almost_equal(w, p.v)))
+                {
+                    return Ok(());
+                }
+                return Err(format!("expected scalar {:?}, got {}", exp.scalar, short(v)));
+            }
+            if series.len() != exp.series.len() {
+                return Err(format!(
+                    "expected {} series, got {}: {}",
+                    exp.series.len(),
+                    series.len(),
+                    short(v)
+                ));
+            }
+            for s in series {
+                let Some((_, want)) = exp.series.iter().find(|(l, _)| *l == s.metric) else {
+                    return Err(format!("unexpected series {} in result", s.metric));
+                };
+                let want: Vec<(Timestamp, f64)> = want
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(k, w)| w.map(|w| (start + k as i64 * step, w)))
+                    .collect();
+                let got: Vec<(Timestamp, f64)> = s.points.iter().map(|p| (p.t, p.v)).collect();
+                let same =
+                    want.len() == got.len() && want.iter().zip(&got).all(|(w, g)| w.0 == g.0 && almost_equal(w.1, g.1));
+                if !same {
+                    return Err(format!("series {}: expected {want:?}, got {got:?}", s.metric));
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Relative comparison as Prometheus's tests do it.
+fn almost_equal(a: f64, b: f64) -> bool {
+    const EPSILON: f64 = 1e-6;
+    const MIN_NORMAL: f64 = f64::MIN_POSITIVE;
+    let stale = |x: f64| x.to_bits() == STALE_NAN;
+    if stale(a) || stale(b) {
+        return stale(a) && stale(b);
+    }
+    if a.is_nan() && b.is_nan() {
+        return true;
+    }
+    if a == b {
+        return true;
+    }
+    let abs_sum = a.abs() + b.abs();
+    let diff = (a - b).abs();
+    if a == 0.0 || b == 0.0 || abs_sum < MIN_NORMAL {
+        return diff < EPSILON * MIN_NORMAL;
+    }
+    diff / abs_sum.min(f64::MAX) < EPSILON
+}
+
+fn parse_number(s: &str) -> Option<f64> {
+    let s = s.trim();
+    match s {
+        "Inf" | "+Inf" | "inf" | "+inf" => Some(f64::INFINITY),
+        "-Inf" | "-inf" => Some(f64::NEG_INFINITY),
+        "NaN" | "nan" => Some(f64::NAN),
+        _ => s.parse().ok().filter(|_| !s.ends_with('.') || s.len() > 1),
+    }
+}
+
+/// Parses `metric{a="b", ...}` (either part optional) and returns the labels and the rest.
+fn parse_series_desc(line: &str) -> Result<(Labels, &str), String> {
+    let mut b = LabelsBuilder::default();
+    let bytes = line.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || matches!(bytes[i], b'_' | b':')) {
+        i += 1;
+    }
+    if i > 0 {
+        b.set(METRIC_NAME, &line[..i]);
+    }
+    if bytes.get(i) == Some(&b'{') {
+        i += 1;
+        loop {
+            while i < bytes.len() && (bytes[i].is_ascii_whitespace() || bytes[i] == b',') {
+                i += 1;
+            }
+            match bytes.get(i) {
+                None => return Err(format!("unterminated labels in {line:?}")),
+                Some(b'}') => {
+                    i += 1;
+                    break;
+                }
+                _ => {}
+            }
+            let (name, next) = if bytes[i] == b'"' {
+                let (s, n) = read_quoted(line, i)?;
+                (s, n)
+            } else {
+                let start = i;
+                while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
+                    i += 1;
+                }
+                (line[start..i].to_owned(), i)
+            };
+            i = next;
+            while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+                i += 1;
+            }
+            if bytes.get(i) == Some(&b'=') {
+                i += 1;
+                while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+                    i += 1;
+                }
+                let (value, next) = read_quoted(line, i)?;
+                i = next;
+                b.set(name, value);
+            } else {
+                // A bare quoted name inside braces is the metric name (UTF-8 names).
+                b.set(METRIC_NAME, name);
+            }
+        }
+    }
+    if i == 0 {
+        return Err(format!("no series in {line:?}"));
+    }
+    Ok((b.build(), line[i..].trim()))
+}
+
+/// Reads a double-, single- or back-quoted string starting at `start`; returns it unescaped and
+/// the offset after the closing quote.
+fn read_quoted(s: &str, start: usize) -> Result<(String, usize), String> {
+    let quote = *s.as_bytes().get(start).ok_or("expected a quoted string")?;
+    if !matches!(quote, b'"' | b'\'' | b'`') {
+        return Err(format!("expected a quoted string at {:?}", &s[start..]));
+    }
+    let mut out = String::new();
+    let mut chars = s[start + 1..].char_indices();
+    while let Some((k, c)) = chars.next() {
+        if c == quote as char {
+            return Ok((out, start + 1 + k + 1));
+        }
+        if c == '\\' && quote != b'`' {
+            let (_, e) = chars.next().ok_or("dangling escape")?;
+            match e {
+                'n' => out.push('\n'),
+                't' => out.push('\t'),
+                'r' => out.push('\r'),
+                '\\' => out.push('\\'),
+                '"' => out.push('"'),
+                '\'' => out.push('\''),
+                'x' => {
+                    let hex: String = (0..2).filter_map(|_| chars.next().map(|(_, c)| c)).collect();
+                    let b = u8::from_str_radix(&hex, 16).map_err(|e| e.to_string())?;
+                    out.push(char::from(b));
+                }
+                'u' => {
+                    let hex: String = (0..4).filter_map(|_| chars.next().map(|(_, c)| c)).collect();
+                    let cp = u32::from_str_radix(&hex, 16).map_err(|e| e.to_string())?;
+                    out.push(char::from_u32(cp).ok_or("bad \\u escape")?);
+                }
+                other => {
+                    out.push('\\');
+                    out.push(other);
+                }
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    Err(format!("unterminated string in {s:?}"))
+}
+
+fn unquote(s: &str) -> Result<String, String> {
+    read_quoted(s, 0).map(|(v, _)| v)
+}
+
+/// Expands a value sequence: `1 2 _ stale`, `0+10x5`, `1-1x3`, `3x2`, `_x4`.
+fn parse_values(s: &str) -> Result<Vec<Option<f64>>, String> {
+    let mut out = Vec::new();
+    for tok in s.split_whitespace() {
+        if tok == "_" {
+            out.push(None);
+            continue;
+        }
+        if tok == "stale" {
+            out.push(Some(f64::from_bits(STALE_NAN)));
+            continue;
+        }
+        if let Some(n) = tok.strip_prefix("_x") {
+            let n: usize = n.parse().map_err(|_| format!("bad repetition {tok:?}"))?;
+            out.extend(std::iter::repeat_n(None, n));
+            continue;
+        }
+        if let Some(v) = parse_number(tok) {
+            out.push(Some(v));
+            continue;
+        }
+        let (body, times) = tok.rsplit_once('x').ok_or_else(|| format!("bad value {tok:?}"))?;
+        let times: usize = times.parse().map_err(|_| format!("bad repetition {tok:?}"))?;
+        // Find the operator of `a+b` / `a-b`, skipping a leading sign and exponent signs.
+        let split = body
+            .char_indices()
+            .skip(1)
+            .find(|&(k, c)| (c == '+' || c == '-') && !matches!(body.as_bytes()[k - 1], b'e' | b'E'));
+        let (start, delta) = match split {
+            Some((k, c)) => {
+                let a = parse_number(&body[..k]).ok_or_else(|| format!("bad value {tok:?}"))?;
+                let d = parse_number(&body[k + 1..]).ok_or_else(|| format!("bad value {tok:?}"))?;
+                (a, if c == '-' { -d } else { d })
+            }
+            None => (parse_number(body).ok_or_else(|| format!("bad value {tok:?}"))?, 0.0),
+        };
+        let mut v = start;
+        for _ in 0..=times {
+            out.push(Some(v));
+            v += delta;
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn value_expansion() {
+        assert_eq!(parse_values("0x2").expect("ok"), vec![Some(0.0), Some(0.0), Some(0.0)]);
+        assert_eq!(
+            parse_values("0+10x3").expect("ok"),
+            vec![Some(0.0), Some(10.0), Some(20.0), Some(30.0)]
+        );
+        assert_eq!(
+            parse_values("1-1x2 _x2 5").expect("ok"),
+            vec![Some(1.0), Some(0.0), Some(-1.0), None, None, Some(5.0)]
+        );
+        assert_eq!(parse_values("-2x1").expect("ok"), vec![Some(-2.0), Some(-2.0)]);
+        assert_eq!(parse_values("1e3+1e2x1").expect("ok"), vec![Some(1000.0), Some(1100.0)]);
+    }
+
+    #[test]
+    fn series_descriptors() {
+        let (l, rest) = parse_series_desc(r#"http_requests{job="api", instance="0"} 1 2"#).expect("ok");
+        assert_eq!(l.to_string(), r#"http_requests{instance="0", job="api"}"#);
+        assert_eq!(rest, "1 2");
+        let (l, _) = parse_series_desc(r#"{"some.metric", a="b"} 1"#).expect("ok");
+        assert_eq!(l.metric_name(), Some("some.metric"));
+    }
+
+    #[test]
+    fn a_small_script() {
+        let script = r#"
+load 5m
+    http_requests{job="api", instance="0"} 0+10x10
+    http_requests{job="api", instance="1"} 0+20x10
+
+eval instant at 50m sum(http_requests)
+    {} 300
+
+eval instant at 50m rate(http_requests{instance="0"}[10m])
+    {job="api", instance="0"} 0.03333333333
+
+eval_fail instant at 50m http_requests + on(job) http_requests
+
+eval range from 0 to 10m step 5m sum(http_requests)
+    {} 0 30 60
+"#;
+        let r = run_script(script, EngineOptions::default());
+        assert!(r.failed.is_empty(), "{:?}", r.failed);
+        assert_eq!(r.passed, 4);
+    }
+}

@@ -1,0 +1,98 @@
+//! Runs Prometheus's own PromQL test scripts through vigil's engine and guards the pass counts
+//! recorded in `tests/promql/conformance.txt`: a change that makes fewer evals pass fails here.
+//!
+//! The scripts live in `../shared/promql-testdata` beside the repository; set
+//! `VIGIL_PROMQL_TESTDATA` to read them from elsewhere. Set `VIGIL_PROMQL_VERBOSE=1` to print
+//! every failing and skipped eval.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use vigil_tsdb::promql::EngineOptions;
+use vigil_tsdb::promql::script::{ScriptReport, run_script};
+
+fn testdata_dir() -> PathBuf {
+    match std::env::var_os("VIGIL_PROMQL_TESTDATA") {
+        Some(p) => PathBuf::from(p),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/promql-testdata"),
+    }
+}
+
+fn baseline() -> BTreeMap<String, usize> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/promql/conformance.txt");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    text.lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let (set, n) = l.split_once(char::is_whitespace).expect("`<set> <passed>` lines");
+            (set.to_owned(), n.trim().parse().expect("a pass count"))
+        })
+        .collect()
+}
+
+fn run_set(set: &str, opts: &EngineOptions) -> (usize, usize, usize) {
+    let dir = testdata_dir().join(set);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| {
+            panic!(
+                "PromQL test data not found at {}: {e} (set VIGIL_PROMQL_TESTDATA)",
+                dir.display()
+            )
+        })
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "test"))
+        .collect();
+    files.sort();
+    let verbose = std::env::var_os("VIGIL_PROMQL_VERBOSE").is_some();
+    let (mut passed, mut failed, mut skipped) = (0, 0, 0);
+    println!("{set}:");
+    for f in files {
+        let text = std::fs::read_to_string(&f).expect("readable test file");
+        let r: ScriptReport = run_script(&text, opts.clone());
+        let name = f
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        println!(
+            "  {name:<28} {:>4} passed {:>4} failed {:>4} skipped",
+            r.passed,
+            r.failed.len(),
+            r.skipped.len()
+        );
+        if verbose {
+            for i in &r.failed {
+                println!("    FAIL {i}");
+            }
+            for i in &r.skipped {
+                println!("    SKIP {i}");
+            }
+        }
+        passed += r.passed;
+        failed += r.failed.len();
+        skipped += r.skipped.len();
+    }
+    println!(
+        "  {:<28} {passed:>4} passed {failed:>4} failed {skipped:>4} skipped",
+        "total"
+    );
+    (passed, failed, skipped)
+}
+
+#[test]
+fn prometheus_test_scripts_do_not_regress() {
+    let base = baseline();
+    let v2 = EngineOptions {
+        prometheus_v2: true,
+        ..EngineOptions::default()
+    };
+    let sets = [("v2.42", v2), ("head", EngineOptions::default())];
+    let mut regressions = Vec::new();
+    for (set, opts) in sets {
+        let (passed, _, _) = run_set(set, &opts);
+        let want = base.get(set).copied().unwrap_or(0);
+        if passed < want {
+            regressions.push(format!("{set}: {passed} evals pass, {want} recorded"));
+        }
+    }
+    assert!(regressions.is_empty(), "conformance regressed: {regressions:?}");
+}
