@@ -48,6 +48,9 @@ pub enum DecodeError {
     /// A string that is not UTF-8.
     #[error("invalid UTF-8 in string")]
     Utf8,
+    /// A tag byte with no meaning.
+    #[error("unknown tag")]
+    BadTag,
 }
 
 /// Reads values from a byte slice, checking bounds on every read.

@@ -46,9 +46,19 @@ pub fn encode_series(series: &[(SeriesRef, &Labels)], out: &mut Vec<u8>) {
     }
 }
 
+/// Value tag: eight raw bytes of an IEEE 754 double follow.
+const VALUE_RAW: u8 = 0;
+/// Value tag: a non-negative integer below 2^53 follows as a varint (counters are mostly these).
+const VALUE_UINT: u8 = 1;
+/// Value tag: a staleness marker, nothing follows.
+const VALUE_STALE: u8 = 2;
+/// Largest integer a double holds exactly.
+const MAX_EXACT_INT: f64 = 9_007_199_254_740_992.0;
+
 /// Encodes a samples record payload. Timestamps are written relative to the first sample's and
 /// references relative to the previous sample's, because a commit usually carries one window:
-/// one timestamp and ascending references, which then cost a byte or two each.
+/// one timestamp and ascending references, which then cost a byte or two each. Values that are
+/// small whole numbers (counters) are written as varints.
 pub fn encode_samples(marks: &[Mark], samples: &[(SeriesRef, Timestamp, f64)], out: &mut Vec<u8>) {
     put_uvarint(out, marks.len() as u64);
     for m in marks {
@@ -63,7 +73,28 @@ pub fn encode_samples(marks: &[Mark], samples: &[(SeriesRef, Timestamp, f64)], o
         put_varint(out, (r as i64).wrapping_sub(prev_ref));
         prev_ref = r as i64;
         put_varint(out, t.wrapping_sub(base_t));
+        put_value(out, v);
+    }
+}
+
+fn put_value(out: &mut Vec<u8>, v: f64) {
+    if v.to_bits() == crate::storage::STALE_NAN {
+        out.push(VALUE_STALE);
+    } else if (0.0..MAX_EXACT_INT).contains(&v) && v.fract() == 0.0 && v.to_bits() != (-0.0f64).to_bits() {
+        out.push(VALUE_UINT);
+        put_uvarint(out, v as u64);
+    } else {
+        out.push(VALUE_RAW);
         out.extend_from_slice(&v.to_bits().to_le_bytes());
+    }
+}
+
+fn get_value(d: &mut Decoder<'_>) -> Result<f64, DecodeError> {
+    match d.bytes(1)?[0] {
+        VALUE_STALE => Ok(f64::from_bits(crate::storage::STALE_NAN)),
+        VALUE_UINT => Ok(d.uvarint()? as f64),
+        VALUE_RAW => Ok(f64::from_bits(d.u64_le()?)),
+        _ => Err(DecodeError::BadTag),
     }
 }
 
@@ -118,7 +149,7 @@ fn decode_samples(d: &mut Decoder<'_>) -> Result<Record, DecodeError> {
         let r = prev_ref.wrapping_add(d.varint()?);
         prev_ref = r;
         let t = base_t.wrapping_add(d.varint()?);
-        let v = f64::from_bits(d.u64_le()?);
+        let v = get_value(d)?;
         samples.push((r as SeriesRef, t, v));
     }
     Ok(Record::Samples { marks, samples })
@@ -143,17 +174,29 @@ mod tests {
             key: "kafka/t/0".into(),
             value: 42u64.to_le_bytes().to_vec(),
         }];
-        let samples = vec![(5, 1000, 1.5), (3, 1000, f64::NAN), (9, 990, -2.0)];
+        let stale = f64::from_bits(crate::storage::STALE_NAN);
+        let samples = vec![
+            (5, 1000, 1.5),
+            (3, 1000, f64::NAN),
+            (9, 990, -2.0),
+            (10, 990, 42.0),
+            (11, 990, -0.0),
+            (12, 990, stale),
+        ];
         let mut buf = Vec::new();
         encode_samples(&marks, &samples, &mut buf);
         let Ok(Record::Samples { marks: m, samples: s }) = decode(TYPE_SAMPLES, &buf) else {
             panic!("decode failed")
         };
         assert_eq!(m, marks);
-        assert_eq!(s.len(), 3);
-        assert_eq!((s[0].0, s[0].1, s[0].2), (5, 1000, 1.5));
-        assert!(s[1].2.is_nan());
-        assert_eq!((s[2].0, s[2].1, s[2].2), (9, 990, -2.0));
+        assert_eq!(s.len(), samples.len());
+        for (got, want) in s.iter().zip(&samples) {
+            assert_eq!((got.0, got.1, got.2.to_bits()), (want.0, want.1, want.2.to_bits()));
+        }
+        // A counter sample costs a few bytes: ref delta, time delta, tag, varint.
+        let mut small = Vec::new();
+        encode_samples(&[], &[(1, 10_000, 1.0), (2, 10_000, 250.0)], &mut small);
+        assert!(small.len() <= 14, "{}", small.len());
     }
 
     #[test]

@@ -1,0 +1,488 @@
+//! Event-time windowed aggregation: Kong events in, cumulative counter and histogram samples out.
+//!
+//! ```text
+//! event ─ template path ─ group (service, route, method, path) ─ delta of its window
+//!                                                                      │ watermark passes
+//!        WindowOutput { end, samples } <─ cumulative values of every active series
+//! ```
+//!
+//! Windows are tumbling, `window_ms` long and stamped with their end. A window closes when the
+//! watermark (the newest event time minus `allowed_lateness_ms`) passes its end; an event for a
+//! closed window is late and counted, not added. When no event arrives for two window lengths
+//! of wall-clock time, event time is taken to advance with the wall clock, so a quiet stream
+//! still closes its last windows.
+//!
+//! Every series that has been seen gets a sample in every window (its cumulative value, changed
+//! or not) until it has had no increment for `idle_timeout_ms`; then it gets a staleness marker.
+//! A series that appears (or comes back) also gets its previous value (zero when new) one window
+//! earlier, so `increase` sees the requests of its first window.
+//!
+//! The aggregator is a pure state machine: time is an argument, and output goes to the caller.
+
+mod series;
+mod state;
+
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap;
+use vigil_tsdb::{Labels, Timestamp, stale_nan};
+
+use series::GroupLabels;
+pub use series::{
+    DEFAULT_BUCKETS, KONG_DURATION, REQUEST_DURATION, REQUESTS_TOTAL, RESPONSE_BYTES_TOTAL, SeriesId, SeriesTable,
+    UPSTREAM_DURATION,
+};
+use state::{GroupId, HistKind, Keys, METHODS, method_index};
+
+use crate::kong::{KongEvent, Reject};
+use crate::template::template_path;
+
+/// How events are aggregated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AggregatorConfig {
+    /// Window length.
+    pub window_ms: i64,
+    /// How far behind the newest event an event may be and still count.
+    pub allowed_lateness_ms: i64,
+    /// After this long without an increment a series gets a staleness marker.
+    pub idle_timeout_ms: i64,
+    /// Distinct path templates per route before the rest go to `{other}`.
+    pub max_paths_per_route: usize,
+    /// Latency bucket bounds in seconds (ascending; `+Inf` is implied).
+    pub buckets: Vec<f64>,
+    /// Also keep `vigil_http_upstream_duration_seconds` (`latencies.proxy`).
+    pub upstream_histogram: bool,
+    /// Also keep `vigil_http_kong_duration_seconds` (`latencies.kong`).
+    pub kong_histogram: bool,
+}
+
+impl Default for AggregatorConfig {
+    fn default() -> Self {
+        AggregatorConfig {
+            window_ms: 10_000,
+            allowed_lateness_ms: 30_000,
+            idle_timeout_ms: 15 * 60_000,
+            max_paths_per_route: 200,
+            buckets: DEFAULT_BUCKETS.to_vec(),
+            upstream_histogram: true,
+            kong_histogram: true,
+        }
+    }
+}
+
+/// Samples of one closed window (or of one window's zero baseline), all stamped `t`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowOutput {
+    /// Timestamp of every sample: the window's end.
+    pub t: Timestamp,
+    /// (series, value); a value may be a staleness marker.
+    pub samples: Vec<(SeriesId, f64)>,
+}
+
+/// Running counts of what the aggregator did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct AggregatorStats {
+    /// Events added to a window.
+    pub accepted: u64,
+    /// Events whose window had closed.
+    pub late: u64,
+    /// Windows closed.
+    pub windows_closed: u64,
+    /// Series that went stale.
+    pub stale_markers: u64,
+}
+
+/// One window's increments for one group.
+#[derive(Debug, Clone)]
+struct Delta {
+    group: GroupId,
+    statuses: Vec<(u16, u32)>,
+    /// Per histogram: non-cumulative bucket counts (+Inf last), sum, count.
+    hists: Vec<(Vec<u32>, f64, u32)>,
+    bytes: u64,
+}
+
+#[derive(Debug, Default)]
+struct Window {
+    deltas: Vec<Delta>,
+    index: FxHashMap<GroupId, usize>,
+}
+
+/// The windowed aggregator.
+#[derive(Debug)]
+pub struct Aggregator {
+    cfg: AggregatorConfig,
+    kinds: Vec<HistKind>,
+    keys: Keys,
+    table: SeriesTable,
+    /// Open windows by start time.
+    open: BTreeMap<Timestamp, Window>,
+    /// End of the newest closed window; events before it are late.
+    closed_until: Option<Timestamp>,
+    max_event_t: Option<Timestamp>,
+    /// Wall-clock time of the last event (or of the last idle advance).
+    last_event_wall: Option<Timestamp>,
+    /// Groups with at least one live series.
+    active: Vec<GroupId>,
+    stats: AggregatorStats,
+    template_buf: String,
+}
+
+impl Aggregator {
+    /// An empty aggregator.
+    pub fn new(cfg: AggregatorConfig) -> Self {
+        let mut kinds = vec![HistKind::Request];
+        if cfg.upstream_histogram {
+            kinds.push(HistKind::Upstream);
+        }
+        if cfg.kong_histogram {
+            kinds.push(HistKind::Kong);
+        }
+        Aggregator {
+            cfg,
+            kinds,
+            keys: Keys::default(),
+            table: SeriesTable::default(),
+            open: BTreeMap::new(),
+            closed_until: None,
+            max_event_t: None,
+            last_event_wall: None,
+            active: Vec::new(),
+            stats: AggregatorStats::default(),
+            template_buf: String::new(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &AggregatorConfig {
+        &self.cfg
+    }
+
+    /// Labels of the series behind an output id.
+    pub fn series(&self) -> &SeriesTable {
+        &self.table
+    }
+
+    /// What the aggregator has done so far.
+    pub fn stats(&self) -> &AggregatorStats {
+        &self.stats
+    }
+
+    /// End of the newest closed window.
+    pub fn closed_until(&self) -> Option<Timestamp> {
+        self.closed_until
+    }
+
+    /// Requests sent to `{other}` per (service, route) because the route hit its path cap.
+    pub fn path_overflows(&self) -> impl Iterator<Item = (&str, &str, u64)> {
+        self.keys
+            .routes
+            .iter()
+            .filter(|r| r.overflowed > 0)
+            .map(|r| (&*r.service, &*r.name, r.overflowed))
+    }
+
+    /// Adds one event at wall-clock time `now`; windows that close as a result are appended to
+    /// `out`. Returns `Err(Reject::Late)` if the event's window has already closed.
+    pub fn apply(&mut self, ev: &KongEvent<'_>, now: Timestamp, out: &mut Vec<WindowOutput>) -> Result<(), Reject> {
+        let t = ev.started_at;
+        if self.closed_until.is_some_and(|c| t < c) {
+            self.stats.late += 1;
+            return Err(Reject::Late);
+        }
+        let group = self.resolve(ev);
+        let w = self.cfg.window_ms;
+        let start = t.div_euclid(w) * w;
+        let window = self.open.entry(start).or_default();
+        let n_hists = self.kinds.len();
+        let n_buckets = self.cfg.buckets.len() + 1;
+        let idx = *window.index.entry(group).or_insert_with(|| {
+            window.deltas.push(Delta {
+                group,
+                statuses: Vec::new(),
+                hists: vec![(vec![0; n_buckets], 0.0, 0); n_hists],
+                bytes: 0,
+            });
+            window.deltas.len() - 1
+        });
+        let d = &mut window.deltas[idx];
+        match d.statuses.iter_mut().find(|(s, _)| *s == ev.status) {
+            Some((_, n)) => *n += 1,
+            None => d.statuses.push((ev.status, 1)),
+        }
+        for (k, kind) in self.kinds.iter().enumerate() {
+            let ms = match kind {
+                HistKind::Request => Some(ev.latency_request_ms),
+                HistKind::Upstream => ev.latency_proxy_ms,
+                HistKind::Kong => ev.latency_kong_ms,
+            };
+            if let Some(ms) = ms {
+                let secs = ms / 1000.0;
+                let b = self.cfg.buckets.partition_point(|bound| *bound < secs);
+                let h = &mut d.hists[k];
+                h.0[b] += 1;
+                h.1 += secs;
+                h.2 += 1;
+            }
+        }
+        d.bytes += ev.response_size;
+        self.stats.accepted += 1;
+        self.max_event_t = Some(self.max_event_t.map_or(t, |m| m.max(t)));
+        self.last_event_wall = Some(now);
+        let watermark = self.max_event_t.unwrap_or(t) - self.cfg.allowed_lateness_ms;
+        self.close_through(watermark, out);
+        Ok(())
+    }
+
+    /// Advances with the wall clock: once no event has arrived for two windows, event time is
+    /// taken to move with the wall clock, closing the open windows and then empty ones.
+    pub fn tick(&mut self, now: Timestamp, out: &mut Vec<WindowOutput>) {
+        let (Some(last_wall), Some(max_t)) = (self.last_event_wall, self.max_event_t) else {
+            return;
+        };
+        let idle = now - last_wall;
+        if idle < 2 * self.cfg.window_ms {
+            return;
+        }
+        self.close_through(max_t + idle, out);
+    }
+
+    /// Closes every open window (the end of an offline import).
+    pub fn flush(&mut self, out: &mut Vec<WindowOutput>) {
+        if let Some((&last, _)) = self.open.iter().next_back() {
+            self.close_through(last + self.cfg.window_ms, out);
+        }
+    }
+
+    /// Closes every window whose end is at or before `limit`.
+    fn close_through(&mut self, limit: Timestamp, out: &mut Vec<WindowOutput>) {
+        let w = self.cfg.window_ms;
+        loop {
+            let next_end = match self.closed_until {
+                Some(c) => c + w,
+                None => match self.open.keys().next() {
+                    Some(&s) => s + w,
+                    None => return,
+                },
+            };
+            if next_end > limit {
+                return;
+            }
+            let window = self.open.remove(&(next_end - w)).unwrap_or_default();
+            self.close_window(next_end, window, out);
+            self.closed_until = Some(next_end);
+            if self.active.is_empty() {
+                // Nothing to keep alive: jump over the empty windows in between.
+                let target = match self.open.keys().next() {
+                    Some(&s) => s,
+                    None => limit.div_euclid(w) * w,
+                };
+                if target > next_end {
+                    self.closed_until = Some(target.min(limit.div_euclid(w) * w));
+                }
+            }
+        }
+    }
+
+    fn close_window(&mut self, end: Timestamp, window: Window, out: &mut Vec<WindowOutput>) {
+        let prev = end - self.cfg.window_ms;
+        let mut baseline = Vec::new();
+        for d in window.deltas {
+            self.apply_delta(end, prev, d, &mut baseline);
+        }
+        if !baseline.is_empty() {
+            out.push(WindowOutput {
+                t: prev,
+                samples: baseline,
+            });
+        }
+        let mut samples = Vec::new();
+        let idle = self.cfg.idle_timeout_ms;
+        let mut i = 0;
+        while i < self.active.len() {
+            let g = &mut self.keys.groups[self.active[i] as usize];
+            let group_stale = end - g.last_inc > idle;
+            for (_, c) in g.statuses.iter_mut().filter(|(_, c)| c.active) {
+                if group_stale || end - c.last_inc > idle {
+                    samples.push((c.series, stale_nan()));
+                    c.active = false;
+                    self.stats.stale_markers += 1;
+                } else {
+                    samples.push((c.series, c.value));
+                }
+                c.last_emit = Some(end);
+            }
+            for h in &g.hists {
+                let values = h.le.iter().copied().chain([h.sum, h.count]);
+                for (k, v) in values.enumerate() {
+                    samples.push((
+                        h.first_series + k as SeriesId,
+                        if group_stale { stale_nan() } else { v },
+                    ));
+                }
+            }
+            samples.push((g.bytes_series, if group_stale { stale_nan() } else { g.bytes }));
+            g.last_emit = Some(end);
+            if group_stale {
+                g.active = false;
+                self.stats.stale_markers += 1;
+                self.active.swap_remove(i);
+            } else {
+                i += 1;
+            }
+        }
+        self.stats.windows_closed += 1;
+        if !samples.is_empty() {
+            out.push(WindowOutput { t: end, samples });
+        }
+    }
+
+    /// Adds a window's increments to its group; series that were not live get their previous
+    /// value at `prev` (the baseline) first.
+    fn apply_delta(&mut self, end: Timestamp, prev: Timestamp, d: Delta, baseline: &mut Vec<(SeriesId, f64)>) {
+        for &(status, _) in &d.statuses {
+            self.keys.status(d.group, status, &mut self.table);
+        }
+        let g = &mut self.keys.groups[d.group as usize];
+        if !g.active {
+            if g.last_emit.is_none_or(|t| t < prev) {
+                for h in &g.hists {
+                    let values = h.le.iter().copied().chain([h.sum, h.count]);
+                    baseline.extend(values.enumerate().map(|(k, v)| (h.first_series + k as SeriesId, v)));
+                }
+                baseline.push((g.bytes_series, g.bytes));
+            }
+            g.active = true;
+            self.active.push(d.group);
+        }
+        g.last_inc = end;
+        for (status, n) in d.statuses {
+            let Some((_, c)) = g.statuses.iter_mut().find(|(s, _)| *s == status) else {
+                continue;
+            };
+            if !c.active {
+                if c.last_emit.is_none_or(|t| t < prev) {
+                    baseline.push((c.series, c.value));
+                }
+                c.active = true;
+            }
+            c.value += f64::from(n);
+            c.last_inc = end;
+        }
+        for (h, (buckets, sum, count)) in g.hists.iter_mut().zip(d.hists) {
+            let mut running = 0u64;
+            for (le, n) in h.le.iter_mut().zip(buckets) {
+                running += u64::from(n);
+                *le += running as f64;
+            }
+            h.sum += sum;
+            h.count += f64::from(count);
+        }
+        g.bytes += d.bytes as f64;
+    }
+
+    /// The group of an event, creating its route, path and series as needed.
+    fn resolve(&mut self, ev: &KongEvent<'_>) -> GroupId {
+        let service = ev.service.as_deref().unwrap_or("unknown");
+        let route_name = ev.route.as_deref().unwrap_or("unknown");
+        let route = self.keys.route(service, route_name);
+        let r = &mut self.keys.routes[route as usize];
+        // Routes rarely change their paths: parse `route.paths` only when its bytes differ.
+        if *r.prefixes_raw != *ev.route_paths {
+            r.prefixes_raw = ev.route_paths.into();
+            r.prefixes = ev.route_prefixes().map(std::borrow::Cow::into_owned).collect();
+        }
+        template_path(&ev.uri, r.prefixes.iter().map(String::as_str), &mut self.template_buf);
+        let (path, _overflow) = self.keys.path(route, &self.template_buf, self.cfg.max_paths_per_route);
+        let method = method_index(&ev.method);
+        self.keys
+            .group(route, path, method, &self.kinds, &self.cfg.buckets, &mut self.table)
+            .0
+    }
+
+    /// Seeds cumulative values from series already in the store, so counters continue across a
+    /// restart instead of resetting. Each entry is a series' labels, its newest sample time, its
+    /// newest real value, and whether the newest sample is a staleness marker.
+    pub fn restore<'a>(&mut self, series: impl IntoIterator<Item = (&'a Labels, Timestamp, f64, bool)>) {
+        let bounds: Vec<String> = self
+            .cfg
+            .buckets
+            .iter()
+            .chain(std::iter::once(&f64::INFINITY))
+            .map(|b| series::le_label(*b))
+            .collect();
+        let mut newest: Option<Timestamp> = None;
+        for (labels, t, v, stale) in series {
+            let Some(name) = labels.metric_name() else { continue };
+            let (Some(service), Some(route), Some(method), Some(path)) = (
+                labels.get("service"),
+                labels.get("route"),
+                labels.get("method"),
+                labels.get("path"),
+            ) else {
+                continue;
+            };
+            let gl = GroupLabels {
+                service,
+                route,
+                method,
+                path,
+            };
+            let g = self
+                .keys
+                .find_or_create_by_labels(&gl, &self.kinds, &self.cfg.buckets, &mut self.table);
+            let status = labels.get("status").and_then(|s| s.parse::<u16>().ok());
+            let idx = match (name, status) {
+                (REQUESTS_TOTAL, Some(status)) => Some(self.keys.status(g, status, &mut self.table)),
+                _ => None,
+            };
+            let group = &mut self.keys.groups[g as usize];
+            let live = !stale;
+            if let Some(i) = idx {
+                let c = &mut group.statuses[i].1;
+                c.value = v;
+                c.last_inc = t;
+                c.active = live;
+                c.last_emit = Some(t);
+            } else if name == RESPONSE_BYTES_TOTAL {
+                group.bytes = v;
+            } else if let Some(h) = group.hists.iter_mut().find(|h| name.starts_with(h.kind.metric())) {
+                let suffix = &name[h.kind.metric().len()..];
+                match suffix {
+                    "_sum" => h.sum = v,
+                    "_count" => h.count = v,
+                    "_bucket" => {
+                        if let Some(k) = labels.get("le").and_then(|le| bounds.iter().position(|b| b == le)) {
+                            h.le[k] = v;
+                        }
+                    }
+                    _ => continue,
+                }
+            } else {
+                continue;
+            }
+            group.last_emit = Some(group.last_emit.map_or(t, |e| e.max(t)));
+            if live {
+                group.last_inc = group.last_inc.max(t);
+                if !group.active {
+                    group.active = true;
+                    self.active.push(g);
+                }
+            }
+            newest = Some(newest.map_or(t, |n| n.max(t)));
+        }
+        if let Some(n) = newest {
+            let w = self.cfg.window_ms;
+            let aligned = n.div_euclid(w) * w;
+            self.closed_until = Some(self.closed_until.map_or(aligned, |c| c.max(aligned)));
+        }
+    }
+
+    /// The label value used for a method index (for tests and tools).
+    pub fn method_label(m: &str) -> &'static str {
+        METHODS[method_index(m) as usize]
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,234 @@
+use std::borrow::Cow;
+
+use super::*;
+use vigil_tsdb::is_stale_nan;
+
+const T0: Timestamp = 1_795_305_600_000;
+
+fn ev(t: Timestamp, route: &'static str, uri: &'static str, status: u16, ms: f64) -> KongEvent<'static> {
+    KongEvent {
+        started_at: t,
+        method: Cow::Borrowed("GET"),
+        uri: Cow::Borrowed(uri),
+        status,
+        latency_request_ms: ms,
+        latency_proxy_ms: Some(ms - 1.0),
+        latency_kong_ms: Some(1.0),
+        service: Some(Cow::Borrowed("orders")),
+        route: Some(Cow::Borrowed(route)),
+        route_paths: br#"["/v1/orders"]"#,
+        consumer: None,
+        request_id: None,
+        client_ip: None,
+        response_size: 100,
+    }
+}
+
+fn small() -> AggregatorConfig {
+    AggregatorConfig {
+        buckets: vec![0.1, 1.0],
+        upstream_histogram: false,
+        kong_histogram: false,
+        ..AggregatorConfig::default()
+    }
+}
+
+/// The value of the series whose labels render as `want` in `out`, at time `t`.
+fn value(agg: &Aggregator, out: &[WindowOutput], t: Timestamp, want: &str) -> Option<f64> {
+    out.iter()
+        .filter(|w| w.t == t)
+        .flat_map(|w| &w.samples)
+        .find(|(id, _)| agg.series().labels(*id).to_string() == want)
+        .map(|(_, v)| *v)
+}
+
+const OK: &str = r#"vigil_http_requests_total{method="GET", path="/v1/orders/{id}", route="orders-route", service="orders", status="200"}"#;
+const ERR: &str = r#"vigil_http_requests_total{method="GET", path="/v1/orders/{id}", route="orders-route", service="orders", status="500"}"#;
+const COUNT: &str = r#"vigil_http_request_duration_seconds_count{method="GET", path="/v1/orders/{id}", route="orders-route", service="orders"}"#;
+const LE_01: &str = r#"vigil_http_request_duration_seconds_bucket{le="0.1", method="GET", path="/v1/orders/{id}", route="orders-route", service="orders"}"#;
+const LE_INF: &str = r#"vigil_http_request_duration_seconds_bucket{le="+Inf", method="GET", path="/v1/orders/{id}", route="orders-route", service="orders"}"#;
+
+#[test]
+fn a_window_closes_when_the_watermark_passes_it() {
+    let mut agg = Aggregator::new(small());
+    let mut out = Vec::new();
+    agg.apply(&ev(T0 + 1_000, "orders-route", "/v1/orders/1", 200, 50.0), T0, &mut out)
+        .expect("accepted");
+    agg.apply(
+        &ev(T0 + 2_000, "orders-route", "/v1/orders/2?x=1", 200, 500.0),
+        T0,
+        &mut out,
+    )
+    .expect("accepted");
+    agg.apply(
+        &ev(T0 + 9_999, "orders-route", "/v1/orders/3", 500, 5_000.0),
+        T0,
+        &mut out,
+    )
+    .expect("accepted");
+    assert!(out.is_empty(), "nothing closes before the watermark");
+    // 40 s later the watermark (newest - 30 s) passes the first window's end.
+    agg.apply(&ev(T0 + 40_000, "orders-route", "/v1/orders/4", 200, 5.0), T0, &mut out)
+        .expect("accepted");
+    let end = T0 + 10_000;
+    assert_eq!(value(&agg, &out, end, OK), Some(2.0));
+    assert_eq!(value(&agg, &out, end, ERR), Some(1.0));
+    assert_eq!(value(&agg, &out, end, COUNT), Some(3.0));
+    assert_eq!(value(&agg, &out, end, LE_01), Some(1.0));
+    assert_eq!(value(&agg, &out, end, LE_INF), Some(3.0));
+    // New series start from zero one window earlier, so `increase` sees their first window.
+    assert_eq!(value(&agg, &out, T0, OK), Some(0.0));
+    assert_eq!(value(&agg, &out, T0, COUNT), Some(0.0));
+    // Empty windows keep the cumulative values.
+    agg.apply(&ev(T0 + 60_000, "orders-route", "/v1/orders/5", 200, 5.0), T0, &mut out)
+        .expect("accepted");
+    assert_eq!(value(&agg, &out, T0 + 20_000, OK), Some(2.0));
+    assert_eq!(value(&agg, &out, T0 + 30_000, ERR), Some(1.0));
+    assert_eq!(agg.stats().accepted, 5);
+}
+
+#[test]
+fn late_events_are_counted_not_added() {
+    let mut agg = Aggregator::new(small());
+    let mut out = Vec::new();
+    agg.apply(&ev(T0, "orders-route", "/v1/orders/1", 200, 1.0), T0, &mut out)
+        .expect("accepted");
+    agg.apply(&ev(T0 + 60_000, "orders-route", "/v1/orders/1", 200, 1.0), T0, &mut out)
+        .expect("accepted");
+    // Within the allowed lateness: still counted.
+    agg.apply(&ev(T0 + 35_000, "orders-route", "/v1/orders/1", 200, 1.0), T0, &mut out)
+        .expect("accepted");
+    assert_eq!(
+        agg.apply(&ev(T0 + 5_000, "orders-route", "/v1/orders/1", 200, 1.0), T0, &mut out),
+        Err(Reject::Late)
+    );
+    assert_eq!(agg.stats().late, 1);
+}
+
+#[test]
+fn idle_series_get_a_staleness_marker_then_nothing() {
+    let cfg = AggregatorConfig {
+        idle_timeout_ms: 60_000,
+        ..small()
+    };
+    let mut agg = Aggregator::new(cfg);
+    let mut out = Vec::new();
+    agg.apply(&ev(T0, "orders-route", "/v1/orders/1", 200, 1.0), T0, &mut out)
+        .expect("accepted");
+    agg.apply(&ev(T0 + 300_000, "orders-route", "/v1/other", 200, 1.0), T0, &mut out)
+        .expect("accepted");
+    let ok_times: Vec<(Timestamp, bool)> = out
+        .iter()
+        .flat_map(|w| w.samples.iter().map(move |s| (w.t, s)))
+        .filter(|(_, (id, _))| agg.series().labels(*id).to_string() == OK)
+        .map(|(t, (_, v))| (t, is_stale_nan(*v)))
+        .collect();
+    // Zero baseline, then a value every 10 s for the 60 s idle timeout, then one marker.
+    let expected: Vec<(Timestamp, bool)> = (0..=7)
+        .map(|i| (T0 + i * 10_000, false))
+        .chain([(T0 + 80_000, true)])
+        .collect();
+    assert_eq!(ok_times, expected);
+}
+
+#[test]
+fn a_quiet_stream_is_flushed_by_the_wall_clock() {
+    let mut agg = Aggregator::new(small());
+    let mut out = Vec::new();
+    let wall = 5_000_000;
+    agg.apply(
+        &ev(T0 + 3_000, "orders-route", "/v1/orders/1", 200, 1.0),
+        wall,
+        &mut out,
+    )
+    .expect("accepted");
+    agg.tick(wall + 19_999, &mut out);
+    assert!(out.is_empty(), "not idle for two windows yet");
+    agg.tick(wall + 20_000, &mut out);
+    assert_eq!(value(&agg, &out, T0 + 10_000, OK), Some(1.0));
+    // Event time keeps pace with the wall clock while the stream is quiet.
+    agg.tick(wall + 40_000, &mut out);
+    assert_eq!(value(&agg, &out, T0 + 40_000, OK), Some(1.0));
+}
+
+#[test]
+fn flush_closes_everything_open() {
+    let mut agg = Aggregator::new(small());
+    let mut out = Vec::new();
+    agg.apply(&ev(T0 + 3_000, "orders-route", "/v1/orders/1", 200, 1.0), T0, &mut out)
+        .expect("accepted");
+    agg.apply(&ev(T0 + 13_000, "orders-route", "/v1/orders/1", 500, 1.0), T0, &mut out)
+        .expect("accepted");
+    agg.flush(&mut out);
+    assert_eq!(value(&agg, &out, T0 + 10_000, OK), Some(1.0));
+    assert_eq!(value(&agg, &out, T0 + 20_000, ERR), Some(1.0));
+    assert_eq!(agg.closed_until(), Some(T0 + 20_000));
+}
+
+#[test]
+fn path_cap_sends_the_rest_to_other() {
+    let cfg = AggregatorConfig {
+        max_paths_per_route: 2,
+        ..small()
+    };
+    let mut agg = Aggregator::new(cfg);
+    let mut out = Vec::new();
+    for uri in [
+        "/v1/orders/a/x",
+        "/v1/orders/b/x",
+        "/v1/orders/c/x",
+        "/v1/orders/d/x",
+        "/v1/orders/a/x",
+    ] {
+        agg.apply(&ev(T0, "orders-route", uri, 200, 1.0), T0, &mut out)
+            .expect("accepted");
+    }
+    agg.flush(&mut out);
+    let other = r#"vigil_http_requests_total{method="GET", path="{other}", route="orders-route", service="orders", status="200"}"#;
+    assert_eq!(value(&agg, &out, T0 + 10_000, other), Some(2.0));
+    assert_eq!(
+        agg.path_overflows().collect::<Vec<_>>(),
+        vec![("orders", "orders-route", 2)]
+    );
+}
+
+#[test]
+fn restored_counters_continue() {
+    let mut agg = Aggregator::new(small());
+    let mut out = Vec::new();
+    agg.apply(&ev(T0 + 1_000, "orders-route", "/v1/orders/1", 200, 1.0), T0, &mut out)
+        .expect("accepted");
+    agg.flush(&mut out);
+    // Feed the last samples of the first aggregator to a fresh one.
+    let last: Vec<(Labels, Timestamp, f64, bool)> = out
+        .iter()
+        .filter(|w| w.t == T0 + 10_000)
+        .flat_map(|w| {
+            w.samples
+                .iter()
+                .map(|(id, v)| (agg.series().labels(*id).clone(), w.t, *v, false))
+        })
+        .collect();
+    let mut next = Aggregator::new(small());
+    next.restore(last.iter().map(|(l, t, v, s)| (l, *t, *v, *s)));
+    assert_eq!(next.closed_until(), Some(T0 + 10_000));
+    let mut out2 = Vec::new();
+    assert_eq!(
+        next.apply(&ev(T0 + 5_000, "orders-route", "/v1/orders/1", 200, 1.0), T0, &mut out2),
+        Err(Reject::Late)
+    );
+    next.apply(
+        &ev(T0 + 11_000, "orders-route", "/v1/orders/1", 200, 1.0),
+        T0,
+        &mut out2,
+    )
+    .expect("accepted");
+    next.flush(&mut out2);
+    assert_eq!(value(&next, &out2, T0 + 20_000, OK), Some(2.0));
+    assert_eq!(value(&next, &out2, T0 + 20_000, COUNT), Some(2.0));
+    assert_eq!(
+        value(&next, &out2, T0 + 10_000, OK),
+        None,
+        "no baseline over a live series"
+    );
+}
