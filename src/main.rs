@@ -1,1 +1,122 @@
-fn main() {}
+//! vigil: API-health observability and alerting for Kong, in one binary.
+//!
+//! `main` parses the command line and hands over to `commands/`; the HTTP server lives in
+//! `server/`, the configuration file in `config.rs`, self-metrics in `telemetry.rs`. See
+//! ARCHITECTURE.md for the whole picture.
+
+mod commands;
+mod config;
+mod server;
+mod telemetry;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+/// API-health observability and alerting for Kong: ingest, store, query, alert.
+#[derive(Debug, Parser)]
+#[command(name = "vigil", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the demo: 8 days of simulated history, then live traffic with a scripted incident.
+    Demo(commands::demo::DemoArgs),
+    /// Run vigil: ingest, store and the query API.
+    Serve(ServeArgs),
+    /// Evaluate a PromQL expression against a running vigil (or Prometheus).
+    Query(commands::query::QueryArgs),
+    /// Load data offline into a data directory.
+    #[command(subcommand)]
+    Import(ImportCommand),
+    /// Validate files.
+    #[command(subcommand)]
+    Check(CheckCommand),
+}
+
+/// Where the configuration comes from; flags override the file.
+#[derive(Debug, Args, Clone, Default)]
+pub(crate) struct ConfigArgs {
+    /// Configuration file (vigil.yaml).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Data directory (overrides storage.data_dir).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+impl ConfigArgs {
+    /// The configuration file (or defaults) with the flags applied.
+    pub(crate) fn load(&self) -> anyhow::Result<config::Config> {
+        let mut cfg = match &self.config {
+            Some(path) => config::Config::load(path)?,
+            None => config::Config::default(),
+        };
+        if let Some(dir) = &self.data_dir {
+            cfg.storage.data_dir = dir.clone();
+        }
+        Ok(cfg)
+    }
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Address of the HTTP API (overrides server.listen).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Subcommand)]
+enum ImportCommand {
+    /// Import Kong log events from NDJSON files (one event or batch array per line).
+    Kong(commands::import::ImportKongArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum CheckCommand {
+    /// Validate a vigil.yaml.
+    Config {
+        /// Files to check.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    // One TLS stack for outgoing HTTPS (webhooks, Slack): rustls with ring.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let result = match cli.command {
+        Command::Demo(args) => commands::demo::run(&args),
+        Command::Serve(args) => commands::serve::run(&args.config, args.listen),
+        Command::Query(args) => commands::query::run(&args),
+        Command::Import(ImportCommand::Kong(args)) => commands::import::run_kong(&args),
+        Command::Check(CheckCommand::Config { files }) => commands::check::config(&files),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs to stderr; `VIGIL_LOG` (e.g. `debug`, `vigil_tsdb=trace`) sets the level.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}

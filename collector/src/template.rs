@@ -19,7 +19,7 @@ pub const MAX_TEMPLATE_LEN: usize = 256;
 /// prefixes; the longest one that matches whole segments is kept as written.
 pub fn template_path<'p>(uri: &str, prefixes: impl IntoIterator<Item = &'p str>, out: &mut String) {
     out.clear();
-    let path = uri.split(['?', '#']).next().unwrap_or("");
+    let path = &uri[..memchr::memchr2(b'?', b'#', uri.as_bytes()).unwrap_or(uri.len())];
     let prefix = prefixes
         .into_iter()
         .map(|p| p.trim_end_matches('/'))
@@ -70,12 +70,22 @@ fn matches_prefix(path: &str, prefix: &str) -> bool {
 /// 7. at least 48 characters, whatever they are.
 pub fn is_identifier(seg: &str) -> bool {
     let b = seg.as_bytes();
-    let digits = b.iter().filter(|c| c.is_ascii_digit()).count();
-    let letters = b.iter().filter(|c| c.is_ascii_alphabetic()).count();
-    if digits == b.len() || (letters == 0 && digits > 0) || is_uuid(b) {
+    // One pass over the bytes: this runs for every segment of every request.
+    let (mut digits, mut letters, mut non_hex) = (0usize, 0usize, false);
+    for &c in b {
+        if c.is_ascii_digit() {
+            digits += 1;
+        } else if c.is_ascii_alphabetic() {
+            letters += 1;
+            non_hex |= !c.is_ascii_hexdigit();
+        } else {
+            non_hex = true;
+        }
+    }
+    if digits == b.len() || (letters == 0 && digits > 0) || (b.len() == 36 && is_uuid(b)) {
         return true;
     }
-    if b.len() >= 8 && digits > 0 && b.iter().all(u8::is_ascii_hexdigit) {
+    if b.len() >= 8 && digits > 0 && !non_hex {
         return true;
     }
     (b.len() >= 16 && digits > 0) || digits >= 5 || b.len() >= 48

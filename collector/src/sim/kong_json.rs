@@ -43,9 +43,9 @@ fn json_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
-pub(super) fn write(e: &SimEvent<'_>, out: &mut Vec<u8>) {
+pub(super) fn write(e: &SimEvent, out: &mut Vec<u8>) {
     let rid = format!("{:032x}", e.request_id);
-    let route_id = entity_id(e.route.name);
+    let route_id = entity_id(e.route);
     let service_id = entity_id(e.service);
     let proxy = e.upstream_ms.map_or(-1.0, |u| u);
     let upstream_status = if e.upstream_ms.is_some() {
@@ -69,9 +69,9 @@ pub(super) fn write(e: &SimEvent<'_>, out: &mut Vec<u8>) {
         e.kong_ms
     );
     let _ = write!(out, r#""route":{{"id":"{route_id}","name":"#);
-    json_str(out, e.route.name);
+    json_str(out, e.route);
     out.extend_from_slice(br#","paths":"#);
-    out.extend_from_slice(e.route_paths);
+    out.extend_from_slice(&e.route_paths);
     let _ = write!(
         out,
         r#","protocols":["http","https"],"strip_path":false,"preserve_host":false,"service":{{"id":"{service_id}"}},"created_at":1726782477,"updated_at":1726782477,"tags":[]}},"#

@@ -12,6 +12,7 @@ mod shape;
 mod topology;
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use vigil_tsdb::Timestamp;
 
@@ -29,17 +30,18 @@ const CONSUMERS: [(&str, f64); 4] = [
     ("internal-batch", 0.03),
 ];
 
-/// One simulated request.
+/// One simulated request. It owns or shares everything it refers to, so batches of events can
+/// be generated on one thread and aggregated on another.
 #[derive(Debug, Clone)]
-pub struct SimEvent<'a> {
+pub struct SimEvent {
     /// Request start, epoch milliseconds.
     pub t: Timestamp,
     /// Service name.
-    pub service: &'a str,
-    /// Route name and its path prefix.
-    pub route: &'a Route,
+    pub service: &'static str,
+    /// Route name.
+    pub route: &'static str,
     /// HTTP method.
-    pub method: &'a str,
+    pub method: &'static str,
     /// Request URI (with identifiers, sometimes a query string).
     pub uri: String,
     /// Response status.
@@ -59,10 +61,10 @@ pub struct SimEvent<'a> {
     /// Client address.
     pub client_ip: [u8; 4],
     /// `route.paths` as JSON.
-    pub route_paths: &'a [u8],
+    pub route_paths: Arc<[u8]>,
 }
 
-impl SimEvent<'_> {
+impl SimEvent {
     /// The event as the decoder would return it (for synthesizing history without JSON).
     pub fn as_kong(&self) -> KongEvent<'_> {
         KongEvent {
@@ -74,8 +76,8 @@ impl SimEvent<'_> {
             latency_proxy_ms: self.upstream_ms,
             latency_kong_ms: Some(self.kong_ms),
             service: Some(Cow::Borrowed(self.service)),
-            route: Some(Cow::Borrowed(self.route.name)),
-            route_paths: self.route_paths,
+            route: Some(Cow::Borrowed(self.route)),
+            route_paths: &self.route_paths,
             consumer: self.consumer.map(Cow::Borrowed),
             request_id: None,
             client_ip: None,
@@ -98,7 +100,9 @@ pub struct Simulator {
     /// Scales every route's rate.
     pub rate_scale: f64,
     /// `route.paths` JSON per route, in `Topology::routes` order.
-    route_paths: Vec<Vec<u8>>,
+    route_paths: Vec<Arc<[u8]>>,
+    /// Each endpoint's pattern split at its `{id}` placeholders, per route and endpoint.
+    pattern_parts: Vec<Vec<Vec<&'static str>>>,
 }
 
 impl Simulator {
@@ -106,7 +110,11 @@ impl Simulator {
     pub fn new(topology: Topology, incidents: Vec<Incident>, seed: u64) -> Self {
         let route_paths = topology
             .routes()
-            .map(|(_, r)| format!("[\"{}\"]", r.prefix).into_bytes())
+            .map(|(_, r)| Arc::from(format!("[\"{}\"]", r.prefix).into_bytes()))
+            .collect();
+        let pattern_parts = topology
+            .routes()
+            .map(|(_, r)| r.endpoints.iter().map(|e| e.pattern.split("{id}").collect()).collect())
             .collect();
         Simulator {
             topology,
@@ -114,6 +122,7 @@ impl Simulator {
             rng: fastrand::Rng::with_seed(seed),
             rate_scale: 1.0,
             route_paths,
+            pattern_parts,
         }
     }
 
@@ -149,7 +158,7 @@ impl Simulator {
 
     /// Generates every request that starts in `[from, to)` and passes each to `f`, route by
     /// route (not in time order).
-    pub fn generate(&mut self, from: Timestamp, to: Timestamp, mut f: impl FnMut(&SimEvent<'_>)) {
+    pub fn generate(&mut self, from: Timestamp, to: Timestamp, mut f: impl FnMut(SimEvent)) {
         if to <= from {
             return;
         }
@@ -169,34 +178,32 @@ impl Simulator {
             let n = poisson(&mut self.rng, lambda);
             for _ in 0..n {
                 let t = from + (self.rng.f64() * (to - from) as f64) as i64;
-                let ev = self.request(si, ri, k, t);
-                f(&ev);
+                f(self.request(si, ri, k, t));
             }
         }
     }
 
-    fn request(&mut self, si: usize, ri: usize, k: usize, t: Timestamp) -> SimEvent<'_> {
+    fn request(&mut self, si: usize, ri: usize, k: usize, t: Timestamp) -> SimEvent {
         let service = &self.topology.services[si];
         let route = &service.routes[ri];
         let rng = &mut self.rng;
         let total: f64 = route.endpoints.iter().map(|e| e.weight).sum();
         let mut pick = rng.f64() * total;
-        let ep = route
+        let e = route
             .endpoints
             .iter()
-            .find(|e| {
+            .position(|e| {
                 pick -= e.weight;
                 pick <= 0.0
             })
-            .unwrap_or(&route.endpoints[0]);
+            .unwrap_or(0);
+        let ep = &route.endpoints[e];
         let mut uri = String::with_capacity(ep.pattern.len() + 40);
-        let mut parts = ep.pattern.split("{id}");
-        if let Some(first) = parts.next() {
-            uri.push_str(first);
-        }
-        for rest in parts {
-            push_id(rng, ep.id, &mut uri);
-            uri.push_str(rest);
+        for (i, part) in self.pattern_parts[k][e].iter().enumerate() {
+            if i > 0 {
+                push_id(rng, ep.id, &mut uri);
+            }
+            uri.push_str(part);
         }
         if ep.method == "GET" && rng.f64() < 0.3 {
             uri.push_str(if rng.bool() {
@@ -271,7 +278,7 @@ impl Simulator {
         SimEvent {
             t,
             service: service.name,
-            route,
+            route: route.name,
             method: ep.method,
             uri,
             status,
@@ -282,7 +289,7 @@ impl Simulator {
             consumer,
             request_id: rng.u128(..),
             client_ip: [10, rng.u8(0..=255), rng.u8(0..=255), rng.u8(1..=254)],
-            route_paths: &self.route_paths[k],
+            route_paths: self.route_paths[k].clone(),
         }
     }
 }
@@ -379,7 +386,7 @@ mod tests {
         let (mut pay_err, mut pay, mut other_err) = (0, 0, 0);
         sim.generate(FRIDAY_NOON_JAKARTA, FRIDAY_NOON_JAKARTA + 60_000, |e| {
             let err = e.status >= 500;
-            if e.route.name == "payments-route" {
+            if e.route == "payments-route" {
                 pay += 1;
                 pay_err += usize::from(err);
             } else {

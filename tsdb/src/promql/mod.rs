@@ -173,6 +173,18 @@ impl Engine {
     }
 }
 
+/// Parses a series selector (`up{job="api"}`, as in the API's `match[]`) into its matcher sets:
+/// one set, or one per `or` alternative.
+pub fn parse_selector(s: &str) -> QueryResult<Vec<Vec<crate::labels::Matcher>>> {
+    functions::register_compat_functions();
+    match promql_parser::parser::parse(s).map_err(QueryError::BadData)? {
+        Expr::VectorSelector(vs) => eval::matcher_sets(&vs),
+        _ => Err(QueryError::BadData(format!(
+            "invalid series selector {s:?}: expected a vector selector"
+        ))),
+    }
+}
+
 /// How Prometheus names value types in errors.
 fn type_label(t: ValueType) -> &'static str {
     match t {

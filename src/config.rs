@@ -1,0 +1,240 @@
+//! `vigil.yaml`: one typed file for storage, server, collector and query settings. Unknown keys
+//! are errors (a typo must not silently fall back to a default); the doc comments below are the
+//! reference for each key.
+//!
+//! ```yaml
+//! storage:
+//!   data_dir: ./vigil-data
+//! server:
+//!   listen: 127.0.0.1:9464
+//! collector:
+//!   window: 10s
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Deserializer};
+use vigil_collector::AggregatorConfig;
+use vigil_tsdb::promql::EngineOptions;
+use vigil_tsdb::time::parse_duration_ms;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Config {
+    /// Where and how series are stored.
+    pub(crate) storage: StorageConfig,
+    /// The HTTP server.
+    pub(crate) server: ServerConfig,
+    /// How Kong events become series.
+    pub(crate) collector: CollectorConfig,
+    /// PromQL evaluation limits.
+    pub(crate) query: QueryConfig,
+}
+
+/// `storage:`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct StorageConfig {
+    /// Data directory (write-ahead log and, later, blocks). Default `./vigil-data`.
+    pub(crate) data_dir: PathBuf,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            data_dir: PathBuf::from("./vigil-data"),
+        }
+    }
+}
+
+/// `server:`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct ServerConfig {
+    /// Address of the HTTP API. Default `127.0.0.1:9464`.
+    pub(crate) listen: SocketAddr,
+    /// Largest accepted request body, in bytes; larger ones get 413. Default 16 MiB.
+    pub(crate) max_body_bytes: usize,
+    /// How often the server's own metrics are written to the store. Default `10s`.
+    #[serde(deserialize_with = "duration")]
+    pub(crate) self_metrics_interval: i64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
+            max_body_bytes: 16 << 20,
+            self_metrics_interval: 10_000,
+        }
+    }
+}
+
+/// `collector:`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct CollectorConfig {
+    /// Aggregation window. Default `10s`.
+    #[serde(deserialize_with = "duration")]
+    pub(crate) window: i64,
+    /// How late an event may arrive and still count. Default `30s`.
+    #[serde(deserialize_with = "duration")]
+    pub(crate) allowed_lateness: i64,
+    /// After this long without a request a series ends with a staleness marker. Default `15m`.
+    #[serde(deserialize_with = "duration")]
+    pub(crate) idle_timeout: i64,
+    /// Distinct path templates per route before the rest are counted as `{other}`. Default 200.
+    pub(crate) max_paths_per_route: usize,
+    /// Latency histogram buckets in seconds. Default Prometheus's (5 ms to 10 s).
+    pub(crate) buckets: Vec<f64>,
+    /// Keep `vigil_http_upstream_duration_seconds` (from `latencies.proxy`). Default true.
+    pub(crate) upstream_histogram: bool,
+    /// Keep `vigil_http_kong_duration_seconds` (from `latencies.kong`). Default true.
+    pub(crate) kong_histogram: bool,
+}
+
+impl Default for CollectorConfig {
+    fn default() -> Self {
+        let d = AggregatorConfig::default();
+        CollectorConfig {
+            window: d.window_ms,
+            allowed_lateness: d.allowed_lateness_ms,
+            idle_timeout: d.idle_timeout_ms,
+            max_paths_per_route: d.max_paths_per_route,
+            buckets: d.buckets,
+            upstream_histogram: d.upstream_histogram,
+            kong_histogram: d.kong_histogram,
+        }
+    }
+}
+
+impl CollectorConfig {
+    /// The aggregator settings.
+    pub(crate) fn aggregator(&self) -> AggregatorConfig {
+        AggregatorConfig {
+            window_ms: self.window,
+            allowed_lateness_ms: self.allowed_lateness,
+            idle_timeout_ms: self.idle_timeout,
+            max_paths_per_route: self.max_paths_per_route,
+            buckets: self.buckets.clone(),
+            upstream_histogram: self.upstream_histogram,
+            kong_histogram: self.kong_histogram,
+        }
+    }
+}
+
+/// `query:`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct QueryConfig {
+    /// How far back an instant selector looks. Default `5m`.
+    #[serde(deserialize_with = "duration")]
+    pub(crate) lookback_delta: i64,
+    /// Longest a query may run. Default `2m`.
+    #[serde(deserialize_with = "duration")]
+    pub(crate) timeout: i64,
+    /// Most samples a query may hold. Default 50,000,000.
+    pub(crate) max_samples: usize,
+}
+
+impl Default for QueryConfig {
+    fn default() -> Self {
+        let d = EngineOptions::default();
+        QueryConfig {
+            lookback_delta: d.lookback_delta_ms,
+            timeout: d.timeout.as_millis() as i64,
+            max_samples: d.max_samples,
+        }
+    }
+}
+
+impl QueryConfig {
+    /// The engine settings.
+    pub(crate) fn engine(&self) -> EngineOptions {
+        EngineOptions {
+            lookback_delta_ms: self.lookback_delta,
+            max_samples: self.max_samples,
+            timeout: vigil_tsdb::time::ms_to_duration(self.timeout),
+            ..EngineOptions::default()
+        }
+    }
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    let s = String::deserialize(d)?;
+    let ms = parse_duration_ms(&s).map_err(serde::de::Error::custom)?;
+    if ms <= 0 {
+        return Err(serde::de::Error::custom(format!("duration {s:?} must be positive")));
+    }
+    Ok(ms)
+}
+
+impl Config {
+    /// Reads and validates a configuration file; errors name the file, line and column.
+    pub(crate) fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        Config::parse(&text).with_context(|| format!("in {}", path.display()))
+    }
+
+    /// Parses and validates configuration text.
+    pub(crate) fn parse(text: &str) -> Result<Config> {
+        let cfg: Config = if text.trim().is_empty() {
+            Config::default()
+        } else {
+            serde_yaml_ng::from_str(text)?
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<()> {
+        let c = &self.collector;
+        anyhow::ensure!(
+            c.max_paths_per_route > 0,
+            "collector.max_paths_per_route must be at least 1"
+        );
+        anyhow::ensure!(
+            c.buckets.windows(2).all(|w| w[0] < w[1]) && c.buckets.iter().all(|b| b.is_finite()),
+            "collector.buckets must be finite and strictly increasing"
+        );
+        anyhow::ensure!(self.server.max_body_bytes > 0, "server.max_body_bytes must be positive");
+        anyhow::ensure!(self.query.max_samples > 0, "query.max_samples must be positive");
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_all_defaults() {
+        let c = Config::parse("").expect("valid");
+        assert_eq!(c.server.listen.to_string(), "127.0.0.1:9464");
+        assert_eq!(c.storage.data_dir, PathBuf::from("./vigil-data"));
+        assert_eq!(c.collector.window, 10_000);
+    }
+
+    #[test]
+    fn reads_durations_and_paths() {
+        let c = Config::parse("storage:\n  data_dir: /tmp/x\ncollector:\n  window: 1s\n  idle_timeout: 1h\n")
+            .expect("valid");
+        assert_eq!(c.storage.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!((c.collector.window, c.collector.idle_timeout), (1_000, 3_600_000));
+    }
+
+    #[test]
+    fn errors_name_the_line_and_column() {
+        let err = Config::parse("server:\n  listen: 127.0.0.1:9464\n  lisen: x\n").expect_err("typo");
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains("unknown field `lisen`") && msg.contains("line 3 column 3"),
+            "{msg}"
+        );
+        let err = Config::parse("collector:\n  window: ten\n").expect_err("bad duration");
+        assert!(format!("{err:#}").contains("invalid duration"), "{err:#}");
+    }
+}

@@ -1,0 +1,240 @@
+//! Prometheus-compatible query endpoints: `/api/v1/query`, `/api/v1/query_range`,
+//! `/api/v1/series`, `/api/v1/labels`, `/api/v1/label/<name>/values`, `/api/v1/status/buildinfo`.
+//! Each accepts GET and POST (form-encoded) as Prometheus does.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use vigil_tsdb::promql::{MAX_POINTS_PER_SERIES, parse_selector};
+use vigil_tsdb::time::now_ms;
+use vigil_tsdb::{Labels, Matcher, Queryable};
+
+use super::App;
+use super::json::{self, ApiError, push_labels, push_str};
+use super::params::{MAX_TIME, MIN_TIME, Params};
+
+/// Runs CPU-bound work off the async runtime's worker threads.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::internal(format!("query task failed: {e}")))?
+}
+
+fn engine_for(app: &App, p: &Params) -> Result<vigil_tsdb::promql::Engine, ApiError> {
+    let mut opts = app.engine.options().clone();
+    if let Some(t) = p.duration("timeout")? {
+        opts.timeout = opts.timeout.min(vigil_tsdb::time::ms_to_duration(t));
+    }
+    Ok(vigil_tsdb::promql::Engine::new(opts))
+}
+
+/// `/api/v1/query`
+pub(crate) async fn query(
+    State(app): State<Arc<App>>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let p = Params::from_request(q.as_deref(), &headers, &body);
+    let run = move || -> Result<String, ApiError> {
+        let expr = p.required("query")?.to_owned();
+        let t = p.time_or("time", now_ms())?;
+        let engine = engine_for(&app, &p)?;
+        let v = engine.instant_query(&*app.db, &expr, t)?;
+        Ok(json::query_data(&v))
+    };
+    match blocking(run).await {
+        Ok(data) => json::success(&data),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `/api/v1/query_range`
+pub(crate) async fn query_range(
+    State(app): State<Arc<App>>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let p = Params::from_request(q.as_deref(), &headers, &body);
+    let run = move || -> Result<String, ApiError> {
+        let expr = p.required("query")?.to_owned();
+        let start = p.required_time("start")?;
+        let end = p.required_time("end")?;
+        if end < start {
+            return Err(ApiError::bad_data(
+                "invalid parameter \"end\": end timestamp must not be before start time",
+            ));
+        }
+        let step = p
+            .duration("step")?
+            .ok_or_else(|| ApiError::bad_data("invalid parameter \"step\": parameter is missing"))?;
+        if step <= 0 {
+            return Err(ApiError::bad_data(
+                "invalid parameter \"step\": zero or negative query resolution step widths are not accepted. Try a positive integer",
+            ));
+        }
+        if (end - start) / step > MAX_POINTS_PER_SERIES {
+            return Err(ApiError::bad_data(
+                "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
+            ));
+        }
+        let engine = engine_for(&app, &p)?;
+        let v = engine.range_query(&*app.db, &expr, start, end, step)?;
+        Ok(json::query_data(&v))
+    };
+    match blocking(run).await {
+        Ok(data) => json::success(&data),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The matcher sets of every `match[]` parameter.
+fn match_sets(p: &Params, required: bool) -> Result<Vec<Vec<Matcher>>, ApiError> {
+    let selectors = p.all("match[]");
+    if selectors.is_empty() && required {
+        return Err(ApiError::bad_data("no match[] parameter provided"));
+    }
+    let mut sets = Vec::new();
+    for s in selectors {
+        sets.extend(parse_selector(s).map_err(|e| ApiError::bad_data(e.to_string()))?);
+    }
+    Ok(sets)
+}
+
+fn time_range(p: &Params) -> Result<(i64, i64), ApiError> {
+    let start = p.time_or("start", MIN_TIME)?;
+    let end = p.time_or("end", MAX_TIME)?;
+    if end < start {
+        return Err(ApiError::bad_data(
+            "invalid parameter \"end\": end timestamp must not be before start time",
+        ));
+    }
+    Ok((start, end))
+}
+
+/// `/api/v1/series`
+pub(crate) async fn series(
+    State(app): State<Arc<App>>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let p = Params::from_request(q.as_deref(), &headers, &body);
+    let run = move || -> Result<String, ApiError> {
+        let sets = match_sets(&p, true)?;
+        let (start, end) = time_range(&p)?;
+        let mut all: Vec<Labels> = Vec::new();
+        for set in &sets {
+            all.extend(app.db.series(set, start, end)?);
+        }
+        all.sort();
+        all.dedup();
+        let mut out = String::from("[");
+        for (i, l) in all.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            push_labels(&mut out, l);
+        }
+        out.push(']');
+        Ok(out)
+    };
+    match blocking(run).await {
+        Ok(data) => json::success(&data),
+        Err(e) => e.into_response(),
+    }
+}
+
+fn string_array(values: &[String]) -> String {
+    let mut out = String::from("[");
+    for (i, v) in values.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_str(&mut out, v);
+    }
+    out.push(']');
+    out
+}
+
+/// Union of `f` over the match sets (or over all series when there are none), sorted.
+fn collect_strings(
+    sets: &[Vec<Matcher>],
+    mut f: impl FnMut(&[Matcher]) -> vigil_tsdb::Result<Vec<String>>,
+) -> Result<Vec<String>, ApiError> {
+    let mut out = Vec::new();
+    if sets.is_empty() {
+        out = f(&[])?;
+    }
+    for set in sets {
+        out.extend(f(set)?);
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// `/api/v1/labels`
+pub(crate) async fn labels(
+    State(app): State<Arc<App>>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let p = Params::from_request(q.as_deref(), &headers, &body);
+    let run = move || -> Result<String, ApiError> {
+        let sets = match_sets(&p, false)?;
+        let (start, end) = time_range(&p)?;
+        let names = collect_strings(&sets, |m| app.db.label_names(m, start, end))?;
+        Ok(string_array(&names))
+    };
+    match blocking(run).await {
+        Ok(data) => json::success(&data),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `/api/v1/label/<name>/values`
+pub(crate) async fn label_values(
+    State(app): State<Arc<App>>,
+    Path(name): Path<String>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let p = Params::from_request(q.as_deref(), &headers, &body);
+    let run = move || -> Result<String, ApiError> {
+        let valid = !name.is_empty()
+            && name
+                .bytes()
+                .enumerate()
+                .all(|(i, b)| b == b'_' || b.is_ascii_alphabetic() || (i > 0 && b.is_ascii_digit()));
+        if !valid {
+            return Err(ApiError::bad_data(format!("invalid label name: {name:?}")));
+        }
+        let sets = match_sets(&p, false)?;
+        let (start, end) = time_range(&p)?;
+        let values = collect_strings(&sets, |m| app.db.label_values(&name, m, start, end))?;
+        Ok(string_array(&values))
+    };
+    match blocking(run).await {
+        Ok(data) => json::success(&data),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `/api/v1/status/buildinfo`
+pub(crate) async fn buildinfo() -> Response {
+    json::success_value(&serde_json::json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "revision": option_env!("VIGIL_GIT_REVISION").unwrap_or("unknown"),
+        "branch": "main",
+        "buildUser": "vigil",
+        "buildDate": "",
+        "goVersion": concat!("rust (vigil ", env!("CARGO_PKG_VERSION"), ")"),
+    }))
+}
