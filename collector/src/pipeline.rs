@@ -54,6 +54,8 @@ struct Inner {
     sink: StoreSink,
     out: Vec<WindowOutput>,
     stats: CollectorStats,
+    /// Path overflow counts stored by earlier processes, by (service, route).
+    overflow_base: Vec<(String, String, u64)>,
 }
 
 /// Kong events in, samples in the store out.
@@ -76,13 +78,15 @@ impl Collector {
         if restored > 0 {
             tracing::info!(series = restored, closed_until = ?agg.closed_until(), "collector state restored from the store");
         }
+        let (stats, overflow_base) = restore_stats(&db);
         Collector {
             db,
             inner: Mutex::new(Inner {
                 agg,
                 sink: StoreSink::default(),
                 out: Vec::new(),
-                stats: CollectorStats::default(),
+                stats,
+                overflow_base,
             }),
         }
     }
@@ -159,11 +163,14 @@ impl Collector {
         let mut s = inner.stats.clone();
         s.series = inner.agg.series().len() as u64;
         s.pending_windows = inner.sink.pending() as u64;
-        s.path_overflows = inner
-            .agg
-            .path_overflows()
-            .map(|(svc, route, n)| (svc.to_owned(), route.to_owned(), n))
-            .collect();
+        let mut overflows = inner.overflow_base.clone();
+        for (svc, route, n) in inner.agg.path_overflows() {
+            match overflows.iter_mut().find(|(s, r, _)| s == svc && r == route) {
+                Some(o) => o.2 += n,
+                None => overflows.push((svc.to_owned(), route.to_owned(), n)),
+            }
+        }
+        s.path_overflows = overflows;
         s
     }
 
@@ -193,6 +200,40 @@ fn commit(db: &Db, inner: &mut Inner) -> vigil_tsdb::Result<()> {
         tracing::warn!(refused = s.store.rejected(), "store refused collector samples");
     }
     Ok(())
+}
+
+/// The collector's counters as last written to the store, so that they continue across restarts
+/// and imports: they count for the data directory, not for one process.
+fn restore_stats(db: &Db) -> (CollectorStats, Vec<(String, String, u64)>) {
+    let mut stats = CollectorStats::default();
+    let mut overflows = Vec::new();
+    let Ok(m) = vigil_tsdb::Matcher::new(vigil_tsdb::MatchOp::Regex, "__name__", "vigil_collector_.+_total") else {
+        return (stats, overflows);
+    };
+    for series in db.head().matching_series(&[m]) {
+        let Some(v) = series.last_sample().1.map(|s| s.v as u64) else {
+            continue;
+        };
+        let l = &series.labels;
+        match l.metric_name() {
+            Some("vigil_collector_events_total") => stats.accepted = v,
+            Some("vigil_collector_windows_committed_total") => stats.windows_committed = v,
+            Some("vigil_collector_samples_written_total") => stats.samples_written = v,
+            Some("vigil_collector_samples_refused_total") => stats.samples_refused = v,
+            Some("vigil_collector_rejected_total") => {
+                if let Some(r) = Reject::ALL.iter().find(|r| Some(r.as_str()) == l.get("reason")) {
+                    stats.rejected.add_n(*r, v);
+                }
+            }
+            Some("vigil_collector_path_overflow_total") => {
+                if let (Some(s), Some(r)) = (l.get("service"), l.get("route")) {
+                    overflows.push((s.to_owned(), r.to_owned(), v));
+                }
+            }
+            _ => {}
+        }
+    }
+    (stats, overflows)
 }
 
 /// The collector's self-telemetry as (labels, value) pairs, named `vigil_collector_*`.

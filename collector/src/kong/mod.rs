@@ -151,6 +151,11 @@ impl RejectCounts {
         self.0[r as usize] += 1;
     }
 
+    /// Counts `n` rejections.
+    pub fn add_n(&mut self, r: Reject, n: u64) {
+        self.0[r as usize] += n;
+    }
+
     /// The count for one reason.
     pub fn get(&self, r: Reject) -> u64 {
         self.0[r as usize]
