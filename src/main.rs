@@ -37,6 +37,8 @@ enum Command {
     /// Validate files.
     #[command(subcommand)]
     Check(CheckCommand),
+    /// Write simulated Kong log events as NDJSON to stdout.
+    Simulate(commands::simulate::SimulateArgs),
 }
 
 /// Where the configuration comes from; flags override the file.
@@ -100,6 +102,7 @@ fn main() -> ExitCode {
         Command::Query(args) => commands::query::run(&args),
         Command::Import(ImportCommand::Kong(args)) => commands::import::run_kong(&args),
         Command::Check(CheckCommand::Config { files }) => commands::check::config(&files),
+        Command::Simulate(args) => commands::simulate::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
