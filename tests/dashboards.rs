@@ -45,7 +45,10 @@ fn dashboard_queries_answer_on_simulated_traffic() {
         .expect("store");
 
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("dashboards");
-    let mut files: Vec<_> = std::fs::read_dir(&dir).expect("dashboards/").filter_map(|e| e.ok().map(|e| e.path())).collect();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("dashboards/")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
     files.sort();
     assert!(files.len() >= 2);
     let engine = Engine::default();
@@ -61,7 +64,9 @@ fn dashboard_queries_answer_on_simulated_traffic() {
                 .replace("$route", "payments-route")
                 .replace("$path", "/v2/payments");
             // D-1 and D-7 panels have no history here; they must still evaluate.
-            let v = engine.instant_query(&*db, &q, NOON).unwrap_or_else(|e| panic!("{}: {q}: {e}", file.display()));
+            let v = engine
+                .instant_query(&*db, &q, NOON)
+                .unwrap_or_else(|e| panic!("{}: {q}: {e}", file.display()));
             let compares_history = q.contains("offset");
             if !compares_history {
                 let empty = match &v {

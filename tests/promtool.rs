@@ -13,7 +13,10 @@ use common::{Server, kong_event, post, value, wait_until};
 use vigil_tsdb::time::now_ms;
 
 fn promtool() -> Option<String> {
-    let found = Command::new("promtool").arg("--version").output().is_ok_and(|o| o.status.success());
+    let found = Command::new("promtool")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
     if found {
         return Some("promtool".into());
     }
@@ -28,7 +31,11 @@ fn promtool() -> Option<String> {
 fn run(promtool: &str, args: &[&str]) -> String {
     let out = Command::new(promtool).args(args).output().expect("promtool runs");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "promtool {args:?}: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "promtool {args:?}: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     stdout
 }
 
@@ -38,30 +45,40 @@ fn promtool_queries_vigil() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let server = Server::start(&tmp.path().join("data"), "collector:\n  window: 1s\n");
     let t = now_ms() - 60_000;
-    let body: Vec<String> = (0..3).map(|i| kong_event(t + i, "GET", &format!("/v1/orders/{i}"), 200, 12)).collect();
+    let body: Vec<String> = (0..3)
+        .map(|i| kong_event(t + i, "GET", &format!("/v1/orders/{i}"), 200, 12))
+        .collect();
     let (status, _) = post(server.addr, "/ingest/kong", body.join("\n").as_bytes());
     assert_eq!(status, 200);
-    wait_until(Duration::from_secs(30), || value(server.addr, "sum(vigil_http_requests_total)", now_ms()) == Some(3.0));
+    wait_until(Duration::from_secs(30), || {
+        value(server.addr, "sum(vigil_http_requests_total)", now_ms()) == Some(3.0)
+    });
 
     let url = format!("http://{}", server.addr);
     let out = run(&promtool, &["query", "instant", &url, "sum(vigil_http_requests_total)"]);
     assert!(out.starts_with("{} => 3 @["), "{out}");
     let now = now_ms() / 1000;
     let (start, end) = ((now - 30).to_string(), now.to_string());
-    let out = run(&promtool, &[
-        "query",
-        "range",
-        "--start",
-        &start,
-        "--end",
-        &end,
-        "--step",
-        "10s",
-        &url,
-        r#"sum by (path) (vigil_http_requests_total{service="orders"})"#,
-    ]);
+    let out = run(
+        &promtool,
+        &[
+            "query",
+            "range",
+            "--start",
+            &start,
+            "--end",
+            &end,
+            "--step",
+            "10s",
+            &url,
+            r#"sum by (path) (vigil_http_requests_total{service="orders"})"#,
+        ],
+    );
     assert!(out.starts_with("{path=\"/v1/orders/{id}\"} =>\n3 @["), "{out}");
-    let out = run(&promtool, &["query", "series", "--match", "vigil_http_requests_total", &url]);
+    let out = run(
+        &promtool,
+        &["query", "series", "--match", "vigil_http_requests_total", &url],
+    );
     assert!(out.contains(r#"status="200""#), "{out}");
     let out = run(&promtool, &["query", "labels", &url, "route"]);
     assert_eq!(out.trim(), "orders-route");
