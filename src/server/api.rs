@@ -16,11 +16,14 @@ use super::App;
 use super::json::{self, ApiError, push_labels, push_str};
 use super::params::{MAX_TIME, MIN_TIME, Params};
 
-/// Runs CPU-bound work off the async runtime's worker threads.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::internal(format!("query task failed: {e}")))?
+/// Runs CPU-bound work that produces the response's `data` off the async runtime's worker
+/// threads, and wraps it in the API's envelope.
+async fn answer(f: impl FnOnce() -> Result<String, ApiError> + Send + 'static) -> Response {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(Ok(data)) => json::success(&data),
+        Ok(Err(e)) => e.into_response(),
+        Err(e) => ApiError::internal(format!("query task failed: {e}")).into_response(),
+    }
 }
 
 fn engine_for(app: &App, p: &Params) -> Result<vigil_tsdb::promql::Engine, ApiError> {
@@ -39,17 +42,14 @@ pub(crate) async fn query(
     body: Bytes,
 ) -> Response {
     let p = Params::from_request(q.as_deref(), &headers, &body);
-    let run = move || -> Result<String, ApiError> {
+    answer(move || {
         let expr = p.required("query")?.to_owned();
         let t = p.time_or("time", now_ms())?;
         let engine = engine_for(&app, &p)?;
         let v = engine.instant_query(&*app.db, &expr, t)?;
         Ok(json::query_data(&v))
-    };
-    match blocking(run).await {
-        Ok(data) => json::success(&data),
-        Err(e) => e.into_response(),
-    }
+    })
+    .await
 }
 
 /// `/api/v1/query_range`
@@ -60,7 +60,7 @@ pub(crate) async fn query_range(
     body: Bytes,
 ) -> Response {
     let p = Params::from_request(q.as_deref(), &headers, &body);
-    let run = move || -> Result<String, ApiError> {
+    answer(move || {
         let expr = p.required("query")?.to_owned();
         let start = p.required_time("start")?;
         let end = p.required_time("end")?;
@@ -85,11 +85,8 @@ pub(crate) async fn query_range(
         let engine = engine_for(&app, &p)?;
         let v = engine.range_query(&*app.db, &expr, start, end, step)?;
         Ok(json::query_data(&v))
-    };
-    match blocking(run).await {
-        Ok(data) => json::success(&data),
-        Err(e) => e.into_response(),
-    }
+    })
+    .await
 }
 
 /// The matcher sets of every `match[]` parameter.
@@ -124,7 +121,7 @@ pub(crate) async fn series(
     body: Bytes,
 ) -> Response {
     let p = Params::from_request(q.as_deref(), &headers, &body);
-    let run = move || -> Result<String, ApiError> {
+    answer(move || {
         let sets = match_sets(&p, true)?;
         let (start, end) = time_range(&p)?;
         let mut all: Vec<Labels> = Vec::new();
@@ -142,11 +139,8 @@ pub(crate) async fn series(
         }
         out.push(']');
         Ok(out)
-    };
-    match blocking(run).await {
-        Ok(data) => json::success(&data),
-        Err(e) => e.into_response(),
-    }
+    })
+    .await
 }
 
 fn string_array(values: &[String]) -> String {
@@ -186,16 +180,13 @@ pub(crate) async fn labels(
     body: Bytes,
 ) -> Response {
     let p = Params::from_request(q.as_deref(), &headers, &body);
-    let run = move || -> Result<String, ApiError> {
+    answer(move || {
         let sets = match_sets(&p, false)?;
         let (start, end) = time_range(&p)?;
         let names = collect_strings(&sets, |m| app.db.label_names(m, start, end))?;
         Ok(string_array(&names))
-    };
-    match blocking(run).await {
-        Ok(data) => json::success(&data),
-        Err(e) => e.into_response(),
-    }
+    })
+    .await
 }
 
 /// `/api/v1/label/<name>/values`
@@ -207,7 +198,7 @@ pub(crate) async fn label_values(
     body: Bytes,
 ) -> Response {
     let p = Params::from_request(q.as_deref(), &headers, &body);
-    let run = move || -> Result<String, ApiError> {
+    answer(move || {
         let valid = !name.is_empty()
             && name
                 .bytes()
@@ -220,11 +211,8 @@ pub(crate) async fn label_values(
         let (start, end) = time_range(&p)?;
         let values = collect_strings(&sets, |m| app.db.label_values(&name, m, start, end))?;
         Ok(string_array(&values))
-    };
-    match blocking(run).await {
-        Ok(data) => json::success(&data),
-        Err(e) => e.into_response(),
-    }
+    })
+    .await
 }
 
 /// `/api/v1/status/buildinfo`
