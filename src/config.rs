@@ -80,7 +80,12 @@ pub(crate) struct CollectorConfig {
     /// Aggregation window. Default `10s`.
     #[serde(deserialize_with = "duration")]
     pub(crate) window: i64,
-    /// How late an event may arrive and still count. Default `30s`.
+    /// How far the watermark trails the newest event (the disorder expected between Kong nodes
+    /// and batches); a window is written once the watermark passes its end. Default `5s`.
+    #[serde(deserialize_with = "duration")]
+    pub(crate) watermark_delay: i64,
+    /// How far behind the written windows an event may arrive and still count (in the next
+    /// window); later ones are rejected as `late`. Default `30s`.
     #[serde(deserialize_with = "duration")]
     pub(crate) allowed_lateness: i64,
     /// After this long without a request a series ends with a staleness marker. Default `15m`.
@@ -101,6 +106,7 @@ impl Default for CollectorConfig {
         let d = AggregatorConfig::default();
         CollectorConfig {
             window: d.window_ms,
+            watermark_delay: d.watermark_delay_ms,
             allowed_lateness: d.allowed_lateness_ms,
             idle_timeout: d.idle_timeout_ms,
             max_paths_per_route: d.max_paths_per_route,
@@ -116,6 +122,7 @@ impl CollectorConfig {
     pub(crate) fn aggregator(&self) -> AggregatorConfig {
         AggregatorConfig {
             window_ms: self.window,
+            watermark_delay_ms: self.watermark_delay,
             allowed_lateness_ms: self.allowed_lateness,
             idle_timeout_ms: self.idle_timeout,
             max_paths_per_route: self.max_paths_per_route,

@@ -35,6 +35,9 @@ pub struct CollectorStats {
     pub accepted: u64,
     /// Rejections since start, by reason.
     pub rejected: RejectCounts,
+    /// Events that arrived after their window closed but within the allowed lateness, counted in
+    /// a later window.
+    pub late_accepted: u64,
     /// Windows committed to the store.
     pub windows_committed: u64,
     /// Samples the store took.
@@ -161,6 +164,7 @@ impl Collector {
     pub fn stats(&self) -> CollectorStats {
         let inner = self.inner.lock();
         let mut s = inner.stats.clone();
+        s.late_accepted += inner.agg.stats().late_accepted;
         s.series = inner.agg.series().len() as u64;
         s.pending_windows = inner.sink.pending() as u64;
         let mut overflows = inner.overflow_base.clone();
@@ -217,6 +221,7 @@ fn restore_stats(db: &Db) -> (CollectorStats, Vec<(String, String, u64)>) {
         let l = &series.labels;
         match l.metric_name() {
             Some("vigil_collector_events_total") => stats.accepted = v,
+            Some("vigil_collector_late_accepted_total") => stats.late_accepted = v,
             Some("vigil_collector_windows_committed_total") => stats.windows_committed = v,
             Some("vigil_collector_samples_written_total") => stats.samples_written = v,
             Some("vigil_collector_samples_refused_total") => stats.samples_refused = v,

@@ -7,10 +7,14 @@
 //! ```
 //!
 //! Windows are tumbling, `window_ms` long and stamped with their end. A window closes when the
-//! watermark (the newest event time minus `allowed_lateness_ms`) passes its end; an event for a
-//! closed window is late and counted, not added. When no event arrives for two window lengths
-//! of wall-clock time, event time is taken to advance with the wall clock, so a quiet stream
-//! still closes its last windows.
+//! watermark (the newest event time minus `watermark_delay_ms`, the disorder the stream is
+//! expected to have) passes its end, so results trail the stream by about one window. An event
+//! whose window has closed but that is at most `allowed_lateness_ms` behind still counts: the
+//! series are cumulative, so it goes into the next window to close and every total stays exact;
+//! only its attribution moves by at most the allowed lateness. An event later than that is
+//! rejected as late and counted. When no event arrives for two window lengths of wall-clock
+//! time, event time is taken to advance with the wall clock, so a quiet stream still closes its
+//! last windows.
 //!
 //! Every series that has been seen gets a sample in every window (its cumulative value, changed
 //! or not) until it has had no increment for `idle_timeout_ms`; then it gets a staleness marker.
@@ -42,7 +46,10 @@ use crate::template::template_path;
 pub struct AggregatorConfig {
     /// Window length.
     pub window_ms: i64,
-    /// How far behind the newest event an event may be and still count.
+    /// How far the watermark trails the newest event: the out-of-orderness expected between
+    /// Kong nodes and batches. Windows close once the watermark passes their end.
+    pub watermark_delay_ms: i64,
+    /// How far behind the closed windows an event may be and still count (in the next window).
     pub allowed_lateness_ms: i64,
     /// After this long without an increment a series gets a staleness marker.
     pub idle_timeout_ms: i64,
@@ -60,6 +67,7 @@ impl Default for AggregatorConfig {
     fn default() -> Self {
         AggregatorConfig {
             window_ms: 10_000,
+            watermark_delay_ms: 5_000,
             allowed_lateness_ms: 30_000,
             idle_timeout_ms: 15 * 60_000,
             max_paths_per_route: 200,
@@ -84,8 +92,10 @@ pub struct WindowOutput {
 pub struct AggregatorStats {
     /// Events added to a window.
     pub accepted: u64,
-    /// Events whose window had closed.
+    /// Events later than the allowed lateness, rejected.
     pub late: u64,
+    /// Events whose window had closed but within the allowed lateness, counted in a later window.
+    pub late_accepted: u64,
     /// Windows closed.
     pub windows_closed: u64,
     /// Series that went stale.
@@ -183,12 +193,18 @@ impl Aggregator {
     }
 
     /// Adds one event at wall-clock time `now`; windows that close as a result are appended to
-    /// `out`. Returns `Err(Reject::Late)` if the event's window has already closed.
+    /// `out`. Returns `Err(Reject::Late)` if the event is more than the allowed lateness behind
+    /// the closed windows.
     pub fn apply(&mut self, ev: &KongEvent<'_>, now: Timestamp, out: &mut Vec<WindowOutput>) -> Result<(), Reject> {
-        let t = ev.started_at;
-        if self.closed_until.is_some_and(|c| t < c) {
-            self.stats.late += 1;
-            return Err(Reject::Late);
+        let mut t = ev.started_at;
+        if let Some(closed) = self.closed_until.filter(|c| t < *c) {
+            if t < closed - self.cfg.allowed_lateness_ms {
+                self.stats.late += 1;
+                return Err(Reject::Late);
+            }
+            // Its window is written: count it in the first open one.
+            self.stats.late_accepted += 1;
+            t = closed;
         }
         let group = self.resolve(ev);
         let w = self.cfg.window_ms;
@@ -229,7 +245,7 @@ impl Aggregator {
         self.stats.accepted += 1;
         self.max_event_t = Some(self.max_event_t.map_or(t, |m| m.max(t)));
         self.last_event_wall = Some(now);
-        let watermark = self.max_event_t.unwrap_or(t) - self.cfg.allowed_lateness_ms;
+        let watermark = self.max_event_t.unwrap_or(t) - self.cfg.watermark_delay_ms;
         self.close_through(watermark, out);
         Ok(())
     }

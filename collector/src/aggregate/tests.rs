@@ -52,24 +52,17 @@ const LE_INF: &str = r#"vigil_http_request_duration_seconds_bucket{le="+Inf", me
 fn a_window_closes_when_the_watermark_passes_it() {
     let mut agg = Aggregator::new(small());
     let mut out = Vec::new();
-    agg.apply(&ev(T0 + 1_000, "orders-route", "/v1/orders/1", 200, 50.0), T0, &mut out)
-        .expect("accepted");
-    agg.apply(
-        &ev(T0 + 2_000, "orders-route", "/v1/orders/2?x=1", 200, 500.0),
-        T0,
-        &mut out,
-    )
-    .expect("accepted");
-    agg.apply(
-        &ev(T0 + 9_999, "orders-route", "/v1/orders/3", 500, 5_000.0),
-        T0,
-        &mut out,
-    )
-    .expect("accepted");
+    let apply = |agg: &mut Aggregator, out: &mut Vec<WindowOutput>, t: Timestamp, uri: &'static str, status, ms| {
+        agg.apply(&ev(t, "orders-route", uri, status, ms), T0, out)
+            .expect("accepted");
+    };
+    apply(&mut agg, &mut out, T0 + 1_000, "/v1/orders/1", 200, 50.0);
+    apply(&mut agg, &mut out, T0 + 2_000, "/v1/orders/2?x=1", 200, 500.0);
+    apply(&mut agg, &mut out, T0 + 9_999, "/v1/orders/3", 500, 5_000.0);
+    apply(&mut agg, &mut out, T0 + 14_999, "/v1/orders/4", 200, 5.0);
     assert!(out.is_empty(), "nothing closes before the watermark");
-    // 40 s later the watermark (newest - 30 s) passes the first window's end.
-    agg.apply(&ev(T0 + 40_000, "orders-route", "/v1/orders/4", 200, 5.0), T0, &mut out)
-        .expect("accepted");
+    // 15 s in, the watermark (newest - 5 s) reaches the first window's end.
+    apply(&mut agg, &mut out, T0 + 15_000, "/v1/orders/4", 200, 5.0);
     let end = T0 + 10_000;
     assert_eq!(value(&agg, &out, end, OK), Some(2.0));
     assert_eq!(value(&agg, &out, end, ERR), Some(1.0));
@@ -80,11 +73,10 @@ fn a_window_closes_when_the_watermark_passes_it() {
     assert_eq!(value(&agg, &out, T0, OK), Some(0.0));
     assert_eq!(value(&agg, &out, T0, COUNT), Some(0.0));
     // Empty windows keep the cumulative values.
-    agg.apply(&ev(T0 + 60_000, "orders-route", "/v1/orders/5", 200, 5.0), T0, &mut out)
-        .expect("accepted");
-    assert_eq!(value(&agg, &out, T0 + 20_000, OK), Some(2.0));
+    apply(&mut agg, &mut out, T0 + 40_000, "/v1/orders/5", 200, 5.0);
+    assert_eq!(value(&agg, &out, T0 + 20_000, OK), Some(4.0));
     assert_eq!(value(&agg, &out, T0 + 30_000, ERR), Some(1.0));
-    assert_eq!(agg.stats().accepted, 5);
+    assert_eq!(agg.stats().accepted, 6);
 }
 
 #[test]
@@ -213,8 +205,13 @@ fn restored_counters_continue() {
     next.restore(last.iter().map(|(l, t, v, s)| (l, *t, *v, *s)));
     assert_eq!(next.closed_until(), Some(T0 + 10_000));
     let mut out2 = Vec::new();
+    // More than the allowed 30 s behind the restored windows.
     assert_eq!(
-        next.apply(&ev(T0 + 5_000, "orders-route", "/v1/orders/1", 200, 1.0), T0, &mut out2),
+        next.apply(
+            &ev(T0 - 25_000, "orders-route", "/v1/orders/1", 200, 1.0),
+            T0,
+            &mut out2
+        ),
         Err(Reject::Late)
     );
     next.apply(
