@@ -93,6 +93,13 @@ pub(crate) struct CollectorConfig {
     pub(crate) idle_timeout: i64,
     /// Distinct path templates per route before the rest are counted as `{other}`. Default 200.
     pub(crate) max_paths_per_route: usize,
+    /// Distinct (service, route) pairs before the rest are counted as service and route
+    /// `{other}`. Default 10000.
+    pub(crate) max_routes: usize,
+    /// Events starting further than this in the future are rejected as `future` (a Kong node
+    /// with a wrong clock must not close every window). Default `5m`.
+    #[serde(deserialize_with = "duration")]
+    pub(crate) max_clock_skew: i64,
     /// Latency histogram buckets in seconds. Default Prometheus's (5 ms to 10 s).
     pub(crate) buckets: Vec<f64>,
     /// Keep `vigil_http_upstream_duration_seconds` (from `latencies.proxy`). Default true.
@@ -110,6 +117,8 @@ impl Default for CollectorConfig {
             allowed_lateness: d.allowed_lateness_ms,
             idle_timeout: d.idle_timeout_ms,
             max_paths_per_route: d.max_paths_per_route,
+            max_routes: d.max_routes,
+            max_clock_skew: d.max_clock_skew_ms,
             buckets: d.buckets,
             upstream_histogram: d.upstream_histogram,
             kong_histogram: d.kong_histogram,
@@ -126,6 +135,8 @@ impl CollectorConfig {
             allowed_lateness_ms: self.allowed_lateness,
             idle_timeout_ms: self.idle_timeout,
             max_paths_per_route: self.max_paths_per_route,
+            max_routes: self.max_routes,
+            max_clock_skew_ms: self.max_clock_skew,
             buckets: self.buckets.clone(),
             upstream_histogram: self.upstream_histogram,
             kong_histogram: self.kong_histogram,

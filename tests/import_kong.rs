@@ -43,6 +43,37 @@ fn ndjson() -> String {
 }
 
 #[test]
+fn files_from_several_nodes_are_merged_by_event_time() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // Two Kong nodes, each logging an hour in time order.
+    let node = |offset: i64| -> String {
+        (0..360)
+            .map(|i| kong_event(D + offset + i * 10_000, "GET", "/v1/orders/1", 200, 5) + "\n")
+            .collect()
+    };
+    let a = tmp.path().join("node-a.ndjson");
+    let b = tmp.path().join("node-b.ndjson");
+    std::fs::write(&a, node(0)).expect("write");
+    std::fs::write(&b, node(5_000)).expect("write");
+    let dir = tmp.path().join("data").to_string_lossy().into_owned();
+    let out = run(&[
+        "import",
+        "kong",
+        &b.to_string_lossy(),
+        &a.to_string_lossy(),
+        "--data-dir",
+        &dir,
+        "-q",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.lines().any(|l| l == "accepted 720") && stdout.lines().any(|l| l == "late 0"),
+        "{stdout}"
+    );
+}
+
+#[test]
 fn import_then_serve_then_query() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("data");

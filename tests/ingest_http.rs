@@ -234,6 +234,20 @@ fn api_errors_have_prometheus_shapes() {
     assert_eq!((status, json(&body)["errorType"].as_str()), (400, Some("bad_data")));
     let (status, body) = get(server.addr, "/api/v1/query_range?query=up&start=0&end=100000&step=1");
     assert_eq!(status, 400, "too many points: {body}");
+    let (status, body) = get(
+        server.addr,
+        "/api/v1/query_range?query=up&start=-9.2e15&end=9.2e15&step=1",
+    );
+    assert_eq!(status, 400, "an overflowing range: {body}");
+    let (status, body) = get(
+        server.addr,
+        "/api/v1/query?query=count_over_time(vector(1)%5B10y:1ms%5D)",
+    );
+    assert_eq!(
+        (status, json(&body)["errorType"].as_str()),
+        (422, Some("execution")),
+        "{body}"
+    );
     let (status, body) = get(server.addr, "/api/v1/series");
     assert_eq!((status, json(&body)["errorType"].as_str()), (400, Some("bad_data")));
     let (status, body) = get(

@@ -19,6 +19,7 @@
 //! demo all feed it.
 
 pub mod aggregate;
+mod error;
 pub mod kong;
 pub mod pipeline;
 pub mod sim;
@@ -26,5 +27,6 @@ pub mod sink;
 pub mod template;
 
 pub use aggregate::{Aggregator, AggregatorConfig, WindowOutput};
+pub use error::{Error, Result};
 pub use kong::{KongEvent, Reject, RejectCounts};
 pub use pipeline::{Collector, CollectorStats, IngestReport};

@@ -8,8 +8,13 @@ use parking_lot::Mutex;
 use vigil_tsdb::{Db, Labels, Timestamp};
 
 use crate::aggregate::{Aggregator, AggregatorConfig, WindowOutput};
+use crate::error::{Error, Result};
 use crate::kong::{KongEvent, Reject, RejectCounts, decode_body, decode_line};
 use crate::sink::{self, StoreSink};
+
+/// Windows that may wait for the store (five minutes of 10 s windows) before new input is
+/// refused: enough to ride out a hiccup, bounded so memory stays flat if the disk stays full.
+const MAX_PENDING_WINDOWS: usize = 30;
 
 /// What one ingest call did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -50,6 +55,12 @@ pub struct CollectorStats {
     pub series: u64,
     /// Requests sent to `{other}` per (service, route).
     pub path_overflows: Vec<(String, String, u64)>,
+    /// Requests sent to service and route `{other}` because there were too many routes.
+    pub route_overflows: u64,
+    /// Samples of series the store refused to create.
+    pub invalid_series: u64,
+    /// Failed store commits.
+    pub store_errors: u64,
 }
 
 struct Inner {
@@ -59,6 +70,7 @@ struct Inner {
     stats: CollectorStats,
     /// Path overflow counts stored by earlier processes, by (service, route).
     overflow_base: Vec<(String, String, u64)>,
+    last_store_error: Option<String>,
 }
 
 /// Kong events in, samples in the store out.
@@ -77,7 +89,7 @@ impl Collector {
     /// A collector writing to `db`, continuing the counters already stored there.
     pub fn new(db: Arc<Db>, cfg: AggregatorConfig) -> Self {
         let mut agg = Aggregator::new(cfg);
-        let restored = sink::restore(&db, &mut agg);
+        let restored = sink::restore(&db, &mut agg, vigil_tsdb::time::now_ms());
         if restored > 0 {
             tracing::info!(series = restored, closed_until = ?agg.closed_until(), "collector state restored from the store");
         }
@@ -90,6 +102,7 @@ impl Collector {
                 out: Vec::new(),
                 stats,
                 overflow_base,
+                last_store_error: None,
             }),
         }
     }
@@ -100,7 +113,7 @@ impl Collector {
     }
 
     /// Decodes an HTTP body (one event, a batch, or NDJSON) and aggregates it.
-    pub fn ingest_body(&self, body: &[u8], now: Timestamp) -> vigil_tsdb::Result<IngestReport> {
+    pub fn ingest_body(&self, body: &[u8], now: Timestamp) -> Result<IngestReport> {
         let mut events = Vec::new();
         let mut rejected = RejectCounts::default();
         decode_body(body, &mut events, &mut rejected);
@@ -108,11 +121,7 @@ impl Collector {
     }
 
     /// Decodes NDJSON lines and aggregates them.
-    pub fn ingest_lines<'a>(
-        &self,
-        lines: impl IntoIterator<Item = &'a [u8]>,
-        now: Timestamp,
-    ) -> vigil_tsdb::Result<IngestReport> {
+    pub fn ingest_lines<'a>(&self, lines: impl IntoIterator<Item = &'a [u8]>, now: Timestamp) -> Result<IngestReport> {
         let mut events = Vec::new();
         let mut rejected = RejectCounts::default();
         for line in lines {
@@ -122,14 +131,16 @@ impl Collector {
     }
 
     /// Aggregates decoded events; `rejected` carries the decoder's rejections into the totals.
-    pub fn ingest(
-        &self,
-        events: &[KongEvent<'_>],
-        mut rejected: RejectCounts,
-        now: Timestamp,
-    ) -> vigil_tsdb::Result<IngestReport> {
+    pub fn ingest(&self, events: &[KongEvent<'_>], mut rejected: RejectCounts, now: Timestamp) -> Result<IngestReport> {
         let mut inner = self.inner.lock();
         let inner = &mut *inner;
+        // Refuse before counting anything: a sender that retries must not be counted twice.
+        if inner.sink.pending() >= MAX_PENDING_WINDOWS {
+            return Err(Error::Backpressure {
+                pending: inner.sink.pending(),
+                last_error: inner.last_store_error.clone().unwrap_or_default(),
+            });
+        }
         let mut accepted = 0;
         for ev in events {
             match inner.agg.apply(ev, now, &mut inner.out) {
@@ -140,12 +151,16 @@ impl Collector {
         inner.stats.accepted += accepted;
         inner.stats.rejected.merge(&rejected);
         let report = IngestReport { accepted, rejected };
-        commit(&self.db, inner)?;
+        // The events are counted: a store error now is retried with the next call (or surfaces
+        // as backpressure), not reported to this sender, who would resend and double count.
+        if let Err(e) = commit(&self.db, inner) {
+            tracing::error!(error = %e, pending = inner.sink.pending(), "store commit failed; will retry");
+        }
         Ok(report)
     }
 
     /// Lets wall-clock time advance a quiet stream (call every second or so).
-    pub fn tick(&self, now: Timestamp) -> vigil_tsdb::Result<()> {
+    pub fn tick(&self, now: Timestamp) -> Result<()> {
         let mut inner = self.inner.lock();
         let inner = &mut *inner;
         inner.agg.tick(now, &mut inner.out);
@@ -153,7 +168,7 @@ impl Collector {
     }
 
     /// Closes and commits every open window.
-    pub fn flush(&self) -> vigil_tsdb::Result<()> {
+    pub fn flush(&self) -> Result<()> {
         let mut inner = self.inner.lock();
         let inner = &mut *inner;
         inner.agg.flush(&mut inner.out);
@@ -165,6 +180,7 @@ impl Collector {
         let inner = self.inner.lock();
         let mut s = inner.stats.clone();
         s.late_accepted += inner.agg.stats().late_accepted;
+        s.route_overflows = inner.agg.route_overflows();
         s.series = inner.agg.series().len() as u64;
         s.pending_windows = inner.sink.pending() as u64;
         let mut overflows = inner.overflow_base.clone();
@@ -179,10 +195,7 @@ impl Collector {
     }
 
     /// Runs `f` with the aggregator, for tools that synthesize history through it.
-    pub fn with_aggregator<R>(
-        &self,
-        f: impl FnOnce(&mut Aggregator, &mut Vec<WindowOutput>) -> R,
-    ) -> vigil_tsdb::Result<R> {
+    pub fn with_aggregator<R>(&self, f: impl FnOnce(&mut Aggregator, &mut Vec<WindowOutput>) -> R) -> Result<R> {
         let mut inner = self.inner.lock();
         let inner = &mut *inner;
         let r = f(&mut inner.agg, &mut inner.out);
@@ -191,19 +204,33 @@ impl Collector {
     }
 }
 
-fn commit(db: &Db, inner: &mut Inner) -> vigil_tsdb::Result<()> {
+fn commit(db: &Db, inner: &mut Inner) -> Result<()> {
     if inner.out.is_empty() && inner.sink.pending() == 0 {
         return Ok(());
     }
     let outputs = std::mem::take(&mut inner.out);
-    let s = inner.sink.write(db, inner.agg.series(), outputs)?;
-    inner.stats.windows_committed += s.commits;
-    inner.stats.samples_written += s.store.appended;
-    inner.stats.samples_refused += s.store.rejected();
-    if s.store.rejected() > 0 {
-        tracing::warn!(refused = s.store.rejected(), "store refused collector samples");
+    let before = inner.sink.totals();
+    let result = inner.sink.write(db, inner.agg.series(), outputs);
+    let after = inner.sink.totals();
+    let refused = after.store.rejected() - before.store.rejected();
+    inner.stats.windows_committed += after.commits - before.commits;
+    inner.stats.samples_written += after.store.appended - before.store.appended;
+    inner.stats.samples_refused += refused;
+    inner.stats.invalid_series += after.invalid_series - before.invalid_series;
+    if refused > 0 {
+        tracing::warn!(refused, "store refused collector samples");
     }
-    Ok(())
+    match result {
+        Ok(()) => {
+            inner.last_store_error = None;
+            Ok(())
+        }
+        Err(e) => {
+            inner.stats.store_errors += 1;
+            inner.last_store_error = Some(e.to_string());
+            Err(e.into())
+        }
+    }
 }
 
 /// The collector's counters as last written to the store, so that they continue across restarts
@@ -211,20 +238,16 @@ fn commit(db: &Db, inner: &mut Inner) -> vigil_tsdb::Result<()> {
 fn restore_stats(db: &Db) -> (CollectorStats, Vec<(String, String, u64)>) {
     let mut stats = CollectorStats::default();
     let mut overflows = Vec::new();
-    let Ok(m) = vigil_tsdb::Matcher::new(vigil_tsdb::MatchOp::Regex, "__name__", "vigil_collector_.+_total") else {
-        return (stats, overflows);
-    };
-    for series in db.head().matching_series(&[m]) {
-        let Some(v) = series.last_sample().1.map(|s| s.v as u64) else {
-            continue;
-        };
-        let l = &series.labels;
+    for (l, _, value) in sink::newest(db, "vigil_collector_.+_total") {
+        let Some(v) = value.map(|s| s.v as u64) else { continue };
         match l.metric_name() {
             Some("vigil_collector_events_total") => stats.accepted = v,
             Some("vigil_collector_late_accepted_total") => stats.late_accepted = v,
             Some("vigil_collector_windows_committed_total") => stats.windows_committed = v,
             Some("vigil_collector_samples_written_total") => stats.samples_written = v,
             Some("vigil_collector_samples_refused_total") => stats.samples_refused = v,
+            Some("vigil_collector_invalid_series_samples_total") => stats.invalid_series = v,
+            Some("vigil_collector_store_errors_total") => stats.store_errors = v,
             Some("vigil_collector_rejected_total") => {
                 if let Some(r) = Reject::ALL.iter().find(|r| Some(r.as_str()) == l.get("reason")) {
                     stats.rejected.add_n(*r, v);
@@ -243,31 +266,18 @@ fn restore_stats(db: &Db) -> (CollectorStats, Vec<(String, String, u64)>) {
 
 /// The collector's self-telemetry as (labels, value) pairs, named `vigil_collector_*`.
 pub fn telemetry(stats: &CollectorStats) -> Vec<(Labels, f64)> {
+    let metric = |name: &str, v: u64| (Labels::from_pairs([("__name__", name)]), v as f64);
     let mut out = vec![
-        (
-            Labels::from_pairs([("__name__", "vigil_collector_events_total")]),
-            stats.accepted as f64,
-        ),
-        (
-            Labels::from_pairs([("__name__", "vigil_collector_windows_committed_total")]),
-            stats.windows_committed as f64,
-        ),
-        (
-            Labels::from_pairs([("__name__", "vigil_collector_samples_written_total")]),
-            stats.samples_written as f64,
-        ),
-        (
-            Labels::from_pairs([("__name__", "vigil_collector_samples_refused_total")]),
-            stats.samples_refused as f64,
-        ),
-        (
-            Labels::from_pairs([("__name__", "vigil_collector_pending_windows")]),
-            stats.pending_windows as f64,
-        ),
-        (
-            Labels::from_pairs([("__name__", "vigil_collector_series")]),
-            stats.series as f64,
-        ),
+        metric("vigil_collector_events_total", stats.accepted),
+        metric("vigil_collector_late_accepted_total", stats.late_accepted),
+        metric("vigil_collector_windows_committed_total", stats.windows_committed),
+        metric("vigil_collector_samples_written_total", stats.samples_written),
+        metric("vigil_collector_samples_refused_total", stats.samples_refused),
+        metric("vigil_collector_invalid_series_samples_total", stats.invalid_series),
+        metric("vigil_collector_store_errors_total", stats.store_errors),
+        metric("vigil_collector_route_overflow_total", stats.route_overflows),
+        metric("vigil_collector_pending_windows", stats.pending_windows),
+        metric("vigil_collector_series", stats.series),
     ];
     for r in Reject::ALL {
         out.push((

@@ -3,40 +3,45 @@
 use std::collections::VecDeque;
 
 use vigil_tsdb::head::SeriesRef;
-use vigil_tsdb::{CommitStats, Db, MatchOp, Matcher};
+use vigil_tsdb::{CommitStats, Db, Labels, MatchOp, Matcher, Sample, Timestamp};
 
 use crate::aggregate::{Aggregator, SeriesTable, WindowOutput};
 
 /// Maps the aggregator's series ids to store references and commits window outputs in order.
-/// Outputs that fail to commit (a full disk, say) stay queued and are retried first next time,
-/// so a transient store error loses nothing and reorders nothing.
+/// A window whose commit fails (a full disk, say) stays queued and is retried first next time,
+/// so a transient store error loses nothing and reorders nothing; a series the store refuses
+/// outright (invalid labels) is skipped and counted, so it cannot block the queue.
 #[derive(Debug, Default)]
 pub struct StoreSink {
     refs: Vec<Option<SeriesRef>>,
     pending: VecDeque<WindowOutput>,
+    totals: SinkStats,
 }
 
-/// What writing did.
+/// What the sink has written so far.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct SinkStats {
     /// Windows committed.
     pub commits: u64,
     /// Sample counts of those commits.
     pub store: CommitStats,
+    /// Samples of series the store refused to create.
+    pub invalid_series: u64,
 }
 
 impl StoreSink {
-    /// Queues outputs and commits everything queued, one store commit per window.
+    /// Queues outputs and commits everything queued, one store commit per window, stopping at
+    /// the first failing commit.
     pub fn write(
         &mut self,
         db: &Db,
         table: &SeriesTable,
         outputs: impl IntoIterator<Item = WindowOutput>,
-    ) -> vigil_tsdb::Result<SinkStats> {
+    ) -> vigil_tsdb::Result<()> {
         self.pending.extend(outputs);
-        let mut stats = SinkStats::default();
         while let Some(w) = self.pending.front() {
             let mut app = db.appender();
+            let mut invalid = 0;
             for &(id, v) in &w.samples {
                 let slot = id as usize;
                 if self.refs.len() <= slot {
@@ -44,42 +49,58 @@ impl StoreSink {
                 }
                 match self.refs[slot] {
                     Some(r) => app.append_ref(r, w.t, v),
-                    None => self.refs[slot] = Some(app.append(table.labels(id), w.t, v)?),
+                    None => match app.append(table.labels(id), w.t, v) {
+                        Ok(r) => self.refs[slot] = Some(r),
+                        Err(vigil_tsdb::Error::InvalidLabels(why)) => {
+                            tracing::warn!(%why, "series refused by the store");
+                            invalid += 1;
+                        }
+                        Err(e) => return Err(e),
+                    },
                 }
             }
             let c = app.commit()?;
             self.pending.pop_front();
-            stats.commits += 1;
-            stats.store.appended += c.appended;
-            stats.store.duplicate += c.duplicate;
-            stats.store.out_of_order += c.out_of_order;
-            stats.store.conflict += c.conflict;
-            stats.store.unknown_series += c.unknown_series;
+            let t = &mut self.totals;
+            t.commits += 1;
+            t.invalid_series += invalid;
+            t.store.appended += c.appended;
+            t.store.duplicate += c.duplicate;
+            t.store.out_of_order += c.out_of_order;
+            t.store.conflict += c.conflict;
+            t.store.unknown_series += c.unknown_series;
         }
-        Ok(stats)
+        Ok(())
     }
 
     /// Windows waiting for a successful commit.
     pub fn pending(&self) -> usize {
         self.pending.len()
     }
+
+    /// Totals since the sink was created.
+    pub fn totals(&self) -> SinkStats {
+        self.totals
+    }
+}
+
+/// The newest stored sample of every series whose name matches `name_re`.
+pub(crate) fn newest(db: &Db, name_re: &str) -> Vec<(Labels, Sample, Option<Sample>)> {
+    match Matcher::new(MatchOp::Regex, "__name__", name_re) {
+        Ok(m) => db.last_samples(&[m]),
+        Err(_) => Vec::new(),
+    }
 }
 
 /// Seeds the aggregator with the newest stored value of every `vigil_http_*` series, so that
 /// counters continue where the previous process stopped.
-pub fn restore(db: &Db, agg: &mut Aggregator) -> usize {
-    let Ok(m) = Matcher::new(MatchOp::Regex, "__name__", "vigil_http_.+") else {
-        return 0;
-    };
-    let series = db.head().matching_series(&[m]);
-    let mut seeds = Vec::with_capacity(series.len());
-    for s in &series {
-        let (last, last_value) = s.last_sample();
-        if let (Some(last), Some(value)) = (last, last_value) {
-            seeds.push((&s.labels, last.t, value.v, vigil_tsdb::is_stale_nan(last.v)));
-        }
-    }
+pub fn restore(db: &Db, agg: &mut Aggregator, now: Timestamp) -> usize {
+    let series = newest(db, "vigil_http_.+");
+    let seeds: Vec<(&Labels, Timestamp, f64, bool)> = series
+        .iter()
+        .filter_map(|(l, last, value)| value.map(|v| (l, last.t, v.v, vigil_tsdb::is_stale_nan(last.v))))
+        .collect();
     let n = seeds.len();
-    agg.restore(seeds);
+    agg.restore(seeds, now);
     n
 }

@@ -30,17 +30,19 @@ pub fn template_path<'p>(uri: &str, prefixes: impl IntoIterator<Item = &'p str>,
     for seg in prefix.split('/').filter(|s| !s.is_empty()) {
         push_segment(out, seg);
     }
+    let mut cut = false;
     for seg in rest.split('/').filter(|s| !s.is_empty()) {
         if out.len() >= MAX_TEMPLATE_LEN {
+            cut = true;
             break;
         }
         push_segment(out, if is_identifier(seg) { ID } else { seg });
     }
-    if out.len() > MAX_TEMPLATE_LEN {
+    if cut || out.len() > MAX_TEMPLATE_LEN {
         // '/' is ASCII, so its position is always a character boundary.
-        let limit = MAX_TEMPLATE_LEN - TRUNCATED.len() - 1;
-        let cut = out.as_bytes()[..limit].iter().rposition(|&b| b == b'/').unwrap_or(0);
-        out.truncate(cut);
+        let limit = (MAX_TEMPLATE_LEN - TRUNCATED.len() - 1).min(out.len());
+        let at = out.as_bytes()[..limit].iter().rposition(|&b| b == b'/').unwrap_or(0);
+        out.truncate(at);
         push_segment(out, TRUNCATED);
     }
     if out.is_empty() {

@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -107,6 +108,9 @@ pub(crate) fn run(args: &DemoArgs) -> Result<()> {
     print_banner(&cfg, args, live.incidents());
 
     rt.block_on(async move {
+        let running = Arc::new(AtomicBool::new(true));
+        let traffic = tokio::spawn(live_traffic(app.collector.clone(), live, live_start, running.clone()));
+        // Stop the traffic (and let its last batch land) before the server flushes and closes.
         let stop = async move {
             match duration {
                 Some(ms) => {
@@ -117,11 +121,10 @@ pub(crate) fn run(args: &DemoArgs) -> Result<()> {
                 }
                 None => server::shutdown_signal().await,
             }
+            running.store(false, Ordering::Relaxed);
+            let _ = traffic.await;
         };
-        let traffic = tokio::spawn(live_traffic(app.collector.clone(), live, live_start));
-        let served = server::serve(&cfg, app, listener, stop).await;
-        traffic.abort();
-        served
+        server::serve(&cfg, app, listener, stop).await
     })
 }
 
@@ -211,10 +214,10 @@ fn backfill_range(
 }
 
 /// Generates live traffic as Kong JSON and ingests it, every quarter second.
-async fn live_traffic(collector: Arc<Collector>, mut sim: Simulator, start: Timestamp) {
+async fn live_traffic(collector: Arc<Collector>, mut sim: Simulator, start: Timestamp, running: Arc<AtomicBool>) {
     let mut last = start;
     let mut every = tokio::time::interval(LIVE_TICK);
-    loop {
+    while running.load(Ordering::Relaxed) {
         every.tick().await;
         let now = now_ms();
         let mut body = Vec::with_capacity(64 << 10);

@@ -1,5 +1,9 @@
 //! `vigil import kong FILE...`: loads Kong NDJSON files into a data directory offline, with a
 //! progress bar, then reports what was accepted and rejected.
+//!
+//! Several files (one per Kong node, say) are merged by event time as they are read, so that
+//! each file's events meet the aggregator's windows in order, as a live stream would deliver
+//! them.
 
 use std::fs::File;
 use std::io::Read;
@@ -60,11 +64,12 @@ pub(crate) fn run_kong(args: &ImportKongArgs) -> Result<()> {
             .progress_chars("=> "),
     );
     let started = Instant::now();
-    let mut report = IngestReport::default();
+    let mut sources = Vec::with_capacity(args.files.len());
     for path in &args.files {
         let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-        import_file(file, &collector, &mut report, &bar).with_context(|| format!("importing {}", path.display()))?;
+        sources.push(Source::new(file, path.clone()));
     }
+    let report = merge(&mut sources, &collector, &bar)?;
     collector.flush().context("writing the last windows")?;
     telemetry::store(&db, &telemetry::gather(&db, Some(&collector)), now_ms()).context("writing import metrics")?;
     db.sync()?;
@@ -85,40 +90,144 @@ pub(crate) fn run_kong(args: &ImportKongArgs) -> Result<()> {
     } else {
         println!("rejected {} ({})", report.rejected.total(), reasons.join(", "));
     }
-    println!("late {}", report.rejected.get(Reject::Late));
+    let late = report.rejected.get(Reject::Late);
+    println!("late {late}");
+    if late > 0 {
+        eprintln!(
+            "note: {late} events arrived more than {} behind the newest one of their stream; is a file out of time order?",
+            vigil_tsdb::time::format_duration_ms(cfg.collector.allowed_lateness)
+        );
+    }
     println!("series {}, windows written {}", stats.series, stats.windows_committed);
     Ok(())
 }
 
-fn import_file(mut file: File, collector: &Collector, report: &mut IngestReport, bar: &ProgressBar) -> Result<()> {
-    let mut buf: Vec<u8> = Vec::with_capacity(CHUNK);
-    let mut eof = false;
-    while !eof {
-        // Fill up to CHUNK bytes past what is carried over.
-        let start = buf.len();
-        buf.resize(start + CHUNK, 0);
+/// One input file read in chunks of whole lines, each line keyed by its event time.
+struct Source {
+    file: File,
+    path: PathBuf,
+    /// Whole lines not yet handed out, and a partial last line.
+    buf: Vec<u8>,
+    /// (start, end, event time) of the whole lines in `buf`, from `next` on.
+    lines: Vec<(usize, usize, i64)>,
+    next: usize,
+    eof: bool,
+}
+
+impl Source {
+    fn new(file: File, path: PathBuf) -> Self {
+        Source {
+            file,
+            path,
+            buf: Vec::new(),
+            lines: Vec::new(),
+            next: 0,
+            eof: false,
+        }
+    }
+
+    /// Event time of the next line, reading more of the file if needed; `None` at the end.
+    fn peek(&mut self, bar: &ProgressBar) -> Result<Option<i64>> {
+        while self.next == self.lines.len() && !self.eof {
+            self.refill(bar)
+                .with_context(|| format!("reading {}", self.path.display()))?;
+        }
+        Ok(self.lines.get(self.next).map(|l| l.2))
+    }
+
+    fn refill(&mut self, bar: &ProgressBar) -> std::io::Result<()> {
+        // Drop the lines handed out; keep the partial last line.
+        let keep_from = self.lines.last().map_or(0, |l| l.1);
+        self.buf.drain(..keep_from.min(self.buf.len()));
+        self.lines.clear();
+        self.next = 0;
+        let start = self.buf.len();
+        self.buf.resize(start + CHUNK, 0);
         let mut filled = start;
-        while filled < buf.len() {
-            let n = file.read(&mut buf[filled..])?;
+        while filled < self.buf.len() {
+            let n = self.file.read(&mut self.buf[filled..])?;
             if n == 0 {
-                eof = true;
+                self.eof = true;
                 break;
             }
             filled += n;
         }
-        buf.truncate(filled);
+        self.buf.truncate(filled);
         bar.inc((filled - start) as u64);
-        // Process whole lines; keep a trailing partial line for the next round.
-        let cut = if eof {
-            buf.len()
+        let end = if self.eof {
+            self.buf.len()
         } else {
-            buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1)
+            self.buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1)
         };
-        if cut > 0 {
-            let r = collector.ingest_lines(buf[..cut].split(|&b| b == b'\n'), now_ms())?;
-            report.merge(&r);
-            buf.drain(..cut);
+        let mut pos = 0;
+        for line in self.buf[..end].split_inclusive(|&b| b == b'\n') {
+            let t = event_time(line).unwrap_or(i64::MIN);
+            self.lines.push((pos, pos + line.len(), t));
+            pos += line.len();
         }
+        // A line longer than a chunk leaves `lines` empty: `peek` reads on until it is whole.
+        Ok(())
     }
-    Ok(())
+}
+
+/// Hands lines to the collector in event-time order across the sources, in batches of
+/// consecutive lines of one source.
+fn merge(sources: &mut [Source], collector: &Collector, bar: &ProgressBar) -> Result<IngestReport> {
+    const BATCH: usize = 4096;
+    let mut report = IngestReport::default();
+    loop {
+        let mut heads = Vec::with_capacity(sources.len());
+        for (i, s) in sources.iter_mut().enumerate() {
+            if let Some(t) = s.peek(bar)? {
+                heads.push((t, i));
+            }
+        }
+        heads.sort_unstable();
+        let Some(&(_, i)) = heads.first() else { break };
+        // Take lines of the earliest source up to the next source's time.
+        let limit = heads.get(1).map_or(i64::MAX, |h| h.0);
+        let src = &mut sources[i];
+        let from = src.next;
+        while src.next < src.lines.len()
+            && src.next - from < BATCH
+            && (src.next == from || src.lines[src.next].2 <= limit)
+        {
+            src.next += 1;
+        }
+        let buf = &src.buf;
+        let lines = src.lines[from..src.next].iter().map(|&(a, b, _)| &buf[a..b]);
+        report.merge(&collector.ingest_lines(lines, now_ms())?);
+    }
+    Ok(report)
+}
+
+/// The earliest `"started_at"` number in a line (a batch line has several), without decoding
+/// the rest; lines without one sort first.
+fn event_time(line: &[u8]) -> Option<i64> {
+    memchr::memmem::find_iter(line, b"\"started_at\"")
+        .filter_map(|at| {
+            let rest = &line[at + 12..];
+            let rest = rest
+                .iter()
+                .position(|b| !matches!(b, b' ' | b'\t' | b':'))
+                .map(|p| &rest[p..])?;
+            let digits = rest.iter().take_while(|b| b.is_ascii_digit() || **b == b'-').count();
+            std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()
+        })
+        .min()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_times_of_lines() {
+        assert_eq!(
+            event_time(br#"{"a":1,"started_at": 1795305600538,"b":2}"#),
+            Some(1_795_305_600_538)
+        );
+        assert_eq!(event_time(br#"[{"started_at":20},{"started_at":10}]"#), Some(10));
+        assert_eq!(event_time(b"not json"), None);
+    }
 }

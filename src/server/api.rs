@@ -77,7 +77,7 @@ pub(crate) async fn query_range(
                 "invalid parameter \"step\": zero or negative query resolution step widths are not accepted. Try a positive integer",
             ));
         }
-        if (end - start) / step > MAX_POINTS_PER_SERIES {
+        if (i128::from(end) - i128::from(start)) / i128::from(step) > i128::from(MAX_POINTS_PER_SERIES) {
             return Err(ApiError::bad_data(
                 "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
             ));
@@ -199,12 +199,7 @@ pub(crate) async fn label_values(
 ) -> Response {
     let p = Params::from_request(q.as_deref(), &headers, &body);
     answer(move || {
-        let valid = !name.is_empty()
-            && name
-                .bytes()
-                .enumerate()
-                .all(|(i, b)| b == b'_' || b.is_ascii_alphabetic() || (i > 0 && b.is_ascii_digit()));
-        if !valid {
+        if !vigil_tsdb::labels::is_valid_name(&name) {
             return Err(ApiError::bad_data(format!("invalid label name: {name:?}")));
         }
         let sets = match_sets(&p, false)?;

@@ -13,8 +13,8 @@ use super::App;
 use super::json::{ApiError, json_response};
 
 /// Handles an ingest request. Malformed events are counted and skipped, and the reply is 200 so
-/// that http-log does not retry a batch that can never succeed; a store failure is 503 so that it
-/// does.
+/// that http-log does not retry a batch that can never succeed. When the store has been failing
+/// for a while the request is refused with 503 before anything is counted, so a retry is safe.
 pub(crate) async fn kong(State(app): State<Arc<App>>, body: Bytes) -> Response {
     let collector = app.collector.clone();
     let result = tokio::task::spawn_blocking(move || collector.ingest_body(&body, now_ms())).await;
@@ -31,7 +31,7 @@ pub(crate) async fn kong(State(app): State<Arc<App>>, body: Bytes) -> Response {
             });
             json_response(StatusCode::OK, body.to_string())
         }
-        Ok(Err(e)) => ApiError::unavailable(format!("store error: {e}")).into_response(),
+        Ok(Err(e)) => ApiError::unavailable(e.to_string()).into_response(),
         Err(e) => ApiError::internal(format!("ingest task failed: {e}")).into_response(),
     }
 }

@@ -13,18 +13,19 @@ use super::json::ApiError;
 pub(crate) struct Params(Vec<(String, String)>);
 
 impl Params {
-    /// Parameters from the query string and a form body (if the request has one).
+    /// Parameters from a form body (if the request has one) and the query string; as with Go's
+    /// `FormValue`, which Prometheus uses, body values come first.
     pub(crate) fn from_request(query: Option<&str>, headers: &HeaderMap, body: &Bytes) -> Params {
         let mut v: Vec<(String, String)> = Vec::new();
-        if let Some(q) = query {
-            v.extend(form_urlencoded::parse(q.as_bytes()).into_owned());
-        }
         let is_form = headers
             .get(header::CONTENT_TYPE)
             .and_then(|c| c.to_str().ok())
             .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
         if is_form && !body.is_empty() {
             v.extend(form_urlencoded::parse(body).into_owned());
+        }
+        if let Some(q) = query {
+            v.extend(form_urlencoded::parse(q.as_bytes()).into_owned());
         }
         Params(v)
     }

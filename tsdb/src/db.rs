@@ -12,9 +12,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use parking_lot::{Mutex, RwLock};
 
 use crate::error::{Error, Result};
-use crate::head::{AppendOutcome, Head, HeadStats, SeriesRef};
+use rustc_hash::FxHashMap;
+
+use crate::head::{AppendOutcome, Head, HeadStats, MemSeries, SeriesRef};
 use crate::labels::{Labels, Matcher};
-use crate::storage::{Queryable, Series, Timestamp};
+use crate::storage::{Queryable, Sample, Series, Timestamp};
 use crate::wal::record::{self, Mark, Record};
 use crate::wal::{DEFAULT_SEGMENT_SIZE, ReplayStats, Wal};
 
@@ -192,6 +194,19 @@ impl Db {
             .collect()
     }
 
+    /// The newest sample of every series matching `matchers`, as (labels, newest sample, newest
+    /// sample that is not a staleness marker); series without samples are left out.
+    pub fn last_samples(&self, matchers: &[Matcher]) -> Vec<(Labels, Sample, Option<Sample>)> {
+        self.head
+            .matching_series(matchers)
+            .into_iter()
+            .filter_map(|s| {
+                let (last, last_value) = s.last_sample();
+                last.map(|l| (s.labels.clone(), l, last_value))
+            })
+            .collect()
+    }
+
     /// Forces everything written so far to stable storage.
     pub fn sync(&self) -> Result<()> {
         match self.wal.lock().as_mut() {
@@ -267,35 +282,51 @@ impl Appender<'_> {
         self.samples.is_empty() && self.marks.is_empty()
     }
 
-    /// Applies the batch to the head and writes it to the WAL as one write. Samples that are out
-    /// of order are counted in the result, not errors.
+    /// Writes the batch to the WAL as one write, then applies it to the head. Samples that are
+    /// out of order are counted in the result, not errors. If the WAL write fails nothing has
+    /// changed: the head, the marks and the series' logged state are as before, so the caller
+    /// may retry the same batch.
     pub fn commit(self) -> Result<CommitStats> {
         let db = self.db;
         let mut stats = CommitStats::default();
         if self.is_empty() {
             return Ok(stats);
         }
+        // Holding the WAL lock serializes commits: nothing can append between the checks below
+        // and the application that follows the write.
         let mut wal = db.wal.lock();
-        let mut accepted = Vec::with_capacity(self.samples.len());
-        let mut new_series: Vec<(SeriesRef, Labels)> = Vec::new();
-        db.head.append_batch(&self.samples, |i, o| {
-            stats.count(o.map(|(_, o)| o));
-            if let Some((series, AppendOutcome::Appended)) = o {
-                let s = self.samples[i];
-                if series.take_unlogged() {
-                    new_series.push((s.0, series.labels.clone()));
-                }
-                accepted.push(s);
+        let series = db.head.resolve(self.samples.iter().map(|s| s.0));
+        let mut newest: FxHashMap<SeriesRef, (Timestamp, f64)> = FxHashMap::default();
+        let mut accepted: Vec<(SeriesRef, Timestamp, f64)> = Vec::with_capacity(self.samples.len());
+        let mut apply: Vec<(&MemSeries, Timestamp, f64)> = Vec::with_capacity(self.samples.len());
+        let mut new_series: Vec<&MemSeries> = Vec::new();
+        let mut new_refs: Vec<(SeriesRef, &Labels)> = Vec::new();
+        for (&(r, t, v), s) in self.samples.iter().zip(&series) {
+            let Some(s) = s.as_deref() else {
+                stats.count(None);
+                continue;
+            };
+            let last = newest.get(&r).copied().or_else(|| s.last());
+            let outcome = MemSeries::decide(last, t, v);
+            stats.count(Some(outcome));
+            if outcome != AppendOutcome::Appended {
+                continue;
             }
-        });
+            if !s.is_logged() && !newest.contains_key(&r) {
+                new_series.push(s);
+                new_refs.push((r, &s.labels));
+            }
+            newest.insert(r, (t, v));
+            accepted.push((r, t, v));
+            apply.push((s, t, v));
+        }
         if let Some(wal) = wal.as_mut() {
             let mut series_buf = Vec::new();
-            let refs: Vec<(SeriesRef, &Labels)> = new_series.iter().map(|(r, l)| (*r, l)).collect();
-            record::encode_series(&refs, &mut series_buf);
+            record::encode_series(&new_refs, &mut series_buf);
             let mut samples_buf = Vec::new();
             record::encode_samples(&self.marks, &accepted, &mut samples_buf);
             let mut records: Vec<(u8, &[u8])> = Vec::with_capacity(2);
-            if !new_series.is_empty() {
+            if !new_refs.is_empty() {
                 records.push((record::TYPE_SERIES, &series_buf));
             }
             if !accepted.is_empty() || !self.marks.is_empty() {
@@ -303,6 +334,10 @@ impl Appender<'_> {
             }
             wal.log(&records)?;
         }
+        for s in new_series {
+            s.set_logged();
+        }
+        db.head.apply_checked(&apply);
         {
             let mut marks = db.marks.write();
             for m in self.marks {
@@ -325,12 +360,7 @@ fn validate(labels: &Labels) -> Result<()> {
         return Err(Error::InvalidLabels("empty label set".into()));
     }
     for l in labels {
-        let valid_name = !l.name.is_empty()
-            && l.name
-                .bytes()
-                .enumerate()
-                .all(|(i, b)| b == b'_' || b.is_ascii_alphabetic() || (i > 0 && b.is_ascii_digit()));
-        if !valid_name {
+        if !crate::labels::is_valid_name(&l.name) {
             return Err(Error::InvalidLabels(format!(
                 "invalid label name {:?} in {labels}",
                 l.name
@@ -415,6 +445,33 @@ mod tests {
         app.append(&labels("c"), 3000, 1.0).expect("append");
         app.commit().expect("commit");
         assert_eq!(db.stats().series, 3);
+    }
+
+    #[test]
+    fn a_failed_wal_write_changes_nothing_and_can_be_retried() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let db = Db::open(dir.path(), Options::default()).expect("open");
+            let commit = |t: Timestamp| {
+                let mut app = db.appender();
+                app.append(&labels("a"), t, 1.0).expect("append");
+                app.mark("src", vec![t as u8]);
+                app.commit()
+            };
+            db.wal.lock().as_mut().expect("wal").fail_next_write = true;
+            assert!(commit(1000).is_err());
+            assert_eq!(db.stats().samples, 0, "the head did not take the samples");
+            assert_eq!(db.mark("src"), None);
+            assert_eq!(commit(1000).expect("retry").appended, 1);
+        }
+        // The series record and the samples were logged by the retry.
+        let db = Db::open(dir.path(), Options::default()).expect("reopen");
+        let got = db
+            .select(&[Matcher::equal("__name__", "req")], 0, 10_000)
+            .expect("select");
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].samples, vec![Sample { t: 1000, v: 1.0 }]);
+        assert_eq!(db.mark("src"), Some(vec![232]));
     }
 
     #[test]

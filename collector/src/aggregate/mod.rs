@@ -55,6 +55,10 @@ pub struct AggregatorConfig {
     pub idle_timeout_ms: i64,
     /// Distinct path templates per route before the rest go to `{other}`.
     pub max_paths_per_route: usize,
+    /// Distinct (service, route) pairs before the rest go to service and route `{other}`.
+    pub max_routes: usize,
+    /// How far in the future an event may start (clocks disagree); later ones are rejected.
+    pub max_clock_skew_ms: i64,
     /// Latency bucket bounds in seconds (ascending; `+Inf` is implied).
     pub buckets: Vec<f64>,
     /// Also keep `vigil_http_upstream_duration_seconds` (`latencies.proxy`).
@@ -71,6 +75,8 @@ impl Default for AggregatorConfig {
             allowed_lateness_ms: 30_000,
             idle_timeout_ms: 15 * 60_000,
             max_paths_per_route: 200,
+            max_routes: 10_000,
+            max_clock_skew_ms: 5 * 60_000,
             buckets: DEFAULT_BUCKETS.to_vec(),
             upstream_histogram: true,
             kong_histogram: true,
@@ -192,11 +198,20 @@ impl Aggregator {
             .map(|r| (&*r.service, &*r.name, r.overflowed))
     }
 
+    /// Events counted under service and route `{other}` because there were too many routes.
+    pub fn route_overflows(&self) -> u64 {
+        self.keys.routes_overflowed
+    }
+
     /// Adds one event at wall-clock time `now`; windows that close as a result are appended to
     /// `out`. Returns `Err(Reject::Late)` if the event is more than the allowed lateness behind
     /// the closed windows.
     pub fn apply(&mut self, ev: &KongEvent<'_>, now: Timestamp, out: &mut Vec<WindowOutput>) -> Result<(), Reject> {
         let mut t = ev.started_at;
+        // One clock far ahead would close every window and make all real traffic late.
+        if t > now + self.cfg.max_clock_skew_ms {
+            return Err(Reject::Future);
+        }
         if let Some(closed) = self.closed_until.filter(|c| t < *c) {
             if t < closed - self.cfg.allowed_lateness_ms {
                 self.stats.late += 1;
@@ -256,11 +271,21 @@ impl Aggregator {
         let (Some(last_wall), Some(max_t)) = (self.last_event_wall, self.max_event_t) else {
             return;
         };
+        let w = self.cfg.window_ms;
         let idle = now - last_wall;
-        if idle < 2 * self.cfg.window_ms {
+        if idle < 2 * w {
             return;
         }
-        self.close_through(max_t + idle, out);
+        // A stream that was near real time when it went quiet moves on with the wall clock, so its
+        // series get keep-alive samples and, later, staleness markers. A replay of old events only
+        // gets its open windows written: its event time must not run ahead of the next batch.
+        let was_live = last_wall - max_t <= self.cfg.allowed_lateness_ms + 2 * w;
+        let limit = if was_live {
+            max_t + idle - self.cfg.watermark_delay_ms
+        } else {
+            self.open.keys().next_back().map_or(i64::MIN, |s| s + w)
+        };
+        self.close_through(limit, out);
     }
 
     /// Closes every open window (the end of an offline import).
@@ -399,9 +424,9 @@ impl Aggregator {
 
     /// The group of an event, creating its route, path and series as needed.
     fn resolve(&mut self, ev: &KongEvent<'_>) -> GroupId {
-        let service = ev.service.as_deref().unwrap_or("unknown");
-        let route_name = ev.route.as_deref().unwrap_or("unknown");
-        let route = self.keys.route(service, route_name);
+        let service = label_value(ev.service.as_deref().unwrap_or("unknown"));
+        let route_name = label_value(ev.route.as_deref().unwrap_or("unknown"));
+        let route = self.keys.route(service, route_name, self.cfg.max_routes);
         let r = &mut self.keys.routes[route as usize];
         // Routes rarely change their paths: parse `route.paths` only when its bytes differ.
         if *r.prefixes_raw != *ev.route_paths {
@@ -409,17 +434,22 @@ impl Aggregator {
             r.prefixes = ev.route_prefixes().map(std::borrow::Cow::into_owned).collect();
         }
         template_path(&ev.uri, r.prefixes.iter().map(String::as_str), &mut self.template_buf);
-        let (path, _overflow) = self.keys.path(route, &self.template_buf, self.cfg.max_paths_per_route);
+        let path = self.keys.path(route, &self.template_buf, self.cfg.max_paths_per_route);
         let method = method_index(&ev.method);
         self.keys
             .group(route, path, method, &self.kinds, &self.cfg.buckets, &mut self.table)
-            .0
     }
 
     /// Seeds cumulative values from series already in the store, so counters continue across a
     /// restart instead of resetting. Each entry is a series' labels, its newest sample time, its
-    /// newest real value, and whether the newest sample is a staleness marker.
-    pub fn restore<'a>(&mut self, series: impl IntoIterator<Item = (&'a Labels, Timestamp, f64, bool)>) {
+    /// newest real value, and whether the newest sample is a staleness marker; `now` is the wall
+    /// clock. A histogram stored with other bucket bounds than configured starts again from zero
+    /// (a counter reset, which PromQL handles) rather than mixing old and new buckets.
+    pub fn restore<'a>(
+        &mut self,
+        series: impl IntoIterator<Item = (&'a Labels, Timestamp, f64, bool)>,
+        now: Timestamp,
+    ) {
         let bounds: Vec<String> = self
             .cfg
             .buckets
@@ -428,6 +458,9 @@ impl Aggregator {
             .map(|b| series::le_label(*b))
             .collect();
         let mut newest: Option<Timestamp> = None;
+        // Per (group, histogram): whether a stored bucket had an unknown bound, and how many
+        // configured bounds were found.
+        let mut buckets_seen: FxHashMap<(GroupId, usize), (bool, usize)> = FxHashMap::default();
         for (labels, t, v, stale) in series {
             let Some(name) = labels.metric_name() else { continue };
             let (Some(service), Some(route), Some(method), Some(path)) = (
@@ -462,14 +495,24 @@ impl Aggregator {
                 c.last_emit = Some(t);
             } else if name == RESPONSE_BYTES_TOTAL {
                 group.bytes = v;
-            } else if let Some(h) = group.hists.iter_mut().find(|h| name.starts_with(h.kind.metric())) {
+            } else if let Some((hi, h)) = group
+                .hists
+                .iter_mut()
+                .enumerate()
+                .find(|(_, h)| name.starts_with(h.kind.metric()))
+            {
                 let suffix = &name[h.kind.metric().len()..];
                 match suffix {
                     "_sum" => h.sum = v,
                     "_count" => h.count = v,
                     "_bucket" => {
-                        if let Some(k) = labels.get("le").and_then(|le| bounds.iter().position(|b| b == le)) {
-                            h.le[k] = v;
+                        let seen = buckets_seen.entry((g, hi)).or_default();
+                        match labels.get("le").and_then(|le| bounds.iter().position(|b| b == le)) {
+                            Some(k) => {
+                                h.le[k] = v;
+                                seen.1 += 1;
+                            }
+                            None => seen.0 = true,
                         }
                     }
                     _ => continue,
@@ -487,10 +530,26 @@ impl Aggregator {
             }
             newest = Some(newest.map_or(t, |n| n.max(t)));
         }
+        for ((g, hi), (foreign, found)) in buckets_seen {
+            if foreign || found != bounds.len() {
+                let h = &mut self.keys.groups[g as usize].hists[hi];
+                tracing::warn!(
+                    histogram = h.kind.metric(),
+                    "bucket bounds changed: the histogram starts again from zero"
+                );
+                h.le.iter_mut().for_each(|v| *v = 0.0);
+                h.sum = 0.0;
+                h.count = 0.0;
+            }
+        }
         if let Some(n) = newest {
             let w = self.cfg.window_ms;
             let aligned = n.div_euclid(w) * w;
             self.closed_until = Some(self.closed_until.map_or(aligned, |c| c.max(aligned)));
+            // As if the newest sample had just been seen: `tick` carries a live stream's series
+            // on (and ends them) even if no event ever arrives after the restart.
+            self.max_event_t = Some(self.max_event_t.map_or(n, |m| m.max(n)));
+            self.last_event_wall = Some(now);
         }
     }
 
@@ -498,6 +557,21 @@ impl Aggregator {
     pub fn method_label(m: &str) -> &'static str {
         METHODS[method_index(m) as usize]
     }
+}
+
+/// Longest service or route name kept, in bytes; longer names are cut (at a character
+/// boundary). Kong's names are short; a long one is garbage that must not make huge labels.
+const MAX_NAME_LEN: usize = 128;
+
+fn label_value(name: &str) -> &str {
+    if name.len() <= MAX_NAME_LEN {
+        return name;
+    }
+    let mut end = MAX_NAME_LEN;
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    &name[..end]
 }
 
 #[cfg(test)]

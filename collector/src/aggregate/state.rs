@@ -111,11 +111,23 @@ pub(crate) struct Keys {
     /// (path index, method) -> group.
     by_path_method: FxHashMap<(u32, u8), GroupId>,
     pub(crate) groups: Vec<Group>,
+    /// Events counted under the route `{other}` because there were too many routes.
+    pub(crate) routes_overflowed: u64,
 }
 
 impl Keys {
-    /// The route id of (service, route), created if new.
-    pub(crate) fn route(&mut self, service: &str, route: &str) -> RouteId {
+    /// The route id of (service, route), created if new; once there are `cap` routes, new ones
+    /// are counted under the service and route `{other}`.
+    pub(crate) fn route(&mut self, service: &str, route: &str, cap: usize) -> RouteId {
+        if let Some(r) = self.services.get(service).and_then(|m| m.get(route)) {
+            return *r;
+        }
+        let (service, route) = if self.routes.len() >= cap {
+            self.routes_overflowed += 1;
+            (OTHER, OTHER)
+        } else {
+            (service, route)
+        };
         if let Some(r) = self.services.get(service).and_then(|m| m.get(route)) {
             return *r;
         }
@@ -136,27 +148,30 @@ impl Keys {
         id
     }
 
-    /// The path index of `template` on `route`, or of `{other}` once the route has `cap` paths.
-    /// Returns the index and whether the request overflowed.
-    pub(crate) fn path(&mut self, route: RouteId, template: &str, cap: usize) -> (u32, bool) {
+    /// The path index of `template` on `route`, or of `{other}` once the route has `cap` paths
+    /// (counted in the route's `overflowed`).
+    pub(crate) fn path(&mut self, route: RouteId, template: &str, cap: usize) -> u32 {
         let r = &mut self.routes[route as usize];
         if let Some(p) = r.paths.get(template) {
-            return (*p, false);
+            return *p;
         }
-        if r.paths.len() >= cap && template != OTHER {
-            r.overflowed += 1;
+        let other = template == OTHER;
+        if other || r.paths.len() >= cap {
+            if !other {
+                r.overflowed += 1;
+            }
             if let Some(p) = r.other {
-                return (p, true);
+                return p;
             }
             let p = self.paths.len() as u32;
             self.paths.push(OTHER.into());
             self.routes[route as usize].other = Some(p);
-            return (p, true);
+            return p;
         }
         let p = self.paths.len() as u32;
         self.paths.push(template.into());
         r.paths.insert(template.into(), p);
-        (p, false)
+        p
     }
 
     /// The group of (path, method), created with its series if new.
@@ -168,9 +183,9 @@ impl Keys {
         kinds: &[HistKind],
         bounds: &[f64],
         table: &mut SeriesTable,
-    ) -> (GroupId, bool) {
+    ) -> GroupId {
         if let Some(g) = self.by_path_method.get(&(path, method)) {
-            return (*g, false);
+            return *g;
         }
         let id = self.groups.len() as GroupId;
         let r = &self.routes[route as usize];
@@ -212,7 +227,7 @@ impl Keys {
             method,
         });
         self.by_path_method.insert((path, method), id);
-        (id, true)
+        id
     }
 
     /// The counter of `status` in group `g`, created with its series if new.
@@ -251,10 +266,10 @@ impl Keys {
         bounds: &[f64],
         table: &mut SeriesTable,
     ) -> GroupId {
-        let route = self.route(labels.service, labels.route);
-        // Restored paths are known paths: they count toward the cap but are never refused.
-        let (path, _) = self.path(route, labels.path, usize::MAX);
+        // Restored routes and paths are known ones: they count toward the caps but are never
+        // refused.
+        let route = self.route(labels.service, labels.route, usize::MAX);
+        let path = self.path(route, labels.path, usize::MAX);
         self.group(route, path, method_index(labels.method), kinds, bounds, table)
-            .0
     }
 }

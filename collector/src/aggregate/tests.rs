@@ -127,7 +127,8 @@ fn idle_series_get_a_staleness_marker_then_nothing() {
 fn a_quiet_stream_is_flushed_by_the_wall_clock() {
     let mut agg = Aggregator::new(small());
     let mut out = Vec::new();
-    let wall = 5_000_000;
+    // A live stream: the event arrives as it happens.
+    let wall = T0 + 3_000;
     agg.apply(
         &ev(T0 + 3_000, "orders-route", "/v1/orders/1", 200, 1.0),
         wall,
@@ -140,7 +141,48 @@ fn a_quiet_stream_is_flushed_by_the_wall_clock() {
     assert_eq!(value(&agg, &out, T0 + 10_000, OK), Some(1.0));
     // Event time keeps pace with the wall clock while the stream is quiet.
     agg.tick(wall + 40_000, &mut out);
-    assert_eq!(value(&agg, &out, T0 + 40_000, OK), Some(1.0));
+    assert_eq!(value(&agg, &out, T0 + 30_000, OK), Some(1.0));
+}
+
+#[test]
+fn a_quiet_replay_of_old_events_only_flushes_its_windows() {
+    let mut agg = Aggregator::new(small());
+    let mut out = Vec::new();
+    let wall = T0 + 86_400_000;
+    agg.apply(
+        &ev(T0 + 3_000, "orders-route", "/v1/orders/1", 200, 1.0),
+        wall,
+        &mut out,
+    )
+    .expect("accepted");
+    agg.tick(wall + 60_000, &mut out);
+    assert_eq!(value(&agg, &out, T0 + 10_000, OK), Some(1.0));
+    assert_eq!(
+        agg.closed_until(),
+        Some(T0 + 10_000),
+        "event time does not run ahead of a replay"
+    );
+    // The next batch of the replay, a minute of event time later, still counts.
+    agg.apply(
+        &ev(T0 + 60_000, "orders-route", "/v1/orders/1", 200, 1.0),
+        wall + 60_000,
+        &mut out,
+    )
+    .expect("accepted");
+}
+
+#[test]
+fn events_from_the_future_are_rejected() {
+    let mut agg = Aggregator::new(small());
+    let mut out = Vec::new();
+    let r = agg.apply(
+        &ev(T0 + 86_400_000, "orders-route", "/v1/orders/1", 200, 1.0),
+        T0,
+        &mut out,
+    );
+    assert_eq!(r, Err(Reject::Future));
+    agg.apply(&ev(T0, "orders-route", "/v1/orders/1", 200, 1.0), T0, &mut out)
+        .expect("accepted");
 }
 
 #[test]
@@ -202,7 +244,7 @@ fn restored_counters_continue() {
         })
         .collect();
     let mut next = Aggregator::new(small());
-    next.restore(last.iter().map(|(l, t, v, s)| (l, *t, *v, *s)));
+    next.restore(last.iter().map(|(l, t, v, s)| (l, *t, *v, *s)), T0);
     assert_eq!(next.closed_until(), Some(T0 + 10_000));
     let mut out2 = Vec::new();
     // More than the allowed 30 s behind the restored windows.
@@ -228,4 +270,61 @@ fn restored_counters_continue() {
         None,
         "no baseline over a live series"
     );
+}
+
+#[test]
+fn a_restored_other_path_stays_one_series() {
+    let cfg = AggregatorConfig {
+        max_paths_per_route: 1,
+        ..small()
+    };
+    let mut agg = Aggregator::new(cfg.clone());
+    let mut out = Vec::new();
+    for uri in ["/v1/orders/a/x", "/v1/orders/b/x"] {
+        agg.apply(&ev(T0, "orders-route", uri, 200, 1.0), T0, &mut out)
+            .expect("accepted");
+    }
+    agg.flush(&mut out);
+    let last: Vec<(Labels, Timestamp, f64, bool)> = out
+        .iter()
+        .filter(|w| w.t == T0 + 10_000)
+        .flat_map(|w| {
+            w.samples
+                .iter()
+                .map(|(id, v)| (agg.series().labels(*id).clone(), w.t, *v, false))
+        })
+        .collect();
+    let mut next = Aggregator::new(cfg);
+    next.restore(last.iter().map(|(l, t, v, s)| (l, *t, *v, *s)), T0);
+    let before = next.series().len();
+    let mut out2 = Vec::new();
+    next.apply(
+        &ev(T0 + 11_000, "orders-route", "/v1/orders/c/x", 200, 1.0),
+        T0,
+        &mut out2,
+    )
+    .expect("accepted");
+    next.flush(&mut out2);
+    assert_eq!(next.series().len(), before, "no second {{other}} series");
+    let other = r#"vigil_http_requests_total{method="GET", path="{other}", route="orders-route", service="orders", status="200"}"#;
+    assert_eq!(value(&next, &out2, T0 + 20_000, other), Some(2.0));
+}
+
+#[test]
+fn too_many_routes_go_to_other() {
+    let cfg = AggregatorConfig {
+        max_routes: 1,
+        ..small()
+    };
+    let mut agg = Aggregator::new(cfg);
+    let mut out = Vec::new();
+    agg.apply(&ev(T0, "orders-route", "/v1/orders/1", 200, 1.0), T0, &mut out)
+        .expect("accepted");
+    agg.apply(&ev(T0, "route-b", "/v1/orders/1", 200, 1.0), T0, &mut out)
+        .expect("accepted");
+    agg.apply(&ev(T0, "route-c", "/v1/orders/1", 200, 1.0), T0, &mut out)
+        .expect("accepted");
+    agg.flush(&mut out);
+    let other = r#"vigil_http_requests_total{method="GET", path="/v1/orders/{id}", route="{other}", service="{other}", status="200"}"#;
+    assert_eq!(value(&agg, &out, T0 + 10_000, other), Some(2.0));
 }

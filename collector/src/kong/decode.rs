@@ -3,7 +3,10 @@
 use std::borrow::Cow;
 
 use super::scan::{Number, ScanError, Scanner};
-use super::{KongEvent, MAX_STARTED_AT_MS, MAX_URI_LEN, MIN_STARTED_AT_MS, Reject, RejectCounts};
+use super::{
+    KongEvent, MAX_LATENCY_MS, MAX_RESPONSE_BYTES, MAX_STARTED_AT_MS, MAX_URI_LEN, MIN_STARTED_AT_MS, Reject,
+    RejectCounts,
+};
 
 /// How a request body was laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,15 +31,17 @@ pub fn decode_body<'a>(body: &'a [u8], out: &mut Vec<KongEvent<'a>>, rejects: &m
         return BodyFormat::Empty;
     };
     // One value filling the whole body is the common case (http-log sends exactly that).
-    let whole = s.skip_value().is_ok() && s.at_end();
-    if whole {
-        decode_line(body, out, rejects);
+    let mark = out.len();
+    let mut counted = RejectCounts::default();
+    if decode_value(&mut s, out, &mut counted) && s.at_end() {
+        rejects.merge(&counted);
         return if first == b'[' {
             BodyFormat::Array
         } else {
             BodyFormat::Object
         };
     }
+    out.truncate(mark);
     // Several lines that each start a value: NDJSON. Anything else is one broken document,
     // counted once rather than once per line of a pretty-printed object.
     let lines_start_values = body
@@ -53,32 +58,54 @@ pub fn decode_body<'a>(body: &'a [u8], out: &mut Vec<KongEvent<'a>>, rejects: &m
     BodyFormat::Ndjson
 }
 
-/// Decodes one NDJSON line (an object or an array of objects). Blank lines are ignored.
+/// Decodes one NDJSON line (an object or an array of objects). Blank lines are ignored; a line
+/// whose JSON is broken is rejected whole, as one `invalid_json`.
 pub fn decode_line<'a>(line: &'a [u8], out: &mut Vec<KongEvent<'a>>, rejects: &mut RejectCounts) {
     let mut s = Scanner::new(line);
-    match s.peek() {
-        None => {}
-        Some(b'{') => match decode_event(&mut s) {
-            Ok(Ok(ev)) if s.at_end() => out.push(ev),
-            Ok(Err(r)) if s.at_end() => rejects.add(r),
-            _ => rejects.add(Reject::InvalidJson),
-        },
-        Some(b'[') => decode_array(&mut s, out, rejects),
-        Some(b'"' | b'-' | b'0'..=b'9' | b't' | b'f' | b'n') => {
-            if s.skip_value().is_ok() && s.at_end() {
-                rejects.add(Reject::NotAnObject);
-            } else {
-                rejects.add(Reject::InvalidJson);
-            }
-        }
-        Some(_) => rejects.add(Reject::InvalidJson),
+    if s.peek().is_none() {
+        return;
+    }
+    let mark = out.len();
+    let mut counted = RejectCounts::default();
+    if decode_value(&mut s, out, &mut counted) && s.at_end() {
+        rejects.merge(&counted);
+    } else {
+        out.truncate(mark);
+        rejects.add(Reject::InvalidJson);
     }
 }
 
-fn decode_array<'a>(s: &mut Scanner<'a>, out: &mut Vec<KongEvent<'a>>, rejects: &mut RejectCounts) {
+/// Decodes the value at the scanner: an event, a batch of events, or anything else (rejected as
+/// not an object). Returns false if the JSON is broken, leaving what was decoded so far to the
+/// caller to discard.
+fn decode_value<'a>(s: &mut Scanner<'a>, out: &mut Vec<KongEvent<'a>>, rejects: &mut RejectCounts) -> bool {
+    match s.peek() {
+        None => true,
+        Some(b'{') => match decode_event(s) {
+            Ok(Ok(ev)) => {
+                out.push(ev);
+                true
+            }
+            Ok(Err(r)) => {
+                rejects.add(r);
+                true
+            }
+            Err(_) => false,
+        },
+        Some(b'[') => decode_array(s, out, rejects),
+        Some(_) => {
+            let ok = s.skip_value().is_ok();
+            if ok {
+                rejects.add(Reject::NotAnObject);
+            }
+            ok
+        }
+    }
+}
+
+fn decode_array<'a>(s: &mut Scanner<'a>, out: &mut Vec<KongEvent<'a>>, rejects: &mut RejectCounts) -> bool {
     if s.begin_array().is_err() {
-        rejects.add(Reject::InvalidJson);
-        return;
+        return false;
     }
     let mut first = true;
     let mut n = 0usize;
@@ -86,36 +113,25 @@ fn decode_array<'a>(s: &mut Scanner<'a>, out: &mut Vec<KongEvent<'a>>, rejects: 
         match s.next_element(&mut first) {
             Ok(true) => {}
             Ok(false) => break,
-            Err(_) => {
-                rejects.add(Reject::InvalidJson);
-                return;
-            }
+            Err(_) => return false,
         }
         n += 1;
-        if s.peek() != Some(b'{') {
-            if s.skip_value().is_err() {
-                rejects.add(Reject::InvalidJson);
-                return;
+        if s.peek() == Some(b'{') {
+            match decode_event(s) {
+                Ok(Ok(ev)) => out.push(ev),
+                Ok(Err(r)) => rejects.add(r),
+                Err(_) => return false,
             }
+        } else if s.skip_value().is_ok() {
             rejects.add(Reject::NotAnObject);
-            continue;
-        }
-        match decode_event(s) {
-            Ok(Ok(ev)) => out.push(ev),
-            Ok(Err(r)) => rejects.add(r),
-            // The rest of the batch cannot be located once its structure is broken.
-            Err(_) => {
-                rejects.add(Reject::InvalidJson);
-                return;
-            }
+        } else {
+            return false;
         }
     }
     if n == 0 {
         rejects.add(Reject::EmptyBatch);
     }
-    if !s.at_end() {
-        rejects.add(Reject::InvalidJson);
-    }
+    true
 }
 
 /// Fields collected while walking an event object.
@@ -267,26 +283,35 @@ impl<'a> Fields<'a> {
         if uri.len() > MAX_URI_LEN {
             return Err(Reject::UriTooLong);
         }
+        let plausible = |ms: f64| (0.0..=MAX_LATENCY_MS).contains(&ms);
         let latency_request_ms = latency.as_f64();
-        if !(latency_request_ms >= 0.0 && latency_request_ms.is_finite()) {
+        // -1 in `latencies.proxy` means "no upstream answered"; other optional latencies that are
+        // missing or implausible are left out rather than failing the event.
+        let optional = |n: Option<Number>| n.map(Number::as_f64).filter(|v| plausible(*v));
+        if !plausible(latency_request_ms) {
             return Err(Reject::BadLatency);
         }
-        let non_negative = |n: Option<Number>| n.map(Number::as_f64).filter(|v| *v >= 0.0 && v.is_finite());
+        let response_size = self.response_size.map_or(0.0, |n| n.as_f64().max(0.0));
+        if response_size > MAX_RESPONSE_BYTES {
+            return Err(Reject::BadSize);
+        }
+        // Empty names are as good as none: they cannot be label values.
+        let named = |s: Option<Cow<'a, str>>| s.filter(|s| !s.is_empty());
         Ok(KongEvent {
             started_at,
             method,
             uri,
             status,
             latency_request_ms,
-            latency_proxy_ms: non_negative(self.latency_proxy),
-            latency_kong_ms: non_negative(self.latency_kong),
-            service: self.service,
-            route: self.route,
+            latency_proxy_ms: optional(self.latency_proxy),
+            latency_kong_ms: optional(self.latency_kong),
+            service: named(self.service),
+            route: named(self.route),
             route_paths: self.route_paths,
-            consumer: self.consumer_name.or(self.consumer_id),
+            consumer: named(self.consumer_name).or(named(self.consumer_id)),
             request_id: self.request_id,
             client_ip: self.client_ip,
-            response_size: self.response_size.map_or(0, |n| n.as_f64().max(0.0) as u64),
+            response_size: response_size as u64,
         })
     }
 }
@@ -372,6 +397,27 @@ mod tests {
         decode_body(body, &mut out, &mut rej);
         assert_eq!(out.len(), 2);
         assert_eq!((rej.get(Reject::MissingField), rej.get(Reject::NotAnObject)), (1, 1));
+    }
+
+    #[test]
+    fn implausible_values_are_rejected_and_empty_names_are_absent() {
+        let ev = |extra: &str| {
+            format!(
+                r#"{{"request":{{"method":"GET","uri":"/a"}},"response":{{"status":200{extra}}},"started_at":1795305600000,"latencies":{{"request":5}},"service":{{"name":""}},"route":{{"name":""}}}}"#
+            )
+        };
+        let plain = ev("");
+        let huge_size = ev(r#","size":1e30"#);
+        let huge_latency = ev("").replace(r#""request":5"#, r#""request":1e307"#);
+        // A number beyond 64 bits in a field vigil skips is still JSON.
+        let big = ev("").replace(r#""started_at""#, r#""x":123456789012345678901234,"started_at""#);
+        let (mut out, mut rej) = (Vec::new(), RejectCounts::default());
+        for line in [&plain, &huge_size, &huge_latency, &big] {
+            decode_line(line.as_bytes(), &mut out, &mut rej);
+        }
+        assert_eq!((out[0].service.as_deref(), out[0].route.as_deref()), (None, None));
+        assert_eq!(out.len(), 2);
+        assert_eq!((rej.get(Reject::BadSize), rej.get(Reject::BadLatency)), (1, 1));
     }
 
     #[test]

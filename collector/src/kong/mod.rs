@@ -18,6 +18,13 @@ pub use scan::{Number, ScanError, Scanner};
 /// real request.
 pub const MAX_URI_LEN: usize = 8 * 1024;
 
+/// The longest latency accepted: a day. Kong's own timeouts are minutes; anything longer is a
+/// unit mistake or garbage, and would poison the histogram's `_sum` for good.
+pub const MAX_LATENCY_MS: f64 = 86_400_000.0;
+
+/// The largest response size accepted: 1 TB.
+pub const MAX_RESPONSE_BYTES: f64 = 1e12;
+
 /// Earliest and latest event times accepted: 2000-01-01 and 2200-01-01 (milliseconds). Outside
 /// this, `started_at` is a unit mistake or garbage.
 pub const MIN_STARTED_AT_MS: i64 = 946_684_800_000;
@@ -99,15 +106,20 @@ pub enum Reject {
     BadTimestamp,
     /// The request URI is longer than [`MAX_URI_LEN`].
     UriTooLong,
-    /// A latency is negative (other than `latencies.proxy` = -1) or not a number.
+    /// A latency is negative (other than `latencies.proxy` = -1), not a number, or longer than
+    /// [`MAX_LATENCY_MS`].
     BadLatency,
-    /// The event's window had already closed (older than the watermark allows).
+    /// `response.size` is larger than [`MAX_RESPONSE_BYTES`].
+    BadSize,
+    /// The event is more than the allowed lateness behind the windows already written.
     Late,
+    /// The event starts further in the future than clocks can plausibly disagree.
+    Future,
 }
 
 impl Reject {
     /// Every reason, for exporting zero-valued counters.
-    pub const ALL: [Reject; 9] = [
+    pub const ALL: [Reject; 11] = [
         Reject::InvalidJson,
         Reject::NotAnObject,
         Reject::EmptyBatch,
@@ -116,7 +128,9 @@ impl Reject {
         Reject::BadTimestamp,
         Reject::UriTooLong,
         Reject::BadLatency,
+        Reject::BadSize,
         Reject::Late,
+        Reject::Future,
     ];
 
     /// The label value.
@@ -130,7 +144,9 @@ impl Reject {
             Reject::BadTimestamp => "bad_timestamp",
             Reject::UriTooLong => "uri_too_long",
             Reject::BadLatency => "bad_latency",
+            Reject::BadSize => "bad_size",
             Reject::Late => "late",
+            Reject::Future => "future",
         }
     }
 }

@@ -185,14 +185,16 @@ impl<'a> Scanner<'a> {
         // Fast path: plain integers, the common case in Kong events.
         let mut v: i64 = 0;
         let mut digits = 0;
+        let mut overflow = false;
         while let Some(&b) = self.buf.get(self.pos) {
             if !b.is_ascii_digit() {
                 break;
             }
-            v = v
-                .checked_mul(10)
-                .and_then(|v| v.checked_add(i64::from(b - b'0')))
-                .ok_or(ScanError::BadNumber)?;
+            match v.checked_mul(10).and_then(|v| v.checked_add(i64::from(b - b'0'))) {
+                Some(n) => v = n,
+                // Too big for 64 bits: still a number, read as a float below.
+                None => overflow = true,
+            }
             digits += 1;
             self.pos += 1;
         }
@@ -201,7 +203,8 @@ impl<'a> Scanner<'a> {
         }
         match self.buf.get(self.pos) {
             Some(b'.' | b'e' | b'E') => {}
-            _ => return Ok(Number::Int(if neg { -v } else { v })),
+            _ if !overflow => return Ok(Number::Int(if neg { -v } else { v })),
+            _ => {}
         }
         while let Some(&b) = self.buf.get(self.pos) {
             if !(b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-')) {
@@ -324,6 +327,9 @@ fn unescape(raw: &[u8]) -> Result<String, ScanError> {
                         return Err(ScanError::BadString);
                     }
                     let low = hex4(raw.get(i + 2..i + 6))?;
+                    if !(0xdc00..0xe000).contains(&low) {
+                        return Err(ScanError::BadString);
+                    }
                     i += 6;
                     cp = 0x10000 + ((cp - 0xd800) << 10) + (low.wrapping_sub(0xdc00) & 0x3ff);
                 }
@@ -341,6 +347,9 @@ fn unescape(raw: &[u8]) -> Result<String, ScanError> {
 
 fn hex4(b: Option<&[u8]>) -> Result<u32, ScanError> {
     let b = b.ok_or(ScanError::BadString)?;
+    if !b.iter().all(u8::is_ascii_hexdigit) {
+        return Err(ScanError::BadString);
+    }
     let s = std::str::from_utf8(b).map_err(|_| ScanError::BadString)?;
     u32::from_str_radix(s, 16).map_err(|_| ScanError::BadString)
 }

@@ -135,6 +135,28 @@ impl Head {
         }
     }
 
+    /// The series behind each reference (`None` for unknown ones), under one index lock.
+    pub fn resolve(&self, refs: impl IntoIterator<Item = SeriesRef>) -> Vec<Option<Arc<MemSeries>>> {
+        let idx = self.index.read();
+        refs.into_iter().map(|r| idx.series.get(&r).cloned()).collect()
+    }
+
+    /// Appends samples already checked to be in order (by a commit holding the WAL lock).
+    pub(crate) fn apply_checked(&self, samples: &[(&MemSeries, Timestamp, f64)]) {
+        let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+        for &(series, t, v) in samples {
+            let outcome = series.append(t, v);
+            debug_assert_eq!(outcome, AppendOutcome::Appended, "commit checked the order");
+            lo = lo.min(t);
+            hi = hi.max(t);
+        }
+        if !samples.is_empty() {
+            self.samples.fetch_add(samples.len() as u64, Ordering::Relaxed);
+            self.min_t.fetch_min(lo, Ordering::Relaxed);
+            self.max_t.fetch_max(hi, Ordering::Relaxed);
+        }
+    }
+
     /// What the head holds.
     pub fn stats(&self) -> HeadStats {
         HeadStats {
@@ -229,7 +251,7 @@ fn insert(idx: &mut Index, r: SeriesRef, hash: u64, labels: Labels, logged: bool
     idx.postings.add(r, &labels);
     idx.by_hash.entry(hash).or_default().push(r);
     idx.series.insert(r, Arc::new(MemSeries::new(labels, logged)));
-    idx.next_ref = idx.next_ref.max(r + 1);
+    idx.next_ref = idx.next_ref.max(r.saturating_add(1));
 }
 
 #[cfg(test)]

@@ -67,26 +67,37 @@ impl MemSeries {
         }
     }
 
-    /// Marks the series as written to the WAL; returns true if it was not yet. Callers hold the
-    /// WAL lock, so the check and the write that follows cannot interleave with another commit.
-    pub(crate) fn take_unlogged(&self) -> bool {
-        !self.logged.swap(true, Ordering::AcqRel)
+    /// Whether a WAL series record for this series has been written (or replayed).
+    pub(crate) fn is_logged(&self) -> bool {
+        self.logged.load(Ordering::Acquire)
+    }
+
+    /// Records that the series' WAL record is written.
+    pub(crate) fn set_logged(&self) {
+        self.logged.store(true, Ordering::Release);
+    }
+
+    /// The newest sample, if any.
+    pub(crate) fn last(&self) -> Option<(Timestamp, f64)> {
+        self.data.lock().last
+    }
+
+    /// What appending (t, v) after a newest sample `last` would do.
+    pub(crate) fn decide(last: Option<(Timestamp, f64)>, t: Timestamp, v: f64) -> AppendOutcome {
+        match last {
+            Some((lt, _)) if t < lt => AppendOutcome::OutOfOrder,
+            Some((lt, lv)) if t == lt && lv.to_bits() == v.to_bits() => AppendOutcome::Duplicate,
+            Some((lt, _)) if t == lt => AppendOutcome::Conflict,
+            _ => AppendOutcome::Appended,
+        }
     }
 
     /// Appends one sample if it is newer than the newest one.
     pub(crate) fn append(&self, t: Timestamp, v: f64) -> AppendOutcome {
         let mut d = self.data.lock();
-        if let Some((lt, lv)) = d.last {
-            if t < lt {
-                return AppendOutcome::OutOfOrder;
-            }
-            if t == lt {
-                return if lv.to_bits() == v.to_bits() {
-                    AppendOutcome::Duplicate
-                } else {
-                    AppendOutcome::Conflict
-                };
-            }
+        let outcome = Self::decide(d.last, t, v);
+        if outcome != AppendOutcome::Appended {
+            return outcome;
         }
         if d.open.len() >= SAMPLES_PER_CHUNK {
             let full = std::mem::take(&mut d.open);

@@ -14,6 +14,14 @@ pub use matcher::{MatchOp, Matcher};
 /// The label that holds the metric name.
 pub const METRIC_NAME: &str = "__name__";
 
+/// Whether `s` is a valid label name: `[a-zA-Z_][a-zA-Z0-9_]*`.
+pub fn is_valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .enumerate()
+            .all(|(i, b)| b == b'_' || b.is_ascii_alphabetic() || (i > 0 && b.is_ascii_digit()))
+}
+
 /// One label: a name and its value.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Label {

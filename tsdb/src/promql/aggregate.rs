@@ -172,7 +172,7 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, agg: &AggregateExpr) -> QueryResult<M
     };
     let value_label = match (op, param.map(unwrap_parens)) {
         (Op::CountValues, Some(Expr::StringLiteral(s))) => {
-            if !is_valid_label_name(&s.val) {
+            if !crate::labels::is_valid_name(&s.val) {
                 return Err(QueryError::exec(format!("invalid label name {:?}", s.val)));
             }
             Some(s.val.clone())
@@ -232,13 +232,6 @@ fn unwrap_parens(e: &Expr) -> &Expr {
         Expr::Paren(p) => unwrap_parens(&p.expr),
         other => other,
     }
-}
-
-fn is_valid_label_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .enumerate()
-            .all(|(i, b)| b == b'_' || b.is_ascii_alphabetic() || (i > 0 && b.is_ascii_digit()))
 }
 
 /// Per-group state of the one-value aggregations.

@@ -270,7 +270,7 @@ impl<'a> Evaluator<'a> {
         let vs = &ms.vs;
         let offset = offset_ms(vs.offset.as_ref());
         let at = self.at_time(vs.at.as_ref());
-        let range = ms.range.as_millis() as i64;
+        let range = bounded_ms(ms.range);
         let (lo, hi) = match at {
             Some(a) => (a, a),
             None => (self.start, self.end),
@@ -292,9 +292,9 @@ impl<'a> Evaluator<'a> {
     pub(crate) fn subquery(&mut self, sq: &SubqueryExpr) -> QueryResult<RangeInput> {
         let offset = offset_ms(sq.offset.as_ref());
         let at = self.at_time(sq.at.as_ref());
-        let range = sq.range.as_millis() as i64;
+        let range = bounded_ms(sq.range);
         let step = match sq.step {
-            Some(s) if !s.is_zero() => s.as_millis() as i64,
+            Some(s) if !s.is_zero() => bounded_ms(s),
             _ => self.opts.default_subquery_step_ms,
         };
         let (outer_start, outer_end) = match at {
@@ -310,6 +310,10 @@ impl<'a> Evaluator<'a> {
         let mut start = step * (first / step);
         if (self.opts.prometheus_v2 && start < first) || (!self.opts.prometheus_v2 && start <= first) {
             start += step;
+        }
+        let steps = (i128::from(end) - i128::from(start)) / i128::from(step) + 1;
+        if steps > self.opts.max_samples as i128 {
+            return Err(QueryError::TooManySamples("subquery evaluation"));
         }
         let mut child = Evaluator {
             storage: self.storage,
@@ -455,19 +459,28 @@ fn gather(m: &Matrix, cursors: &mut [usize], ts: Timestamp, out: &mut Vector, or
     }
 }
 
+/// Largest time or duration the engine works with, in milliseconds (about 142,000 years).
+/// Bounding every input keeps the sums of times, offsets and ranges far from `i64` overflow.
+pub(crate) const MAX_ABS_MS: i64 = 1 << 52;
+
+/// A duration in milliseconds, capped at [`MAX_ABS_MS`].
+fn bounded_ms(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX).min(MAX_ABS_MS)
+}
+
 /// A duration offset in milliseconds (negative for `offset -5m`).
 pub(crate) fn offset_ms(o: Option<&Offset>) -> i64 {
     match o {
-        Some(Offset::Pos(d)) => d.as_millis() as i64,
-        Some(Offset::Neg(d)) => -(d.as_millis() as i64),
+        Some(Offset::Pos(d)) => bounded_ms(*d),
+        Some(Offset::Neg(d)) => -bounded_ms(*d),
         None => 0,
     }
 }
 
 fn system_time_ms(t: std::time::SystemTime) -> Timestamp {
     match t.duration_since(std::time::UNIX_EPOCH) {
-        Ok(d) => d.as_millis() as i64,
-        Err(e) => -(e.duration().as_millis() as i64),
+        Ok(d) => bounded_ms(d),
+        Err(e) => -bounded_ms(e.duration()),
     }
 }
 

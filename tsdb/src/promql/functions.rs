@@ -593,7 +593,7 @@ fn label_replace(ev: &mut Evaluator<'_>, args: &[&Expr]) -> QueryResult<Matrix> 
     let (dst, repl, src, re) = (string_arg(dst)?, string_arg(repl)?, string_arg(src)?, string_arg(re)?);
     let regex = Regex::new(&format!("^(?s:{re})$"))
         .map_err(|e| QueryError::exec(format!("invalid regular expression in label_replace(): {re}: {e}")))?;
-    if !is_valid_label_name(&dst) {
+    if !crate::labels::is_valid_name(&dst) {
         return Err(QueryError::exec(format!(
             "invalid destination label name in label_replace(): {dst}"
         )));
@@ -632,13 +632,13 @@ fn label_join(ev: &mut Evaluator<'_>, args: &[&Expr]) -> QueryResult<Matrix> {
     let dst = string_arg(args[1])?;
     let sep = string_arg(args[2])?;
     let srcs: Vec<String> = args[3..].iter().map(|a| string_arg(a)).collect::<QueryResult<_>>()?;
-    if !is_valid_label_name(&dst) {
+    if !crate::labels::is_valid_name(&dst) {
         return Err(QueryError::exec(format!(
             "invalid destination label name in label_join(): {dst}"
         )));
     }
     for s in &srcs {
-        if !is_valid_label_name(s) {
+        if !crate::labels::is_valid_name(s) {
             return Err(QueryError::exec(format!(
                 "invalid source label name in label_join(): {s}"
             )));
@@ -669,13 +669,6 @@ fn string_arg(e: &Expr) -> QueryResult<String> {
             other.value_type()
         ))),
     }
-}
-
-fn is_valid_label_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .enumerate()
-            .all(|(i, b)| b == b'_' || b.is_ascii_alphabetic() || (i > 0 && b.is_ascii_digit()))
 }
 
 /// Formats a float as Go's `strconv.FormatFloat(f, 'f', -1, 64)` does, as Prometheus prints

@@ -100,6 +100,7 @@ impl Engine {
 
     /// Evaluates a parsed expression at time `t`.
     pub fn instant(&self, storage: &dyn Queryable, expr: &Expr, t: Timestamp) -> QueryResult<Value> {
+        check_time(t)?;
         let mut ev = self.evaluator(storage, t, t, 1);
         let val = ev.eval(expr)?;
         Ok(match (val, expr.value_type()) {
@@ -183,6 +184,14 @@ pub fn parse_selector(s: &str) -> QueryResult<Vec<Vec<crate::labels::Matcher>>> 
             "invalid series selector {s:?}: expected a vector selector"
         ))),
     }
+}
+
+/// Rejects evaluation times the engine cannot compute with.
+fn check_time(t: Timestamp) -> QueryResult<()> {
+    if t.abs() > eval::MAX_ABS_MS {
+        return Err(QueryError::BadData(format!("evaluation time {t} ms is out of range")));
+    }
+    Ok(())
 }
 
 /// How Prometheus names value types in errors.

@@ -34,6 +34,9 @@ pub struct Wal {
     written: u64,
     segment_size: u64,
     buf: Vec<u8>,
+    /// Test hook: the next `log` fails as a full disk would.
+    #[cfg(test)]
+    pub(crate) fail_next_write: bool,
 }
 
 /// What replay found.
@@ -72,6 +75,14 @@ impl Wal {
             }
         }
         let wal = match tail {
+            // The newest segment lost (part of) its header in a crash right after it was created:
+            // it holds no records, so start it again.
+            Some((seg, valid_len)) if valid_len < SEGMENT_HEADER_LEN as u64 => {
+                let path = segment_path(dir, seg);
+                tracing::warn!(file = %path.display(), "WAL: recreating a segment whose header was cut short");
+                fs::remove_file(&path).map_err(Error::io("remove", &path))?;
+                Wal::create_segment(dir, seg, segment_size)?
+            }
             Some((seg, valid_len)) => {
                 let path = segment_path(dir, seg);
                 let file = OpenOptions::new()
@@ -93,6 +104,8 @@ impl Wal {
                     written: valid_len,
                     segment_size,
                     buf: Vec::new(),
+                    #[cfg(test)]
+                    fail_next_write: false,
                 }
             }
             None => Wal::create_segment(dir, 0, segment_size)?,
@@ -111,6 +124,7 @@ impl Wal {
         header[..4].copy_from_slice(&SEGMENT_MAGIC);
         header[4] = SEGMENT_VERSION;
         file.write_all(&header).map_err(Error::io("write", &path))?;
+        file.sync_all().map_err(Error::io("sync", &path))?;
         sync_dir(dir)?;
         Ok(Wal {
             dir: dir.to_owned(),
@@ -119,6 +133,8 @@ impl Wal {
             written: SEGMENT_HEADER_LEN as u64,
             segment_size,
             buf: Vec::new(),
+            #[cfg(test)]
+            fail_next_write: false,
         })
     }
 
@@ -138,7 +154,20 @@ impl Wal {
             self.rotate()?;
         }
         let path = segment_path(&self.dir, self.segment);
-        self.file.write_all(&self.buf).map_err(Error::io("write", &path))?;
+        #[cfg(test)]
+        if std::mem::take(&mut self.fail_next_write) {
+            return Err(Error::io("write", &path)(std::io::Error::other(
+                "injected: no space left on device",
+            )));
+        }
+        if let Err(e) = self.file.write_all(&self.buf) {
+            // Part of the records may have reached the file. Cut them off, so that a later write
+            // does not follow a fragment (which replay would rightly call corruption).
+            if let Err(t) = self.file.set_len(self.written) {
+                tracing::error!(file = %path.display(), error = %t, "WAL: cannot remove a partial write");
+            }
+            return Err(Error::io("write", &path)(e));
+        }
         self.written += self.buf.len() as u64;
         Ok(())
     }
@@ -356,6 +385,20 @@ mod tests {
             }
             other => panic!("expected corruption, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_segment_with_a_cut_header_is_started_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_some(dir.path(), 2);
+        let (mut wal, _) = Wal::open(dir.path(), DEFAULT_SEGMENT_SIZE, |_| Ok(())).expect("open");
+        wal.rotate().expect("rotate");
+        drop(wal);
+        // A crash left the new segment with half a header.
+        let seg = segment_path(dir.path(), 1);
+        fs::write(&seg, &SEGMENT_MAGIC[..3]).expect("write");
+        write_some(dir.path(), 1);
+        assert_eq!(replay(dir.path()).expect("replay").0.len(), 3);
     }
 
     #[test]
