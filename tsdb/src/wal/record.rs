@@ -142,7 +142,7 @@ fn decode_samples(d: &mut Decoder<'_>) -> Result<Record, DecodeError> {
     }
     let n = d.uvarint()?;
     let base_t = d.varint()?;
-    // Each sample takes at least 10 bytes; cap the reservation by what the payload can hold.
+    // `n` comes from the input: reserve at most a million up front and let a larger batch grow.
     let mut samples = Vec::with_capacity((n as usize).min(1 << 20));
     let mut prev_ref: i64 = 0;
     for _ in 0..n {
