@@ -1,7 +1,32 @@
 //! vigil-alerter: turns series into alerts and alerts into pages.
 //!
-//! This crate is where rule files (Prometheus's format, plus SLO and D-1/D-7 anomaly rules), their
-//! evaluation against the store, the alert state machine (inactive, pending, firing, resolved) and
-//! the notification pipeline (route, group, silence, retry, receivers for Slack, email and
-//! webhooks) live. It depends on `vigil-tsdb` for PromQL and storage and on nothing else of the
-//! workspace. It holds no code yet: the alerting issue builds it.
+//! # Layout
+//!
+//! ```text
+//!  rules.rs (files, yaml.rs positions, template/)      notify/ (route, outbox, retry, receivers)
+//!        │                                                     ▲
+//!        ▼                                                     │ Notice (fired / resolved)
+//!  manager.rs ── every interval ──> group.rs ── PromQL over vigil-tsdb ──> alert.rs state machine
+//!                                       │
+//!                                       └── recording results, ALERTS, ALERTS_FOR_STATE ──> store
+//! ```
+//!
+//! - [`rules`]: Prometheus rule files, checked with line and column ([`yaml`] keeps positions).
+//! - [`template`]: Go templates in labels and annotations, with Prometheus's functions.
+//! - [`alert`]: the alert state machine (inactive, pending, firing, resolved), a pure function.
+//! - [`group`]: evaluating one group at one time against the store.
+//! - [`manager`]: loading, reloading, scheduling, and keeping alert state across restarts.
+//! - [`notify`]: routing, the durable outbox, retries, and the webhook, Slack and console
+//!   receivers.
+
+pub mod alert;
+pub mod group;
+pub mod manager;
+pub mod notify;
+pub mod rules;
+pub mod template;
+pub mod yaml;
+
+pub use group::{EvalSettings, Notice};
+pub use manager::RuleManager;
+pub use notify::{AlertingConfig, Notifier};
