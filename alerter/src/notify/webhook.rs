@@ -31,6 +31,8 @@ impl WebhookReceiver {
 }
 
 pub(super) fn http_client(timeout_ms: i64) -> Result<reqwest::Client, String> {
+    // One TLS stack for the whole binary: rustls with ring. Installing it twice is harmless.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .timeout(Duration::from_millis(timeout_ms.max(1) as u64))
         .user_agent(concat!("vigil/", env!("CARGO_PKG_VERSION")))
