@@ -14,8 +14,11 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use std::collections::BTreeMap;
+
 use anyhow::{Context, Result};
 use serde::{Deserialize, Deserializer};
+use vigil_alerter::{AlertingConfig, EvalSettings};
 use vigil_collector::AggregatorConfig;
 use vigil_tsdb::promql::EngineOptions;
 use vigil_tsdb::time::parse_duration_ms;
@@ -32,6 +35,41 @@ pub(crate) struct Config {
     pub(crate) collector: CollectorConfig,
     /// PromQL evaluation limits.
     pub(crate) query: QueryConfig,
+    /// Settings of rule evaluation.
+    pub(crate) global: GlobalConfig,
+    /// Rule files (Prometheus's format; `*` and `?` allowed in file names), relative to this
+    /// file's directory.
+    pub(crate) rule_files: Vec<String>,
+    /// Receivers and routing of pages.
+    pub(crate) alerting: AlertingConfig,
+}
+
+/// `global:`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct GlobalConfig {
+    /// Interval of rule groups that set none. Default `30s`.
+    #[serde(deserialize_with = "duration")]
+    pub(crate) evaluation_interval: i64,
+    /// How far behind the evaluation time rules query, so that they see complete windows.
+    /// Default: the collector's window plus its watermark delay (`15s`).
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub(crate) rule_query_offset: Option<i64>,
+    /// The URL vigil is reached at, for links in pages. Default `http://<server.listen>`.
+    pub(crate) external_url: Option<String>,
+    /// Labels available to templates as `$externalLabels`.
+    pub(crate) external_labels: BTreeMap<String, String>,
+}
+
+impl Default for GlobalConfig {
+    fn default() -> Self {
+        GlobalConfig {
+            evaluation_interval: 30_000,
+            rule_query_offset: None,
+            external_url: None,
+            external_labels: BTreeMap::new(),
+        }
+    }
 }
 
 /// `storage:`
@@ -181,6 +219,10 @@ impl QueryConfig {
     }
 }
 
+fn optional_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    duration(d).map(Some)
+}
+
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
     let s = String::deserialize(d)?;
     let ms = parse_duration_ms(&s).map_err(serde::de::Error::custom)?;
@@ -194,7 +236,37 @@ impl Config {
     /// Reads and validates a configuration file; errors name the file, line and column.
     pub(crate) fn load(path: &Path) -> Result<Config> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        Config::parse(&text).with_context(|| format!("in {}", path.display()))
+        let mut cfg = Config::parse(&text).with_context(|| format!("in {}", path.display()))?;
+        // Rule files are relative to the configuration file, as in Prometheus.
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            for f in &mut cfg.rule_files {
+                if Path::new(f).is_relative() {
+                    *f = dir.join(&*f).display().to_string();
+                }
+            }
+        }
+        Ok(cfg)
+    }
+
+    /// Rule evaluation settings.
+    pub(crate) fn eval_settings(&self) -> EvalSettings {
+        EvalSettings {
+            default_interval_ms: self.global.evaluation_interval,
+            default_query_offset_ms: self
+                .global
+                .rule_query_offset
+                .unwrap_or(self.collector.window + self.collector.watermark_delay),
+            external_labels: self.global.external_labels.clone(),
+            external_url: self.external_url(),
+        }
+    }
+
+    /// The URL pages link to.
+    pub(crate) fn external_url(&self) -> String {
+        self.global
+            .external_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.server.listen))
     }
 
     /// Parses and validates configuration text.
@@ -220,6 +292,7 @@ impl Config {
         );
         anyhow::ensure!(self.server.max_body_bytes > 0, "server.max_body_bytes must be positive");
         anyhow::ensure!(self.query.max_samples > 0, "query.max_samples must be positive");
+        self.alerting.validate().map_err(anyhow::Error::msg)?;
         Ok(())
     }
 }

@@ -6,6 +6,7 @@
 
 mod commands;
 mod config;
+mod logs;
 mod server;
 mod telemetry;
 
@@ -37,6 +38,8 @@ enum Command {
     /// Validate files.
     #[command(subcommand)]
     Check(CheckCommand),
+    /// Open the terminal dashboard against a running vigil (or Prometheus).
+    Tui(commands::tui::TuiArgs),
     /// Write simulated Kong log events as NDJSON to stdout.
     Simulate(commands::simulate::SimulateArgs),
 }
@@ -89,11 +92,23 @@ enum CheckCommand {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Validate rule files (Prometheus's format); errors name file, line and column.
+    Rules {
+        /// Files to check.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    // The terminal dashboard owns the screen; log lines go elsewhere while it runs.
+    let dashboard = match &cli.command {
+        Command::Tui(_) => true,
+        Command::Demo(args) => args.opens_dashboard(),
+        _ => false,
+    };
+    logs::init(dashboard);
     // One TLS stack for outgoing HTTPS (webhooks, Slack): rustls with ring.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let result = match cli.command {
@@ -102,7 +117,9 @@ fn main() -> ExitCode {
         Command::Query(args) => commands::query::run(&args),
         Command::Import(ImportCommand::Kong(args)) => commands::import::run_kong(&args),
         Command::Check(CheckCommand::Config { files }) => commands::check::config(&files),
+        Command::Check(CheckCommand::Rules { files }) => commands::check::rules(&files),
         Command::Simulate(args) => commands::simulate::run(&args),
+        Command::Tui(args) => commands::tui::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -111,15 +128,4 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// Logs to stderr; `VIGIL_LOG` (e.g. `debug`, `vigil_tsdb=trace`) sets the level.
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
 }

@@ -1,6 +1,6 @@
-//! vigil's own metrics (`vigil_collector_*`, `vigil_tsdb_*`): gathered from the components,
-//! served at `/metrics` in Prometheus's text format, and written to the store so they can be
-//! queried and alerted on like any other series.
+//! vigil's own metrics (`vigil_collector_*`, `vigil_tsdb_*`; the server adds `vigil_alerter_*` and
+//! `vigil_notify_*`): gathered from the components, served at `/metrics` in Prometheus's text
+//! format, and written to the store so they can be queried and alerted on like any other series.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use promql_parser::parser::Expr;
 use rustc_hash::{FxHashMap, FxHashSet};
 use vigil_tsdb::promql::{Engine, Value};
 use vigil_tsdb::{Db, Labels, Timestamp, stale_nan};
@@ -64,6 +65,9 @@ pub struct RuleRuntime {
     pub eval_duration: Duration,
     /// The alerts (alerting rules only).
     pub alerts: AlertSet,
+    /// What pages compare with D-1 and D-7 (alerting rules only; see [`crate::context`]).
+    /// Without it, the alert's own expression.
+    pub context: Option<Expr>,
     /// Series written by the last evaluation, to mark stale the ones that disappear.
     written: FxHashSet<Labels>,
 }
@@ -112,6 +116,7 @@ impl GroupRuntime {
                 last_eval: None,
                 eval_duration: Duration::ZERO,
                 alerts: AlertSet::default(),
+                context: None,
                 written: FxHashSet::default(),
             })
             .collect();
@@ -144,17 +149,20 @@ impl GroupRuntime {
                     out.extend(series);
                 }),
                 Rule::Alerting(a) => {
-                    alert(db, engine, a, &group_labels, s, ts, query_ts, &mut rr.alerts).map(|(series, ts_notices)| {
-                        out.extend(series);
-                        notices.extend(ts_notices.into_iter().map(|(transition, d1, d7)| Notice {
-                            transition,
-                            group: self.group.name.clone(),
-                            file: self.group.file.clone(),
-                            expr: a.expr_text.clone(),
-                            d1,
-                            d7,
-                        }));
-                    })
+                    let context = rr.context.as_ref().unwrap_or(&a.expr);
+                    alert(db, engine, a, context, &group_labels, s, ts, query_ts, &mut rr.alerts).map(
+                        |(series, ts_notices)| {
+                            out.extend(series);
+                            notices.extend(ts_notices.into_iter().map(|(transition, d1, d7)| Notice {
+                                transition,
+                                group: self.group.name.clone(),
+                                file: self.group.file.clone(),
+                                expr: a.expr_text.clone(),
+                                d1,
+                                d7,
+                            }));
+                        },
+                    )
                 }
             };
             rr.health = match result {
@@ -257,6 +265,7 @@ fn alert(
     db: &Db,
     engine: &Engine,
     a: &AlertingRule,
+    context: &Expr,
     group_labels: &[(String, String)],
     s: &EvalSettings,
     ts: Timestamp,
@@ -312,7 +321,7 @@ fn alert(
     let mut notices = Vec::with_capacity(transitions.len());
     if !transitions.is_empty() {
         let back = |days: i64| -> FxHashMap<Labels, f64> {
-            instant_vector(db, engine, &a.expr, query_ts - days * DAY_MS)
+            instant_vector(db, engine, context, query_ts - days * DAY_MS)
                 .unwrap_or_default()
                 .into_iter()
                 .map(|(l, v)| (l.without_metric_name(), v))

@@ -14,12 +14,14 @@
 //! - [`rules`]: Prometheus rule files, checked with line and column ([`yaml`] keeps positions).
 //! - [`template`]: Go templates in labels and annotations, with Prometheus's functions.
 //! - [`alert`]: the alert state machine (inactive, pending, firing, resolved), a pure function.
+//! - [`context`]: what a page compares with D-1 and D-7.
 //! - [`group`]: evaluating one group at one time against the store.
 //! - [`manager`]: loading, reloading, scheduling, and keeping alert state across restarts.
 //! - [`notify`]: routing, the durable outbox, retries, and the webhook, Slack and console
 //!   receivers.
 
 pub mod alert;
+pub mod context;
 pub mod group;
 pub mod manager;
 pub mod notify;

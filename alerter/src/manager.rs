@@ -7,15 +7,16 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use vigil_tsdb::promql::Engine;
-use vigil_tsdb::{Db, Timestamp};
+use vigil_tsdb::{Db, Labels, Timestamp};
 
-use crate::alert::AlertSet;
-use crate::group::{EvalSettings, GroupRuntime, Notice};
+use crate::alert::{AlertSet, AlertState};
+use crate::group::{EvalSettings, GroupRuntime, Health, Notice};
 use crate::notify::Notifier;
 use crate::rules::{self, Group, Rule, RuleError};
 
@@ -58,6 +59,16 @@ pub struct RuleManager {
     /// Alert states read back from disk, waiting for their rules to be loaded.
     saved: Mutex<HashMap<StateKey, AlertSet>>,
     state_path: Option<PathBuf>,
+    counters: Counters,
+}
+
+/// Totals since start, for `vigil_alerter_*`.
+#[derive(Debug, Default)]
+struct Counters {
+    group_evaluations: AtomicU64,
+    rule_failures: AtomicU64,
+    reloads: AtomicU64,
+    reload_failures: AtomicU64,
 }
 
 impl RuleManager {
@@ -72,6 +83,7 @@ impl RuleManager {
             inner: Mutex::new(Inner::default()),
             saved: Mutex::new(saved),
             state_path,
+            counters: Counters::default(),
         }
     }
 
@@ -85,13 +97,19 @@ impl RuleManager {
     pub fn load_files(&self, patterns: &[String]) -> Result<usize, Vec<RuleError>> {
         let mut groups = Vec::new();
         let mut errors = Vec::new();
-        for path in expand_globs(patterns).map_err(|e| vec![e])? {
+        self.counters.reloads.fetch_add(1, Ordering::Relaxed);
+        let paths = expand_globs(patterns).map_err(|e| {
+            self.counters.reload_failures.fetch_add(1, Ordering::Relaxed);
+            vec![e]
+        })?;
+        for path in paths {
             match rules::load_file(&path) {
                 Ok(f) => groups.extend(f.groups),
                 Err(mut e) => errors.append(&mut e),
             }
         }
         if !errors.is_empty() {
+            self.counters.reload_failures.fetch_add(1, Ordering::Relaxed);
             return Err(errors);
         }
         let n = groups.len();
@@ -114,6 +132,14 @@ impl RuleManager {
                 }
             }
         }
+        let recorded: HashMap<String, promql_parser::parser::Expr> = groups
+            .iter()
+            .flat_map(|g| g.rules.iter())
+            .filter_map(|r| match r {
+                Rule::Recording(r) => Some((r.record.clone(), r.expr.clone())),
+                Rule::Alerting(_) => None,
+            })
+            .collect();
         let mut saved = self.saved.lock();
         for group in groups {
             let due = old_due
@@ -121,6 +147,11 @@ impl RuleManager {
                 .copied()
                 .unwrap_or(0);
             let mut rt = GroupRuntime::new(group);
+            for rr in &mut rt.rules {
+                if let Rule::Alerting(a) = &rr.rule {
+                    rr.context = Some(crate::context::context_expr(&a.expr, &recorded));
+                }
+            }
             let g = rt.group.clone();
             rt.adopt_alerts(|alert, expr| {
                 let k = key(&g, alert, expr);
@@ -149,7 +180,7 @@ impl RuleManager {
                 *due = ts + interval;
                 continue;
             }
-            notices.extend(g.evaluate(&self.db, &self.engine, &self.settings, ts));
+            notices.extend(self.evaluate_group(g, ts));
             *due = ts + interval;
             evaluated = true;
         }
@@ -164,10 +195,61 @@ impl RuleManager {
         let mut inner = self.inner.lock();
         let mut notices = Vec::new();
         for g in &mut inner.groups {
-            notices.extend(g.evaluate(&self.db, &self.engine, &self.settings, ts));
+            notices.extend(self.evaluate_group(g, ts));
         }
         self.persist(&inner.groups);
         notices
+    }
+
+    fn evaluate_group(&self, g: &mut GroupRuntime, ts: Timestamp) -> Vec<Notice> {
+        let notices = g.evaluate(&self.db, &self.engine, &self.settings, ts);
+        let failed = g.rules.iter().filter(|r| matches!(r.health, Health::Err(_))).count();
+        self.counters.group_evaluations.fetch_add(1, Ordering::Relaxed);
+        self.counters.rule_failures.fetch_add(failed as u64, Ordering::Relaxed);
+        notices
+    }
+
+    /// `vigil_alerter_*` self-metrics: evaluations, failures, reloads, rules loaded, alerts by
+    /// state and each group's last evaluation time.
+    pub fn telemetry(&self) -> Vec<(Labels, f64)> {
+        let metric = |name: &str, v: f64| (Labels::from_pairs([("__name__", name)]), v);
+        let c = &self.counters;
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64;
+        let mut out = vec![
+            metric("vigil_alerter_group_evaluations_total", load(&c.group_evaluations)),
+            metric("vigil_alerter_rule_evaluation_failures_total", load(&c.rule_failures)),
+            metric("vigil_alerter_reloads_total", load(&c.reloads)),
+            metric("vigil_alerter_reload_failures_total", load(&c.reload_failures)),
+        ];
+        let inner = self.inner.lock();
+        let (mut rules, mut pending, mut firing) = (0usize, 0usize, 0usize);
+        for g in &inner.groups {
+            rules += g.rules.len();
+            for rr in &g.rules {
+                for a in rr.alerts.active() {
+                    match a.state {
+                        AlertState::Pending => pending += 1,
+                        AlertState::Firing => firing += 1,
+                        AlertState::Inactive => {}
+                    }
+                }
+            }
+            out.push((
+                Labels::from_pairs([
+                    ("__name__", "vigil_alerter_group_last_duration_seconds"),
+                    ("group", g.group.name.as_str()),
+                ]),
+                g.eval_duration.as_secs_f64(),
+            ));
+        }
+        out.push(metric("vigil_alerter_rules", rules as f64));
+        for (state, n) in [("pending", pending), ("firing", firing)] {
+            out.push((
+                Labels::from_pairs([("__name__", "vigil_alerter_alerts"), ("state", state)]),
+                n as f64,
+            ));
+        }
+        out
     }
 
     /// A copy of the groups and their state, for the API.

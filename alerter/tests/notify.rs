@@ -136,7 +136,9 @@ async fn wait_for(mut f: impl FnMut() -> bool) {
     panic!("condition not met within 15 s");
 }
 
-fn console_sink() -> (Arc<Mutex<Box<dyn std::io::Write + Send>>>, Arc<Mutex<Vec<u8>>>) {
+type ConsoleWriter = Arc<Mutex<Box<dyn std::io::Write + Send>>>;
+
+fn console_sink() -> (ConsoleWriter, Arc<Mutex<Vec<u8>>>) {
     #[derive(Clone)]
     struct Shared(Arc<Mutex<Vec<u8>>>);
     impl std::io::Write for Shared {
@@ -251,7 +253,7 @@ async fn one_firing_and_one_resolved_page_per_alert_through_failures() {
         "two 500s, then the firing page, then the resolved one"
     );
 
-    let msg = &slack.bodies.lock()[0];
+    let msg = slack.bodies.lock()[0].clone();
     let text = msg.to_string();
     assert!(
         msg["blocks"][0]["text"]["text"]
@@ -278,7 +280,7 @@ async fn one_firing_and_one_resolved_page_per_alert_through_failures() {
     );
 
     // Delivered pages leave the outbox; the hanging receiver's are given up after a second.
-    wait_for(|| std::fs::read_dir(&outbox).map(|d| d.count()).unwrap_or(1) == 0).await;
+    wait_for(|| std::fs::read_dir(&outbox).map(Iterator::count).unwrap_or(1) == 0).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -303,7 +305,7 @@ async fn pages_survive_a_restart_in_the_outbox() {
     {
         let n = Notifier::start(&cfg, Some(&outbox), "http://vigil".into(), &console).expect("start");
         n.deliver(notices());
-        wait_for(|| std::fs::read_dir(&outbox).map(|d| d.count()).unwrap_or(0) == 2).await;
+        wait_for(|| std::fs::read_dir(&outbox).map(Iterator::count).unwrap_or(0) == 2).await;
     }
     // "Restart" with the receiver up: the pages in the outbox go out, in order.
     let listener = tokio::net::TcpListener::bind(addr).await.expect("rebind the same port");

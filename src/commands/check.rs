@@ -1,8 +1,9 @@
-//! `vigil check config FILE...`: validates configuration files and says where they are wrong.
+//! `vigil check config|rules FILE...`: validates files and says where they are wrong.
 
 use std::path::PathBuf;
 
 use anyhow::{Result, bail};
+use vigil_alerter::rules::{self, Rule};
 
 use crate::config::Config;
 
@@ -17,8 +18,41 @@ pub(crate) fn config(files: &[PathBuf]) -> Result<()> {
             }
         }
     }
+    summary(bad, files.len())
+}
+
+/// Rule files in Prometheus's format; every error is printed as `file:line:col: ...`.
+pub(crate) fn rules(files: &[PathBuf]) -> Result<()> {
+    let mut bad = 0;
+    for f in files {
+        match rules::load_file(f) {
+            Ok(file) => {
+                let all = file.groups.iter().flat_map(|g| g.rules.iter());
+                let (alerts, records) = all.fold((0, 0), |(a, r), rule| match rule {
+                    Rule::Alerting(_) => (a + 1, r),
+                    Rule::Recording(_) => (a, r + 1),
+                });
+                println!(
+                    "{}: OK: {} groups, {alerts} alerting and {records} recording rules",
+                    f.display(),
+                    file.groups.len()
+                );
+            }
+            Err(errors) => {
+                bad += 1;
+                println!("{}: FAILED", f.display());
+                for e in errors {
+                    println!("  {e}");
+                }
+            }
+        }
+    }
+    summary(bad, files.len())
+}
+
+fn summary(bad: usize, total: usize) -> Result<()> {
     if bad > 0 {
-        bail!("{bad} of {} files failed", files.len());
+        bail!("{bad} of {total} files failed");
     }
     Ok(())
 }

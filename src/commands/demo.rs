@@ -3,7 +3,7 @@
 //! traffic, with scripted incidents, through the same collector path as `POST /ingest/kong`.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -11,8 +11,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use vigil_alerter::AlertingConfig;
+use vigil_alerter::notify::config::{ConsoleConfig, ReceiverConfig, RetryConfig, WebhookConfig};
 use vigil_collector::Collector;
-use vigil_collector::sim::{IncidentSpec, SimEvent, Simulator, Topology};
+use vigil_collector::sim::{DEMO_RATE, DEMO_SCENARIO, IncidentSpec, SimEvent, Simulator, Topology};
 use vigil_tsdb::Timestamp;
 use vigil_tsdb::time::{now_ms, parse_duration_ms};
 
@@ -44,20 +46,17 @@ pub(crate) struct DemoArgs {
     /// Random seed of the simulator.
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Also post every page to this webhook (Alertmanager's webhook payload, version 4).
+    #[arg(long, value_name = "URL")]
+    webhook: Option<String>,
 }
 
-/// The built-in scenario: an error burst on payments (the SLO alert's case), then a latency rise
-/// on search, then a traffic drop on orders.
-const SCENARIO: [&str; 3] = [
-    "error_burst:payments/payments-route@30s+3m:0.35",
-    "latency_rise:search/search-route@5m+4m:6",
-    "traffic_drop:orders/orders-route@10m+3m:0.05",
+/// The demo's rule files, also readable as examples in `rules/demo/`.
+const RULES: [(&str, &str); 3] = [
+    ("slo.yml", include_str!("../../rules/demo/slo.yml")),
+    ("latency.yml", include_str!("../../rules/demo/latency.yml")),
+    ("anomaly.yml", include_str!("../../rules/demo/anomaly.yml")),
 ];
-
-/// Share of the simulated estate's peak rates the demo runs at (about 115 requests/s at the
-/// daily peak): busy enough to show real rates and rare statuses, light enough that eight days
-/// of history backfill in well under half a minute.
-const DEMO_RATE: f64 = 0.6;
 
 /// How often live traffic is generated and ingested.
 const LIVE_TICK: Duration = Duration::from_millis(250);
@@ -71,7 +70,7 @@ pub(crate) fn run(args: &DemoArgs) -> Result<()> {
         .transpose()
         .map_err(anyhow::Error::msg)?;
     let incidents = if args.incidents.is_empty() {
-        SCENARIO
+        DEMO_SCENARIO
             .iter()
             .map(|s| s.parse::<IncidentSpec>())
             .collect::<Result<Vec<_>, _>>()
@@ -93,39 +92,132 @@ pub(crate) fn run(args: &DemoArgs) -> Result<()> {
     let mut cfg = Config::default();
     cfg.storage.data_dir = data_dir;
     cfg.server.listen = args.listen;
-    if !args.no_tui {
-        eprintln!("note: the terminal dashboard is not built yet; running as --no-tui");
-    }
+    cfg.rule_files = vec![write_rules(&cfg.storage.data_dir)?];
+    cfg.alerting = receivers(args);
+    let console = console_output(args, &cfg)?;
 
     let rt = super::runtime()?;
     let listener = rt.block_on(server::bind(&cfg))?;
-    let app = App::open(&cfg)?;
+    cfg.server.listen = listener.local_addr().context("reading the listen address")?;
+    let app = App::open(&cfg, None)?;
     let live_start = backfill(&app.collector, history, args.seed)?;
 
     let incidents: Vec<_> = incidents.iter().map(|s| s.at(live_start)).collect();
     let mut live = Simulator::new(Topology::default(), incidents, args.seed.wrapping_add(1));
     live.rate_scale = DEMO_RATE;
     print_banner(&cfg, args, live.incidents());
+    let dashboard = args
+        .opens_dashboard()
+        .then(|| vigil_tui::Options::new(&format!("http://{}", cfg.server.listen)));
+    if dashboard.is_some() {
+        let log = cfg.storage.data_dir.join("vigil.log");
+        let file = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+        crate::logs::divert(Box::new(file));
+    }
 
-    rt.block_on(async move {
+    let (ui_result, ui_stopped) = rt.block_on(async move {
         let running = Arc::new(AtomicBool::new(true));
         let traffic = tokio::spawn(live_traffic(app.collector.clone(), live, live_start, running.clone()));
-        // Stop the traffic (and let its last batch land) before the server flushes and closes.
+        let (stop_ui, ui_stop) = tokio::sync::oneshot::channel::<()>();
+        let mut ui = dashboard.map(|opts| {
+            tokio::spawn(vigil_tui::run_until(opts, async move {
+                let _ = ui_stop.await;
+            }))
+        });
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        // Runs until the time is up, a signal, or `q` in the dashboard; then closes the
+        // dashboard and stops the traffic (letting its last batch land) before the server
+        // flushes and closes.
         let stop = async move {
-            match duration {
-                Some(ms) => {
-                    tokio::select! {
-                        () = tokio::time::sleep(Duration::from_millis(ms as u64)) => {},
-                        () = server::shutdown_signal() => {},
-                    }
+            let wait = async {
+                match duration {
+                    Some(ms) => tokio::time::sleep(Duration::from_millis(ms as u64)).await,
+                    None => std::future::pending().await,
                 }
-                None => server::shutdown_signal().await,
+            };
+            let ui_done = async {
+                match ui.as_mut() {
+                    Some(h) => Some(h.await),
+                    None => std::future::pending().await,
+                }
+            };
+            let mut result = tokio::select! {
+                () = wait => None,
+                () = server::shutdown_signal() => None,
+                r = ui_done => r,
+            };
+            let _ = stop_ui.send(());
+            if let (None, Some(h)) = (&result, ui) {
+                result = Some(h.await);
             }
             running.store(false, Ordering::Relaxed);
             let _ = traffic.await;
+            let _ = done_tx.send(result);
         };
-        server::serve(&cfg, app, listener, stop).await
-    })
+        let served = server::serve(&cfg, app, listener, console, stop).await;
+        (served, done_rx.await.ok().flatten())
+    });
+    ui_result?;
+    match ui_stopped {
+        Some(Ok(Err(e))) => Err(anyhow::Error::new(e).context("the terminal dashboard failed")),
+        Some(Err(e)) => Err(anyhow::Error::new(e).context("the terminal dashboard panicked")),
+        _ => Ok(()),
+    }
+}
+
+/// Writes the demo rules into `<data_dir>/rules/` unless they are there already (so that edits
+/// survive, and `POST /-/reload` picks them up), and returns the glob that loads them.
+fn write_rules(data_dir: &Path) -> Result<String> {
+    let dir = data_dir.join("rules");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    for (name, text) in RULES {
+        let path = dir.join(name);
+        if !path.exists() {
+            std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        }
+    }
+    Ok(dir.join("*.yml").display().to_string())
+}
+
+/// Pages go to the console (one JSON line each) and to `--webhook` when given.
+fn receivers(args: &DemoArgs) -> AlertingConfig {
+    let mut receivers = vec![ReceiverConfig {
+        name: "console".into(),
+        webhook: None,
+        slack: None,
+        console: Some(ConsoleConfig::default()),
+        retry: RetryConfig::default(),
+    }];
+    if let Some(url) = &args.webhook {
+        receivers.push(ReceiverConfig {
+            name: "webhook".into(),
+            webhook: Some(WebhookConfig {
+                url: url.clone(),
+                timeout: 10_000,
+            }),
+            slack: None,
+            console: None,
+            retry: RetryConfig::default(),
+        });
+    }
+    AlertingConfig { receivers, route: None }
+}
+
+/// Standard output without the dashboard; with it (the screen is the dashboard's), the file
+/// `pages.jsonl` in the data directory.
+fn console_output(args: &DemoArgs, cfg: &Config) -> Result<server::ConsoleWriter> {
+    let out: Box<dyn std::io::Write + Send> = if !args.opens_dashboard() {
+        Box::new(std::io::stdout())
+    } else {
+        let path = cfg.storage.data_dir.join("pages.jsonl");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        Box::new(file)
+    };
+    Ok(Arc::new(parking_lot::Mutex::new(out)))
 }
 
 /// Synthesizes history through the collector's aggregator, window by window, as the live path
@@ -253,9 +345,15 @@ fn print_banner(cfg: &Config, args: &DemoArgs, incidents: &[vigil_collector::sim
 }
 
 impl DemoArgs {
+    /// Whether the demo shows the terminal dashboard (stdout must be a terminal for it).
+    pub(crate) fn opens_dashboard(&self) -> bool {
+        use std::io::IsTerminal;
+        !self.no_tui && std::io::stdout().is_terminal()
+    }
+
     fn incidents_or_default(&self) -> Vec<String> {
         if self.incidents.is_empty() {
-            SCENARIO.iter().map(|s| (*s).to_owned()).collect()
+            DEMO_SCENARIO.iter().map(|s| (*s).to_owned()).collect()
         } else {
             self.incidents.iter().map(ToString::to_string).collect()
         }

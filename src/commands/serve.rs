@@ -1,8 +1,10 @@
-//! `vigil serve`: ingest, store and query until stopped.
+//! `vigil serve`: ingest, store, query, evaluate rules and send pages until stopped.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use anyhow::Result;
+use parking_lot::Mutex;
 
 use crate::ConfigArgs;
 use crate::server::{self, App};
@@ -12,10 +14,12 @@ pub(crate) fn run(args: &ConfigArgs, listen: Option<SocketAddr>) -> Result<()> {
     if let Some(addr) = listen {
         cfg.server.listen = addr;
     }
-    let app = App::open(&cfg)?;
+    let app = App::open(&cfg, args.config.clone())?;
+    // Console receivers print one JSON line per page on stdout.
+    let console: server::ConsoleWriter = Arc::new(Mutex::new(Box::new(std::io::stdout())));
     super::runtime()?.block_on(async {
         let listener = server::bind(&cfg).await?;
         tracing::info!(listen = %cfg.server.listen, data_dir = %cfg.storage.data_dir.display(), "vigil is serving");
-        server::serve(&cfg, app, listener, server::shutdown_signal()).await
+        server::serve(&cfg, app, listener, console, server::shutdown_signal()).await
     })
 }

@@ -1,13 +1,16 @@
-//! The HTTP server: Prometheus's query API, Kong ingest, self-metrics and health, plus the
-//! background tasks a running vigil needs (the collector's clock, self-metrics to the store).
+//! The HTTP server: Prometheus's query, rules and alerts API, Kong ingest, self-metrics and
+//! health, plus the background tasks a running vigil needs (the collector's clock, rule
+//! evaluation and pages, self-metrics to the store).
 
 mod api;
 mod ingest;
 pub(crate) mod json;
 mod params;
+mod rules_api;
 
 use std::future::Future;
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -16,8 +19,10 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use parking_lot::Mutex;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+use vigil_alerter::{Notifier, RuleManager};
 use vigil_collector::Collector;
 use vigil_tsdb::Db;
 use vigil_tsdb::promql::Engine;
@@ -26,31 +31,93 @@ use vigil_tsdb::time::now_ms;
 use crate::config::Config;
 use crate::telemetry;
 
+/// Where console receivers write.
+pub(crate) type ConsoleWriter = Arc<Mutex<Box<dyn std::io::Write + Send>>>;
+
 /// Everything the handlers share.
 #[derive(Debug)]
 pub(crate) struct App {
     pub(crate) db: Arc<Db>,
     pub(crate) engine: Engine,
     pub(crate) collector: Arc<Collector>,
+    pub(crate) rules: Arc<RuleManager>,
+    /// Started with the server (it needs the async runtime).
+    pub(crate) notifier: OnceLock<Arc<Notifier>>,
+    /// Where the rule files are listed, re-read on reload.
+    config_path: Option<PathBuf>,
+    rule_files: Mutex<Vec<String>>,
 }
 
 impl App {
-    /// Opens the store in the configured directory and sets up the collector on it.
-    pub(crate) fn open(cfg: &Config) -> Result<Arc<App>> {
+    /// Opens the store in the configured directory and sets up the collector and the rules on
+    /// it; `config_path` is re-read when rules are reloaded.
+    pub(crate) fn open(cfg: &Config, config_path: Option<PathBuf>) -> Result<Arc<App>> {
         let dir = &cfg.storage.data_dir;
         let db = Db::open(dir, vigil_tsdb::Options::default())
             .with_context(|| format!("opening the store in {}", dir.display()))?;
-        Ok(App::with_db(cfg, Arc::new(db)))
+        let db = Arc::new(db);
+        let collector = Arc::new(Collector::new(db.clone(), cfg.collector.aggregator()));
+        let engine = Engine::new(cfg.query.engine());
+        let state = dir.join("alerts").join("state.json");
+        let rules = Arc::new(RuleManager::new(
+            db.clone(),
+            engine.clone(),
+            cfg.eval_settings(),
+            Some(state),
+        ));
+        let app = App {
+            db,
+            engine,
+            collector,
+            rules,
+            notifier: OnceLock::new(),
+            config_path,
+            rule_files: Mutex::new(cfg.rule_files.clone()),
+        };
+        if !cfg.rule_files.is_empty() {
+            app.rules
+                .load_files(&cfg.rule_files)
+                .map_err(|errs| rule_errors(&errs))?;
+        }
+        Ok(Arc::new(app))
     }
 
-    pub(crate) fn with_db(cfg: &Config, db: Arc<Db>) -> Arc<App> {
-        let collector = Arc::new(Collector::new(db.clone(), cfg.collector.aggregator()));
-        Arc::new(App {
-            db,
-            engine: Engine::new(cfg.query.engine()),
-            collector,
-        })
+    /// Re-reads the configuration's rule files; on any error the current rules stay.
+    pub(crate) fn reload_rules(&self) -> Result<String, String> {
+        if let Some(path) = &self.config_path {
+            let cfg = Config::load(path).map_err(|e| format!("reloading {}: {e:#}", path.display()))?;
+            *self.rule_files.lock() = cfg.rule_files;
+        }
+        let files = self.rule_files.lock().clone();
+        match self.rules.load_files(&files) {
+            Ok(n) => {
+                tracing::info!(groups = n, "rules reloaded");
+                Ok(format!("reloaded {n} rule groups\n"))
+            }
+            Err(errs) => {
+                let msg = rule_errors(&errs).to_string();
+                tracing::error!(error = %msg, "rule reload failed; the current rules stay");
+                Err(msg)
+            }
+        }
     }
+}
+
+impl App {
+    /// Every self-metric of this process now: collector, store, rules and pages.
+    pub(crate) fn self_metrics(&self) -> Vec<(vigil_tsdb::Labels, f64)> {
+        let mut out = telemetry::gather(&self.db, Some(&self.collector));
+        out.extend(self.rules.telemetry());
+        if let Some(n) = self.notifier.get() {
+            out.extend(n.telemetry());
+        }
+        out
+    }
+}
+
+fn rule_errors(errs: &[vigil_alerter::rules::RuleError]) -> anyhow::Error {
+    let lines: Vec<String> = errs.iter().map(ToString::to_string).collect();
+    anyhow::anyhow!("invalid rule files:\n{}", lines.join("\n"))
 }
 
 /// The routes.
@@ -62,6 +129,8 @@ pub(crate) fn router(app: Arc<App>, max_body: usize) -> Router {
         .route("/api/v1/labels", get(api::labels).post(api::labels))
         .route("/api/v1/label/{name}/values", get(api::label_values))
         .route("/api/v1/status/buildinfo", get(api::buildinfo))
+        .route("/api/v1/rules", get(rules_api::rules))
+        .route("/api/v1/alerts", get(rules_api::alerts))
         .route(
             "/ingest/kong",
             post(ingest::kong).layer(DefaultBodyLimit::max(max_body)),
@@ -69,12 +138,13 @@ pub(crate) fn router(app: Arc<App>, max_body: usize) -> Router {
         .route("/metrics", get(metrics))
         .route("/-/healthy", get(|| async { "vigil is Healthy.\n" }))
         .route("/-/ready", get(|| async { "vigil is Ready.\n" }))
+        .route("/-/reload", post(rules_api::reload).put(rules_api::reload))
         .fallback(not_found)
         .with_state(app)
 }
 
 async fn metrics(State(app): State<Arc<App>>) -> Response {
-    let samples = telemetry::gather(&app.db, Some(&app.collector));
+    let samples = app.self_metrics();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         telemetry::exposition(&samples),
@@ -93,14 +163,23 @@ pub(crate) async fn bind(cfg: &Config) -> Result<TcpListener> {
         .with_context(|| format!("listening on {}", cfg.server.listen))
 }
 
-/// Serves until `shutdown` completes, then flushes the collector's open windows.
+/// Serves until `shutdown` completes, then flushes the collector's open windows. Rules are
+/// evaluated and pages sent (with `console` as the console receivers' output) while it runs.
 pub(crate) async fn serve(
     cfg: &Config,
     app: Arc<App>,
     listener: TcpListener,
+    console: ConsoleWriter,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    let background = spawn_background(cfg, app.clone());
+    let outbox = cfg.storage.data_dir.join("notify").join("outbox");
+    let notifier = Arc::new(
+        Notifier::start(&cfg.alerting, Some(&outbox), cfg.external_url(), &console).map_err(anyhow::Error::msg)?,
+    );
+    let _ = app.notifier.set(notifier.clone());
+    let mut background = spawn_background(cfg, app.clone());
+    background.push(tokio::spawn(app.rules.clone().run(Some(notifier))));
+    background.push(tokio::spawn(reload_on_sighup(app.clone())));
     let router = router(app.clone(), cfg.server.max_body_bytes);
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
@@ -109,12 +188,30 @@ pub(crate) async fn serve(
     for task in background {
         task.abort();
     }
-    let collector = app.collector.clone();
-    tokio::task::spawn_blocking(move || collector.flush())
-        .await?
-        .context("flushing the collector")?;
-    app.db.sync().context("syncing the store")?;
-    Ok(())
+    let closing = app.clone();
+    tokio::task::spawn_blocking(move || -> Result<()> {
+        closing.collector.flush().context("flushing the collector")?;
+        // The last counts, so that the collector's counters continue exactly after a restart.
+        telemetry::store(&closing.db, &closing.self_metrics(), now_ms()).context("writing self-metrics")?;
+        closing.db.sync().context("syncing the store")
+    })
+    .await?
+}
+
+/// Reloads the rules on SIGHUP, as Prometheus does.
+async fn reload_on_sighup(app: Arc<App>) {
+    #[cfg(unix)]
+    {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            let app = app.clone();
+            let _ = tokio::task::spawn_blocking(move || app.reload_rules()).await;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = app;
 }
 
 /// The collector's wall clock and a sync of the WAL to disk (every second), and self-metrics to
@@ -151,11 +248,7 @@ fn spawn_background(cfg: &Config, app: Arc<App>) -> Vec<JoinHandle<()>> {
         loop {
             every.tick().await;
             let app = app.clone();
-            let r = tokio::task::spawn_blocking(move || {
-                let samples = telemetry::gather(&app.db, Some(&app.collector));
-                telemetry::store(&app.db, &samples, now_ms())
-            })
-            .await;
+            let r = tokio::task::spawn_blocking(move || telemetry::store(&app.db, &app.self_metrics(), now_ms())).await;
             if let Ok(Err(e)) = r {
                 tracing::warn!(error = %e, "writing self-metrics failed");
             }

@@ -22,6 +22,26 @@ pub use topology::{Endpoint, IdKind, Route, Service, Topology};
 
 use crate::kong::KongEvent;
 
+/// The demo's scripted incidents (relative to the start of live traffic), with the alerts of the
+/// demo rules (`rules/demo/`) each sets off:
+/// - an error burst on payments: `APIErrorBudgetBurn` fires within two minutes (the fast-burn
+///   window needs about a minute of it) and resolves about five minutes after the burst, once
+///   the 5-minute window is clean again (the burst is short enough that the slow-burn window,
+///   6 h, stays under its threshold); `APIErrorRatioAnomaly` fires with it, and the upstream
+///   timeouts among the errors push payments' p99 over `APIHighLatencyP99`'s threshold;
+/// - a latency rise on search: `APIHighLatencyP99`;
+/// - a traffic drop on orders: `APITrafficDrop` (against both D-1 and D-7).
+pub const DEMO_SCENARIO: [&str; 3] = [
+    "error_burst:payments/payments-route@0s+80s:0.9",
+    "latency_rise:search/search-route@3m+4m:8",
+    "traffic_drop:orders/orders-route@8m+5m:0.05",
+];
+
+/// The share of the simulated estate's peak rates the demo runs at (about 115 requests/s at the
+/// daily peak): busy enough to show real rates and rare statuses, light enough that eight days
+/// of history backfill in well under half a minute.
+pub const DEMO_RATE: f64 = 0.6;
+
 /// Consumers (authenticated callers) and their shares of authenticated traffic.
 const CONSUMERS: [(&str, f64); 4] = [
     ("mobile-app", 0.62),

@@ -1,0 +1,321 @@
+//! A small client of the Prometheus HTTP API (`/api/v1/query`, `/api/v1/query_range`,
+//! `/api/v1/alerts`), which vigil serves and so does Prometheus.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::Error;
+
+/// Labels of a series.
+pub type Labels = BTreeMap<String, String>;
+
+/// One element of an instant vector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    /// Its labels.
+    pub labels: Labels,
+    /// Its value.
+    pub value: f64,
+}
+
+/// One series of a range query: (unix seconds, value) points.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    /// Its labels.
+    pub labels: Labels,
+    /// Time-ordered points.
+    pub points: Vec<(f64, f64)>,
+}
+
+/// Whether an alert is waiting out its `for` or firing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum AlertState {
+    /// Firing: a page went out.
+    Firing,
+    /// Pending: the condition holds, not yet for long enough.
+    Pending,
+}
+
+/// An active alert, from `/api/v1/alerts`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alert {
+    /// Labels, `alertname` among them.
+    pub labels: Labels,
+    /// Annotations (`summary`, `description`, `runbook_url`, ...).
+    pub annotations: Labels,
+    /// Pending or firing.
+    pub state: AlertState,
+    /// When it became active (RFC 3339, as the API says it).
+    pub active_at: String,
+    /// The value of the expression when last evaluated.
+    pub value: f64,
+}
+
+impl Alert {
+    /// `alertname`.
+    pub fn name(&self) -> &str {
+        self.labels.get("alertname").map_or("", String::as_str)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct Envelope {
+    status: String,
+    #[serde(default)]
+    data: Value,
+    #[serde(default, rename = "errorType")]
+    error_type: Option<String>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+/// The API of one server.
+#[derive(Debug, Clone)]
+pub struct Client {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Client {
+    /// A client of the server at `base` (e.g. `http://127.0.0.1:9464`), with a per-request timeout.
+    pub fn new(base: &str, timeout: Duration) -> Result<Client, Error> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .build()
+            .map_err(|e| Error::Http(e.to_string()))?;
+        Ok(Client {
+            base: base.trim_end_matches('/').to_owned(),
+            http,
+        })
+    }
+
+    /// The server's address.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    async fn call(&self, path: &str, params: &[(&str, String)]) -> Result<Value, Error> {
+        let url = format!("{}{path}", self.base);
+        let resp = self
+            .http
+            .post(&url)
+            .form(params)
+            .send()
+            .await
+            .map_err(|e| Error::Http(format!("{url}: {e}")))?;
+        let status = resp.status();
+        let body = resp.bytes().await.map_err(|e| Error::Http(format!("{url}: {e}")))?;
+        if !status.is_success() && serde_json::from_slice::<Envelope>(&body).is_err() {
+            return Err(Error::Http(format!("{url}: HTTP {status}")));
+        }
+        parse_envelope(&body)
+    }
+
+    /// `query` at the server's present time.
+    pub async fn query(&self, query: &str) -> Result<Vec<Sample>, Error> {
+        parse_vector(&self.call("/api/v1/query", &[("query", query.to_owned())]).await?)
+    }
+
+    /// `query` over `[start, end]` (unix seconds) every `step` seconds.
+    pub async fn query_range(&self, query: &str, start: f64, end: f64, step: f64) -> Result<Vec<Series>, Error> {
+        let params = [
+            ("query", query.to_owned()),
+            ("start", format!("{start:.3}")),
+            ("end", format!("{end:.3}")),
+            ("step", format!("{step}")),
+        ];
+        parse_matrix(&self.call("/api/v1/query_range", &params).await?)
+    }
+
+    /// Pending and firing alerts.
+    pub async fn alerts(&self) -> Result<Vec<Alert>, Error> {
+        let url = format!("{}/api/v1/alerts", self.base);
+        let resp = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| Error::Http(format!("{url}: {e}")))?;
+        let body = resp.bytes().await.map_err(|e| Error::Http(format!("{url}: {e}")))?;
+        parse_alerts(&parse_envelope(&body)?)
+    }
+}
+
+/// The `data` of a successful answer, or the API's error.
+pub fn parse_envelope(body: &[u8]) -> Result<Value, Error> {
+    let env: Envelope =
+        serde_json::from_slice(body).map_err(|e| Error::Api(format!("not a Prometheus API answer: {e}")))?;
+    if env.status == "success" {
+        Ok(env.data)
+    } else {
+        Err(Error::Api(format!(
+            "{}: {}",
+            env.error_type.unwrap_or_else(|| "error".into()),
+            env.error.unwrap_or_default()
+        )))
+    }
+}
+
+fn labels(v: &Value) -> Labels {
+    v.as_object()
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn point(v: &Value) -> Option<(f64, f64)> {
+    let pair = v.as_array()?;
+    let t = pair.first()?.as_f64()?;
+    let v = number(pair.get(1)?.as_str()?)?;
+    Some((t, v))
+}
+
+/// Prometheus writes values as strings, with `NaN`, `+Inf` and `-Inf`.
+fn number(s: &str) -> Option<f64> {
+    match s {
+        "NaN" => Some(f64::NAN),
+        "+Inf" | "Inf" => Some(f64::INFINITY),
+        "-Inf" => Some(f64::NEG_INFINITY),
+        _ => s.parse().ok(),
+    }
+}
+
+fn result<'a>(data: &'a Value, want: &str) -> Result<&'a Vec<Value>, Error> {
+    let kind = data.get("resultType").and_then(Value::as_str).unwrap_or("");
+    if kind != want {
+        return Err(Error::Api(format!("expected a {want}, the server answered a {kind:?}")));
+    }
+    data.get("result")
+        .and_then(Value::as_array)
+        .ok_or_else(|| Error::Api("answer without a result".into()))
+}
+
+/// The samples of a `vector` answer (a `scalar` answer is one sample without labels).
+pub fn parse_vector(data: &Value) -> Result<Vec<Sample>, Error> {
+    if data.get("resultType").and_then(Value::as_str) == Some("scalar") {
+        let (_, value) = data
+            .get("result")
+            .and_then(point)
+            .ok_or_else(|| Error::Api("bad scalar".into()))?;
+        return Ok(vec![Sample {
+            labels: Labels::new(),
+            value,
+        }]);
+    }
+    Ok(result(data, "vector")?
+        .iter()
+        .filter_map(|s| {
+            let (_, value) = point(s.get("value")?)?;
+            Some(Sample {
+                labels: labels(s.get("metric")?),
+                value,
+            })
+        })
+        .collect())
+}
+
+/// The series of a `matrix` answer.
+pub fn parse_matrix(data: &Value) -> Result<Vec<Series>, Error> {
+    Ok(result(data, "matrix")?
+        .iter()
+        .filter_map(|s| {
+            Some(Series {
+                labels: labels(s.get("metric")?),
+                points: s.get("values")?.as_array()?.iter().filter_map(point).collect(),
+            })
+        })
+        .collect())
+}
+
+/// The alerts of an `/api/v1/alerts` answer, firing first, then by name.
+pub fn parse_alerts(data: &Value) -> Result<Vec<Alert>, Error> {
+    let list = data
+        .get("alerts")
+        .and_then(Value::as_array)
+        .ok_or_else(|| Error::Api("answer without alerts".into()))?;
+    let mut alerts: Vec<Alert> = list
+        .iter()
+        .filter_map(|a| {
+            let state = match a.get("state")?.as_str()? {
+                "firing" => AlertState::Firing,
+                "pending" => AlertState::Pending,
+                _ => return None,
+            };
+            Some(Alert {
+                labels: labels(a.get("labels")?),
+                annotations: a.get("annotations").map(labels).unwrap_or_default(),
+                state,
+                active_at: a.get("activeAt").and_then(Value::as_str).unwrap_or("").to_owned(),
+                value: a
+                    .get("value")
+                    .and_then(Value::as_str)
+                    .and_then(number)
+                    .unwrap_or(f64::NAN),
+            })
+        })
+        .collect();
+    alerts.sort_by(|a, b| (a.state, a.name(), &a.labels).cmp(&(b.state, b.name(), &b.labels)));
+    Ok(alerts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(body: &str) -> Value {
+        parse_envelope(body.as_bytes()).expect("success")
+    }
+
+    #[test]
+    fn vectors_matrices_and_scalars() {
+        let v = data(
+            r#"{"status":"success","data":{"resultType":"vector","result":[
+                {"metric":{"service":"a"},"value":[1700000000.5,"1.5"]},
+                {"metric":{"service":"b"},"value":[1700000000.5,"NaN"]}]}}"#,
+        );
+        let s = parse_vector(&v).expect("vector");
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].labels["service"], "a");
+        assert_eq!(s[0].value, 1.5);
+        assert!(s[1].value.is_nan());
+
+        let m = data(
+            r#"{"status":"success","data":{"resultType":"matrix","result":[
+                {"metric":{},"values":[[1,"1"],[2,"+Inf"]]}]}}"#,
+        );
+        let s = parse_matrix(&m).expect("matrix");
+        assert_eq!(s[0].points, [(1.0, 1.0), (2.0, f64::INFINITY)]);
+
+        let sc = data(r#"{"status":"success","data":{"resultType":"scalar","result":[1,"3"]}}"#);
+        assert_eq!(parse_vector(&sc).expect("scalar")[0].value, 3.0);
+        assert!(parse_matrix(&v).is_err());
+    }
+
+    #[test]
+    fn api_errors_are_reported() {
+        let e = parse_envelope(br#"{"status":"error","errorType":"bad_data","error":"parse error"}"#);
+        assert_eq!(e.expect_err("error").to_string(), "bad_data: parse error");
+        assert!(parse_envelope(b"<html>").is_err());
+    }
+
+    #[test]
+    fn alerts_firing_first() {
+        let v = data(
+            r#"{"status":"success","data":{"alerts":[
+              {"labels":{"alertname":"B"},"annotations":{},"state":"pending","activeAt":"t","value":"1e+00"},
+              {"labels":{"alertname":"A"},"annotations":{"summary":"s"},"state":"firing","activeAt":"t","value":"2e+00"},
+              {"labels":{"alertname":"C"},"state":"inactive","value":"0"}]}}"#,
+        );
+        let a = parse_alerts(&v).expect("alerts");
+        assert_eq!(a.len(), 2);
+        assert_eq!((a[0].name(), a[0].state, a[0].value), ("A", AlertState::Firing, 2.0));
+        assert_eq!(a[0].annotations["summary"], "s");
+        assert_eq!(a[1].state, AlertState::Pending);
+    }
+}

@@ -1,0 +1,186 @@
+//! A dashboard state with fixed data, as the API would have delivered it.
+
+#![allow(dead_code, unreachable_pub)]
+
+use ratatui::crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyModifiers};
+use ratatui::layout::Rect;
+use vigil_tui::api::{Alert, AlertState, Labels};
+use vigil_tui::dashboard::Dashboards;
+use vigil_tui::state::{App, ChartData, Curve, DetailData, Event, OverviewData, Row};
+
+/// 2026-11-22 06:50:00 UTC.
+pub const NOW: f64 = 1_795_330_200.0;
+
+pub fn labels(pairs: &[(&str, &str)]) -> Labels {
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+}
+
+fn row(key: [&str; 3], values: [f64; 5], trend: f64) -> Row {
+    Row {
+        key: key.iter().map(|s| (*s).to_owned()).collect(),
+        values: values.iter().map(|v| (!v.is_nan()).then_some(*v)).collect(),
+        spark: (0..24)
+            .map(|i| values[0] * (1.0 + trend * f64::from(i) / 24.0))
+            .collect(),
+    }
+}
+
+/// Columns: req/s, error %, p99, vs D-1, vs D-7.
+pub fn overview() -> OverviewData {
+    OverviewData {
+        rows: vec![
+            row(
+                ["catalog", "products-route", "/v1/products/{id}"],
+                [16.8, 0.0004, 0.088, 1.02, 0.97],
+                0.1,
+            ),
+            row(
+                ["orders", "orders-route", "/v1/orders/{id}"],
+                [0.41, 0.0, 0.131, 0.05, 0.06],
+                -0.9,
+            ),
+            row(
+                ["payments", "payments-route", "/v2/payments"],
+                [6.4, 0.874, 10.0, 1.01, 0.99],
+                0.0,
+            ),
+            row(
+                ["payments", "payments-route", "/v2/payments/{id}"],
+                [4.3, 0.912, 9.1, 0.98, 1.03],
+                0.0,
+            ),
+            row(
+                ["search", "search-route", "/v1/search"],
+                [14.9, 0.0011, 0.71, 1.04, 1.1],
+                0.2,
+            ),
+            row(
+                ["users", "auth-route", "/oauth2/token"],
+                [7.2, f64::NAN, 0.052, 1.0, 1.0],
+                0.0,
+            ),
+            row(
+                ["users", "users-route", "/v1/users/{id}"],
+                [12.0, 0.0002, 0.061, 0.99, 1.01],
+                -0.1,
+            ),
+        ],
+        at: NOW,
+        errors: Vec::new(),
+    }
+}
+
+pub fn alerts() -> Vec<Alert> {
+    vec![
+        Alert {
+            labels: labels(&[
+                ("alertname", "APIErrorBudgetBurn"),
+                ("service", "payments"),
+                ("route", "payments-route"),
+                ("severity", "page"),
+            ]),
+            annotations: labels(&[("summary", "payments/payments-route is burning its error budget")]),
+            state: AlertState::Firing,
+            active_at: "2026-11-22T06:46:15Z".into(),
+            value: 0.89,
+        },
+        Alert {
+            labels: labels(&[
+                ("alertname", "APITrafficDrop"),
+                ("service", "orders"),
+                ("route", "orders-route"),
+                ("severity", "warning"),
+            ]),
+            annotations: labels(&[("summary", "orders/orders-route traffic fell to 1.2 requests/s")]),
+            state: AlertState::Pending,
+            active_at: "2026-11-22T06:49:30Z".into(),
+            value: 1.2,
+        },
+    ]
+}
+
+/// A dashboard of `w` x `h` cells that has received the fixed overview and alerts.
+pub fn app(w: u16, h: u16) -> App {
+    let mut app = App::new(
+        Dashboards::builtin().expect("shipped dashboards"),
+        "http://127.0.0.1:9464",
+        Rect::new(0, 0, w, h),
+    );
+    app.handle(Event::Overview(Ok(overview())));
+    app.handle(Event::Alerts(Ok(alerts())));
+    app.handle(Event::Tick(NOW));
+    app
+}
+
+pub fn key(code: KeyCode) -> Event {
+    Event::Term(TermEvent::Key(KeyEvent::new(code, KeyModifiers::NONE)))
+}
+
+pub fn keys(app: &mut App, codes: &[KeyCode]) {
+    for c in codes {
+        app.handle(key(*c));
+    }
+}
+
+pub fn typed(app: &mut App, text: &str) {
+    for c in text.chars() {
+        app.handle(key(KeyCode::Char(c)));
+    }
+}
+
+/// The shown rows' paths, top to bottom.
+pub fn paths(app: &App) -> Vec<String> {
+    app.visible.iter().map(|&i| app.rows[i].key[2].clone()).collect()
+}
+
+/// Detail charts for `key` over `range` seconds: a wave now, flat D-1 and D-7.
+pub fn detail(key: &[String], range: u64) -> DetailData {
+    let r = range as f64;
+    let wave = |scale: f64| -> Vec<(f64, f64)> {
+        (0..=60)
+            .map(|i| {
+                (
+                    -r + r * f64::from(i) / 60.0,
+                    scale * (1.0 + (f64::from(i) / 6.0).sin() / 2.0),
+                )
+            })
+            .collect()
+    };
+    let flat = |v: f64| -> Vec<(f64, f64)> { (0..=60).map(|i| (-r + r * f64::from(i) / 60.0, v)).collect() };
+    let curve = |name: &str, points: Vec<(f64, f64)>| Curve {
+        name: name.into(),
+        points,
+    };
+    let charts = Dashboards::builtin().expect("dashboards").detail.charts;
+    DetailData {
+        key: key.to_vec(),
+        range,
+        end: NOW,
+        charts: vec![
+            ChartData {
+                name: charts[0].name.clone(),
+                unit: charts[0].unit,
+                curves: vec![curve("now", wave(6.0)), curve("d1", flat(6.2)), curve("d7", flat(5.8))],
+            },
+            ChartData {
+                name: charts[1].name.clone(),
+                unit: charts[1].unit,
+                curves: vec![
+                    curve("now", wave(0.4)),
+                    curve("d1", flat(0.001)),
+                    curve("d7", flat(0.001)),
+                ],
+            },
+            ChartData {
+                name: charts[2].name.clone(),
+                unit: charts[2].unit,
+                curves: vec![
+                    curve("p50", flat(0.26)),
+                    curve("p99", wave(4.0)),
+                    curve("p99_d1", flat(0.9)),
+                ],
+            },
+        ],
+        errors: Vec::new(),
+    }
+}
