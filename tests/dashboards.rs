@@ -12,15 +12,20 @@ use vigil_tsdb::promql::{Engine, Value as Result};
 /// Friday 2026-11-20, 12:00 in Jakarta.
 const NOON: i64 = 1_795_150_800_000;
 
+/// Every PromQL string: the value of a `query` key, and each value of a `queries` mapping.
 fn queries(v: &Value, key: Option<&str>, out: &mut Vec<String>) {
     match v {
         Value::Mapping(m) => {
             for (k, v) in m {
-                queries(v, k.as_str(), out);
+                let inner = match (key, k.as_str()) {
+                    (Some("queries"), _) => Some("query"),
+                    (_, k) => k,
+                };
+                queries(v, inner, out);
             }
         }
         Value::Sequence(s) => s.iter().for_each(|v| queries(v, key, out)),
-        Value::String(s) if s.contains('(') && key != Some("selector") => out.push(s.clone()),
+        Value::String(s) if key == Some("query") => out.push(s.clone()),
         _ => {}
     }
 }

@@ -84,3 +84,20 @@ fn promtool_queries_vigil() {
     assert_eq!(out.trim(), "orders-route");
     server.stop();
 }
+
+/// The demo's rule files are valid Prometheus rules: `promtool check rules` and `vigil check
+/// rules` agree on them.
+#[test]
+fn demo_rules_pass_promtool_and_vigil() {
+    let Some(promtool) = promtool() else { return };
+    let files: Vec<String> = ["slo.yml", "latency.yml", "anomaly.yml"]
+        .iter()
+        .map(|f| format!("{}/rules/demo/{f}", env!("CARGO_MANIFEST_DIR")))
+        .collect();
+    let mut args = vec!["check", "rules"];
+    args.extend(files.iter().map(String::as_str));
+    let out = run(&promtool, &args);
+    assert_eq!(out.matches("SUCCESS").count(), 3, "{out}");
+    let out = common::run(&args);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+}

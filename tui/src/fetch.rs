@@ -19,7 +19,9 @@ fn key_of(by: &[String], labels: &Labels) -> Vec<String> {
 }
 
 /// Runs every column query (and the sparkline) and joins the answers into rows by `rows.by`.
-pub async fn overview(client: &Client, o: &Overview) -> OverviewData {
+/// Fails only when every column failed (the server is down, say); otherwise the failures are
+/// listed with the rows.
+pub async fn overview(client: &Client, o: &Overview) -> Result<OverviewData, String> {
     let now = time::now();
     let vars = [("range", o.range.as_str())];
     let mut rows: Vec<Row> = Vec::new();
@@ -68,7 +70,10 @@ pub async fn overview(client: &Client, o: &Overview) -> OverviewData {
             Err(e) => errors.push(format!("sparkline: {e}")),
         }
     }
-    OverviewData { rows, at: now, errors }
+    if errors.len() >= n {
+        return Err(errors.swap_remove(0));
+    }
+    Ok(OverviewData { rows, at: now, errors })
 }
 
 /// `points` on a regular grid of `n` steps from `start`, gaps as NaN.

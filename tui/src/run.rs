@@ -156,7 +156,7 @@ async fn fetcher(
             return;
         }
         let event = match &current {
-            View::Overview => Event::Overview(Ok(fetch::overview(&client, &dash.overview).await)),
+            View::Overview => Event::Overview(fetch::overview(&client, &dash.overview).await),
             View::Detail { key, range } => {
                 Event::Detail(Ok(
                     fetch::detail(&client, &dash.overview, &dash.detail, key, *range).await

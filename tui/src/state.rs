@@ -164,6 +164,9 @@ pub struct App {
     pub visible: Vec<usize>,
     /// Index into `visible`.
     pub selected: usize,
+    /// Whether the user has moved the cursor: until then it stays on the top (worst) row as
+    /// the order changes; after, it stays on its row.
+    pub moved: bool,
     /// The order.
     pub sort: Sort,
     /// Case-insensitive text a row's labels must contain.
@@ -194,6 +197,7 @@ impl App {
             rows: Vec::new(),
             visible: Vec::new(),
             selected: 0,
+            moved: false,
             sort,
             filter: String::new(),
             mode: Mode::Normal,
@@ -329,8 +333,8 @@ impl App {
             KeyCode::Char('u') if ctrl => self.move_by(-(page / 2)),
             KeyCode::PageDown => self.move_by(page),
             KeyCode::PageUp => self.move_by(-page),
-            KeyCode::Home | KeyCode::Char('g') => self.selected = 0,
-            KeyCode::End | KeyCode::Char('G') => self.selected = self.visible.len().saturating_sub(1),
+            KeyCode::Home | KeyCode::Char('g') => self.move_by(isize::MIN),
+            KeyCode::End | KeyCode::Char('G') => self.move_by(isize::MAX),
             KeyCode::Enter | KeyCode::Right | KeyCode::Char('l') => return self.open_detail(),
             _ => {}
         }
@@ -414,6 +418,7 @@ impl App {
         if index == self.selected {
             return self.open_detail();
         }
+        self.moved = true;
         self.selected = index;
         Vec::new()
     }
@@ -427,6 +432,7 @@ impl App {
     }
 
     fn move_by(&mut self, delta: isize) {
+        self.moved = true;
         if self.visible.is_empty() {
             self.selected = 0;
             return;
@@ -514,9 +520,11 @@ impl App {
             by_alert.then(by_column).then_with(|| ra.key.cmp(&rb.key))
         });
         self.visible = visible;
-        self.selected = keep
-            .and_then(|k| self.visible.iter().position(|&i| self.rows[i].key == k))
-            .unwrap_or(self.selected)
+        let kept = keep
+            .filter(|_| self.moved)
+            .and_then(|k| self.visible.iter().position(|&i| self.rows[i].key == k));
+        self.selected = kept
+            .unwrap_or(if self.moved { self.selected } else { 0 })
             .min(self.visible.len().saturating_sub(1));
     }
 }

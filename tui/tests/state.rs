@@ -195,3 +195,20 @@ fn mouse_selects_sorts_and_opens() {
     app.handle(wheel);
     assert_eq!(app.selected, 1);
 }
+
+#[test]
+fn the_cursor_stays_on_top_until_the_user_moves_it() {
+    let mut app = app(140, 30);
+    // Orders' alert resolves and search's fires: search goes to the top, and so does the cursor.
+    let mut alerts = alerts();
+    alerts[1].labels = labels(&[
+        ("alertname", "APIHighLatencyP99"),
+        ("service", "search"),
+        ("route", "search-route"),
+    ]);
+    alerts[1].state = vigil_tui::api::AlertState::Firing;
+    app.handle(Event::Alerts(Ok(alerts)));
+    assert_eq!(app.selected, 0);
+    assert_eq!(paths(&app)[0], "/v2/payments/{id}");
+    assert_eq!(paths(&app)[2], "/v1/search");
+}
