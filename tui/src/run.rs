@@ -33,6 +33,12 @@ pub async fn run_until(opts: Options, stop: impl Future<Output = ()> + Send + 's
     let client = Client::new(&opts.url, opts.timeout)?;
     let mut terminal = ratatui::try_init().map_err(Error::Terminal)?;
     let _ = execute!(std::io::stdout(), EnableMouseCapture);
+    // ratatui's hook restores the screen on panic; this one also gives the mouse back.
+    let restore_screen = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let _ = execute!(std::io::stdout(), DisableMouseCapture);
+        restore_screen(info);
+    }));
     let result = session(&mut terminal, dash, client, opts.refresh, stop).await;
     let _ = execute!(std::io::stdout(), DisableMouseCapture);
     ratatui::restore();
