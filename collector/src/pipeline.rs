@@ -1,7 +1,14 @@
 //! The collector shell: decodes input, feeds the aggregator and commits closed windows to the
 //! store. Decoding happens in the caller's thread (so concurrent requests decode in parallel);
 //! aggregation and the store commit happen under one lock, which keeps windows in order.
+//!
+//! With a source that can replay (Kafka), the collector checkpoints: every commit also stores
+//! the source's positions and the open windows (marks in the same WAL record as the samples),
+//! and a restart brings the open windows back, so replaying from the stored positions counts
+//! every event exactly once. Windows then close at the source's watermark, not at the newest
+//! event's.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -15,6 +22,10 @@ use crate::sink::{self, StoreSink};
 /// Windows that may wait for the store (five minutes of 10 s windows) before new input is
 /// refused: enough to ride out a hiccup, bounded so memory stays flat if the disk stays full.
 const MAX_PENDING_WINDOWS: usize = 30;
+
+/// The store mark holding the open windows (see [`Aggregator::checkpoint`]); empty when the
+/// collector does not checkpoint.
+pub const CHECKPOINT_MARK: &str = "collector/open-windows";
 
 /// What one ingest call did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -71,6 +82,12 @@ struct Inner {
     /// Path overflow counts stored by earlier processes, by (service, route).
     overflow_base: Vec<(String, String, u64)>,
     last_store_error: Option<String>,
+    /// Whether commits carry the open windows and source positions.
+    checkpointing: bool,
+    /// Whether the store holds a non-empty checkpoint (cleared once checkpointing stops).
+    checkpoint_stored: bool,
+    /// Source positions, stored with every commit while checkpointing.
+    positions: BTreeMap<String, Vec<u8>>,
 }
 
 /// Kong events in, samples in the store out.
@@ -93,6 +110,13 @@ impl Collector {
         if restored > 0 {
             tracing::info!(series = restored, closed_until = ?agg.closed_until(), "collector state restored from the store");
         }
+        let checkpoint = db.mark(CHECKPOINT_MARK).filter(|c| !c.is_empty());
+        if let Some(cp) = &checkpoint {
+            match agg.restore_checkpoint(cp) {
+                Ok(r) => tracing::info!(windows = r.windows, events = r.events, "open windows restored"),
+                Err(e) => tracing::error!(error = %e, "the stored open windows are unreadable; their events are lost"),
+            }
+        }
         let (stats, overflow_base) = restore_stats(&db);
         Collector {
             db,
@@ -103,6 +127,9 @@ impl Collector {
                 stats,
                 overflow_base,
                 last_store_error: None,
+                checkpointing: false,
+                checkpoint_stored: checkpoint.is_some(),
+                positions: BTreeMap::new(),
             }),
         }
     }
@@ -131,7 +158,7 @@ impl Collector {
     }
 
     /// Aggregates decoded events; `rejected` carries the decoder's rejections into the totals.
-    pub fn ingest(&self, events: &[KongEvent<'_>], mut rejected: RejectCounts, now: Timestamp) -> Result<IngestReport> {
+    pub fn ingest(&self, events: &[KongEvent<'_>], rejected: RejectCounts, now: Timestamp) -> Result<IngestReport> {
         let mut inner = self.inner.lock();
         let inner = &mut *inner;
         // Refuse before counting anything: a sender that retries must not be counted twice.
@@ -141,22 +168,76 @@ impl Collector {
                 last_error: inner.last_store_error.clone().unwrap_or_default(),
             });
         }
-        let mut accepted = 0;
-        for ev in events {
-            match inner.agg.apply(ev, now, &mut inner.out) {
-                Ok(()) => accepted += 1,
-                Err(r) => rejected.add(r),
-            }
-        }
-        inner.stats.accepted += accepted;
-        inner.stats.rejected.merge(&rejected);
-        let report = IngestReport { accepted, rejected };
+        let report = aggregate(inner, events, rejected, now);
         // The events are counted: a store error now is retried with the next call (or surfaces
         // as backpressure), not reported to this sender, who would resend and double count.
-        if let Err(e) = commit(&self.db, inner) {
+        if let Err(e) = commit(&self.db, inner, false) {
             tracing::error!(error = %e, pending = inner.sink.pending(), "store commit failed; will retry");
         }
         Ok(report)
+    }
+
+    /// From now on, commits carry source positions and the open windows, and windows close at
+    /// the source's watermark ([`Collector::ingest_from_source`]) or when input stops.
+    pub fn enable_checkpoints(&self) {
+        self.inner.lock().checkpointing = true;
+    }
+
+    /// Aggregates events of a replayable source. `positions` (mark key, value) say how far the
+    /// source has read, these events included; they are stored with the next commit. Windows
+    /// close up to `watermark`, the event time the source has delivered everything before.
+    /// Returns the report and whether a commit stored these positions (the source may then
+    /// acknowledge them upstream).
+    pub fn ingest_from_source(
+        &self,
+        events: &[KongEvent<'_>],
+        rejected: RejectCounts,
+        now: Timestamp,
+        positions: impl IntoIterator<Item = (String, Vec<u8>)>,
+        watermark: Option<Timestamp>,
+    ) -> Result<(IngestReport, bool)> {
+        let mut inner = self.inner.lock();
+        let inner = &mut *inner;
+        if inner.sink.pending() >= MAX_PENDING_WINDOWS {
+            return Err(Error::Backpressure {
+                pending: inner.sink.pending(),
+                last_error: inner.last_store_error.clone().unwrap_or_default(),
+            });
+        }
+        let report = aggregate(inner, events, rejected, now);
+        inner.positions.extend(positions);
+        if let Some(wm) = watermark {
+            inner.agg.advance_watermark(wm, &mut inner.out);
+        }
+        let stored = !inner.out.is_empty() || inner.sink.pending() > 0;
+        match commit(&self.db, inner, false) {
+            Ok(()) => Ok((report, stored)),
+            Err(e) => {
+                tracing::error!(error = %e, pending = inner.sink.pending(), "store commit failed; will retry");
+                Ok((report, false))
+            }
+        }
+    }
+
+    /// Stores the source positions and open windows now, even if no window closed: before a
+    /// source gives up partitions, so that what it read from them is durable.
+    pub fn checkpoint(&self, positions: impl IntoIterator<Item = (String, Vec<u8>)>) -> Result<()> {
+        let mut inner = self.inner.lock();
+        let inner = &mut *inner;
+        inner.positions.extend(positions);
+        commit(&self.db, inner, true)
+    }
+
+    /// Forgets a source position (a partition given up); its stored value stays in the store.
+    pub fn forget_position(&self, key: &str) {
+        self.inner.lock().positions.remove(key);
+    }
+
+    /// At shutdown: while checkpointing, stores the open windows (they come back at the next
+    /// start, and the source resumes where it stopped); otherwise closes and commits them.
+    pub fn shutdown(&self) -> Result<()> {
+        let checkpointing = self.inner.lock().checkpointing;
+        if checkpointing { self.checkpoint([]) } else { self.flush() }
     }
 
     /// Lets wall-clock time advance a quiet stream (call every second or so).
@@ -164,7 +245,7 @@ impl Collector {
         let mut inner = self.inner.lock();
         let inner = &mut *inner;
         inner.agg.tick(now, &mut inner.out);
-        commit(&self.db, inner)
+        commit(&self.db, inner, false)
     }
 
     /// Closes and commits every open window.
@@ -172,7 +253,7 @@ impl Collector {
         let mut inner = self.inner.lock();
         let inner = &mut *inner;
         inner.agg.flush(&mut inner.out);
-        commit(&self.db, inner)
+        commit(&self.db, inner, false)
     }
 
     /// Running totals.
@@ -199,18 +280,50 @@ impl Collector {
         let mut inner = self.inner.lock();
         let inner = &mut *inner;
         let r = f(&mut inner.agg, &mut inner.out);
-        commit(&self.db, inner)?;
+        commit(&self.db, inner, false)?;
         Ok(r)
     }
 }
 
-fn commit(db: &Db, inner: &mut Inner) -> Result<()> {
-    if inner.out.is_empty() && inner.sink.pending() == 0 {
+/// Adds events to the aggregator (closing windows at the newest event unless a source's
+/// watermark decides) and counts them.
+fn aggregate(inner: &mut Inner, events: &[KongEvent<'_>], mut rejected: RejectCounts, now: Timestamp) -> IngestReport {
+    let mut accepted = 0;
+    for ev in events {
+        let r = if inner.checkpointing {
+            inner.agg.add(ev, now)
+        } else {
+            inner.agg.apply(ev, now, &mut inner.out)
+        };
+        match r {
+            Ok(()) => accepted += 1,
+            Err(r) => rejected.add(r),
+        }
+    }
+    inner.stats.accepted += accepted;
+    inner.stats.rejected.merge(&rejected);
+    IngestReport { accepted, rejected }
+}
+
+/// Commits closed windows (if any, or always when `force`), with the checkpoint marks.
+fn commit(db: &Db, inner: &mut Inner, force: bool) -> Result<()> {
+    if !force && inner.out.is_empty() && inner.sink.pending() == 0 {
         return Ok(());
     }
     let outputs = std::mem::take(&mut inner.out);
+    let mut marks = Vec::new();
+    if inner.checkpointing {
+        marks.extend(inner.positions.iter().map(|(k, v)| (k.clone(), v.clone())));
+        marks.push((CHECKPOINT_MARK.to_owned(), inner.agg.checkpoint()));
+    } else if inner.checkpoint_stored {
+        // Windows now close without a checkpoint: the stored one must not come back.
+        marks.push((CHECKPOINT_MARK.to_owned(), Vec::new()));
+    }
     let before = inner.sink.totals();
-    let result = inner.sink.write(db, inner.agg.series(), outputs);
+    let result = inner.sink.write(db, inner.agg.series(), outputs, marks);
+    if result.is_ok() {
+        inner.checkpoint_stored = inner.checkpointing;
+    }
     let after = inner.sink.totals();
     let refused = after.store.rejected() - before.store.rejected();
     inner.stats.windows_committed += after.commits - before.commits;

@@ -7,10 +7,13 @@ use vigil_tsdb::{CommitStats, Db, Labels, MatchOp, Matcher, Sample, Timestamp};
 
 use crate::aggregate::{Aggregator, SeriesTable, WindowOutput};
 
-/// Maps the aggregator's series ids to store references and commits window outputs in order.
-/// A window whose commit fails (a full disk, say) stays queued and is retried first next time,
-/// so a transient store error loses nothing and reorders nothing; a series the store refuses
-/// outright (invalid labels) is skipped and counted, so it cannot block the queue.
+/// Maps the aggregator's series ids to store references and commits window outputs in order,
+/// all that is queued in one store commit, together with the marks describing the state they
+/// leave (source positions, open windows): one WAL record, so the samples and the marks are
+/// durable together or not at all. If the commit fails (a full disk, say) the windows stay
+/// queued and go first next time, so a transient store error loses nothing and reorders
+/// nothing; a series the store refuses outright (invalid labels) is skipped and counted, so it
+/// cannot block the queue.
 #[derive(Debug, Default)]
 pub struct StoreSink {
     refs: Vec<Option<SeriesRef>>,
@@ -30,18 +33,21 @@ pub struct SinkStats {
 }
 
 impl StoreSink {
-    /// Queues outputs and commits everything queued, one store commit per window, stopping at
-    /// the first failing commit.
+    /// Queues outputs and commits everything queued, with `marks`, in one store commit.
     pub fn write(
         &mut self,
         db: &Db,
         table: &SeriesTable,
         outputs: impl IntoIterator<Item = WindowOutput>,
+        marks: Vec<(String, Vec<u8>)>,
     ) -> vigil_tsdb::Result<()> {
         self.pending.extend(outputs);
-        while let Some(w) = self.pending.front() {
-            let mut app = db.appender();
-            let mut invalid = 0;
+        if self.pending.is_empty() && marks.is_empty() {
+            return Ok(());
+        }
+        let mut app = db.appender();
+        let mut invalid = 0;
+        for w in &self.pending {
             for &(id, v) in &w.samples {
                 let slot = id as usize;
                 if self.refs.len() <= slot {
@@ -59,17 +65,20 @@ impl StoreSink {
                     },
                 }
             }
-            let c = app.commit()?;
-            self.pending.pop_front();
-            let t = &mut self.totals;
-            t.commits += 1;
-            t.invalid_series += invalid;
-            t.store.appended += c.appended;
-            t.store.duplicate += c.duplicate;
-            t.store.out_of_order += c.out_of_order;
-            t.store.conflict += c.conflict;
-            t.store.unknown_series += c.unknown_series;
         }
+        for (k, v) in marks {
+            app.mark(k, v);
+        }
+        let c = app.commit()?;
+        let t = &mut self.totals;
+        t.commits += self.pending.len() as u64;
+        self.pending.clear();
+        t.invalid_series += invalid;
+        t.store.appended += c.appended;
+        t.store.duplicate += c.duplicate;
+        t.store.out_of_order += c.out_of_order;
+        t.store.conflict += c.conflict;
+        t.store.unknown_series += c.unknown_series;
         Ok(())
     }
 

@@ -23,6 +23,8 @@
 //!
 //! The aggregator is a pure state machine: time is an argument, and output goes to the caller.
 
+mod checkpoint;
+pub use checkpoint::Restored;
 mod series;
 mod state;
 
@@ -207,6 +209,16 @@ impl Aggregator {
     /// `out`. Returns `Err(Reject::Late)` if the event is more than the allowed lateness behind
     /// the closed windows.
     pub fn apply(&mut self, ev: &KongEvent<'_>, now: Timestamp, out: &mut Vec<WindowOutput>) -> Result<(), Reject> {
+        self.add(ev, now)?;
+        if let Some(max_t) = self.max_event_t {
+            self.close_through(max_t - self.cfg.watermark_delay_ms, out);
+        }
+        Ok(())
+    }
+
+    /// Adds one event without closing any window: for a source that keeps its own watermark
+    /// (the slowest of its partitions) and closes windows with [`Aggregator::advance_watermark`].
+    pub fn add(&mut self, ev: &KongEvent<'_>, now: Timestamp) -> Result<(), Reject> {
         let mut t = ev.started_at;
         // One clock far ahead would close every window and make all real traffic late.
         if t > now + self.cfg.max_clock_skew_ms {
@@ -260,9 +272,13 @@ impl Aggregator {
         self.stats.accepted += 1;
         self.max_event_t = Some(self.max_event_t.map_or(t, |m| m.max(t)));
         self.last_event_wall = Some(now);
-        let watermark = self.max_event_t.unwrap_or(t) - self.cfg.watermark_delay_ms;
-        self.close_through(watermark, out);
         Ok(())
+    }
+
+    /// Closes every window that ends at or before `watermark`: the event time up to which a
+    /// source says it has delivered everything (up to the allowed lateness).
+    pub fn advance_watermark(&mut self, watermark: Timestamp, out: &mut Vec<WindowOutput>) {
+        self.close_through(watermark, out);
     }
 
     /// Advances with the wall clock: once no event has arrived for two windows, event time is

@@ -100,6 +100,18 @@ pub(crate) struct Group {
     method: u8,
 }
 
+impl Group {
+    /// Index of its path template in [`Keys::paths`].
+    pub(crate) fn path(&self) -> u32 {
+        self.path
+    }
+
+    /// Index of its method in [`METHODS`].
+    pub(crate) fn method(&self) -> u8 {
+        self.method
+    }
+}
+
 /// Interning of services, routes, paths and groups, plus the cumulative state per group.
 #[derive(Debug, Default)]
 pub(crate) struct Keys {
