@@ -3,7 +3,7 @@
 //! # Layout
 //!
 //! ```text
-//!  sources (HTTP body, NDJSON file, simulator, Kafka later)
+//!  sources (HTTP body, NDJSON file, simulator, kafka/ consumer group)
 //!     │ bytes
 //!     ▼
 //!  kong/      decode on demand ──> KongEvent (borrowed)      malformed ──> Reject counts
@@ -12,14 +12,15 @@
 //!     ▼
 //!  aggregate/ event-time windows ──> WindowOutput (cumulative samples per window end)
 //!     ▼
-//!  sink       WindowOutput ──> vigil-tsdb Appender::commit
+//!  sink       WindowOutput (+ source positions and open windows) ──> vigil-tsdb Appender::commit
 //! ```
 //!
-//! [`Collector`] wires these together behind a lock; the HTTP server, `vigil import` and the
-//! demo all feed it.
+//! [`Collector`] wires these together behind a lock; the HTTP server, `vigil import`, the demo
+//! and the [`kafka`] source all feed it.
 
 pub mod aggregate;
 mod error;
+pub mod kafka;
 pub mod kong;
 pub mod pipeline;
 pub mod sim;

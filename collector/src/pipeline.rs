@@ -139,6 +139,11 @@ impl Collector {
         &self.db
     }
 
+    /// How far the watermark trails the newest event (of the slowest source).
+    pub fn watermark_delay(&self) -> i64 {
+        self.inner.lock().agg.config().watermark_delay_ms
+    }
+
     /// Decodes an HTTP body (one event, a batch, or NDJSON) and aggregates it.
     pub fn ingest_body(&self, body: &[u8], now: Timestamp) -> Result<IngestReport> {
         let mut events = Vec::new();
@@ -237,7 +242,11 @@ impl Collector {
     /// start, and the source resumes where it stopped); otherwise closes and commits them.
     pub fn shutdown(&self) -> Result<()> {
         let checkpointing = self.inner.lock().checkpointing;
-        if checkpointing { self.checkpoint([]) } else { self.flush() }
+        if checkpointing {
+            self.checkpoint([])
+        } else {
+            self.flush()
+        }
     }
 
     /// Lets wall-clock time advance a quiet stream (call every second or so).

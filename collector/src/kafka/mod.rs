@@ -1,0 +1,306 @@
+//! The Kafka source: Kong's log events from Kafka topics, consumed in a consumer group, counted
+//! exactly once.
+//!
+//! ```text
+//!  consumer thread ── poll ── Batch (payload copies) ──bounded queue──> aggregator thread
+//!   │  rebalance callbacks (revoke: checkpoint + sync commit;      │ decode on every core
+//!   │  assign: seek to the stored position or the group's, the   │ skip what was already read
+//!   │  later of the two)                                          │ watermark = slowest partition
+//!   │  pause all when the queue is full                           ▼
+//!   └─────────────────────────────────────── Collector::ingest_from_source ──> store commit:
+//!                                              samples + positions + open windows, one WAL record
+//!                                              ──> then the positions are committed to Kafka (async)
+//! ```
+//!
+//! **Exactly once.** Each store commit carries, in the same WAL record as the samples, every
+//! assigned partition's position (next offset, newest event time) and the open windows. After a
+//! crash the open windows come back from the store and consumption resumes at the stored
+//! positions, so every event is counted once. A message delivered again (after a seek or a
+//! rebalance) is recognised by its offset and skipped.
+//!
+//! **Rebalances.** Before partitions are revoked, the open windows and positions are stored and
+//! the positions committed to Kafka synchronously, so the next owner starts exactly where this
+//! process stopped. On assignment a partition starts at the later of its stored position and the
+//! group's committed offset: the stored one after a restart (the group's may lag, as commits to
+//! Kafka follow the store), the group's when another member read on meanwhile.
+//!
+//! **Bounded.** A bounded queue of batches sits between consuming and aggregating; when it is
+//! full, or the store refuses writes, consumption pauses (librdkafka `pause`) and memory stays
+//! flat. A partition far ahead of the slowest one (a backlog elsewhere) pauses too, so that the
+//! slow one's events are not late.
+//!
+//! **Known limit.** If a process dies and its partitions move to another member before it
+//! restarts, the messages between its last commit to Kafka and its last store commit (the
+//! commit to Kafka follows each store commit within milliseconds) are counted by both.
+
+mod config;
+mod context;
+mod position;
+mod process;
+mod status;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{SyncSender, TrySendError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{DefaultProducerContext, ThreadedProducer};
+
+pub use config::KafkaConfig;
+pub use position::{Position, mark_key};
+pub use status::{KafkaStatus, PartitionStatus};
+
+use crate::pipeline::Collector;
+use context::{Context, Partitions};
+
+/// How long a batch may wait for more messages before it goes to the aggregator.
+const LINGER: Duration = Duration::from_millis(20);
+
+/// The consumer, as shared by the threads.
+pub(crate) type KafkaConsumer = BaseConsumer<Context>;
+
+/// State shared by the consumer thread (and its callbacks) and the aggregator thread.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) collector: Arc<Collector>,
+    pub(crate) parts: Mutex<Partitions>,
+    pub(crate) status: Arc<KafkaStatus>,
+    pub(crate) cfg: KafkaConfig,
+}
+
+/// Messages copied out of librdkafka, one buffer per batch.
+#[derive(Debug, Default)]
+pub(crate) struct Batch {
+    pub(crate) data: Vec<u8>,
+    pub(crate) msgs: Vec<Msg>,
+    pub(crate) started: Option<Instant>,
+}
+
+/// One message of a batch.
+#[derive(Debug, Clone)]
+pub(crate) struct Msg {
+    pub(crate) topic: Arc<str>,
+    pub(crate) partition: i32,
+    pub(crate) offset: i64,
+    pub(crate) start: usize,
+    pub(crate) end: usize,
+}
+
+impl Batch {
+    fn push(&mut self, topic: Arc<str>, partition: i32, offset: i64, payload: &[u8]) {
+        self.started.get_or_insert_with(Instant::now);
+        let start = self.data.len();
+        self.data.extend_from_slice(payload);
+        self.msgs.push(Msg {
+            topic,
+            partition,
+            offset,
+            start,
+            end: self.data.len(),
+        });
+    }
+
+    pub(crate) fn payload(&self, m: &Msg) -> &[u8] {
+        &self.data[m.start..m.end]
+    }
+}
+
+/// A running Kafka source.
+#[derive(Debug)]
+pub struct KafkaSource {
+    stop: Arc<AtomicBool>,
+    consumer_thread: Option<JoinHandle<()>>,
+    aggregator_thread: Option<JoinHandle<()>>,
+    status: Arc<KafkaStatus>,
+}
+
+/// Why the source could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The configuration is wrong.
+    #[error("{0}")]
+    Config(String),
+    /// librdkafka refused the configuration or the subscription.
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+}
+
+impl KafkaSource {
+    /// Joins the consumer group and starts consuming into `collector` (which from now on
+    /// checkpoints). Returns at once; brokers that cannot be reached are retried by librdkafka
+    /// and reported in [`KafkaStatus`].
+    pub fn start(cfg: &KafkaConfig, collector: Arc<Collector>) -> Result<KafkaSource, StartError> {
+        cfg.validate().map_err(StartError::Config)?;
+        collector.enable_checkpoints();
+        let status = Arc::new(KafkaStatus::default());
+        let shared = Arc::new(Shared {
+            collector,
+            parts: Mutex::new(Partitions::default()),
+            status: status.clone(),
+            cfg: cfg.clone(),
+        });
+        let consumer: Arc<KafkaConsumer> = Arc::new(
+            client_config(cfg)
+                .set("group.id", &cfg.group)
+                .set("enable.auto.commit", "false")
+                .set("enable.auto.offset.store", "false")
+                .create_with_context(Context::new(shared.clone()))?,
+        );
+        let topics: Vec<&str> = cfg.topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&topics)?;
+        let dead_letters = match &cfg.dead_letter_topic {
+            Some(_) => Some(client_config(cfg).create::<ThreadedProducer<DefaultProducerContext>>()?),
+            None => None,
+        };
+        let (tx, rx) = std::sync::mpsc::sync_channel(cfg.queue_batches);
+        let stop = Arc::new(AtomicBool::new(false));
+        let consumer_thread = {
+            let (consumer, shared, stop) = (consumer.clone(), shared.clone(), stop.clone());
+            std::thread::Builder::new()
+                .name("kafka-consumer".into())
+                .spawn(move || consume(&consumer, &shared, &tx, &stop))
+                .map_err(|e| StartError::Config(format!("starting the consumer thread: {e}")))?
+        };
+        let aggregator_thread = std::thread::Builder::new()
+            .name("kafka-aggregate".into())
+            .spawn(move || process::run(&shared, &consumer, &rx, dead_letters.as_ref()))
+            .map_err(|e| StartError::Config(format!("starting the aggregator thread: {e}")))?;
+        tracing::info!(brokers = %cfg.brokers, group = %cfg.group, topics = ?cfg.topics, "consuming from Kafka");
+        Ok(KafkaSource {
+            stop,
+            consumer_thread: Some(consumer_thread),
+            aggregator_thread: Some(aggregator_thread),
+            status,
+        })
+    }
+
+    /// What the source is doing.
+    pub fn status(&self) -> &Arc<KafkaStatus> {
+        &self.status
+    }
+
+    /// Stops consuming, aggregates what was read, stores the positions and open windows,
+    /// commits the positions to Kafka and leaves the group.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in [self.consumer_thread.take(), self.aggregator_thread.take()]
+            .into_iter()
+            .flatten()
+        {
+            if t.join().is_err() {
+                tracing::error!("a Kafka source thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for KafkaSource {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// The client settings shared by the consumer and the dead-letter producer.
+fn client_config(cfg: &KafkaConfig) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &cfg.brokers)
+        .set("auto.offset.reset", "earliest")
+        .set("statistics.interval.ms", "1000")
+        // What librdkafka prefetches bounds what arrives after a pause.
+        .set("queued.max.messages.kbytes", "16384");
+    for (k, v) in &cfg.properties {
+        c.set(k, v);
+    }
+    c
+}
+
+/// Polls messages into batches and hands them to the aggregator thread; pauses consumption
+/// while the queue is full. Rebalance callbacks run in here (inside `poll`).
+fn consume(consumer: &KafkaConsumer, shared: &Shared, tx: &SyncSender<Batch>, stop: &AtomicBool) {
+    let mut batch = Batch::default();
+    let mut paused = false;
+    let mut topics: Vec<Arc<str>> = Vec::new();
+    let max = shared.cfg.max_batch;
+    while !stop.load(Ordering::Relaxed) {
+        let due = batch
+            .started
+            .is_some_and(|s| batch.msgs.len() >= max || s.elapsed() >= LINGER);
+        if due {
+            match tx.try_send(std::mem::take(&mut batch)) {
+                Ok(()) => {
+                    if paused {
+                        set_paused(consumer, shared, false);
+                        paused = false;
+                    }
+                }
+                Err(TrySendError::Full(b)) => {
+                    batch = b;
+                    if !paused {
+                        set_paused(consumer, shared, true);
+                        paused = true;
+                    }
+                }
+                Err(TrySendError::Disconnected(_)) => return,
+            }
+        }
+        let timeout = match batch.started {
+            Some(s) if !paused => LINGER.saturating_sub(s.elapsed()),
+            _ => Duration::from_millis(100),
+        };
+        match consumer.poll(timeout) {
+            Some(Ok(m)) => {
+                let topic = match topics.iter().find(|t| &***t == m.topic()) {
+                    Some(t) => t.clone(),
+                    None => {
+                        let t: Arc<str> = m.topic().into();
+                        topics.push(t.clone());
+                        t
+                    }
+                };
+                batch.push(topic, m.partition(), m.offset(), m.payload().unwrap_or_default());
+            }
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "kafka consumer error");
+                shared.status.error(vigil_tsdb::time::now_ms(), e.to_string());
+            }
+            None => {}
+        }
+    }
+    if !batch.msgs.is_empty() {
+        let _ = tx.send(batch);
+    }
+}
+
+/// Pauses (or resumes) every assigned partition; partitions held back for running ahead stay
+/// paused.
+fn set_paused(consumer: &KafkaConsumer, shared: &Shared, pause: bool) {
+    let Ok(assignment) = consumer.assignment() else { return };
+    let tpl = if pause {
+        assignment
+    } else {
+        shared.parts.lock().without_held(&assignment)
+    };
+    let r = if pause {
+        consumer.pause(&tpl)
+    } else {
+        consumer.resume(&tpl)
+    };
+    if let Err(e) = r {
+        tracing::warn!(error = %e, "pausing or resuming consumption failed");
+    }
+    let st = &shared.status;
+    st.paused.store(pause, Ordering::Relaxed);
+    if pause {
+        st.pauses.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!("the aggregator is behind: consumption paused");
+    }
+}
