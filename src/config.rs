@@ -3,6 +3,11 @@
 //! reference for each key.
 //!
 //! ```yaml
+//! sources:
+//!   kafka:
+//!     brokers: "127.0.0.1:9092"
+//!     group: vigil
+//!     topics: [kong-logs]
 //! storage:
 //!   data_dir: ./vigil-data
 //! server:
@@ -20,6 +25,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Deserializer};
 use vigil_alerter::{AlertingConfig, EvalSettings};
 use vigil_collector::AggregatorConfig;
+use vigil_collector::kafka::KafkaConfig;
 use vigil_tsdb::promql::EngineOptions;
 use vigil_tsdb::time::parse_duration_ms;
 
@@ -27,6 +33,8 @@ use vigil_tsdb::time::parse_duration_ms;
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct Config {
+    /// Where Kong events come from besides `POST /ingest/kong`.
+    pub(crate) sources: SourcesConfig,
     /// Where and how series are stored.
     pub(crate) storage: StorageConfig,
     /// The HTTP server.
@@ -42,6 +50,14 @@ pub(crate) struct Config {
     pub(crate) rule_files: Vec<String>,
     /// Receivers and routing of pages.
     pub(crate) alerting: AlertingConfig,
+}
+
+/// `sources:`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct SourcesConfig {
+    /// A Kafka consumer group (see `vigil_collector::kafka::KafkaConfig` for every key).
+    pub(crate) kafka: Option<KafkaConfig>,
 }
 
 /// `global:`
@@ -293,6 +309,9 @@ impl Config {
         anyhow::ensure!(self.server.max_body_bytes > 0, "server.max_body_bytes must be positive");
         anyhow::ensure!(self.query.max_samples > 0, "query.max_samples must be positive");
         self.alerting.validate().map_err(anyhow::Error::msg)?;
+        if let Some(k) = &self.sources.kafka {
+            k.validate().map_err(anyhow::Error::msg)?;
+        }
         Ok(())
     }
 }
@@ -300,6 +319,23 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kafka_source_in_the_documented_shape() {
+        let c = Config::parse(
+            "sources:\n  kafka:\n    brokers: \"127.0.0.1:9092\"\n    group: vigil\n    topics: [kong-logs]\n    \
+             properties: {\"security.protocol\": \"plaintext\"}\nstorage:\n  data_dir: ./vigil-data\n\
+             server:\n  listen: 127.0.0.1:9464\n",
+        )
+        .expect("valid");
+        let k = c.sources.kafka.expect("kafka");
+        assert_eq!((k.brokers.as_str(), k.group.as_str()), ("127.0.0.1:9092", "vigil"));
+        assert_eq!(k.topics, ["kong-logs"]);
+        assert_eq!(k.properties["security.protocol"], "plaintext");
+        let err =
+            Config::parse("sources:\n  kafka:\n    brokers: b\n    group: g\n    topics: []\n").expect_err("no topics");
+        assert!(format!("{err:#}").contains("at least one topic"), "{err:#}");
+    }
 
     #[test]
     fn empty_file_is_all_defaults() {

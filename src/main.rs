@@ -38,6 +38,8 @@ enum Command {
     /// Validate files.
     #[command(subcommand)]
     Check(CheckCommand),
+    /// What a running vigil's collector and sources are doing (Kafka partitions, lag, rejects).
+    Status(commands::status::StatusArgs),
     /// Open the terminal dashboard against a running vigil (or Prometheus).
     Tui(commands::tui::TuiArgs),
     /// Write simulated Kong log events as NDJSON to stdout.
@@ -120,6 +122,7 @@ fn main() -> ExitCode {
         Command::Check(CheckCommand::Rules { files }) => commands::check::rules(&files),
         Command::Simulate(args) => commands::simulate::run(&args),
         Command::Tui(args) => commands::tui::run(&args),
+        Command::Status(args) => commands::status::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

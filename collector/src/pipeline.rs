@@ -139,9 +139,9 @@ impl Collector {
         &self.db
     }
 
-    /// How far the watermark trails the newest event (of the slowest source).
-    pub fn watermark_delay(&self) -> i64 {
-        self.inner.lock().agg.config().watermark_delay_ms
+    /// The aggregator's configuration.
+    pub fn config(&self) -> AggregatorConfig {
+        self.inner.lock().agg.config().clone()
     }
 
     /// Decodes an HTTP body (one event, a batch, or NDJSON) and aggregates it.
@@ -249,10 +249,15 @@ impl Collector {
         }
     }
 
-    /// Lets wall-clock time advance a quiet stream (call every second or so).
+    /// Lets wall-clock time advance a quiet stream (call every second or so). A checkpointing
+    /// source moves its own watermark, from what its partitions delivered: the clock must not
+    /// close windows that a replay after a crash would find open.
     pub fn tick(&self, now: Timestamp) -> Result<()> {
         let mut inner = self.inner.lock();
         let inner = &mut *inner;
+        if inner.checkpointing {
+            return Ok(());
+        }
         inner.agg.tick(now, &mut inner.out);
         commit(&self.db, inner, false)
     }

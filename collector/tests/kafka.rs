@@ -29,7 +29,7 @@ fn produce(bootstrap: &str, topic: &str) -> BTreeMap<u16, u64> {
     sim.rate_scale = 0.2;
     let mut want = BTreeMap::new();
     let mut buf = Vec::new();
-    sim.generate(T0, T0 + 120_000, |e| {
+    sim.generate_in_order(T0, T0 + 120_000, |e| {
         *want.entry(e.status).or_insert(0) += 1;
         buf.clear();
         e.write_json(&mut buf);
@@ -83,7 +83,12 @@ fn every_event_is_counted_once() {
     let source = KafkaSource::start(&cfg, collector.clone()).expect("source");
     let deadline = Instant::now() + Duration::from_secs(60);
     while counts(&db).values().sum::<u64>() < total {
-        assert!(Instant::now() < deadline, "counted {:?} of {total}", counts(&db));
+        assert!(
+            Instant::now() < deadline,
+            "counted {:?} of {total}: {:?}",
+            counts(&db),
+            collector.stats()
+        );
         collector.tick(now_ms()).expect("tick");
         std::thread::sleep(Duration::from_millis(200));
     }

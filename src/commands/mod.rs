@@ -7,6 +7,7 @@ pub(crate) mod import;
 pub(crate) mod query;
 pub(crate) mod serve;
 pub(crate) mod simulate;
+pub(crate) mod status;
 pub(crate) mod tui;
 
 /// A multi-threaded tokio runtime for commands that serve or call HTTP.

@@ -38,22 +38,16 @@ pub(crate) fn run(args: &SimulateArgs) -> Result<()> {
     sim.rate_scale = args.rate_scale;
     let mut out = BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
     let mut line = Vec::with_capacity(2048);
-    let mut batch = Vec::new();
-    let mut t = from;
-    // One second at a time, sorted, so that the output is in event-time order like a real log.
-    while t < from + duration {
-        let end = (t + 1_000).min(from + duration);
-        batch.clear();
-        sim.generate(t, end, |e| batch.push(e));
-        batch.sort_by_key(|e| e.t);
-        for e in &batch {
+    let mut result = Ok(());
+    sim.generate_in_order(from, from + duration, |e| {
+        if result.is_ok() {
             line.clear();
             e.write_json(&mut line);
             line.push(b'\n');
-            out.write_all(&line)?;
+            result = out.write_all(&line);
         }
-        t = end;
-    }
+    });
+    result?;
     out.flush()?;
     Ok(())
 }

@@ -7,6 +7,7 @@ mod ingest;
 pub(crate) mod json;
 mod params;
 mod rules_api;
+mod status;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -24,6 +25,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use vigil_alerter::{Notifier, RuleManager};
 use vigil_collector::Collector;
+use vigil_collector::kafka::{KafkaSource, KafkaStatus};
 use vigil_tsdb::Db;
 use vigil_tsdb::promql::Engine;
 use vigil_tsdb::time::now_ms;
@@ -43,6 +45,9 @@ pub(crate) struct App {
     pub(crate) rules: Arc<RuleManager>,
     /// Started with the server (it needs the async runtime).
     pub(crate) notifier: OnceLock<Arc<Notifier>>,
+    /// The Kafka source, when configured (started with the server, stopped before the store).
+    kafka: Mutex<Option<KafkaSource>>,
+    pub(crate) kafka_status: OnceLock<Arc<KafkaStatus>>,
     /// Where the rule files are listed, re-read on reload.
     config_path: Option<PathBuf>,
     rule_files: Mutex<Vec<String>>,
@@ -71,6 +76,8 @@ impl App {
             collector,
             rules,
             notifier: OnceLock::new(),
+            kafka: Mutex::new(None),
+            kafka_status: OnceLock::new(),
             config_path,
             rule_files: Mutex::new(cfg.rule_files.clone()),
         };
@@ -111,7 +118,28 @@ impl App {
         if let Some(n) = self.notifier.get() {
             out.extend(n.telemetry());
         }
+        if let Some(k) = self.kafka_status.get() {
+            out.extend(k.telemetry());
+        }
         out
+    }
+
+    /// Starts consuming from Kafka when the configuration says so.
+    fn start_sources(&self, cfg: &Config) -> Result<()> {
+        if let Some(k) = &cfg.sources.kafka {
+            let source = KafkaSource::start(k, self.collector.clone()).context("starting the Kafka source")?;
+            let _ = self.kafka_status.set(source.status().clone());
+            *self.kafka.lock() = Some(source);
+        }
+        Ok(())
+    }
+
+    /// Whether vigil can serve: `Err` says why not.
+    pub(crate) fn readiness(&self) -> Result<(), String> {
+        match self.kafka_status.get() {
+            Some(k) => k.readiness(),
+            None => Ok(()),
+        }
     }
 }
 
@@ -129,6 +157,7 @@ pub(crate) fn router(app: Arc<App>, max_body: usize) -> Router {
         .route("/api/v1/labels", get(api::labels).post(api::labels))
         .route("/api/v1/label/{name}/values", get(api::label_values))
         .route("/api/v1/status/buildinfo", get(api::buildinfo))
+        .route("/api/v1/status/collector", get(status::collector))
         .route("/api/v1/rules", get(rules_api::rules))
         .route("/api/v1/alerts", get(rules_api::alerts))
         .route(
@@ -137,7 +166,7 @@ pub(crate) fn router(app: Arc<App>, max_body: usize) -> Router {
         )
         .route("/metrics", get(metrics))
         .route("/-/healthy", get(|| async { "vigil is Healthy.\n" }))
-        .route("/-/ready", get(|| async { "vigil is Ready.\n" }))
+        .route("/-/ready", get(ready))
         .route("/-/reload", post(rules_api::reload).put(rules_api::reload))
         .fallback(not_found)
         .with_state(app)
@@ -150,6 +179,13 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
         telemetry::exposition(&samples),
     )
         .into_response()
+}
+
+async fn ready(State(app): State<Arc<App>>) -> Response {
+    match app.readiness() {
+        Ok(()) => "vigil is Ready.\n".into_response(),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("vigil is not ready: {why}\n")).into_response(),
+    }
 }
 
 async fn not_found() -> Response {
@@ -177,6 +213,7 @@ pub(crate) async fn serve(
         Notifier::start(&cfg.alerting, Some(&outbox), cfg.external_url(), &console).map_err(anyhow::Error::msg)?,
     );
     let _ = app.notifier.set(notifier.clone());
+    app.start_sources(cfg)?;
     let mut background = spawn_background(cfg, app.clone());
     background.push(tokio::spawn(app.rules.clone().run(Some(notifier))));
     background.push(tokio::spawn(reload_on_sighup(app.clone())));
@@ -190,7 +227,13 @@ pub(crate) async fn serve(
     }
     let closing = app.clone();
     tokio::task::spawn_blocking(move || -> Result<()> {
-        closing.collector.flush().context("flushing the collector")?;
+        // The source first: what it read is aggregated and its positions stored (with the open
+        // windows, written when it was caught up). Without a source that replays, the open
+        // windows are written now.
+        if let Some(k) = closing.kafka.lock().take() {
+            k.stop();
+        }
+        closing.collector.shutdown().context("flushing the collector")?;
         // The last counts, so that the collector's counters continue exactly after a restart.
         telemetry::store(&closing.db, &closing.self_metrics(), now_ms()).context("writing self-metrics")?;
         closing.db.sync().context("syncing the store")

@@ -49,7 +49,7 @@ impl Server {
             .arg("--data-dir")
             .arg(dir)
             .args(["--listen", &addr.to_string()])
-            .env("VIGIL_LOG", "warn")
+            .env("VIGIL_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -74,6 +74,14 @@ impl Server {
         }
         let _ = self.child.kill();
         panic!("vigil serve did not stop within 60 s of SIGTERM");
+    }
+}
+
+impl Server {
+    /// Kills the server with SIGKILL: no shutdown, no flush, whatever it was doing.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

@@ -1,110 +1,25 @@
-//! The consumer's callbacks (rebalances, statistics, errors, logs) and the state of the
-//! assigned partitions they share with the aggregator thread.
+//! The consumer's callbacks: rebalances (where an assigned partition starts, what is stored
+//! before one goes), statistics, errors and librdkafka's log.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use rdkafka::ClientContext;
-use rdkafka::consumer::CommitMode;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::error::KafkaResult;
 use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
-use vigil_tsdb::Timestamp;
 use vigil_tsdb::time::now_ms;
 
+use super::partitions::Part;
 use super::position::{Position, mark_key};
 use super::status::PartitionStatus;
 use super::{KafkaConsumer, Shared};
 
 /// How long a commit or an offset lookup inside a rebalance may take.
 const REBALANCE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// One assigned partition.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Part {
-    /// The first offset not yet aggregated.
-    pub(crate) next: i64,
-    /// Newest event time aggregated.
-    pub(crate) max_t: Option<Timestamp>,
-    /// Wall-clock time of the last message (or of the assignment).
-    pub(crate) last_msg: Timestamp,
-    /// Lag from the latest statistics, and when they came.
-    pub(crate) lag: Option<(i64, Timestamp)>,
-    /// Paused for running ahead of the slowest partition.
-    pub(crate) held: bool,
-    /// Messages aggregated since assignment.
-    pub(crate) messages: u64,
-}
-
-/// The assigned partitions by topic and partition.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub(crate) struct Partitions(pub(crate) BTreeMap<String, BTreeMap<i32, Part>>);
-
-impl Partitions {
-    pub(crate) fn get_mut(&mut self, topic: &str, partition: i32) -> Option<&mut Part> {
-        self.0.get_mut(topic)?.get_mut(&partition)
-    }
-
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, i32, &Part)> {
-        self.0
-            .iter()
-            .flat_map(|(t, ps)| ps.iter().map(move |(p, part)| (t.as_str(), *p, part)))
-    }
-
-    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = (&str, i32, &mut Part)> {
-        self.0
-            .iter_mut()
-            .flat_map(|(t, ps)| ps.iter_mut().map(move |(p, part)| (t.as_str(), *p, part)))
-    }
-
-    /// Every partition's stored form: (mark key, position).
-    pub(crate) fn positions(&self) -> Vec<(String, Vec<u8>)> {
-        self.iter()
-            .map(|(t, p, part)| {
-                (
-                    mark_key(t, p),
-                    Position {
-                        next: part.next,
-                        max_t: part.max_t,
-                    }
-                    .encode(),
-                )
-            })
-            .collect()
-    }
-
-    /// The partitions of `tpl` with the offsets read so far, for a commit to Kafka.
-    pub(crate) fn offsets(&self, only: Option<&TopicPartitionList>) -> TopicPartitionList {
-        let mut out = TopicPartitionList::new();
-        for (t, p, part) in self.iter() {
-            if only.is_some_and(|o| o.find_partition(t, p).is_none()) || part.next < 0 {
-                continue;
-            }
-            let _ = out.add_partition_offset(t, p, Offset::Offset(part.next));
-        }
-        out
-    }
-
-    /// `assignment` without the partitions held back.
-    pub(crate) fn without_held(&self, assignment: &TopicPartitionList) -> TopicPartitionList {
-        let mut out = TopicPartitionList::new();
-        for e in assignment.elements() {
-            let held = self
-                .0
-                .get(e.topic())
-                .and_then(|m| m.get(&e.partition()))
-                .is_some_and(|p| p.held);
-            if !held {
-                out.add_partition(e.topic(), e.partition());
-            }
-        }
-        out
-    }
-}
 
 /// The consumer's callbacks.
 #[derive(Debug)]
@@ -117,40 +32,32 @@ impl Context {
         Context { shared }
     }
 
-    /// Before partitions go: store the open windows and positions, then commit the positions
-    /// to Kafka and wait for it, so the next owner starts where this process stopped.
-    fn revoke(&self, consumer: &KafkaConsumer, tpl: &TopicPartitionList) {
+    /// Before partitions go: store the open windows and every position, so that what was read
+    /// from them is durable. Their offsets are in Kafka already (each batch is committed there
+    /// before it is aggregated), so the next owner starts where this process stopped.
+    fn revoke(&self, tpl: &TopicPartitionList) {
         let shared = &self.shared;
+        shared.epoch.fetch_add(1, Ordering::Relaxed);
         let mut parts = shared.parts.lock();
         if let Err(e) = shared.collector.checkpoint(parts.positions()) {
-            tracing::error!(error = %e, "storing the positions before a rebalance failed; the next owner may count some messages again");
-        } else {
-            let offsets = parts.offsets(Some(tpl));
-            if offsets.count() > 0
-                && let Err(e) = consumer.commit(&offsets, CommitMode::Sync)
-            {
-                shared.status.commit_errors.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(error = %e, "committing offsets before a rebalance failed; the next owner may count some messages again");
-            }
+            tracing::error!(error = %e, "storing the positions before a rebalance failed: what was read from the revoked partitions since the last store commit is lost with this process");
         }
         let mut status = shared.status.partitions.lock();
         for e in tpl.elements() {
-            if let Some(ps) = parts.0.get_mut(e.topic()) {
-                ps.remove(&e.partition());
-                if ps.is_empty() {
-                    parts.0.remove(e.topic());
-                }
-            }
+            parts.remove(e.topic(), e.partition());
             shared.collector.forget_position(&mark_key(e.topic(), e.partition()));
             status.remove(&(e.topic().to_owned(), e.partition()));
         }
         tracing::info!(partitions = tpl.count(), "partitions revoked");
     }
 
-    /// New partitions: start each at the later of its stored position and the group's
-    /// committed offset.
+    /// New partitions: each starts where this store says it stopped when the group's committed
+    /// offset is this instance's own (after a crash the store may be behind it: the messages in
+    /// between were read but lost with the process), else at the committed offset (another
+    /// member read on meanwhile), else where `auto.offset.reset` says.
     fn assign(&self, consumer: &KafkaConsumer, tpl: &mut TopicPartitionList) {
         let shared = &self.shared;
+        let epoch = shared.epoch.fetch_add(1, Ordering::Relaxed) + 1;
         let committed = match consumer.committed_offsets(tpl.clone(), REBALANCE_TIMEOUT) {
             Ok(c) => c,
             Err(e) => {
@@ -168,35 +75,25 @@ impl Context {
             .map(|e| (e.topic().to_owned(), e.partition()))
             .collect();
         for (topic, p) in elements {
-            // A partition assigned but never read is stored with next = -1: no position.
             let stored = db
                 .mark(&mark_key(&topic, p))
                 .and_then(|b| Position::decode(&b))
                 .filter(|s| s.next >= 0);
             let group = committed.find_partition(&topic, p).and_then(|e| match e.offset() {
-                Offset::Offset(n) if n >= 0 => Some(n),
+                Offset::Offset(n) if n >= 0 => Some((n, e.metadata() == shared.instance)),
                 _ => None,
             });
             let (start, max_t) = match (stored, group) {
-                (Some(s), Some(g)) if g > s.next => (Some(g), None),
-                (Some(s), _) => (Some(s.next), s.max_t),
-                (None, g) => (g, None),
+                (Some(s), Some((_, true)) | None) => (Some(s.next), s.max_t),
+                (_, Some((g, _))) => (Some(g), None),
+                (None, None) => (self.reset_offset(consumer, &topic, p), None),
             };
             if let Some(n) = start {
                 let _ = tpl.set_partition_offset(&topic, p, Offset::Offset(n));
             }
-            tracing::info!(%topic, partition = p, stored = ?stored.map(|s| s.next), group = ?group, start = ?start, "partition assigned");
-            parts.0.entry(topic.clone()).or_default().insert(
-                p,
-                Part {
-                    next: start.unwrap_or(-1),
-                    max_t,
-                    last_msg: now,
-                    lag: None,
-                    held: false,
-                    messages: 0,
-                },
-            );
+            tracing::info!(%topic, partition = p, stored = ?stored.map(|s| s.next), group = ?group.map(|g| g.0),
+                committed_by_us = ?group.map(|g| g.1), start = ?start, "partition assigned");
+            parts.insert(&topic, p, Part::new(start.unwrap_or(-1), max_t, now, epoch));
             status.insert(
                 (topic, p),
                 PartitionStatus {
@@ -206,7 +103,33 @@ impl Context {
                 },
             );
         }
+        // Where each partition starts is stored before any offset of this instance reaches
+        // Kafka (see `process::apply`).
+        if let Err(e) = shared.collector.checkpoint(parts.positions()) {
+            tracing::error!(error = %e, "storing where the assigned partitions start failed");
+        }
         shared.status.joined.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Context {
+    /// The offset a partition without any committed or stored one starts at: its first (or,
+    /// with `auto.offset.reset` set to the end, its next) offset. `None` if the broker cannot
+    /// tell now (librdkafka then applies the reset itself).
+    fn reset_offset(&self, consumer: &KafkaConsumer, topic: &str, partition: i32) -> Option<i64> {
+        let from_end = self
+            .shared
+            .cfg
+            .properties
+            .get("auto.offset.reset")
+            .is_some_and(|r| matches!(r.as_str(), "latest" | "largest" | "end"));
+        match consumer.fetch_watermarks(topic, partition, REBALANCE_TIMEOUT) {
+            Ok((low, high)) => Some(if from_end { high } else { low }),
+            Err(e) => {
+                tracing::warn!(%topic, partition, error = %e, "asking where a new partition starts failed");
+                None
+            }
+        }
     }
 }
 
@@ -222,29 +145,13 @@ impl ClientContext for Context {
     }
 
     fn stats(&self, stats: Statistics) {
-        let now = now_ms();
         let up = stats.brokers.values().filter(|b| b.state == "UP").count() as u64;
         self.shared.status.brokers_up.store(up, Ordering::Relaxed);
         if up > 0 {
             // Connected again: an earlier "all brokers down" is over.
             let mut last = self.shared.status.last_error.lock();
-            if last.as_ref().is_some_and(|(t, _)| now - t > 2_000) {
+            if last.as_ref().is_some_and(|(t, _)| now_ms() - t > 2_000) {
                 *last = None;
-            }
-        }
-        let mut parts = self.shared.parts.lock();
-        let mut status = self.shared.status.partitions.lock();
-        for (topic, t) in &stats.topics {
-            for (p, s) in &t.partitions {
-                if s.consumer_lag < 0 {
-                    continue;
-                }
-                if let Some(part) = parts.get_mut(topic, *p) {
-                    part.lag = Some((s.consumer_lag, now));
-                }
-                if let Some(st) = status.get_mut(&(topic.clone(), *p)) {
-                    st.lag = Some(s.consumer_lag);
-                }
             }
         }
     }
@@ -269,7 +176,7 @@ impl ConsumerContext for Context {
                 }
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
-                self.revoke(consumer, tpl);
+                self.revoke(tpl);
                 if cooperative {
                     consumer.incremental_unassign(tpl)
                 } else {

@@ -3,44 +3,53 @@
 //!
 //! ```text
 //!  consumer thread ── poll ── Batch (payload copies) ──bounded queue──> aggregator thread
-//!   │  rebalance callbacks (revoke: checkpoint + sync commit;      │ decode on every core
-//!   │  assign: seek to the stored position or the group's, the   │ skip what was already read
-//!   │  later of the two)                                          │ watermark = slowest partition
-//!   │  pause all when the queue is full                           ▼
-//!   └─────────────────────────────────────── Collector::ingest_from_source ──> store commit:
-//!                                              samples + positions + open windows, one WAL record
-//!                                              ──> then the positions are committed to Kafka (async)
+//!   │  rebalance callbacks (revoke: store positions and    │ commit the batch's offsets to Kafka
+//!   │  open windows; assign: start at the stored position  │ (sync, tagged with this store's id)
+//!   │  if the group's committed offset is ours, else at    │ while decoding it on every core
+//!   │  the committed offset)                               │ drop stale and already-read messages
+//!   │  pause all when the queue is full                    │ watermark (watermark.rs), hold back
+//!   │                                                      ▼ partitions far ahead
+//!   └────────────────────────────── Collector::ingest_from_source ──> store commit (as windows
+//!                                   close): samples + positions + open windows, one WAL record
 //! ```
 //!
 //! **Exactly once.** Each store commit carries, in the same WAL record as the samples, every
 //! assigned partition's position (next offset, newest event time) and the open windows. After a
 //! crash the open windows come back from the store and consumption resumes at the stored
-//! positions, so every event is counted once. A message delivered again (after a seek or a
-//! rebalance) is recognised by its offset and skipped.
+//! positions, so every event is counted once.
 //!
-//! **Rebalances.** Before partitions are revoked, the open windows and positions are stored and
-//! the positions committed to Kafka synchronously, so the next owner starts exactly where this
-//! process stopped. On assignment a partition starts at the later of its stored position and the
-//! group's committed offset: the stored one after a restart (the group's may lag, as commits to
-//! Kafka follow the store), the group's when another member read on meanwhile.
+//! **Rebalances.** A batch's offsets are committed to Kafka (synchronously, tagged with this
+//! store's instance id) before the batch is aggregated, under the lock that rebalance callbacks
+//! take, and before partitions are revoked the open windows and positions are stored: so the
+//! next owner starts exactly after what this process aggregated, without a commit during the
+//! rebalance (which brokers may refuse). On assignment a partition starts at its stored position
+//! when the group's committed offset is this instance's own (after a crash the store may be
+//! behind it: the messages in between were lost with the process and are read again), else at
+//! the committed offset (another member read on meanwhile). Messages polled before a rebalance
+//! are stale afterwards and dropped (each carries the rebalance epoch it was polled in); a
+//! message at an offset already aggregated is skipped.
 //!
 //! **Bounded.** A bounded queue of batches sits between consuming and aggregating; when it is
 //! full, or the store refuses writes, consumption pauses (librdkafka `pause`) and memory stays
 //! flat. A partition far ahead of the slowest one (a backlog elsewhere) pauses too, so that the
-//! slow one's events are not late.
+//! slow one's events are not late and open windows do not pile up.
 //!
-//! **Known limit.** If a process dies and its partitions move to another member before it
-//! restarts, the messages between its last commit to Kafka and its last store commit (the
-//! commit to Kafka follows each store commit within milliseconds) are counted by both.
+//! **Known limits.** If a process dies and its partitions move to another member before it
+//! restarts, what it aggregated after its last store commit (about a window's worth) is lost:
+//! the new owner starts after it. Members keep separate stores, so a partition handed from a
+//! member far ahead in event time to one far behind (or back) may find its windows closed
+//! there: those events count as late.
 
 mod config;
 mod context;
+mod partitions;
 mod position;
 mod process;
 mod status;
+mod watermark;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -50,13 +59,15 @@ use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{DefaultProducerContext, ThreadedProducer};
+use rdkafka::topic_partition_list::TopicPartitionList;
 
 pub use config::KafkaConfig;
 pub use position::{Position, mark_key};
 pub use status::{KafkaStatus, PartitionStatus};
 
 use crate::pipeline::Collector;
-use context::{Context, Partitions};
+use context::Context;
+use partitions::Partitions;
 
 /// How long a batch may wait for more messages before it goes to the aggregator.
 const LINGER: Duration = Duration::from_millis(20);
@@ -71,7 +82,17 @@ pub(crate) struct Shared {
     pub(crate) parts: Mutex<Partitions>,
     pub(crate) status: Arc<KafkaStatus>,
     pub(crate) cfg: KafkaConfig,
+    /// Counts rebalances: a message carries the epoch it was polled in, and one polled before
+    /// its partition's latest assignment is stale.
+    pub(crate) epoch: AtomicU64,
+    /// This store's identity, written with every offset committed to Kafka: an offset
+    /// committed by this instance may be ahead of its store after a crash (the store resumes
+    /// from its own position); one committed by another member is where to start.
+    pub(crate) instance: String,
 }
+
+/// The store mark holding the instance id.
+const INSTANCE_MARK: &str = "kafka/instance";
 
 /// Messages copied out of librdkafka, one buffer per batch.
 #[derive(Debug, Default)]
@@ -87,12 +108,13 @@ pub(crate) struct Msg {
     pub(crate) topic: Arc<str>,
     pub(crate) partition: i32,
     pub(crate) offset: i64,
+    pub(crate) epoch: u64,
     pub(crate) start: usize,
     pub(crate) end: usize,
 }
 
 impl Batch {
-    fn push(&mut self, topic: Arc<str>, partition: i32, offset: i64, payload: &[u8]) {
+    fn push(&mut self, topic: Arc<str>, partition: i32, offset: i64, epoch: u64, payload: &[u8]) {
         self.started.get_or_insert_with(Instant::now);
         let start = self.data.len();
         self.data.extend_from_slice(payload);
@@ -100,6 +122,7 @@ impl Batch {
             topic,
             partition,
             offset,
+            epoch,
             start,
             end: self.data.len(),
         });
@@ -137,12 +160,28 @@ impl KafkaSource {
     pub fn start(cfg: &KafkaConfig, collector: Arc<Collector>) -> Result<KafkaSource, StartError> {
         cfg.validate().map_err(StartError::Config)?;
         collector.enable_checkpoints();
+        let instance = match collector
+            .db()
+            .mark(INSTANCE_MARK)
+            .and_then(|b| String::from_utf8(b).ok())
+        {
+            Some(id) => id,
+            None => {
+                let id = format!("vigil-{:016x}", fastrand::u64(..));
+                collector
+                    .checkpoint([(INSTANCE_MARK.to_owned(), id.clone().into_bytes())])
+                    .map_err(|e| StartError::Config(format!("storing the instance id: {e}")))?;
+                id
+            }
+        };
         let status = Arc::new(KafkaStatus::default());
         let shared = Arc::new(Shared {
             collector,
             parts: Mutex::new(Partitions::default()),
             status: status.clone(),
             cfg: cfg.clone(),
+            epoch: AtomicU64::new(0),
+            instance,
         });
         let consumer: Arc<KafkaConsumer> = Arc::new(
             client_config(cfg)
@@ -184,8 +223,9 @@ impl KafkaSource {
         &self.status
     }
 
-    /// Stops consuming, aggregates what was read, stores the positions and open windows,
-    /// commits the positions to Kafka and leaves the group.
+    /// Stops consuming, aggregates what was read, stores the positions (with the open windows,
+    /// or with them written when every partition was caught up), commits the positions to
+    /// Kafka and leaves the group.
     pub fn stop(mut self) {
         self.shutdown();
     }
@@ -266,7 +306,8 @@ fn consume(consumer: &KafkaConsumer, shared: &Shared, tx: &SyncSender<Batch>, st
                         t
                     }
                 };
-                batch.push(topic, m.partition(), m.offset(), m.payload().unwrap_or_default());
+                let epoch = shared.epoch.load(Ordering::Relaxed);
+                batch.push(topic, m.partition(), m.offset(), epoch, m.payload().unwrap_or_default());
             }
             Some(Err(e)) => {
                 tracing::warn!(error = %e, "kafka consumer error");
@@ -280,22 +321,38 @@ fn consume(consumer: &KafkaConsumer, shared: &Shared, tx: &SyncSender<Batch>, st
     }
 }
 
+/// Resumes `tpl` and seeks each partition to where this process will read next (`at`).
+pub(crate) fn resume(consumer: &KafkaConsumer, tpl: &TopicPartitionList, at: TopicPartitionList) {
+    if let Err(e) = consumer.resume(tpl) {
+        tracing::warn!(error = %e, "resuming consumption failed");
+    }
+    if at.count() > 0
+        && let Err(e) = consumer.seek_partitions(at, Duration::from_secs(10))
+    {
+        tracing::warn!(error = %e, "seeking after a resume failed");
+    }
+}
+
 /// Pauses (or resumes) every assigned partition; partitions held back for running ahead stay
 /// paused.
 fn set_paused(consumer: &KafkaConsumer, shared: &Shared, pause: bool) {
     let Ok(assignment) = consumer.assignment() else { return };
-    let tpl = if pause {
-        assignment
+    if pause {
+        if let Err(e) = consumer.pause(&assignment) {
+            tracing::warn!(error = %e, "pausing consumption failed");
+        }
     } else {
-        shared.parts.lock().without_held(&assignment)
-    };
-    let r = if pause {
-        consumer.pause(&tpl)
-    } else {
-        consumer.resume(&tpl)
-    };
-    if let Err(e) = r {
-        tracing::warn!(error = %e, "pausing or resuming consumption failed");
+        let (tpl, at) = {
+            let mut parts = shared.parts.lock();
+            let now = vigil_tsdb::time::now_ms();
+            for (_, _, p) in parts.iter_mut() {
+                p.last_progress = now;
+            }
+            let tpl = parts.without_held(&assignment);
+            let at = parts.resume_points(&tpl);
+            (tpl, at)
+        };
+        resume(consumer, &tpl, at);
     }
     let st = &shared.status;
     st.paused.store(pause, Ordering::Relaxed);

@@ -1,19 +1,20 @@
-//! The aggregator thread: decodes batches on every core, drops messages already aggregated,
-//! moves the watermark, and hands the events to the collector with the new positions.
+//! The aggregator thread: commits each batch's offsets to Kafka while decoding it on every
+//! core, drops stale and already-aggregated messages, moves the watermark, and hands the events
+//! to the collector with the new positions.
 
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::Duration;
 
-use rdkafka::consumer::CommitMode;
-use rdkafka::consumer::Consumer;
+use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, ThreadedProducer};
-use rdkafka::topic_partition_list::TopicPartitionList;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use vigil_tsdb::Timestamp;
 use vigil_tsdb::time::now_ms;
 
-use super::context::Partitions;
+use super::partitions::Partitions;
+use super::watermark::{self, Settings};
 use super::{Batch, KafkaConsumer, Shared};
 use crate::error::Error;
 use crate::kong::{KongEvent, Reject, RejectCounts, decode_body};
@@ -23,6 +24,9 @@ const PARALLEL_MIN: usize = 512;
 
 /// How long to wait before retrying a batch the store did not take.
 const RETRY: Duration = Duration::from_millis(500);
+
+/// How long to wait for a batch before moving the watermark anyway.
+const IDLE_WAIT: Duration = Duration::from_millis(250);
 
 type DeadLetters = ThreadedProducer<DefaultProducerContext>;
 
@@ -35,62 +39,203 @@ struct Decoded {
     rejects: Option<Box<RejectCounts>>,
 }
 
-/// Runs until the consumer thread hangs up, then stores the final positions.
+/// Runs until the consumer thread hangs up, then stores the final positions (and, when every
+/// partition is caught up, writes the open windows).
 pub(crate) fn run(shared: &Shared, consumer: &KafkaConsumer, rx: &Receiver<Batch>, dead: Option<&DeadLetters>) {
     let threads = std::thread::available_parallelism().map_or(1, usize::from).min(8);
     let mut waiting: Option<Batch> = None;
+    let mut last_message: Option<Timestamp> = None;
+    let settings = settings(shared);
     loop {
         let batch = match waiting.take() {
-            Some(b) => Some(b),
-            None => match rx.recv_timeout(Duration::from_millis(500)) {
-                Ok(b) => Some(b),
-                Err(RecvTimeoutError::Timeout) => None,
+            Some(b) => b,
+            None => match rx.recv_timeout(IDLE_WAIT) {
+                Ok(b) => b,
+                Err(RecvTimeoutError::Timeout) => Batch::default(),
                 Err(RecvTimeoutError::Disconnected) => break,
             },
         };
-        let batch = batch.unwrap_or_default();
-        if !apply(shared, consumer, &batch, threads, dead) {
+        if !apply(shared, consumer, &batch, threads, dead, &settings, &mut last_message) {
             waiting = Some(batch);
             std::thread::sleep(RETRY);
         }
     }
+    finish(shared);
+}
+
+/// At a graceful stop: the positions and open windows go to the store; when every partition
+/// is caught up nothing older can come, so the open windows are written instead of kept.
+fn finish(shared: &Shared) {
     let parts = shared.parts.lock();
-    match shared.collector.checkpoint(parts.positions()) {
-        Ok(()) => commit(shared, consumer, &parts, CommitMode::Sync),
-        Err(e) => tracing::error!(error = %e, "storing the final positions failed"),
+    let caught_up = !parts.is_empty() && parts.iter().all(|(_, _, p)| p.caught_up());
+    let mut r = shared.collector.checkpoint(parts.positions());
+    if r.is_ok() && caught_up {
+        r = shared.collector.flush();
+    }
+    if let Err(e) = r {
+        tracing::error!(error = %e, "storing the final positions failed");
     }
 }
 
+fn settings(shared: &Shared) -> Settings {
+    let agg = shared.collector.config();
+    Settings {
+        window: agg.window_ms,
+        delay: agg.watermark_delay_ms,
+        lateness: agg.allowed_lateness_ms,
+        idle: shared.cfg.idle_partition,
+        skew: shared.cfg.max_partition_skew,
+    }
+}
+
+/// The end of each partition's log, from librdkafka's cache (the latest fetch response).
+fn refresh_highs(consumer: &KafkaConsumer, parts: &mut Partitions) {
+    for (t, p, part) in parts.iter_mut() {
+        if let Some(high) = cached_high_watermark(consumer, t, p) {
+            part.high = Some(high);
+        }
+    }
+}
+
+/// librdkafka's cached high watermark of a partition (no request to the broker), which
+/// rust-rdkafka does not wrap.
+#[allow(unsafe_code)]
+fn cached_high_watermark(consumer: &KafkaConsumer, topic: &str, partition: i32) -> Option<i64> {
+    let topic = std::ffi::CString::new(topic).ok()?;
+    let (mut low, mut high) = (-1i64, -1i64);
+    // SAFETY: the client handle lives as long as `consumer`; the topic is a NUL-terminated
+    // string that outlives the call; `low` and `high` are valid for writes. The function only
+    // reads librdkafka's cache under its own locks.
+    let err = unsafe {
+        rdkafka::bindings::rd_kafka_get_watermark_offsets(
+            consumer.client().native_ptr(),
+            topic.as_ptr(),
+            partition,
+            &raw mut low,
+            &raw mut high,
+        )
+    };
+    (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0).then_some(high)
+}
+
+/// What becomes of one message of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    /// New: aggregate it.
+    Fresh,
+    /// Polled before its partition was revoked or assigned again: it is read again from the
+    /// assigned offset, or by the partition's new owner.
+    Stale,
+    /// At an offset already aggregated (delivered again after a seek).
+    Duplicate,
+}
+
+/// Sorts the batch's messages and works out the offsets to commit (each partition's next
+/// offset after its fresh messages, tagged with this instance's id) and the partitions read for
+/// the first time (their first offset) whose start the store does not know yet.
+fn plan(parts: &Partitions, batch: &Batch, instance: &str) -> (Vec<Verdict>, TopicPartitionList, Partitions) {
+    let mut next = parts.clone();
+    let mut starts = parts.clone();
+    let mut new_starts = false;
+    let verdicts = batch
+        .msgs
+        .iter()
+        .map(|m| {
+            let Some(part) = next.get_mut(&m.topic, m.partition).filter(|p| m.epoch >= p.epoch) else {
+                return Verdict::Stale;
+            };
+            if m.offset < part.next {
+                return Verdict::Duplicate;
+            }
+            if part.next < 0
+                && let Some(s) = starts.get_mut(&m.topic, m.partition)
+            {
+                s.next = m.offset;
+                new_starts = true;
+            }
+            part.next = m.offset + 1;
+            Verdict::Fresh
+        })
+        .collect();
+    let mut offsets = TopicPartitionList::new();
+    for (t, p, part) in next.iter() {
+        if parts.get(t, p).is_some_and(|old| old.next != part.next) {
+            let mut e = offsets.add_partition(t, p);
+            let _ = e.set_offset(Offset::Offset(part.next));
+            e.set_metadata(instance);
+        }
+    }
+    if !new_starts {
+        starts = Partitions::default();
+    }
+    (verdicts, offsets, starts)
+}
+
 /// Decodes and aggregates one batch (an empty one just moves the watermark). Returns false if
-/// the store did not take it: nothing changed, and the batch is to be tried again.
-fn apply(shared: &Shared, consumer: &KafkaConsumer, batch: &Batch, threads: usize, dead: Option<&DeadLetters>) -> bool {
-    let chunks = decode(batch, threads);
+/// Kafka or the store did not take it: nothing changed, and the batch is to be tried again.
+///
+/// The batch's offsets are committed to Kafka (synchronously, while it is decoded) before it
+/// is aggregated, all under the partitions' lock: a rebalance cannot hand a partition on
+/// between the two, so its next owner starts exactly after what this process aggregated.
+fn apply(
+    shared: &Shared,
+    consumer: &KafkaConsumer,
+    batch: &Batch,
+    threads: usize,
+    dead: Option<&DeadLetters>,
+    settings: &Settings,
+    last_message: &mut Option<Timestamp>,
+) -> bool {
     let now = now_ms();
-    let delay = shared.collector.watermark_delay();
     let mut parts = shared.parts.lock();
+    refresh_highs(consumer, &mut parts);
+    let (verdicts, offsets, starts) = plan(&parts, batch, &shared.instance);
+    // The store must know where a partition starts before Kafka hears of this instance's first
+    // offset on it: after a crash, an offset committed by this instance sends it back to its
+    // stored position.
+    if !starts.is_empty()
+        && let Err(e) = shared.collector.checkpoint(starts.positions())
+    {
+        tracing::warn!(error = %e, "storing where partitions start failed; holding the batch");
+        return false;
+    }
+    let (chunks, committed) = std::thread::scope(|s| {
+        let commit = (offsets.count() > 0).then(|| s.spawn(|| consumer.commit(&offsets, CommitMode::Sync)));
+        let chunks = decode(batch, threads);
+        (chunks, commit.map(std::thread::ScopedJoinHandle::join))
+    });
+    match committed {
+        None | Some(Ok(Ok(()))) => {}
+        Some(Ok(Err(e))) => {
+            shared.status.commit_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(error = %e, "committing offsets to Kafka failed; holding the batch");
+            return false;
+        }
+        Some(Err(_)) => {
+            tracing::error!("the offset commit panicked; holding the batch");
+            return false;
+        }
+    }
     let before = parts.clone();
     let mut events: Vec<KongEvent<'_>> = Vec::new();
     let mut rejected = RejectCounts::default();
     let mut bad_messages = Vec::new();
-    let mut duplicates = 0u64;
-    let mut msgs = batch.msgs.iter();
+    let (mut skipped, mut fresh) = (0u64, 0u64);
+    let mut msgs = batch.msgs.iter().zip(&verdicts);
     for (chunk_events, infos) in &chunks {
         let mut start = 0;
         for info in infos {
-            let Some(m) = msgs.next() else { break };
+            let Some((m, verdict)) = msgs.next() else { break };
             let range = start..info.end;
             start = info.end;
-            let Some(part) = parts.get_mut(&m.topic, m.partition) else {
-                duplicates += 1;
+            let (Verdict::Fresh, Some(part)) = (verdict, parts.get_mut(&m.topic, m.partition)) else {
+                skipped += 1;
                 continue;
             };
-            if m.offset < part.next {
-                duplicates += 1;
-                continue;
-            }
+            fresh += 1;
             part.next = m.offset + 1;
             part.messages += 1;
-            part.last_msg = now;
+            part.last_progress = now;
             if let Some(t) = info.max_t {
                 part.max_t = Some(part.max_t.map_or(t, |m| m.max(t)));
             }
@@ -101,13 +246,13 @@ fn apply(shared: &Shared, consumer: &KafkaConsumer, batch: &Batch, threads: usiz
             }
         }
     }
-    let watermark = watermark(&parts, now, shared.cfg.idle_partition).map(|t| t - delay);
-    let positions = parts.positions();
-    let stored = match shared
+    let newest_message = if fresh > 0 { Some(now) } else { *last_message };
+    let wm = watermark::watermark(&parts, newest_message, now, settings);
+    match shared
         .collector
-        .ingest_from_source(&events, rejected, now, positions, watermark)
+        .ingest_from_source(&events, rejected, now, parts.positions(), wm)
     {
-        Ok((_, stored)) => stored,
+        Ok(_) => {}
         Err(Error::Backpressure { pending, last_error }) => {
             tracing::warn!(pending, %last_error, "the store is not taking writes; holding the batch");
             *parts = before;
@@ -118,12 +263,10 @@ fn apply(shared: &Shared, consumer: &KafkaConsumer, batch: &Batch, threads: usiz
             *parts = before;
             return false;
         }
-    };
-    if stored {
-        commit(shared, consumer, &parts, CommitMode::Async);
     }
-    hold_back_the_fast(shared, consumer, &mut parts, delay);
-    report(shared, batch, &parts, duplicates);
+    *last_message = newest_message;
+    hold_back_the_fast(shared, consumer, &mut parts, now, settings);
+    report(shared, batch, &parts, skipped);
     drop(parts);
     if let (Some(producer), Some(topic)) = (dead, &shared.cfg.dead_letter_topic) {
         for (m, reason) in bad_messages {
@@ -171,69 +314,53 @@ fn decode(batch: &Batch, threads: usize) -> Vec<(Vec<KongEvent<'_>>, Vec<Decoded
     })
 }
 
-/// The event time every partition that still has data to deliver has reached: the slowest
-/// active partition's newest event. A partition is not active when it has had no message for
-/// `idle` or has no lag left. `None` while an active partition has delivered nothing yet (its
-/// events could be older than everyone's) or no partition is active.
-fn watermark(parts: &Partitions, now: Timestamp, idle: i64) -> Option<Timestamp> {
-    let mut slowest: Option<Timestamp> = None;
-    for (_, _, p) in parts.iter() {
-        let caught_up = p.lag.is_some_and(|(lag, at)| lag == 0 && at >= p.last_msg);
-        if caught_up || now - p.last_msg > idle {
-            continue;
-        }
-        let t = p.max_t?;
-        slowest = Some(slowest.map_or(t, |s| s.min(t)));
-    }
-    slowest
-}
-
-/// Pauses partitions whose events run more than `max_partition_skew` ahead of the slowest
-/// active one, and resumes them once it has caught up.
-fn hold_back_the_fast(shared: &Shared, consumer: &KafkaConsumer, parts: &mut Partitions, delay: i64) {
-    let Some(slowest) = watermark(parts, now_ms(), shared.cfg.idle_partition) else {
-        return;
-    };
-    let limit = slowest + shared.cfg.max_partition_skew + delay;
-    let (mut hold, mut release) = (TopicPartitionList::new(), TopicPartitionList::new());
-    for (t, p, part) in parts.iter_mut() {
-        let ahead = part.max_t.is_some_and(|m| m > limit);
-        if ahead != part.held {
-            part.held = ahead;
-            if ahead {
-                hold.add_partition(t, p)
-            } else {
-                release.add_partition(t, p)
-            };
-        }
-    }
-    let paused = shared.status.paused.load(Ordering::Relaxed);
-    if hold.count() > 0 {
-        tracing::info!(partitions = hold.count(), "partitions ahead of the slowest one paused");
-        let _ = consumer.pause(&hold);
-    }
-    if release.count() > 0 && !paused {
-        let _ = consumer.resume(&release);
-    }
-}
-
-fn commit(shared: &Shared, consumer: &KafkaConsumer, parts: &Partitions, mode: CommitMode) {
-    let offsets = parts.offsets(None);
-    if offsets.count() == 0 {
+/// Pauses partitions far ahead of the slowest one and resumes those it has caught up with
+/// (see [`watermark::hold_back`]).
+fn hold_back_the_fast(shared: &Shared, consumer: &KafkaConsumer, parts: &mut Partitions, now: Timestamp, s: &Settings) {
+    let (hold, release) = watermark::hold_back(parts, now, s);
+    if hold.is_empty() && release.is_empty() {
         return;
     }
-    if let Err(e) = consumer.commit(&offsets, mode) {
-        shared.status.commit_errors.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(error = %e, "committing offsets to Kafka failed (the store has them)");
+    let (mut hold_tpl, mut release_tpl) = (TopicPartitionList::new(), TopicPartitionList::new());
+    for (t, p) in &hold {
+        if let Some(part) = parts.get_mut(t, *p) {
+            part.held = true;
+        }
+        hold_tpl.add_partition(t, *p);
+    }
+    for (t, p) in &release {
+        if let Some(part) = parts.get_mut(t, *p) {
+            part.held = false;
+            part.last_progress = now;
+        }
+        release_tpl.add_partition(t, *p);
+    }
+    if hold_tpl.count() > 0 {
+        tracing::info!(
+            partitions = hold_tpl.count(),
+            "partitions far ahead of the slowest one paused"
+        );
+        if let Err(e) = consumer.pause(&hold_tpl) {
+            tracing::warn!(error = %e, "pausing partitions failed");
+        }
+    }
+    // While everything is paused for backpressure, resuming happens there.
+    if release_tpl.count() > 0 && !shared.status.paused.load(Ordering::Relaxed) {
+        tracing::info!(
+            partitions = release_tpl.count(),
+            "the slowest partition caught up: resumed"
+        );
+        let at = parts.resume_points(&release_tpl);
+        super::resume(consumer, &release_tpl, at);
     }
 }
 
-fn report(shared: &Shared, batch: &Batch, parts: &Partitions, duplicates: u64) {
+fn report(shared: &Shared, batch: &Batch, parts: &Partitions, skipped: u64) {
     let st = &shared.status;
     st.messages
-        .fetch_add(batch.msgs.len() as u64 - duplicates, Ordering::Relaxed);
+        .fetch_add(batch.msgs.len() as u64 - skipped, Ordering::Relaxed);
     st.bytes.fetch_add(batch.data.len() as u64, Ordering::Relaxed);
-    st.duplicates_skipped.fetch_add(duplicates, Ordering::Relaxed);
+    st.duplicates_skipped.fetch_add(skipped, Ordering::Relaxed);
     if !batch.msgs.is_empty() {
         *st.last_error.lock() = None;
     }
@@ -241,6 +368,7 @@ fn report(shared: &Shared, batch: &Batch, parts: &Partitions, duplicates: u64) {
     for (t, p, part) in parts.iter() {
         if let Some(s) = status.get_mut(&(t.to_owned(), p)) {
             s.next_offset = part.next;
+            s.lag = part.lag();
             s.messages = part.messages;
             s.max_event_t = part.max_t;
             s.held_back = part.held;

@@ -176,6 +176,20 @@ impl Simulator {
         self.incidents.iter().filter(move |i| i.applies(service, route, t))
     }
 
+    /// Generates every request that starts in `[from, to)` in time order, as a real log has
+    /// them: a second at a time, sorted.
+    pub fn generate_in_order(&mut self, from: Timestamp, to: Timestamp, mut f: impl FnMut(SimEvent)) {
+        let mut batch = Vec::new();
+        let mut t = from;
+        while t < to {
+            let end = (t + 1_000).min(to);
+            self.generate(t, end, |e| batch.push(e));
+            batch.sort_by_key(|e| e.t);
+            batch.drain(..).for_each(&mut f);
+            t = end;
+        }
+    }
+
     /// Generates every request that starts in `[from, to)` and passes each to `f`, route by
     /// route (not in time order).
     pub fn generate(&mut self, from: Timestamp, to: Timestamp, mut f: impl FnMut(SimEvent)) {
