@@ -48,6 +48,11 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Elements(lines.len() as u64));
     g.sample_size(20);
 
+    // The floor: finding the line ends alone (memchr), to calibrate the machine.
+    g.bench_function("split_lines", |b| {
+        b.iter(|| black_box(memchr::memchr_iter(b'\n', &buf).count()));
+    });
+
     g.bench_function("decode", |b| {
         let mut out = Vec::with_capacity(lines.len());
         let mut rej = RejectCounts::default();

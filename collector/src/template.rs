@@ -19,25 +19,27 @@ pub const MAX_TEMPLATE_LEN: usize = 256;
 /// prefixes; the longest one that matches whole segments is kept as written.
 pub fn template_path<'p>(uri: &str, prefixes: impl IntoIterator<Item = &'p str>, out: &mut String) {
     out.clear();
-    let path = &uri[..memchr::memchr2(b'?', b'#', uri.as_bytes()).unwrap_or(uri.len())];
+    let end = uri.bytes().position(|b| b == b'?' || b == b'#').unwrap_or(uri.len());
+    let path = &uri[..end];
     let prefix = prefixes
         .into_iter()
         .map(|p| p.trim_end_matches('/'))
         .filter(|p| !p.is_empty() && matches_prefix(path, p))
         .max_by_key(|p| p.len())
         .unwrap_or("");
-    let rest = &path[prefix.len()..];
-    for seg in prefix.split('/').filter(|s| !s.is_empty()) {
+    segments(prefix, |seg| {
         push_segment(out, seg);
-    }
+        true
+    });
     let mut cut = false;
-    for seg in rest.split('/').filter(|s| !s.is_empty()) {
+    segments(&path[prefix.len()..], |seg| {
         if out.len() >= MAX_TEMPLATE_LEN {
             cut = true;
-            break;
+            return false;
         }
         push_segment(out, if is_identifier(seg) { ID } else { seg });
-    }
+        true
+    });
     if cut || out.len() > MAX_TEMPLATE_LEN {
         // '/' is ASCII, so its position is always a character boundary.
         let limit = (MAX_TEMPLATE_LEN - TRUNCATED.len() - 1).min(out.len());
@@ -47,6 +49,28 @@ pub fn template_path<'p>(uri: &str, prefixes: impl IntoIterator<Item = &'p str>,
     }
     if out.is_empty() {
         out.push('/');
+    }
+}
+
+/// Calls `f` with each non-empty segment of `path` until it returns false. (A byte loop: paths
+/// are short, and this runs for every request.)
+#[inline]
+fn segments<'s>(path: &'s str, mut f: impl FnMut(&'s str) -> bool) {
+    let b = path.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'/' {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < b.len() && b[i] != b'/' {
+            i += 1;
+        }
+        // Both ends are at a '/' or an end of `path`: character boundaries.
+        if !f(&path[start..i]) {
+            return;
+        }
     }
 }
 

@@ -118,7 +118,7 @@ impl Aggregator {
                     hists = vec![(vec![0; self.cfg.buckets.len() + 1], 0.0, 0); self.kinds.len()];
                 }
                 let bytes = d.uvarint().map_err(err)?;
-                window.index.insert(group, window.deltas.len());
+                window.set_slot(group, window.deltas.len());
                 window.deltas.push(Delta {
                     group,
                     statuses,

@@ -123,7 +123,27 @@ struct Delta {
 #[derive(Debug, Default)]
 struct Window {
     deltas: Vec<Delta>,
-    index: FxHashMap<GroupId, usize>,
+    /// Per group id: 1 + the index of its delta, 0 for none yet.
+    slots: Vec<u32>,
+}
+
+impl Window {
+    /// The index of `group`'s delta, if it has one.
+    fn slot(&self, group: GroupId) -> Option<usize> {
+        match self.slots.get(group as usize) {
+            Some(&s) if s > 0 => Some(s as usize - 1),
+            _ => None,
+        }
+    }
+
+    /// Records that `group`'s delta is at `idx`.
+    fn set_slot(&mut self, group: GroupId, idx: usize) {
+        let g = group as usize;
+        if g >= self.slots.len() {
+            self.slots.resize(g + 1, 0);
+        }
+        self.slots[g] = idx as u32 + 1;
+    }
 }
 
 /// The windowed aggregator.
@@ -239,15 +259,20 @@ impl Aggregator {
         let window = self.open.entry(start).or_default();
         let n_hists = self.kinds.len();
         let n_buckets = self.cfg.buckets.len() + 1;
-        let idx = *window.index.entry(group).or_insert_with(|| {
-            window.deltas.push(Delta {
-                group,
-                statuses: Vec::new(),
-                hists: vec![(vec![0; n_buckets], 0.0, 0); n_hists],
-                bytes: 0,
-            });
-            window.deltas.len() - 1
-        });
+        let idx = match window.slot(group) {
+            Some(i) => i,
+            None => {
+                window.deltas.push(Delta {
+                    group,
+                    statuses: Vec::new(),
+                    hists: vec![(vec![0; n_buckets], 0.0, 0); n_hists],
+                    bytes: 0,
+                });
+                let i = window.deltas.len() - 1;
+                window.set_slot(group, i);
+                i
+            }
+        };
         let d = &mut window.deltas[idx];
         match d.statuses.iter_mut().find(|(s, _)| *s == ev.status) {
             Some((_, n)) => *n += 1,

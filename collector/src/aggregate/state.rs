@@ -22,6 +22,15 @@ pub(crate) const METHODS: [&str; 10] = [
 
 /// The method's index in [`METHODS`], case-insensitively.
 pub(crate) fn method_index(m: &str) -> u8 {
+    // As Kong logs them: upper case.
+    match m {
+        "GET" => return 0,
+        "POST" => return 1,
+        "PUT" => return 2,
+        "DELETE" => return 3,
+        "PATCH" => return 4,
+        _ => {}
+    }
     METHODS[..METHODS.len() - 1]
         .iter()
         .position(|known| known.eq_ignore_ascii_case(m))

@@ -102,7 +102,11 @@ pub(crate) type TopicPartition = (String, i32);
 
 /// Which partitions to pause for running ahead of the slowest pacing one, and which to resume:
 /// `(hold, release)`.
-pub(crate) fn hold_back(parts: &Partitions, now: Timestamp, s: &Settings) -> (Vec<TopicPartition>, Vec<TopicPartition>) {
+pub(crate) fn hold_back(
+    parts: &Partitions,
+    now: Timestamp,
+    s: &Settings,
+) -> (Vec<TopicPartition>, Vec<TopicPartition>) {
     let (mut hold, mut release) = (Vec::new(), Vec::new());
     let limit = match slowest(parts, now, s) {
         // The slowest is not known yet: change nothing.

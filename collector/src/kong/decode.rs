@@ -171,7 +171,7 @@ pub fn decode_event<'a>(s: &mut Scanner<'a>) -> Result<Result<KongEvent<'a>, Rej
                     b"id" => f.request_id = string_or_skip(s)?,
                     _ => s.skip_value()?,
                 }
-                Ok(())
+                Ok(f.method.is_some() && f.uri.is_some() && f.request_id.is_some())
             })?,
             b"response" => object(s, |s, k| {
                 match k {
@@ -179,7 +179,7 @@ pub fn decode_event<'a>(s: &mut Scanner<'a>) -> Result<Result<KongEvent<'a>, Rej
                     b"size" => f.response_size = number_or_skip(s)?,
                     _ => s.skip_value()?,
                 }
-                Ok(())
+                Ok(f.status.is_some() && f.response_size.is_some())
             })?,
             b"latencies" => object(s, |s, k| {
                 match k {
@@ -188,14 +188,14 @@ pub fn decode_event<'a>(s: &mut Scanner<'a>) -> Result<Result<KongEvent<'a>, Rej
                     b"kong" => f.latency_kong = number_or_skip(s)?,
                     _ => s.skip_value()?,
                 }
-                Ok(())
+                Ok(f.latency_request.is_some() && f.latency_proxy.is_some() && f.latency_kong.is_some())
             })?,
             b"service" => object(s, |s, k| {
                 match k {
                     b"name" => f.service = string_or_skip(s)?,
                     _ => s.skip_value()?,
                 }
-                Ok(())
+                Ok(f.service.is_some())
             })?,
             b"route" => object(s, |s, k| {
                 match k {
@@ -203,7 +203,7 @@ pub fn decode_event<'a>(s: &mut Scanner<'a>) -> Result<Result<KongEvent<'a>, Rej
                     b"paths" if s.peek() == Some(b'[') => f.route_paths = s.raw_value()?,
                     _ => s.skip_value()?,
                 }
-                Ok(())
+                Ok(f.route.is_some() && !f.route_paths.is_empty())
             })?,
             b"consumer" => object(s, |s, k| {
                 match k {
@@ -211,7 +211,7 @@ pub fn decode_event<'a>(s: &mut Scanner<'a>) -> Result<Result<KongEvent<'a>, Rej
                     b"id" => f.consumer_id = string_or_skip(s)?,
                     _ => s.skip_value()?,
                 }
-                Ok(())
+                Ok(f.consumer_name.is_some() && f.consumer_id.is_some())
             })?,
             b"client_ip" => f.client_ip = string_or_skip(s)?,
             _ => s.skip_value()?,
@@ -220,11 +220,12 @@ pub fn decode_event<'a>(s: &mut Scanner<'a>) -> Result<Result<KongEvent<'a>, Rej
     Ok(f.into_event())
 }
 
-/// Walks an object value calling `field` for each key; `null` and non-objects are skipped.
+/// Walks an object value calling `field` for each key until it says it has all it wants (the
+/// rest of the object is then skipped whole); `null` and non-objects are skipped.
 #[inline]
 fn object<'a>(
     s: &mut Scanner<'a>,
-    mut field: impl FnMut(&mut Scanner<'a>, &'a [u8]) -> Result<(), ScanError>,
+    mut field: impl FnMut(&mut Scanner<'a>, &'a [u8]) -> Result<bool, ScanError>,
 ) -> Result<(), ScanError> {
     if s.peek() != Some(b'{') {
         return s.skip_value();
@@ -232,7 +233,9 @@ fn object<'a>(
     s.begin_object()?;
     let mut first = true;
     while let Some(k) = s.next_key(&mut first)? {
-        field(s, k)?;
+        if field(s, k)? {
+            return s.skip_rest_of_object();
+        }
     }
     Ok(())
 }

@@ -4,6 +4,7 @@
 //! A malformed line or element is counted under a [`Reject`] reason and skipped; decoding goes
 //! on with the next one.
 
+mod classify;
 mod decode;
 mod scan;
 

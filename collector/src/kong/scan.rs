@@ -1,12 +1,21 @@
-//! An on-demand JSON scanner: it walks a document byte by byte, hands out the few values the
-//! caller asks for (borrowed from the input), and skips everything else without building it.
+//! An on-demand JSON scanner: it walks a document, hands out the few values the caller asks
+//! for (borrowed from the input), and skips everything else without building it.
 //!
 //! Skipping is where the time goes in a ~1.3 KB Kong event (headers, tries, workspace ids), so
-//! strings are skipped with `memchr2` and nested values by tracking depth only.
+//! the scanner first classifies the whole document 64 bytes at a time ([`classify`]): with
+//! masks of the unescaped quotes and of the brackets outside strings, a string's end is the next
+//! quote bit and a nested value's end is found by counting bracket bits, a block at a time.
+//! Whitespace, keys, numbers and literals are read byte by byte where the scanner stands.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 
-use memchr::memchr2;
+use super::classify::{Block, classify};
+
+thread_local! {
+    /// Mask buffers, reused by the scanners of a thread.
+    static POOL: RefCell<Vec<Vec<Block>>> = const { RefCell::new(Vec::new()) };
+}
 
 /// Why the scanner stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,10 +31,21 @@ pub enum ScanError {
 }
 
 /// A cursor over a JSON document.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Scanner<'a> {
     buf: &'a [u8],
     pos: usize,
+    blocks: Vec<Block>,
+}
+
+impl Drop for Scanner<'_> {
+    fn drop(&mut self) {
+        let blocks = std::mem::take(&mut self.blocks);
+        // A huge document's buffer is not kept.
+        if blocks.capacity() <= 1 << 16 {
+            let _ = POOL.try_with(|p| p.borrow_mut().push(blocks));
+        }
+    }
 }
 
 /// A JSON number as read: integer if it had no fraction or exponent.
@@ -50,7 +70,13 @@ impl Number {
 impl<'a> Scanner<'a> {
     /// A scanner at the start of `buf`.
     pub fn new(buf: &'a [u8]) -> Self {
-        Scanner { buf, pos: 0 }
+        let mut blocks = POOL
+            .try_with(|p| p.borrow_mut().pop())
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        classify(buf, &mut blocks);
+        Scanner { buf, pos: 0, blocks }
     }
 
     /// Current byte offset.
@@ -61,6 +87,15 @@ impl<'a> Scanner<'a> {
     /// Skips whitespace and returns the next byte without consuming it.
     #[inline]
     pub fn peek(&mut self) -> Option<u8> {
+        // Compact JSON (what Kong sends) has no whitespace: one look.
+        match self.buf.get(self.pos) {
+            Some(&b) if b > b' ' => Some(b),
+            _ => self.peek_slow(),
+        }
+    }
+
+    #[cold]
+    fn peek_slow(&mut self) -> Option<u8> {
         while let Some(&b) = self.buf.get(self.pos) {
             if !matches!(b, b' ' | b'\n' | b'\r' | b'\t') {
                 return Some(b);
@@ -96,25 +131,41 @@ impl<'a> Scanner<'a> {
 
     /// The next key of an object, or `None` at its end (consumes the `}`). Keys are returned raw
     /// (escapes not decoded): the keys vigil looks for have none.
-    #[inline]
+    #[inline(always)]
     pub fn next_key(&mut self, first: &mut bool) -> Result<Option<&'a [u8]>, ScanError> {
-        match self.peek() {
-            Some(b'}') => {
+        let mut b = self.peek().ok_or(ScanError::Eof)?;
+        match b {
+            b'}' => {
                 self.pos += 1;
                 return Ok(None);
             }
-            Some(b',') if !*first => self.pos += 1,
-            Some(_) if *first => {}
-            Some(b) => return Err(ScanError::Unexpected(b)),
-            None => return Err(ScanError::Eof),
+            b',' if !*first => {
+                self.pos += 1;
+                b = self.peek().ok_or(ScanError::Eof)?;
+            }
+            _ if *first => {}
+            _ => return Err(ScanError::Unexpected(b)),
         }
         *first = false;
-        self.expect(b'"')?;
-        let start = self.pos;
-        self.skip_string_body()?;
-        let key = &self.buf[start..self.pos - 1];
-        self.expect(b':')?;
+        if b != b'"' {
+            return Err(ScanError::Unexpected(b));
+        }
+        let start = self.pos + 1;
+        let end = self.next_quote(start).ok_or(ScanError::Eof)?;
+        let key = self.buf.get(start..end).ok_or(ScanError::Eof)?;
+        self.pos = end + 1;
+        if self.buf.get(self.pos) == Some(&b':') {
+            self.pos += 1;
+        } else {
+            self.expect(b':')?;
+        }
         Ok(Some(key))
+    }
+
+    /// Skips the rest of the object the scanner is inside (its opening `{` consumed), up to and
+    /// including its `}`: for callers that found what they wanted in it.
+    pub fn skip_rest_of_object(&mut self) -> Result<(), ScanError> {
+        self.skip_brackets(1)
     }
 
     /// Starts an array: consumes `[`.
@@ -158,16 +209,26 @@ impl<'a> Scanner<'a> {
     #[inline]
     pub fn string(&mut self) -> Result<Cow<'a, str>, ScanError> {
         self.expect(b'"')?;
-        let start = self.pos;
-        let escaped = self.skip_string_body()?;
-        let raw = &self.buf[start..self.pos - 1];
-        if escaped {
-            unescape(raw).map(Cow::Owned)
+        let (value, end) = self.string_at(self.pos - 1)?;
+        self.pos = end;
+        Ok(value)
+    }
+
+    /// The string whose opening quote is at `quote`, and the position after its closing one.
+    #[inline]
+    fn string_at(&self, quote: usize) -> Result<(Cow<'a, str>, usize), ScanError> {
+        let start = quote + 1;
+        let end = self.next_quote(start).ok_or(ScanError::Eof)?;
+        let raw = self.buf.get(start..end).ok_or(ScanError::Eof)?;
+        let (escaped, ascii) = self.escapes_and_ascii(start, end);
+        let value = if escaped {
+            Cow::Owned(unescape(raw)?)
+        } else if ascii {
+            Cow::Borrowed(ascii_str(raw))
         } else {
-            std::str::from_utf8(raw)
-                .map(Cow::Borrowed)
-                .map_err(|_| ScanError::BadString)
-        }
+            Cow::Borrowed(std::str::from_utf8(raw).map_err(|_| ScanError::BadString)?)
+        };
+        Ok((value, end + 1))
     }
 
     /// Reads a number.
@@ -177,43 +238,9 @@ impl<'a> Scanner<'a> {
         if first != b'-' && !first.is_ascii_digit() {
             return Err(ScanError::Unexpected(first));
         }
-        let start = self.pos;
-        let neg = first == b'-';
-        if neg {
-            self.pos += 1;
-        }
-        // Fast path: plain integers, the common case in Kong events.
-        let mut v: i64 = 0;
-        let mut digits = 0;
-        let mut overflow = false;
-        while let Some(&b) = self.buf.get(self.pos) {
-            if !b.is_ascii_digit() {
-                break;
-            }
-            match v.checked_mul(10).and_then(|v| v.checked_add(i64::from(b - b'0'))) {
-                Some(n) => v = n,
-                // Too big for 64 bits: still a number, read as a float below.
-                None => overflow = true,
-            }
-            digits += 1;
-            self.pos += 1;
-        }
-        if digits == 0 {
-            return Err(ScanError::BadNumber);
-        }
-        match self.buf.get(self.pos) {
-            Some(b'.' | b'e' | b'E') => {}
-            _ if !overflow => return Ok(Number::Int(if neg { -v } else { v })),
-            _ => {}
-        }
-        while let Some(&b) = self.buf.get(self.pos) {
-            if !(b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-')) {
-                break;
-            }
-            self.pos += 1;
-        }
-        let text = std::str::from_utf8(&self.buf[start..self.pos]).map_err(|_| ScanError::BadNumber)?;
-        text.parse::<f64>().map(Number::Float).map_err(|_| ScanError::BadNumber)
+        let (n, end) = number_at(self.buf, self.pos)?;
+        self.pos = end;
+        Ok(n)
     }
 
     /// Returns the raw bytes of the next value and moves past it.
@@ -225,17 +252,27 @@ impl<'a> Scanner<'a> {
     }
 
     /// Moves past the next value without looking inside it more than needed.
+    #[inline]
     pub fn skip_value(&mut self) -> Result<(), ScanError> {
         match self.peek().ok_or(ScanError::Eof)? {
             b'"' => {
-                self.pos += 1;
-                self.skip_string_body().map(|_| ())
+                // Escapes do not matter to a string that is skipped.
+                let end = self.next_quote(self.pos + 1).ok_or(ScanError::Eof)?;
+                self.pos = end + 1;
+                Ok(())
             }
             b'{' | b'[' => self.skip_nested(),
             b't' => self.literal(b"true"),
             b'f' => self.literal(b"false"),
             b'n' => self.literal(b"null"),
-            b'-' | b'0'..=b'9' => self.number().map(|_| ()),
+            b'-' | b'0'..=b'9' => {
+                let len = self.buf[self.pos..]
+                    .iter()
+                    .position(|b| !matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
+                    .unwrap_or(self.buf.len() - self.pos);
+                self.pos += len;
+                Ok(())
+            }
             b => Err(ScanError::Unexpected(b)),
         }
     }
@@ -251,48 +288,145 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// Skips an object or array by depth; strings inside are skipped whole so their brackets do
-    /// not count.
+    /// Skips the object or array starting at the current byte.
+    #[inline]
     fn skip_nested(&mut self) -> Result<(), ScanError> {
-        let mut depth = 0usize;
-        while let Some(&b) = self.buf.get(self.pos) {
-            self.pos += 1;
-            match b {
-                b'"' => {
-                    self.skip_string_body()?;
-                }
-                b'{' | b'[' => depth += 1,
-                b'}' | b']' => {
-                    depth -= 1;
-                    if depth == 0 {
-                        return Ok(());
-                    }
-                }
-                _ => {}
-            }
-        }
-        Err(ScanError::Eof)
+        self.skip_brackets(0)
     }
 
-    /// Skips to just after the closing quote of a string whose opening quote was consumed.
-    /// Returns whether the string contains escapes.
-    #[inline]
-    fn skip_string_body(&mut self) -> Result<bool, ScanError> {
-        let mut escaped = false;
+    /// Moves past the bracket that closes `depth` levels from the current byte.
+    fn skip_brackets(&mut self, depth: u32) -> Result<(), ScanError> {
+        self.pos = self.closing_bracket(self.pos, depth)? + 1;
+        Ok(())
+    }
+
+    /// The position of the bracket that closes `depth` levels from byte `from` on, counting
+    /// the brackets outside strings: whole blocks at once while the depth cannot reach zero in
+    /// them.
+    fn closing_bracket(&self, from: usize, depth: u32) -> Result<usize, ScanError> {
+        let blocks = &self.blocks[..];
+        let mut i = from / 64;
+        let mut depth = i64::from(depth);
+        // Only brackets from `from` on.
+        let first = !0u64 << (from % 64);
+        let b = blocks.get(i).ok_or(ScanError::Eof)?;
+        let (mut open, mut close) = (b.open & first, b.close & first);
         loop {
-            let rest = self.buf.get(self.pos..).ok_or(ScanError::Eof)?;
-            let i = memchr2(b'"', b'\\', rest).ok_or(ScanError::Eof)?;
-            if rest[i] == b'"' {
-                self.pos += i + 1;
-                return Ok(escaped);
+            let closes = i64::from(close.count_ones());
+            if closes < depth {
+                // The value does not end in this block.
+                depth += i64::from(open.count_ones()) - closes;
+            } else {
+                let mut both = open | close;
+                while both != 0 {
+                    let at = both.trailing_zeros();
+                    both &= both - 1;
+                    // +1 for an open bracket, -1 for a close.
+                    depth += ((open >> at) & 1) as i64 * 2 - 1;
+                    if depth <= 0 {
+                        if depth < 0 {
+                            // A close with nothing open: broken JSON.
+                            return Err(ScanError::Unexpected(b']'));
+                        }
+                        let pos = 64 * i + at as usize;
+                        return if pos < self.buf.len() {
+                            Ok(pos)
+                        } else {
+                            Err(ScanError::Eof)
+                        };
+                    }
+                }
             }
-            // A backslash: skip it and the escaped byte.
-            escaped = true;
-            self.pos += i + 2;
-            if self.pos > self.buf.len() {
-                return Err(ScanError::Eof);
+            i += 1;
+            let b = blocks.get(i).ok_or(ScanError::Eof)?;
+            (open, close) = (b.open, b.close);
+        }
+    }
+
+    /// The next unescaped quote at or after byte `from`.
+    #[inline(always)]
+    fn next_quote(&self, from: usize) -> Option<usize> {
+        let mut i = from / 64;
+        let mut m = self.blocks.get(i)?.quote & (!0u64 << (from % 64));
+        loop {
+            if m != 0 {
+                return Some(64 * i + m.trailing_zeros() as usize);
+            }
+            i += 1;
+            m = self.blocks.get(i)?.quote;
+        }
+    }
+
+    /// Whether `start..end` holds a backslash, and whether it is all ASCII.
+    #[inline]
+    fn escapes_and_ascii(&self, start: usize, end: usize) -> (bool, bool) {
+        let (first, last) = (start / 64, end / 64);
+        let lo = !0u64 << (start % 64);
+        let hi = (1u64 << (end % 64)).wrapping_sub(1);
+        let (mut backslash, mut high) = (0u64, 0u64);
+        for i in first..=last {
+            let m = match (i == first, i == last) {
+                (true, true) => lo & hi,
+                (true, false) => lo,
+                (false, true) => hi,
+                (false, false) => !0,
+            };
+            if let Some(b) = self.blocks.get(i) {
+                backslash |= b.backslash & m;
+                high |= b.non_ascii & m;
             }
         }
+        (backslash != 0, high == 0)
+    }
+}
+
+/// The number starting at `start` (a `-` or a digit), and the position after it.
+#[inline]
+fn number_at(buf: &[u8], start: usize) -> Result<(Number, usize), ScanError> {
+    let neg = buf.get(start) == Some(&b'-');
+    let mut pos = start + usize::from(neg);
+    // Fast path: plain integers, the common case in Kong events. Up to 18 digits cannot
+    // overflow an i64.
+    let digits_start = pos;
+    let mut v: i64 = 0;
+    while let Some(&b) = buf.get(pos) {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            break;
+        }
+        v = v.wrapping_mul(10).wrapping_add(i64::from(d));
+        pos += 1;
+    }
+    let digits = pos - digits_start;
+    if digits == 0 {
+        return Err(ScanError::BadNumber);
+    }
+    match buf.get(pos) {
+        Some(b'.' | b'e' | b'E') => {}
+        // Too big for 64 bits: still a number, read as a float below.
+        _ if digits <= 18 => return Ok((Number::Int(if neg { -v } else { v }), pos)),
+        _ => {}
+    }
+    while let Some(&b) = buf.get(pos) {
+        if !(b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-')) {
+            break;
+        }
+        pos += 1;
+    }
+    let text = std::str::from_utf8(&buf[start..pos]).map_err(|_| ScanError::BadNumber)?;
+    let f = text.parse::<f64>().map_err(|_| ScanError::BadNumber)?;
+    Ok((Number::Float(f), pos))
+}
+
+/// `raw` as a `str`, for bytes the classifier found to be all ASCII.
+#[inline]
+fn ascii_str(raw: &[u8]) -> &str {
+    debug_assert!(raw.is_ascii());
+    #[allow(unsafe_code)]
+    // SAFETY: every byte is below 0x80 (the classifier's `non_ascii` mask is clear over the
+    // range), and ASCII is valid UTF-8.
+    unsafe {
+        std::str::from_utf8_unchecked(raw)
     }
 }
 
