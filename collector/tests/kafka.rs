@@ -6,8 +6,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use vigil_collector::Reject;
 use vigil_collector::kafka::{KafkaConfig, KafkaSource, Position, mark_key};
 use vigil_collector::sim::{Simulator, Topology};
 use vigil_collector::{AggregatorConfig, Collector};
@@ -78,8 +81,7 @@ fn every_event_is_counted_once() {
 
     let db = Arc::new(Db::in_memory());
     let collector = Arc::new(Collector::new(db.clone(), small_windows()));
-    let mut cfg = KafkaConfig::new(&cluster.bootstrap_servers(), "vigil-test", &["kong"]);
-    cfg.idle_partition = 2_000;
+    let cfg = KafkaConfig::new(&cluster.bootstrap_servers(), "vigil-test", &["kong"]);
     let source = KafkaSource::start(&cfg, collector.clone()).expect("source");
     let deadline = Instant::now() + Duration::from_secs(60);
     while counts(&db).values().sum::<u64>() < total {
@@ -108,4 +110,147 @@ fn every_event_is_counted_once() {
         })
         .sum();
     assert_eq!(next as u64, total);
+}
+
+fn producer(bootstrap: &str) -> ThreadedProducer<DefaultProducerContext> {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("linger.ms", "5")
+        .create()
+        .expect("producer")
+}
+
+/// Waits for `cond`, stepping the collector's clock.
+fn wait_for(what: &str, collector: &Collector, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}: {:?}", collector.stats());
+        collector.tick(now_ms()).expect("tick");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn bad_messages_are_counted_by_reason_and_dead_lettered_as_they_are() {
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    cluster.create_topic("kong", 2, 1).expect("topic");
+    cluster.create_topic("kong-rejected", 1, 1).expect("topic");
+    let bootstrap = cluster.bootstrap_servers();
+    let malformed = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/kong/malformed.ndjson"))
+        .expect("../shared/kong/malformed.ndjson");
+    let bad: Vec<&[u8]> = malformed.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect();
+    let good = br#"{"request":{"method":"GET","uri":"/v1/orders/1"},"response":{"status":200},"started_at":1795150800000,"latencies":{"request":5},"service":{"name":"orders"},"route":{"name":"orders-route"}}"#;
+    let p = producer(&bootstrap);
+    for (i, msg) in bad.iter().enumerate() {
+        for payload in [&good[..], msg] {
+            let key = i.to_string();
+            let mut record = BaseRecord::to("kong").key(&key).payload(payload);
+            while let Err((_, r)) = p.send(record) {
+                record = r;
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+    }
+    p.flush(Duration::from_secs(30)).expect("flush");
+
+    let db = Arc::new(Db::in_memory());
+    let collector = Arc::new(Collector::new(db.clone(), small_windows()));
+    let mut cfg = KafkaConfig::new(&bootstrap, "vigil-test", &["kong"]);
+    cfg.dead_letter_topic = Some("kong-rejected".into());
+    let source = KafkaSource::start(&cfg, collector.clone()).expect("source");
+    let total = 2 * bad.len() as u64;
+    let status = source.status().clone();
+    wait_for("every message", &collector, || {
+        status.messages.load(std::sync::atomic::Ordering::Relaxed) == total
+            && counts(&db).values().sum::<u64>() == bad.len() as u64
+    });
+    // Nothing stopped: every good event is counted, every bad message counted by reason.
+    let r = collector.stats().rejected;
+    let got: Vec<(Reject, u64)> = r.iter().collect();
+    assert_eq!(
+        got,
+        vec![
+            (Reject::InvalidJson, 2),
+            (Reject::EmptyBatch, 1),
+            (Reject::MissingField, 1),
+            (Reject::BadStatus, 1),
+            (Reject::BadTimestamp, 1),
+            (Reject::UriTooLong, 1),
+        ]
+    );
+    wait_for("the dead letters", &collector, || {
+        status.dead_letters.load(std::sync::atomic::Ordering::Relaxed) == bad.len() as u64
+    });
+    source.stop();
+
+    // The dead-letter topic holds the bad messages byte for byte, with why and where from.
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("group.id", "dead-letter-reader")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&["kong-rejected"]).expect("subscribe");
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while seen.len() < bad.len() && Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            let headers = m.headers().expect("headers");
+            let reason = headers.iter().find(|h| h.key == "vigil-reason").and_then(|h| h.value).map(<[u8]>::to_vec);
+            let source = headers.iter().find(|h| h.key == "vigil-source").and_then(|h| h.value).map(<[u8]>::to_vec);
+            assert!(String::from_utf8_lossy(&source.expect("source header")).starts_with("kong/"));
+            seen.push((m.payload().expect("payload").to_vec(), String::from_utf8(reason.expect("reason")).expect("utf-8")));
+        }
+    }
+    seen.sort();
+    let mut want: Vec<Vec<u8>> = bad.iter().map(|b| b.to_vec()).collect();
+    want.sort();
+    assert_eq!(seen.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>(), want);
+    assert!(seen.iter().any(|(_, r)| r == "bad_status"), "{seen:?}");
+}
+
+#[test]
+fn a_broker_that_goes_away_is_reported_and_one_that_comes_back_is_read_again() {
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    cluster.create_topic("kong", 1, 1).expect("topic");
+    let bootstrap = cluster.bootstrap_servers();
+    let db = Arc::new(Db::in_memory());
+    let collector = Arc::new(Collector::new(db.clone(), small_windows()));
+    let mut cfg = KafkaConfig::new(&bootstrap, "vigil-test", &["kong"]);
+    cfg.properties.insert("reconnect.backoff.max.ms".into(), "500".into());
+    let source = KafkaSource::start(&cfg, collector.clone()).expect("source");
+    let status = source.status().clone();
+    // An empty topic: joined, and ready.
+    wait_for("joining", &collector, || status.readiness().is_ok());
+
+    cluster.broker_down(1).expect("broker down");
+    wait_for("the outage to show", &collector, || status.readiness().is_err());
+    let why = status.readiness().expect_err("not ready");
+    assert!(why.contains("kafka"), "{why}");
+
+    cluster.broker_up(1).expect("broker up");
+    let event = br#"{"request":{"method":"GET","uri":"/a"},"response":{"status":503},"started_at":1795150800000,"latencies":{"request":5}}"#;
+    let p = producer(&bootstrap);
+    for _ in 0..10 {
+        p.send(BaseRecord::<(), _>::to("kong").payload(&event[..])).expect("send");
+    }
+    p.flush(Duration::from_secs(30)).expect("flush");
+    wait_for("recovery", &collector, || {
+        status.readiness().is_ok() && status.messages.load(std::sync::atomic::Ordering::Relaxed) == 10
+    });
+    source.stop();
+    assert_eq!(counts(&db), BTreeMap::from([(503, 10)]));
+}
+
+#[test]
+fn a_topic_that_does_not_exist_is_reported() {
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    let db = Arc::new(Db::in_memory());
+    let collector = Arc::new(Collector::new(db, small_windows()));
+    let mut cfg = KafkaConfig::new(&cluster.bootstrap_servers(), "vigil-test", &["no-such-topic"]);
+    cfg.properties.insert("allow.auto.create.topics".into(), "false".into());
+    let source = KafkaSource::start(&cfg, collector.clone()).expect("source");
+    let status = source.status().clone();
+    wait_for("the error", &collector, || status.readiness().is_err_and(|e| e.contains("no-such-topic")));
+    source.stop();
 }

@@ -64,6 +64,7 @@ pub(crate) async fn collector(State(app): State<Arc<App>>) -> Response {
                 "rebalances": load(&k.rebalances),
                 "deadLetters": load(&k.dead_letters),
                 "brokersUp": load(&k.brokers_up),
+                "missingTopics": *k.missing_topics.lock(),
                 "lastError": k.last_error.lock().as_ref().map(|(t, e)| json!({"at": format_rfc3339(*t), "error": e})),
                 "partitions": partitions,
             }),

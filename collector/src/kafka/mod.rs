@@ -270,7 +270,12 @@ fn consume(consumer: &KafkaConsumer, shared: &Shared, tx: &SyncSender<Batch>, st
     let mut paused = false;
     let mut topics: Vec<Arc<str>> = Vec::new();
     let max = shared.cfg.max_batch;
+    let mut topics_checked: Option<Instant> = None;
     while !stop.load(Ordering::Relaxed) {
+        if topics_checked.is_none_or(|t| t.elapsed() >= TOPIC_CHECK) {
+            check_topics(consumer, shared);
+            topics_checked = Some(Instant::now());
+        }
         let due = batch
             .started
             .is_some_and(|s| batch.msgs.len() >= max || s.elapsed() >= LINGER);
@@ -318,6 +323,41 @@ fn consume(consumer: &KafkaConsumer, shared: &Shared, tx: &SyncSender<Batch>, st
     }
     if !batch.msgs.is_empty() {
         let _ = tx.send(batch);
+    }
+}
+
+/// How often the subscribed topics' existence is checked.
+const TOPIC_CHECK: Duration = Duration::from_secs(5);
+
+/// Asks the brokers whether the subscribed topics exist, and records (and logs) those that do
+/// not: librdkafka waits for a missing topic silently.
+fn check_topics(consumer: &KafkaConsumer, shared: &Shared) {
+    let mut missing = Vec::new();
+    for topic in &shared.cfg.topics {
+        match consumer.fetch_metadata(Some(topic), Duration::from_millis(1500)) {
+            Ok(md) => {
+                let gone = md
+                    .topics()
+                    .iter()
+                    .filter(|t| t.name() == topic)
+                    .all(|t| t.error().is_some() || t.partitions().is_empty());
+                if gone {
+                    missing.push(topic.clone());
+                }
+            }
+            // No broker answers: reported by librdkafka's errors.
+            Err(_) => return,
+        }
+    }
+    let mut known = shared.status.missing_topics.lock();
+    if *known != missing {
+        for t in missing.iter().filter(|t| !known.contains(t)) {
+            tracing::warn!(topic = %t, "subscribed topic does not exist (waiting for it)");
+        }
+        for t in known.iter().filter(|t| !missing.contains(t)) {
+            tracing::info!(topic = %t, "subscribed topic exists now");
+        }
+        *known = missing;
     }
 }
 

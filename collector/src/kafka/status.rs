@@ -50,6 +50,8 @@ pub struct KafkaStatus {
     pub last_error: Mutex<Option<(Timestamp, String)>>,
     /// Whether the consumer has ever had an assignment.
     pub joined: AtomicBool,
+    /// Subscribed topics the brokers say do not exist.
+    pub missing_topics: Mutex<Vec<String>>,
 }
 
 impl KafkaStatus {
@@ -62,6 +64,10 @@ impl KafkaStatus {
     pub fn readiness(&self) -> Result<(), String> {
         if let Some((_, e)) = self.last_error.lock().as_ref() {
             return Err(format!("kafka: {e}"));
+        }
+        let missing = self.missing_topics.lock();
+        if !missing.is_empty() {
+            return Err(format!("kafka: subscribed topics do not exist: {}", missing.join(", ")));
         }
         if !self.joined.load(Ordering::Relaxed) {
             return Err("kafka: not yet part of the consumer group".into());
