@@ -124,7 +124,11 @@ fn producer(bootstrap: &str) -> ThreadedProducer<DefaultProducerContext> {
 fn wait_for(what: &str, collector: &Collector, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}: {:?}", collector.stats());
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {:?}",
+            collector.stats()
+        );
         collector.tick(now_ms()).expect("tick");
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -136,8 +140,11 @@ fn bad_messages_are_counted_by_reason_and_dead_lettered_as_they_are() {
     cluster.create_topic("kong", 2, 1).expect("topic");
     cluster.create_topic("kong-rejected", 1, 1).expect("topic");
     let bootstrap = cluster.bootstrap_servers();
-    let malformed = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/kong/malformed.ndjson"))
-        .expect("../shared/kong/malformed.ndjson");
+    let malformed = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/kong/malformed.ndjson"
+    ))
+    .expect("../shared/kong/malformed.ndjson");
     let bad: Vec<&[u8]> = malformed.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect();
     let good = br#"{"request":{"method":"GET","uri":"/v1/orders/1"},"response":{"status":200},"started_at":1795150800000,"latencies":{"request":5},"service":{"name":"orders"},"route":{"name":"orders-route"}}"#;
     let p = producer(&bootstrap);
@@ -196,10 +203,21 @@ fn bad_messages_are_counted_by_reason_and_dead_lettered_as_they_are() {
     while seen.len() < bad.len() && Instant::now() < deadline {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
             let headers = m.headers().expect("headers");
-            let reason = headers.iter().find(|h| h.key == "vigil-reason").and_then(|h| h.value).map(<[u8]>::to_vec);
-            let source = headers.iter().find(|h| h.key == "vigil-source").and_then(|h| h.value).map(<[u8]>::to_vec);
+            let reason = headers
+                .iter()
+                .find(|h| h.key == "vigil-reason")
+                .and_then(|h| h.value)
+                .map(<[u8]>::to_vec);
+            let source = headers
+                .iter()
+                .find(|h| h.key == "vigil-source")
+                .and_then(|h| h.value)
+                .map(<[u8]>::to_vec);
             assert!(String::from_utf8_lossy(&source.expect("source header")).starts_with("kong/"));
-            seen.push((m.payload().expect("payload").to_vec(), String::from_utf8(reason.expect("reason")).expect("utf-8")));
+            seen.push((
+                m.payload().expect("payload").to_vec(),
+                String::from_utf8(reason.expect("reason")).expect("utf-8"),
+            ));
         }
     }
     seen.sort();
@@ -232,7 +250,8 @@ fn a_broker_that_goes_away_is_reported_and_one_that_comes_back_is_read_again() {
     let event = br#"{"request":{"method":"GET","uri":"/a"},"response":{"status":503},"started_at":1795150800000,"latencies":{"request":5}}"#;
     let p = producer(&bootstrap);
     for _ in 0..10 {
-        p.send(BaseRecord::<(), _>::to("kong").payload(&event[..])).expect("send");
+        p.send(BaseRecord::<(), _>::to("kong").payload(&event[..]))
+            .expect("send");
     }
     p.flush(Duration::from_secs(30)).expect("flush");
     wait_for("recovery", &collector, || {
@@ -251,6 +270,8 @@ fn a_topic_that_does_not_exist_is_reported() {
     cfg.properties.insert("allow.auto.create.topics".into(), "false".into());
     let source = KafkaSource::start(&cfg, collector.clone()).expect("source");
     let status = source.status().clone();
-    wait_for("the error", &collector, || status.readiness().is_err_and(|e| e.contains("no-such-topic")));
+    wait_for("the error", &collector, || {
+        status.readiness().is_err_and(|e| e.contains("no-such-topic"))
+    });
     source.stop();
 }

@@ -91,7 +91,11 @@ fn render(base: &str, d: &Value) -> String {
         );
         if let Some(missing) = k["missingTopics"].as_array().filter(|m| !m.is_empty()) {
             let names: Vec<&str> = missing.iter().filter_map(Value::as_str).collect();
-            let _ = writeln!(out, "  topics that do not exist (waiting for them): {}", names.join(", "));
+            let _ = writeln!(
+                out,
+                "  topics that do not exist (waiting for them): {}",
+                names.join(", ")
+            );
         }
         if let Some(e) = k["lastError"].as_object() {
             let _ = writeln!(

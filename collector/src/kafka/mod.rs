@@ -50,7 +50,7 @@ mod watermark;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -97,6 +97,8 @@ const INSTANCE_MARK: &str = "kafka/instance";
 /// Messages copied out of librdkafka, one buffer per batch.
 #[derive(Debug, Default)]
 pub(crate) struct Batch {
+    /// Topic names, indexed by [`Msg::topic`].
+    pub(crate) topics: Vec<Arc<str>>,
     pub(crate) data: Vec<u8>,
     pub(crate) msgs: Vec<Msg>,
     pub(crate) started: Option<Instant>,
@@ -105,7 +107,7 @@ pub(crate) struct Batch {
 /// One message of a batch.
 #[derive(Debug, Clone)]
 pub(crate) struct Msg {
-    pub(crate) topic: Arc<str>,
+    pub(crate) topic: u16,
     pub(crate) partition: i32,
     pub(crate) offset: i64,
     pub(crate) epoch: u64,
@@ -114,7 +116,15 @@ pub(crate) struct Msg {
 }
 
 impl Batch {
-    fn push(&mut self, topic: Arc<str>, partition: i32, offset: i64, epoch: u64, payload: &[u8]) {
+    /// The batch emptied, its buffers kept.
+    fn cleared(mut self) -> Batch {
+        self.data.clear();
+        self.msgs.clear();
+        self.started = None;
+        self
+    }
+
+    fn push(&mut self, topic: u16, partition: i32, offset: i64, epoch: u64, payload: &[u8]) {
         self.started.get_or_insert_with(Instant::now);
         let start = self.data.len();
         self.data.extend_from_slice(payload);
@@ -130,6 +140,10 @@ impl Batch {
 
     pub(crate) fn payload(&self, m: &Msg) -> &[u8] {
         &self.data[m.start..m.end]
+    }
+
+    pub(crate) fn topic(&self, m: &Msg) -> &str {
+        self.topics.get(usize::from(m.topic)).map_or("", |t| t)
     }
 }
 
@@ -197,17 +211,20 @@ impl KafkaSource {
             None => None,
         };
         let (tx, rx) = std::sync::mpsc::sync_channel(cfg.queue_batches);
+        // Batches go back to the consumer thread for reuse: their buffers keep their size, so
+        // consuming allocates nothing in the steady state.
+        let (recycle_tx, recycle_rx) = std::sync::mpsc::sync_channel(cfg.queue_batches + 2);
         let stop = Arc::new(AtomicBool::new(false));
         let consumer_thread = {
             let (consumer, shared, stop) = (consumer.clone(), shared.clone(), stop.clone());
             std::thread::Builder::new()
                 .name("kafka-consumer".into())
-                .spawn(move || consume(&consumer, &shared, &tx, &stop))
+                .spawn(move || consume(&consumer, &shared, &tx, &recycle_rx, &stop))
                 .map_err(|e| StartError::Config(format!("starting the consumer thread: {e}")))?
         };
         let aggregator_thread = std::thread::Builder::new()
             .name("kafka-aggregate".into())
-            .spawn(move || process::run(&shared, &consumer, &rx, dead_letters.as_ref()))
+            .spawn(move || process::run(&shared, &consumer, &rx, &recycle_tx, dead_letters.as_ref()))
             .map_err(|e| StartError::Config(format!("starting the aggregator thread: {e}")))?;
         tracing::info!(brokers = %cfg.brokers, group = %cfg.group, topics = ?cfg.topics, "consuming from Kafka");
         Ok(KafkaSource {
@@ -255,8 +272,11 @@ fn client_config(cfg: &KafkaConfig) -> ClientConfig {
     c.set("bootstrap.servers", &cfg.brokers)
         .set("auto.offset.reset", "earliest")
         .set("statistics.interval.ms", "1000")
-        // What librdkafka prefetches bounds what arrives after a pause.
-        .set("queued.max.messages.kbytes", "16384");
+        // What librdkafka prefetches bounds what arrives after a pause (memory stays flat)...
+        .set("queued.max.messages.kbytes", "32768")
+        // ... and once the prefetch is full, fetching resumes as soon as there is room again
+        // (librdkafka's default waits a whole second, stalling every partition).
+        .set("fetch.queue.backoff.ms", "20");
     for (k, v) in &cfg.properties {
         c.set(k, v);
     }
@@ -265,22 +285,37 @@ fn client_config(cfg: &KafkaConfig) -> ClientConfig {
 
 /// Polls messages into batches and hands them to the aggregator thread; pauses consumption
 /// while the queue is full. Rebalance callbacks run in here (inside `poll`).
-fn consume(consumer: &KafkaConsumer, shared: &Shared, tx: &SyncSender<Batch>, stop: &AtomicBool) {
+///
+/// This loop runs once per message, so it reads the clock only every 256 messages or when no
+/// message was waiting, and does not wait in `poll` while messages flow.
+fn consume(
+    consumer: &KafkaConsumer,
+    shared: &Shared,
+    tx: &SyncSender<Batch>,
+    recycled: &Receiver<Batch>,
+    stop: &AtomicBool,
+) {
     let mut batch = Batch::default();
     let mut paused = false;
-    let mut topics: Vec<Arc<str>> = Vec::new();
+    // Topic names by index; with one subscribed topic every message is from it.
+    let mut topics: Vec<Arc<str>> = shared.cfg.topics.iter().map(|t| Arc::from(t.as_str())).collect();
+    let single = topics.len() == 1;
     let max = shared.cfg.max_batch;
     let mut topics_checked: Option<Instant> = None;
+    let (mut idle, mut polled) = (true, 0u32);
     while !stop.load(Ordering::Relaxed) {
-        if topics_checked.is_none_or(|t| t.elapsed() >= TOPIC_CHECK) {
+        let look = idle || polled % 256 == 0;
+        if look && topics_checked.is_none_or(|t| t.elapsed() >= TOPIC_CHECK) {
             check_topics(consumer, shared);
             topics_checked = Some(Instant::now());
         }
         let due = batch
             .started
-            .is_some_and(|s| batch.msgs.len() >= max || s.elapsed() >= LINGER);
+            .is_some_and(|s| batch.msgs.len() >= max || (look && s.elapsed() >= LINGER));
         if due {
-            match tx.try_send(std::mem::take(&mut batch)) {
+            let mut next = recycled.try_recv().map(Batch::cleared).unwrap_or_default();
+            next.topics.clone_from(&topics);
+            match tx.try_send(std::mem::replace(&mut batch, next)) {
                 Ok(()) => {
                     if paused {
                         set_paused(consumer, shared, false);
@@ -298,27 +333,43 @@ fn consume(consumer: &KafkaConsumer, shared: &Shared, tx: &SyncSender<Batch>, st
             }
         }
         let timeout = match batch.started {
+            Some(_) if !idle && !paused => Duration::ZERO,
             Some(s) if !paused => LINGER.saturating_sub(s.elapsed()),
             _ => Duration::from_millis(100),
         };
         match consumer.poll(timeout) {
             Some(Ok(m)) => {
-                let topic = match topics.iter().find(|t| &***t == m.topic()) {
-                    Some(t) => t.clone(),
-                    None => {
-                        let t: Arc<str> = m.topic().into();
-                        topics.push(t.clone());
-                        t
+                (idle, polled) = (false, polled.wrapping_add(1));
+                let topic = if single {
+                    0
+                } else {
+                    match topics.iter().position(|t| &**t == m.topic()) {
+                        Some(i) => i,
+                        None => {
+                            topics.push(m.topic().into());
+                            batch.topics.clone_from(&topics);
+                            topics.len() - 1
+                        }
                     }
                 };
+                if batch.topics.is_empty() {
+                    batch.topics.clone_from(&topics);
+                }
                 let epoch = shared.epoch.load(Ordering::Relaxed);
-                batch.push(topic, m.partition(), m.offset(), epoch, m.payload().unwrap_or_default());
+                batch.push(
+                    topic as u16,
+                    m.partition(),
+                    m.offset(),
+                    epoch,
+                    m.payload().unwrap_or_default(),
+                );
             }
             Some(Err(e)) => {
+                idle = true;
                 tracing::warn!(error = %e, "kafka consumer error");
                 shared.status.error(vigil_tsdb::time::now_ms(), e.to_string());
             }
-            None => {}
+            None => idle = true,
         }
     }
     if !batch.msgs.is_empty() {

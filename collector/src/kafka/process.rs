@@ -3,7 +3,7 @@
 //! to the collector with the new positions.
 
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::time::Duration;
 
 use rdkafka::consumer::{CommitMode, Consumer};
@@ -41,7 +41,13 @@ struct Decoded {
 
 /// Runs until the consumer thread hangs up, then stores the final positions (and, when every
 /// partition is caught up, writes the open windows).
-pub(crate) fn run(shared: &Shared, consumer: &KafkaConsumer, rx: &Receiver<Batch>, dead: Option<&DeadLetters>) {
+pub(crate) fn run(
+    shared: &Shared,
+    consumer: &KafkaConsumer,
+    rx: &Receiver<Batch>,
+    recycle: &SyncSender<Batch>,
+    dead: Option<&DeadLetters>,
+) {
     let threads = std::thread::available_parallelism().map_or(1, usize::from).min(8);
     let mut waiting: Option<Batch> = None;
     let mut last_message: Option<Timestamp> = None;
@@ -55,7 +61,11 @@ pub(crate) fn run(shared: &Shared, consumer: &KafkaConsumer, rx: &Receiver<Batch
                 Err(RecvTimeoutError::Disconnected) => break,
             },
         };
-        if !apply(shared, consumer, &batch, threads, dead, &settings, &mut last_message) {
+        if apply(shared, consumer, &batch, threads, dead, &settings, &mut last_message) {
+            if !batch.msgs.is_empty() {
+                let _ = recycle.try_send(batch);
+            }
+        } else {
             waiting = Some(batch);
             std::thread::sleep(RETRY);
         }
@@ -141,14 +151,14 @@ fn plan(parts: &Partitions, batch: &Batch, instance: &str) -> (Vec<Verdict>, Top
         .msgs
         .iter()
         .map(|m| {
-            let Some(part) = next.get_mut(&m.topic, m.partition).filter(|p| m.epoch >= p.epoch) else {
+            let Some(part) = next.get_mut(batch.topic(m), m.partition).filter(|p| m.epoch >= p.epoch) else {
                 return Verdict::Stale;
             };
             if m.offset < part.next {
                 return Verdict::Duplicate;
             }
             if part.next < 0
-                && let Some(s) = starts.get_mut(&m.topic, m.partition)
+                && let Some(s) = starts.get_mut(batch.topic(m), m.partition)
             {
                 s.next = m.offset;
                 new_starts = true;
@@ -228,7 +238,7 @@ fn apply(
             let Some((m, verdict)) = msgs.next() else { break };
             let range = start..info.end;
             start = info.end;
-            let (Verdict::Fresh, Some(part)) = (verdict, parts.get_mut(&m.topic, m.partition)) else {
+            let (Verdict::Fresh, Some(part)) = (verdict, parts.get_mut(batch.topic(m), m.partition)) else {
                 skipped += 1;
                 continue;
             };
@@ -382,7 +392,7 @@ fn first_reason(r: &RejectCounts) -> Reject {
 
 /// Produces a message with undecodable events, as it is, to the dead-letter topic.
 fn dead_letter(shared: &Shared, producer: &DeadLetters, topic: &str, batch: &Batch, m: &super::Msg, reason: Reject) {
-    let source = format!("{}/{}/{}", m.topic, m.partition, m.offset);
+    let source = format!("{}/{}/{}", batch.topic(m), m.partition, m.offset);
     let headers = OwnedHeaders::new()
         .insert(Header {
             key: "vigil-reason",
