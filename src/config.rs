@@ -50,6 +50,56 @@ pub(crate) struct Config {
     pub(crate) rule_files: Vec<String>,
     /// Receivers and routing of pages.
     pub(crate) alerting: AlertingConfig,
+    /// The event store: a searchable sample of raw events.
+    pub(crate) events: EventsConfig,
+}
+
+/// `events:`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct EventsConfig {
+    /// Keep a searchable sample of raw events in `<data_dir>/events`. Default true.
+    pub(crate) enabled: bool,
+    /// Every 5xx is kept, up to this many per route per minute. Default 600.
+    pub(crate) errors_per_route_per_minute: u32,
+    /// Share of the other events kept, from 0 to 1. Default 0.001.
+    pub(crate) sample_rate: f64,
+    /// Events older than this are deleted. Default `7d`.
+    #[serde(deserialize_with = "duration")]
+    pub(crate) retention: i64,
+    /// Above this size on disk the oldest events are deleted: bytes, or with a unit (`500MB`,
+    /// `1GiB`). Default `1GiB`.
+    #[serde(deserialize_with = "byte_size")]
+    pub(crate) max_size: u64,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        EventsConfig {
+            enabled: true,
+            errors_per_route_per_minute: 600,
+            sample_rate: 0.001,
+            retention: 7 * 86_400_000,
+            max_size: 1 << 30,
+        }
+    }
+}
+
+impl EventsConfig {
+    pub(crate) fn store(&self) -> vigil_tsdb::events::EventStoreConfig {
+        vigil_tsdb::events::EventStoreConfig {
+            max_age_ms: self.retention,
+            max_bytes: self.max_size,
+            ..Default::default()
+        }
+    }
+
+    pub(crate) fn sampling(&self) -> vigil_collector::sample::SampleConfig {
+        vigil_collector::sample::SampleConfig {
+            errors_per_route_per_minute: self.errors_per_route_per_minute,
+            sample_rate: self.sample_rate,
+        }
+    }
 }
 
 /// `sources:`
@@ -239,6 +289,45 @@ fn optional_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::
     duration(d).map(Some)
 }
 
+/// A size in bytes: a number, or a number with `KB`, `MB`, `GB` (powers of 1000) or `KiB`,
+/// `MiB`, `GiB` (powers of 1024).
+fn byte_size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Size {
+        Bytes(u64),
+        Text(String),
+    }
+    match Size::deserialize(d)? {
+        Size::Bytes(n) => Ok(n),
+        Size::Text(s) => parse_byte_size(&s).map_err(serde::de::Error::custom),
+    }
+}
+
+pub(crate) fn parse_byte_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().map_err(|_| format!("size {s:?}: not a number"))?;
+    let mult: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        "TB" => 1_000_000_000_000,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "TiB" => 1 << 40,
+        u => {
+            return Err(format!(
+                "size {s:?}: unknown unit {u:?} (B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)"
+            ));
+        }
+    };
+    Ok((n * mult as f64) as u64)
+}
+
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
     let s = String::deserialize(d)?;
     let ms = parse_duration_ms(&s).map_err(serde::de::Error::custom)?;
@@ -308,6 +397,10 @@ impl Config {
         );
         anyhow::ensure!(self.server.max_body_bytes > 0, "server.max_body_bytes must be positive");
         anyhow::ensure!(self.query.max_samples > 0, "query.max_samples must be positive");
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&self.events.sample_rate),
+            "events.sample_rate must be between 0 and 1"
+        );
         self.alerting.validate().map_err(anyhow::Error::msg)?;
         if let Some(k) = &self.sources.kafka {
             k.validate().map_err(anyhow::Error::msg)?;
@@ -335,6 +428,26 @@ mod tests {
         let err =
             Config::parse("sources:\n  kafka:\n    brokers: b\n    group: g\n    topics: []\n").expect_err("no topics");
         assert!(format!("{err:#}").contains("at least one topic"), "{err:#}");
+    }
+
+    #[test]
+    fn event_store_settings() {
+        let c = Config::parse("events:\n  sample_rate: 0.01\n  retention: 2d\n  max_size: 500MiB\n").expect("valid");
+        assert_eq!(
+            (c.events.sample_rate, c.events.retention, c.events.max_size),
+            (0.01, 2 * 86_400_000, 500 << 20)
+        );
+        assert_eq!(
+            Config::parse("events:\n  max_size: 1000\n")
+                .expect("valid")
+                .events
+                .max_size,
+            1000
+        );
+        let err = Config::parse("events:\n  max_size: 5 parsecs\n").expect_err("bad unit");
+        assert!(format!("{err:#}").contains("unknown unit"), "{err:#}");
+        let err = Config::parse("events:\n  sample_rate: 2\n").expect_err("bad rate");
+        assert!(format!("{err:#}").contains("between 0 and 1"), "{err:#}");
     }
 
     #[test]

@@ -40,6 +40,8 @@ enum Command {
     Check(CheckCommand),
     /// What a running vigil's collector and sources are doing (Kafka partitions, lag, rejects).
     Status(commands::status::StatusArgs),
+    /// Search the sampled raw events of a running vigil (every 5xx, a sample of the rest).
+    Events(commands::events::EventsArgs),
     /// Open the terminal dashboard against a running vigil (or Prometheus).
     Tui(commands::tui::TuiArgs),
     /// Write simulated Kong log events as NDJSON to stdout.
@@ -123,6 +125,7 @@ fn main() -> ExitCode {
         Command::Simulate(args) => commands::simulate::run(&args),
         Command::Tui(args) => commands::tui::run(&args),
         Command::Status(args) => commands::status::run(&args),
+        Command::Events(args) => commands::events::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

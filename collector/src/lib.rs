@@ -23,6 +23,7 @@ mod error;
 pub mod kafka;
 pub mod kong;
 pub mod pipeline;
+pub mod sample;
 pub mod sim;
 pub mod sink;
 pub mod template;

@@ -17,7 +17,9 @@ use vigil_tsdb::{Db, Labels, Timestamp};
 use crate::aggregate::{Aggregator, AggregatorConfig, WindowOutput};
 use crate::error::{Error, Result};
 use crate::kong::{KongEvent, Reject, RejectCounts, decode_body, decode_line};
+use crate::sample::{SampleConfig, Sampler};
 use crate::sink::{self, StoreSink};
+use vigil_tsdb::events::{EventStore, RawEvent};
 
 /// Windows that may wait for the store (five minutes of 10 s windows) before new input is
 /// refused: enough to ride out a hiccup, bounded so memory stays flat if the disk stays full.
@@ -72,6 +74,12 @@ pub struct CollectorStats {
     pub invalid_series: u64,
     /// Failed store commits.
     pub store_errors: u64,
+    /// 5xx events sent to the event store.
+    pub sampled_errors: u64,
+    /// Events sent to the event store as part of the uniform sample.
+    pub sampled_uniform: u64,
+    /// 5xx events not sent to the event store because their route was over its rate.
+    pub sample_overflow: u64,
 }
 
 struct Inner {
@@ -88,6 +96,14 @@ struct Inner {
     checkpoint_stored: bool,
     /// Source positions, stored with every commit while checkpointing.
     positions: BTreeMap<String, Vec<u8>>,
+    /// Where sampled raw events go.
+    events: Option<EventSink>,
+}
+
+/// The event store and the sampler that feeds it.
+struct EventSink {
+    store: Arc<EventStore>,
+    sampler: Sampler,
 }
 
 /// Kong events in, samples in the store out.
@@ -130,8 +146,17 @@ impl Collector {
                 checkpointing: false,
                 checkpoint_stored: checkpoint.is_some(),
                 positions: BTreeMap::new(),
+                events: None,
             }),
         }
+    }
+
+    /// From now on, a sample of the raw events (see [`Sampler`]) goes to `store`.
+    pub fn set_event_store(&self, store: Arc<EventStore>, cfg: SampleConfig) {
+        self.inner.lock().events = Some(EventSink {
+            store,
+            sampler: Sampler::new(cfg),
+        });
     }
 
     /// The store written to.
@@ -233,6 +258,19 @@ impl Collector {
         commit(&self.db, inner, true)
     }
 
+    /// Stores marks alone: no samples, no open windows (a source's bookkeeping between
+    /// commits).
+    pub fn store_marks(&self, marks: impl IntoIterator<Item = (String, Vec<u8>)>) -> Result<()> {
+        // Under the collector's lock, so that marks and commits keep their order.
+        let _inner = self.inner.lock();
+        let mut app = self.db.appender();
+        for (k, v) in marks {
+            app.mark(k, v);
+        }
+        app.commit()?;
+        Ok(())
+    }
+
     /// Forgets a source position (a partition given up); its stored value stays in the store.
     pub fn forget_position(&self, key: &str) {
         self.inner.lock().positions.remove(key);
@@ -278,6 +316,10 @@ impl Collector {
         s.route_overflows = inner.agg.route_overflows();
         s.series = inner.agg.series().len() as u64;
         s.pending_windows = inner.sink.pending() as u64;
+        if let Some(e) = &inner.events {
+            (s.sampled_errors, s.sampled_uniform, s.sample_overflow) =
+                (e.sampler.kept_errors, e.sampler.kept_samples, e.sampler.overflow);
+        }
         let mut overflows = inner.overflow_base.clone();
         for (svc, route, n) in inner.agg.path_overflows() {
             match overflows.iter_mut().find(|(s, r, _)| s == svc && r == route) {
@@ -310,13 +352,41 @@ fn aggregate(inner: &mut Inner, events: &[KongEvent<'_>], mut rejected: RejectCo
             inner.agg.apply(ev, now, &mut inner.out)
         };
         match r {
-            Ok(()) => accepted += 1,
+            Ok(()) => {
+                accepted += 1;
+                if let Some(sink) = &mut inner.events
+                    && let Some(kept) = sink.sampler.keep(ev)
+                {
+                    sink.store.offer(raw_event(ev, inner.agg.last_template(), kept));
+                }
+            }
             Err(r) => rejected.add(r),
         }
     }
     inner.stats.accepted += accepted;
     inner.stats.rejected.merge(&rejected);
     IngestReport { accepted, rejected }
+}
+
+/// The event store's record of an event.
+fn raw_event(ev: &KongEvent<'_>, template: &str, kept: vigil_tsdb::events::Kept) -> RawEvent {
+    let owned = |s: &Option<std::borrow::Cow<'_, str>>| s.as_deref().map(str::to_owned);
+    RawEvent {
+        time: ev.started_at,
+        service: ev.service.as_deref().unwrap_or("unknown").to_owned(),
+        route: ev.route.as_deref().unwrap_or("unknown").to_owned(),
+        path: ev.uri.to_string(),
+        template: template.to_owned(),
+        method: ev.method.to_string(),
+        status: ev.status,
+        latency_ms: ev.latency_request_ms,
+        upstream_ms: ev.latency_proxy_ms,
+        kong_ms: ev.latency_kong_ms,
+        consumer: owned(&ev.consumer),
+        request_id: owned(&ev.request_id),
+        client_ip: owned(&ev.client_ip),
+        kept,
+    }
 }
 
 /// Commits closed windows (if any, or always when `force`), with the checkpoint marks.
@@ -405,7 +475,14 @@ pub fn telemetry(stats: &CollectorStats) -> Vec<(Labels, f64)> {
         metric("vigil_collector_route_overflow_total", stats.route_overflows),
         metric("vigil_collector_pending_windows", stats.pending_windows),
         metric("vigil_collector_series", stats.series),
+        metric("vigil_collector_event_samples_overflow_total", stats.sample_overflow),
     ];
+    for (kept, n) in [("error", stats.sampled_errors), ("sample", stats.sampled_uniform)] {
+        out.push((
+            Labels::from_pairs([("__name__", "vigil_collector_event_samples_total"), ("kept", kept)]),
+            n as f64,
+        ));
+    }
     for r in Reject::ALL {
         out.push((
             Labels::from_pairs([("__name__", "vigil_collector_rejected_total"), ("reason", r.as_str())]),

@@ -3,6 +3,7 @@
 
 pub(crate) mod check;
 pub(crate) mod demo;
+pub(crate) mod events;
 pub(crate) mod import;
 pub(crate) mod query;
 pub(crate) mod serve;

@@ -3,6 +3,7 @@
 //! evaluation and pages, self-metrics to the store).
 
 mod api;
+mod events_api;
 mod ingest;
 pub(crate) mod json;
 mod params;
@@ -27,6 +28,7 @@ use vigil_alerter::{Notifier, RuleManager};
 use vigil_collector::Collector;
 use vigil_collector::kafka::{KafkaSource, KafkaStatus};
 use vigil_tsdb::Db;
+use vigil_tsdb::events::EventStore;
 use vigil_tsdb::promql::Engine;
 use vigil_tsdb::time::now_ms;
 
@@ -48,6 +50,8 @@ pub(crate) struct App {
     /// The Kafka source, when configured (started with the server, stopped before the store).
     kafka: Mutex<Option<KafkaSource>>,
     pub(crate) kafka_status: OnceLock<Arc<KafkaStatus>>,
+    /// The searchable sample of raw events, unless disabled.
+    pub(crate) events: Option<Arc<EventStore>>,
     /// Where the rule files are listed, re-read on reload.
     config_path: Option<PathBuf>,
     rule_files: Mutex<Vec<String>>,
@@ -62,6 +66,15 @@ impl App {
             .with_context(|| format!("opening the store in {}", dir.display()))?;
         let db = Arc::new(db);
         let collector = Arc::new(Collector::new(db.clone(), cfg.collector.aggregator()));
+        let events = if cfg.events.enabled {
+            let store = EventStore::open(&dir.join("events"), cfg.events.store())
+                .with_context(|| format!("opening the event store in {}", dir.join("events").display()))?;
+            let store = Arc::new(store);
+            collector.set_event_store(store.clone(), cfg.events.sampling());
+            Some(store)
+        } else {
+            None
+        };
         let engine = Engine::new(cfg.query.engine());
         let state = dir.join("alerts").join("state.json");
         let rules = Arc::new(RuleManager::new(
@@ -78,6 +91,7 @@ impl App {
             notifier: OnceLock::new(),
             kafka: Mutex::new(None),
             kafka_status: OnceLock::new(),
+            events,
             config_path,
             rule_files: Mutex::new(cfg.rule_files.clone()),
         };
@@ -121,6 +135,9 @@ impl App {
         if let Some(k) = self.kafka_status.get() {
             out.extend(k.telemetry());
         }
+        if let Some(e) = &self.events {
+            out.extend(events_api::telemetry(e));
+        }
         out
     }
 
@@ -158,6 +175,10 @@ pub(crate) fn router(app: Arc<App>, max_body: usize) -> Router {
         .route("/api/v1/label/{name}/values", get(api::label_values))
         .route("/api/v1/status/buildinfo", get(api::buildinfo))
         .route("/api/v1/status/collector", get(status::collector))
+        .route(
+            "/api/v1/events/search",
+            get(events_api::search).post(events_api::search),
+        )
         .route("/api/v1/rules", get(rules_api::rules))
         .route("/api/v1/alerts", get(rules_api::alerts))
         .route(
@@ -234,6 +255,9 @@ pub(crate) async fn serve(
             k.stop();
         }
         closing.collector.shutdown().context("flushing the collector")?;
+        if let Some(e) = &closing.events {
+            e.close();
+        }
         // The last counts, so that the collector's counters continue exactly after a restart.
         telemetry::store(&closing.db, &closing.self_metrics(), now_ms()).context("writing self-metrics")?;
         closing.db.sync().context("syncing the store")

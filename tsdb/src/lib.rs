@@ -40,6 +40,7 @@ pub mod chunkenc;
 pub mod db;
 pub mod encoding;
 pub mod error;
+pub mod events;
 pub mod head;
 pub mod labels;
 pub mod promql;

@@ -191,6 +191,11 @@ impl Aggregator {
         }
     }
 
+    /// The path template of the last event added.
+    pub fn last_template(&self) -> &str {
+        &self.template_buf
+    }
+
     /// The configuration.
     pub fn config(&self) -> &AggregatorConfig {
         &self.cfg

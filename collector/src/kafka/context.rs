@@ -14,7 +14,7 @@ use rdkafka::types::RDKafkaRespErr;
 use vigil_tsdb::time::now_ms;
 
 use super::partitions::Part;
-use super::position::{Position, mark_key};
+use super::position::{Committed, Position, committed_key, mark_key};
 use super::status::PartitionStatus;
 use super::{KafkaConsumer, Shared};
 
@@ -79,8 +79,14 @@ impl Context {
                 .mark(&mark_key(&topic, p))
                 .and_then(|b| Position::decode(&b))
                 .filter(|s| s.next >= 0);
+            let ours = db
+                .mark(&committed_key(&topic, p))
+                .and_then(|b| Committed::decode(&b))
+                .unwrap_or(Committed { last: -1, previous: -1 });
+            // The group's offset is this store's own if it carries this store's id, or (for
+            // brokers that drop commit metadata) if it is one this store committed.
             let group = committed.find_partition(&topic, p).and_then(|e| match e.offset() {
-                Offset::Offset(n) if n >= 0 => Some((n, e.metadata() == shared.instance)),
+                Offset::Offset(n) if n >= 0 => Some((n, e.metadata() == shared.instance || ours.contains(n))),
                 _ => None,
             });
             let (start, max_t) = match (stored, group) {
@@ -93,7 +99,9 @@ impl Context {
             }
             tracing::info!(%topic, partition = p, stored = ?stored.map(|s| s.next), group = ?group.map(|g| g.0),
                 committed_by_us = ?group.map(|g| g.1), start = ?start, "partition assigned");
-            parts.insert(&topic, p, Part::new(start.unwrap_or(-1), max_t, now, epoch));
+            let mut part = Part::new(start.unwrap_or(-1), max_t, now, epoch);
+            part.committed = ours;
+            parts.insert(&topic, p, part);
             status.insert(
                 (topic, p),
                 PartitionStatus {

@@ -62,7 +62,7 @@ use rdkafka::producer::{DefaultProducerContext, ThreadedProducer};
 use rdkafka::topic_partition_list::TopicPartitionList;
 
 pub use config::KafkaConfig;
-pub use position::{Position, mark_key};
+pub use position::{Committed, Position, committed_key, mark_key};
 pub use status::{KafkaStatus, PartitionStatus};
 
 use crate::pipeline::Collector;

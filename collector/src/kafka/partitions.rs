@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use vigil_tsdb::Timestamp;
 
-use super::position::{Position, mark_key};
+use super::position::{Committed, Position, mark_key};
 
 /// One assigned partition.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,6 +27,8 @@ pub(crate) struct Part {
     pub(crate) messages: u64,
     /// The rebalance that assigned it: messages polled before it are stale.
     pub(crate) epoch: u64,
+    /// The offsets this store last committed to Kafka for it.
+    pub(crate) committed: Committed,
 }
 
 impl Part {
@@ -40,6 +42,7 @@ impl Part {
             held: false,
             messages: 0,
             epoch,
+            committed: Committed { last: -1, previous: -1 },
         }
     }
 

@@ -11,6 +11,49 @@ pub fn mark_key(topic: &str, partition: i32) -> String {
     format!("kafka/{topic}/{partition}")
 }
 
+/// The mark key of the offsets this store last committed to Kafka for a partition.
+pub fn committed_key(topic: &str, partition: i32) -> String {
+    format!("kafka/{topic}/{partition}/committed")
+}
+
+/// The last two offsets this store committed to Kafka for a partition (the newer may not have
+/// reached the broker). A group offset equal to either is this store's own, which brokers that
+/// drop commit metadata cannot otherwise tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Committed {
+    /// The newest offset committed (or being committed).
+    pub last: i64,
+    /// The one before it.
+    pub previous: i64,
+}
+
+impl Committed {
+    /// As bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut b = Vec::with_capacity(16);
+        put_uvarint(&mut b, VERSION);
+        put_varint(&mut b, self.last);
+        put_varint(&mut b, self.previous);
+        b
+    }
+
+    /// From bytes; `None` if they are not of a known version.
+    pub fn decode(bytes: &[u8]) -> Option<Committed> {
+        let mut d = Decoder::new(bytes);
+        if d.uvarint().ok()? != VERSION {
+            return None;
+        }
+        let last = d.varint().ok()?;
+        let previous = d.varint().ok()?;
+        d.is_empty().then_some(Committed { last, previous })
+    }
+
+    /// Whether `offset` is one of these.
+    pub fn contains(&self, offset: i64) -> bool {
+        offset == self.last || offset == self.previous
+    }
+}
+
 /// Where a partition has been read to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Position {
@@ -68,6 +111,9 @@ mod tests {
             assert_eq!(Position::decode(&p.encode()), Some(p));
         }
         assert_eq!(Position::decode(b""), None);
+        let c = Committed { last: 9, previous: -1 };
+        assert_eq!(Committed::decode(&c.encode()), Some(c));
+        assert_eq!(committed_key("kong-logs", 3), "kafka/kong-logs/3/committed");
         assert_eq!(Position::decode(&[2, 0, 0]), None);
         assert_eq!(mark_key("kong-logs", 3), "kafka/kong-logs/3");
     }

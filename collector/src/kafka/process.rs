@@ -14,6 +14,7 @@ use vigil_tsdb::Timestamp;
 use vigil_tsdb::time::now_ms;
 
 use super::partitions::Partitions;
+use super::position::{Committed, committed_key};
 use super::watermark::{self, Settings};
 use super::{Batch, KafkaConsumer, Shared};
 use crate::error::Error;
@@ -208,6 +209,29 @@ fn apply(
     {
         tracing::warn!(error = %e, "storing where partitions start failed; holding the batch");
         return false;
+    }
+    // The offsets about to be committed are stored first: a broker that drops commit metadata
+    // still lets this store recognise its own offsets after a crash.
+    if offsets.count() > 0 {
+        let marks: Vec<(String, Vec<u8>)> = offsets
+            .elements()
+            .iter()
+            .filter_map(|e| {
+                let Offset::Offset(n) = e.offset() else { return None };
+                let part = parts.get_mut(e.topic(), e.partition())?;
+                if part.committed.last != n {
+                    part.committed = Committed {
+                        last: n,
+                        previous: part.committed.last,
+                    };
+                }
+                Some((committed_key(e.topic(), e.partition()), part.committed.encode()))
+            })
+            .collect();
+        if let Err(e) = shared.collector.store_marks(marks) {
+            tracing::warn!(error = %e, "storing the offsets to commit failed; holding the batch");
+            return false;
+        }
     }
     let (chunks, committed) = std::thread::scope(|s| {
         let commit = (offsets.count() > 0).then(|| s.spawn(|| consumer.commit(&offsets, CommitMode::Sync)));

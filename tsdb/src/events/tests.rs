@@ -1,0 +1,143 @@
+use super::*;
+
+const T0: Timestamp = 1_795_150_800_000;
+
+fn event(i: u32, status: u16, service: &str, path: &str) -> RawEvent {
+    RawEvent {
+        time: T0 + i64::from(i) * 1_000,
+        service: service.into(),
+        route: format!("{service}-route"),
+        path: path.into(),
+        template: "/v2/payments/{id}".into(),
+        method: "POST".into(),
+        status,
+        latency_ms: f64::from(i),
+        upstream_ms: Some(f64::from(i) - 1.0),
+        kong_ms: None,
+        consumer: Some(if i % 2 == 0 { "mobile-app" } else { "partner-x" }.into()),
+        request_id: Some(format!("req-{i}")),
+        client_ip: Some("10.0.0.1".into()),
+        kept: if status >= 500 { Kept::Error } else { Kept::Sample },
+    }
+}
+
+fn open(dir: &Path) -> EventStore {
+    EventStore::open(dir, EventStoreConfig::default()).expect("open")
+}
+
+#[test]
+fn finds_failed_requests_newest_first() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    for i in 0..100 {
+        let (status, service) = if i % 10 == 0 {
+            (503, "payments")
+        } else {
+            (200, "orders")
+        };
+        let path = if service == "payments" {
+            format!("/v2/payments/{i}")
+        } else {
+            format!("/v1/orders/{i}")
+        };
+        assert!(store.offer(event(i, status, service, &path)));
+    }
+    store.flush().expect("flush");
+
+    let r = store.search("status:>=500", None, None, 3).expect("search");
+    assert_eq!(r.total, 10);
+    let times: Vec<_> = r.events.iter().map(|e| (e.time - T0) / 1000).collect();
+    assert_eq!(times, [90, 80, 70]);
+    assert_eq!(r.events[0], event(90, 503, "payments", "/v2/payments/90"));
+
+    // The question the store is for: which requests failed on /v2/payments in a window.
+    let r = store
+        .search(
+            r#"status:[500 TO 599] AND path:"/v2/payments""#,
+            Some(T0 + 30_000),
+            Some(T0 + 60_000),
+            50,
+        )
+        .expect("search");
+    assert_eq!(
+        r.events
+            .iter()
+            .map(|e| e.request_id.clone().unwrap_or_default())
+            .collect::<Vec<_>>(),
+        ["req-50", "req-40", "req-30"]
+    );
+    assert_eq!(
+        r.events
+            .iter()
+            .filter(|e| e.consumer.as_deref() == Some("mobile-app"))
+            .count(),
+        3
+    );
+
+    assert_eq!(store.search("service:orders", None, None, 1).expect("search").total, 90);
+    assert_eq!(store.search("", None, None, 1).expect("search").total, 100);
+    assert_eq!(store.search("latency:>95", None, None, 10).expect("search").total, 4);
+    assert_eq!(store.search("kept:error", None, None, 1).expect("search").total, 10);
+    let err = store.search("status:[500 TO", None, None, 1).expect_err("bad query");
+    assert!(matches!(err, EventError::Query(_)), "{err}");
+}
+
+#[test]
+fn an_event_stored_again_replaces_itself_and_survives_a_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    store.offer(event(1, 500, "payments", "/v2/payments/1"));
+    store.flush().expect("flush");
+    // A replay after a crash offers it again.
+    store.offer(event(1, 500, "payments", "/v2/payments/1"));
+    store.offer(event(2, 502, "payments", "/v2/payments/2"));
+    store.flush().expect("flush");
+    assert_eq!(store.search("", None, None, 10).expect("search").total, 2);
+    store.close();
+    drop(store);
+
+    let store = open(dir.path());
+    let r = store.search("", None, None, 10).expect("search");
+    assert_eq!(r.total, 2);
+    assert_eq!(r.events[1], event(1, 500, "payments", "/v2/payments/1"));
+}
+
+#[test]
+fn retention_by_age_and_by_size() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = EventStoreConfig {
+        max_age_ms: 3_600_000,
+        max_bytes: 1 << 40,
+        ..EventStoreConfig::default()
+    };
+    let store = EventStore::open(dir.path(), cfg).expect("open");
+    for i in 0..7200 {
+        store.offer(event(i, 500, "payments", &format!("/v2/payments/{i}")));
+    }
+    store.flush().expect("flush");
+    // Two hours of events; an hour is kept.
+    store.enforce_retention(T0 + 7_200_000).expect("retention");
+    let r = store.search("", None, None, 1).expect("search");
+    assert_eq!(r.total, 3600);
+    assert_eq!(store.stats().expired.load(Ordering::Relaxed), 3600);
+    store.close();
+    drop(store);
+
+    let size = dir_size(dir.path());
+    let cfg = EventStoreConfig {
+        max_bytes: size / 3,
+        ..EventStoreConfig::default()
+    };
+    let store = EventStore::open(dir.path(), cfg).expect("open");
+    store.enforce_retention(T0).expect("retention");
+    assert!(
+        dir_size(dir.path()) <= size / 3,
+        "{} > {}",
+        dir_size(dir.path()),
+        size / 3
+    );
+    let r = store.search("", None, None, 1).expect("search");
+    assert!(r.total > 0 && r.total < 3600, "{}", r.total);
+    // The newest are what is left.
+    assert_eq!(r.events[0].time, T0 + 7_199_000);
+}
