@@ -81,7 +81,8 @@ fn every_event_is_counted_once() {
 
     let db = Arc::new(Db::in_memory());
     let collector = Arc::new(Collector::new(db.clone(), small_windows()));
-    let cfg = KafkaConfig::new(&cluster.bootstrap_servers(), "vigil-test", &["kong"]);
+    let mut cfg = KafkaConfig::new(&cluster.bootstrap_servers(), "vigil-test", &["kong"]);
+    cfg.idle_partition = 2_000;
     let source = KafkaSource::start(&cfg, collector.clone()).expect("source");
     let deadline = Instant::now() + Duration::from_secs(60);
     while counts(&db).values().sum::<u64>() < total {
@@ -163,6 +164,7 @@ fn bad_messages_are_counted_by_reason_and_dead_lettered_as_they_are() {
     let db = Arc::new(Db::in_memory());
     let collector = Arc::new(Collector::new(db.clone(), small_windows()));
     let mut cfg = KafkaConfig::new(&bootstrap, "vigil-test", &["kong"]);
+    cfg.idle_partition = 2_000;
     cfg.dead_letter_topic = Some("kong-rejected".into());
     let source = KafkaSource::start(&cfg, collector.clone()).expect("source");
     let total = 2 * bad.len() as u64;
@@ -235,6 +237,7 @@ fn a_broker_that_goes_away_is_reported_and_one_that_comes_back_is_read_again() {
     let db = Arc::new(Db::in_memory());
     let collector = Arc::new(Collector::new(db.clone(), small_windows()));
     let mut cfg = KafkaConfig::new(&bootstrap, "vigil-test", &["kong"]);
+    cfg.idle_partition = 2_000;
     cfg.properties.insert("reconnect.backoff.max.ms".into(), "500".into());
     let source = KafkaSource::start(&cfg, collector.clone()).expect("source");
     let status = source.status().clone();

@@ -21,6 +21,8 @@ pub(crate) struct Part {
     /// Wall-clock time of the latest message, or of the assignment or resume, whichever is
     /// later: a partition with data that makes no progress for long is stalled.
     pub(crate) last_progress: Timestamp,
+    /// Wall-clock time of the latest message.
+    pub(crate) last_msg: Option<Timestamp>,
     /// Paused for running ahead of the slowest partition.
     pub(crate) held: bool,
     /// Messages aggregated since assignment.
@@ -39,6 +41,7 @@ impl Part {
             high: None,
             max_t,
             last_progress: now,
+            last_msg: None,
             held: false,
             messages: 0,
             epoch,

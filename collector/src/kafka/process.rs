@@ -270,6 +270,7 @@ fn apply(
             part.next = m.offset + 1;
             part.messages += 1;
             part.last_progress = now;
+            part.last_msg = Some(now);
             if let Some(t) = info.max_t {
                 part.max_t = Some(part.max_t.map_or(t, |m| m.max(t)));
             }

@@ -2,13 +2,16 @@
 //! the time, so a replay after a crash decides the same).
 //!
 //! Each partition delivers its events roughly in time order, but partitions move at different
-//! speeds (a backlog on one, a slow broker for another). A window may close once every
-//! partition that still has data has read past it: the watermark is the newest event time of
-//! the slowest partition that is *behind* (has data the broker reported that is not aggregated
-//! yet). Partitions that are caught up do not hold it back; when all are, the watermark is the
-//! newest event read, and once the stream has been quiet for two windows the open windows are
-//! written (a stream near real time then moves on with the wall clock, so quiet series get their
-//! keep-alive samples and staleness markers).
+//! speeds (a backlog on one, a slow broker or producer for another). A window may close once
+//! every partition still delivering has read past it: the watermark is the newest event time
+//! of the slowest *pacing* partition, minus the watermark delay. A partition paces while it is
+//! behind (the broker reported data not aggregated yet) or, caught up, while it had a message
+//! within `idle_partition`. Partitions idle for longer do not hold the windows back.
+//!
+//! When nothing paces (every partition caught up and idle), the open windows are written: a
+//! stream near real time then moves on with the wall clock (so quiet series get their
+//! keep-alive samples and staleness markers); a replay of old events only closes the windows it
+//! has, so that its event time does not run ahead of the next batch.
 //!
 //! Two things bound the wait. A partition running more than `max_partition_skew` ahead of the
 //! slowest one is paused ([`hold_back`]) so that open windows cannot pile up behind a slow
@@ -39,19 +42,24 @@ fn stalled(p: &Part, now: Timestamp, s: &Settings) -> bool {
     !p.caught_up() && !p.held && now - p.last_progress > s.idle
 }
 
-/// The partitions that set the pace: behind, neither held back nor stalled.
-fn pacing<'a>(parts: &'a Partitions, now: Timestamp, s: &'a Settings) -> impl Iterator<Item = &'a Part> + 'a {
-    parts
-        .iter()
-        .map(|(_, _, p)| p)
-        .filter(move |p| !p.caught_up() && !p.held && !stalled(p, now, s))
+/// Whether a partition sets the pace: behind and neither held back nor stalled, or caught up
+/// with a message within the idle time (and events in it).
+fn paces(p: &Part, now: Timestamp, s: &Settings) -> bool {
+    if p.held {
+        return false;
+    }
+    if p.caught_up() {
+        p.max_t.is_some() && p.last_msg.is_some_and(|m| now - m <= s.idle)
+    } else {
+        !stalled(p, now, s)
+    }
 }
 
-/// The slowest pacing partition's newest event: `Ok(None)` if no partition is pacing,
-/// `Err(())` if one has not delivered anything yet (its events could be older than anyone's).
+/// The slowest pacing partition's newest event: `Ok(None)` if no partition paces, `Err(())` if
+/// one has not delivered anything yet (its events could be older than anyone's).
 fn slowest(parts: &Partitions, now: Timestamp, s: &Settings) -> Result<Option<Timestamp>, ()> {
     let mut slowest: Option<Timestamp> = None;
-    for p in pacing(parts, now, s) {
+    for (_, _, p) in parts.iter().filter(|(_, _, p)| paces(p, now, s)) {
         let t = p.max_t.ok_or(())?;
         slowest = Some(slowest.map_or(t, |m| m.min(t)));
     }
@@ -74,21 +82,12 @@ pub(crate) fn watermark(
         Ok(Some(t)) => return Some(t - s.delay),
         Ok(None) => {}
     }
-    // Nobody is pacing. Held partitions are about to be released (the one they waited for is
+    // Nothing paces. Held partitions are about to be released (the one they waited for is
     // done): wait for them.
     if parts.iter().any(|(_, _, p)| p.held) {
         return None;
     }
-    // Caught up (stalled partitions aside): the newest event read is the watermark.
     let newest = parts.iter().filter_map(|(_, _, p)| p.max_t).max()?;
-    let quiet = last_message.is_none_or(|m| now - m >= 2 * s.window);
-    if !quiet {
-        return Some(newest - s.delay);
-    }
-    // A stream that was near real time when it went quiet moves on with the wall clock; a
-    // replay of old events only gets its open windows written (every window starting at or
-    // before the newest event closes), so that its event time does not run ahead of the next
-    // batch.
     let live = last_message.is_some_and(|m| newest >= m - (s.lateness + 2 * s.window));
     Some(if live {
         (now - s.delay).max(newest - s.delay)
@@ -140,10 +139,12 @@ mod tests {
     };
     const NOW: Timestamp = 1_795_150_800_000;
 
-    /// A partition at `next` of `high`, newest event `max_t`, last progress `ago` ms before NOW.
+    /// A partition at `next` of `high`, newest event `max_t`, last message (and progress) `ago`
+    /// ms before NOW.
     fn part(next: i64, high: Option<i64>, max_t: Option<Timestamp>, ago: i64) -> Part {
         let mut p = Part::new(next, max_t, NOW - ago, 0);
         p.high = high;
+        p.last_msg = max_t.map(|_| NOW - ago);
         p
     }
 
@@ -161,8 +162,8 @@ mod tests {
         let ps = parts(vec![
             part(10, Some(100), Some(t + 30_000), 0),
             part(50, Some(100), Some(t), 0),
-            // Caught up, far behind in time: it does not hold anyone back.
-            part(7, Some(7), Some(t - 300_000), 0),
+            // Caught up and idle, far behind in time: it does not hold anyone back.
+            part(7, Some(7), Some(t - 300_000), S.idle + 1),
         ]);
         assert_eq!(watermark(&ps, Some(NOW), NOW, &S), Some(t - S.delay));
     }
@@ -185,23 +186,35 @@ mod tests {
     }
 
     #[test]
-    fn caught_up_the_newest_event_is_the_watermark_and_quiet_closes_the_rest() {
+    fn caught_up_partitions_pace_while_they_deliver_and_idle_ones_let_the_windows_close() {
         let t = NOW - 600_000;
-        let ps = parts(vec![part(5, Some(5), Some(t), 0), part(9, Some(9), Some(t - 2_000), 0)]);
-        // Messages still arriving.
-        assert_eq!(watermark(&ps, Some(NOW - 1_000), NOW, &S), Some(t - S.delay));
-        // Quiet for two windows: an old stream closes every open window, and no further.
-        assert_eq!(watermark(&ps, Some(NOW - 20_000), NOW, &S), Some(t + S.window));
+        // Both caught up, messages still arriving: the slower one's newest event.
+        let ps = parts(vec![
+            part(5, Some(5), Some(t), 1_000),
+            part(9, Some(9), Some(t - 2_000), 1_000),
+        ]);
+        assert_eq!(watermark(&ps, Some(NOW - 1_000), NOW, &S), Some(t - 2_000 - S.delay));
+        // Both idle: an old stream closes every open window, and no further.
+        let ps = parts(vec![
+            part(5, Some(5), Some(t), S.idle + 1),
+            part(9, Some(9), Some(t - 2_000), S.idle + 1),
+        ]);
+        assert_eq!(watermark(&ps, Some(NOW - S.idle - 1), NOW, &S), Some(t + S.window));
         // A live stream moves on with the clock.
-        let live = parts(vec![part(5, Some(5), Some(NOW - 25_000), 0)]);
-        assert_eq!(watermark(&live, Some(NOW - 24_000), NOW, &S), Some(NOW - S.delay));
+        let live = parts(vec![part(5, Some(5), Some(NOW - 25_000), S.idle + 1)]);
+        assert_eq!(watermark(&live, Some(NOW - S.idle - 1), NOW, &S), Some(NOW - S.delay));
     }
 
     #[test]
     fn held_partitions_are_resumed_before_the_windows_move() {
         let mut ahead = part(10, Some(100), Some(NOW), 0);
         ahead.held = true;
-        let ps = parts(vec![ahead, part(100, Some(100), Some(NOW - 300_000), 0)]);
+        // The slow one is caught up but may still deliver: it paces, and the fast one waits.
+        let ps = parts(vec![ahead.clone(), part(100, Some(100), Some(NOW - 300_000), 0)]);
+        assert_eq!(watermark(&ps, Some(NOW), NOW, &S), Some(NOW - 300_000 - S.delay));
+        assert_eq!(hold_back(&ps, NOW, &S), (vec![], vec![]));
+        // Idle for long: the fast one is resumed before the windows move on.
+        let ps = parts(vec![ahead, part(100, Some(100), Some(NOW - 300_000), S.idle + 1)]);
         assert_eq!(watermark(&ps, Some(NOW), NOW, &S), None);
         let (hold, release) = hold_back(&ps, NOW, &S);
         assert!(hold.is_empty());

@@ -643,9 +643,8 @@ impl Writer {
 
     /// Merges every segment into one, which drops deleted events from disk.
     fn merge_all(&mut self) {
-        let ids = match self.reader.searcher().index().searchable_segment_ids() {
-            Ok(ids) => ids,
-            Err(_) => return,
+        let Ok(ids) = self.reader.searcher().index().searchable_segment_ids() else {
+            return;
         };
         if ids.len() > 1
             || self

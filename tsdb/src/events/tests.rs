@@ -14,7 +14,7 @@ fn event(i: u32, status: u16, service: &str, path: &str) -> RawEvent {
         latency_ms: f64::from(i),
         upstream_ms: Some(f64::from(i) - 1.0),
         kong_ms: None,
-        consumer: Some(if i % 2 == 0 { "mobile-app" } else { "partner-x" }.into()),
+        consumer: Some(if i.is_multiple_of(2) { "mobile-app" } else { "partner-x" }.into()),
         request_id: Some(format!("req-{i}")),
         client_ip: Some("10.0.0.1".into()),
         kept: if status >= 500 { Kept::Error } else { Kept::Sample },
