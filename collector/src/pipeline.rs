@@ -129,7 +129,12 @@ impl Collector {
         let checkpoint = db.mark(CHECKPOINT_MARK).filter(|c| !c.is_empty());
         if let Some(cp) = &checkpoint {
             match agg.restore_checkpoint(cp) {
-                Ok(r) => tracing::info!(windows = r.windows, events = r.events, "open windows restored"),
+                Ok(r) => {
+                    tracing::info!(windows = r.windows, events = r.events, "open windows restored");
+                    // Without a source that replays (it would take them over), the restored
+                    // windows close as quiet ones do: the clock runs from now.
+                    agg.note_activity(vigil_tsdb::time::now_ms());
+                }
                 Err(e) => tracing::error!(error = %e, "the stored open windows are unreadable; their events are lost"),
             }
         }

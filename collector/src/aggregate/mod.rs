@@ -191,6 +191,11 @@ impl Aggregator {
         }
     }
 
+    /// Counts `now` as the time of the last event, for [`Aggregator::tick`].
+    pub fn note_activity(&mut self, now: Timestamp) {
+        self.last_event_wall = Some(now);
+    }
+
     /// The path template of the last event added.
     pub fn last_template(&self) -> &str {
         &self.template_buf
