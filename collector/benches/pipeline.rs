@@ -5,7 +5,10 @@
 
 use std::hint::black_box;
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use std::borrow::Cow;
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use serde::Deserialize;
 use vigil_collector::kong::{RejectCounts, decode_line};
 use vigil_collector::sim::{Simulator, Topology};
 use vigil_collector::{Aggregator, AggregatorConfig};
@@ -16,10 +19,15 @@ const EVENTS: usize = 50_000;
 
 /// NDJSON of `EVENTS` simulated events in time order, and the byte ranges of the lines.
 fn corpus() -> (Vec<u8>, Vec<(usize, usize)>) {
-    let mut sim = Simulator::new(Topology::default(), Vec::new(), 3);
+    corpus_from(NOON, EVENTS, 3)
+}
+
+/// NDJSON of `n` simulated events from `start` on.
+fn corpus_from(start: i64, n: usize, seed: u64) -> (Vec<u8>, Vec<(usize, usize)>) {
+    let mut sim = Simulator::new(Topology::default(), Vec::new(), seed);
     let mut events = Vec::new();
-    let mut t = NOON;
-    while events.len() < EVENTS {
+    let mut t = start;
+    while events.len() < n {
         let mut batch = Vec::new();
         sim.generate(t, t + 1_000, |e| {
             let mut line = Vec::with_capacity(1400);
@@ -30,7 +38,7 @@ fn corpus() -> (Vec<u8>, Vec<(usize, usize)>) {
         events.extend(batch);
         t += 1_000;
     }
-    events.truncate(EVENTS);
+    events.truncate(n);
     let mut buf = Vec::new();
     let mut lines = Vec::new();
     for (_, line) in events {
@@ -42,6 +50,77 @@ fn corpus() -> (Vec<u8>, Vec<(usize, usize)>) {
     (buf, lines)
 }
 
+/// The baseline the issue names: serde_json into a borrowed struct of just the fields vigil
+/// needs (everything else skipped by serde), for calibrating this machine.
+#[derive(Deserialize)]
+#[allow(dead_code)]
+struct Partial<'a> {
+    started_at: i64,
+    #[serde(borrow)]
+    request: PartialRequest<'a>,
+    response: PartialResponse,
+    latencies: PartialLatencies,
+    #[serde(borrow)]
+    service: Option<Named<'a>>,
+    #[serde(borrow)]
+    route: Option<PartialRoute<'a>>,
+    #[serde(borrow)]
+    consumer: Option<PartialConsumer<'a>>,
+    #[serde(borrow)]
+    client_ip: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+#[allow(dead_code)]
+struct PartialRequest<'a> {
+    #[serde(borrow)]
+    method: Cow<'a, str>,
+    #[serde(borrow)]
+    uri: Cow<'a, str>,
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+#[allow(dead_code)]
+struct PartialResponse {
+    status: u16,
+    size: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[allow(dead_code)]
+struct PartialLatencies {
+    request: f64,
+    proxy: Option<f64>,
+    kong: Option<f64>,
+}
+
+#[derive(Deserialize)]
+#[allow(dead_code)]
+struct Named<'a> {
+    #[serde(borrow)]
+    name: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+#[allow(dead_code)]
+struct PartialRoute<'a> {
+    #[serde(borrow)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    paths: Option<Vec<Cow<'a, str>>>,
+}
+
+#[derive(Deserialize)]
+#[allow(dead_code)]
+struct PartialConsumer<'a> {
+    #[serde(borrow)]
+    username: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
+}
+
 fn bench(c: &mut Criterion) {
     let (buf, lines) = corpus();
     let mut g = c.benchmark_group("kong");
@@ -51,6 +130,16 @@ fn bench(c: &mut Criterion) {
     // The floor: finding the line ends alone (memchr), to calibrate the machine.
     g.bench_function("split_lines", |b| {
         b.iter(|| black_box(memchr::memchr_iter(b'\n', &buf).count()));
+    });
+
+    g.bench_function("serde_json_partial", |b| {
+        b.iter(|| {
+            let mut n = 0;
+            for &(s, e) in &lines {
+                n += usize::from(serde_json::from_slice::<Partial<'_>>(&buf[s..e]).is_ok());
+            }
+            black_box(n)
+        });
     });
 
     g.bench_function("decode", |b| {
@@ -87,6 +176,48 @@ fn bench(c: &mut Criterion) {
             agg.flush(&mut windows);
             black_box((out.len(), windows.len()))
         });
+    });
+
+    // The same, in the steady state of a long-running collector: the aggregator has already
+    // seen a minute of the same traffic, so its services, routes, paths and series exist (a
+    // fresh one spends much of the pass above creating ~700 series).
+    let (warm_buf, warm_lines) = corpus_from(NOON - 60_000, 100_000, 4);
+    g.bench_function("decode_template_aggregate_steady", |b| {
+        let mut rej = RejectCounts::default();
+        b.iter_batched(
+            || {
+                let mut rej = RejectCounts::default();
+                let mut agg = Aggregator::new(AggregatorConfig::default());
+                let (mut events, mut windows) = (Vec::new(), Vec::new());
+                for &(s, e) in &warm_lines {
+                    events.clear();
+                    decode_line(&warm_buf[s..e], &mut events, &mut rej);
+                    for ev in &events {
+                        let _ = agg.apply(ev, NOON, &mut windows);
+                    }
+                    windows.clear();
+                }
+                agg
+            },
+            |mut agg| {
+                let mut events = Vec::with_capacity(1);
+                let mut windows = Vec::new();
+                let mut n = 0;
+                for &(s, e) in &lines {
+                    events.clear();
+                    decode_line(&buf[s..e], &mut events, &mut rej);
+                    for ev in &events {
+                        let _ = agg.apply(ev, NOON, &mut windows);
+                    }
+                    if windows.len() > 64 {
+                        n += windows.drain(..).map(|w| w.samples.len()).sum::<usize>();
+                    }
+                }
+                agg.flush(&mut windows);
+                black_box((n, windows.len(), agg))
+            },
+            BatchSize::PerIteration,
+        );
     });
     g.finish();
 }
