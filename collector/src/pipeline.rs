@@ -174,6 +174,16 @@ impl Collector {
         self.inner.lock().agg.config().clone()
     }
 
+    /// Whether events are waiting in windows not yet written.
+    pub fn has_open_windows(&self) -> bool {
+        self.inner.lock().agg.has_open_windows()
+    }
+
+    /// End of the newest closed window: the aggregated results are final before it.
+    pub fn closed_until(&self) -> Option<Timestamp> {
+        self.inner.lock().agg.closed_until()
+    }
+
     /// Decodes an HTTP body (one event, a batch, or NDJSON) and aggregates it.
     pub fn ingest_body(&self, body: &[u8], now: Timestamp) -> Result<IngestReport> {
         let mut events = Vec::new();
@@ -197,12 +207,7 @@ impl Collector {
         let mut inner = self.inner.lock();
         let inner = &mut *inner;
         // Refuse before counting anything: a sender that retries must not be counted twice.
-        if inner.sink.pending() >= MAX_PENDING_WINDOWS {
-            return Err(Error::Backpressure {
-                pending: inner.sink.pending(),
-                last_error: inner.last_store_error.clone().unwrap_or_default(),
-            });
-        }
+        backpressure(inner)?;
         let report = aggregate(inner, events, rejected, now);
         // The events are counted: a store error now is retried with the next call (or surfaces
         // as backpressure), not reported to this sender, who would resend and double count.
@@ -216,6 +221,12 @@ impl Collector {
     /// the source's watermark ([`Collector::ingest_from_source`]) or when input stops.
     pub fn enable_checkpoints(&self) {
         self.inner.lock().checkpointing = true;
+    }
+
+    /// `Err(Error::Backpressure)` while the store is not taking writes: a call to ingest now
+    /// would be refused.
+    pub fn ready_for_more(&self) -> Result<()> {
+        backpressure(&self.inner.lock())
     }
 
     /// Aggregates events of a replayable source. `positions` (mark key, value) say how far the
@@ -233,12 +244,7 @@ impl Collector {
     ) -> Result<(IngestReport, bool)> {
         let mut inner = self.inner.lock();
         let inner = &mut *inner;
-        if inner.sink.pending() >= MAX_PENDING_WINDOWS {
-            return Err(Error::Backpressure {
-                pending: inner.sink.pending(),
-                last_error: inner.last_store_error.clone().unwrap_or_default(),
-            });
-        }
+        backpressure(inner)?;
         let report = aggregate(inner, events, rejected, now);
         inner.positions.extend(positions);
         if let Some(wm) = watermark {
@@ -344,6 +350,17 @@ impl Collector {
         commit(&self.db, inner, false)?;
         Ok(r)
     }
+}
+
+/// `Err(Error::Backpressure)` while too many closed windows wait for the store.
+fn backpressure(inner: &Inner) -> Result<()> {
+    if inner.sink.pending() >= MAX_PENDING_WINDOWS {
+        return Err(Error::Backpressure {
+            pending: inner.sink.pending(),
+            last_error: inner.last_store_error.clone().unwrap_or_default(),
+        });
+    }
+    Ok(())
 }
 
 /// Adds events to the aggregator (closing windows at the newest event unless a source's

@@ -278,3 +278,56 @@ fn a_topic_that_does_not_exist_is_reported() {
     });
     source.stop();
 }
+
+/// Produces simulated traffic from `from` to `to` to one partition; returns the events sent.
+fn produce_to(producer: &ThreadedProducer<DefaultProducerContext>, partition: i32, from: i64, to: i64) -> u64 {
+    let mut sim = Simulator::new(Topology::default(), Vec::new(), from as u64);
+    sim.rate_scale = 0.05;
+    let (mut n, mut buf) = (0, Vec::new());
+    sim.generate_in_order(from, to, |e| {
+        n += 1;
+        buf.clear();
+        e.write_json(&mut buf);
+        let mut record = BaseRecord::<(), [u8]>::to("kong").partition(partition).payload(&buf);
+        while let Err((_, r)) = producer.send(record) {
+            record = r;
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    });
+    producer.flush(Duration::from_secs(30)).expect("flush");
+    n
+}
+
+#[test]
+fn a_partition_behind_the_others_counts_and_only_disorder_within_one_is_late() {
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    cluster.create_topic("kong", 2, 1).expect("topic");
+    let producer = producer(&cluster.bootstrap_servers());
+    let db = Arc::new(Db::in_memory());
+    let collector = Arc::new(Collector::new(db.clone(), small_windows()));
+    let mut cfg = KafkaConfig::new(&cluster.bootstrap_servers(), "vigil-test", &["kong"]);
+    cfg.idle_partition = 1_000;
+    let source = KafkaSource::start(&cfg, collector.clone()).expect("source");
+    let total = |db: &Db| counts(db).values().sum::<u64>();
+
+    // Partition 0 alone moves event time on, two minutes of it; its windows are written.
+    let first = produce_to(&producer, 0, T0, T0 + 120_000);
+    wait_for("partition 0's events", &collector, || total(&db) == first);
+    assert!(collector.closed_until().is_some_and(|c| c >= T0 + 115_000));
+
+    // Partition 1 then delivers the first minute, far behind the written windows, but in order
+    // within itself (a partition taken over from another member looks like this): it counts.
+    let second = produce_to(&producer, 1, T0, T0 + 60_000);
+    wait_for("partition 1's events", &collector, || total(&db) == first + second);
+    assert_eq!(collector.stats().rejected.get(Reject::Late), 0);
+    assert!(collector.stats().late_accepted >= second);
+
+    // Events a minute behind their own partition's newest are out of order: late.
+    let disordered = produce_to(&producer, 1, T0, T0 + 2_000);
+    assert!(disordered > 0);
+    wait_for("the late events", &collector, || {
+        collector.stats().rejected.get(Reject::Late) == disordered
+    });
+    source.stop();
+    assert_eq!(total(&db), first + second);
+}

@@ -12,7 +12,8 @@
 //! whose window has closed but that is at most `allowed_lateness_ms` behind still counts: the
 //! series are cumulative, so it goes into the next window to close and every total stays exact;
 //! only its attribution moves by at most the allowed lateness. An event later than that is
-//! rejected as late and counted. When no event arrives for two window lengths of wall-clock
+//! rejected as late and counted. (A partitioned source judges lateness per partition instead,
+//! see [`Aggregator::add`].) When no event arrives for two window lengths of wall-clock
 //! time, event time is taken to advance with the wall clock, so a quiet stream still closes its
 //! last windows.
 //!
@@ -216,6 +217,11 @@ impl Aggregator {
         &self.stats
     }
 
+    /// Whether any window holds events not yet written.
+    pub fn has_open_windows(&self) -> bool {
+        !self.open.is_empty()
+    }
+
     /// End of the newest closed window.
     pub fn closed_until(&self) -> Option<Timestamp> {
         self.closed_until
@@ -239,6 +245,12 @@ impl Aggregator {
     /// `out`. Returns `Err(Reject::Late)` if the event is more than the allowed lateness behind
     /// the closed windows.
     pub fn apply(&mut self, ev: &KongEvent<'_>, now: Timestamp, out: &mut Vec<WindowOutput>) -> Result<(), Reject> {
+        if let Some(closed) = self.closed_until
+            && ev.started_at < closed - self.cfg.allowed_lateness_ms
+        {
+            self.stats.late += 1;
+            return Err(Reject::Late);
+        }
         self.add(ev, now)?;
         if let Some(max_t) = self.max_event_t {
             self.close_through(max_t - self.cfg.watermark_delay_ms, out);
@@ -247,7 +259,10 @@ impl Aggregator {
     }
 
     /// Adds one event without closing any window: for a source that keeps its own watermark
-    /// (the slowest of its partitions) and closes windows with [`Aggregator::advance_watermark`].
+    /// (the slowest of its partitions), closes windows with [`Aggregator::advance_watermark`]
+    /// and judges lateness itself, per partition. An event behind the closed windows counts in
+    /// the first open one however far behind it is: its partition was behind the others (taken
+    /// over in a rebalance, or back from a stall), and its events are no less real for that.
     pub fn add(&mut self, ev: &KongEvent<'_>, now: Timestamp) -> Result<(), Reject> {
         let mut t = ev.started_at;
         // One clock far ahead would close every window and make all real traffic late.
@@ -255,10 +270,6 @@ impl Aggregator {
             return Err(Reject::Future);
         }
         if let Some(closed) = self.closed_until.filter(|c| t < *c) {
-            if t < closed - self.cfg.allowed_lateness_ms {
-                self.stats.late += 1;
-                return Err(Reject::Late);
-            }
             // Its window is written: count it in the first open one.
             self.stats.late_accepted += 1;
             t = closed;

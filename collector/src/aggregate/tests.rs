@@ -98,6 +98,23 @@ fn late_events_are_counted_not_added() {
 }
 
 #[test]
+fn a_source_that_judges_lateness_itself_gets_every_event_counted() {
+    let mut agg = Aggregator::new(small());
+    let mut out = Vec::new();
+    agg.add(&ev(T0 + 60_000, "orders-route", "/v1/orders/1", 200, 1.0), T0)
+        .expect("accepted");
+    agg.advance_watermark(T0 + 75_000, &mut out);
+    assert_eq!(value(&agg, &out, T0 + 70_000, OK), Some(1.0));
+    // Far behind the written windows (a partition taken over from another member): it counts,
+    // in the first open window.
+    agg.add(&ev(T0, "orders-route", "/v1/orders/1", 200, 1.0), T0)
+        .expect("accepted");
+    assert_eq!(agg.stats().late_accepted, 1);
+    agg.flush(&mut out);
+    assert_eq!(value(&agg, &out, T0 + 80_000, OK), Some(2.0));
+}
+
+#[test]
 fn idle_series_get_a_staleness_marker_then_nothing() {
     let cfg = AggregatorConfig {
         idle_timeout_ms: 60_000,

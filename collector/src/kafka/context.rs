@@ -43,7 +43,11 @@ impl Context {
             tracing::error!(error = %e, "storing the positions before a rebalance failed: what was read from the revoked partitions since the last store commit is lost with this process");
         }
         let mut status = shared.status.partitions.lock();
+        let mut revoked = shared.revoked.lock();
         for e in tpl.elements() {
+            if let Some(part) = parts.get(e.topic(), e.partition()) {
+                revoked.insert(e.topic(), e.partition(), part.clone());
+            }
             parts.remove(e.topic(), e.partition());
             shared.collector.forget_position(&mark_key(e.topic(), e.partition()));
             status.remove(&(e.topic().to_owned(), e.partition()));
@@ -58,16 +62,32 @@ impl Context {
     fn assign(&self, consumer: &KafkaConsumer, tpl: &mut TopicPartitionList) {
         let shared = &self.shared;
         let epoch = shared.epoch.fetch_add(1, Ordering::Relaxed) + 1;
-        let committed = match consumer.committed_offsets(tpl.clone(), REBALANCE_TIMEOUT) {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(error = %e, "reading the group's committed offsets failed; starting from the stored positions");
-                TopicPartitionList::new()
-            }
-        };
+        // Without the group's offsets this process cannot tell whether another member read on
+        // from where its store stopped: librdkafka then starts at the group's offsets itself.
+        let committed = (0..3).find_map(
+            |attempt| match consumer.committed_offsets(tpl.clone(), REBALANCE_TIMEOUT) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    tracing::warn!(error = %e, attempt, "reading the group's committed offsets failed");
+                    None
+                }
+            },
+        );
         let now = now_ms();
         let db = shared.collector.db();
         let mut parts = shared.parts.lock();
+        let mut revoked = shared.revoked.lock();
+        let Some(committed) = committed else {
+            tracing::error!("starting the assigned partitions at the group's committed offsets");
+            let mut status = shared.status.partitions.lock();
+            for e in tpl.elements() {
+                revoked.remove(e.topic(), e.partition());
+                parts.insert(e.topic(), e.partition(), Part::new(-1, None, now, epoch));
+                status.insert((e.topic().to_owned(), e.partition()), PartitionStatus::default());
+            }
+            shared.status.joined.store(true, Ordering::Relaxed);
+            return;
+        };
         let mut status = shared.status.partitions.lock();
         let elements: Vec<(String, i32)> = tpl
             .elements()
@@ -89,7 +109,16 @@ impl Context {
                 Offset::Offset(n) if n >= 0 => Some((n, e.metadata() == shared.instance || ours.contains(n))),
                 _ => None,
             });
-            let (start, max_t) = match (stored, group) {
+            // Given back before anyone read on: continue from this process's own position.
+            let mine = revoked
+                .get(&topic, p)
+                .filter(|r| r.next >= 0 && group.is_some_and(|(g, _)| g == r.committed.last || g == r.next))
+                .map(|r| Position {
+                    next: r.next,
+                    max_t: r.max_t,
+                });
+            revoked.remove(&topic, p);
+            let (start, max_t) = match (mine.or(stored), group) {
                 (Some(s), Some((_, true)) | None) => (Some(s.next), s.max_t),
                 (_, Some((g, _))) => (Some(g), None),
                 (None, None) => (self.reset_offset(consumer, &topic, p), None),
@@ -114,7 +143,10 @@ impl Context {
         // Where each partition starts is stored before any offset of this instance reaches
         // Kafka (see `process::apply`).
         if let Err(e) = shared.collector.checkpoint(parts.positions()) {
-            tracing::error!(error = %e, "storing where the assigned partitions start failed");
+            tracing::error!(error = %e, "storing where the assigned partitions start failed (retried before the first commit)");
+            for (_, _, part) in parts.iter_mut() {
+                part.start_unstored = true;
+            }
         }
         shared.status.joined.store(true, Ordering::Relaxed);
     }
@@ -177,11 +209,20 @@ impl ConsumerContext for Context {
         let result = match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 self.assign(consumer, tpl);
-                if cooperative {
+                let assigned = if cooperative {
                     consumer.incremental_assign(tpl)
                 } else {
                     consumer.assign(tpl)
-                }
+                };
+                // librdkafka keeps a partition's pause across an assignment: a partition held
+                // back before is read again, unless the whole source is paused right now.
+                assigned.and_then(|()| {
+                    if self.shared.status.paused.load(Ordering::Relaxed) {
+                        consumer.pause(tpl)
+                    } else {
+                        consumer.resume(tpl)
+                    }
+                })
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 self.revoke(tpl);

@@ -72,6 +72,10 @@ use partitions::Partitions;
 /// How long a batch may wait for more messages before it goes to the aggregator.
 const LINGER: Duration = Duration::from_millis(20);
 
+/// A batch is handed on once its payloads reach this many bytes, however few messages they
+/// are; a recycled buffer grown past twice this is given back.
+const MAX_BATCH_BYTES: usize = 32 << 20;
+
 /// The consumer, as shared by the threads.
 pub(crate) type KafkaConsumer = BaseConsumer<Context>;
 
@@ -80,6 +84,11 @@ pub(crate) type KafkaConsumer = BaseConsumer<Context>;
 pub(crate) struct Shared {
     pub(crate) collector: Arc<Collector>,
     pub(crate) parts: Mutex<Partitions>,
+    /// Partitions revoked from this process, as they were: if the group gives one back and
+    /// nobody read on, it continues from here, which may be ahead of the store (when storing
+    /// at the revocation failed, the aggregator still holds what was read). Locked after
+    /// `parts`.
+    pub(crate) revoked: Mutex<Partitions>,
     pub(crate) status: Arc<KafkaStatus>,
     pub(crate) cfg: KafkaConfig,
     /// Counts rebalances: a message carries the epoch it was polled in, and one polled before
@@ -119,6 +128,7 @@ impl Batch {
     /// The batch emptied, its buffers kept.
     fn cleared(mut self) -> Batch {
         self.data.clear();
+        self.data.shrink_to(2 * MAX_BATCH_BYTES);
         self.msgs.clear();
         self.started = None;
         self
@@ -192,6 +202,7 @@ impl KafkaSource {
         let shared = Arc::new(Shared {
             collector,
             parts: Mutex::new(Partitions::default()),
+            revoked: Mutex::new(Partitions::default()),
             status: status.clone(),
             cfg: cfg.clone(),
             epoch: AtomicU64::new(0),
@@ -222,10 +233,13 @@ impl KafkaSource {
                 .spawn(move || consume(&consumer, &shared, &tx, &recycle_rx, &stop))
                 .map_err(|e| StartError::Config(format!("starting the consumer thread: {e}")))?
         };
-        let aggregator_thread = std::thread::Builder::new()
-            .name("kafka-aggregate".into())
-            .spawn(move || process::run(&shared, &consumer, &rx, &recycle_tx, dead_letters.as_ref()))
-            .map_err(|e| StartError::Config(format!("starting the aggregator thread: {e}")))?;
+        let aggregator_thread = {
+            let stop = stop.clone();
+            std::thread::Builder::new()
+                .name("kafka-aggregate".into())
+                .spawn(move || process::run(&shared, &consumer, &rx, &recycle_tx, dead_letters.as_ref(), &stop))
+                .map_err(|e| StartError::Config(format!("starting the aggregator thread: {e}")))?
+        };
         tracing::info!(brokers = %cfg.brokers, group = %cfg.group, topics = ?cfg.topics, "consuming from Kafka");
         Ok(KafkaSource {
             stop,
@@ -309,9 +323,9 @@ fn consume(
             check_topics(consumer, shared);
             topics_checked = Some(Instant::now());
         }
-        let due = batch
-            .started
-            .is_some_and(|s| batch.msgs.len() >= max || (look && s.elapsed() >= LINGER));
+        let due = batch.started.is_some_and(|s| {
+            batch.msgs.len() >= max || batch.data.len() >= MAX_BATCH_BYTES || (look && s.elapsed() >= LINGER)
+        });
         if due {
             let mut next = recycled.try_recv().map(Batch::cleared).unwrap_or_default();
             next.topics.clone_from(&topics);

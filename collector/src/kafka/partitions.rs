@@ -31,6 +31,9 @@ pub(crate) struct Part {
     pub(crate) epoch: u64,
     /// The offsets this store last committed to Kafka for it.
     pub(crate) committed: Committed,
+    /// Where it starts is not in the store yet (storing it at assignment failed): no offset of
+    /// this instance may reach Kafka before it is.
+    pub(crate) start_unstored: bool,
 }
 
 impl Part {
@@ -46,6 +49,7 @@ impl Part {
             messages: 0,
             epoch,
             committed: Committed { last: -1, previous: -1 },
+            start_unstored: false,
         }
     }
 

@@ -2,7 +2,7 @@
 //! core, drops stale and already-aggregated messages, moves the watermark, and hands the events
 //! to the collector with the new positions.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::time::Duration;
 
@@ -48,10 +48,12 @@ pub(crate) fn run(
     rx: &Receiver<Batch>,
     recycle: &SyncSender<Batch>,
     dead: Option<&DeadLetters>,
+    stop: &AtomicBool,
 ) {
     let threads = std::thread::available_parallelism().map_or(1, usize::from).min(8);
     let mut waiting: Option<Batch> = None;
     let mut last_message: Option<Timestamp> = None;
+    let mut unassigned_since: Option<Timestamp> = None;
     let settings = settings(shared);
     loop {
         let batch = match waiting.take() {
@@ -66,12 +68,45 @@ pub(crate) fn run(
             if !batch.msgs.is_empty() {
                 let _ = recycle.try_send(batch);
             }
+        } else if stop.load(Ordering::Relaxed) {
+            // Stopping: a batch the store still refuses is read again at the next start (its
+            // offsets are neither stored nor committed).
+            tracing::warn!(
+                messages = batch.msgs.len(),
+                "stopping with a batch the store did not take"
+            );
+            break;
         } else {
             waiting = Some(batch);
             std::thread::sleep(RETRY);
+            // Waiting for the store is not a partition stalling.
+            let now = now_ms();
+            for (_, _, part) in shared.parts.lock().iter_mut() {
+                part.last_progress = now;
+            }
         }
+        close_when_unassigned(shared, &mut unassigned_since, &settings);
     }
     finish(shared);
+}
+
+/// A member left without partitions (more members than partitions, say) writes its open
+/// windows once it has had none for `idle_partition`: nothing it holds can be completed by
+/// it, and what it counted must become visible. Should the group give it partitions with
+/// older events later, those count in the next open window.
+fn close_when_unassigned(shared: &Shared, since: &mut Option<Timestamp>, s: &Settings) {
+    let now = now_ms();
+    if !shared.status.joined.load(Ordering::Relaxed) || !shared.parts.lock().is_empty() {
+        *since = None;
+        return;
+    }
+    let since = *since.get_or_insert(now);
+    if now - since > s.idle
+        && shared.collector.has_open_windows()
+        && let Err(e) = shared.collector.flush()
+    {
+        tracing::warn!(error = %e, "writing the open windows of a member without partitions failed");
+    }
 }
 
 /// At a graceful stop: the positions and open windows go to the store; when every partition
@@ -96,6 +131,7 @@ fn settings(shared: &Shared) -> Settings {
         lateness: agg.allowed_lateness_ms,
         idle: shared.cfg.idle_partition,
         skew: shared.cfg.max_partition_skew,
+        clock_skew: agg.max_clock_skew_ms,
     }
 }
 
@@ -158,10 +194,12 @@ fn plan(parts: &Partitions, batch: &Batch, instance: &str) -> (Vec<Verdict>, Top
             if m.offset < part.next {
                 return Verdict::Duplicate;
             }
-            if part.next < 0
+            if (part.next < 0 || part.start_unstored)
                 && let Some(s) = starts.get_mut(batch.topic(m), m.partition)
             {
-                s.next = m.offset;
+                if s.next < 0 {
+                    s.next = m.offset;
+                }
                 new_starts = true;
             }
             part.next = m.offset + 1;
@@ -204,10 +242,19 @@ fn apply(
     // The store must know where a partition starts before Kafka hears of this instance's first
     // offset on it: after a crash, an offset committed by this instance sends it back to its
     // stored position.
-    if !starts.is_empty()
-        && let Err(e) = shared.collector.checkpoint(starts.positions())
-    {
-        tracing::warn!(error = %e, "storing where partitions start failed; holding the batch");
+    if !starts.is_empty() {
+        if let Err(e) = shared.collector.checkpoint(starts.positions()) {
+            tracing::warn!(error = %e, "storing where partitions start failed; holding the batch");
+            return false;
+        }
+        for (_, _, part) in parts.iter_mut() {
+            part.start_unstored = false;
+        }
+    }
+    // A batch the store cannot take now must not reach Kafka's offsets either: if a rebalance
+    // hands its partitions on meanwhile, the next owner starts after what was committed.
+    if let Err(e) = shared.collector.ready_for_more() {
+        tracing::warn!(error = %e, "the store is not taking writes; holding the batch");
         return false;
     }
     // The offsets about to be committed are stored first: a broker that drops commit metadata
@@ -235,7 +282,7 @@ fn apply(
     }
     let (chunks, committed) = std::thread::scope(|s| {
         let commit = (offsets.count() > 0).then(|| s.spawn(|| consumer.commit(&offsets, CommitMode::Sync)));
-        let chunks = decode(batch, threads);
+        let chunks = decode(batch, threads, now + settings.clock_skew);
         (chunks, commit.map(std::thread::ScopedJoinHandle::join))
     });
     match committed {
@@ -251,6 +298,7 @@ fn apply(
         }
     }
     let before = parts.clone();
+    let closed = shared.collector.closed_until();
     let mut events: Vec<KongEvent<'_>> = Vec::new();
     let mut rejected = RejectCounts::default();
     let mut bad_messages = Vec::new();
@@ -271,10 +319,25 @@ fn apply(
             part.messages += 1;
             part.last_progress = now;
             part.last_msg = Some(now);
+            // Late means out of order within its own partition (and behind the closed windows)
+            // by more than the allowed lateness. A partition that is merely behind the others
+            // (taken over from another member, say) delivers in order: its events count.
+            match part.max_t.zip(closed) {
+                Some((newest, closed)) => {
+                    let floor = newest.min(closed) - settings.lateness;
+                    for ev in &chunk_events[range] {
+                        if ev.started_at < floor {
+                            rejected.add(Reject::Late);
+                        } else {
+                            events.push(ev.clone());
+                        }
+                    }
+                }
+                None => events.extend_from_slice(&chunk_events[range]),
+            }
             if let Some(t) = info.max_t {
                 part.max_t = Some(part.max_t.map_or(t, |m| m.max(t)));
             }
-            events.extend_from_slice(&chunk_events[range]);
             if let Some(r) = &info.rejects {
                 rejected.merge(r);
                 bad_messages.push((m, first_reason(r)));
@@ -282,7 +345,7 @@ fn apply(
         }
     }
     let newest_message = if fresh > 0 { Some(now) } else { *last_message };
-    let wm = watermark::watermark(&parts, newest_message, now, settings);
+    let wm = watermark::watermark(&parts, newest_message, now, closed, settings);
     match shared
         .collector
         .ingest_from_source(&events, rejected, now, parts.positions(), wm)
@@ -313,7 +376,8 @@ fn apply(
 
 /// Decodes the batch's messages in order, on up to `threads` threads: per chunk of messages,
 /// their events and what each message gave.
-fn decode(batch: &Batch, threads: usize) -> Vec<(Vec<KongEvent<'_>>, Vec<Decoded>)> {
+/// Events starting after `future` are to be rejected: they do not move a partition's time.
+fn decode(batch: &Batch, threads: usize, future: Timestamp) -> Vec<(Vec<KongEvent<'_>>, Vec<Decoded>)> {
     let n = batch.msgs.len();
     if n == 0 {
         return Vec::new();
@@ -326,8 +390,21 @@ fn decode(batch: &Batch, threads: usize) -> Vec<(Vec<KongEvent<'_>>, Vec<Decoded
         for m in msgs {
             let first = events.len();
             let mut rejects = RejectCounts::default();
-            decode_body(batch.payload(m), &mut events, &mut rejects);
-            let max_t = events[first..].iter().map(|e: &KongEvent<'_>| e.started_at).max();
+            // A message that trips a bug in the decoder is a bad message, not the end of the
+            // source (the panic is logged by the panic hook).
+            let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                decode_body(batch.payload(m), &mut events, &mut rejects);
+            }));
+            if decoded.is_err() {
+                events.truncate(first);
+                rejects = RejectCounts::default();
+                rejects.add(Reject::InvalidJson);
+            }
+            let max_t = events[first..]
+                .iter()
+                .map(|e: &KongEvent<'_>| e.started_at)
+                .filter(|t| *t <= future)
+                .max();
             infos.push(Decoded {
                 end: events.len(),
                 max_t,
@@ -345,7 +422,10 @@ fn decode(batch: &Batch, threads: usize) -> Vec<(Vec<KongEvent<'_>>, Vec<Decoded
             .chunks(per)
             .map(|c| s.spawn(move || decode_chunk(c)))
             .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
     })
 }
 

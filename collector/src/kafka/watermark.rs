@@ -16,8 +16,10 @@
 //! Two things bound the wait. A partition running more than `max_partition_skew` ahead of the
 //! slowest one is paused ([`hold_back`]) so that open windows cannot pile up behind a slow
 //! one. A partition behind that delivers nothing for `idle_partition` (its leader is down, say)
-//! is *stalled* and stops holding the windows: what it delivers later may then be late, which
-//! is counted (`rejected_total{reason="late"}`).
+//! is *stalled* and stops holding the windows: what it delivers later lands behind the closed
+//! windows and counts in the first open one, as do the events of a partition taken over from
+//! another member. Only an event out of order within its own partition by more than the
+//! allowed lateness is rejected as late (`rejected_total{reason="late"}`).
 
 use vigil_tsdb::Timestamp;
 
@@ -36,6 +38,8 @@ pub(crate) struct Settings {
     pub(crate) idle: i64,
     /// How far a partition may run ahead of the slowest one.
     pub(crate) skew: i64,
+    /// How far in the future an event may start (clocks disagree); later ones are rejected.
+    pub(crate) clock_skew: i64,
 }
 
 fn stalled(p: &Part, now: Timestamp, s: &Settings) -> bool {
@@ -60,18 +64,24 @@ fn paces(p: &Part, now: Timestamp, s: &Settings) -> bool {
 fn slowest(parts: &Partitions, now: Timestamp, s: &Settings) -> Result<Option<Timestamp>, ()> {
     let mut slowest: Option<Timestamp> = None;
     for (_, _, p) in parts.iter().filter(|(_, _, p)| paces(p, now, s)) {
-        let t = p.max_t.ok_or(())?;
-        slowest = Some(slowest.map_or(t, |m| m.min(t)));
+        match p.max_t {
+            Some(t) => slowest = Some(slowest.map_or(t, |m| m.min(t))),
+            // Messages, but not one valid event in them: nothing to wait for.
+            None if p.messages > 0 => {}
+            None => return Err(()),
+        }
     }
     Ok(slowest)
 }
 
 /// The event time up to which windows may close now, or `None` to keep them open.
-/// `last_message` is the wall-clock time of the newest message from any partition.
+/// `last_message` is the wall-clock time of the newest message from any partition; `closed`
+/// the end of the newest window written (events behind it went to the window after it).
 pub(crate) fn watermark(
     parts: &Partitions,
     last_message: Option<Timestamp>,
     now: Timestamp,
+    closed: Option<Timestamp>,
     s: &Settings,
 ) -> Option<Timestamp> {
     if parts.is_empty() {
@@ -92,7 +102,7 @@ pub(crate) fn watermark(
     Some(if live {
         (now - s.delay).max(newest - s.delay)
     } else {
-        newest + s.window
+        newest.max(closed.unwrap_or(newest)) + s.window
     })
 }
 
@@ -136,6 +146,7 @@ mod tests {
         lateness: 30_000,
         idle: 20_000,
         skew: 120_000,
+        clock_skew: 300_000,
     };
     const NOW: Timestamp = 1_795_150_800_000;
 
@@ -165,24 +176,32 @@ mod tests {
             // Caught up and idle, far behind in time: it does not hold anyone back.
             part(7, Some(7), Some(t - 300_000), S.idle + 1),
         ]);
-        assert_eq!(watermark(&ps, Some(NOW), NOW, &S), Some(t - S.delay));
+        assert_eq!(watermark(&ps, Some(NOW), NOW, None, &S), Some(t - S.delay));
     }
 
     #[test]
     fn a_partition_with_data_but_no_events_yet_holds_the_windows() {
         let ps = parts(vec![part(10, Some(100), Some(NOW), 0), part(-1, None, None, 0)]);
-        assert_eq!(watermark(&ps, Some(NOW), NOW, &S), None);
+        assert_eq!(watermark(&ps, Some(NOW), NOW, None, &S), None);
         // ... until it stalls.
         let ps = parts(vec![
             part(10, Some(100), Some(NOW), 0),
             part(-1, None, None, S.idle + 1),
         ]);
-        assert_eq!(watermark(&ps, Some(NOW), NOW, &S), Some(NOW - S.delay));
+        assert_eq!(watermark(&ps, Some(NOW), NOW, None, &S), Some(NOW - S.delay));
+    }
+
+    #[test]
+    fn a_partition_whose_messages_held_no_valid_event_holds_nothing() {
+        let mut bad = part(20, Some(100), None, 0);
+        bad.messages = 20;
+        let ps = parts(vec![part(10, Some(100), Some(NOW), 0), bad]);
+        assert_eq!(watermark(&ps, Some(NOW), NOW, None, &S), Some(NOW - S.delay));
     }
 
     #[test]
     fn nothing_assigned_keeps_the_windows_open() {
-        assert_eq!(watermark(&Partitions::default(), Some(NOW), NOW, &S), None);
+        assert_eq!(watermark(&Partitions::default(), Some(NOW), NOW, None, &S), None);
     }
 
     #[test]
@@ -193,16 +212,31 @@ mod tests {
             part(5, Some(5), Some(t), 1_000),
             part(9, Some(9), Some(t - 2_000), 1_000),
         ]);
-        assert_eq!(watermark(&ps, Some(NOW - 1_000), NOW, &S), Some(t - 2_000 - S.delay));
+        assert_eq!(
+            watermark(&ps, Some(NOW - 1_000), NOW, None, &S),
+            Some(t - 2_000 - S.delay)
+        );
         // Both idle: an old stream closes every open window, and no further.
         let ps = parts(vec![
             part(5, Some(5), Some(t), S.idle + 1),
             part(9, Some(9), Some(t - 2_000), S.idle + 1),
         ]);
-        assert_eq!(watermark(&ps, Some(NOW - S.idle - 1), NOW, &S), Some(t + S.window));
+        assert_eq!(
+            watermark(&ps, Some(NOW - S.idle - 1), NOW, None, &S),
+            Some(t + S.window)
+        );
+        // ... including the one after the written windows, where events behind them went.
+        let closed = Some(t + 60_000);
+        assert_eq!(
+            watermark(&ps, Some(NOW - S.idle - 1), NOW, closed, &S),
+            Some(t + 60_000 + S.window)
+        );
         // A live stream moves on with the clock.
         let live = parts(vec![part(5, Some(5), Some(NOW - 25_000), S.idle + 1)]);
-        assert_eq!(watermark(&live, Some(NOW - S.idle - 1), NOW, &S), Some(NOW - S.delay));
+        assert_eq!(
+            watermark(&live, Some(NOW - S.idle - 1), NOW, None, &S),
+            Some(NOW - S.delay)
+        );
     }
 
     #[test]
@@ -211,11 +245,11 @@ mod tests {
         ahead.held = true;
         // The slow one is caught up but may still deliver: it paces, and the fast one waits.
         let ps = parts(vec![ahead.clone(), part(100, Some(100), Some(NOW - 300_000), 0)]);
-        assert_eq!(watermark(&ps, Some(NOW), NOW, &S), Some(NOW - 300_000 - S.delay));
+        assert_eq!(watermark(&ps, Some(NOW), NOW, None, &S), Some(NOW - 300_000 - S.delay));
         assert_eq!(hold_back(&ps, NOW, &S), (vec![], vec![]));
         // Idle for long: the fast one is resumed before the windows move on.
         let ps = parts(vec![ahead, part(100, Some(100), Some(NOW - 300_000), S.idle + 1)]);
-        assert_eq!(watermark(&ps, Some(NOW), NOW, &S), None);
+        assert_eq!(watermark(&ps, Some(NOW), NOW, None, &S), None);
         let (hold, release) = hold_back(&ps, NOW, &S);
         assert!(hold.is_empty());
         assert_eq!(release, [("kong".to_owned(), 0)]);
@@ -252,6 +286,6 @@ mod tests {
             part(10, Some(100), Some(t), S.idle + 1),
             part(10, Some(100), Some(t + 60_000), 0),
         ]);
-        assert_eq!(watermark(&ps, Some(NOW), NOW, &S), Some(t + 60_000 - S.delay));
+        assert_eq!(watermark(&ps, Some(NOW), NOW, None, &S), Some(t + 60_000 - S.delay));
     }
 }
