@@ -112,7 +112,8 @@ pub enum Reject {
     BadLatency,
     /// `response.size` is larger than [`MAX_RESPONSE_BYTES`].
     BadSize,
-    /// The event is more than the allowed lateness behind the windows already written.
+    /// The event is more than the allowed lateness behind the windows already written (and, from
+    /// Kafka, behind its own partition's newest event).
     Late,
     /// The event starts further in the future than clocks can plausibly disagree.
     Future,
