@@ -34,7 +34,7 @@ impl BitWriter {
     }
 
     /// Writes one bit.
-    #[inline]
+    #[inline(always)]
     pub fn write_bit(&mut self, bit: bool) {
         if self.free == 0 {
             self.bytes.push(0);
@@ -48,7 +48,7 @@ impl BitWriter {
     }
 
     /// Writes the low `n` bits of `value`, most significant first (`n` in 0..=64).
-    #[inline]
+    #[inline(always)]
     pub fn write_bits(&mut self, value: u64, mut n: u8) {
         debug_assert!(n <= 64);
         while n > 0 {
@@ -67,65 +67,158 @@ impl BitWriter {
     }
 
     /// Writes a whole byte.
-    #[inline]
+    #[inline(always)]
     pub fn write_byte(&mut self, b: u8) {
         self.write_bits(u64::from(b), 8);
     }
 }
 
 /// Reads bits written by [`BitWriter`].
+///
+/// The next bits of the stream wait left-aligned in a 64-bit buffer, refilled eight bytes at a
+/// time with one big-endian load: a read is a shift and a subtraction, and a refill happens
+/// about once per 56 bits.
 #[derive(Debug, Clone)]
 pub struct BitReader<'a> {
     bytes: &'a [u8],
-    /// Position in bits from the start of `bytes`.
-    pos: usize,
+    /// The next byte to load into `buf`.
+    next: usize,
+    /// Unread bits, most significant first; only the high `avail` bits are meaningful (the
+    /// bits below them are either zero or the stream's next bits, which the next load ORs in
+    /// again at the same place).
+    buf: u64,
+    avail: u32,
 }
 
 /// The stream ended before the value did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EndOfStream;
 
+/// After a refill with at least eight bytes left, at least this many bits are buffered: whole
+/// bytes are added while they fit below the 64-bit top, so up to 7 bits stay unused.
+const REFILLED: u32 = 57;
+
 impl<'a> BitReader<'a> {
     /// A reader at the start of `bytes`.
     pub fn new(bytes: &'a [u8]) -> Self {
-        BitReader { bytes, pos: 0 }
+        BitReader {
+            bytes,
+            next: 0,
+            buf: 0,
+            avail: 0,
+        }
+    }
+
+    /// Tops the buffer up to at least [`REFILLED`] bits, or to the end of the stream.
+    #[inline(always)]
+    fn refill(&mut self) {
+        if let Some(word) = self.bytes.get(self.next..self.next + 8) {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(word);
+            self.buf |= u64::from_be_bytes(w) >> self.avail;
+            // Whole bytes that fit: (64 - avail) rounded down to a multiple of 8.
+            let added = (64 - self.avail) & !7;
+            self.next += (added / 8) as usize;
+            self.avail += added;
+        } else {
+            while self.avail <= 56 && self.next < self.bytes.len() {
+                self.buf |= u64::from(self.bytes[self.next]) << (56 - self.avail);
+                self.next += 1;
+                self.avail += 8;
+            }
+        }
+    }
+
+    /// Refills if fewer than [`REFILLED`] bits are buffered; returns how many are, with the
+    /// buffer (its high bits are the next ones): for decoders that look at several fields at
+    /// once and then [`BitReader::consume`] them.
+    #[inline(always)]
+    pub(crate) fn fill(&mut self) -> (u64, u32) {
+        if self.avail < REFILLED {
+            self.refill();
+        }
+        (self.buf, self.avail)
+    }
+
+    /// Consumes `n` bits (1..=63) known to be buffered (see [`BitReader::fill`]).
+    #[inline(always)]
+    pub(crate) fn consume(&mut self, n: u32) {
+        debug_assert!((1..64).contains(&n) && n <= self.avail);
+        self.buf <<= n;
+        self.avail -= n;
+    }
+
+    /// Makes sure `n` (at most [`REFILLED`]) bits are buffered.
+    #[inline(always)]
+    fn ensure(&mut self, n: u32) -> Result<(), EndOfStream> {
+        if self.avail < n {
+            self.refill();
+            if self.avail < n {
+                return Err(EndOfStream);
+            }
+        }
+        Ok(())
+    }
+
+    /// The next `n` bits (1..=57) as the low bits of the result, without consuming them; bits
+    /// past the end of the stream read as zeros.
+    #[inline(always)]
+    pub fn peek(&mut self, n: u8) -> u64 {
+        debug_assert!((1..=REFILLED as u8).contains(&n));
+        if self.avail < u32::from(n) {
+            self.refill();
+        }
+        let live = if self.avail == 0 {
+            0
+        } else {
+            self.buf & (u64::MAX << (64 - self.avail))
+        };
+        live >> (64 - u32::from(n))
+    }
+
+    /// Moves on by `n` bits (at most [`REFILLED`]).
+    #[inline(always)]
+    pub fn skip(&mut self, n: u8) -> Result<(), EndOfStream> {
+        let n = u32::from(n);
+        self.ensure(n)?;
+        self.buf = self.buf.checked_shl(n).unwrap_or(0);
+        self.avail -= n;
+        Ok(())
     }
 
     /// Reads one bit.
-    #[inline]
+    #[inline(always)]
     pub fn read_bit(&mut self) -> Result<bool, EndOfStream> {
-        let byte = *self.bytes.get(self.pos / 8).ok_or(EndOfStream)?;
-        let bit = (byte >> (7 - (self.pos % 8))) & 1 == 1;
-        self.pos += 1;
+        self.ensure(1)?;
+        let bit = self.buf >> 63 == 1;
+        self.buf <<= 1;
+        self.avail -= 1;
         Ok(bit)
     }
 
     /// Reads `n` bits (0..=64) as the low bits of the result.
-    #[inline]
+    #[inline(always)]
     pub fn read_bits(&mut self, n: u8) -> Result<u64, EndOfStream> {
         debug_assert!(n <= 64);
-        let n = usize::from(n);
-        if self.pos + n > self.bytes.len() * 8 {
-            return Err(EndOfStream);
+        if n == 0 {
+            return Ok(0);
         }
-        // Fast path: load up to 8 bytes big-endian and shift the wanted bits out.
-        let mut out: u64 = 0;
-        let mut remaining = n;
-        while remaining > 0 {
-            let byte = self.bytes[self.pos / 8];
-            let offset = self.pos % 8;
-            let avail = 8 - offset;
-            let take = remaining.min(avail);
-            let bits = (u64::from(byte) >> (avail - take)) & ((1u64 << take) - 1);
-            out = if take == 64 { bits } else { (out << take) | bits };
-            self.pos += take;
-            remaining -= take;
+        if u32::from(n) > REFILLED {
+            // Wider than one refill guarantees: the high 32 bits, then the rest.
+            let hi = self.read_bits(32)?;
+            let lo = self.read_bits(n - 32)?;
+            return Ok(hi << (n - 32) | lo);
         }
-        Ok(out)
+        let n = u32::from(n);
+        self.ensure(n)?;
+        let v = self.buf >> (64 - n);
+        self.buf = self.buf.checked_shl(n).unwrap_or(0);
+        self.avail -= n;
+        Ok(v)
     }
 
     /// Reads a whole byte.
-    #[inline]
+    #[inline(always)]
     pub fn read_byte(&mut self) -> Result<u8, EndOfStream> {
         Ok(self.read_bits(8)? as u8)
     }

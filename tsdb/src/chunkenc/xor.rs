@@ -7,6 +7,10 @@
 
 use super::bstream::{BitReader, BitWriter, EndOfStream};
 
+/// Bits a refilled reader holds (see `bstream`): enough for a `0` delta-of-delta, a `10` value
+/// control and up to 54 bits of a value in one look.
+const REFILLED_BITS: u32 = 57;
+
 /// Size of the chunk header: the sample count as a big-endian `u16`.
 const HEADER_LEN: usize = 2;
 
@@ -221,6 +225,7 @@ impl<'a> XorIter<'a> {
         self.corrupt
     }
 
+    #[inline(always)]
     fn step(&mut self) -> Result<(i64, f64), EndOfStream> {
         match self.read {
             0 => {
@@ -242,29 +247,37 @@ impl<'a> XorIter<'a> {
         Ok((self.t, self.v))
     }
 
+    #[inline(always)]
     fn read_dod(&mut self) -> Result<i64, EndOfStream> {
-        // Count the leading 1 bits of the prefix (at most 4).
-        let mut ones = 0;
-        while ones < 4 && self.r.read_bit()? {
-            ones += 1;
-        }
+        // The prefix is up to four 1 bits ended by a 0 (no 0 after four): peek all four at once.
+        let prefix = self.r.peek(4) as u8;
+        let ones = (prefix << 4).leading_ones() as u8;
         if ones == 0 {
+            self.r.skip(1)?;
             return Ok(0);
         }
         if ones == 4 {
+            self.r.skip(4)?;
             return Ok(self.r.read_bits(64)? as i64);
         }
-        let width = DOD_BUCKETS[ones - 1].2;
+        self.r.skip(ones + 1)?;
+        let width = DOD_BUCKETS[usize::from(ones) - 1].2;
         Ok(sign_extend(self.r.read_bits(width)?, width))
     }
 
+    #[inline(always)]
     fn read_value(&mut self) -> Result<(), EndOfStream> {
-        if !self.r.read_bit()? {
+        // `0`: unchanged; `10`: the previous window; `11`: a new window.
+        let control = self.r.peek(2);
+        if control & 0b10 == 0 {
+            self.r.skip(1)?;
             return Ok(());
         }
-        if self.r.read_bit()? {
-            self.leading = self.r.read_bits(LEADING_BITS)? as u8;
-            let mut sig = self.r.read_bits(SIGBITS_BITS)? as u8;
+        self.r.skip(2)?;
+        if control == 0b11 {
+            let header = self.r.read_bits(LEADING_BITS + SIGBITS_BITS)?;
+            self.leading = (header >> SIGBITS_BITS) as u8;
+            let mut sig = (header & ((1 << SIGBITS_BITS) - 1)) as u8;
             if sig == 0 {
                 sig = 64;
             }
@@ -277,6 +290,128 @@ impl<'a> XorIter<'a> {
         let bits = self.r.read_bits(sig)?;
         self.v = f64::from_bits(self.v.to_bits() ^ (bits << self.trailing));
         Ok(())
+    }
+}
+
+impl XorIter<'_> {
+    /// Calls `f` with every remaining sample until it returns `false`; returns whether the
+    /// chunk decoded cleanly (a stop by `f` counts as clean). The fast way to read a whole
+    /// chunk: the decoder's state stays in registers for the loop.
+    #[inline]
+    pub fn for_each_sample(mut self, mut f: impl FnMut(i64, f64) -> bool) -> bool {
+        // The first two samples have their own encodings.
+        while self.read < self.total.min(2) {
+            match self.next() {
+                Some((t, v)) => {
+                    if !f(t, v) {
+                        return true;
+                    }
+                }
+                None => return !self.corrupt,
+            }
+        }
+        if self.corrupt {
+            return false;
+        }
+        let XorIter {
+            mut r,
+            total,
+            read,
+            mut t,
+            mut t_delta,
+            v,
+            mut leading,
+            mut trailing,
+            ..
+        } = self;
+        let mut bits = v.to_bits();
+        for _ in read..total {
+            // The common sample on a regular grid: a `0` delta-of-delta and a value that is
+            // unchanged (`0`) or fits the previous window (`10` + its bits), read straight from
+            // the buffer with one bounds check.
+            let (buf, avail) = r.fill();
+            if buf >> 63 == 0 && avail >= REFILLED_BITS {
+                if (buf >> 62) & 1 == 0 {
+                    r.consume(2);
+                    t = t.wrapping_add(t_delta);
+                    if !f(t, f64::from_bits(bits)) {
+                        return true;
+                    }
+                    continue;
+                }
+                let sig = u32::from(64 - leading - trailing);
+                if (buf >> 61) & 1 == 0 && 3 + sig <= avail.min(63) {
+                    r.consume(3 + sig);
+                    bits ^= ((buf << 3) >> (64 - sig)) << trailing;
+                    t = t.wrapping_add(t_delta);
+                    if !f(t, f64::from_bits(bits)) {
+                        return true;
+                    }
+                    continue;
+                }
+            }
+            // Timestamp: the delta-of-delta prefix, up to four 1 bits ended by a 0.
+            let prefix = r.peek(4) as u8;
+            let ones = (prefix << 4).leading_ones() as u8;
+            let dod = if ones == 0 {
+                if r.skip(1).is_err() {
+                    return false;
+                }
+                0
+            } else if ones == 4 {
+                if r.skip(4).is_err() {
+                    return false;
+                }
+                match r.read_bits(64) {
+                    Ok(d) => d as i64,
+                    Err(EndOfStream) => return false,
+                }
+            } else {
+                let width = DOD_BUCKETS[usize::from(ones) - 1].2;
+                if r.skip(ones + 1).is_err() {
+                    return false;
+                }
+                match r.read_bits(width) {
+                    Ok(d) => sign_extend(d, width),
+                    Err(EndOfStream) => return false,
+                }
+            };
+            t_delta = t_delta.wrapping_add(dod);
+            t = t.wrapping_add(t_delta);
+            // Value: `0` unchanged, `10` the previous window, `11` a new window.
+            let control = r.peek(2);
+            if control & 0b10 == 0 {
+                if r.skip(1).is_err() {
+                    return false;
+                }
+            } else {
+                if r.skip(2).is_err() {
+                    return false;
+                }
+                if control == 0b11 {
+                    let Ok(header) = r.read_bits(LEADING_BITS + SIGBITS_BITS) else {
+                        return false;
+                    };
+                    leading = (header >> SIGBITS_BITS) as u8;
+                    let sig = match (header & ((1 << SIGBITS_BITS) - 1)) as u8 {
+                        0 => 64,
+                        s => s,
+                    };
+                    if u32::from(leading) + u32::from(sig) > 64 {
+                        return false;
+                    }
+                    trailing = 64 - leading - sig;
+                }
+                let Ok(x) = r.read_bits(64 - leading - trailing) else {
+                    return false;
+                };
+                bits ^= x << trailing;
+            }
+            if !f(t, f64::from_bits(bits)) {
+                return true;
+            }
+        }
+        true
     }
 }
 
@@ -319,6 +454,15 @@ mod tests {
         let mut it = XorIter::new(a.bytes());
         let got: Vec<(i64, f64)> = it.by_ref().collect();
         assert!(!it.is_corrupt());
+        let mut fast = Vec::new();
+        assert!(XorIter::new(a.bytes()).for_each_sample(|t, v| {
+            fast.push((t, v));
+            true
+        }));
+        assert_eq!(
+            fast.iter().map(|s| (s.0, s.1.to_bits())).collect::<Vec<_>>(),
+            got.iter().map(|s| (s.0, s.1.to_bits())).collect::<Vec<_>>()
+        );
         assert_eq!(got.len(), samples.len());
         for (g, w) in got.iter().zip(samples) {
             assert_eq!(g.0, w.0);

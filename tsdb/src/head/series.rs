@@ -157,14 +157,12 @@ impl ChunkSnapshot {
     pub(crate) fn decode_into(&self, mint: Timestamp, maxt: Timestamp, out: &mut Vec<Sample>) {
         let chunks = self.closed.iter().map(|c| &*c.bytes).chain(self.open.as_deref());
         for bytes in chunks {
-            for (t, v) in XorIter::new(bytes) {
-                if t > maxt {
-                    break;
-                }
-                if t >= mint {
+            XorIter::new(bytes).for_each_sample(|t, v| {
+                if t >= mint && t <= maxt {
                     out.push(Sample { t, v });
                 }
-            }
+                t <= maxt
+            });
         }
     }
 }

@@ -1,0 +1,145 @@
+//! The store's kernels: XOR chunk encode and decode, and appends through the WAL into the head.
+//!
+//! `cargo bench -p vigil-tsdb --bench chunks`; figures in BENCHMARKS.md.
+
+use std::hint::black_box;
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use vigil_tsdb::chunkenc::{XorAppender, XorIter};
+use vigil_tsdb::{Db, Labels, Options};
+
+/// Samples per chunk, as the head cuts them.
+const CHUNK: usize = 120;
+/// Chunks per iteration.
+const CHUNKS: usize = 1_000;
+
+/// vigil's own series: a 10 s grid, counters that mostly stay or step by a little.
+fn vigil_counter(seed: u64) -> Vec<(i64, f64)> {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut v = 0.0;
+    (0..CHUNK as i64)
+        .map(|i| {
+            if rng.u8(..) < 90 {
+                v += f64::from(rng.u8(..8));
+            }
+            (1_795_305_600_000 + i * 10_000, v)
+        })
+        .collect()
+}
+
+/// A scraped gauge: 15 s with millisecond jitter, a noisy float.
+fn gauge(seed: u64) -> Vec<(i64, f64)> {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut t = 1_795_305_600_000;
+    let mut v = 0.25;
+    (0..CHUNK)
+        .map(|_| {
+            t += 15_000 + rng.i64(-20..20);
+            v += rng.f64() - 0.5;
+            (t, v)
+        })
+        .collect()
+}
+
+fn encode(samples: &[(i64, f64)]) -> Vec<u8> {
+    let mut a = XorAppender::new();
+    for &(t, v) in samples {
+        a.append(t, v);
+    }
+    a.bytes().to_vec()
+}
+
+fn chunks(c: &mut Criterion) {
+    for (name, make) in [("vigil_counter", vigil_counter as fn(u64) -> _), ("gauge", gauge)] {
+        let inputs: Vec<Vec<(i64, f64)>> = (0..CHUNKS as u64).map(make).collect();
+        let encoded: Vec<Vec<u8>> = inputs.iter().map(|s| encode(s)).collect();
+        let bytes: usize = encoded.iter().map(Vec::len).sum();
+        eprintln!("{name}: {:.3} bytes per sample", bytes as f64 / (CHUNK * CHUNKS) as f64);
+
+        let mut g = c.benchmark_group(format!("xor_{name}"));
+        g.throughput(Throughput::Elements((CHUNK * CHUNKS) as u64));
+        g.bench_function("encode", |b| {
+            b.iter(|| {
+                for s in &inputs {
+                    black_box(encode(s));
+                }
+            });
+        });
+        g.bench_function("decode", |b| {
+            b.iter(|| {
+                let mut sum = 0.0;
+                for chunk in &encoded {
+                    for (t, v) in XorIter::new(chunk) {
+                        sum += v + t as f64;
+                    }
+                }
+                black_box(sum)
+            });
+        });
+        g.bench_function("decode_for_each", |b| {
+            b.iter(|| {
+                let mut sum = 0.0;
+                for chunk in &encoded {
+                    XorIter::new(chunk).for_each_sample(|t, v| {
+                        sum += v + t as f64;
+                        true
+                    });
+                }
+                black_box(sum)
+            });
+        });
+        g.finish();
+    }
+}
+
+/// Series per append benchmark and samples per commit (a window of them).
+const SERIES: usize = 10_000;
+
+fn append(c: &mut Criterion) {
+    let labels: Vec<Labels> = (0..SERIES)
+        .map(|i| {
+            Labels::from_pairs([
+                ("__name__", "vigil_http_requests_total".to_owned()),
+                ("service", format!("svc-{}", i % 50)),
+                ("route", format!("route-{}", i % 200)),
+                ("path", format!("/v1/things/{}", i)),
+                ("method", "GET".to_owned()),
+                ("status", "200".to_owned()),
+            ])
+        })
+        .collect();
+    let mut g = c.benchmark_group("head");
+    g.throughput(Throughput::Elements((SERIES * 10) as u64));
+    g.sample_size(10);
+    // Ten windows of every series through the WAL (on disk) into the head.
+    g.bench_function("append_wal", |b| {
+        b.iter_batched(
+            || {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let db = Db::open(dir.path(), Options::default()).expect("open");
+                let mut app = db.appender();
+                let refs: Vec<_> = labels
+                    .iter()
+                    .map(|l| app.append(l, 1_795_305_600_000, 0.0).expect("append"))
+                    .collect();
+                app.commit().expect("commit");
+                (dir, db, refs)
+            },
+            |(dir, db, refs)| {
+                for w in 1..=10i64 {
+                    let mut app = db.appender();
+                    for (i, r) in refs.iter().enumerate() {
+                        app.append_ref(*r, 1_795_305_600_000 + w * 10_000, (w * (i as i64 % 7)) as f64);
+                    }
+                    app.commit().expect("commit");
+                }
+                (dir, db)
+            },
+            BatchSize::PerIteration,
+        );
+    });
+    g.finish();
+}
+
+criterion_group!(benches, chunks, append);
+criterion_main!(benches);
