@@ -272,15 +272,25 @@ fn next_record(data: &[u8], pos: usize) -> std::result::Result<(u8, &[u8], usize
 }
 
 /// Whether the invalid record at `pos` is the last thing in the segment: a header or payload
-/// that runs to the end of the file, or a zero-filled end. Anything followed by more data is
-/// corruption, not a torn write.
+/// that runs to the end of the file, or a zero-filled end, with no intact record after it. A
+/// crash can only cut the last write short; an intact record further on means the bytes at
+/// `pos` were damaged (a flipped bit in a length, say), which is corruption, not a torn write.
 fn is_torn_tail(data: &[u8], pos: usize) -> bool {
     let rest = &data[pos..];
-    if rest.iter().all(|&b| b == 0) || rest.len() < RECORD_HEADER_LEN {
-        return true;
-    }
-    let len = u32::from_le_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize;
-    RECORD_HEADER_LEN + len >= rest.len()
+    let reaches_end = rest.iter().all(|&b| b == 0) || rest.len() < RECORD_HEADER_LEN || {
+        let len = u32::from_le_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize;
+        RECORD_HEADER_LEN + len >= rest.len()
+    };
+    reaches_end && intact_record_after(data, pos).is_none()
+}
+
+/// The offset of the first intact record (a known type, a payload that fits, a matching
+/// checksum) after `pos`, if any.
+fn intact_record_after(data: &[u8], pos: usize) -> Option<usize> {
+    (pos + 1..data.len().saturating_sub(RECORD_HEADER_LEN)).find(|&q| {
+        matches!(data[q], record::TYPE_SERIES | record::TYPE_SAMPLES)
+            && next_record(data, q).is_ok_and(|(_, payload, _)| !payload.is_empty())
+    })
 }
 
 fn segment_path(dir: &Path, segment: u64) -> PathBuf {
@@ -385,6 +395,24 @@ mod tests {
             }
             other => panic!("expected corruption, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_damaged_length_before_intact_records_is_corruption_not_a_torn_tail() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_some(dir.path(), 3);
+        let seg = segment_path(dir.path(), 0);
+        let mut data = fs::read(&seg).expect("read");
+        let second_record = SEGMENT_HEADER_LEN + (data.len() - SEGMENT_HEADER_LEN) / 3;
+        // The length now reaches past the end of the file, as a torn record's would.
+        data[second_record + 4] = 0x7f;
+        fs::write(&seg, &data).expect("write");
+        match replay(dir.path()) {
+            Err(Error::Corruption { offset, .. }) => assert_eq!(offset as usize, second_record),
+            other => panic!("expected corruption, got {other:?}"),
+        }
+        // Nothing was cut.
+        assert_eq!(fs::read(&seg).expect("read"), data);
     }
 
     #[test]

@@ -1,0 +1,139 @@
+//! Model-based test of the store: random appends, commits, marks, queries and reboots against
+//! a `BTreeMap` model of what was acknowledged. Whatever the sequence, a query answers exactly
+//! what the model holds, before and after any reboot.
+
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+use vigil_tsdb::{Db, Labels, MatchOp, Matcher, Options, Queryable, Timestamp};
+
+#[derive(Debug, Clone)]
+enum Op {
+    /// Adds a sample to the open batch: series, time step from that series' newest (may be
+    /// negative: out of order), value.
+    Append(usize, i64, f64),
+    Mark(u8, u8),
+    Commit,
+    Query(usize, Timestamp, Timestamp),
+    Reboot,
+}
+
+const SERIES: usize = 5;
+
+fn op() -> impl Strategy<Value = Op> {
+    let value = prop_oneof![(0u8..10).prop_map(f64::from), any::<f64>()];
+    prop_oneof![
+        8 => (0..SERIES, -3i64..40, value).prop_map(|(s, dt, v)| Op::Append(s, dt, v)),
+        1 => (0u8..3, any::<u8>()).prop_map(|(k, v)| Op::Mark(k, v)),
+        3 => Just(Op::Commit),
+        2 => (0..SERIES, 0i64..600, 0i64..600).prop_map(|(s, a, b)| Op::Query(s, a.min(b), a.max(b))),
+        1 => Just(Op::Reboot),
+    ]
+}
+
+fn labels(s: usize) -> Labels {
+    Labels::from_pairs([("__name__", "m".to_owned()), ("series", s.to_string())])
+}
+
+#[derive(Default)]
+struct Model {
+    /// Committed samples per series, as value bits.
+    samples: BTreeMap<usize, BTreeMap<Timestamp, u64>>,
+    marks: BTreeMap<String, Vec<u8>>,
+}
+
+impl Model {
+    fn newest(&self, s: usize) -> Option<(Timestamp, u64)> {
+        self.samples.get(&s)?.iter().next_back().map(|(t, v)| (*t, *v))
+    }
+
+    /// Applies a committed batch with the store's rules: a sample must be newer than its
+    /// series' newest; one at the same time with the same value is a no-op; the rest are
+    /// rejected.
+    fn commit(&mut self, batch: &[(usize, Timestamp, f64)], marks: &[(String, Vec<u8>)]) {
+        for &(s, t, v) in batch {
+            if self.newest(s).is_none_or(|(last, _)| t > last) {
+                self.samples.entry(s).or_default().insert(t, v.to_bits());
+            }
+        }
+        for (k, v) in marks {
+            self.marks.insert(k.clone(), v.clone());
+        }
+    }
+}
+
+fn check(db: &Db, model: &Model, s: usize, mint: Timestamp, maxt: Timestamp) -> Result<(), TestCaseError> {
+    let name = s.to_string();
+    let m = [Matcher::new(MatchOp::Equal, "series", &name).expect("matcher")];
+    let got: Vec<(Timestamp, u64)> = db
+        .select(&m, mint, maxt)
+        .expect("select")
+        .into_iter()
+        .flat_map(|series| series.samples)
+        .map(|x| (x.t, x.v.to_bits()))
+        .collect();
+    let want: Vec<(Timestamp, u64)> = model
+        .samples
+        .get(&s)
+        .map(|m| m.range(mint..=maxt).map(|(t, v)| (*t, *v)).collect())
+        .unwrap_or_default();
+    prop_assert_eq!(got, want, "series {} in [{}, {}]", s, mint, maxt);
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_store_answers_like_the_model(ops in prop::collection::vec(op(), 1..400)) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // Small segments, so rotation is part of the test.
+        let opts = Options { wal_segment_size: 4096 };
+        let mut db = Db::open(dir.path(), opts).expect("open");
+        let mut model = Model::default();
+        let mut batch: Vec<(usize, Timestamp, f64)> = Vec::new();
+        let mut marks: Vec<(String, Vec<u8>)> = Vec::new();
+        for op in ops {
+            match op {
+                Op::Append(s, dt, v) => {
+                    let base = batch
+                        .iter()
+                        .rev()
+                        .find(|b| b.0 == s)
+                        .map(|b| b.1)
+                        .or_else(|| model.newest(s).map(|n| n.0))
+                        .unwrap_or(0);
+                    batch.push((s, base + dt, v));
+                }
+                Op::Mark(k, v) => marks.push((format!("k{k}"), vec![v])),
+                Op::Commit => {
+                    let mut app = db.appender();
+                    for &(s, t, v) in &batch {
+                        app.append(&labels(s), t, v).expect("append");
+                    }
+                    for (k, v) in &marks {
+                        app.mark(k.clone(), v.clone());
+                    }
+                    app.commit().expect("commit");
+                    model.commit(&batch, &marks);
+                    batch.clear();
+                    marks.clear();
+                }
+                Op::Query(s, mint, maxt) => check(&db, &model, s, mint, maxt)?,
+                Op::Reboot => {
+                    // What was not committed is gone, as with a crash.
+                    batch.clear();
+                    marks.clear();
+                    drop(db);
+                    db = Db::open(dir.path(), opts).expect("reopen");
+                    for (k, v) in &model.marks {
+                        prop_assert_eq!(db.mark(k), Some(v.clone()));
+                    }
+                }
+            }
+        }
+        for s in 0..SERIES {
+            check(&db, &model, s, i64::MIN, i64::MAX)?;
+        }
+    }
+}
