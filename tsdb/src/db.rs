@@ -7,12 +7,15 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use parking_lot::{Mutex, RwLock};
 
-use crate::error::{Error, Result};
 use rustc_hash::FxHashMap;
+
+use crate::block::Block;
+use crate::error::{Error, Result};
 
 use crate::head::{AppendOutcome, Head, HeadStats, MemSeries, SeriesRef};
 use crate::labels::{Labels, Matcher};
@@ -25,12 +28,24 @@ use crate::wal::{DEFAULT_SEGMENT_SIZE, ReplayStats, Wal};
 pub struct Options {
     /// Size at which the WAL moves to a new segment file.
     pub wal_segment_size: u64,
+    /// Time span of a block cut from the head; the head keeps about one and a half of them.
+    pub block_range_ms: i64,
+    /// Blocks whose newest sample is older than this (behind the newest sample) are deleted.
+    pub retention_ms: Option<i64>,
+    /// Oldest blocks are deleted while blocks and WAL together take more bytes than this.
+    pub max_bytes: Option<u64>,
 }
+
+/// Two hours, as Prometheus: about 720 samples of a 10 s series, six full chunks.
+pub const DEFAULT_BLOCK_RANGE_MS: i64 = 2 * 3_600_000;
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             wal_segment_size: DEFAULT_SEGMENT_SIZE,
+            block_range_ms: DEFAULT_BLOCK_RANGE_MS,
+            retention_ms: None,
+            max_bytes: None,
         }
     }
 }
@@ -83,10 +98,20 @@ pub struct DbCounters {
 /// An embedded time-series store.
 #[derive(Debug)]
 pub struct Db {
-    dir: Option<PathBuf>,
-    head: Head,
-    wal: Mutex<Option<Wal>>,
-    marks: RwLock<BTreeMap<String, Vec<u8>>>,
+    pub(crate) dir: Option<PathBuf>,
+    pub(crate) opts: Options,
+    pub(crate) head: Head,
+    pub(crate) wal: Mutex<Option<Wal>>,
+    pub(crate) marks: RwLock<BTreeMap<String, Vec<u8>>>,
+    /// Blocks on disk, oldest first; queries take a copy of the list.
+    pub(crate) blocks: RwLock<Vec<Arc<Block>>>,
+    /// Commits reject samples older than this: their time range is being (or was) written to a
+    /// block. Changed under the WAL lock.
+    pub(crate) append_min_t: AtomicI64,
+    /// The head answers for samples from this time on; older ones are in blocks.
+    pub(crate) head_min_t: AtomicI64,
+    /// Serializes maintenance (cutting blocks, compaction, retention).
+    pub(crate) maintenance: Mutex<()>,
     counters: DbCounters,
     replay: ReplayStats,
     /// Held for the life of the store so that two processes never write one directory.
@@ -109,23 +134,33 @@ impl Db {
             Err(fs::TryLockError::WouldBlock) => return Err(Error::Locked(dir.to_owned())),
             Err(fs::TryLockError::Error(e)) => return Err(Error::io("lock", &lock_path)(e)),
         }
+        let blocks = crate::block::open_all(&dir.join("blocks"))?;
+        // What the blocks hold is not the head's: samples the WAL still has for that time
+        // (a crash between writing a block and checkpointing the WAL) are skipped.
+        let head_min_t = blocks.iter().map(|b| b.meta().end).max().unwrap_or(i64::MIN);
         let head = Head::default();
         let mut marks = BTreeMap::new();
         let mut replayed = CommitStats::default();
         let (wal, replay) = Wal::open(&dir.join("wal"), opts.wal_segment_size, |rec| {
-            apply_record(&head, &mut marks, &mut replayed, rec)
+            apply_record(&head, &mut marks, &mut replayed, rec, head_min_t)
         })?;
         if replayed.rejected() > 0 {
             tracing::warn!(?replayed, "WAL replay rejected some samples");
         }
         let stats = head.stats();
         tracing::info!(dir = %dir.display(), series = stats.series, samples = stats.samples,
-            segments = replay.segments, records = replay.records, "store opened");
+            blocks = blocks.len(), checkpoint = ?replay.checkpoint, segments = replay.segments,
+            records = replay.records, "store opened");
         Ok(Db {
             dir: Some(dir.to_owned()),
+            opts,
             head,
             wal: Mutex::new(Some(wal)),
             marks: RwLock::new(marks),
+            blocks: RwLock::new(blocks.into_iter().map(Arc::new).collect()),
+            append_min_t: AtomicI64::new(head_min_t),
+            head_min_t: AtomicI64::new(head_min_t),
+            maintenance: Mutex::new(()),
             counters: DbCounters::default(),
             replay,
             _lock: Some(lock),
@@ -136,9 +171,14 @@ impl Db {
     pub fn in_memory() -> Db {
         Db {
             dir: None,
+            opts: Options::default(),
             head: Head::default(),
             wal: Mutex::new(None),
             marks: RwLock::new(BTreeMap::new()),
+            blocks: RwLock::new(Vec::new()),
+            append_min_t: AtomicI64::new(i64::MIN),
+            head_min_t: AtomicI64::new(i64::MIN),
+            maintenance: Mutex::new(()),
             counters: DbCounters::default(),
             replay: ReplayStats::default(),
             _lock: None,
@@ -222,6 +262,7 @@ fn apply_record(
     marks: &mut BTreeMap<String, Vec<u8>>,
     stats: &mut CommitStats,
     rec: Record,
+    head_min_t: Timestamp,
 ) -> std::result::Result<(), String> {
     match rec {
         Record::Series(series) => {
@@ -231,7 +272,8 @@ fn apply_record(
                 }
             }
         }
-        Record::Samples { marks: m, samples } => {
+        Record::Samples { marks: m, mut samples } => {
+            samples.retain(|s| s.1 >= head_min_t);
             head.append_batch(&samples, |_, o| stats.count(o.map(|(_, o)| o)));
             for Mark { key, value } in m {
                 marks.insert(key, value);
@@ -296,6 +338,7 @@ impl Appender<'_> {
         // and the application that follows the write.
         let mut wal = db.wal.lock();
         let series = db.head.resolve(self.samples.iter().map(|s| s.0));
+        let min_t = db.append_min_t.load(Ordering::Relaxed);
         let mut newest: FxHashMap<SeriesRef, (Timestamp, f64)> = FxHashMap::default();
         let mut accepted: Vec<(SeriesRef, Timestamp, f64)> = Vec::with_capacity(self.samples.len());
         let mut apply: Vec<(&MemSeries, Timestamp, f64)> = Vec::with_capacity(self.samples.len());
@@ -307,7 +350,12 @@ impl Appender<'_> {
                 continue;
             };
             let last = newest.get(&r).copied().or_else(|| s.last());
-            let outcome = MemSeries::decide(last, t, v);
+            // Older than the head: that time is in a block already.
+            let outcome = if t < min_t {
+                AppendOutcome::OutOfOrder
+            } else {
+                MemSeries::decide(last, t, v)
+            };
             stats.count(Some(outcome));
             if outcome != AppendOutcome::Appended {
                 continue;
@@ -376,21 +424,103 @@ fn validate(labels: &Labels) -> Result<()> {
     Ok(())
 }
 
+impl Db {
+    /// The blocks with samples in `[mint, maxt]`, oldest first, and where the head's part starts.
+    fn parts(&self, mint: Timestamp, maxt: Timestamp) -> (Vec<Arc<Block>>, Timestamp) {
+        // The head bound is read first: a block that moves samples out of the head is listed
+        // before the bound rises, so every sample is in one of the two.
+        let head_min_t = self.head_min_t.load(Ordering::Acquire);
+        let blocks = self
+            .blocks
+            .read()
+            .iter()
+            .filter(|b| b.overlaps(mint, maxt.min(head_min_t.saturating_sub(1))))
+            .cloned()
+            .collect();
+        (blocks, head_min_t)
+    }
+}
+
 impl Queryable for Db {
     fn select(&self, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Result<Vec<Series>> {
-        Ok(self.head.select(matchers, mint, maxt))
+        let (blocks, head_min_t) = self.parts(mint, maxt);
+        let head = self.head.select(matchers, mint.max(head_min_t), maxt);
+        if blocks.is_empty() {
+            return Ok(head);
+        }
+        // Blocks are disjoint in time and older than the head: per series, their samples
+        // concatenate in time order.
+        let mut merged: BTreeMap<Labels, Vec<Sample>> = BTreeMap::new();
+        for b in &blocks {
+            for s in b.select(matchers, mint, maxt.min(head_min_t.saturating_sub(1)))? {
+                merged.entry(s.labels).or_default().extend(s.samples);
+            }
+        }
+        for s in head {
+            merged.entry(s.labels).or_default().extend(s.samples);
+        }
+        Ok(merged
+            .into_iter()
+            .map(|(labels, samples)| Series { labels, samples })
+            .collect())
     }
 
     fn series(&self, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Result<Vec<Labels>> {
-        Ok(self.head.series_labels(matchers, mint, maxt))
+        let (blocks, head_min_t) = self.parts(mint, maxt);
+        let mut out = self.head.series_labels(matchers, mint.max(head_min_t), maxt);
+        if blocks.is_empty() {
+            return Ok(out);
+        }
+        for b in &blocks {
+            out.extend(b.series_labels(matchers, mint, maxt));
+        }
+        out.sort_unstable();
+        out.dedup();
+        Ok(out)
     }
 
     fn label_names(&self, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Result<Vec<String>> {
-        Ok(self.head.label_names(matchers, mint, maxt))
+        let (blocks, head_min_t) = self.parts(mint, maxt);
+        let mut names = self.head.label_names(matchers, mint.max(head_min_t), maxt);
+        if blocks.is_empty() {
+            return Ok(names);
+        }
+        for b in &blocks {
+            if matchers.is_empty() && b.covered_by(mint, maxt) {
+                names.extend(b.label_names());
+            } else {
+                names.extend(
+                    b.series_labels(matchers, mint, maxt)
+                        .iter()
+                        .flat_map(|l| l.iter().map(|l| l.name.clone())),
+                );
+            }
+        }
+        names.sort_unstable();
+        names.dedup();
+        Ok(names)
     }
 
     fn label_values(&self, name: &str, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Result<Vec<String>> {
-        Ok(self.head.label_values(name, matchers, mint, maxt))
+        let (blocks, head_min_t) = self.parts(mint, maxt);
+        let mut values = self.head.label_values(name, matchers, mint.max(head_min_t), maxt);
+        if blocks.is_empty() {
+            return Ok(values);
+        }
+        for b in &blocks {
+            if matchers.is_empty() && b.covered_by(mint, maxt) {
+                values.extend(b.label_values(name));
+            } else {
+                values.extend(
+                    b.series_labels(matchers, mint, maxt)
+                        .iter()
+                        .filter_map(|l| l.get(name).map(str::to_owned)),
+                );
+            }
+        }
+        values.sort_unstable();
+        values.dedup();
+        Ok(values)
     }
 }
 

@@ -36,7 +36,9 @@
 //! assert_eq!(samples[0].v, 3.0);
 //! ```
 
+pub mod block;
 pub mod chunkenc;
+mod compact;
 pub mod db;
 pub mod encoding;
 pub mod error;
@@ -48,6 +50,7 @@ pub mod storage;
 pub mod time;
 pub mod wal;
 
+pub use compact::MaintenanceReport;
 pub use db::{Appender, CommitStats, Db, Options};
 pub use error::{Error, Result};
 pub use labels::{Label, Labels, LabelsBuilder, MatchOp, Matcher};

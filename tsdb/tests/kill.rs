@@ -1,7 +1,8 @@
 //! Every acknowledged commit survives SIGKILL at any moment: a child process commits numbered
 //! batches and acknowledges each on stdout; it is killed at random moments, many times, and
 //! after each kill the store must hold exactly the commits up to some point at or after the
-//! last acknowledged one: none lost, none torn, samples and marks together.
+//! last acknowledged one: none lost, none torn, samples and marks together. The child also cuts
+//! blocks, checkpoints its WAL and compacts every few commits, so kills land in those too.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -15,6 +16,15 @@ const SERIES: u64 = 20;
 /// Kills per run.
 const ROUNDS: usize = 25;
 
+/// Small blocks (20 commits each) and segments, so that every round cuts, compacts and rotates.
+fn options() -> Options {
+    Options {
+        wal_segment_size: 1 << 16,
+        block_range_ms: 20_000,
+        ..Options::default()
+    }
+}
+
 fn labels(s: u64) -> Labels {
     Labels::from_pairs([("__name__", "kill_test".to_owned()), ("series", s.to_string())])
 }
@@ -27,13 +37,7 @@ fn last_commit(db: &Db) -> Option<u64> {
 
 /// In the child: commits batches numbered on from what the store holds until killed.
 fn child(dir: &str) {
-    let db = Db::open(
-        dir.as_ref(),
-        Options {
-            wal_segment_size: 1 << 16,
-        },
-    )
-    .expect("open");
+    let db = Db::open(dir.as_ref(), options()).expect("open");
     let mut i = last_commit(&db).map_or(0, |c| c + 1);
     loop {
         let mut app = db.appender();
@@ -44,6 +48,9 @@ fn child(dir: &str) {
         app.mark("commit", i.to_le_bytes().to_vec());
         app.commit().expect("commit");
         println!("ack {i}");
+        if i.is_multiple_of(7) {
+            db.maintain().expect("maintain");
+        }
         i += 1;
     }
 }
@@ -107,13 +114,7 @@ fn acknowledged_commits_survive_sigkill() {
         }
         let acked = acked.expect("acknowledged");
 
-        let db = Db::open(
-            dir.path(),
-            Options {
-                wal_segment_size: 1 << 16,
-            },
-        )
-        .expect("reopen");
+        let db = Db::open(dir.path(), options()).expect("reopen");
         let last = last_commit(&db).expect("a commit");
         assert!(
             last >= acked,
@@ -121,4 +122,6 @@ fn acknowledged_commits_survive_sigkill() {
         );
         check(&db, last);
     }
+    let db = Db::open(dir.path(), options()).expect("reopen");
+    assert!(!db.blocks().is_empty(), "the child cut blocks");
 }

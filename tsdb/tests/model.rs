@@ -16,6 +16,8 @@ enum Op {
     Commit,
     Query(usize, Timestamp, Timestamp),
     Reboot,
+    /// Cut blocks, compact, checkpoint the WAL.
+    Maintain,
 }
 
 const SERIES: usize = 5;
@@ -28,6 +30,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => Just(Op::Commit),
         2 => (0..SERIES, 0i64..600, 0i64..600).prop_map(|(s, a, b)| Op::Query(s, a.min(b), a.max(b))),
         1 => Just(Op::Reboot),
+        1 => Just(Op::Maintain),
     ]
 }
 
@@ -40,6 +43,8 @@ struct Model {
     /// Committed samples per series, as value bits.
     samples: BTreeMap<usize, BTreeMap<Timestamp, u64>>,
     marks: BTreeMap<String, Vec<u8>>,
+    /// Samples before this are refused: their time is in blocks.
+    min_t: Timestamp,
 }
 
 impl Model {
@@ -52,7 +57,7 @@ impl Model {
     /// rejected.
     fn commit(&mut self, batch: &[(usize, Timestamp, f64)], marks: &[(String, Vec<u8>)]) {
         for &(s, t, v) in batch {
-            if self.newest(s).is_none_or(|(last, _)| t > last) {
+            if t >= self.min_t && self.newest(s).is_none_or(|(last, _)| t > last) {
                 self.samples.entry(s).or_default().insert(t, v.to_bits());
             }
         }
@@ -88,9 +93,13 @@ proptest! {
     fn the_store_answers_like_the_model(ops in prop::collection::vec(op(), 1..400)) {
         let dir = tempfile::tempdir().expect("tempdir");
         // Small segments, so rotation is part of the test.
-        let opts = Options { wal_segment_size: 4096 };
+        let opts = Options {
+            wal_segment_size: 4096,
+            block_range_ms: 60,
+            ..Options::default()
+        };
         let mut db = Db::open(dir.path(), opts).expect("open");
-        let mut model = Model::default();
+        let mut model = Model { min_t: i64::MIN, ..Model::default() };
         let mut batch: Vec<(usize, Timestamp, f64)> = Vec::new();
         let mut marks: Vec<(String, Vec<u8>)> = Vec::new();
         for op in ops {
@@ -120,12 +129,17 @@ proptest! {
                     marks.clear();
                 }
                 Op::Query(s, mint, maxt) => check(&db, &model, s, mint, maxt)?,
+                Op::Maintain => {
+                    db.maintain().expect("maintain");
+                    model.min_t = db.min_append_time();
+                }
                 Op::Reboot => {
                     // What was not committed is gone, as with a crash.
                     batch.clear();
                     marks.clear();
                     drop(db);
                     db = Db::open(dir.path(), opts).expect("reopen");
+                    prop_assert_eq!(db.min_append_time(), model.min_t);
                     for (k, v) in &model.marks {
                         prop_assert_eq!(db.mark(k), Some(v.clone()));
                     }

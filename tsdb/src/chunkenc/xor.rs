@@ -17,7 +17,7 @@ const HEADER_LEN: usize = 2;
 /// Delta-of-delta buckets: (prefix, prefix width, payload width). A regular grid gives a dod of
 /// 0 (one bit). 14 bits hold +-8 s of jitter at millisecond resolution, 17 bits +-65 s, 20 bits
 /// +-524 s; anything larger is written in full.
-const DOD_BUCKETS: [(u64, u8, u8); 3] = [(0b10, 2, 14), (0b110, 3, 17), (0b1110, 4, 20)];
+pub(super) const DOD_BUCKETS: [(u64, u8, u8); 3] = [(0b10, 2, 14), (0b110, 3, 17), (0b1110, 4, 20)];
 /// Prefix of a full 64-bit delta-of-delta.
 const DOD_FULL_PREFIX: (u64, u8) = (0b1111, 4);
 
@@ -107,19 +107,7 @@ impl XorAppender {
     }
 
     fn write_dod(&mut self, dod: i64) {
-        if dod == 0 {
-            self.w.write_bit(false);
-            return;
-        }
-        for (prefix, prefix_len, width) in DOD_BUCKETS {
-            if fits_signed(dod, width) {
-                self.w.write_bits(prefix, prefix_len);
-                self.w.write_bits(dod as u64, width);
-                return;
-            }
-        }
-        self.w.write_bits(DOD_FULL_PREFIX.0, DOD_FULL_PREFIX.1);
-        self.w.write_bits(dod as u64, 64);
+        write_dod_field(&mut self.w, dod, &DOD_BUCKETS);
     }
 
     fn write_value(&mut self, v: f64) {
@@ -149,6 +137,44 @@ impl XorAppender {
     }
 }
 
+/// Writes a signed value that is usually 0 or small: `0` for 0, else the prefix of the first
+/// of `buckets` whose payload width holds it and the value in that width, else `1111` and all
+/// 64 bits.
+pub(super) fn write_dod_field(w: &mut BitWriter, dod: i64, buckets: &[(u64, u8, u8); 3]) {
+    if dod == 0 {
+        w.write_bit(false);
+        return;
+    }
+    for &(prefix, prefix_len, width) in buckets {
+        if fits_signed(dod, width) {
+            w.write_bits(prefix, prefix_len);
+            w.write_bits(dod as u64, width);
+            return;
+        }
+    }
+    w.write_bits(DOD_FULL_PREFIX.0, DOD_FULL_PREFIX.1);
+    w.write_bits(dod as u64, 64);
+}
+
+/// Reads a value written by [`write_dod_field`] with the same buckets.
+#[inline(always)]
+pub(super) fn read_dod_field(r: &mut BitReader<'_>, buckets: &[(u64, u8, u8); 3]) -> Result<i64, EndOfStream> {
+    // The prefix is up to four 1 bits ended by a 0 (no 0 after four): peek all four at once.
+    let prefix = r.peek(4) as u8;
+    let ones = (prefix << 4).leading_ones() as u8;
+    if ones == 0 {
+        r.skip(1)?;
+        return Ok(0);
+    }
+    if ones == 4 {
+        r.skip(4)?;
+        return Ok(r.read_bits(64)? as i64);
+    }
+    r.skip(ones + 1)?;
+    let width = buckets[usize::from(ones) - 1].2;
+    Ok(sign_extend(r.read_bits(width)?, width))
+}
+
 /// Whether `v` fits in a two's-complement field of `width` bits.
 fn fits_signed(v: i64, width: u8) -> bool {
     let half = 1i64 << (width - 1);
@@ -161,7 +187,7 @@ fn sign_extend(bits: u64, width: u8) -> i64 {
     ((bits << shift) as i64) >> shift
 }
 
-fn write_uvarint_bits(w: &mut BitWriter, mut v: u64) {
+pub(super) fn write_uvarint_bits(w: &mut BitWriter, mut v: u64) {
     while v >= 0x80 {
         w.write_byte((v as u8) | 0x80);
         v >>= 7;
@@ -169,11 +195,11 @@ fn write_uvarint_bits(w: &mut BitWriter, mut v: u64) {
     w.write_byte(v as u8);
 }
 
-fn write_varint_bits(w: &mut BitWriter, v: i64) {
+pub(super) fn write_varint_bits(w: &mut BitWriter, v: i64) {
     write_uvarint_bits(w, crate::encoding::zigzag(v));
 }
 
-fn read_uvarint_bits(r: &mut BitReader<'_>) -> Result<u64, EndOfStream> {
+pub(super) fn read_uvarint_bits(r: &mut BitReader<'_>) -> Result<u64, EndOfStream> {
     let mut v = 0u64;
     for shift in (0..64).step_by(7) {
         let b = r.read_byte()?;
@@ -249,20 +275,7 @@ impl<'a> XorIter<'a> {
 
     #[inline(always)]
     fn read_dod(&mut self) -> Result<i64, EndOfStream> {
-        // The prefix is up to four 1 bits ended by a 0 (no 0 after four): peek all four at once.
-        let prefix = self.r.peek(4) as u8;
-        let ones = (prefix << 4).leading_ones() as u8;
-        if ones == 0 {
-            self.r.skip(1)?;
-            return Ok(0);
-        }
-        if ones == 4 {
-            self.r.skip(4)?;
-            return Ok(self.r.read_bits(64)? as i64);
-        }
-        self.r.skip(ones + 1)?;
-        let width = DOD_BUCKETS[usize::from(ones) - 1].2;
-        Ok(sign_extend(self.r.read_bits(width)?, width))
+        read_dod_field(&mut self.r, &DOD_BUCKETS)
     }
 
     #[inline(always)]

@@ -19,7 +19,7 @@ pub use series::{AppendOutcome, MemSeries};
 
 use crate::labels::{Labels, Matcher};
 use crate::storage::{Sample, Series, Timestamp};
-use postings::Postings;
+pub(crate) use postings::Postings;
 
 #[derive(Debug, Default)]
 struct Index {
@@ -35,7 +35,7 @@ struct Index {
 pub struct HeadStats {
     /// Series in memory.
     pub series: u64,
-    /// Samples appended since start (including those replayed from the WAL).
+    /// Samples held (appended or replayed, less those moved to blocks).
     pub samples: u64,
     /// Oldest sample timestamp, `i64::MAX` when empty.
     pub min_t: Timestamp,
@@ -155,6 +155,21 @@ impl Head {
             self.min_t.fetch_min(lo, Ordering::Relaxed);
             self.max_t.fetch_max(hi, Ordering::Relaxed);
         }
+    }
+
+    /// Every series with its reference, in no particular order.
+    pub(crate) fn all_series(&self) -> Vec<(SeriesRef, Arc<MemSeries>)> {
+        self.index.read().series.iter().map(|(r, s)| (*r, s.clone())).collect()
+    }
+
+    /// Drops the chunks that end before `t` (they were written to a block); the head's oldest
+    /// time becomes `t` at the earliest.
+    pub(crate) fn truncate_before(&self, t: Timestamp) {
+        let series: Vec<Arc<MemSeries>> = self.index.read().series.values().cloned().collect();
+        let gone: u64 = series.iter().map(|s| s.truncate_before(t)).sum();
+        self.samples
+            .fetch_sub(gone.min(self.samples.load(Ordering::Relaxed)), Ordering::Relaxed);
+        self.min_t.fetch_max(t, Ordering::Relaxed);
     }
 
     /// What the head holds.

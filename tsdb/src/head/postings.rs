@@ -25,6 +25,16 @@ impl Postings {
         }
     }
 
+    /// Postings read back from a block index: (name, value, ascending references) and all
+    /// references.
+    pub(crate) fn from_lists(lists: Vec<(String, String, Vec<SeriesRef>)>, all: Vec<SeriesRef>) -> Self {
+        let mut by_label: FxHashMap<String, FxHashMap<String, Vec<SeriesRef>>> = FxHashMap::default();
+        for (name, value, refs) in lists {
+            by_label.entry(name).or_default().insert(value, refs);
+        }
+        Postings { by_label, all }
+    }
+
     /// Sorted label names.
     pub(crate) fn names(&self) -> Vec<String> {
         let mut v: Vec<String> = self.by_label.keys().cloned().collect();

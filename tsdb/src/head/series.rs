@@ -120,6 +120,19 @@ impl MemSeries {
         AppendOutcome::Appended
     }
 
+    /// Drops the closed chunks that end before `t` (their samples are in a block now).
+    /// Returns how many samples went.
+    pub(crate) fn truncate_before(&self, t: Timestamp) -> u64 {
+        let mut d = self.data.lock();
+        let keep = d.closed.partition_point(|c| c.max_t < t);
+        let gone: u64 = d.closed[..keep]
+            .iter()
+            .map(|c| XorIter::new(&c.bytes).size_hint().1.unwrap_or(0) as u64)
+            .sum();
+        d.closed.drain(..keep);
+        gone
+    }
+
     /// The newest sample (possibly a staleness marker) and the newest real value.
     pub fn last_sample(&self) -> (Option<Sample>, Option<Sample>) {
         let d = self.data.lock();

@@ -48,6 +48,8 @@ pub struct ReplayStats {
     pub records: u64,
     /// Bytes cut from a torn tail, if there was one.
     pub torn_bytes: u64,
+    /// The checkpoint replayed first, if there was one.
+    pub checkpoint: Option<u64>,
 }
 
 impl Wal {
@@ -59,11 +61,32 @@ impl Wal {
         mut apply: impl FnMut(Record) -> std::result::Result<(), String>,
     ) -> Result<(Wal, ReplayStats)> {
         fs::create_dir_all(dir).map_err(Error::io("create", dir))?;
-        let segments = list_segments(dir)?;
-        let mut stats = ReplayStats {
-            segments: segments.len(),
-            ..ReplayStats::default()
-        };
+        let mut stats = ReplayStats::default();
+        // The newest checkpoint stands for every segment up to its number.
+        let checkpoint = last_checkpoint(dir)?;
+        if let Some(n) = checkpoint {
+            let path = checkpoint_path(dir, n).join(segment_name(0));
+            let data = fs::read(&path).map_err(Error::io("read", &path))?;
+            replay_segment(&path, &data, false, &mut stats, &mut apply)?;
+            stats.checkpoint = Some(n);
+        }
+        let mut segments = list_segments(dir)?;
+        if let Some(n) = checkpoint {
+            // Segments a checkpoint replaced but a crash left behind.
+            for &seg in segments.iter().filter(|&&s| s <= n) {
+                let path = segment_path(dir, seg);
+                fs::remove_file(&path).map_err(Error::io("remove", &path))?;
+            }
+            segments.retain(|&s| s > n);
+            if segments.first().is_some_and(|&first| first != n + 1) {
+                return Err(Error::Corruption {
+                    file: segment_path(dir, n + 1),
+                    offset: 0,
+                    reason: format!("segment missing after checkpoint {n:08}"),
+                });
+            }
+        }
+        stats.segments = segments.len();
         let mut tail: Option<(u64, u64)> = None;
         for (i, &seg) in segments.iter().enumerate() {
             let path = segment_path(dir, seg);
@@ -108,9 +131,41 @@ impl Wal {
                     fail_next_write: false,
                 }
             }
-            None => Wal::create_segment(dir, 0, segment_size)?,
+            None => Wal::create_segment(dir, checkpoint.map_or(0, |n| n + 1), segment_size)?,
         };
         Ok((wal, stats))
+    }
+
+    /// Replaces every segment written so far with a checkpoint: the log moves on to a new
+    /// segment, `write` logs the records that stand for everything before it (the live series,
+    /// their samples and the source marks), and once that is durable the old segments and
+    /// checkpoints are deleted. Commits must not run meanwhile (the caller holds the WAL).
+    pub fn checkpoint(&mut self, write: impl FnOnce(&mut CheckpointWriter<'_>) -> Result<()>) -> Result<u64> {
+        let n = self.segment;
+        self.rotate()?;
+        let tmp = self.dir.join(format!("{}.tmp", checkpoint_name(n)));
+        if tmp.exists() {
+            fs::remove_dir_all(&tmp).map_err(Error::io("remove", &tmp))?;
+        }
+        fs::create_dir_all(&tmp).map_err(Error::io("create", &tmp))?;
+        let mut w = Wal::create_segment(&tmp, 0, u64::MAX)?;
+        let mut cw = CheckpointWriter { wal: &mut w };
+        write(&mut cw)?;
+        w.sync()?;
+        drop(w);
+        let done = checkpoint_path(&self.dir, n);
+        fs::rename(&tmp, &done).map_err(Error::io("rename", &done))?;
+        sync_dir(&self.dir)?;
+        for seg in list_segments(&self.dir)?.into_iter().filter(|&s| s <= n) {
+            let path = segment_path(&self.dir, seg);
+            fs::remove_file(&path).map_err(Error::io("remove", &path))?;
+        }
+        for old in checkpoints(&self.dir)?.into_iter().filter(|&c| c < n) {
+            let path = checkpoint_path(&self.dir, old);
+            fs::remove_dir_all(&path).map_err(Error::io("remove", &path))?;
+        }
+        sync_dir(&self.dir)?;
+        Ok(n)
     }
 
     fn create_segment(dir: &Path, segment: u64, segment_size: u64) -> Result<Wal> {
@@ -294,7 +349,63 @@ fn intact_record_after(data: &[u8], pos: usize) -> Option<usize> {
 }
 
 fn segment_path(dir: &Path, segment: u64) -> PathBuf {
-    dir.join(format!("{segment:08}"))
+    dir.join(segment_name(segment))
+}
+
+/// Writes the records of a checkpoint.
+#[derive(Debug)]
+pub struct CheckpointWriter<'a> {
+    wal: &'a mut Wal,
+}
+
+impl CheckpointWriter<'_> {
+    /// Appends one record.
+    pub fn log(&mut self, typ: u8, payload: &[u8]) -> Result<()> {
+        self.wal.log(&[(typ, payload)])
+    }
+}
+
+fn segment_name(n: u64) -> String {
+    format!("{n:08}")
+}
+
+fn checkpoint_name(n: u64) -> String {
+    format!("checkpoint.{n:08}")
+}
+
+fn checkpoint_path(dir: &Path, n: u64) -> PathBuf {
+    dir.join(checkpoint_name(n))
+}
+
+/// Complete checkpoints in `dir`, ascending.
+fn checkpoints(dir: &Path) -> Result<Vec<u64>> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).map_err(Error::io("list", dir))? {
+        let name = entry.map_err(Error::io("list", dir))?.file_name();
+        if let Some(n) = name
+            .to_str()
+            .and_then(|s| s.strip_prefix("checkpoint."))
+            .filter(|s| s.len() == 8)
+            .and_then(|s| s.parse::<u64>().ok())
+        {
+            out.push(n);
+        }
+    }
+    out.sort_unstable();
+    Ok(out)
+}
+
+/// The newest complete checkpoint; unfinished ones (`.tmp`) are removed.
+fn last_checkpoint(dir: &Path) -> Result<Option<u64>> {
+    for entry in fs::read_dir(dir).map_err(Error::io("list", dir))? {
+        let path = entry.map_err(Error::io("list", dir))?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        if name.starts_with("checkpoint.") && name.ends_with(".tmp") {
+            tracing::info!(dir = %path.display(), "WAL: removing an unfinished checkpoint");
+            fs::remove_dir_all(&path).map_err(Error::io("remove", &path))?;
+        }
+    }
+    Ok(checkpoints(dir)?.pop())
 }
 
 /// Segment numbers in `dir`, ascending; fails on a gap, which means a segment went missing.

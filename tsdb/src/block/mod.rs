@@ -1,0 +1,393 @@
+//! Blocks: immutable, time-partitioned parts of the store on disk.
+//!
+//! ```text
+//! blocks/<id>/meta.json   what the block covers: time range, counts, compaction level, sources
+//!            /chunks      XOR chunks back to back, each with its length and a checksum (mmap)
+//!            /index       symbols, series (labels as symbol ids, chunk references), postings
+//! ```
+//!
+//! A block is written once, into a temporary directory renamed into place, and never changed;
+//! compaction writes a new block from several and deletes them. The chunks file is mapped into
+//! memory and read in place; the index is read at open into the structures the head also uses
+//! ([`Postings`]), so the head and the blocks answer matchers the same way. The byte layouts are
+//! specified in `tsdb/docs/format/block.md`.
+
+mod mmap;
+mod writer;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub(crate) use writer::{BlockSeries, write_block};
+
+use crate::chunkenc::{Encoding, for_each_sample};
+use crate::encoding::{DecodeError, Decoder};
+use crate::error::{Error, Result};
+use crate::head::Postings;
+use crate::labels::{Label, Labels, Matcher};
+use crate::storage::{Sample, Series, Timestamp};
+use mmap::Mapped;
+
+/// The first bytes of a chunks file.
+const CHUNKS_MAGIC: [u8; 4] = *b"VCHK";
+/// The first bytes of an index file.
+const INDEX_MAGIC: [u8; 4] = *b"VIDX";
+/// The format version both files carry after their magic.
+const FORMAT_VERSION: u8 = 1;
+/// Magic, version and three reserved bytes.
+const FILE_HEADER_LEN: usize = 8;
+/// The index ends with the offsets of its three sections (`u64` each) and a CRC-32 of
+/// everything before it.
+const INDEX_FOOTER_LEN: usize = 3 * 8 + 4;
+
+/// What a block holds, as `meta.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BlockMeta {
+    /// Format version.
+    pub version: u8,
+    /// The block's id: its directory name.
+    pub id: String,
+    /// Oldest sample, milliseconds.
+    pub min_t: Timestamp,
+    /// Newest sample, milliseconds (inclusive).
+    pub max_t: Timestamp,
+    /// End of the time range the block stands for (exclusive; at least `max_t + 1`): the
+    /// head holds nothing before it once the block exists.
+    pub end: Timestamp,
+    /// Series in the block.
+    pub series: u64,
+    /// Samples in the block.
+    pub samples: u64,
+    /// Chunks in the block.
+    pub chunks: u64,
+    /// 1 for a block cut from the head, one more per compaction.
+    pub level: u32,
+    /// The blocks this one was compacted from (empty for a block cut from the head).
+    #[serde(default)]
+    pub sources: Vec<String>,
+}
+
+/// Where a chunk is and what it covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ChunkMeta {
+    pub(crate) min_t: Timestamp,
+    pub(crate) max_t: Timestamp,
+    /// Offset of the chunk's length prefix in the chunks file.
+    pub(crate) offset: u64,
+}
+
+/// A block open for reading.
+#[derive(Debug)]
+pub struct Block {
+    dir: PathBuf,
+    meta: BlockMeta,
+    chunks: Mapped,
+    series: Vec<(Labels, Vec<ChunkMeta>)>,
+    postings: Postings,
+    /// Bytes on disk (chunks + index + meta).
+    size: u64,
+}
+
+impl Block {
+    /// Opens the block in `dir`, checking both files' headers and the index checksum.
+    pub fn open(dir: &Path) -> Result<Block> {
+        let meta_path = dir.join("meta.json");
+        let meta_bytes = fs::read(&meta_path).map_err(Error::io("read", &meta_path))?;
+        let meta: BlockMeta = serde_json::from_slice(&meta_bytes).map_err(|e| Error::Corruption {
+            file: meta_path.clone(),
+            offset: 0,
+            reason: format!("invalid meta.json: {e}"),
+        })?;
+        if meta.version != FORMAT_VERSION {
+            return Err(Error::Corruption {
+                file: meta_path,
+                offset: 0,
+                reason: format!("unsupported block version {}", meta.version),
+            });
+        }
+        let chunks_path = dir.join("chunks");
+        let chunks = Mapped::open(&chunks_path)?;
+        check_header(&chunks_path, &chunks, CHUNKS_MAGIC)?;
+        let index_path = dir.join("index");
+        let index = Mapped::open(&index_path)?;
+        check_header(&index_path, &index, INDEX_MAGIC)?;
+        let (series, postings) = read_index(&index).map_err(|(offset, reason)| Error::Corruption {
+            file: index_path.clone(),
+            offset: offset as u64,
+            reason,
+        })?;
+        let size = (chunks.len() + index.len() + meta_bytes.len()) as u64;
+        Ok(Block {
+            dir: dir.to_owned(),
+            meta,
+            chunks,
+            series,
+            postings,
+            size,
+        })
+    }
+
+    /// What the block holds.
+    pub fn meta(&self) -> &BlockMeta {
+        &self.meta
+    }
+
+    /// Its directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Bytes on disk.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Whether the block has samples in `[mint, maxt]`.
+    pub fn overlaps(&self, mint: Timestamp, maxt: Timestamp) -> bool {
+        self.meta.min_t <= maxt && self.meta.max_t >= mint
+    }
+
+    /// The series matching `matchers`, by position, sorted by labels (the index keeps them
+    /// sorted, and postings are positions).
+    fn matching(&self, matchers: &[Matcher]) -> Vec<usize> {
+        self.postings.select(matchers).into_iter().map(|r| r as usize).collect()
+    }
+
+    /// The encoded chunk at `offset` (its length prefix), or why it cannot be read.
+    fn chunk(&self, offset: u64) -> Result<(Encoding, &[u8])> {
+        let corrupt = |reason: String| Error::Corruption {
+            file: self.dir.join("chunks"),
+            offset,
+            reason,
+        };
+        let data = self.chunks.bytes();
+        let start = usize::try_from(offset).map_err(|_| corrupt("offset out of range".into()))?;
+        let mut d = Decoder::new(data.get(start..).ok_or_else(|| corrupt("offset past the end".into()))?);
+        let len = d.uvarint().map_err(|e| corrupt(e.to_string()))?;
+        let len = usize::try_from(len).map_err(|_| corrupt("chunk length out of range".into()))?;
+        let body = d.bytes(len + 1).map_err(|e| corrupt(e.to_string()))?;
+        let crc = d.bytes(4).map_err(|e| corrupt(e.to_string()))?;
+        if crc32fast::hash(body).to_le_bytes() != crc {
+            return Err(corrupt("chunk checksum mismatch".into()));
+        }
+        let encoding =
+            Encoding::from_byte(body[0]).ok_or_else(|| corrupt(format!("unknown chunk encoding {}", body[0])))?;
+        Ok((encoding, &body[1..]))
+    }
+
+    /// Decodes the samples of series `i` in `[mint, maxt]` into `out`.
+    fn samples_into(&self, i: usize, mint: Timestamp, maxt: Timestamp, out: &mut Vec<Sample>) -> Result<()> {
+        for c in self.series[i].1.iter().filter(|c| c.max_t >= mint && c.min_t <= maxt) {
+            let (encoding, bytes) = self.chunk(c.offset)?;
+            let clean = for_each_sample(encoding, bytes, |t, v| {
+                if t >= mint && t <= maxt {
+                    out.push(Sample { t, v });
+                }
+                t <= maxt
+            });
+            if !clean {
+                return Err(Error::Corruption {
+                    file: self.dir.join("chunks"),
+                    offset: c.offset,
+                    reason: "chunk ends early".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Series matching `matchers` with their samples in `[mint, maxt]`, sorted by labels.
+    pub fn select(&self, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Result<Vec<Series>> {
+        let mut out = Vec::new();
+        for i in self.matching(matchers) {
+            let mut samples = Vec::new();
+            self.samples_into(i, mint, maxt, &mut samples)?;
+            if !samples.is_empty() {
+                out.push(Series {
+                    labels: self.series[i].0.clone(),
+                    samples,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every series with all its samples, in label order: what compaction reads.
+    pub(crate) fn all_series(&self) -> impl Iterator<Item = Result<(Labels, Vec<Sample>)>> + '_ {
+        (0..self.series.len()).map(|i| {
+            let mut samples = Vec::new();
+            self.samples_into(i, i64::MIN, i64::MAX, &mut samples)?;
+            Ok((self.series[i].0.clone(), samples))
+        })
+    }
+
+    /// Label sets of matching series with chunks overlapping `[mint, maxt]`.
+    pub fn series_labels(&self, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Vec<Labels> {
+        self.matching(matchers)
+            .into_iter()
+            .filter(|&i| self.series[i].1.iter().any(|c| c.max_t >= mint && c.min_t <= maxt))
+            .map(|i| self.series[i].0.clone())
+            .collect()
+    }
+
+    /// Sorted label names of all series.
+    pub fn label_names(&self) -> Vec<String> {
+        self.postings.names()
+    }
+
+    /// Sorted values of `name` over all series.
+    pub fn label_values(&self, name: &str) -> Vec<String> {
+        self.postings.values(name)
+    }
+
+    /// Whether `[mint, maxt]` covers the whole block.
+    pub fn covered_by(&self, mint: Timestamp, maxt: Timestamp) -> bool {
+        mint <= self.meta.min_t && maxt >= self.meta.max_t
+    }
+}
+
+fn check_header(path: &Path, file: &Mapped, magic: [u8; 4]) -> Result<()> {
+    let corrupt = |offset: u64, reason: &str| Error::Corruption {
+        file: path.to_owned(),
+        offset,
+        reason: reason.into(),
+    };
+    let b = file.bytes();
+    if b.len() < FILE_HEADER_LEN || b[..4] != magic {
+        return Err(corrupt(0, "bad magic"));
+    }
+    if b[4] != FORMAT_VERSION {
+        return Err(corrupt(4, "unsupported version"));
+    }
+    Ok(())
+}
+
+/// The parsed index: series (labels, chunks) in label order, and postings by series position.
+type Index = (Vec<(Labels, Vec<ChunkMeta>)>, Postings);
+
+/// Reads an index file; an error carries the offset where it went wrong.
+fn read_index(file: &Mapped) -> std::result::Result<Index, (usize, String)> {
+    let b = file.bytes();
+    if b.len() < FILE_HEADER_LEN + INDEX_FOOTER_LEN {
+        return Err((0, "index shorter than its header and footer".into()));
+    }
+    let crc_at = b.len() - 4;
+    let crc = u32::from_le_bytes([b[crc_at], b[crc_at + 1], b[crc_at + 2], b[crc_at + 3]]);
+    if crc32fast::hash(&b[..crc_at]) != crc {
+        return Err((crc_at, "index checksum mismatch".into()));
+    }
+    let footer = b.len() - INDEX_FOOTER_LEN;
+    let mut f = Decoder::new(&b[footer..crc_at]);
+    let section = |f: &mut Decoder<'_>| -> std::result::Result<usize, (usize, String)> {
+        let off = f.u64_le().map_err(|e| (footer, e.to_string()))?;
+        usize::try_from(off)
+            .ok()
+            .filter(|o| (FILE_HEADER_LEN..=footer).contains(o))
+            .ok_or((footer, format!("section offset {off} out of range")))
+    };
+    let (symbols_at, series_at, postings_at) = (section(&mut f)?, section(&mut f)?, section(&mut f)?);
+
+    // Symbols.
+    let mut d = Decoder::new(&b[symbols_at..series_at]);
+    let err = |d: &Decoder<'_>, base: usize, e: DecodeError| (base + d.position(), e.to_string());
+    let n = d.uvarint().map_err(|e| err(&d, symbols_at, e))?;
+    let mut symbols: Vec<&str> = Vec::with_capacity(n.min(1 << 20) as usize);
+    for _ in 0..n {
+        symbols.push(d.len_str().map_err(|e| err(&d, symbols_at, e))?);
+    }
+    let symbol = |d: &Decoder<'_>, id: u64| {
+        symbols
+            .get(id as usize)
+            .copied()
+            .ok_or((series_at + d.position(), format!("unknown symbol {id}")))
+    };
+
+    // Series.
+    let mut d = Decoder::new(&b[series_at..postings_at]);
+    let n = d.uvarint().map_err(|e| err(&d, series_at, e))?;
+    let mut series = Vec::with_capacity(n.min(1 << 24) as usize);
+    for _ in 0..n {
+        let n_labels = d.uvarint().map_err(|e| err(&d, series_at, e))?;
+        let mut labels = Vec::with_capacity(n_labels.min(64) as usize);
+        for _ in 0..n_labels {
+            let name = d.uvarint().map_err(|e| err(&d, series_at, e))?;
+            let value = d.uvarint().map_err(|e| err(&d, series_at, e))?;
+            labels.push(Label {
+                name: symbol(&d, name)?.to_owned(),
+                value: symbol(&d, value)?.to_owned(),
+            });
+        }
+        let n_chunks = d.uvarint().map_err(|e| err(&d, series_at, e))?;
+        let mut chunks = Vec::with_capacity(n_chunks.min(1 << 16) as usize);
+        let (mut prev_max, mut prev_off) = (0i64, 0u64);
+        for _ in 0..n_chunks {
+            let min_t = prev_max.wrapping_add(d.varint().map_err(|e| err(&d, series_at, e))?);
+            let max_t = min_t.wrapping_add(d.uvarint().map_err(|e| err(&d, series_at, e))? as i64);
+            let offset = prev_off + d.uvarint().map_err(|e| err(&d, series_at, e))?;
+            chunks.push(ChunkMeta { min_t, max_t, offset });
+            (prev_max, prev_off) = (max_t, offset);
+        }
+        series.push((Labels::from_sorted(labels), chunks));
+    }
+
+    // Postings: (name, value, positions) for every label pair, and so every series.
+    let mut d = Decoder::new(&b[postings_at..footer]);
+    let n = d.uvarint().map_err(|e| err(&d, postings_at, e))?;
+    let mut lists = Vec::with_capacity(n.min(1 << 24) as usize);
+    for _ in 0..n {
+        let name = d.uvarint().map_err(|e| err(&d, postings_at, e))?;
+        let value = d.uvarint().map_err(|e| err(&d, postings_at, e))?;
+        let count = d.uvarint().map_err(|e| err(&d, postings_at, e))?;
+        let mut refs = Vec::with_capacity(count.min(1 << 24) as usize);
+        let mut prev = 0u64;
+        for i in 0..count {
+            let delta = d.uvarint().map_err(|e| err(&d, postings_at, e))?;
+            prev = if i == 0 { delta } else { prev + delta };
+            if prev >= series.len() as u64 {
+                return Err((postings_at + d.position(), format!("posting {prev} past the series")));
+            }
+            refs.push(prev);
+        }
+        lists.push((symbol(&d, name)?.to_owned(), symbol(&d, value)?.to_owned(), refs));
+    }
+    let postings = Postings::from_lists(lists, (0..series.len() as u64).collect());
+    Ok((series, postings))
+}
+
+/// The blocks in `dir` (each a subdirectory with a `meta.json`), oldest first. Leftovers of an
+/// interrupted write (`*.tmp`) or deletion (`*.deleted`) and blocks that a completed compaction
+/// replaced are deleted.
+pub(crate) fn open_all(dir: &Path) -> Result<Vec<Block>> {
+    fs::create_dir_all(dir).map_err(Error::io("create", dir))?;
+    let mut blocks = Vec::new();
+    for entry in fs::read_dir(dir).map_err(Error::io("read", dir))? {
+        let path = entry.map_err(Error::io("read", dir))?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        if name.ends_with(".tmp") || name.ends_with(".deleted") {
+            tracing::info!(dir = %path.display(), "removing an unfinished block or deletion");
+            fs::remove_dir_all(&path).map_err(Error::io("remove", &path))?;
+            continue;
+        }
+        if path.is_dir() {
+            blocks.push(Block::open(&path)?);
+        }
+    }
+    // A compaction that finished writing but was cut before deleting its sources.
+    let replaced: Vec<String> = blocks.iter().flat_map(|b| b.meta.sources.clone()).collect();
+    let (gone, mut blocks): (Vec<Block>, Vec<Block>) = blocks.into_iter().partition(|b| replaced.contains(&b.meta.id));
+    for b in gone {
+        tracing::info!(block = %b.meta.id, "removing a block that compaction replaced");
+        let doomed = b.dir.with_extension("deleted");
+        fs::rename(&b.dir, &doomed).map_err(Error::io("rename", &b.dir))?;
+        fs::remove_dir_all(&doomed).map_err(Error::io("remove", &doomed))?;
+    }
+    blocks.sort_by_key(|b| (b.meta.min_t, b.meta.max_t));
+    Ok(blocks)
+}
+
+/// A new block id: the time it was made and a random part, so ids sort by creation.
+pub(crate) fn new_id() -> String {
+    format!("{:013x}-{:08x}", crate::time::now_ms(), fastrand::u32(..))
+}

@@ -1,0 +1,160 @@
+//! The integer chunk: for runs of samples whose values are all whole numbers, as vigil's
+//! counters (requests, histogram buckets, bytes) are.
+//!
+//! Timestamps are encoded exactly as in the XOR chunk. Values are integers, so they can be
+//! delta-of-delta encoded like timestamps: a counter that grows at a steady rate costs one bit
+//! per sample, one whose increments wobble by a few a handful. The XOR scheme needs a new
+//! window for most increments of an integer counter (the changed mantissa bits move), about
+//! 10 to 20 bits. Blocks use this encoding for a chunk when every value qualifies
+//! ([`encode`] says) and it comes out smaller. Layout: `tsdb/docs/format/chunks.md`.
+
+use super::bstream::{BitReader, BitWriter, EndOfStream};
+use super::xor::{read_dod_field, read_uvarint_bits, write_dod_field, write_uvarint_bits, write_varint_bits};
+
+/// Value delta-of-delta buckets: (prefix, prefix width, payload width). Counters that move by
+/// up to ±8 more or less than last time take 6 bits; ±512 13; ±2^19 24; the rest 68.
+const VALUE_BUCKETS: [(u64, u8, u8); 3] = [(0b10, 2, 4), (0b110, 3, 10), (0b1110, 4, 20)];
+
+/// Values with a magnitude up to 2^53 are exact integers in an `f64`.
+const MAX_EXACT: f64 = 9_007_199_254_740_992.0;
+
+/// The value as an integer, if it is one that converts back to the same bits.
+fn as_int(v: f64) -> Option<i64> {
+    let exact = v.fract() == 0.0 && v.abs() <= MAX_EXACT && !(v == 0.0 && v.is_sign_negative());
+    exact.then_some(v as i64)
+}
+
+/// Encodes `samples` (timestamps not decreasing, at most `u16::MAX`) as an integer chunk, or
+/// `None` if a value is not a whole number (a fraction, NaN, a staleness marker, -0.0, or
+/// beyond 2^53).
+pub fn encode(samples: impl IntoIterator<Item = (i64, f64)>) -> Option<Vec<u8>> {
+    let mut w = BitWriter::from_parts(vec![0; 2], 0);
+    let (mut n, mut t, mut t_delta, mut v, mut v_delta) = (0u16, 0i64, 0i64, 0i64, 0i64);
+    for (ts, value) in samples {
+        let x = as_int(value)?;
+        match n {
+            0 => {
+                write_varint_bits(&mut w, ts);
+                write_varint_bits(&mut w, x);
+            }
+            1 => {
+                t_delta = ts.wrapping_sub(t);
+                write_uvarint_bits(&mut w, t_delta as u64);
+                v_delta = x.wrapping_sub(v);
+                write_varint_bits(&mut w, v_delta);
+            }
+            _ => {
+                let d = ts.wrapping_sub(t);
+                write_dod_field(&mut w, d.wrapping_sub(t_delta), &super::xor::DOD_BUCKETS);
+                t_delta = d;
+                let vd = x.wrapping_sub(v);
+                write_dod_field(&mut w, vd.wrapping_sub(v_delta), &VALUE_BUCKETS);
+                v_delta = vd;
+            }
+        }
+        (t, v) = (ts, x);
+        n = n.checked_add(1)?;
+    }
+    let mut bytes = w.bytes().to_vec();
+    bytes[..2].copy_from_slice(&n.to_be_bytes());
+    Some(bytes)
+}
+
+/// Calls `f` with every sample of an integer chunk until it returns `false`; returns whether
+/// the chunk decoded cleanly (a stop by `f` counts as clean).
+pub fn for_each_sample(chunk: &[u8], mut f: impl FnMut(i64, f64) -> bool) -> bool {
+    let Some(h) = chunk.get(..2) else { return false };
+    let total = u16::from_be_bytes([h[0], h[1]]);
+    let mut r = BitReader::new(&chunk[2..]);
+    let step = |r: &mut BitReader<'_>, i: u16, s: &mut (i64, i64, i64, i64)| -> Result<(), EndOfStream> {
+        let (t, t_delta, v, v_delta) = s;
+        match i {
+            0 => {
+                *t = crate::encoding::unzigzag(read_uvarint_bits(r)?);
+                *v = crate::encoding::unzigzag(read_uvarint_bits(r)?);
+            }
+            1 => {
+                *t_delta = read_uvarint_bits(r)? as i64;
+                *t = t.wrapping_add(*t_delta);
+                *v_delta = crate::encoding::unzigzag(read_uvarint_bits(r)?);
+                *v = v.wrapping_add(*v_delta);
+            }
+            _ => {
+                *t_delta = t_delta.wrapping_add(read_dod_field(r, &super::xor::DOD_BUCKETS)?);
+                *t = t.wrapping_add(*t_delta);
+                *v_delta = v_delta.wrapping_add(read_dod_field(r, &VALUE_BUCKETS)?);
+                *v = v.wrapping_add(*v_delta);
+            }
+        }
+        Ok(())
+    };
+    let mut s = (0i64, 0i64, 0i64, 0i64);
+    for i in 0..total {
+        if step(&mut r, i, &mut s).is_err() {
+            return false;
+        }
+        if !f(s.0, s.2 as f64) {
+            return true;
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode(chunk: &[u8]) -> Vec<(i64, f64)> {
+        let mut out = Vec::new();
+        assert!(for_each_sample(chunk, |t, v| {
+            out.push((t, v));
+            true
+        }));
+        out
+    }
+
+    #[test]
+    fn counters_round_trip_small() {
+        let samples: Vec<(i64, f64)> = (0..120)
+            .map(|i| (1_795_305_600_000 + i * 10_000, (i * 37 + (i % 3) * 2) as f64))
+            .collect();
+        let chunk = encode(samples.iter().copied()).expect("integers");
+        assert_eq!(decode(&chunk), samples);
+        assert!(chunk.len() < 120, "{} bytes", chunk.len());
+    }
+
+    #[test]
+    fn extremes_round_trip() {
+        let samples = vec![
+            (-5, 0.0),
+            (0, -MAX_EXACT),
+            (1, MAX_EXACT),
+            (2, 0.0),
+            (1_000_000_000_000, 1.0),
+            (1_000_000_000_000, 7.0),
+        ];
+        let chunk = encode(samples.iter().copied()).expect("integers");
+        assert_eq!(decode(&chunk), samples);
+    }
+
+    #[test]
+    fn non_integers_are_refused() {
+        for v in [
+            0.5,
+            f64::NAN,
+            -0.0,
+            f64::INFINITY,
+            1e300,
+            f64::from_bits(crate::STALE_NAN),
+        ] {
+            assert!(encode([(0, 1.0), (1, v)]).is_none(), "{v}");
+        }
+    }
+
+    #[test]
+    fn a_cut_chunk_is_reported() {
+        let samples: Vec<(i64, f64)> = (0..50).map(|i| (i * 1000, (i * i) as f64)).collect();
+        let chunk = encode(samples).expect("integers");
+        assert!(!for_each_sample(&chunk[..chunk.len() - 4], |_, _| true));
+    }
+}

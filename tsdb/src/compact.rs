@@ -1,0 +1,300 @@
+//! Maintenance of the store's files: cutting blocks from the head (and checkpointing the WAL
+//! behind them), compacting blocks into larger ones, and retention by age and size.
+//!
+//! ```text
+//! head ── older than 1.5 block ranges ──> block (level 1) ──> WAL checkpoint, old segments gone
+//! blocks in one 6 h window ──> one block (level 2);  blocks in one 24 h window ──> level 3
+//! oldest blocks deleted past the retention time or the size limit
+//! ```
+//!
+//! Every step writes its new files completely before it removes anything, so a crash at any
+//! point leaves either the old files or the new ones (and `Db::open` tidies up what is left).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use crate::block::{Block, BlockSeries, write_block};
+use crate::db::Db;
+use crate::error::{Error, Result};
+use crate::labels::Labels;
+use crate::storage::{Sample, Timestamp};
+use crate::wal::record::{self, Mark};
+
+/// Samples per WAL record in a checkpoint.
+const CHECKPOINT_RECORD_SAMPLES: usize = 64 * 1024;
+
+/// Compaction windows, as multiples of the block range: three 2 h blocks make a 6 h one, four
+/// of those a 24 h one.
+const COMPACTION_FACTORS: [i64; 2] = [3, 12];
+
+/// What one round of maintenance did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct MaintenanceReport {
+    /// Blocks cut from the head.
+    pub cut: usize,
+    /// Blocks written by compaction.
+    pub compacted: usize,
+    /// Blocks deleted by retention.
+    pub deleted: usize,
+}
+
+impl Db {
+    /// Cuts blocks from the head while it spans more than one and a half block ranges,
+    /// compacts blocks, and applies retention. Safe to call at any time from any thread (rounds
+    /// are serialized); a store without a directory does nothing.
+    pub fn maintain(&self) -> Result<MaintenanceReport> {
+        let mut report = MaintenanceReport::default();
+        let Some(dir) = self.dir.clone() else {
+            return Ok(report);
+        };
+        let _one = self.maintenance.lock();
+        let blocks_dir = dir.join("blocks");
+        report.cut = self.cut_head(&blocks_dir)?;
+        if report.cut > 0 {
+            self.checkpoint_wal()?;
+        }
+        report.compacted = self.compact_blocks(&blocks_dir)?;
+        report.deleted = self.apply_retention(&dir)?;
+        if report != MaintenanceReport::default() {
+            tracing::info!(?report, blocks = self.blocks.read().len(), "store maintenance");
+        }
+        Ok(report)
+    }
+
+    /// Writes blocks for the oldest whole block ranges of the head.
+    fn cut_head(&self, blocks_dir: &Path) -> Result<usize> {
+        let range = self.opts.block_range_ms;
+        let mut cut = 0;
+        loop {
+            let stats = self.head.stats();
+            let min = stats.min_t.max(self.head_min_t.load(Ordering::Acquire));
+            if stats.max_t < min || stats.max_t - min < range / 2 * 3 {
+                return Ok(cut);
+            }
+            let start = min.div_euclid(range) * range;
+            let end = start + range;
+            // From now on no commit adds samples before `end`: the block's range is final.
+            {
+                let _wal = self.wal.lock();
+                self.append_min_t.fetch_max(end, Ordering::AcqRel);
+            }
+            let mut series = self.head.all_series();
+            series.sort_unstable_by(|a, b| a.1.labels.cmp(&b.1.labels));
+            let rows = series.iter().map(|(_, s)| {
+                let mut samples = Vec::new();
+                s.snapshot(min, end - 1).decode_into(min, end - 1, &mut samples);
+                Ok((s.labels.clone(), samples))
+            });
+            if let Some(meta) = write_block(blocks_dir, rows, end, 1, Vec::new())? {
+                let block = Block::open(&blocks_dir.join(&meta.id))?;
+                let mut blocks = self.blocks.write();
+                blocks.push(Arc::new(block));
+                blocks.sort_by_key(|b| (b.meta().min_t, b.meta().max_t));
+            }
+            // The block is listed before the head stops answering for its time.
+            self.head_min_t.store(end, Ordering::Release);
+            self.head.truncate_before(end);
+            cut += 1;
+        }
+    }
+
+    /// Replaces the WAL with a checkpoint of what the head holds now: every series, their
+    /// samples from the head's start on, and the newest value of every mark. Commits wait
+    /// meanwhile.
+    fn checkpoint_wal(&self) -> Result<()> {
+        let mut wal = self.wal.lock();
+        let Some(wal) = wal.as_mut() else { return Ok(()) };
+        let head_min_t = self.head_min_t.load(Ordering::Acquire);
+        let mut series = self.head.all_series();
+        series.sort_unstable_by_key(|s| s.0);
+        let marks: Vec<Mark> = self
+            .marks
+            .read()
+            .iter()
+            .map(|(k, v)| Mark {
+                key: k.clone(),
+                value: v.clone(),
+            })
+            .collect();
+        let n = wal.checkpoint(|cw| {
+            let refs: Vec<_> = series.iter().map(|(r, s)| (*r, &s.labels)).collect();
+            let mut buf = Vec::new();
+            record::encode_series(&refs, &mut buf);
+            cw.log(record::TYPE_SERIES, &buf)?;
+            buf.clear();
+            record::encode_samples(&marks, &[], &mut buf);
+            cw.log(record::TYPE_SAMPLES, &buf)?;
+            let mut batch: Vec<(u64, Timestamp, f64)> = Vec::with_capacity(CHECKPOINT_RECORD_SAMPLES);
+            let mut samples = Vec::new();
+            for (r, s) in &series {
+                samples.clear();
+                s.snapshot(head_min_t, i64::MAX)
+                    .decode_into(head_min_t, i64::MAX, &mut samples);
+                for x in &samples {
+                    batch.push((*r, x.t, x.v));
+                    if batch.len() == CHECKPOINT_RECORD_SAMPLES {
+                        buf.clear();
+                        record::encode_samples(&[], &batch, &mut buf);
+                        cw.log(record::TYPE_SAMPLES, &buf)?;
+                        batch.clear();
+                    }
+                }
+            }
+            if !batch.is_empty() {
+                buf.clear();
+                record::encode_samples(&[], &batch, &mut buf);
+                cw.log(record::TYPE_SAMPLES, &buf)?;
+            }
+            Ok(())
+        })?;
+        tracing::debug!(checkpoint = n, series = series.len(), "WAL checkpointed");
+        Ok(())
+    }
+
+    /// Merges the blocks of each complete compaction window into one.
+    fn compact_blocks(&self, blocks_dir: &Path) -> Result<usize> {
+        let range = self.opts.block_range_ms;
+        let head_min_t = self.head_min_t.load(Ordering::Acquire);
+        let mut written = 0;
+        for factor in COMPACTION_FACTORS {
+            let window = range * factor;
+            loop {
+                let blocks = self.blocks.read().clone();
+                // The first window the head has moved past that holds more than one block,
+                // all inside it.
+                let mut groups: BTreeMap<i64, Vec<Arc<Block>>> = BTreeMap::new();
+                for b in blocks.iter() {
+                    let w = b.meta().min_t.div_euclid(window);
+                    if b.meta().max_t.div_euclid(window) == w && (w + 1) * window <= head_min_t {
+                        groups.entry(w).or_default().push(b.clone());
+                    }
+                }
+                let Some(group) = groups.into_values().find(|g| g.len() > 1) else {
+                    break;
+                };
+                self.merge(blocks_dir, &group)?;
+                written += 1;
+            }
+        }
+        Ok(written)
+    }
+
+    /// Writes one block with the samples of `group` (disjoint in time, oldest first) and
+    /// deletes them.
+    fn merge(&self, blocks_dir: &Path, group: &[Arc<Block>]) -> Result<()> {
+        let mut merged: BTreeMap<Labels, Vec<Sample>> = BTreeMap::new();
+        for b in group {
+            for s in b.all_series() {
+                let (labels, samples) = s?;
+                merged.entry(labels).or_default().extend(samples);
+            }
+        }
+        for samples in merged.values_mut() {
+            if !samples.is_sorted_by_key(|s| s.t) {
+                samples.sort_by_key(|s| s.t);
+                samples.dedup_by_key(|s| s.t);
+            }
+        }
+        let level = group.iter().map(|b| b.meta().level).max().unwrap_or(1) + 1;
+        let sources = group.iter().map(|b| b.meta().id.clone()).collect();
+        let rows = merged.into_iter().map(Ok::<BlockSeries, Error>);
+        let end = group.iter().map(|b| b.meta().end).max().unwrap_or(i64::MIN);
+        let meta = write_block(blocks_dir, rows, end, level, sources)?;
+        let new = match meta {
+            Some(meta) => Some(Arc::new(Block::open(&blocks_dir.join(&meta.id))?)),
+            None => None,
+        };
+        {
+            let mut blocks = self.blocks.write();
+            blocks.retain(|b| !group.iter().any(|g| Arc::ptr_eq(b, g)));
+            blocks.extend(new);
+            blocks.sort_by_key(|b| (b.meta().min_t, b.meta().max_t));
+        }
+        for b in group {
+            remove_block(b)?;
+        }
+        Ok(())
+    }
+
+    /// Deletes blocks past the retention time, then the oldest while the store is over its
+    /// size limit.
+    fn apply_retention(&self, dir: &Path) -> Result<usize> {
+        let mut deleted = 0;
+        if let Some(retention) = self.opts.retention_ms {
+            let newest = self
+                .blocks
+                .read()
+                .iter()
+                .map(|b| b.meta().max_t)
+                .chain([self.head.stats().max_t])
+                .max()
+                .unwrap_or(i64::MIN);
+            loop {
+                let oldest = self.blocks.read().first().cloned();
+                match oldest {
+                    Some(b) if b.meta().max_t < newest.saturating_sub(retention) => {
+                        self.drop_block(&b)?;
+                        deleted += 1;
+                    }
+                    _ => break,
+                }
+            }
+        }
+        if let Some(max) = self.opts.max_bytes {
+            let wal_bytes = dir_size(&dir.join("wal"));
+            loop {
+                let blocks = self.blocks.read().clone();
+                let total: u64 = blocks.iter().map(|b| b.size()).sum::<u64>() + wal_bytes;
+                match blocks.first() {
+                    Some(b) if total > max => {
+                        self.drop_block(b)?;
+                        deleted += 1;
+                    }
+                    _ => break,
+                }
+            }
+        }
+        Ok(deleted)
+    }
+
+    fn drop_block(&self, b: &Arc<Block>) -> Result<()> {
+        self.blocks.write().retain(|x| !Arc::ptr_eq(x, b));
+        tracing::info!(block = %b.meta().id, max_t = b.meta().max_t, "retention: block deleted");
+        remove_block(b)
+    }
+
+    /// Commits reject samples older than this (their time is in blocks).
+    pub fn min_append_time(&self) -> Timestamp {
+        self.append_min_t.load(Ordering::Acquire)
+    }
+
+    /// Blocks on disk, oldest first.
+    pub fn blocks(&self) -> Vec<Arc<Block>> {
+        self.blocks.read().clone()
+    }
+}
+
+/// Deletes a block's directory (readers that still hold it keep their mapping). It is renamed
+/// first, so a crash midway leaves a directory that opening the store finishes deleting, never
+/// a block with files missing.
+fn remove_block(b: &Block) -> Result<()> {
+    let doomed = b.dir().with_extension("deleted");
+    fs::rename(b.dir(), &doomed).map_err(Error::io("rename", b.dir()))?;
+    fs::remove_dir_all(&doomed).map_err(Error::io("remove", &doomed))
+}
+
+/// Bytes of the files under `dir`.
+pub(crate) fn dir_size(dir: &Path) -> u64 {
+    let Ok(entries) = fs::read_dir(dir) else { return 0 };
+    entries
+        .filter_map(std::result::Result::ok)
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_size(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}

@@ -1,0 +1,164 @@
+//! Blocks end to end: the head is cut into blocks, blocks are compacted, retention deletes the
+//! oldest, and queries answer the same throughout and across reopening.
+
+use vigil_tsdb::{Db, Labels, MatchOp, Matcher, Options, Queryable, Sample};
+
+const HOUR: i64 = 3_600_000;
+/// 2026-11-23 00:00 UTC, a block boundary.
+const T0: i64 = 1_795_392_000_000;
+const SERIES: u64 = 50;
+const STEP: i64 = 10_000;
+
+fn labels(s: u64) -> Labels {
+    Labels::from_pairs([
+        ("__name__", "vigil_http_requests_total".to_owned()),
+        ("service", format!("svc-{}", s % 5)),
+        ("route", format!("route-{s}")),
+        ("status", if s.is_multiple_of(7) { "500" } else { "200" }.to_owned()),
+    ])
+}
+
+/// A counter as vigil writes it: every 10 s, mostly small increments.
+fn value(s: u64, i: i64) -> f64 {
+    ((i * (s as i64 % 5 + 1)) / 3) as f64
+}
+
+/// Appends `hours` of samples from `from` (in whole steps) for every series.
+fn fill(db: &Db, from: i64, hours: i64) {
+    let steps = hours * HOUR / STEP;
+    let first = (from - T0) / STEP;
+    for i in first..first + steps {
+        let mut app = db.appender();
+        for s in 0..SERIES {
+            app.append(&labels(s), T0 + i * STEP, value(s, i)).expect("append");
+        }
+        app.commit().expect("commit");
+    }
+}
+
+fn all(db: &Db, mint: i64, maxt: i64) -> Vec<(Labels, Vec<Sample>)> {
+    let m = [Matcher::new(MatchOp::Equal, "__name__", "vigil_http_requests_total").expect("matcher")];
+    db.select(&m, mint, maxt)
+        .expect("select")
+        .into_iter()
+        .map(|s| (s.labels, s.samples))
+        .collect()
+}
+
+fn expected(mint: i64, maxt: i64, upto: i64) -> Vec<(Labels, Vec<Sample>)> {
+    let mut out: Vec<(Labels, Vec<Sample>)> = (0..SERIES)
+        .map(|s| {
+            let samples = (0..(upto - T0) / STEP)
+                .map(|i| (T0 + i * STEP, i))
+                .filter(|(t, _)| (mint..=maxt).contains(t))
+                .map(|(t, i)| Sample { t, v: value(s, i) })
+                .collect();
+            (labels(s), samples)
+        })
+        .filter(|(_, s): &(Labels, Vec<Sample>)| !s.is_empty())
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+fn options() -> Options {
+    Options {
+        block_range_ms: 2 * HOUR,
+        ..Options::default()
+    }
+}
+
+#[test]
+fn cut_compact_reopen_and_retain() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::open(dir.path(), options()).expect("open");
+    fill(&db, T0, 13);
+    let upto = T0 + 13 * HOUR;
+    let before = all(&db, i64::MIN, i64::MAX);
+    assert_eq!(before, expected(i64::MIN, i64::MAX, upto));
+
+    let report = db.maintain().expect("maintain");
+    // 13 h of head: blocks for 0-2 h ... 10-12 h would leave under 3 h; cuts stop once the head
+    // spans less than 1.5 ranges.
+    assert_eq!(report.cut, 5, "{report:?}");
+    // 0-6 h compacted into one block; 6-10 h waits for its window to complete.
+    assert_eq!(report.compacted, 1, "{report:?}");
+    let blocks = db.blocks();
+    assert_eq!(blocks.len(), 3);
+    assert_eq!((blocks[0].meta().min_t, blocks[0].meta().end), (T0, T0 + 6 * HOUR));
+    assert_eq!(blocks[0].meta().level, 2);
+    assert_eq!(db.min_append_time(), T0 + 10 * HOUR);
+
+    // Same answers, for everything and for ranges across the block and head boundaries.
+    assert_eq!(all(&db, i64::MIN, i64::MAX), before);
+    for (a, b) in [
+        (T0 + HOUR, T0 + 7 * HOUR),
+        (T0 + 9 * HOUR, T0 + 11 * HOUR),
+        (T0 + 5 * HOUR, T0 + 5 * HOUR),
+    ] {
+        assert_eq!(all(&db, a, b), expected(a, b, upto), "[{a}, {b}]");
+    }
+    let names = db.label_values("route", &[], i64::MIN, i64::MAX).expect("values");
+    assert_eq!(names.len(), SERIES as usize);
+
+    // A sample before the head's start is refused (its time is in a block).
+    let mut app = db.appender();
+    app.append(&labels(0), T0 + 9 * HOUR, 1.0).expect("append");
+    assert_eq!(app.commit().expect("commit").out_of_order, 1);
+
+    // Compact enough: at most a byte per sample for vigil's counters.
+    let (bytes, samples) = blocks
+        .iter()
+        .fold((0, 0), |(b, s), x| (b + x.size(), s + x.meta().samples));
+    let per_sample = bytes as f64 / samples as f64;
+    eprintln!("{samples} samples in {bytes} bytes: {per_sample:.3} bytes per sample");
+    assert!(per_sample < 1.0, "{per_sample} bytes per sample");
+    drop(db);
+
+    // Reopened: the blocks, the checkpointed WAL and the head agree with what was written.
+    let db = Db::open(dir.path(), options()).expect("reopen");
+    assert!(db.replay_stats().checkpoint.is_some());
+    assert_eq!(all(&db, i64::MIN, i64::MAX), before);
+    fill(&db, upto, 1);
+    assert_eq!(all(&db, i64::MIN, i64::MAX), expected(i64::MIN, i64::MAX, upto + HOUR));
+    drop(db);
+
+    // Retention: blocks whose newest sample is more than 7 h behind the newest (13:59:50) go:
+    // 0-6 h does, 6-12 h (compacted from three now) stays.
+    let retained = Options {
+        retention_ms: Some(7 * HOUR),
+        ..options()
+    };
+    let db = Db::open(dir.path(), retained).expect("reopen");
+    let report = db.maintain().expect("maintain");
+    assert_eq!(report.deleted, 1, "{report:?}");
+    let left = all(&db, i64::MIN, i64::MAX);
+    assert!(left.iter().all(|(_, s)| s[0].t >= T0 + 6 * HOUR));
+    assert_eq!(
+        all(&db, T0 + 6 * HOUR, i64::MAX),
+        expected(T0 + 6 * HOUR, i64::MAX, upto + HOUR)
+    );
+}
+
+#[test]
+fn a_size_limit_deletes_the_oldest_blocks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::open(
+        dir.path(),
+        Options {
+            max_bytes: Some(1),
+            ..options()
+        },
+    )
+    .expect("open");
+    fill(&db, T0, 7);
+    let report = db.maintain().expect("maintain");
+    assert_eq!(report.cut, 2);
+    assert_eq!(report.deleted, 2, "{report:?}");
+    assert!(db.blocks().is_empty());
+    // The head still answers for its own part.
+    assert_eq!(
+        all(&db, T0 + 4 * HOUR, i64::MAX),
+        expected(T0 + 4 * HOUR, i64::MAX, T0 + 7 * HOUR)
+    );
+}
