@@ -142,14 +142,40 @@ impl Default for GlobalConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct StorageConfig {
-    /// Data directory (write-ahead log and, later, blocks). Default `./vigil-data`.
+    /// Data directory (write-ahead log, blocks, event store). Default `./vigil-data`.
     pub(crate) data_dir: PathBuf,
+    /// Blocks whose newest sample is older than this are deleted. Default `15d` (D-7
+    /// comparisons need a week and a bit).
+    #[serde(deserialize_with = "duration")]
+    pub(crate) retention: i64,
+    /// The oldest blocks are deleted while blocks and WAL take more than this (`0`: no limit).
+    /// Default no limit.
+    #[serde(deserialize_with = "byte_size")]
+    pub(crate) max_size: u64,
+    /// Time span of a block cut from the head. Default `2h`.
+    #[serde(deserialize_with = "duration")]
+    pub(crate) block_range: i64,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {
             data_dir: PathBuf::from("./vigil-data"),
+            retention: 15 * 86_400_000,
+            max_size: 0,
+            block_range: vigil_tsdb::db::DEFAULT_BLOCK_RANGE_MS,
+        }
+    }
+}
+
+impl StorageConfig {
+    /// How the store is opened.
+    pub(crate) fn options(&self) -> vigil_tsdb::Options {
+        vigil_tsdb::Options {
+            block_range_ms: self.block_range,
+            retention_ms: Some(self.retention),
+            max_bytes: (self.max_size > 0).then_some(self.max_size),
+            ..vigil_tsdb::Options::default()
         }
     }
 }

@@ -39,7 +39,7 @@ const CHUNK: usize = 4 << 20;
 pub(crate) fn run_kong(args: &ImportKongArgs) -> Result<()> {
     let cfg = args.config.load()?;
     let dir = &cfg.storage.data_dir;
-    let db = match Db::open(dir, vigil_tsdb::Options::default()) {
+    let db = match Db::open(dir, cfg.storage.options()) {
         Ok(db) => Arc::new(db),
         Err(TsdbError::Locked(d)) => anyhow::bail!(
             "{} is in use by another vigil (is `vigil serve` running on it?); stop it or import into another directory",

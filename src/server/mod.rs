@@ -62,8 +62,8 @@ impl App {
     /// it; `config_path` is re-read when rules are reloaded.
     pub(crate) fn open(cfg: &Config, config_path: Option<PathBuf>) -> Result<Arc<App>> {
         let dir = &cfg.storage.data_dir;
-        let db = Db::open(dir, vigil_tsdb::Options::default())
-            .with_context(|| format!("opening the store in {}", dir.display()))?;
+        let db =
+            Db::open(dir, cfg.storage.options()).with_context(|| format!("opening the store in {}", dir.display()))?;
         let db = Arc::new(db);
         let collector = Arc::new(Collector::new(db.clone(), cfg.collector.aggregator()));
         let events = if cfg.events.enabled {
@@ -281,10 +281,11 @@ async fn reload_on_sighup(app: Arc<App>) {
     let _ = app;
 }
 
-/// The collector's wall clock and a sync of the WAL to disk (every second), and self-metrics to
-/// the store. Commits are written at once but synced here, so a power loss costs at most about a
+/// The collector's wall clock and a sync of the WAL to disk (every second), self-metrics to
+/// the store, and the store's maintenance (blocks, compaction, retention; every minute). Commits are written at once but synced here, so a power loss costs at most about a
 /// second of acknowledged samples (a crash of the process alone costs none).
 fn spawn_background(cfg: &Config, app: Arc<App>) -> Vec<JoinHandle<()>> {
+    let app_for_maintenance = app.clone();
     let ticker = {
         let app = app.clone();
         tokio::spawn(async move {
@@ -321,8 +322,25 @@ fn spawn_background(cfg: &Config, app: Arc<App>) -> Vec<JoinHandle<()>> {
             }
         }
     });
-    vec![ticker, self_metrics]
+    let app = app_for_maintenance;
+    let maintenance = tokio::spawn(async move {
+        let mut every = tokio::time::interval(MAINTENANCE_INTERVAL);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            let db = app.db.clone();
+            match tokio::task::spawn_blocking(move || db.maintain()).await {
+                Ok(Err(e)) => tracing::error!(error = %e, "store maintenance failed; retried next round"),
+                Err(e) => tracing::error!(error = %e, "store maintenance panicked"),
+                Ok(Ok(_)) => {}
+            }
+        }
+    });
+    vec![ticker, self_metrics, maintenance]
 }
+
+/// How often blocks are cut from the head, compacted and retired.
+const MAINTENANCE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Completes on Ctrl-C or SIGTERM.
 pub(crate) async fn shutdown_signal() {
