@@ -86,6 +86,9 @@ struct ServeArgs {
 enum ImportCommand {
     /// Import Kong log events from NDJSON files (one event or batch array per line).
     Kong(commands::import::ImportKongArgs),
+    /// Import OpenMetrics text with timestamps (what `promtool tsdb create-blocks-from
+    /// openmetrics` reads); what is old enough is cut into blocks.
+    Openmetrics(commands::import::ImportOpenMetricsArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -120,6 +123,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => commands::serve::run(&args.config, args.listen),
         Command::Query(args) => commands::query::run(&args),
         Command::Import(ImportCommand::Kong(args)) => commands::import::run_kong(&args),
+        Command::Import(ImportCommand::Openmetrics(args)) => commands::import::run_openmetrics(&args),
         Command::Check(CheckCommand::Config { files }) => commands::check::config(&files),
         Command::Check(CheckCommand::Rules { files }) => commands::check::rules(&files),
         Command::Simulate(args) => commands::simulate::run(&args),

@@ -1,5 +1,6 @@
 //! `vigil import kong FILE...`: loads Kong NDJSON files into a data directory offline, with a
-//! progress bar, then reports what was accepted and rejected.
+//! progress bar, then reports what was accepted and rejected. `vigil import openmetrics FILE`
+//! loads samples with timestamps (a backfill, or a side-by-side with Prometheus).
 //!
 //! Several files (one per Kong node, say) are merged by event time as they are read, so that
 //! each file's events meet the aggregator's windows in order, as a live stream would deliver
@@ -36,33 +37,45 @@ pub(crate) struct ImportKongArgs {
 /// Bytes read per batch; lines are never split across batches.
 const CHUNK: usize = 4 << 20;
 
-pub(crate) fn run_kong(args: &ImportKongArgs) -> Result<()> {
-    let cfg = args.config.load()?;
-    let dir = &cfg.storage.data_dir;
-    let db = match Db::open(dir, cfg.storage.options()) {
-        Ok(db) => Arc::new(db),
+/// Opens the configured store for an offline import.
+fn open_store(dir: &std::path::Path, cfg: &crate::config::Config) -> Result<Arc<Db>> {
+    match Db::open(dir, cfg.storage.options()) {
+        Ok(db) => Ok(Arc::new(db)),
         Err(TsdbError::Locked(d)) => anyhow::bail!(
             "{} is in use by another vigil (is `vigil serve` running on it?); stop it or import into another directory",
             d.display()
         ),
-        Err(e) => return Err(e).with_context(|| format!("opening the store in {}", dir.display())),
+        Err(e) => Err(e).with_context(|| format!("opening the store in {}", dir.display())),
+    }
+}
+
+fn progress_bar(total: u64, quiet: bool) -> ProgressBar {
+    let bar = if quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(total)
     };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} importing [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta}) {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar
+}
+
+pub(crate) fn run_kong(args: &ImportKongArgs) -> Result<()> {
+    let cfg = args.config.load()?;
+    let dir = &cfg.storage.data_dir;
+    let db = open_store(dir, &cfg)?;
     let collector = Collector::new(db.clone(), cfg.collector.aggregator());
     let total: u64 = args
         .files
         .iter()
         .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
         .sum();
-    let bar = if args.quiet {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(total)
-    };
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} importing [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
+    let bar = progress_bar(total, args.quiet);
     let started = Instant::now();
     let mut sources = Vec::with_capacity(args.files.len());
     for path in &args.files {
@@ -99,6 +112,108 @@ pub(crate) fn run_kong(args: &ImportKongArgs) -> Result<()> {
         );
     }
     println!("series {}, windows written {}", stats.series, stats.windows_committed);
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ImportOpenMetricsArgs {
+    /// OpenMetrics text with a timestamp on every sample (what `promtool tsdb
+    /// create-blocks-from openmetrics` reads).
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// No progress bar.
+    #[arg(long, short = 'q')]
+    quiet: bool,
+}
+
+/// Samples per commit.
+const OPENMETRICS_BATCH: usize = 100_000;
+
+/// `vigil import openmetrics FILE`: appends every sample (each series' samples in time order,
+/// as the format has them), then cuts what is old enough into blocks. A malformed line stops
+/// the import with its line and column; what was committed before it stays.
+pub(crate) fn run_openmetrics(args: &ImportOpenMetricsArgs) -> Result<()> {
+    let cfg = args.config.load()?;
+    let dir = &cfg.storage.data_dir;
+    let db = open_store(dir, &cfg)?;
+    let file = File::open(&args.file).with_context(|| format!("opening {}", args.file.display()))?;
+    let total = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let bar = progress_bar(total, args.quiet);
+    let started = Instant::now();
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+    let (mut line, mut number) = (String::new(), 0usize);
+    let mut refs: std::collections::HashMap<vigil_tsdb::Labels, vigil_tsdb::head::SeriesRef> =
+        std::collections::HashMap::new();
+    let mut app = db.appender();
+    let mut totals = vigil_tsdb::CommitStats::default();
+    let commit = |app: vigil_tsdb::Appender<'_>, totals: &mut vigil_tsdb::CommitStats| -> Result<()> {
+        let s = app.commit().context("writing to the store")?;
+        totals.appended += s.appended;
+        totals.duplicate += s.duplicate;
+        totals.out_of_order += s.out_of_order;
+        totals.conflict += s.conflict;
+        Ok(())
+    };
+    loop {
+        line.clear();
+        let n = std::io::BufRead::read_line(&mut reader, &mut line)
+            .with_context(|| format!("reading {}", args.file.display()))?;
+        if n == 0 {
+            break;
+        }
+        number += 1;
+        bar.inc(n as u64);
+        let text = line.trim_end_matches(['\n', '\r']);
+        let sample = vigil_tsdb::openmetrics::parse_line(text, number)
+            .map_err(|e| anyhow::anyhow!("{}:{}:{}: {}", args.file.display(), e.line, e.column, e.reason))?;
+        let Some(s) = sample else { continue };
+        match refs.get(&s.labels) {
+            Some(r) => app.append_ref(*r, s.t, s.v),
+            None => {
+                let r = app
+                    .append(&s.labels, s.t, s.v)
+                    .with_context(|| format!("{}:{number}", args.file.display()))?;
+                refs.insert(s.labels, r);
+            }
+        }
+        if app.len() >= OPENMETRICS_BATCH {
+            commit(std::mem::replace(&mut app, db.appender()), &mut totals)?;
+        }
+    }
+    commit(app, &mut totals)?;
+    bar.set_message("cutting blocks");
+    let report = db.maintain().context("cutting blocks")?;
+    db.sync()?;
+    bar.finish_and_clear();
+    let blocks = db.blocks();
+    let block_bytes: u64 = blocks.iter().map(|b| b.size()).sum();
+    let block_samples: u64 = blocks.iter().map(|b| b.meta().samples).sum();
+    println!(
+        "imported {} in {:.1} s into {}",
+        args.file.display(),
+        started.elapsed().as_secs_f64(),
+        dir.display()
+    );
+    println!(
+        "samples {} (series {}), duplicates {}, out of order {}, conflicting {}",
+        totals.appended,
+        refs.len(),
+        totals.duplicate,
+        totals.out_of_order,
+        totals.conflict
+    );
+    println!(
+        "blocks {} (cut {}, compacted {}): {} samples in {} bytes ({:.3} bytes per sample); the newest {} stay in the head and WAL",
+        blocks.len(),
+        report.cut,
+        report.compacted,
+        block_samples,
+        block_bytes,
+        block_bytes as f64 / block_samples.max(1) as f64,
+        vigil_tsdb::time::format_duration_ms(cfg.storage.block_range * 3 / 2),
+    );
     Ok(())
 }
 

@@ -14,7 +14,6 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use crate::block::{Block, BlockSeries, write_block};
 use crate::db::Db;
@@ -26,8 +25,8 @@ use crate::wal::record::{self, Mark};
 /// Samples per WAL record in a checkpoint.
 const CHECKPOINT_RECORD_SAMPLES: usize = 64 * 1024;
 
-/// Compaction windows, as multiples of the block range: three 2 h blocks make a 6 h one, four
-/// of those a 24 h one.
+/// Compaction windows, as multiples of the block range: the 2 h blocks of a 6 h window make
+/// one, the 6 h blocks of a day another.
 const COMPACTION_FACTORS: [i64; 2] = [3, 12];
 
 /// What one round of maintenance did.
@@ -64,50 +63,56 @@ impl Db {
         Ok(report)
     }
 
-    /// Writes blocks for the oldest whole block ranges of the head.
+    /// Writes blocks for the oldest whole block ranges of the head: while the samples not yet
+    /// in a block span one and a half ranges, the aligned range holding the oldest of them is
+    /// written (every series' unwritten samples in it) and the chunks that end in it dropped.
+    /// Late samples (a replay, a backfill) are taken as they come: their range may get a second
+    /// block, and queries and compaction merge overlapping ones.
     fn cut_head(&self, blocks_dir: &Path) -> Result<usize> {
         let range = self.opts.block_range_ms;
         let mut cut = 0;
         loop {
-            let stats = self.head.stats();
-            let min = stats.min_t.max(self.head_min_t.load(Ordering::Acquire));
-            if stats.max_t < min || stats.max_t - min < range / 2 * 3 {
+            let newest = self.head.stats().max_t;
+            let Some(oldest) = self.head.oldest_unwritten() else {
+                return Ok(cut);
+            };
+            if newest - oldest < range / 2 * 3 {
                 return Ok(cut);
             }
-            let start = min.div_euclid(range) * range;
+            let start = oldest.div_euclid(range) * range;
             let end = start + range;
-            // From now on no commit adds samples before `end`: the block's range is final.
-            {
-                let _wal = self.wal.lock();
-                self.append_min_t.fetch_max(end, Ordering::AcqRel);
-            }
             let mut series = self.head.all_series();
             series.sort_unstable_by(|a, b| a.1.labels.cmp(&b.1.labels));
-            let rows = series.iter().map(|(_, s)| {
-                let mut samples = Vec::new();
-                s.snapshot(min, end - 1).decode_into(min, end - 1, &mut samples);
-                Ok((s.labels.clone(), samples))
-            });
-            if let Some(meta) = write_block(blocks_dir, rows, end, 1, Vec::new())? {
+            let rows: Vec<BlockSeries> = series
+                .iter()
+                .map(|(_, s)| (s.labels.clone(), s.unwritten_before(end)))
+                .collect();
+            // Per series, the newest sample going into the block: everything up to it is in.
+            let written: Vec<Option<Timestamp>> = rows.iter().map(|(_, s)| s.last().map(|x| x.t)).collect();
+            if let Some(meta) = write_block(blocks_dir, rows.into_iter().map(Ok), end, 1, Vec::new())? {
                 let block = Block::open(&blocks_dir.join(&meta.id))?;
                 let mut blocks = self.blocks.write();
                 blocks.push(Arc::new(block));
                 blocks.sort_by_key(|b| (b.meta().min_t, b.meta().max_t));
             }
-            // The block is listed before the head stops answering for its time.
-            self.head_min_t.store(end, Ordering::Release);
-            self.head.truncate_before(end);
+            // Listed first, dropped from the head second: a query meanwhile sees the samples
+            // twice (and merges them), never not at all.
+            let dropped = series
+                .iter()
+                .zip(&written)
+                .filter_map(|((_, s), w)| w.map(|t| s.mark_written(t)))
+                .sum();
+            self.head.note_written(dropped, end);
             cut += 1;
         }
     }
 
     /// Replaces the WAL with a checkpoint of what the head holds now: every series, their
-    /// samples from the head's start on, and the newest value of every mark. Commits wait
+    /// samples not yet in a block, and the newest value of every mark. Commits wait
     /// meanwhile.
     fn checkpoint_wal(&self) -> Result<()> {
         let mut wal = self.wal.lock();
         let Some(wal) = wal.as_mut() else { return Ok(()) };
-        let head_min_t = self.head_min_t.load(Ordering::Acquire);
         let mut series = self.head.all_series();
         series.sort_unstable_by_key(|s| s.0);
         let marks: Vec<Mark> = self
@@ -128,11 +133,16 @@ impl Db {
             record::encode_samples(&marks, &[], &mut buf);
             cw.log(record::TYPE_SAMPLES, &buf)?;
             let mut batch: Vec<(u64, Timestamp, f64)> = Vec::with_capacity(CHECKPOINT_RECORD_SAMPLES);
-            let mut samples = Vec::new();
             for (r, s) in &series {
-                samples.clear();
-                s.snapshot(head_min_t, i64::MAX)
-                    .decode_into(head_min_t, i64::MAX, &mut samples);
+                // A series whose samples are all in blocks keeps its newest one here too, so
+                // that after a restart it still refuses older samples (the block and the head
+                // then hold that sample twice, which reads merge away).
+                let mut samples = s.unwritten();
+                if samples.is_empty()
+                    && let Some((t, v)) = s.last()
+                {
+                    samples.push(crate::storage::Sample { t, v });
+                }
                 for x in &samples {
                     batch.push((*r, x.t, x.v));
                     if batch.len() == CHECKPOINT_RECORD_SAMPLES {
@@ -154,21 +164,24 @@ impl Db {
         Ok(())
     }
 
-    /// Merges the blocks of each complete compaction window into one.
+    /// Merges the blocks of each compaction window the head has moved past into one.
     fn compact_blocks(&self, blocks_dir: &Path) -> Result<usize> {
         let range = self.opts.block_range_ms;
-        let head_min_t = self.head_min_t.load(Ordering::Acquire);
+        // Windows entirely older than what the head still has to write are complete (late
+        // samples may still make another block there; a later round merges it in).
+        let settled = self
+            .head
+            .oldest_unwritten()
+            .unwrap_or_else(|| self.head.stats().max_t.saturating_add(1));
         let mut written = 0;
         for factor in COMPACTION_FACTORS {
             let window = range * factor;
             loop {
                 let blocks = self.blocks.read().clone();
-                // The first window the head has moved past that holds more than one block,
-                // all inside it.
                 let mut groups: BTreeMap<i64, Vec<Arc<Block>>> = BTreeMap::new();
                 for b in blocks.iter() {
                     let w = b.meta().min_t.div_euclid(window);
-                    if b.meta().max_t.div_euclid(window) == w && (w + 1) * window <= head_min_t {
+                    if b.meta().max_t.div_euclid(window) == w && (w + 1) * window <= settled {
                         groups.entry(w).or_default().push(b.clone());
                     }
                 }
@@ -193,10 +206,7 @@ impl Db {
             }
         }
         for samples in merged.values_mut() {
-            if !samples.is_sorted_by_key(|s| s.t) {
-                samples.sort_by_key(|s| s.t);
-                samples.dedup_by_key(|s| s.t);
-            }
+            crate::db::sort_dedup(samples);
         }
         let level = group.iter().map(|b| b.meta().level).max().unwrap_or(1) + 1;
         let sources = group.iter().map(|b| b.meta().id.clone()).collect();
@@ -264,11 +274,6 @@ impl Db {
         self.blocks.write().retain(|x| !Arc::ptr_eq(x, b));
         tracing::info!(block = %b.meta().id, max_t = b.meta().max_t, "retention: block deleted");
         remove_block(b)
-    }
-
-    /// Commits reject samples older than this (their time is in blocks).
-    pub fn min_append_time(&self) -> Timestamp {
-        self.append_min_t.load(Ordering::Acquire)
     }
 
     /// Blocks on disk, oldest first.

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::{Mutex, RwLock};
 
@@ -105,11 +105,6 @@ pub struct Db {
     pub(crate) marks: RwLock<BTreeMap<String, Vec<u8>>>,
     /// Blocks on disk, oldest first; queries take a copy of the list.
     pub(crate) blocks: RwLock<Vec<Arc<Block>>>,
-    /// Commits reject samples older than this: their time range is being (or was) written to a
-    /// block. Changed under the WAL lock.
-    pub(crate) append_min_t: AtomicI64,
-    /// The head answers for samples from this time on; older ones are in blocks.
-    pub(crate) head_min_t: AtomicI64,
     /// Serializes maintenance (cutting blocks, compaction, retention).
     pub(crate) maintenance: Mutex<()>,
     counters: DbCounters,
@@ -135,14 +130,11 @@ impl Db {
             Err(fs::TryLockError::Error(e)) => return Err(Error::io("lock", &lock_path)(e)),
         }
         let blocks = crate::block::open_all(&dir.join("blocks"))?;
-        // What the blocks hold is not the head's: samples the WAL still has for that time
-        // (a crash between writing a block and checkpointing the WAL) are skipped.
-        let head_min_t = blocks.iter().map(|b| b.meta().end).max().unwrap_or(i64::MIN);
         let head = Head::default();
         let mut marks = BTreeMap::new();
         let mut replayed = CommitStats::default();
         let (wal, replay) = Wal::open(&dir.join("wal"), opts.wal_segment_size, |rec| {
-            apply_record(&head, &mut marks, &mut replayed, rec, head_min_t)
+            apply_record(&head, &mut marks, &mut replayed, rec)
         })?;
         if replayed.rejected() > 0 {
             tracing::warn!(?replayed, "WAL replay rejected some samples");
@@ -158,8 +150,6 @@ impl Db {
             wal: Mutex::new(Some(wal)),
             marks: RwLock::new(marks),
             blocks: RwLock::new(blocks.into_iter().map(Arc::new).collect()),
-            append_min_t: AtomicI64::new(head_min_t),
-            head_min_t: AtomicI64::new(head_min_t),
             maintenance: Mutex::new(()),
             counters: DbCounters::default(),
             replay,
@@ -176,8 +166,6 @@ impl Db {
             wal: Mutex::new(None),
             marks: RwLock::new(BTreeMap::new()),
             blocks: RwLock::new(Vec::new()),
-            append_min_t: AtomicI64::new(i64::MIN),
-            head_min_t: AtomicI64::new(i64::MIN),
             maintenance: Mutex::new(()),
             counters: DbCounters::default(),
             replay: ReplayStats::default(),
@@ -262,7 +250,6 @@ fn apply_record(
     marks: &mut BTreeMap<String, Vec<u8>>,
     stats: &mut CommitStats,
     rec: Record,
-    head_min_t: Timestamp,
 ) -> std::result::Result<(), String> {
     match rec {
         Record::Series(series) => {
@@ -272,8 +259,7 @@ fn apply_record(
                 }
             }
         }
-        Record::Samples { marks: m, mut samples } => {
-            samples.retain(|s| s.1 >= head_min_t);
+        Record::Samples { marks: m, samples } => {
             head.append_batch(&samples, |_, o| stats.count(o.map(|(_, o)| o)));
             for Mark { key, value } in m {
                 marks.insert(key, value);
@@ -338,7 +324,6 @@ impl Appender<'_> {
         // and the application that follows the write.
         let mut wal = db.wal.lock();
         let series = db.head.resolve(self.samples.iter().map(|s| s.0));
-        let min_t = db.append_min_t.load(Ordering::Relaxed);
         let mut newest: FxHashMap<SeriesRef, (Timestamp, f64)> = FxHashMap::default();
         let mut accepted: Vec<(SeriesRef, Timestamp, f64)> = Vec::with_capacity(self.samples.len());
         let mut apply: Vec<(&MemSeries, Timestamp, f64)> = Vec::with_capacity(self.samples.len());
@@ -350,12 +335,7 @@ impl Appender<'_> {
                 continue;
             };
             let last = newest.get(&r).copied().or_else(|| s.last());
-            // Older than the head: that time is in a block already.
-            let outcome = if t < min_t {
-                AppendOutcome::OutOfOrder
-            } else {
-                MemSeries::decide(last, t, v)
-            };
+            let outcome = MemSeries::decide(last, t, v);
             stats.count(Some(outcome));
             if outcome != AppendOutcome::Appended {
                 continue;
@@ -425,34 +405,29 @@ fn validate(labels: &Labels) -> Result<()> {
 }
 
 impl Db {
-    /// The blocks with samples in `[mint, maxt]`, oldest first, and where the head's part starts.
-    fn parts(&self, mint: Timestamp, maxt: Timestamp) -> (Vec<Arc<Block>>, Timestamp) {
-        // The head bound is read first: a block that moves samples out of the head is listed
-        // before the bound rises, so every sample is in one of the two.
-        let head_min_t = self.head_min_t.load(Ordering::Acquire);
-        let blocks = self
-            .blocks
+    /// The blocks with samples in `[mint, maxt]`, oldest first.
+    fn blocks_in(&self, mint: Timestamp, maxt: Timestamp) -> Vec<Arc<Block>> {
+        self.blocks
             .read()
             .iter()
-            .filter(|b| b.overlaps(mint, maxt.min(head_min_t.saturating_sub(1))))
+            .filter(|b| b.overlaps(mint, maxt))
             .cloned()
-            .collect();
-        (blocks, head_min_t)
+            .collect()
     }
 }
 
 impl Queryable for Db {
     fn select(&self, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Result<Vec<Series>> {
-        let (blocks, head_min_t) = self.parts(mint, maxt);
-        let head = self.head.select(matchers, mint.max(head_min_t), maxt);
+        // Blocks first: a block cut meanwhile then shows its samples in both, and the merge
+        // below drops the repeats, rather than in neither.
+        let blocks = self.blocks_in(mint, maxt);
+        let head = self.head.select(matchers, mint, maxt);
         if blocks.is_empty() {
             return Ok(head);
         }
-        // Blocks are disjoint in time and older than the head: per series, their samples
-        // concatenate in time order.
         let mut merged: BTreeMap<Labels, Vec<Sample>> = BTreeMap::new();
         for b in &blocks {
-            for s in b.select(matchers, mint, maxt.min(head_min_t.saturating_sub(1)))? {
+            for s in b.select(matchers, mint, maxt)? {
                 merged.entry(s.labels).or_default().extend(s.samples);
             }
         }
@@ -461,13 +436,16 @@ impl Queryable for Db {
         }
         Ok(merged
             .into_iter()
-            .map(|(labels, samples)| Series { labels, samples })
+            .map(|(labels, mut samples)| {
+                sort_dedup(&mut samples);
+                Series { labels, samples }
+            })
             .collect())
     }
 
     fn series(&self, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Result<Vec<Labels>> {
-        let (blocks, head_min_t) = self.parts(mint, maxt);
-        let mut out = self.head.series_labels(matchers, mint.max(head_min_t), maxt);
+        let blocks = self.blocks_in(mint, maxt);
+        let mut out = self.head.series_labels(matchers, mint, maxt);
         if blocks.is_empty() {
             return Ok(out);
         }
@@ -480,8 +458,8 @@ impl Queryable for Db {
     }
 
     fn label_names(&self, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Result<Vec<String>> {
-        let (blocks, head_min_t) = self.parts(mint, maxt);
-        let mut names = self.head.label_names(matchers, mint.max(head_min_t), maxt);
+        let blocks = self.blocks_in(mint, maxt);
+        let mut names = self.head.label_names(matchers, mint, maxt);
         if blocks.is_empty() {
             return Ok(names);
         }
@@ -502,8 +480,8 @@ impl Queryable for Db {
     }
 
     fn label_values(&self, name: &str, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Result<Vec<String>> {
-        let (blocks, head_min_t) = self.parts(mint, maxt);
-        let mut values = self.head.label_values(name, matchers, mint.max(head_min_t), maxt);
+        let blocks = self.blocks_in(mint, maxt);
+        let mut values = self.head.label_values(name, matchers, mint, maxt);
         if blocks.is_empty() {
             return Ok(values);
         }
@@ -521,6 +499,16 @@ impl Queryable for Db {
         values.sort_unstable();
         values.dedup();
         Ok(values)
+    }
+}
+
+/// Puts samples gathered from several parts in time order and keeps one per timestamp (the
+/// same sample can be in a block and in the head for a moment, or in two blocks after a crash
+/// between writing one and checkpointing the WAL).
+pub(crate) fn sort_dedup(samples: &mut Vec<Sample>) {
+    if !samples.windows(2).all(|w| w[0].t < w[1].t) {
+        samples.sort_by_key(|s| s.t);
+        samples.dedup_by_key(|s| s.t);
     }
 }
 

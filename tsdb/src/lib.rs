@@ -45,6 +45,7 @@ pub mod error;
 pub mod events;
 pub mod head;
 pub mod labels;
+pub mod openmetrics;
 pub mod promql;
 pub mod storage;
 pub mod time;

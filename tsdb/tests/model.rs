@@ -43,8 +43,6 @@ struct Model {
     /// Committed samples per series, as value bits.
     samples: BTreeMap<usize, BTreeMap<Timestamp, u64>>,
     marks: BTreeMap<String, Vec<u8>>,
-    /// Samples before this are refused: their time is in blocks.
-    min_t: Timestamp,
 }
 
 impl Model {
@@ -57,7 +55,7 @@ impl Model {
     /// rejected.
     fn commit(&mut self, batch: &[(usize, Timestamp, f64)], marks: &[(String, Vec<u8>)]) {
         for &(s, t, v) in batch {
-            if t >= self.min_t && self.newest(s).is_none_or(|(last, _)| t > last) {
+            if self.newest(s).is_none_or(|(last, _)| t > last) {
                 self.samples.entry(s).or_default().insert(t, v.to_bits());
             }
         }
@@ -99,7 +97,7 @@ proptest! {
             ..Options::default()
         };
         let mut db = Db::open(dir.path(), opts).expect("open");
-        let mut model = Model { min_t: i64::MIN, ..Model::default() };
+        let mut model = Model::default();
         let mut batch: Vec<(usize, Timestamp, f64)> = Vec::new();
         let mut marks: Vec<(String, Vec<u8>)> = Vec::new();
         for op in ops {
@@ -131,7 +129,6 @@ proptest! {
                 Op::Query(s, mint, maxt) => check(&db, &model, s, mint, maxt)?,
                 Op::Maintain => {
                     db.maintain().expect("maintain");
-                    model.min_t = db.min_append_time();
                 }
                 Op::Reboot => {
                     // What was not committed is gone, as with a crash.
@@ -139,7 +136,6 @@ proptest! {
                     marks.clear();
                     drop(db);
                     db = Db::open(dir.path(), opts).expect("reopen");
-                    prop_assert_eq!(db.min_append_time(), model.min_t);
                     for (k, v) in &model.marks {
                         prop_assert_eq!(db.mark(k), Some(v.clone()));
                     }

@@ -1,15 +1,21 @@
-//! `cargo +nightly fuzz run xor_chunk` (from `tsdb/`): arbitrary bytes decoded as a chunk must
-//! not panic, and the same bytes read as samples must round-trip through the encoder.
+//! `cargo +nightly fuzz run xor_chunk` (from `tsdb/`): arbitrary bytes decoded as an XOR or an
+//! integer chunk must not panic, and the same bytes read as samples must round-trip through the encoder.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vigil_tsdb::chunkenc::{XorAppender, XorIter};
+use vigil_tsdb::chunkenc::{XorAppender, XorIter, int};
 
 fuzz_target!(|data: &[u8]| {
     let mut it = XorIter::new(data);
     let decoded = it.by_ref().count();
     let claimed = data.get(..2).map_or(0, |h| usize::from(u16::from_be_bytes([h[0], h[1]])));
     assert!(decoded == claimed || it.is_corrupt());
+    let mut n = 0;
+    int::for_each_sample(data, |_, _| {
+        n += 1;
+        true
+    });
+    assert!(n <= claimed);
 
     // Each 16 bytes: a timestamp step (kept non-negative) and a value's bits.
     let mut a = XorAppender::new();

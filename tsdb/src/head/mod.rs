@@ -162,14 +162,18 @@ impl Head {
         self.index.read().series.iter().map(|(r, s)| (*r, s.clone())).collect()
     }
 
-    /// Drops the chunks that end before `t` (they were written to a block); the head's oldest
-    /// time becomes `t` at the earliest.
-    pub(crate) fn truncate_before(&self, t: Timestamp) {
+    /// The oldest sample not yet written to a block, over all series.
+    pub(crate) fn oldest_unwritten(&self) -> Option<Timestamp> {
         let series: Vec<Arc<MemSeries>> = self.index.read().series.values().cloned().collect();
-        let gone: u64 = series.iter().map(|s| s.truncate_before(t)).sum();
-        self.samples
-            .fetch_sub(gone.min(self.samples.load(Ordering::Relaxed)), Ordering::Relaxed);
-        self.min_t.fetch_max(t, Ordering::Relaxed);
+        series.iter().filter_map(|s| s.oldest_unwritten()).min()
+    }
+
+    /// Records that `samples` chunk-holding samples were dropped after being written to a
+    /// block, and that nothing older than `oldest` is left to write.
+    pub(crate) fn note_written(&self, dropped: u64, oldest: Timestamp) {
+        let held = self.samples.load(Ordering::Relaxed);
+        self.samples.fetch_sub(dropped.min(held), Ordering::Relaxed);
+        self.min_t.fetch_max(oldest, Ordering::Relaxed);
     }
 
     /// What the head holds.

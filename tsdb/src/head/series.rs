@@ -39,6 +39,8 @@ struct SeriesData {
     last: Option<(Timestamp, f64)>,
     /// Newest sample that is not a staleness marker.
     last_value: Option<(Timestamp, f64)>,
+    /// Samples up to here are in a block; chunks that end by then are dropped.
+    written_until: Option<Timestamp>,
 }
 
 /// A series held by the head.
@@ -120,12 +122,51 @@ impl MemSeries {
         AppendOutcome::Appended
     }
 
-    /// Drops the closed chunks that end before `t` (their samples are in a block now).
+    /// The oldest sample not yet written to a block.
+    pub(crate) fn oldest_unwritten(&self) -> Option<Timestamp> {
+        let d = self.data.lock();
+        let after = d.written_until.unwrap_or(i64::MIN);
+        if d.last.is_none_or(|(t, _)| t <= after) {
+            return None;
+        }
+        let chunks = d.closed.iter().filter(|c| c.max_t > after).map(|c| &*c.bytes);
+        let mut found = None;
+        for bytes in chunks.chain(std::iter::once(d.open.bytes())) {
+            XorIter::new(bytes).for_each_sample(|t, _| {
+                if t > after {
+                    found = Some(t);
+                }
+                found.is_none()
+            });
+            if found.is_some() {
+                break;
+            }
+        }
+        found
+    }
+
+    /// The samples not yet written to a block that are before `end`.
+    pub(crate) fn unwritten_before(&self, end: Timestamp) -> Vec<Sample> {
+        let from = self.data.lock().written_until.map_or(i64::MIN, |w| w + 1);
+        let mut out = Vec::new();
+        if from < end {
+            self.snapshot(from, end - 1).decode_into(from, end - 1, &mut out);
+        }
+        out
+    }
+
+    /// The samples not yet written to a block.
+    pub(crate) fn unwritten(&self) -> Vec<Sample> {
+        self.unwritten_before(i64::MAX)
+    }
+
+    /// Records that the samples up to `t` are in a block and drops the chunks that end by then.
     /// Returns how many samples went.
-    pub(crate) fn truncate_before(&self, t: Timestamp) -> u64 {
+    pub(crate) fn mark_written(&self, t: Timestamp) -> u64 {
         let mut d = self.data.lock();
-        let keep = d.closed.partition_point(|c| c.max_t < t);
-        let gone: u64 = d.closed[..keep]
+        d.written_until = Some(d.written_until.map_or(t, |w| w.max(t)));
+        let keep = d.closed.partition_point(|c| c.max_t <= t);
+        let gone = d.closed[..keep]
             .iter()
             .map(|c| XorIter::new(&c.bytes).size_hint().1.unwrap_or(0) as u64)
             .sum();
