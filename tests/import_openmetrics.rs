@@ -4,6 +4,9 @@
 
 mod common;
 
+use std::path::Path;
+use std::process::Output;
+
 use common::{Server, run, value};
 
 /// 2026-11-23 00:00 UTC.
@@ -28,20 +31,24 @@ fn openmetrics() -> String {
     out
 }
 
-#[test]
-fn imported_samples_are_queryable_from_blocks_and_head() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let file = tmp.path().join("backfill.om");
-    std::fs::write(&file, openmetrics()).expect("write");
-    let dir = tmp.path().join("data");
-    let out = run(&[
+fn import(file: &Path, dir: &Path) -> Output {
+    run(&[
         "import",
         "openmetrics",
         file.to_str().expect("utf-8"),
         "--data-dir",
         dir.to_str().expect("utf-8"),
         "-q",
-    ]);
+    ])
+}
+
+#[test]
+fn imported_samples_are_queryable_from_blocks_and_head() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let file = tmp.path().join("backfill.om");
+    std::fs::write(&file, openmetrics()).expect("write");
+    let dir = tmp.path().join("data");
+    let out = import(&file, &dir);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -49,9 +56,8 @@ fn imported_samples_are_queryable_from_blocks_and_head() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("samples 7200 (series 3)"), "{stdout}");
-    // 10 h with 2 h blocks: 0-2, 2-4, 4-6 and 6-8 are cut (the head keeps the rest), and 0-6 h
-    // compacted.
-    assert!(stdout.contains("blocks 2 (cut 4, compacted 1)"), "{stdout}");
+    // 10 h in 2 h blocks, all cut; 0-6 h compacted into one, 6-10 h waits for its window.
+    assert!(stdout.contains("blocks 3 (cut 5, compacted 1)"), "{stdout}");
 
     let server = Server::start(&dir, "");
     let at = T0 + 10 * HOUR - 15_000;
@@ -76,14 +82,7 @@ fn a_malformed_line_is_reported_with_line_and_column() {
     )
     .expect("write");
     let dir = tmp.path().join("data");
-    let out = run(&[
-        "import",
-        "openmetrics",
-        file.to_str().expect("utf-8"),
-        "--data-dir",
-        dir.to_str().expect("utf-8"),
-        "-q",
-    ]);
+    let out = import(&file, &dir);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("bad.om:3:"), "{stderr}");

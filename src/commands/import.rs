@@ -132,7 +132,7 @@ pub(crate) struct ImportOpenMetricsArgs {
 const OPENMETRICS_BATCH: usize = 100_000;
 
 /// `vigil import openmetrics FILE`: appends every sample (each series' samples in time order,
-/// as the format has them), then cuts what is old enough into blocks. A malformed line stops
+/// as the format has them), then writes them all into blocks and compacts them. A malformed line stops
 /// the import with its line and column; what was committed before it stays.
 pub(crate) fn run_openmetrics(args: &ImportOpenMetricsArgs) -> Result<()> {
     let cfg = args.config.load()?;
@@ -184,7 +184,7 @@ pub(crate) fn run_openmetrics(args: &ImportOpenMetricsArgs) -> Result<()> {
     }
     commit(app, &mut totals)?;
     bar.set_message("cutting blocks");
-    let report = db.maintain().context("cutting blocks")?;
+    let report = db.flush_to_blocks().context("cutting blocks")?;
     db.sync()?;
     bar.finish_and_clear();
     let blocks = db.blocks();
@@ -205,14 +205,13 @@ pub(crate) fn run_openmetrics(args: &ImportOpenMetricsArgs) -> Result<()> {
         totals.conflict
     );
     println!(
-        "blocks {} (cut {}, compacted {}): {} samples in {} bytes ({:.3} bytes per sample); the newest {} stay in the head and WAL",
+        "blocks {} (cut {}, compacted {}): {} samples in {} bytes ({:.3} bytes per sample)",
         blocks.len(),
         report.cut,
         report.compacted,
         block_samples,
         block_bytes,
         block_bytes as f64 / block_samples.max(1) as f64,
-        vigil_tsdb::time::format_duration_ms(cfg.storage.block_range * 3 / 2),
     );
     Ok(())
 }

@@ -45,13 +45,24 @@ impl Db {
     /// compacts blocks, and applies retention. Safe to call at any time from any thread (rounds
     /// are serialized); a store without a directory does nothing.
     pub fn maintain(&self) -> Result<MaintenanceReport> {
+        self.maintain_with(false)
+    }
+
+    /// [`Db::maintain`], but every sample of the head goes into blocks, however recent: for an
+    /// offline import of history. Samples added later for the same ranges make further blocks,
+    /// which compaction merges.
+    pub fn flush_to_blocks(&self) -> Result<MaintenanceReport> {
+        self.maintain_with(true)
+    }
+
+    fn maintain_with(&self, everything: bool) -> Result<MaintenanceReport> {
         let mut report = MaintenanceReport::default();
         let Some(dir) = self.dir.clone() else {
             return Ok(report);
         };
         let _one = self.maintenance.lock();
         let blocks_dir = dir.join("blocks");
-        report.cut = self.cut_head(&blocks_dir)?;
+        report.cut = self.cut_head(&blocks_dir, everything)?;
         if report.cut > 0 {
             self.checkpoint_wal()?;
         }
@@ -68,7 +79,7 @@ impl Db {
     /// written (every series' unwritten samples in it) and the chunks that end in it dropped.
     /// Late samples (a replay, a backfill) are taken as they come: their range may get a second
     /// block, and queries and compaction merge overlapping ones.
-    fn cut_head(&self, blocks_dir: &Path) -> Result<usize> {
+    fn cut_head(&self, blocks_dir: &Path, everything: bool) -> Result<usize> {
         let range = self.opts.block_range_ms;
         let mut cut = 0;
         loop {
@@ -76,7 +87,7 @@ impl Db {
             let Some(oldest) = self.head.oldest_unwritten() else {
                 return Ok(cut);
             };
-            if newest - oldest < range / 2 * 3 {
+            if !everything && newest - oldest < range / 2 * 3 {
                 return Ok(cut);
             }
             let start = oldest.div_euclid(range) * range;
