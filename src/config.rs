@@ -191,6 +191,9 @@ pub(crate) struct ServerConfig {
     /// How often the server's own metrics are written to the store. Default `10s`.
     #[serde(deserialize_with = "duration")]
     pub(crate) self_metrics_interval: i64,
+    /// Serve `/api/v1/admin/tsdb/delete_series`. Default false, as Prometheus's
+    /// `--web.enable-admin-api`.
+    pub(crate) enable_admin_api: bool,
 }
 
 impl Default for ServerConfig {
@@ -199,6 +202,7 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
             max_body_bytes: 16 << 20,
             self_metrics_interval: 10_000,
+            enable_admin_api: false,
         }
     }
 }

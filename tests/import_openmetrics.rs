@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::process::Output;
 
-use common::{Server, run, value};
+use common::{Server, post, run, value};
 
 /// 2026-11-23 00:00 UTC.
 const T0: i64 = 1_795_392_000_000;
@@ -69,6 +69,26 @@ fn imported_samples_are_queryable_from_blocks_and_head() {
     let q = r#"increase(http_requests_total{route="a"}[8h])"#;
     let got = value(server.addr, q, at).expect("a value");
     assert!((got - 3.0 * (8 * HOUR / 15_000) as f64).abs() < 1.0, "{got}");
+    // The admin API is off by default.
+    let (status, _) = post(server.addr, "/api/v1/admin/tsdb/delete_series?match[]=up", b"");
+    assert_eq!(status, 503);
+    server.stop();
+
+    // Deleting a route's series, with the admin API on: gone from blocks and head, for good.
+    let config = "server:\n  enable_admin_api: true\n";
+    let server = Server::start(&dir, config);
+    let path = "/api/v1/admin/tsdb/delete_series?match[]=http_requests_total%7Broute%3D%22a%22%7D";
+    let (status, body) = post(server.addr, path, b"");
+    assert_eq!(status, 204, "{body}");
+    let partial = format!("{path}&start=0&end=1");
+    assert_eq!(post(server.addr, &partial, b"").0, 400);
+    server.stop();
+    let server = Server::start(&dir, config);
+    assert_eq!(
+        value(server.addr, "sum(http_requests_total)", at),
+        Some(2.0 * 2399.0 * 3.0)
+    );
+    assert_eq!(value(server.addr, r#"count(http_requests_total{route="a"})"#, at), None);
     server.stop();
 }
 

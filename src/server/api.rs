@@ -1,5 +1,6 @@
 //! Prometheus-compatible query endpoints: `/api/v1/query`, `/api/v1/query_range`,
-//! `/api/v1/series`, `/api/v1/labels`, `/api/v1/label/<name>/values`, `/api/v1/status/buildinfo`.
+//! `/api/v1/series`, `/api/v1/labels`, `/api/v1/label/<name>/values`, `/api/v1/status/buildinfo`,
+//! `/api/v1/admin/tsdb/delete_series`.
 //! Each accepts GET and POST (form-encoded) as Prometheus does.
 
 use std::sync::Arc;
@@ -220,4 +221,36 @@ pub(crate) async fn buildinfo() -> Response {
         "buildDate": "",
         "goVersion": concat!("rust (vigil ", env!("CARGO_PKG_VERSION"), ")"),
     }))
+}
+
+/// `/api/v1/admin/tsdb/delete_series` (POST or PUT): deletes every sample of the series matching
+/// any `match[]`, in the head and in the blocks. Whole series only: `start` and `end`, when
+/// given, must cover all time. Answers 204. Off unless `server.enable_admin_api` is set.
+pub(crate) async fn delete_series(
+    State(app): State<Arc<App>>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !app.admin_api {
+        return ApiError::unavailable("admin APIs disabled (server.enable_admin_api)").into_response();
+    }
+    let p = Params::from_request(q.as_deref(), &headers, &body);
+    let run = move || -> Result<u64, ApiError> {
+        let sets = match_sets(&p, true)?;
+        let (start, end) = time_range(&p)?;
+        if start > MIN_TIME || end < MAX_TIME {
+            return Err(ApiError::bad_data(
+                "vigil deletes whole series only: leave out start and end",
+            ));
+        }
+        app.db
+            .delete_series(&sets)
+            .map_err(|e| ApiError::internal(e.to_string()))
+    };
+    match tokio::task::spawn_blocking(run).await {
+        Ok(Ok(_)) => axum::http::StatusCode::NO_CONTENT.into_response(),
+        Ok(Err(e)) => e.into_response(),
+        Err(e) => ApiError::internal(format!("delete task failed: {e}")).into_response(),
+    }
 }

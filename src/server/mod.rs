@@ -55,6 +55,8 @@ pub(crate) struct App {
     /// Where the rule files are listed, re-read on reload.
     config_path: Option<PathBuf>,
     rule_files: Mutex<Vec<String>>,
+    /// Whether `/api/v1/admin/*` answers (`server.enable_admin_api`).
+    pub(crate) admin_api: bool,
 }
 
 impl App {
@@ -94,6 +96,7 @@ impl App {
             events,
             config_path,
             rule_files: Mutex::new(cfg.rule_files.clone()),
+            admin_api: cfg.server.enable_admin_api,
         };
         if !cfg.rule_files.is_empty() {
             app.rules
@@ -174,6 +177,10 @@ pub(crate) fn router(app: Arc<App>, max_body: usize) -> Router {
         .route("/api/v1/labels", get(api::labels).post(api::labels))
         .route("/api/v1/label/{name}/values", get(api::label_values))
         .route("/api/v1/status/buildinfo", get(api::buildinfo))
+        .route(
+            "/api/v1/admin/tsdb/delete_series",
+            post(api::delete_series).put(api::delete_series),
+        )
         .route("/api/v1/status/collector", get(status::collector))
         .route(
             "/api/v1/events/search",

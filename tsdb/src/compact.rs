@@ -18,7 +18,7 @@ use std::sync::Arc;
 use crate::block::{Block, BlockSeries, write_block};
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::labels::Labels;
+use crate::labels::{Labels, Matcher};
 use crate::storage::{Sample, Timestamp};
 use crate::wal::record::{self, Mark};
 
@@ -150,6 +150,7 @@ impl Db {
                 // then hold that sample twice, which reads merge away).
                 let mut samples = s.unwritten();
                 if samples.is_empty()
+                    && !s.is_deleted()
                     && let Some((t, v)) = s.last()
                 {
                     samples.push(crate::storage::Sample { t, v });
@@ -285,6 +286,64 @@ impl Db {
         self.blocks.write().retain(|x| !Arc::ptr_eq(x, b));
         tracing::info!(block = %b.meta().id, max_t = b.meta().max_t, "retention: block deleted");
         remove_block(b)
+    }
+
+    /// Deletes every sample of the series matching any of `sets` (each a list of matchers that
+    /// must all match), in the head and in the blocks, durably: blocks holding them are
+    /// rewritten without them and the WAL is checkpointed. Returns how many series had samples
+    /// deleted. Samples appended afterwards are kept (they must still be newer than the
+    /// deleted ones).
+    pub fn delete_series(&self, sets: &[Vec<Matcher>]) -> Result<u64> {
+        let _one = self.maintenance.lock();
+        let mut deleted: std::collections::BTreeSet<Labels> = std::collections::BTreeSet::new();
+        let mut dropped = 0;
+        for set in sets {
+            for s in self.head.matching_series(set) {
+                if s.time_range().is_some() || !s.unwritten().is_empty() {
+                    deleted.insert(s.labels.clone());
+                }
+                dropped += s.clear();
+            }
+        }
+        self.head.note_written(dropped, i64::MIN);
+        if let Some(dir) = self.dir.clone() {
+            let blocks_dir = dir.join("blocks");
+            let blocks = self.blocks.read().clone();
+            for b in blocks {
+                let doomed: std::collections::BTreeSet<Labels> = sets
+                    .iter()
+                    .flat_map(|set| b.series_labels(set, i64::MIN, i64::MAX))
+                    .collect();
+                if doomed.is_empty() {
+                    continue;
+                }
+                let rows = b
+                    .all_series()
+                    .filter(|r| r.as_ref().map_or(true, |(l, _)| !doomed.contains(l)));
+                let meta = write_block(
+                    blocks_dir.as_path(),
+                    rows,
+                    b.meta().end,
+                    b.meta().level,
+                    vec![b.meta().id.clone()],
+                )?;
+                let new = match meta {
+                    Some(meta) => Some(Arc::new(Block::open(&blocks_dir.join(&meta.id))?)),
+                    None => None,
+                };
+                {
+                    let mut blocks = self.blocks.write();
+                    blocks.retain(|x| !Arc::ptr_eq(x, &b));
+                    blocks.extend(new);
+                    blocks.sort_by_key(|x| (x.meta().min_t, x.meta().max_t));
+                }
+                remove_block(&b)?;
+                deleted.extend(doomed);
+            }
+            self.checkpoint_wal()?;
+        }
+        tracing::info!(series = deleted.len(), "series deleted");
+        Ok(deleted.len() as u64)
     }
 
     /// Blocks on disk, oldest first.

@@ -166,3 +166,37 @@ fn a_size_limit_deletes_the_oldest_blocks() {
         expected(T0 + 4 * HOUR, i64::MAX, T0 + 7 * HOUR)
     );
 }
+
+#[test]
+fn deleting_series_by_matcher_removes_them_from_head_and_blocks_durably() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::open(dir.path(), options()).expect("open");
+    fill(&db, T0, 7);
+    db.maintain().expect("maintain");
+    assert!(!db.blocks().is_empty());
+    let gone = [Matcher::new(MatchOp::Regex, "route", "route-(3|4)").expect("matcher")];
+    assert_eq!(db.delete_series(&[gone.to_vec()]).expect("delete"), 2);
+    let left = |db: &Db| all(db, i64::MIN, i64::MAX);
+    let want: Vec<_> = expected(i64::MIN, i64::MAX, T0 + 7 * HOUR)
+        .into_iter()
+        .filter(|(l, _)| !matches!(l.get("route"), Some("route-3" | "route-4")))
+        .collect();
+    assert_eq!(left(&db), want);
+    assert!(db.series(&gone, i64::MIN, i64::MAX).expect("series").is_empty());
+    // A new sample of a deleted series (newer than the deleted ones) is kept.
+    let mut app = db.appender();
+    app.append(&labels(3), T0 + 8 * HOUR, 1.0).expect("append");
+    app.commit().expect("commit");
+    drop(db);
+    let db = Db::open(dir.path(), options()).expect("reopen");
+    let got = db.select(&gone, i64::MIN, i64::MAX).expect("select");
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        got[0].samples,
+        vec![Sample {
+            t: T0 + 8 * HOUR,
+            v: 1.0
+        }]
+    );
+    assert_eq!(left(&db).len(), SERIES as usize - 1);
+}

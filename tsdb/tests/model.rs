@@ -18,6 +18,8 @@ enum Op {
     Reboot,
     /// Cut blocks, compact, checkpoint the WAL.
     Maintain,
+    /// Delete a series by matcher.
+    Delete(usize),
 }
 
 const SERIES: usize = 5;
@@ -31,6 +33,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0..SERIES, 0i64..600, 0i64..600).prop_map(|(s, a, b)| Op::Query(s, a.min(b), a.max(b))),
         1 => Just(Op::Reboot),
         1 => Just(Op::Maintain),
+        1 => (0..SERIES).prop_map(Op::Delete),
     ]
 }
 
@@ -43,11 +46,16 @@ struct Model {
     /// Committed samples per series, as value bits.
     samples: BTreeMap<usize, BTreeMap<Timestamp, u64>>,
     marks: BTreeMap<String, Vec<u8>>,
+    /// Newest sample per series ever committed (a delete keeps appends in order, until a
+    /// restart: the store does not keep a deleted series' newest sample).
+    last: BTreeMap<usize, Timestamp>,
+    /// Deleted series without a sample since.
+    deleted: std::collections::BTreeSet<usize>,
 }
 
 impl Model {
-    fn newest(&self, s: usize) -> Option<(Timestamp, u64)> {
-        self.samples.get(&s)?.iter().next_back().map(|(t, v)| (*t, *v))
+    fn newest(&self, s: usize) -> Option<Timestamp> {
+        self.last.get(&s).copied()
     }
 
     /// Applies a committed batch with the store's rules: a sample must be newer than its
@@ -55,8 +63,10 @@ impl Model {
     /// rejected.
     fn commit(&mut self, batch: &[(usize, Timestamp, f64)], marks: &[(String, Vec<u8>)]) {
         for &(s, t, v) in batch {
-            if self.newest(s).is_none_or(|(last, _)| t > last) {
+            if self.newest(s).is_none_or(|last| t > last) {
                 self.samples.entry(s).or_default().insert(t, v.to_bits());
+                self.last.insert(s, t);
+                self.deleted.remove(&s);
             }
         }
         for (k, v) in marks {
@@ -108,7 +118,7 @@ proptest! {
                         .rev()
                         .find(|b| b.0 == s)
                         .map(|b| b.1)
-                        .or_else(|| model.newest(s).map(|n| n.0))
+                        .or_else(|| model.newest(s))
                         .unwrap_or(0);
                     batch.push((s, base + dt, v));
                 }
@@ -130,12 +140,22 @@ proptest! {
                 Op::Maintain => {
                     db.maintain().expect("maintain");
                 }
+                Op::Delete(s) => {
+                    let name = s.to_string();
+                    let m = vec![Matcher::new(MatchOp::Equal, "series", &name).expect("matcher")];
+                    db.delete_series(&[m]).expect("delete");
+                    model.samples.remove(&s);
+                    model.deleted.insert(s);
+                }
                 Op::Reboot => {
                     // What was not committed is gone, as with a crash.
                     batch.clear();
                     marks.clear();
                     drop(db);
                     db = Db::open(dir.path(), opts).expect("reopen");
+                    for s in std::mem::take(&mut model.deleted) {
+                        model.last.remove(&s);
+                    }
                     for (k, v) in &model.marks {
                         prop_assert_eq!(db.mark(k), Some(v.clone()));
                     }

@@ -41,6 +41,9 @@ struct SeriesData {
     last_value: Option<(Timestamp, f64)>,
     /// Samples up to here are in a block; chunks that end by then are dropped.
     written_until: Option<Timestamp>,
+    /// Deleted: no samples, and a checkpoint does not keep its newest one (which stays only to
+    /// keep appends in order).
+    deleted: bool,
 }
 
 /// A series held by the head.
@@ -115,6 +118,7 @@ impl MemSeries {
             d.open_min_t = t;
         }
         d.open.append(t, v);
+        d.deleted = false;
         d.last = Some((t, v));
         if !crate::storage::is_stale_nan(v) {
             d.last_value = Some((t, v));
@@ -174,6 +178,29 @@ impl MemSeries {
         gone
     }
 
+    /// Drops every sample (a delete by matcher); appends must still be newer than the newest
+    /// one. Returns how many samples went.
+    pub(crate) fn clear(&self) -> u64 {
+        let mut d = self.data.lock();
+        let gone = d
+            .closed
+            .iter()
+            .map(|c| XorIter::new(&c.bytes).size_hint().1.unwrap_or(0) as u64)
+            .sum::<u64>()
+            + d.open.len() as u64;
+        d.closed.clear();
+        d.open = XorAppender::new();
+        d.last_value = None;
+        d.written_until = d.last.map(|(t, _)| t);
+        d.deleted = true;
+        gone
+    }
+
+    /// Whether the series was deleted and has had no sample since.
+    pub(crate) fn is_deleted(&self) -> bool {
+        self.data.lock().deleted
+    }
+
     /// The newest sample (possibly a staleness marker) and the newest real value.
     pub fn last_sample(&self) -> (Option<Sample>, Option<Sample>) {
         let d = self.data.lock();
@@ -184,6 +211,9 @@ impl MemSeries {
     /// Oldest and newest timestamps, if the series has samples.
     pub(crate) fn time_range(&self) -> Option<(Timestamp, Timestamp)> {
         let d = self.data.lock();
+        if d.deleted {
+            return None;
+        }
         let last = d.last?.0;
         let first = d.closed.first().map_or(d.open_min_t, |c| c.min_t);
         Some((first, last))
