@@ -19,7 +19,7 @@ use crate::block::{Block, BlockSeries, write_block};
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::labels::{Labels, Matcher};
-use crate::storage::{Sample, Timestamp};
+use crate::storage::{Sample, SeriesReader, Timestamp};
 use crate::wal::record::{self, Mark};
 
 /// Samples per WAL record in a checkpoint.

@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 
 use crate::head::{AppendOutcome, Head, HeadStats, MemSeries, SeriesRef};
 use crate::labels::{Labels, Matcher};
-use crate::storage::{Queryable, Sample, Series, Timestamp};
+use crate::storage::{Queryable, Sample, Series, SeriesReader, Timestamp};
 use crate::wal::record::{self, Mark, Record};
 use crate::wal::{DEFAULT_SEGMENT_SIZE, ReplayStats, Wal};
 
@@ -100,7 +100,7 @@ pub struct DbCounters {
 pub struct Db {
     pub(crate) dir: Option<PathBuf>,
     pub(crate) opts: Options,
-    pub(crate) head: Head,
+    pub(crate) head: Arc<Head>,
     pub(crate) wal: Mutex<Option<Wal>>,
     pub(crate) marks: RwLock<BTreeMap<String, Vec<u8>>>,
     /// Blocks on disk, oldest first; queries take a copy of the list.
@@ -146,7 +146,7 @@ impl Db {
         Ok(Db {
             dir: Some(dir.to_owned()),
             opts,
-            head,
+            head: Arc::new(head),
             wal: Mutex::new(Some(wal)),
             marks: RwLock::new(marks),
             blocks: RwLock::new(blocks.into_iter().map(Arc::new).collect()),
@@ -162,7 +162,7 @@ impl Db {
         Db {
             dir: None,
             opts: Options::default(),
-            head: Head::default(),
+            head: Arc::new(Head::default()),
             wal: Mutex::new(None),
             marks: RwLock::new(BTreeMap::new()),
             blocks: RwLock::new(Vec::new()),
@@ -405,34 +405,49 @@ fn validate(labels: &Labels) -> Result<()> {
 }
 
 impl Db {
-    /// The blocks with samples in `[mint, maxt]`, oldest first.
-    fn blocks_in(&self, mint: Timestamp, maxt: Timestamp) -> Vec<Arc<Block>> {
-        self.blocks
+    /// What answers for `[mint, maxt]`: the blocks overlapping it, oldest first, then the head.
+    /// Blocks are listed first: a block cut meanwhile then shows its samples in both (merged
+    /// away below), never in neither.
+    fn readers(&self, mint: Timestamp, maxt: Timestamp) -> Vec<Arc<dyn SeriesReader>> {
+        let mut parts: Vec<Arc<dyn SeriesReader>> = self
+            .blocks
             .read()
             .iter()
             .filter(|b| b.overlaps(mint, maxt))
-            .cloned()
-            .collect()
+            .map(|b| b.clone() as Arc<dyn SeriesReader>)
+            .collect();
+        parts.push(self.head.clone());
+        parts
     }
+}
+
+/// Sorted union of string lists.
+fn union(lists: impl IntoIterator<Item = Vec<String>>) -> Vec<String> {
+    let mut lists = lists.into_iter();
+    let mut out = lists.next().unwrap_or_default();
+    let mut merged = false;
+    for l in lists {
+        out.extend(l);
+        merged = true;
+    }
+    if merged {
+        out.sort_unstable();
+        out.dedup();
+    }
+    out
 }
 
 impl Queryable for Db {
     fn select(&self, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Result<Vec<Series>> {
-        // Blocks first: a block cut meanwhile then shows its samples in both, and the merge
-        // below drops the repeats, rather than in neither.
-        let blocks = self.blocks_in(mint, maxt);
-        let head = self.head.select(matchers, mint, maxt);
-        if blocks.is_empty() {
-            return Ok(head);
+        let parts = self.readers(mint, maxt);
+        if let [only] = parts.as_slice() {
+            return only.select(matchers, mint, maxt);
         }
         let mut merged: BTreeMap<Labels, Vec<Sample>> = BTreeMap::new();
-        for b in &blocks {
-            for s in b.select(matchers, mint, maxt)? {
+        for p in &parts {
+            for s in p.select(matchers, mint, maxt)? {
                 merged.entry(s.labels).or_default().extend(s.samples);
             }
-        }
-        for s in head {
-            merged.entry(s.labels).or_default().extend(s.samples);
         }
         Ok(merged
             .into_iter()
@@ -444,61 +459,26 @@ impl Queryable for Db {
     }
 
     fn series(&self, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Result<Vec<Labels>> {
-        let blocks = self.blocks_in(mint, maxt);
-        let mut out = self.head.series_labels(matchers, mint, maxt);
-        if blocks.is_empty() {
-            return Ok(out);
+        let parts = self.readers(mint, maxt);
+        let mut out: Vec<Labels> = Vec::new();
+        for p in &parts {
+            out.extend(p.series_labels(matchers, mint, maxt));
         }
-        for b in &blocks {
-            out.extend(b.series_labels(matchers, mint, maxt));
+        if parts.len() > 1 {
+            out.sort_unstable();
+            out.dedup();
         }
-        out.sort_unstable();
-        out.dedup();
         Ok(out)
     }
 
     fn label_names(&self, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Result<Vec<String>> {
-        let blocks = self.blocks_in(mint, maxt);
-        let mut names = self.head.label_names(matchers, mint, maxt);
-        if blocks.is_empty() {
-            return Ok(names);
-        }
-        for b in &blocks {
-            if matchers.is_empty() && b.covered_by(mint, maxt) {
-                names.extend(b.label_names());
-            } else {
-                names.extend(
-                    b.series_labels(matchers, mint, maxt)
-                        .iter()
-                        .flat_map(|l| l.iter().map(|l| l.name.clone())),
-                );
-            }
-        }
-        names.sort_unstable();
-        names.dedup();
-        Ok(names)
+        let parts = self.readers(mint, maxt);
+        Ok(union(parts.iter().map(|p| p.label_names(matchers, mint, maxt))))
     }
 
     fn label_values(&self, name: &str, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Result<Vec<String>> {
-        let blocks = self.blocks_in(mint, maxt);
-        let mut values = self.head.label_values(name, matchers, mint, maxt);
-        if blocks.is_empty() {
-            return Ok(values);
-        }
-        for b in &blocks {
-            if matchers.is_empty() && b.covered_by(mint, maxt) {
-                values.extend(b.label_values(name));
-            } else {
-                values.extend(
-                    b.series_labels(matchers, mint, maxt)
-                        .iter()
-                        .filter_map(|l| l.get(name).map(str::to_owned)),
-                );
-            }
-        }
-        values.sort_unstable();
-        values.dedup();
-        Ok(values)
+        let parts = self.readers(mint, maxt);
+        Ok(union(parts.iter().map(|p| p.label_values(name, matchers, mint, maxt))))
     }
 }
 

@@ -57,3 +57,19 @@ pub trait Queryable: Send + Sync {
     /// Sorted values of label `name` over the matching series.
     fn label_values(&self, name: &str, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Result<Vec<String>>;
 }
+
+/// What the head and every block answer, each for its own samples: the store asks all of them
+/// the same way and merges the answers.
+pub trait SeriesReader: Send + Sync {
+    /// Series matching all `matchers` with their samples in `[mint, maxt]`, sorted by labels.
+    fn select(&self, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Result<Vec<Series>>;
+
+    /// Label sets of the matching series with samples around `[mint, maxt]`.
+    fn series_labels(&self, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Vec<Labels>;
+
+    /// Sorted label names of the matching series (of all when `matchers` is empty).
+    fn label_names(&self, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Vec<String>;
+
+    /// Sorted values of label `name` over the matching series.
+    fn label_values(&self, name: &str, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Vec<String>;
+}

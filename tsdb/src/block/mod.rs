@@ -27,7 +27,7 @@ use crate::encoding::{DecodeError, Decoder};
 use crate::error::{Error, Result};
 use crate::head::Postings;
 use crate::labels::{Label, Labels, Matcher};
-use crate::storage::{Sample, Series, Timestamp};
+use crate::storage::{Sample, Series, SeriesReader, Timestamp};
 use mmap::Mapped;
 
 /// The first bytes of a chunks file.
@@ -198,8 +198,23 @@ impl Block {
         Ok(())
     }
 
-    /// Series matching `matchers` with their samples in `[mint, maxt]`, sorted by labels.
-    pub fn select(&self, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Result<Vec<Series>> {
+    /// Every series with all its samples, in label order: what compaction reads.
+    pub(crate) fn all_series(&self) -> impl Iterator<Item = Result<(Labels, Vec<Sample>)>> + '_ {
+        (0..self.series.len()).map(|i| {
+            let mut samples = Vec::new();
+            self.samples_into(i, i64::MIN, i64::MAX, &mut samples)?;
+            Ok((self.series[i].0.clone(), samples))
+        })
+    }
+
+    /// Whether `[mint, maxt]` covers the whole block.
+    pub fn covered_by(&self, mint: Timestamp, maxt: Timestamp) -> bool {
+        mint <= self.meta.min_t && maxt >= self.meta.max_t
+    }
+}
+
+impl SeriesReader for Block {
+    fn select(&self, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Result<Vec<Series>> {
         let mut out = Vec::new();
         for i in self.matching(matchers) {
             let mut samples = Vec::new();
@@ -214,17 +229,7 @@ impl Block {
         Ok(out)
     }
 
-    /// Every series with all its samples, in label order: what compaction reads.
-    pub(crate) fn all_series(&self) -> impl Iterator<Item = Result<(Labels, Vec<Sample>)>> + '_ {
-        (0..self.series.len()).map(|i| {
-            let mut samples = Vec::new();
-            self.samples_into(i, i64::MIN, i64::MAX, &mut samples)?;
-            Ok((self.series[i].0.clone(), samples))
-        })
-    }
-
-    /// Label sets of matching series with chunks overlapping `[mint, maxt]`.
-    pub fn series_labels(&self, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Vec<Labels> {
+    fn series_labels(&self, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Vec<Labels> {
         self.matching(matchers)
             .into_iter()
             .filter(|&i| self.series[i].1.iter().any(|c| c.max_t >= mint && c.min_t <= maxt))
@@ -232,19 +237,32 @@ impl Block {
             .collect()
     }
 
-    /// Sorted label names of all series.
-    pub fn label_names(&self) -> Vec<String> {
-        self.postings.names()
+    fn label_names(&self, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Vec<String> {
+        if matchers.is_empty() && self.covered_by(mint, maxt) {
+            return self.postings.names();
+        }
+        let mut names: Vec<String> = self
+            .series_labels(matchers, mint, maxt)
+            .iter()
+            .flat_map(|l| l.iter().map(|l| l.name.clone()))
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        names
     }
 
-    /// Sorted values of `name` over all series.
-    pub fn label_values(&self, name: &str) -> Vec<String> {
-        self.postings.values(name)
-    }
-
-    /// Whether `[mint, maxt]` covers the whole block.
-    pub fn covered_by(&self, mint: Timestamp, maxt: Timestamp) -> bool {
-        mint <= self.meta.min_t && maxt >= self.meta.max_t
+    fn label_values(&self, name: &str, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Vec<String> {
+        if matchers.is_empty() && self.covered_by(mint, maxt) {
+            return self.postings.values(name);
+        }
+        let mut values: Vec<String> = self
+            .series_labels(matchers, mint, maxt)
+            .iter()
+            .filter_map(|l| l.get(name).map(str::to_owned))
+            .collect();
+        values.sort_unstable();
+        values.dedup();
+        values
     }
 }
 

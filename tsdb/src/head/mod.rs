@@ -273,6 +273,24 @@ fn insert(idx: &mut Index, r: SeriesRef, hash: u64, labels: Labels, logged: bool
     idx.next_ref = idx.next_ref.max(r.saturating_add(1));
 }
 
+impl crate::storage::SeriesReader for Head {
+    fn select(&self, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> crate::error::Result<Vec<Series>> {
+        Ok(Head::select(self, matchers, mint, maxt))
+    }
+
+    fn series_labels(&self, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Vec<Labels> {
+        Head::series_labels(self, matchers, mint, maxt)
+    }
+
+    fn label_names(&self, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Vec<String> {
+        Head::label_names(self, matchers, mint, maxt)
+    }
+
+    fn label_values(&self, name: &str, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Vec<String> {
+        Head::label_values(self, name, matchers, mint, maxt)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
