@@ -73,3 +73,19 @@ pub trait SeriesReader: Send + Sync {
     /// Sorted values of label `name` over the matching series.
     fn label_values(&self, name: &str, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Vec<String>;
 }
+
+/// The sorted, distinct label names of `series`.
+pub(crate) fn names_of(series: &[Labels]) -> Vec<String> {
+    let mut names: Vec<String> = series.iter().flat_map(|l| l.iter().map(|l| l.name.clone())).collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+}
+
+/// The sorted, distinct values of label `name` in `series`.
+pub(crate) fn values_of(name: &str, series: &[Labels]) -> Vec<String> {
+    let mut values: Vec<String> = series.iter().filter_map(|l| l.get(name).map(str::to_owned)).collect();
+    values.sort_unstable();
+    values.dedup();
+    values
+}

@@ -241,28 +241,14 @@ impl SeriesReader for Block {
         if matchers.is_empty() && self.covered_by(mint, maxt) {
             return self.postings.names();
         }
-        let mut names: Vec<String> = self
-            .series_labels(matchers, mint, maxt)
-            .iter()
-            .flat_map(|l| l.iter().map(|l| l.name.clone()))
-            .collect();
-        names.sort_unstable();
-        names.dedup();
-        names
+        crate::storage::names_of(&self.series_labels(matchers, mint, maxt))
     }
 
     fn label_values(&self, name: &str, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Vec<String> {
         if matchers.is_empty() && self.covered_by(mint, maxt) {
             return self.postings.values(name);
         }
-        let mut values: Vec<String> = self
-            .series_labels(matchers, mint, maxt)
-            .iter()
-            .filter_map(|l| l.get(name).map(str::to_owned))
-            .collect();
-        values.sort_unstable();
-        values.dedup();
-        values
+        crate::storage::values_of(name, &self.series_labels(matchers, mint, maxt))
     }
 }
 

@@ -227,13 +227,7 @@ impl Head {
         if matchers.is_empty() && self.covers(mint, maxt) {
             return self.index.read().postings.names();
         }
-        let mut names: Vec<String> = Vec::new();
-        for l in self.series_labels(matchers, mint, maxt) {
-            names.extend(l.iter().map(|l| l.name.clone()));
-        }
-        names.sort_unstable();
-        names.dedup();
-        names
+        crate::storage::names_of(&self.series_labels(matchers, mint, maxt))
     }
 
     /// Sorted values of `name`.
@@ -241,14 +235,7 @@ impl Head {
         if matchers.is_empty() && self.covers(mint, maxt) {
             return self.index.read().postings.values(name);
         }
-        let mut values: Vec<String> = self
-            .series_labels(matchers, mint, maxt)
-            .iter()
-            .filter_map(|l| l.get(name).map(str::to_owned))
-            .collect();
-        values.sort_unstable();
-        values.dedup();
-        values
+        crate::storage::values_of(name, &self.series_labels(matchers, mint, maxt))
     }
 
     /// Whether `[mint, maxt]` covers every sample of the head, so the whole index answers.
