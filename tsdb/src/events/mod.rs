@@ -657,8 +657,10 @@ impl Writer {
             if let Err(e) = self.writer.merge(&ids).wait() {
                 tracing::warn!(error = %e, "merging the event index failed");
             }
-            let _ = self.writer.garbage_collect_files().wait();
+            // Searchers of the old segments keep their files alive: move the reader on first,
+            // so that the collection removes them now rather than at some later one.
             let _ = self.reader.reload();
+            let _ = self.writer.garbage_collect_files().wait();
         }
     }
 }
