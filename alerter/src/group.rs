@@ -277,7 +277,7 @@ fn alert(
         let rows = instant_vector(db, engine, &engine.parse(q).map_err(|e| e.to_string())?, query_ts)?;
         Ok(rows
             .into_iter()
-            .map(|(l, v)| (l.iter().map(|l| (l.name.clone(), l.value.clone())).collect(), v))
+            .map(|(l, v)| (l.iter().map(|l| (l.name.to_string(), l.value.to_string())).collect(), v))
             .collect())
     };
     // The result's labels (without the metric name) by alert fingerprint, to find the same
@@ -286,7 +286,10 @@ fn alert(
     let mut candidates = Vec::with_capacity(result.len());
     for (labels, value) in result {
         let data = AlertData {
-            labels: labels.iter().map(|l| (l.name.clone(), l.value.clone())).collect(),
+            labels: labels
+                .iter()
+                .map(|l| (l.name.to_string(), l.value.to_string()))
+                .collect(),
             value,
             external_labels: s.external_labels.clone(),
             external_url: s.external_url.clone(),

@@ -254,7 +254,7 @@ fn apply_record(
     match rec {
         Record::Series(series) => {
             for (r, labels) in series {
-                if !head.create_with_ref(r, labels) {
+                if !head.create_with_ref(r, &labels) {
                     return Err(format!("series reference {r} reused for different labels"));
                 }
             }

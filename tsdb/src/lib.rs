@@ -54,5 +54,5 @@ pub mod wal;
 pub use compact::MaintenanceReport;
 pub use db::{Appender, CommitStats, Db, Options};
 pub use error::{Error, Result};
-pub use labels::{Label, Labels, LabelsBuilder, MatchOp, Matcher};
+pub use labels::{Label, Labels, LabelsBuilder, MatchOp, Matcher, Symbol};
 pub use storage::{Queryable, STALE_NAN, Sample, Series, SeriesReader, Timestamp, is_stale_nan, stale_nan};

@@ -109,7 +109,7 @@ pub fn parse_line(text: &str, number: usize) -> Result<Option<Line>, ParseError>
             if !value.is_empty() {
                 labels.push(Label {
                     name: lname.into(),
-                    value,
+                    value: value.into(),
                 });
             }
         }

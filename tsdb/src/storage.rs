@@ -76,7 +76,10 @@ pub trait SeriesReader: Send + Sync {
 
 /// The sorted, distinct label names of `series`.
 pub(crate) fn names_of(series: &[Labels]) -> Vec<String> {
-    let mut names: Vec<String> = series.iter().flat_map(|l| l.iter().map(|l| l.name.clone())).collect();
+    let mut names: Vec<String> = series
+        .iter()
+        .flat_map(|l| l.iter().map(|l| l.name.to_string()))
+        .collect();
     names.sort_unstable();
     names.dedup();
     names

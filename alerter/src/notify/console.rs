@@ -35,7 +35,7 @@ pub fn console_line(page: &Page) -> String {
     let labels: serde_json::Map<String, serde_json::Value> = a
         .labels
         .iter()
-        .map(|l| (l.name.clone(), l.value.clone().into()))
+        .map(|l| (l.name.to_string(), l.value.to_string().into()))
         .collect();
     let annotations: serde_json::Map<String, serde_json::Value> = a
         .annotations

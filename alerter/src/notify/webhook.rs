@@ -63,7 +63,7 @@ fn map(pairs: impl IntoIterator<Item = (String, String)>) -> Value {
 /// The version 4 payload for one page: a group of one alert.
 pub fn webhook_payload(page: &Page, receiver: &str) -> Value {
     let a = &page.alert;
-    let labels = map(a.labels.iter().map(|l| (l.name.clone(), l.value.clone())));
+    let labels = map(a.labels.iter().map(|l| (l.name.to_string(), l.value.to_string())));
     let annotations = map(a.annotations.iter().cloned());
     let ends_at = match page.status {
         Status::Firing => ZERO_TIME.to_owned(),

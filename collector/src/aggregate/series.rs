@@ -86,7 +86,10 @@ impl GroupLabels<'_> {
             },
         ];
         if let Some((n, value)) = extra {
-            v.push(Label { name: n.into(), value });
+            v.push(Label {
+                name: n.into(),
+                value: value.into(),
+            });
         }
         v.sort();
         Labels::from_sorted(v)

@@ -319,8 +319,8 @@ fn read_index(file: &Mapped) -> std::result::Result<Index, (usize, String)> {
             let name = d.uvarint().map_err(|e| err(&d, series_at, e))?;
             let value = d.uvarint().map_err(|e| err(&d, series_at, e))?;
             labels.push(Label {
-                name: symbol(&d, name)?.to_owned(),
-                value: symbol(&d, value)?.to_owned(),
+                name: symbol(&d, name)?.into(),
+                value: symbol(&d, value)?.into(),
             });
         }
         let n_chunks = d.uvarint().map_err(|e| err(&d, series_at, e))?;

@@ -12,12 +12,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use parking_lot::RwLock;
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 pub use postings::SeriesRef;
 pub use series::{AppendOutcome, MemSeries};
 
-use crate::labels::{Labels, Matcher};
+use crate::labels::{Label, Labels, Matcher, Symbol};
 use crate::storage::{Sample, Series, Timestamp};
 pub(crate) use postings::Postings;
 
@@ -28,6 +28,8 @@ struct Index {
     by_hash: FxHashMap<u64, Vec<SeriesRef>>,
     postings: Postings,
     next_ref: SeriesRef,
+    /// Every label name and value of the head's series, once: series share them.
+    symbols: FxHashSet<Symbol>,
 }
 
 /// Counts of what the head holds.
@@ -80,16 +82,16 @@ impl Head {
             return (r, false);
         }
         let r = idx.next_ref;
-        insert(&mut idx, r, hash, labels.clone(), false);
+        insert(&mut idx, r, hash, labels, false);
         (r, true)
     }
 
     /// Creates a series with a reference chosen elsewhere (WAL replay). Returns false if the
     /// reference is taken by different labels, true if it now names `labels`.
-    pub fn create_with_ref(&self, r: SeriesRef, labels: Labels) -> bool {
+    pub fn create_with_ref(&self, r: SeriesRef, labels: &Labels) -> bool {
         let mut idx = self.index.write();
         if let Some(existing) = idx.series.get(&r) {
-            return existing.labels == labels;
+            return existing.labels == *labels;
         }
         let hash = labels.stable_hash();
         insert(&mut idx, r, hash, labels, true);
@@ -253,7 +255,27 @@ fn find(idx: &Index, hash: u64, labels: &Labels) -> Option<SeriesRef> {
         .find(|r| idx.series.get(r).is_some_and(|s| s.labels == *labels))
 }
 
-fn insert(idx: &mut Index, r: SeriesRef, hash: u64, labels: Labels, logged: bool) {
+/// `labels` with every name and value replaced by the head's shared copy.
+fn intern(symbols: &mut FxHashSet<Symbol>, labels: &Labels) -> Labels {
+    let mut one = |s: &Symbol| match symbols.get(s.as_str()) {
+        Some(shared) => shared.clone(),
+        None => {
+            symbols.insert(s.clone());
+            s.clone()
+        }
+    };
+    let interned = labels
+        .iter()
+        .map(|l| Label {
+            name: one(&l.name),
+            value: one(&l.value),
+        })
+        .collect();
+    Labels::from_sorted(interned)
+}
+
+fn insert(idx: &mut Index, r: SeriesRef, hash: u64, labels: &Labels, logged: bool) {
+    let labels = intern(&mut idx.symbols, labels);
     idx.postings.add(r, &labels);
     idx.by_hash.entry(hash).or_default().push(r);
     idx.series.insert(r, Arc::new(MemSeries::new(labels, logged)));

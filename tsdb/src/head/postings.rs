@@ -3,7 +3,7 @@
 
 use rustc_hash::FxHashMap;
 
-use crate::labels::{Labels, MatchOp, Matcher};
+use crate::labels::{Labels, MatchOp, Matcher, Symbol};
 
 /// A head series reference.
 pub type SeriesRef = u64;
@@ -11,7 +11,7 @@ pub type SeriesRef = u64;
 /// Label name -> label value -> sorted series references.
 #[derive(Debug, Default)]
 pub(crate) struct Postings {
-    by_label: FxHashMap<String, FxHashMap<String, Vec<SeriesRef>>>,
+    by_label: FxHashMap<Symbol, FxHashMap<Symbol, Vec<SeriesRef>>>,
     all: Vec<SeriesRef>,
 }
 
@@ -28,16 +28,16 @@ impl Postings {
     /// Postings read back from a block index: (name, value, ascending references) and all
     /// references.
     pub(crate) fn from_lists(lists: Vec<(String, String, Vec<SeriesRef>)>, all: Vec<SeriesRef>) -> Self {
-        let mut by_label: FxHashMap<String, FxHashMap<String, Vec<SeriesRef>>> = FxHashMap::default();
+        let mut by_label: FxHashMap<Symbol, FxHashMap<Symbol, Vec<SeriesRef>>> = FxHashMap::default();
         for (name, value, refs) in lists {
-            by_label.entry(name).or_default().insert(value, refs);
+            by_label.entry(name.into()).or_default().insert(value.into(), refs);
         }
         Postings { by_label, all }
     }
 
     /// Sorted label names.
     pub(crate) fn names(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.by_label.keys().cloned().collect();
+        let mut v: Vec<String> = self.by_label.keys().map(ToString::to_string).collect();
         v.sort_unstable();
         v
     }
@@ -47,7 +47,7 @@ impl Postings {
         let mut v: Vec<String> = self
             .by_label
             .get(name)
-            .map(|m| m.keys().cloned().collect())
+            .map(|m| m.keys().map(ToString::to_string).collect())
             .unwrap_or_default();
         v.sort_unstable();
         v
@@ -85,18 +85,18 @@ impl Postings {
 
     /// Union of the postings of every value of `m.name` that `m` matches.
     fn matching(&self, m: &Matcher) -> Vec<SeriesRef> {
-        let Some(values) = self.by_label.get(&m.name) else {
+        let Some(values) = self.by_label.get(m.name.as_str()) else {
             return Vec::new();
         };
         if m.op() == MatchOp::Equal {
-            return values.get(&m.value).cloned().unwrap_or_default();
+            return values.get(m.value.as_str()).cloned().unwrap_or_default();
         }
         merge_lists(values.iter().filter(|(v, _)| m.matches(v)).map(|(_, p)| p.as_slice()))
     }
 
     /// Union of the postings of every value of `m.name` that `m` does not match.
     fn not_matching(&self, m: &Matcher) -> Vec<SeriesRef> {
-        let Some(values) = self.by_label.get(&m.name) else {
+        let Some(values) = self.by_label.get(m.name.as_str()) else {
             return Vec::new();
         };
         merge_lists(values.iter().filter(|(v, _)| !m.matches(v)).map(|(_, p)| p.as_slice()))

@@ -26,9 +26,93 @@ pub fn is_valid_name(s: &str) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Label {
     /// Label name, e.g. `service`.
-    pub name: String,
+    pub name: Symbol,
     /// Label value, e.g. `orders`.
-    pub value: String,
+    pub value: Symbol,
+}
+
+/// An immutable, shared string: a label name or value. Cloning is a reference count increment,
+/// and the head interns them, so a million series with the same `service` share one copy.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Symbol(Arc<str>);
+
+impl Symbol {
+    /// The string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether two symbols share their storage (interned together).
+    pub fn same(&self, other: &Symbol) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl std::ops::Deref for Symbol {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for Symbol {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for Symbol {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for Symbol {
+    fn from(s: String) -> Self {
+        Symbol(s.into())
+    }
+}
+
+impl From<&str> for Symbol {
+    fn from(s: &str) -> Self {
+        Symbol(s.into())
+    }
+}
+
+impl From<Symbol> for String {
+    fn from(s: Symbol) -> Self {
+        s.0.to_string()
+    }
+}
+
+impl PartialEq<str> for Symbol {
+    fn eq(&self, other: &str) -> bool {
+        &*self.0 == other
+    }
+}
+
+impl PartialEq<&str> for Symbol {
+    fn eq(&self, other: &&str) -> bool {
+        &*self.0 == *other
+    }
+}
+
+impl PartialEq<String> for Symbol {
+    fn eq(&self, other: &String) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl fmt::Debug for Symbol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for Symbol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 /// A sorted set of labels with unique names: the identity of one series. Cloning is a reference
@@ -44,10 +128,10 @@ impl Labels {
 
     /// Builds a label set from pairs; sorts them, the last of duplicate names wins, and labels
     /// with an empty value are dropped (an empty value means "no such label" in Prometheus).
-    pub fn from_pairs<N: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (N, V)>) -> Self {
+    pub fn from_pairs<N: Into<Symbol>, V: Into<Symbol>>(pairs: impl IntoIterator<Item = (N, V)>) -> Self {
         let mut b = LabelsBuilder::default();
         for (n, v) in pairs {
-            b.set(n.into(), v.into());
+            b.set(n, v);
         }
         b.build()
     }
@@ -109,12 +193,12 @@ impl Labels {
 
     /// A copy that keeps only the named labels.
     pub fn keep(&self, names: &[String]) -> Labels {
-        self.filtered(|l| names.contains(&l.name))
+        self.filtered(|l| names.iter().any(|n| l.name == *n))
     }
 
     /// A copy without the named labels.
     pub fn drop_names(&self, names: &[String]) -> Labels {
-        self.filtered(|l| !names.contains(&l.name))
+        self.filtered(|l| !names.iter().any(|n| l.name == *n))
     }
 
     fn filtered(&self, keep: impl Fn(&Label) -> bool) -> Labels {
@@ -146,7 +230,7 @@ impl Labels {
     pub fn signature(&self, names: &[String], include: bool) -> u64 {
         let mut h = Fnv64::default();
         for l in self.0.iter() {
-            let named = names.contains(&l.name);
+            let named = names.iter().any(|n| l.name == *n);
             let keep = if include {
                 named
             } else {
@@ -212,9 +296,9 @@ pub struct LabelsBuilder {
 
 impl LabelsBuilder {
     /// Sets `name` to `value`; an empty value deletes the label.
-    pub fn set(&mut self, name: impl Into<String>, value: impl Into<String>) -> &mut Self {
-        let (name, value) = (name.into(), value.into());
-        match self.labels.binary_search_by(|l| l.name.cmp(&name)) {
+    pub fn set(&mut self, name: impl Into<Symbol>, value: impl Into<Symbol>) -> &mut Self {
+        let (name, value): (Symbol, Symbol) = (name.into(), value.into());
+        match self.labels.binary_search_by(|l| l.name.as_str().cmp(name.as_str())) {
             Ok(i) if value.is_empty() => {
                 self.labels.remove(i);
             }

@@ -414,7 +414,7 @@ fn result_metric(lhs: &Labels, rhs: &Labels, op: BinOp, m: &Matching, return_boo
         if m.on {
             let keep: Vec<String> = lhs
                 .iter()
-                .map(|l| l.name.clone())
+                .map(|l| l.name.to_string())
                 .filter(|n| !m.names.contains(n))
                 .collect();
             for n in keep {

@@ -119,8 +119,8 @@ fn decode_series(d: &mut Decoder<'_>) -> Result<Record, String> {
         let n = d.uvarint().map_err(|e| e.to_string())?;
         let mut labels = Vec::with_capacity(n.min(64) as usize);
         for _ in 0..n {
-            let name = d.len_str().map_err(|e| e.to_string())?.to_owned();
-            let value = d.len_str().map_err(|e| e.to_string())?.to_owned();
+            let name = d.len_str().map_err(|e| e.to_string())?.into();
+            let value = d.len_str().map_err(|e| e.to_string())?.into();
             labels.push(Label { name, value });
         }
         labels.sort();
