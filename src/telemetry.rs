@@ -40,6 +40,20 @@ pub(crate) fn gather(db: &Db, collector: Option<&Collector>) -> Vec<(Labels, f64
         "vigil_tsdb_wal_replay_torn_bytes",
         db.replay_stats().torn_bytes as f64,
     ));
+    let blocks = db.blocks();
+    out.push(metric("vigil_tsdb_blocks", blocks.len() as f64));
+    out.push(metric(
+        "vigil_tsdb_blocks_bytes",
+        blocks.iter().map(|b| b.size()).sum::<u64>() as f64,
+    ));
+    for (name, c) in [
+        ("vigil_tsdb_blocks_cut_total", &counters.blocks_cut),
+        ("vigil_tsdb_compactions_total", &counters.compactions),
+        ("vigil_tsdb_retention_deleted_blocks_total", &counters.blocks_retired),
+        ("vigil_tsdb_wal_checkpoints_total", &counters.checkpoints),
+    ] {
+        out.push(metric(name, c.load(Ordering::Relaxed) as f64));
+    }
     if head.max_t >= head.min_t {
         out.push(metric("vigil_tsdb_head_min_time_seconds", head.min_t as f64 / 1000.0));
         out.push(metric("vigil_tsdb_head_max_time_seconds", head.max_t as f64 / 1000.0));

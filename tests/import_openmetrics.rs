@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::process::Output;
 
-use common::{Server, post, run, value};
+use common::{Server, get, post, run, value};
 
 /// 2026-11-23 00:00 UTC.
 const T0: i64 = 1_795_392_000_000;
@@ -69,6 +69,13 @@ fn imported_samples_are_queryable_from_blocks_and_head() {
     let q = r#"increase(http_requests_total{route="a"}[8h])"#;
     let got = value(server.addr, q, at).expect("a value");
     assert!((got - 3.0 * (8 * HOUR / 15_000) as f64).abs() < 1.0, "{got}");
+    let (_, metrics) = get(server.addr, "/metrics");
+    // Three imported (maintenance may have cut more since the server started).
+    let blocks = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("vigil_tsdb_blocks "))
+        .and_then(|v| v.parse::<f64>().ok());
+    assert!(blocks.is_some_and(|b| b >= 3.0), "{metrics}");
     // The admin API is off by default.
     let (status, _) = post(server.addr, "/api/v1/admin/tsdb/delete_series?match[]=up", b"");
     assert_eq!(status, 503);

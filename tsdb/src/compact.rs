@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use crate::block::{Block, BlockSeries, write_block};
 use crate::db::Db;
@@ -68,6 +69,10 @@ impl Db {
         }
         report.compacted = self.compact_blocks(&blocks_dir)?;
         report.deleted = self.apply_retention(&dir)?;
+        let c = self.counters();
+        c.blocks_cut.fetch_add(report.cut as u64, Ordering::Relaxed);
+        c.compactions.fetch_add(report.compacted as u64, Ordering::Relaxed);
+        c.blocks_retired.fetch_add(report.deleted as u64, Ordering::Relaxed);
         if report != MaintenanceReport::default() {
             tracing::info!(?report, blocks = self.blocks.read().len(), "store maintenance");
         }
@@ -172,6 +177,7 @@ impl Db {
             }
             Ok(())
         })?;
+        self.counters().checkpoints.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(checkpoint = n, series = series.len(), "WAL checkpointed");
         Ok(())
     }

@@ -93,6 +93,14 @@ pub struct DbCounters {
     pub conflict: AtomicU64,
     /// Commits written.
     pub commits: AtomicU64,
+    /// Blocks cut from the head.
+    pub blocks_cut: AtomicU64,
+    /// Blocks written by compaction.
+    pub compactions: AtomicU64,
+    /// Blocks deleted by retention.
+    pub blocks_retired: AtomicU64,
+    /// WAL checkpoints written.
+    pub checkpoints: AtomicU64,
 }
 
 /// An embedded time-series store.

@@ -85,6 +85,9 @@ fn cut_compact_reopen_and_retain() {
     assert_eq!(report.compacted, 1, "{report:?}");
     let blocks = db.blocks();
     assert_eq!(blocks.len(), 3);
+    let c = db.counters();
+    let n = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!((n(&c.blocks_cut), n(&c.compactions), n(&c.checkpoints)), (5, 1, 1));
     assert_eq!((blocks[0].meta().min_t, blocks[0].meta().end), (T0, T0 + 6 * HOUR));
     assert_eq!(blocks[0].meta().level, 2);
     // Same answers, for everything and for ranges across the block and head boundaries.
