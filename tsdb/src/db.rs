@@ -144,6 +144,18 @@ impl Db {
         let (wal, replay) = Wal::open(&dir.join("wal"), opts.wal_segment_size, |rec| {
             apply_record(&head, &mut marks, &mut replayed, rec)
         })?;
+        // What the blocks hold is written: the head's copies of it (a checkpoint keeps each
+        // series' newest sample; segments replayed after a checkpoint may hold samples a block
+        // took since) are dropped from the head and not cut again.
+        let mut dropped = 0;
+        for b in &blocks {
+            for (labels, newest) in b.newest_per_series() {
+                if let Some(s) = head.find(labels) {
+                    dropped += s.mark_written(newest);
+                }
+            }
+        }
+        head.note_written(dropped, i64::MIN);
         if replayed.rejected() > 0 {
             tracing::warn!(?replayed, "WAL replay rejected some samples");
         }

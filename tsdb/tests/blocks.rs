@@ -203,3 +203,24 @@ fn deleting_series_by_matcher_removes_them_from_head_and_blocks_durably() {
     );
     assert_eq!(left(&db).len(), SERIES as usize - 1);
 }
+
+#[test]
+fn a_restart_does_not_cut_again_what_blocks_hold() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::open(dir.path(), options()).expect("open");
+    fill(&db, T0, 5);
+    let first = db.flush_to_blocks().expect("flush");
+    assert_eq!(first.cut, 3);
+    let ids: Vec<String> = db.blocks().iter().map(|b| b.meta().id.clone()).collect();
+    drop(db);
+    // The checkpoint keeps every series' newest sample (to keep appends in order); the blocks
+    // have it already, so nothing is left to cut.
+    let db = Db::open(dir.path(), options()).expect("reopen");
+    assert_eq!(db.flush_to_blocks().expect("flush").cut, 0);
+    let again: Vec<String> = db.blocks().iter().map(|b| b.meta().id.clone()).collect();
+    assert_eq!(again, ids);
+    assert_eq!(
+        all(&db, i64::MIN, i64::MAX),
+        expected(i64::MIN, i64::MAX, T0 + 5 * HOUR)
+    );
+}

@@ -198,6 +198,13 @@ impl Block {
         Ok(())
     }
 
+    /// Every series with the time of its newest sample in the block.
+    pub(crate) fn newest_per_series(&self) -> impl Iterator<Item = (&Labels, Timestamp)> + '_ {
+        self.series
+            .iter()
+            .filter_map(|(l, chunks)| chunks.last().map(|c| (l, c.max_t)))
+    }
+
     /// Every series with all its samples, in label order: what compaction reads.
     pub(crate) fn all_series(&self) -> impl Iterator<Item = Result<(Labels, Vec<Sample>)>> + '_ {
         (0..self.series.len()).map(|i| {

@@ -102,6 +102,13 @@ impl Head {
         find(&self.index.read(), hash, labels)
     }
 
+    /// The series with these labels, if the head has it.
+    pub(crate) fn find(&self, labels: &Labels) -> Option<Arc<MemSeries>> {
+        let idx = self.index.read();
+        let r = find(&idx, labels.stable_hash(), labels)?;
+        idx.series.get(&r).cloned()
+    }
+
     /// The series behind a reference.
     pub fn series(&self, r: SeriesRef) -> Option<Arc<MemSeries>> {
         self.index.read().series.get(&r).cloned()
