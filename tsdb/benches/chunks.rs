@@ -5,7 +5,7 @@
 use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use vigil_tsdb::chunkenc::{XorAppender, XorIter};
+use vigil_tsdb::chunkenc::{XorAppender, XorIter, int};
 use vigil_tsdb::{Db, Labels, Options};
 
 /// Samples per chunk, as the head cuts them.
@@ -76,6 +76,26 @@ fn chunks(c: &mut Criterion) {
                 black_box(sum)
             });
         });
+        let ints: Vec<Vec<u8>> = inputs.iter().filter_map(|s| int::encode(s.iter().copied())).collect();
+        if ints.len() == inputs.len() {
+            let bytes: usize = ints.iter().map(Vec::len).sum();
+            eprintln!(
+                "{name}: {:.3} bytes per sample as integer chunks",
+                bytes as f64 / (CHUNK * CHUNKS) as f64
+            );
+            g.bench_function("decode_int", |b| {
+                b.iter(|| {
+                    let mut sum = 0.0;
+                    for chunk in &ints {
+                        int::for_each_sample(chunk, |t, v| {
+                            sum += v + t as f64;
+                            true
+                        });
+                    }
+                    black_box(sum)
+                });
+            });
+        }
         g.bench_function("decode_for_each", |b| {
             b.iter(|| {
                 let mut sum = 0.0;

@@ -8,7 +8,7 @@
 //! 10 to 20 bits. Blocks use this encoding for a chunk when every value qualifies
 //! ([`encode`] says) and it comes out smaller. Layout: `tsdb/docs/format/chunks.md`.
 
-use super::bstream::{BitReader, BitWriter, EndOfStream};
+use super::bstream::{BitReader, BitWriter};
 use super::xor::{read_dod_field, read_uvarint_bits, write_dod_field, write_uvarint_bits, write_varint_bits};
 
 /// Value delta-of-delta buckets: (prefix, prefix width, payload width). Counters that move by
@@ -66,39 +66,68 @@ pub fn for_each_sample(chunk: &[u8], mut f: impl FnMut(i64, f64) -> bool) -> boo
     let Some(h) = chunk.get(..2) else { return false };
     let total = u16::from_be_bytes([h[0], h[1]]);
     let mut r = BitReader::new(&chunk[2..]);
-    let step = |r: &mut BitReader<'_>, i: u16, s: &mut (i64, i64, i64, i64)| -> Result<(), EndOfStream> {
-        let (t, t_delta, v, v_delta) = s;
+    let (mut t, mut t_delta, mut v, mut v_delta) = (0i64, 0i64, 0i64, 0i64);
+    for i in 0..total {
         match i {
             0 => {
-                *t = crate::encoding::unzigzag(read_uvarint_bits(r)?);
-                *v = crate::encoding::unzigzag(read_uvarint_bits(r)?);
+                let (Ok(a), Ok(b)) = (read_uvarint_bits(&mut r), read_uvarint_bits(&mut r)) else {
+                    return false;
+                };
+                (t, v) = (crate::encoding::unzigzag(a), crate::encoding::unzigzag(b));
             }
             1 => {
-                *t_delta = read_uvarint_bits(r)? as i64;
-                *t = t.wrapping_add(*t_delta);
-                *v_delta = crate::encoding::unzigzag(read_uvarint_bits(r)?);
-                *v = v.wrapping_add(*v_delta);
+                let (Ok(a), Ok(b)) = (read_uvarint_bits(&mut r), read_uvarint_bits(&mut r)) else {
+                    return false;
+                };
+                t_delta = a as i64;
+                v_delta = crate::encoding::unzigzag(b);
+                t = t.wrapping_add(t_delta);
+                v = v.wrapping_add(v_delta);
             }
             _ => {
-                *t_delta = t_delta.wrapping_add(read_dod_field(r, &super::xor::DOD_BUCKETS)?);
-                *t = t.wrapping_add(*t_delta);
-                *v_delta = v_delta.wrapping_add(read_dod_field(r, &VALUE_BUCKETS)?);
-                *v = v.wrapping_add(*v_delta);
+                // The common sample of a counter on a grid: a `0` timestamp delta-of-delta and
+                // a value one that is `0` or `10` + 4 bits, read from the buffer in one look.
+                let (buf, avail) = r.fill();
+                let fast = if buf >> 63 == 0 && avail >= FAST_BITS {
+                    if (buf >> 62) & 1 == 0 {
+                        r.consume(2);
+                        Some(0)
+                    } else if (buf >> 61) & 1 == 0 {
+                        r.consume(3 + 4);
+                        Some(((buf << 3) as i64) >> 60)
+                    } else {
+                        None
+                    }
+                } else {
+                    None
+                };
+                let dod_v = match fast {
+                    Some(d) => d,
+                    None => {
+                        let Ok(dod_t) = read_dod_field(&mut r, &super::xor::DOD_BUCKETS) else {
+                            return false;
+                        };
+                        t_delta = t_delta.wrapping_add(dod_t);
+                        let Ok(d) = read_dod_field(&mut r, &VALUE_BUCKETS) else {
+                            return false;
+                        };
+                        d
+                    }
+                };
+                t = t.wrapping_add(t_delta);
+                v_delta = v_delta.wrapping_add(dod_v);
+                v = v.wrapping_add(v_delta);
             }
         }
-        Ok(())
-    };
-    let mut s = (0i64, 0i64, 0i64, 0i64);
-    for i in 0..total {
-        if step(&mut r, i, &mut s).is_err() {
-            return false;
-        }
-        if !f(s.0, s.2 as f64) {
+        if !f(t, v as f64) {
             return true;
         }
     }
     true
 }
+
+/// Bits the fast path may read at once: `0` + `10` + 4 bits.
+const FAST_BITS: u32 = 7;
 
 #[cfg(test)]
 mod tests {
