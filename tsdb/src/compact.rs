@@ -92,11 +92,11 @@ impl Db {
             let Some(oldest) = self.head.oldest_unwritten() else {
                 return Ok(cut);
             };
-            if !everything && newest - oldest < range / 2 * 3 {
+            if !everything && newest.saturating_sub(oldest) < range / 2 * 3 {
                 return Ok(cut);
             }
             let start = oldest.div_euclid(range) * range;
-            let end = start + range;
+            let end = start.saturating_add(range);
             let mut series = self.head.all_series();
             series.sort_unstable_by(|a, b| a.1.labels.cmp(&b.1.labels));
             let rows: Vec<BlockSeries> = series
@@ -120,6 +120,10 @@ impl Db {
                 .sum();
             self.head.note_written(dropped, end);
             cut += 1;
+            if written.iter().all(Option::is_none) {
+                // Nothing was left to write below `end` (the time scale's edge): stop.
+                return Ok(cut);
+            }
         }
     }
 
@@ -252,6 +256,8 @@ impl Db {
     fn apply_retention(&self, dir: &Path) -> Result<usize> {
         let mut deleted = 0;
         if let Some(retention) = self.opts.retention_ms {
+            // Behind the newest sample, but never the future: one sample from a clock far
+            // ahead must not age everything out.
             let newest = self
                 .blocks
                 .read()
@@ -259,16 +265,19 @@ impl Db {
                 .map(|b| b.meta().max_t)
                 .chain([self.head.stats().max_t])
                 .max()
-                .unwrap_or(i64::MIN);
-            loop {
-                let oldest = self.blocks.read().first().cloned();
-                match oldest {
-                    Some(b) if b.meta().max_t < newest.saturating_sub(retention) => {
-                        self.drop_block(&b)?;
-                        deleted += 1;
-                    }
-                    _ => break,
-                }
+                .unwrap_or(i64::MIN)
+                .min(crate::time::now_ms());
+            let cutoff = newest.saturating_sub(retention);
+            let expired: Vec<Arc<Block>> = self
+                .blocks
+                .read()
+                .iter()
+                .filter(|b| b.meta().max_t < cutoff)
+                .cloned()
+                .collect();
+            for b in &expired {
+                self.drop_block(b)?;
+                deleted += 1;
             }
         }
         if let Some(max) = self.opts.max_bytes {

@@ -425,19 +425,23 @@ fn validate(labels: &Labels) -> Result<()> {
 }
 
 impl Db {
-    /// What answers for `[mint, maxt]`: the blocks overlapping it, oldest first, then the head.
-    /// Blocks are listed first: a block cut meanwhile then shows its samples in both (merged
-    /// away below), never in neither.
-    fn readers(&self, mint: Timestamp, maxt: Timestamp) -> Vec<Arc<dyn SeriesReader>> {
-        let mut parts: Vec<Arc<dyn SeriesReader>> = self
+    /// Asks the head, then every block overlapping `[mint, maxt]` (oldest first), with `f`.
+    /// The head goes first and the block list is taken after it: a block cut meanwhile is
+    /// published before the head drops its samples, so they are then read in both (and merged
+    /// away), never in neither.
+    fn ask<T>(&self, mint: Timestamp, maxt: Timestamp, f: impl Fn(&dyn SeriesReader) -> Result<T>) -> Result<Vec<T>> {
+        let mut out = vec![f(&*self.head)?];
+        let blocks: Vec<Arc<Block>> = self
             .blocks
             .read()
             .iter()
             .filter(|b| b.overlaps(mint, maxt))
-            .map(|b| b.clone() as Arc<dyn SeriesReader>)
+            .cloned()
             .collect();
-        parts.push(self.head.clone());
-        parts
+        for b in &blocks {
+            out.push(f(&**b)?);
+        }
+        Ok(out)
     }
 }
 
@@ -459,15 +463,13 @@ fn union(lists: impl IntoIterator<Item = Vec<String>>) -> Vec<String> {
 
 impl Queryable for Db {
     fn select(&self, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Result<Vec<Series>> {
-        let parts = self.readers(mint, maxt);
-        if let [only] = parts.as_slice() {
-            return only.select(matchers, mint, maxt);
+        let mut parts = self.ask(mint, maxt, |p| p.select(matchers, mint, maxt))?;
+        if parts.len() == 1 {
+            return Ok(parts.pop().unwrap_or_default());
         }
         let mut merged: BTreeMap<Labels, Vec<Sample>> = BTreeMap::new();
-        for p in &parts {
-            for s in p.select(matchers, mint, maxt)? {
-                merged.entry(s.labels).or_default().extend(s.samples);
-            }
+        for s in parts.into_iter().flatten() {
+            merged.entry(s.labels).or_default().extend(s.samples);
         }
         Ok(merged
             .into_iter()
@@ -479,12 +481,10 @@ impl Queryable for Db {
     }
 
     fn series(&self, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Result<Vec<Labels>> {
-        let parts = self.readers(mint, maxt);
-        let mut out: Vec<Labels> = Vec::new();
-        for p in &parts {
-            out.extend(p.series_labels(matchers, mint, maxt));
-        }
-        if parts.len() > 1 {
+        let parts = self.ask(mint, maxt, |p| Ok(p.series_labels(matchers, mint, maxt)))?;
+        let many = parts.len() > 1;
+        let mut out: Vec<Labels> = parts.into_iter().flatten().collect();
+        if many {
             out.sort_unstable();
             out.dedup();
         }
@@ -492,13 +492,13 @@ impl Queryable for Db {
     }
 
     fn label_names(&self, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Result<Vec<String>> {
-        let parts = self.readers(mint, maxt);
-        Ok(union(parts.iter().map(|p| p.label_names(matchers, mint, maxt))))
+        let parts = self.ask(mint, maxt, |p| Ok(p.label_names(matchers, mint, maxt)))?;
+        Ok(union(parts))
     }
 
     fn label_values(&self, name: &str, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Result<Vec<String>> {
-        let parts = self.readers(mint, maxt);
-        Ok(union(parts.iter().map(|p| p.label_values(name, matchers, mint, maxt))))
+        let parts = self.ask(mint, maxt, |p| Ok(p.label_values(name, matchers, mint, maxt)))?;
+        Ok(union(parts))
     }
 }
 

@@ -224,3 +224,22 @@ fn a_restart_does_not_cut_again_what_blocks_hold() {
         expected(i64::MIN, i64::MAX, T0 + 5 * HOUR)
     );
 }
+
+#[test]
+fn a_damaged_block_is_set_aside_and_the_store_opens() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::open(dir.path(), options()).expect("open");
+    fill(&db, T0, 5);
+    db.flush_to_blocks().expect("flush");
+    let victim = db.blocks()[0].dir().to_owned();
+    drop(db);
+    let index = victim.join("index");
+    let bytes = std::fs::read(&index).expect("read");
+    std::fs::write(&index, &bytes[..bytes.len() / 2]).expect("cut");
+    let db = Db::open(dir.path(), options()).expect("opens despite the damaged block");
+    assert_eq!(db.blocks().len(), 2);
+    assert!(victim.with_extension("corrupt").is_dir());
+    // The other blocks answer.
+    let got = all(&db, T0 + 2 * HOUR, i64::MAX);
+    assert_eq!(got, expected(T0 + 2 * HOUR, i64::MAX, T0 + 5 * HOUR));
+}

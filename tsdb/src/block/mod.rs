@@ -381,8 +381,18 @@ pub(crate) fn open_all(dir: &Path) -> Result<Vec<Block>> {
             fs::remove_dir_all(&path).map_err(Error::io("remove", &path))?;
             continue;
         }
-        if path.is_dir() {
-            blocks.push(Block::open(&path)?);
+        if path.is_dir() && !name.ends_with(".corrupt") {
+            match Block::open(&path) {
+                Ok(b) => blocks.push(b),
+                // One damaged block must not keep the store from opening: it is set aside,
+                // kept for inspection, and reported.
+                Err(e) => {
+                    let aside = path.with_extension("corrupt");
+                    tracing::error!(block = %path.display(), error = %e, aside = %aside.display(),
+                        "block cannot be read; set aside, its samples are missing from queries");
+                    fs::rename(&path, &aside).map_err(Error::io("rename", &path))?;
+                }
+            }
         }
     }
     // A compaction that finished writing but was cut before deleting its sources.

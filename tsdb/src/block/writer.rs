@@ -39,6 +39,10 @@ pub(crate) fn write_block(
             return other;
         }
     };
+    // The files' directory entries are durable before the block appears under its name.
+    fs::File::open(&tmp)
+        .and_then(|d| d.sync_all())
+        .map_err(Error::io("sync", &tmp))?;
     let dir = parent.join(&id);
     fs::rename(&tmp, &dir).map_err(Error::io("rename", &dir))?;
     fs::File::open(parent)
