@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 use clap::Args;
 use serde_json::Value;
 use vigil_tsdb::time::{now_ms, parse_duration_ms};
@@ -67,19 +67,7 @@ pub(crate) fn run(args: &EventsArgs) -> Result<()> {
         args.limit
     };
     form.push(("limit", limit.to_string()));
-    let body = super::runtime()?.block_on(async {
-        let resp = reqwest::Client::new()
-            .post(format!("{base}/api/v1/events/search"))
-            .form(&form)
-            .send()
-            .await
-            .with_context(|| format!("asking {base}"))?;
-        resp.text().await.context("reading the response")
-    })?;
-    let v: Value = serde_json::from_str(&body).with_context(|| format!("not an API response: {body}"))?;
-    if v["status"] != "success" {
-        bail!("{}", v["error"].as_str().unwrap_or(&body));
-    }
+    let (_, v) = super::call_api(base, "/api/v1/events/search", Some(&form))?;
     let data = &v["data"];
     if args.json {
         println!("{data}");

@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::{Args, ValueEnum};
 use serde_json::Value;
 use vigil_tsdb::time::{format_rfc3339, now_ms, parse_duration_ms, parse_timestamp};
@@ -71,23 +71,7 @@ pub(crate) fn run(args: &QueryArgs) -> Result<()> {
             "/api/v1/query"
         }
     };
-    let body = super::runtime()?.block_on(async {
-        let resp = reqwest::Client::new()
-            .post(format!("{base}{path}"))
-            .form(&form)
-            .send()
-            .await
-            .with_context(|| format!("querying {base}"))?;
-        resp.text().await.context("reading the response")
-    })?;
-    let v: Value = serde_json::from_str(&body).with_context(|| format!("not an API response: {body}"))?;
-    if v["status"] != "success" {
-        bail!(
-            "{}: {}",
-            v["errorType"].as_str().unwrap_or("error"),
-            v["error"].as_str().unwrap_or(&body)
-        );
-    }
+    let (body, v) = super::call_api(base, path, Some(&form))?;
     match args.output {
         Output::Json => println!("{body}"),
         Output::Text => print!("{}", render(&v["data"])),

@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 use clap::Args;
 use serde_json::Value;
 
@@ -18,16 +18,7 @@ pub(crate) struct StatusArgs {
 
 pub(crate) fn run(args: &StatusArgs) -> Result<()> {
     let base = args.url.trim_end_matches('/');
-    let body = super::runtime()?.block_on(async {
-        let resp = reqwest::get(format!("{base}/api/v1/status/collector"))
-            .await
-            .with_context(|| format!("asking {base}"))?;
-        resp.text().await.context("reading the response")
-    })?;
-    let v: Value = serde_json::from_str(&body).with_context(|| format!("not an API response: {body}"))?;
-    if v["status"] != "success" {
-        bail!("{}", v["error"].as_str().unwrap_or(&body));
-    }
+    let (_, v) = super::call_api(base, "/api/v1/status/collector", None)?;
     if args.json {
         println!("{}", v["data"]);
     } else {

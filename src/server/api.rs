@@ -19,7 +19,7 @@ use super::params::{MAX_TIME, MIN_TIME, Params};
 
 /// Runs CPU-bound work that produces the response's `data` off the async runtime's worker
 /// threads, and wraps it in the API's envelope.
-async fn answer(f: impl FnOnce() -> Result<String, ApiError> + Send + 'static) -> Response {
+pub(crate) async fn answer(f: impl FnOnce() -> Result<String, ApiError> + Send + 'static) -> Response {
     match tokio::task::spawn_blocking(f).await {
         Ok(Ok(data)) => json::success(&data),
         Ok(Err(e)) => e.into_response(),

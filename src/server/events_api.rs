@@ -15,7 +15,7 @@ use vigil_tsdb::events::{EventError, EventStore, RawEvent};
 use vigil_tsdb::time::format_rfc3339;
 
 use super::App;
-use super::json::{self, ApiError};
+use super::json::ApiError;
 use super::params::Params;
 
 /// Events returned when the request names no limit.
@@ -65,11 +65,7 @@ pub(crate) async fn search(
             "events": r.events.iter().map(event_json).collect::<Vec<_>>(),
         }))
     };
-    match tokio::task::spawn_blocking(run).await {
-        Ok(Ok(data)) => json::success_value(&data),
-        Ok(Err(e)) => e.into_response(),
-        Err(e) => ApiError::internal(format!("search task failed: {e}")).into_response(),
-    }
+    super::api::answer(move || run().map(|data| data.to_string())).await
 }
 
 fn event_json(e: &RawEvent) -> Value {

@@ -16,7 +16,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use crate::block::{Block, BlockSeries, write_block};
+use crate::block::{Block, BlockMeta, BlockSeries, write_block};
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::labels::{Labels, Matcher};
@@ -235,17 +235,23 @@ impl Db {
         let rows = merged.into_iter().map(Ok::<BlockSeries, Error>);
         let end = group.iter().map(|b| b.meta().end).max().unwrap_or(i64::MIN);
         let meta = write_block(blocks_dir, rows, end, level, sources)?;
+        self.replace_blocks(blocks_dir, group, meta.as_ref())
+    }
+
+    /// Lists the block `meta` names (written under `blocks_dir`, if any) in place of `old`, then
+    /// deletes `old`.
+    fn replace_blocks(&self, blocks_dir: &Path, old: &[Arc<Block>], meta: Option<&BlockMeta>) -> Result<()> {
         let new = match meta {
             Some(meta) => Some(Arc::new(Block::open(&blocks_dir.join(&meta.id))?)),
             None => None,
         };
         {
             let mut blocks = self.blocks.write();
-            blocks.retain(|b| !group.iter().any(|g| Arc::ptr_eq(b, g)));
+            blocks.retain(|b| !old.iter().any(|g| Arc::ptr_eq(b, g)));
             blocks.extend(new);
             blocks.sort_by_key(|b| (b.meta().min_t, b.meta().max_t));
         }
-        for b in group {
+        for b in old {
             remove_block(b)?;
         }
         Ok(())
@@ -342,17 +348,7 @@ impl Db {
                     b.meta().level,
                     vec![b.meta().id.clone()],
                 )?;
-                let new = match meta {
-                    Some(meta) => Some(Arc::new(Block::open(&blocks_dir.join(&meta.id))?)),
-                    None => None,
-                };
-                {
-                    let mut blocks = self.blocks.write();
-                    blocks.retain(|x| !Arc::ptr_eq(x, &b));
-                    blocks.extend(new);
-                    blocks.sort_by_key(|x| (x.meta().min_t, x.meta().max_t));
-                }
-                remove_block(&b)?;
+                self.replace_blocks(&blocks_dir, std::slice::from_ref(&b), meta.as_ref())?;
                 deleted.extend(doomed);
             }
             self.checkpoint_wal()?;

@@ -41,11 +41,6 @@ impl Symbol {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-
-    /// Whether two symbols share their storage (interned together).
-    pub fn same(&self, other: &Symbol) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
-    }
 }
 
 impl std::ops::Deref for Symbol {
