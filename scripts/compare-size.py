@@ -4,7 +4,8 @@
 Generates a day of vigil-like series (request counters and classic histogram buckets per route,
 every 10 s), backfills it into Prometheus with `promtool tsdb create-blocks-from openmetrics`,
 lets a Prometheus server compact the blocks, imports it into vigil with `vigil import
-openmetrics`, and prints both sizes (blocks only, and everything in the data directory).
+openmetrics`, and prints both sizes (blocks only, and everything in the data directory but
+vigil's rollups and event store, which Prometheus has no counterpart of).
 
     python3 scripts/compare-size.py [--routes N] [--hours H] [--vigil target/release/vigil]
 
@@ -130,12 +131,16 @@ def main():
 
         vig = os.path.join(tmp, "vigil")
         subprocess.run([a.vigil, "import", "openmetrics", om, "--data-dir", vig, "-q"], check=True)
-        v_blocks, v_all = du(os.path.join(vig, "blocks"), False), du(vig, False) - du(os.path.join(vig, "events"), False)
+        # Raw data against raw data: the event store and the rollups (which Prometheus does
+        # not make) are counted apart.
+        v_rollups = du(os.path.join(vig, "rollups"), False)
+        v_blocks = du(os.path.join(vig, "blocks"), False)
+        v_all = du(vig, False) - du(os.path.join(vig, "events"), False) - v_rollups
 
         print(f"prometheus: blocks {p_blocks} bytes ({p_blocks / samples:.3f} B/sample), "
               f"directory {p_all} bytes, {len(prometheus_blocks(prom))} blocks")
         print(f"vigil:      blocks {v_blocks} bytes, directory {v_all} bytes "
-              f"({v_all / samples:.3f} B/sample, WAL and head included)")
+              f"({v_all / samples:.3f} B/sample, WAL and head included; rollups apart: {v_rollups} bytes)")
         print(f"ratio (vigil directory / prometheus blocks): {v_all / p_blocks:.2f}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

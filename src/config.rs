@@ -155,6 +155,8 @@ pub(crate) struct StorageConfig {
     /// Time span of a block cut from the head. Default `2h`.
     #[serde(deserialize_with = "duration")]
     pub(crate) block_range: i64,
+    /// Downsampled copies of the blocks.
+    pub(crate) rollups: RollupsConfig,
 }
 
 impl Default for StorageConfig {
@@ -164,6 +166,31 @@ impl Default for StorageConfig {
             retention: 15 * 86_400_000,
             max_size: 0,
             block_range: vigil_tsdb::db::DEFAULT_BLOCK_RANGE_MS,
+            rollups: RollupsConfig::default(),
+        }
+    }
+}
+
+/// `storage.rollups:`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RollupsConfig {
+    /// Whether blocks get 1 m and 5 m rollups, which queries with coarse steps read. Default on.
+    pub(crate) enabled: bool,
+    /// How long 1 m rollups are kept. Default `60d`.
+    #[serde(deserialize_with = "duration")]
+    pub(crate) retention_1m: i64,
+    /// How long 5 m rollups are kept. Default `400d` (a year back and a bit).
+    #[serde(deserialize_with = "duration")]
+    pub(crate) retention_5m: i64,
+}
+
+impl Default for RollupsConfig {
+    fn default() -> Self {
+        RollupsConfig {
+            enabled: true,
+            retention_1m: 60 * 86_400_000,
+            retention_5m: 400 * 86_400_000,
         }
     }
 }
@@ -175,6 +202,8 @@ impl StorageConfig {
             block_range_ms: self.block_range,
             retention_ms: Some(self.retention),
             max_bytes: (self.max_size > 0).then_some(self.max_size),
+            rollups: self.rollups.enabled,
+            rollup_retention_ms: [Some(self.rollups.retention_1m), Some(self.rollups.retention_5m)],
             ..vigil_tsdb::Options::default()
         }
     }

@@ -46,7 +46,23 @@ pub(crate) fn gather(db: &Db, collector: Option<&Collector>) -> Vec<(Labels, f64
         "vigil_tsdb_blocks_bytes",
         blocks.iter().map(|b| b.size()).sum::<u64>() as f64,
     ));
+    for (tier, r) in vigil_tsdb::rollup::RESOLUTIONS.iter().enumerate() {
+        let rollups = db.rollups(tier);
+        let resolution = vigil_tsdb::rollup::resolution_name(*r);
+        let labelled = |name: &str, v: f64| {
+            (
+                Labels::from_pairs([("__name__", name), ("resolution", resolution.as_str())]),
+                v,
+            )
+        };
+        out.push(labelled("vigil_tsdb_rollup_blocks", rollups.len() as f64));
+        out.push(labelled(
+            "vigil_tsdb_rollup_blocks_bytes",
+            rollups.iter().map(|b| b.size()).sum::<u64>() as f64,
+        ));
+    }
     for (name, c) in [
+        ("vigil_tsdb_rollups_written_total", &counters.rollups),
         ("vigil_tsdb_blocks_cut_total", &counters.blocks_cut),
         ("vigil_tsdb_compactions_total", &counters.compactions),
         ("vigil_tsdb_retention_deleted_blocks_total", &counters.blocks_retired),

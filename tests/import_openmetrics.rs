@@ -76,6 +76,25 @@ fn imported_samples_are_queryable_from_blocks_and_head() {
         .find_map(|l| l.strip_prefix("vigil_tsdb_blocks "))
         .and_then(|v| v.parse::<f64>().ok());
     assert!(blocks.is_some_and(|b| b >= 3.0), "{metrics}");
+    // Every block has 1 m and 5 m rollups; a 5 m step reads them, and answers as raw does.
+    for r in ["1m", "5m"] {
+        let line = format!("vigil_tsdb_rollup_blocks{{resolution=\"{r}\"}} 3");
+        assert!(metrics.contains(&line), "{line}\n{metrics}");
+    }
+    let range = |source: &str| {
+        let path = format!(
+            "/api/v1/query_range?query=http_requests_total&start={}&end={}&step=300&max_source_resolution={source}",
+            T0 / 1000 + 3600,
+            T0 / 1000 + 9 * 3600
+        );
+        get(server.addr, &path)
+    };
+    let (raw, auto) = (range("raw"), range("auto"));
+    assert_eq!(raw.0, 200, "{}", raw.1);
+    assert_eq!(raw, auto);
+    let (status, body) = range("fortnightly");
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("max_source_resolution"), "{body}");
     // The admin API is off by default.
     let (status, _) = post(server.addr, "/api/v1/admin/tsdb/delete_series?match[]=up", b"");
     assert_eq!(status, 503);

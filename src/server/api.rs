@@ -32,6 +32,15 @@ fn engine_for(app: &App, p: &Params) -> Result<vigil_tsdb::promql::Engine, ApiEr
     if let Some(t) = p.duration("timeout")? {
         opts.timeout = opts.timeout.min(vigil_tsdb::time::ms_to_duration(t));
     }
+    // As Thanos names it: `raw`, `auto`, or the coarsest resolution to read (`1m`, `5m`).
+    if let Some(r) = p.get("max_source_resolution") {
+        opts.max_resolution_ms = match r {
+            "auto" | "" => i64::MAX,
+            "raw" => 0,
+            other => vigil_tsdb::time::parse_duration_or_seconds(other)
+                .map_err(|e| ApiError::bad_data(format!("invalid parameter \"max_source_resolution\": {e}")))?,
+        };
+    }
     Ok(vigil_tsdb::promql::Engine::new(opts))
 }
 

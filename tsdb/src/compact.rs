@@ -10,16 +10,17 @@
 //! Every step writes its new files completely before it removes anything, so a crash at any
 //! point leaves either the old files or the new ones (and `Db::open` tidies up what is left).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use crate::block::{Block, BlockMeta, BlockSeries, write_block};
-use crate::db::Db;
+use crate::block::{Block, BlockMeta, BlockSeries, BlockSpec, write_block};
+use crate::db::{BlockList, Db};
 use crate::error::{Error, Result};
 use crate::labels::{Labels, Matcher};
+use crate::rollup::{self, RESOLUTIONS};
 use crate::storage::{Sample, SeriesReader, Timestamp};
 use crate::wal::record::{self, Mark};
 
@@ -39,6 +40,8 @@ pub struct MaintenanceReport {
     pub compacted: usize,
     /// Blocks deleted by retention.
     pub deleted: usize,
+    /// Rollup blocks written.
+    pub rollups: usize,
 }
 
 impl Db {
@@ -68,6 +71,7 @@ impl Db {
             self.checkpoint_wal()?;
         }
         report.compacted = self.compact_blocks(&blocks_dir)?;
+        report.rollups += self.make_missing_rollups(&dir)?;
         report.deleted = self.apply_retention(&dir)?;
         let c = self.counters();
         c.blocks_cut.fetch_add(report.cut as u64, Ordering::Relaxed);
@@ -105,7 +109,12 @@ impl Db {
                 .collect();
             // Per series, the newest sample going into the block: everything up to it is in.
             let written: Vec<Option<Timestamp>> = rows.iter().map(|(_, s)| s.last().map(|x| x.t)).collect();
-            if let Some(meta) = write_block(blocks_dir, rows.into_iter().map(Ok), end, 1, Vec::new())? {
+            let spec = BlockSpec {
+                end,
+                level: 1,
+                ..BlockSpec::default()
+            };
+            if let Some(meta) = write_block(blocks_dir, rows.into_iter().map(Ok), spec)? {
                 let block = Block::open(&blocks_dir.join(&meta.id))?;
                 let mut blocks = self.blocks.write();
                 blocks.push(Arc::new(block));
@@ -234,66 +243,141 @@ impl Db {
         let sources = group.iter().map(|b| b.meta().id.clone()).collect();
         let rows = merged.into_iter().map(Ok::<BlockSeries, Error>);
         let end = group.iter().map(|b| b.meta().end).max().unwrap_or(i64::MIN);
-        let meta = write_block(blocks_dir, rows, end, level, sources)?;
+        let spec = BlockSpec {
+            end,
+            level,
+            sources,
+            resolution_ms: 0,
+        };
+        let meta = write_block(blocks_dir, rows, spec)?;
         self.replace_blocks(blocks_dir, group, meta.as_ref())
     }
 
-    /// Lists the block `meta` names (written under `blocks_dir`, if any) in place of `old`, then
-    /// deletes `old`.
+    /// Lists the raw block `meta` names (written under `blocks_dir`, if any) in place of `old`,
+    /// then deletes `old`; the rollups follow (made from the new block, those of `old`
+    /// deleted).
     fn replace_blocks(&self, blocks_dir: &Path, old: &[Arc<Block>], meta: Option<&BlockMeta>) -> Result<()> {
-        let new = match meta {
-            Some(meta) => Some(Arc::new(Block::open(&blocks_dir.join(&meta.id))?)),
-            None => None,
-        };
-        {
-            let mut blocks = self.blocks.write();
-            blocks.retain(|b| !old.iter().any(|g| Arc::ptr_eq(b, g)));
-            blocks.extend(new);
-            blocks.sort_by_key(|b| (b.meta().min_t, b.meta().max_t));
-        }
-        for b in old {
-            remove_block(b)?;
+        let new = swap_blocks(&self.blocks, blocks_dir, old, meta)?;
+        if let (Some(dir), true) = (self.dir.as_deref(), self.opts.rollups) {
+            if let Some(new) = &new {
+                for (tier, r) in RESOLUTIONS.into_iter().enumerate() {
+                    self.make_rollup(dir, tier, r, new)?;
+                }
+            }
+            let old_ids: Vec<&str> = old.iter().map(|b| b.meta().id.as_str()).collect();
+            for list in &self.rollups {
+                let stale: Vec<Arc<Block>> = list
+                    .read()
+                    .iter()
+                    .filter(|b| b.meta().sources.iter().any(|s| old_ids.contains(&s.as_str())))
+                    .cloned()
+                    .collect();
+                if !stale.is_empty() {
+                    swap_blocks(list, Path::new(""), &stale, None)?;
+                }
+            }
         }
         Ok(())
     }
 
-    /// Deletes blocks past the retention time, then the oldest while the store is over its
-    /// size limit.
+    /// Makes the rollups that raw blocks lack (after a cut, or a crash before they were made).
+    fn make_missing_rollups(&self, dir: &Path) -> Result<usize> {
+        if !self.opts.rollups {
+            return Ok(0);
+        }
+        let mut made = 0;
+        let raw = self.blocks.read().clone();
+        for (tier, r) in RESOLUTIONS.into_iter().enumerate() {
+            for b in &raw {
+                let has = self.rollups[tier]
+                    .read()
+                    .iter()
+                    .any(|x| x.meta().sources.contains(&b.meta().id));
+                if !has {
+                    made += usize::from(self.make_rollup(dir, tier, r, b)?);
+                }
+            }
+        }
+        Ok(made)
+    }
+
+    /// Writes the rollup of raw block `b` at resolution `r` and lists it in tier `tier`.
+    fn make_rollup(&self, dir: &Path, tier: usize, r: i64, b: &Block) -> Result<bool> {
+        let rows = b.all_series().map(|row| {
+            row.map(|(labels, samples)| {
+                let kept = rollup::downsample(&samples, r, rollup::is_counter(&labels));
+                (labels, kept)
+            })
+        });
+        let spec = BlockSpec {
+            end: b.meta().end,
+            level: b.meta().level,
+            sources: vec![b.meta().id.clone()],
+            resolution_ms: r,
+        };
+        let target = crate::db::rollups_dir(dir, r);
+        fs::create_dir_all(&target).map_err(Error::io("create", &target))?;
+        let Some(meta) = write_block(&target, rows, spec)? else {
+            return Ok(false);
+        };
+        let block = Block::open(&target.join(&meta.id))?;
+        self.counters().rollups.fetch_add(1, Ordering::Relaxed);
+        let mut list = self.rollups[tier].write();
+        list.push(Arc::new(block));
+        list.sort_by_key(|b| (b.meta().min_t, b.meta().max_t));
+        Ok(true)
+    }
+
+    /// Deletes raw blocks past the retention time and rollups past theirs, then the oldest
+    /// blocks of any kind while the store is over its size limit.
     fn apply_retention(&self, dir: &Path) -> Result<usize> {
+        // Behind the newest sample, but never the future: one sample from a clock far ahead
+        // must not age everything out.
+        let newest = self
+            .blocks
+            .read()
+            .iter()
+            .map(|b| b.meta().max_t)
+            .chain([self.head.stats().max_t])
+            .max()
+            .unwrap_or(i64::MIN)
+            .min(crate::time::now_ms());
         let mut deleted = 0;
-        if let Some(retention) = self.opts.retention_ms {
-            // Behind the newest sample, but never the future: one sample from a clock far
-            // ahead must not age everything out.
-            let newest = self
-                .blocks
-                .read()
-                .iter()
-                .map(|b| b.meta().max_t)
-                .chain([self.head.stats().max_t])
-                .max()
-                .unwrap_or(i64::MIN)
-                .min(crate::time::now_ms());
+        let tiers = std::iter::once((&self.blocks, self.opts.retention_ms))
+            .chain(self.rollups.iter().zip(self.opts.rollup_retention_ms));
+        for (list, retention) in tiers {
+            let Some(retention) = retention else { continue };
             let cutoff = newest.saturating_sub(retention);
-            let expired: Vec<Arc<Block>> = self
-                .blocks
+            let expired: Vec<Arc<Block>> = list
                 .read()
                 .iter()
                 .filter(|b| b.meta().max_t < cutoff)
                 .cloned()
                 .collect();
             for b in &expired {
-                self.drop_block(b)?;
+                self.drop_block(list, b)?;
                 deleted += 1;
             }
         }
         if let Some(max) = self.opts.max_bytes {
             let wal_bytes = dir_size(&dir.join("wal"));
             loop {
-                let blocks = self.blocks.read().clone();
-                let total: u64 = blocks.iter().map(|b| b.size()).sum::<u64>() + wal_bytes;
-                match blocks.first() {
-                    Some(b) if total > max => {
-                        self.drop_block(b)?;
+                let lists = std::iter::once(&self.blocks).chain(&self.rollups);
+                let mut total = wal_bytes;
+                // The oldest block of any tier; raw before rollups of the same age.
+                let mut oldest: Option<(&BlockList, Arc<Block>)> = None;
+                for list in lists {
+                    let blocks = list.read();
+                    total += blocks.iter().map(|b| b.size()).sum::<u64>();
+                    if let Some(b) = blocks.first()
+                        && oldest.as_ref().is_none_or(|(_, o)| b.meta().min_t < o.meta().min_t)
+                    {
+                        oldest = Some((list, b.clone()));
+                    }
+                }
+                match oldest {
+                    Some((list, b)) if total > max => {
+                        self.drop_block(list, &b)?;
                         deleted += 1;
                     }
                     _ => break,
@@ -303,9 +387,10 @@ impl Db {
         Ok(deleted)
     }
 
-    fn drop_block(&self, b: &Arc<Block>) -> Result<()> {
-        self.blocks.write().retain(|x| !Arc::ptr_eq(x, b));
-        tracing::info!(block = %b.meta().id, max_t = b.meta().max_t, "retention: block deleted");
+    fn drop_block(&self, list: &BlockList, b: &Arc<Block>) -> Result<()> {
+        list.write().retain(|x| !Arc::ptr_eq(x, b));
+        tracing::info!(block = %b.meta().id, max_t = b.meta().max_t, resolution_ms = b.meta().resolution_ms,
+            "retention: block deleted");
         remove_block(b)
     }
 
@@ -316,7 +401,7 @@ impl Db {
     /// deleted ones).
     pub fn delete_series(&self, sets: &[Vec<Matcher>]) -> Result<u64> {
         let _one = self.maintenance.lock();
-        let mut deleted: std::collections::BTreeSet<Labels> = std::collections::BTreeSet::new();
+        let mut deleted: BTreeSet<Labels> = BTreeSet::new();
         let mut dropped = 0;
         for set in sets {
             for s in self.head.matching_series(set) {
@@ -328,28 +413,29 @@ impl Db {
         }
         self.head.note_written(dropped, i64::MIN);
         if let Some(dir) = self.dir.clone() {
+            // Raw blocks first (their rollups follow), then the rollups whose raw blocks are
+            // gone.
             let blocks_dir = dir.join("blocks");
-            let blocks = self.blocks.read().clone();
-            for b in blocks {
-                let doomed: std::collections::BTreeSet<Labels> = sets
-                    .iter()
-                    .flat_map(|set| b.series_labels(set, i64::MIN, i64::MAX))
-                    .collect();
-                if doomed.is_empty() {
-                    continue;
+            let raw = self.blocks.read().clone();
+            for b in raw {
+                if let Some((doomed, meta)) = rewrite_without(&b, sets, &blocks_dir, vec![b.meta().id.clone()])? {
+                    self.replace_blocks(&blocks_dir, std::slice::from_ref(&b), meta.as_ref())?;
+                    deleted.extend(doomed);
                 }
-                let rows = b
-                    .all_series()
-                    .filter(|r| r.as_ref().map_or(true, |(l, _)| !doomed.contains(l)));
-                let meta = write_block(
-                    blocks_dir.as_path(),
-                    rows,
-                    b.meta().end,
-                    b.meta().level,
-                    vec![b.meta().id.clone()],
-                )?;
-                self.replace_blocks(&blocks_dir, std::slice::from_ref(&b), meta.as_ref())?;
-                deleted.extend(doomed);
+            }
+            for (list, r) in self.rollups.iter().zip(RESOLUTIONS) {
+                let target = crate::db::rollups_dir(&dir, r);
+                let blocks = list.read().clone();
+                for b in blocks {
+                    // Still standing for its raw block, and named so that a crash after the
+                    // rewrite lets the open finish deleting the old one.
+                    let mut sources = b.meta().sources.clone();
+                    sources.push(b.meta().id.clone());
+                    if let Some((doomed, meta)) = rewrite_without(&b, sets, &target, sources)? {
+                        swap_blocks(list, &target, std::slice::from_ref(&b), meta.as_ref())?;
+                        deleted.extend(doomed);
+                    }
+                }
             }
             self.checkpoint_wal()?;
         }
@@ -357,10 +443,66 @@ impl Db {
         Ok(deleted.len() as u64)
     }
 
+    /// Rollup blocks of resolution `RESOLUTIONS[tier]`, oldest first.
+    pub fn rollups(&self, tier: usize) -> Vec<Arc<Block>> {
+        self.rollups.get(tier).map(|l| l.read().clone()).unwrap_or_default()
+    }
+
     /// Blocks on disk, oldest first.
     pub fn blocks(&self) -> Vec<Arc<Block>> {
         self.blocks.read().clone()
     }
+}
+
+/// The series a rewrite dropped, and the rewritten block (`None` if nothing was left).
+type Rewritten = (BTreeSet<Labels>, Option<BlockMeta>);
+
+/// Writes block `b` again under `dir` without the series matching any of `sets`; `None` when
+/// it holds none of them, else those series and the new block's meta (`None` if nothing is
+/// left).
+fn rewrite_without(b: &Block, sets: &[Vec<Matcher>], dir: &Path, sources: Vec<String>) -> Result<Option<Rewritten>> {
+    let doomed: BTreeSet<Labels> = sets
+        .iter()
+        .flat_map(|set| b.series_labels(set, i64::MIN, i64::MAX))
+        .collect();
+    if doomed.is_empty() {
+        return Ok(None);
+    }
+    let rows = b
+        .all_series()
+        .filter(|r| r.as_ref().map_or(true, |(l, _)| !doomed.contains(l)));
+    let spec = BlockSpec {
+        end: b.meta().end,
+        level: b.meta().level,
+        sources,
+        resolution_ms: b.meta().resolution_ms,
+    };
+    let meta = write_block(dir, rows, spec)?;
+    Ok(Some((doomed, meta)))
+}
+
+/// Lists the block `meta` names (written under `dir`, if any) in `list` in place of `old`,
+/// then deletes `old`. Returns the new block.
+fn swap_blocks(
+    list: &BlockList,
+    dir: &Path,
+    old: &[Arc<Block>],
+    meta: Option<&BlockMeta>,
+) -> Result<Option<Arc<Block>>> {
+    let new = match meta {
+        Some(meta) => Some(Arc::new(Block::open(&dir.join(&meta.id))?)),
+        None => None,
+    };
+    {
+        let mut blocks = list.write();
+        blocks.retain(|b| !old.iter().any(|g| Arc::ptr_eq(b, g)));
+        blocks.extend(new.clone());
+        blocks.sort_by_key(|b| (b.meta().min_t, b.meta().max_t));
+    }
+    for b in old {
+        remove_block(b)?;
+    }
+    Ok(new)
 }
 
 /// Deletes a block's directory (readers that still hold it keep their mapping). It is renamed

@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 
 use crate::head::{AppendOutcome, Head, HeadStats, MemSeries, SeriesRef};
 use crate::labels::{Labels, Matcher};
+use crate::rollup::{self, RESOLUTIONS};
 use crate::storage::{Queryable, Sample, Series, SeriesReader, Timestamp};
 use crate::wal::record::{self, Mark, Record};
 use crate::wal::{DEFAULT_SEGMENT_SIZE, ReplayStats, Wal};
@@ -34,6 +35,11 @@ pub struct Options {
     pub retention_ms: Option<i64>,
     /// Oldest blocks are deleted while blocks and WAL together take more bytes than this.
     pub max_bytes: Option<u64>,
+    /// Whether blocks get 1 m and 5 m rollups ([`crate::rollup`]).
+    pub rollups: bool,
+    /// Retention of the rollups, per resolution of [`RESOLUTIONS`] (`None`: kept until the size
+    /// limit needs the room).
+    pub rollup_retention_ms: [Option<i64>; RESOLUTIONS.len()],
 }
 
 /// Two hours, as Prometheus: about 720 samples of a 10 s series, six full chunks.
@@ -46,6 +52,8 @@ impl Default for Options {
             block_range_ms: DEFAULT_BLOCK_RANGE_MS,
             retention_ms: None,
             max_bytes: None,
+            rollups: true,
+            rollup_retention_ms: [None; RESOLUTIONS.len()],
         }
     }
 }
@@ -101,7 +109,12 @@ pub struct DbCounters {
     pub blocks_retired: AtomicU64,
     /// WAL checkpoints written.
     pub checkpoints: AtomicU64,
+    /// Rollup blocks written.
+    pub rollups: AtomicU64,
 }
+
+/// A list of blocks, oldest first; readers take a copy.
+pub(crate) type BlockList = RwLock<Vec<Arc<Block>>>;
 
 /// An embedded time-series store.
 #[derive(Debug)]
@@ -112,7 +125,9 @@ pub struct Db {
     pub(crate) wal: Mutex<Option<Wal>>,
     pub(crate) marks: RwLock<BTreeMap<String, Vec<u8>>>,
     /// Blocks on disk, oldest first; queries take a copy of the list.
-    pub(crate) blocks: RwLock<Vec<Arc<Block>>>,
+    pub(crate) blocks: BlockList,
+    /// Rollup blocks per resolution of [`RESOLUTIONS`], oldest first.
+    pub(crate) rollups: [BlockList; RESOLUTIONS.len()],
     /// Serializes maintenance (cutting blocks, compaction, retention).
     pub(crate) maintenance: Mutex<()>,
     counters: DbCounters,
@@ -138,6 +153,14 @@ impl Db {
             Err(fs::TryLockError::Error(e)) => return Err(Error::io("lock", &lock_path)(e)),
         }
         let blocks = crate::block::open_all(&dir.join("blocks"))?;
+        let mut rollups = Vec::with_capacity(RESOLUTIONS.len());
+        for r in RESOLUTIONS {
+            let found = crate::block::open_all(&rollups_dir(dir, r))?;
+            rollups.push(RwLock::new(found.into_iter().map(Arc::new).collect()));
+        }
+        let rollups: [BlockList; RESOLUTIONS.len()] = rollups
+            .try_into()
+            .unwrap_or_else(|_| unreachable!("one list per resolution"));
         let head = Head::default();
         let mut marks = BTreeMap::new();
         let mut replayed = CommitStats::default();
@@ -170,6 +193,7 @@ impl Db {
             wal: Mutex::new(Some(wal)),
             marks: RwLock::new(marks),
             blocks: RwLock::new(blocks.into_iter().map(Arc::new).collect()),
+            rollups,
             maintenance: Mutex::new(()),
             counters: DbCounters::default(),
             replay,
@@ -186,6 +210,7 @@ impl Db {
             wal: Mutex::new(None),
             marks: RwLock::new(BTreeMap::new()),
             blocks: RwLock::new(Vec::new()),
+            rollups: Default::default(),
             maintenance: Mutex::new(()),
             counters: DbCounters::default(),
             replay: ReplayStats::default(),
@@ -425,24 +450,95 @@ fn validate(labels: &Labels) -> Result<()> {
 }
 
 impl Db {
-    /// Asks the head, then every block overlapping `[mint, maxt]` (oldest first), with `f`.
+    /// Asks the head, then every block overlapping `[mint, maxt]` (oldest first), with `f`;
+    /// with `rollups`, the rollup blocks overlapping it too.
     /// The head goes first and the block list is taken after it: a block cut meanwhile is
     /// published before the head drops its samples, so they are then read in both (and merged
     /// away), never in neither.
-    fn ask<T>(&self, mint: Timestamp, maxt: Timestamp, f: impl Fn(&dyn SeriesReader) -> Result<T>) -> Result<Vec<T>> {
+    fn ask<T>(
+        &self,
+        mint: Timestamp,
+        maxt: Timestamp,
+        rollups: bool,
+        f: impl Fn(&dyn SeriesReader) -> Result<T>,
+    ) -> Result<Vec<T>> {
         let mut out = vec![f(&*self.head)?];
-        let blocks: Vec<Arc<Block>> = self
-            .blocks
-            .read()
-            .iter()
-            .filter(|b| b.overlaps(mint, maxt))
-            .cloned()
+        let tiers = if rollups { &self.rollups[..] } else { &[] };
+        let blocks: Vec<Arc<Block>> = std::iter::once(&self.blocks)
+            .chain(tiers)
+            .flat_map(|list| {
+                list.read()
+                    .iter()
+                    .filter(|b| b.overlaps(mint, maxt))
+                    .cloned()
+                    .collect::<Vec<_>>()
+            })
             .collect();
         for b in &blocks {
             out.push(f(&**b)?);
         }
         Ok(out)
     }
+
+    /// The rollup blocks of resolution `RESOLUTIONS[tier]` overlapping `[mint, maxt]`.
+    fn rollup_blocks(&self, tier: usize, mint: Timestamp, maxt: Timestamp) -> Vec<Arc<Block>> {
+        self.rollups[tier]
+            .read()
+            .iter()
+            .filter(|b| b.overlaps(mint, maxt))
+            .cloned()
+            .collect()
+    }
+
+    /// What each tier (raw, then the rollups) covers, as `[from, to)`, for [`rollup::plan`].
+    fn coverage(&self) -> Vec<Option<(Timestamp, Timestamp)>> {
+        let rollups: Vec<Option<(Timestamp, Timestamp)>> = self
+            .rollups
+            .iter()
+            .map(|list| {
+                let list = list.read();
+                let from = list.iter().map(|b| b.meta().min_t).min()?;
+                let to = list.iter().map(|b| b.meta().end).max()?;
+                Some((from, to))
+            })
+            .collect();
+        // Raw data covers from its oldest block on; with none, from where the rollups end
+        // (the head holds what came after).
+        let raw_from = match self.blocks.read().first() {
+            Some(b) => b.meta().min_t,
+            None => rollups.iter().flatten().map(|c| c.1).max().unwrap_or(i64::MIN),
+        };
+        std::iter::once(Some((raw_from, i64::MAX))).chain(rollups).collect()
+    }
+
+    /// Series from the raw tier (head and raw blocks) in `[mint, maxt]`, merged per series.
+    fn select_raw(&self, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Result<Vec<Series>> {
+        let mut parts = self.ask(mint, maxt, false, |p| p.select(matchers, mint, maxt))?;
+        if parts.len() == 1 {
+            return Ok(parts.pop().unwrap_or_default());
+        }
+        Ok(merge_series(parts))
+    }
+}
+
+/// Series from several parts merged per label set: samples in time order, one per timestamp.
+fn merge_series(parts: Vec<Vec<Series>>) -> Vec<Series> {
+    let mut merged: BTreeMap<Labels, Vec<Sample>> = BTreeMap::new();
+    for s in parts.into_iter().flatten() {
+        merged.entry(s.labels).or_default().extend(s.samples);
+    }
+    merged
+        .into_iter()
+        .map(|(labels, mut samples)| {
+            sort_dedup(&mut samples);
+            Series { labels, samples }
+        })
+        .collect()
+}
+
+/// Where the rollups of resolution `r` live.
+pub(crate) fn rollups_dir(dir: &Path, r: i64) -> PathBuf {
+    dir.join("rollups").join(rollup::resolution_name(r))
 }
 
 /// Sorted union of string lists.
@@ -463,25 +559,39 @@ fn union(lists: impl IntoIterator<Item = Vec<String>>) -> Vec<String> {
 
 impl Queryable for Db {
     fn select(&self, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Result<Vec<Series>> {
-        let mut parts = self.ask(mint, maxt, |p| p.select(matchers, mint, maxt))?;
-        if parts.len() == 1 {
-            return Ok(parts.pop().unwrap_or_default());
+        self.select_resolution(matchers, mint, maxt, 0)
+    }
+
+    fn select_resolution(
+        &self,
+        matchers: &[Matcher],
+        mint: Timestamp,
+        maxt: Timestamp,
+        resolution_ms: i64,
+    ) -> Result<Vec<Series>> {
+        let want = RESOLUTIONS
+            .iter()
+            .position(|&r| r == resolution_ms)
+            .map_or(0, |i| i + 1);
+        let plan = rollup::plan(mint, maxt, want, &self.coverage());
+        if let [(0, a, b)] = plan[..] {
+            return self.select_raw(matchers, a, b);
         }
-        let mut merged: BTreeMap<Labels, Vec<Sample>> = BTreeMap::new();
-        for s in parts.into_iter().flatten() {
-            merged.entry(s.labels).or_default().extend(s.samples);
+        let mut parts = Vec::with_capacity(plan.len());
+        for (tier, a, b) in plan {
+            if tier == 0 {
+                parts.push(self.select_raw(matchers, a, b)?);
+            } else {
+                for block in self.rollup_blocks(tier - 1, a, b) {
+                    parts.push(block.select(matchers, a, b)?);
+                }
+            }
         }
-        Ok(merged
-            .into_iter()
-            .map(|(labels, mut samples)| {
-                sort_dedup(&mut samples);
-                Series { labels, samples }
-            })
-            .collect())
+        Ok(merge_series(parts))
     }
 
     fn series(&self, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Result<Vec<Labels>> {
-        let parts = self.ask(mint, maxt, |p| Ok(p.series_labels(matchers, mint, maxt)))?;
+        let parts = self.ask(mint, maxt, true, |p| Ok(p.series_labels(matchers, mint, maxt)))?;
         let many = parts.len() > 1;
         let mut out: Vec<Labels> = parts.into_iter().flatten().collect();
         if many {
@@ -492,12 +602,12 @@ impl Queryable for Db {
     }
 
     fn label_names(&self, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Result<Vec<String>> {
-        let parts = self.ask(mint, maxt, |p| Ok(p.label_names(matchers, mint, maxt)))?;
+        let parts = self.ask(mint, maxt, true, |p| Ok(p.label_names(matchers, mint, maxt)))?;
         Ok(union(parts))
     }
 
     fn label_values(&self, name: &str, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Result<Vec<String>> {
-        let parts = self.ask(mint, maxt, |p| Ok(p.label_values(name, matchers, mint, maxt)))?;
+        let parts = self.ask(mint, maxt, true, |p| Ok(p.label_values(name, matchers, mint, maxt)))?;
         Ok(union(parts))
     }
 }

@@ -47,6 +47,7 @@ pub mod head;
 pub mod labels;
 pub mod openmetrics;
 pub mod promql;
+pub mod rollup;
 pub mod storage;
 pub mod time;
 pub mod wal;

@@ -47,6 +47,20 @@ pub trait Queryable: Send + Sync {
     /// Series without samples in the range are left out.
     fn select(&self, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Result<Vec<Series>>;
 
+    /// [`Queryable::select`], reading samples downsampled to `resolution_ms` where the store
+    /// keeps such rollups (see [`crate::rollup`]); 0 asks for raw samples. A store without
+    /// rollups answers with raw samples.
+    fn select_resolution(
+        &self,
+        matchers: &[Matcher],
+        mint: Timestamp,
+        maxt: Timestamp,
+        resolution_ms: i64,
+    ) -> Result<Vec<Series>> {
+        let _ = resolution_ms;
+        self.select(matchers, mint, maxt)
+    }
+
     /// Label sets of the series matching all `matchers` that have samples in `[mint, maxt]`,
     /// sorted.
     fn series(&self, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Result<Vec<Labels>>;

@@ -61,9 +61,11 @@ fn expected(mint: i64, maxt: i64, upto: i64) -> Vec<(Labels, Vec<Sample>)> {
     out
 }
 
+/// Raw blocks alone (tests/rollups.rs has the rollups).
 fn options() -> Options {
     Options {
         block_range_ms: 2 * HOUR,
+        rollups: false,
         ..Options::default()
     }
 }

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-pub(crate) use writer::{BlockSeries, write_block};
+pub(crate) use writer::{BlockSeries, BlockSpec, write_block};
 
 use crate::chunkenc::{Encoding, for_each_sample};
 use crate::encoding::{DecodeError, Decoder};
@@ -64,9 +64,17 @@ pub struct BlockMeta {
     pub chunks: u64,
     /// 1 for a block cut from the head, one more per compaction.
     pub level: u32,
-    /// The blocks this one was compacted from (empty for a block cut from the head).
+    /// The blocks this one was compacted from (empty for a block cut from the head); for a
+    /// rollup, the raw block it was made from.
     #[serde(default)]
     pub sources: Vec<String>,
+    /// 0 for raw samples; for a rollup, its resolution in milliseconds.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub resolution_ms: i64,
+}
+
+fn is_zero(v: &i64) -> bool {
+    *v == 0
 }
 
 /// Where a chunk is and what it covers.

@@ -18,20 +18,31 @@ type Indexed = (Labels, Vec<(Timestamp, Timestamp, u64)>);
 /// One series to write: labels and samples in time order.
 pub(crate) type BlockSeries = (Labels, Vec<Sample>);
 
+/// What a new block stands for, beyond its samples.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct BlockSpec {
+    /// End of the time range the block stands for (raised to its newest sample + 1).
+    pub(crate) end: Timestamp,
+    /// Compaction level.
+    pub(crate) level: u32,
+    /// The blocks it was made from.
+    pub(crate) sources: Vec<String>,
+    /// 0 for raw samples, else the rollup resolution.
+    pub(crate) resolution_ms: i64,
+}
+
 /// Writes the series (sorted by labels, each with samples in time order; series without
 /// samples are skipped) as a new block under `parent`, returning its meta. The block appears
 /// whole or not at all: it is written to `<id>.tmp`, synced, and renamed.
 pub(crate) fn write_block(
     parent: &Path,
     series: impl IntoIterator<Item = Result<BlockSeries>>,
-    end: Timestamp,
-    level: u32,
-    sources: Vec<String>,
+    spec: BlockSpec,
 ) -> Result<Option<BlockMeta>> {
     let id = super::new_id();
     let tmp = parent.join(format!("{id}.tmp"));
     fs::create_dir_all(&tmp).map_err(Error::io("create", &tmp))?;
-    let result = write_files(&tmp, &id, series, end, level, sources);
+    let result = write_files(&tmp, &id, series, spec);
     let meta = match result {
         Ok(Some(meta)) => meta,
         other => {
@@ -55,9 +66,7 @@ fn write_files(
     dir: &Path,
     id: &str,
     series: impl IntoIterator<Item = Result<BlockSeries>>,
-    end: Timestamp,
-    level: u32,
-    sources: Vec<String>,
+    spec: BlockSpec,
 ) -> Result<Option<BlockMeta>> {
     let chunks_path = dir.join("chunks");
     let file = fs::File::create(&chunks_path).map_err(Error::io("create", &chunks_path))?;
@@ -77,12 +86,13 @@ fn write_files(
         id: id.to_owned(),
         min_t: i64::MAX,
         max_t: i64::MIN,
-        end,
+        end: spec.end,
         series: 0,
         samples: 0,
         chunks: 0,
-        level,
-        sources,
+        level: spec.level,
+        sources: spec.sources,
+        resolution_ms: spec.resolution_ms,
     };
     // Series as they go into the index: labels and (min_t, max_t, offset) per chunk.
     let mut written: Vec<Indexed> = Vec::new();

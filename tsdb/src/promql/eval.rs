@@ -15,6 +15,7 @@ use super::error::{QueryError, QueryResult};
 use super::value::{Point, Sample, Series};
 use super::{EngineOptions, aggregate, binary, functions};
 use crate::labels::{Labels, MatchOp, Matcher};
+use crate::rollup::SelectHints;
 use crate::storage::{Queryable, Timestamp, is_stale_nan};
 
 /// A series of a step matrix: points at step timestamps.
@@ -144,7 +145,7 @@ impl<'a> Evaluator<'a> {
                 if self.start != self.end {
                     return Err(QueryError::exec("cannot do range evaluation of matrix selector"));
                 }
-                let input = self.matrix_selector(ms)?;
+                let input = self.matrix_selector(ms, false)?;
                 Ok(EVal::Matrix(self.raw_window(input)))
             }
             Expr::Subquery(sq) => {
@@ -208,11 +209,13 @@ impl<'a> Evaluator<'a> {
         vs: &VectorSelector,
         mint: Timestamp,
         maxt: Timestamp,
+        hints: SelectHints,
     ) -> QueryResult<Vec<crate::storage::Series>> {
         let sets = matcher_sets(vs)?;
+        let resolution = hints.resolution(self.opts.lookback_delta_ms);
         let mut out = Vec::new();
         for set in &sets {
-            out.extend(self.storage.select(set, mint, maxt)?);
+            out.extend(self.storage.select_resolution(set, mint, maxt, resolution)?);
         }
         if sets.len() > 1 {
             // `{a="1" or b="2"}` can select a series twice.
@@ -235,7 +238,10 @@ impl<'a> Evaluator<'a> {
             Some(a) => (a, a),
             None => (self.start, self.end),
         };
-        let raw = self.select(vs, lo - offset - lookback, hi - offset)?;
+        // Values at step ends on bucket ends are the raw ones, so any rollup within the
+        // lookback serves (and `timestamp()` sees the same sample times).
+        let hints = self.hints(at.is_none(), self.start - offset, 0);
+        let raw = self.select(vs, lo - offset - lookback, hi - offset, hints)?;
         let mut out = Vec::with_capacity(raw.len());
         for s in raw {
             let mut points = Vec::with_capacity(self.num_steps().min(s.samples.len() * 2 + 1));
@@ -265,8 +271,21 @@ impl<'a> Evaluator<'a> {
         Ok(out)
     }
 
-    /// Selects the raw samples a matrix selector covers over the whole query.
-    pub(crate) fn matrix_selector(&mut self, ms: &MatrixSelector) -> QueryResult<RangeInput> {
+    /// What the store may know of a selection to pick a rollup: `downsample_ok` when the
+    /// reader's answer survives downsampling.
+    fn hints(&self, downsample_ok: bool, start: Timestamp, range_ms: i64) -> SelectHints {
+        SelectHints {
+            step_ms: if self.start == self.end { 0 } else { self.interval },
+            start,
+            range_ms,
+            downsample_ok,
+            max_resolution_ms: self.opts.max_resolution_ms,
+        }
+    }
+
+    /// Selects the samples a matrix selector covers over the whole query; `downsample_ok` when
+    /// the function reading them answers (nearly) alike from rollups ([`crate::rollup`]).
+    pub(crate) fn matrix_selector(&mut self, ms: &MatrixSelector, downsample_ok: bool) -> QueryResult<RangeInput> {
         let vs = &ms.vs;
         let offset = offset_ms(vs.offset.as_ref());
         let at = self.at_time(vs.at.as_ref());
@@ -275,7 +294,8 @@ impl<'a> Evaluator<'a> {
             Some(a) => (a, a),
             None => (self.start, self.end),
         };
-        let raw = self.select(vs, lo - offset - range, hi - offset)?;
+        let hints = self.hints(downsample_ok && at.is_none(), self.start - offset, range);
+        let raw = self.select(vs, lo - offset - range, hi - offset, hints)?;
         let series = raw
             .into_iter()
             .map(|s| (s.labels, s.samples.into_iter().filter(|p| !is_stale_nan(p.v)).collect()))

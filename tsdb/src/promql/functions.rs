@@ -83,7 +83,9 @@ fn range_call(ev: &mut Evaluator<'_>, name: &str, args: &[&Expr], matrix_arg: us
             params.push(ev.eval_scalar_steps(a)?);
         }
     }
-    let input = range_input(ev, args[matrix_arg])?;
+    // Counters keep every reset in rollups, and a window's last sample is a bucket's last.
+    let downsample_ok = matches!(name, "rate" | "increase" | "last_over_time");
+    let input = range_input(ev, args[matrix_arg], downsample_ok)?;
     let keep_name = matches!(name, "last_over_time" | "first_over_time");
     let steps: Vec<Timestamp> = ev.steps().collect();
     let mut out: Matrix = Vec::with_capacity(input.series.len());
@@ -135,9 +137,9 @@ fn range_call(ev: &mut Evaluator<'_>, name: &str, args: &[&Expr], matrix_arg: us
     Ok(out)
 }
 
-fn range_input(ev: &mut Evaluator<'_>, arg: &Expr) -> QueryResult<RangeInput> {
+fn range_input(ev: &mut Evaluator<'_>, arg: &Expr, downsample_ok: bool) -> QueryResult<RangeInput> {
     match unwrap_parens(arg) {
-        Expr::MatrixSelector(ms) => ev.matrix_selector(ms),
+        Expr::MatrixSelector(ms) => ev.matrix_selector(ms, downsample_ok),
         Expr::Subquery(sq) => ev.subquery(sq),
         other => Err(QueryError::exec(format!(
             "expected a range vector, got {}",
@@ -162,7 +164,7 @@ fn absent_over_time(ev: &mut Evaluator<'_>, args: &[&Expr]) -> QueryResult<Matri
     let arg = args
         .first()
         .ok_or_else(|| QueryError::exec("absent_over_time needs an argument"))?;
-    let input = range_input(ev, arg)?;
+    let input = range_input(ev, arg, false)?;
     let labels = absent_labels(arg);
     let mut out = Vec::new();
     for ts in ev.steps() {

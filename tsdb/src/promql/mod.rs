@@ -51,6 +51,9 @@ pub struct EngineOptions {
     pub default_subquery_step_ms: i64,
     /// Prometheus 2.x window semantics: windows include their left boundary (`[t - range, t]`).
     pub prometheus_v2: bool,
+    /// The coarsest rollup a query may read where its step allows ([`crate::rollup`]); 0 reads
+    /// raw samples only.
+    pub max_resolution_ms: i64,
 }
 
 impl Default for EngineOptions {
@@ -61,6 +64,7 @@ impl Default for EngineOptions {
             timeout: Duration::from_secs(120),
             default_subquery_step_ms: 60 * 1000,
             prometheus_v2: false,
+            max_resolution_ms: i64::MAX,
         }
     }
 }
@@ -84,6 +88,14 @@ impl Engine {
     /// The engine's options.
     pub fn options(&self) -> &EngineOptions {
         &self.opts
+    }
+
+    /// This engine reading rollups no coarser than `resolution_ms` (0: raw samples only), as
+    /// the API's `max_source_resolution` asks.
+    pub fn with_max_resolution(&self, resolution_ms: i64) -> Engine {
+        let mut opts = self.opts.clone();
+        opts.max_resolution_ms = resolution_ms;
+        Engine { opts }
     }
 
     /// Parses a query, with Prometheus's error text on failure.

@@ -1,0 +1,356 @@
+//! Rollups: 1-minute and 5-minute downsampled copies of the raw blocks, kept for longer, and
+//! the rule that picks them for a query.
+//!
+//! ```text
+//! raw block ──downsample(1m)──> rollups/1m/<id>   (sources: [raw id])
+//!           ──downsample(5m)──> rollups/5m/<id>
+//!
+//! a bucket is (k·R, (k+1)·R]:       ·  ·  ·  ·  ·│·  ·  · ·  ·  ·│
+//! kept:                                         ^ last          ^ last
+//! ```
+//!
+//! Downsampling keeps, per series and bucket, the bucket's last sample. That is exactly the
+//! sample a vector selector reads at a bucket boundary, so instant-vector answers at steps
+//! aligned to the resolution are the raw answers. Counters (and classic histogram buckets,
+//! counts and sums) also keep the sample before every drop, so `rate` and `increase` see each
+//! reset and lose no increase; their extrapolation then starts from bucket ends, a small
+//! difference from raw at the window's edge. A bucket ending in a staleness marker keeps the
+//! last real value before it as well.
+//!
+//! A rollup block stands for the raw block it was made from (its `sources`); when compaction
+//! or a delete replaces that raw block, the rollups are made again from the new one. Raw
+//! blocks age out first; their rollups stay for their own retention.
+
+use crate::labels::Labels;
+use crate::storage::{Sample, Timestamp, is_stale_nan};
+
+/// The rollup resolutions, finest first, in milliseconds.
+pub const RESOLUTIONS: [i64; 2] = [60_000, 300_000];
+
+/// A range function's window must hold at least this many rollup samples for the rollup to
+/// stand in for raw data (`rate` needs two; a handful keeps extrapolation close to raw).
+const MIN_SAMPLES_PER_WINDOW: i64 = 5;
+
+/// The directory name of a resolution under `rollups/`.
+pub fn resolution_name(resolution_ms: i64) -> String {
+    crate::time::format_duration_ms(resolution_ms)
+}
+
+/// What the engine tells the store about a selection, so that it may read a rollup.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SelectHints {
+    /// Step of the query (0 for an instant query).
+    pub step_ms: i64,
+    /// The first evaluation time, shifted by the selector's offset.
+    pub start: Timestamp,
+    /// Window of the range function reading the selection (0 for a vector selector).
+    pub range_ms: i64,
+    /// Whether the reading function's answer survives downsampling: plain vector selectors and
+    /// `rate`, `increase`, `last_over_time` do; `count_over_time`, `irate`, `timestamp` and the
+    /// like do not.
+    pub downsample_ok: bool,
+    /// The coarsest resolution the caller accepts (0 for raw only).
+    pub max_resolution_ms: i64,
+}
+
+impl SelectHints {
+    /// The coarsest rollup resolution that answers this selection as raw data would, or 0.
+    ///
+    /// A vector selector needs evaluation times on bucket ends (step and start multiples of
+    /// the resolution) and a resolution within the 5 m lookback; a range function needs a step
+    /// of at least the resolution and a window of whole buckets holding
+    /// [`MIN_SAMPLES_PER_WINDOW`] of them.
+    pub fn resolution(&self, lookback_ms: i64) -> i64 {
+        if !self.downsample_ok || self.step_ms <= 0 {
+            return 0;
+        }
+        RESOLUTIONS
+            .iter()
+            .rev()
+            .copied()
+            .find(|&r| {
+                r <= self.max_resolution_ms
+                    && self.step_ms >= r
+                    && if self.range_ms == 0 {
+                        r <= lookback_ms && self.step_ms % r == 0 && self.start.rem_euclid(r) == 0
+                    } else {
+                        self.range_ms % r == 0 && self.range_ms >= MIN_SAMPLES_PER_WINDOW * r
+                    }
+            })
+            .unwrap_or(0)
+    }
+}
+
+/// Whether a series counts up and resets (so drops must survive downsampling): counters by
+/// Prometheus's naming conventions, including classic histograms and summaries.
+pub fn is_counter(labels: &Labels) -> bool {
+    let name = labels.metric_name().unwrap_or_default();
+    ["_total", "_count", "_sum", "_bucket"]
+        .iter()
+        .any(|s| name.ends_with(s))
+}
+
+/// The bucket of `t` at resolution `r`: buckets are `(k·r, (k+1)·r]`, numbered by their end.
+fn bucket(t: Timestamp, r: i64) -> i64 {
+    // ceil(t / r), for negative times too.
+    -((-(t as i128)).div_euclid(r as i128)) as i64
+}
+
+/// Downsamples one series (samples in time order) to resolution `r`; see the module docs for
+/// what is kept. The result is in time order and a subset of the input.
+pub fn downsample(samples: &[Sample], r: i64, counter: bool) -> Vec<Sample> {
+    let mut out = Vec::with_capacity(samples.len() / 4 + 1);
+    // The last real (non-stale) value of the current bucket, for a bucket ending stale.
+    let mut last_real: Option<Sample> = None;
+    // The previous real value, to see drops.
+    let mut prev_real: Option<Sample> = None;
+    for (i, s) in samples.iter().enumerate() {
+        let b = bucket(s.t, r);
+        let stale = is_stale_nan(s.v);
+        if counter
+            && !stale
+            && let Some(p) = prev_real
+            && s.v < p.v
+            && bucket(p.t, r) == b
+            && out.last().is_none_or(|o: &Sample| o.t < p.t)
+        {
+            // A reset inside the bucket: the value it dropped from is kept.
+            out.push(p);
+        }
+        if !stale {
+            prev_real = Some(*s);
+            last_real = Some(*s);
+        }
+        let ends_bucket = samples.get(i + 1).is_none_or(|n| bucket(n.t, r) != b);
+        if ends_bucket {
+            if stale
+                && let Some(real) = last_real
+                && bucket(real.t, r) == b
+                && out.last().is_none_or(|o| o.t < real.t)
+            {
+                out.push(real);
+            }
+            out.push(*s);
+            last_real = None;
+        }
+    }
+    out
+}
+
+/// Splits `[mint, maxt]` between tiers (0 raw, `i` the rollups of `RESOLUTIONS[i - 1]`),
+/// given what each covers as `[from, to)`: the wanted tier takes what it covers, then finer
+/// tiers (raw last but one), then coarser ones, each taking what is left. Returns `(tier, from,
+/// to)` pieces (inclusive) in time order; a range no tier covers goes to raw.
+pub(crate) fn plan(
+    mint: Timestamp,
+    maxt: Timestamp,
+    want: usize,
+    cover: &[Option<(Timestamp, Timestamp)>],
+) -> Vec<(usize, Timestamp, Timestamp)> {
+    if mint > maxt {
+        return vec![(0, mint, maxt)];
+    }
+    // The wanted tier, the finer ones from coarse to fine, then the coarser ones from fine.
+    let order = (0..=want).rev().chain(want + 1..cover.len());
+    let mut left = vec![(mint, maxt)];
+    let mut out = Vec::new();
+    for tier in order {
+        let Some((from, to)) = cover.get(tier).copied().flatten() else {
+            continue;
+        };
+        let to = to.saturating_sub(1);
+        let mut rest = Vec::with_capacity(left.len() + 1);
+        for (a, b) in left {
+            let (lo, hi) = (a.max(from), b.min(to));
+            if lo > hi {
+                rest.push((a, b));
+                continue;
+            }
+            out.push((tier, lo, hi));
+            if a < lo {
+                rest.push((a, lo - 1));
+            }
+            if hi < b {
+                rest.push((hi + 1, b));
+            }
+        }
+        left = rest;
+    }
+    out.extend(left.into_iter().map(|(a, b)| (0, a, b)));
+    out.sort_by_key(|p| p.1);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::stale_nan;
+
+    fn s(t: i64, v: f64) -> Sample {
+        Sample { t, v }
+    }
+
+    fn ts(samples: &[Sample]) -> Vec<i64> {
+        samples.iter().map(|s| s.t).collect()
+    }
+
+    #[test]
+    fn buckets_end_on_multiples_of_the_resolution() {
+        assert_eq!(bucket(60_000, 60_000), 1);
+        assert_eq!(bucket(60_001, 60_000), 2);
+        assert_eq!(bucket(1, 60_000), 1);
+        assert_eq!(bucket(0, 60_000), 0);
+        assert_eq!(bucket(-1, 60_000), 0);
+        assert_eq!(bucket(-60_000, 60_000), -1);
+        assert_eq!(bucket(i64::MIN, 60_000), i64::MIN / 60_000);
+    }
+
+    #[test]
+    fn keeps_each_buckets_last_sample() {
+        let raw: Vec<Sample> = (1..=12).map(|i| s(i * 15_000, i as f64)).collect();
+        // Buckets (0, 60s], (60s, 120s], (120s, 180s]: the samples at 60, 120 and 180 s.
+        assert_eq!(ts(&downsample(&raw, 60_000, false)), vec![60_000, 120_000, 180_000]);
+    }
+
+    #[test]
+    fn counter_resets_keep_the_value_before_the_drop() {
+        let raw = [
+            s(10_000, 10.0),
+            s(20_000, 30.0),
+            s(30_000, 2.0),
+            s(40_000, 8.0),
+            s(50_000, 1.0),
+            s(60_000, 4.0),
+        ];
+        let got = downsample(&raw, 60_000, true);
+        assert_eq!(got, vec![s(20_000, 30.0), s(40_000, 8.0), s(60_000, 4.0)]);
+        // The increase a reset-aware sum sees is the raw one.
+        let increase = |xs: &[Sample]| {
+            xs.windows(2)
+                .map(|w| if w[1].v < w[0].v { w[1].v } else { w[1].v - w[0].v })
+                .sum::<f64>()
+        };
+        assert_eq!(increase(&raw[1..]), increase(&got));
+        // A gauge keeps only the last.
+        assert_eq!(downsample(&raw, 60_000, false), vec![s(60_000, 4.0)]);
+    }
+
+    #[test]
+    fn a_drop_across_buckets_needs_nothing_extra() {
+        let raw = [s(50_000, 30.0), s(70_000, 2.0), s(110_000, 5.0)];
+        assert_eq!(downsample(&raw, 60_000, true), vec![s(50_000, 30.0), s(110_000, 5.0)]);
+    }
+
+    #[test]
+    fn a_bucket_ending_stale_keeps_its_last_value_too() {
+        let raw = [s(10_000, 1.0), s(20_000, 2.0), s(30_000, stale_nan()), s(90_000, 3.0)];
+        let got = downsample(&raw, 60_000, false);
+        assert_eq!(ts(&got), vec![20_000, 30_000, 90_000]);
+        assert!(is_stale_nan(got[1].v));
+    }
+
+    #[test]
+    fn plans_split_the_range_between_tiers() {
+        // Raw from 100 on, 1 m rollups over [0, 200), 5 m ones over [-100, 200).
+        let cover = [Some((100, i64::MAX)), Some((0, 200)), Some((-100, 200))];
+        assert_eq!(plan(150, 300, 0, &cover), vec![(0, 150, 300)]);
+        assert_eq!(plan(-50, 300, 0, &cover), vec![(2, -50, -1), (1, 0, 99), (0, 100, 300)]);
+        assert_eq!(
+            plan(-50, 300, 1, &cover),
+            vec![(2, -50, -1), (1, 0, 199), (0, 200, 300)]
+        );
+        assert_eq!(
+            plan(-200, 300, 2, &cover),
+            vec![(0, -200, -101), (2, -100, 199), (0, 200, 300)]
+        );
+        // Without rollups everything is raw.
+        assert_eq!(
+            plan(-50, 300, 2, &[Some((i64::MIN, i64::MAX)), None, None]),
+            vec![(0, -50, 300)]
+        );
+    }
+
+    #[test]
+    fn resolution_needs_aligned_steps_and_wide_windows() {
+        let hints = SelectHints {
+            step_ms: 300_000,
+            start: 1_800_000,
+            range_ms: 0,
+            downsample_ok: true,
+            max_resolution_ms: i64::MAX,
+        };
+        let lookback = 300_000;
+        assert_eq!(hints.resolution(lookback), 300_000);
+        assert_eq!(
+            SelectHints {
+                start: 1_860_000,
+                ..hints
+            }
+            .resolution(lookback),
+            60_000
+        );
+        assert_eq!(
+            SelectHints {
+                start: 1_860_001,
+                ..hints
+            }
+            .resolution(lookback),
+            0
+        );
+        assert_eq!(
+            SelectHints {
+                step_ms: 60_000,
+                ..hints
+            }
+            .resolution(lookback),
+            60_000
+        );
+        assert_eq!(
+            SelectHints {
+                step_ms: 15_000,
+                ..hints
+            }
+            .resolution(lookback),
+            0
+        );
+        assert_eq!(
+            SelectHints {
+                downsample_ok: false,
+                ..hints
+            }
+            .resolution(lookback),
+            0
+        );
+        assert_eq!(
+            SelectHints {
+                max_resolution_ms: 60_000,
+                ..hints
+            }
+            .resolution(lookback),
+            60_000
+        );
+        // rate(x[5m]) at a 5 m step: 1 m rollups (five samples a window); [1h] takes 5 m ones.
+        let rate = SelectHints {
+            range_ms: 300_000,
+            start: 1,
+            ..hints
+        };
+        assert_eq!(rate.resolution(lookback), 60_000);
+        assert_eq!(
+            SelectHints {
+                range_ms: 3_600_000,
+                ..rate
+            }
+            .resolution(lookback),
+            300_000
+        );
+        assert_eq!(
+            SelectHints {
+                range_ms: 120_000,
+                ..rate
+            }
+            .resolution(lookback),
+            0
+        );
+    }
+}

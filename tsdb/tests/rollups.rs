@@ -1,0 +1,315 @@
+//! Rollups end to end: blocks get 1 m and 5 m downsampled copies, compaction and deletes keep
+//! them in step with the raw blocks, they outlive raw retention, and the engine reads them for
+//! coarse steps with the answers raw data gives.
+
+use vigil_tsdb::promql::{Engine, Value};
+use vigil_tsdb::rollup::RESOLUTIONS;
+use vigil_tsdb::{Db, Labels, Matcher, Options, Queryable, Sample, stale_nan};
+
+const HOUR: i64 = 3_600_000;
+const MINUTE: i64 = 60_000;
+/// 2026-11-23 00:00 UTC, a day boundary.
+const T0: i64 = 1_795_392_000_000;
+const STEP: i64 = 10_000;
+const HOURS: i64 = 30;
+
+fn counter(route: &str) -> Labels {
+    Labels::from_pairs([("__name__", "vigil_http_requests_total"), ("route", route)])
+}
+
+fn gauge() -> Labels {
+    Labels::from_pairs([("__name__", "vigil_inflight"), ("route", "/a")])
+}
+
+/// A counter growing 3 per 10 s that restarts from 0 every 7 hours and 13 minutes.
+fn counter_value(i: i64) -> f64 {
+    let restart = (7 * HOUR + 13 * MINUTE) / STEP;
+    (3 * (i % restart)) as f64
+}
+
+/// A gauge wandering up and down.
+fn gauge_value(i: i64) -> f64 {
+    ((i * 7919) % 97) as f64
+}
+
+/// Every series every 10 s for `HOURS`; the gauge goes stale for an hour in the middle.
+fn fill(db: &Db) {
+    let gap = (10 * HOUR / STEP)..(11 * HOUR / STEP);
+    for i in 0..HOURS * HOUR / STEP {
+        let t = T0 + i * STEP;
+        let mut app = db.appender();
+        app.append(&counter("/a"), t, counter_value(i)).expect("append");
+        app.append(&counter("/b"), t, 2.0 * counter_value(i)).expect("append");
+        for (le, v) in [("0.5", counter_value(i) / 3.0), ("+Inf", counter_value(i))] {
+            let bucket = Labels::from_pairs([("__name__", "vigil_latency_seconds_bucket"), ("le", le)]);
+            app.append(&bucket, t, v).expect("append");
+        }
+        if i == gap.start {
+            app.append(&gauge(), t, stale_nan()).expect("append");
+        } else if !gap.contains(&i) {
+            app.append(&gauge(), t, gauge_value(i)).expect("append");
+        }
+        app.commit().expect("commit");
+    }
+}
+
+fn open(dir: &std::path::Path, opts: Options) -> Db {
+    Db::open(dir, opts).expect("open")
+}
+
+fn select(db: &Db, name: &str, resolution: i64) -> Vec<(Labels, Vec<Sample>)> {
+    db.select_resolution(&[Matcher::equal("__name__", name)], i64::MIN, i64::MAX, resolution)
+        .expect("select")
+        .into_iter()
+        .map(|s| (s.labels, s.samples))
+        .collect()
+}
+
+fn matrix(v: Value) -> Vec<(Labels, Vec<(i64, f64)>)> {
+    match v {
+        Value::Matrix(m) => m
+            .into_iter()
+            .map(|s| (s.metric, s.points.into_iter().map(|p| (p.t, p.v)).collect()))
+            .collect(),
+        other => panic!("expected a matrix, got {other:?}"),
+    }
+}
+
+#[test]
+fn every_block_gets_rollups_that_follow_compaction() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = open(dir.path(), Options::default());
+    fill(&db);
+    db.flush_to_blocks().expect("flush");
+    db.maintain().expect("maintain");
+    let raw_ids: Vec<String> = db.blocks().iter().map(|b| b.meta().id.clone()).collect();
+    assert!(raw_ids.len() >= 2, "30 hours make several blocks: {raw_ids:?}");
+    for (tier, r) in RESOLUTIONS.iter().enumerate() {
+        let rollups = db.rollups(tier);
+        let mut sources: Vec<String> = rollups.iter().flat_map(|b| b.meta().sources.clone()).collect();
+        sources.sort();
+        let mut want = raw_ids.clone();
+        want.sort();
+        assert_eq!(sources, want, "one rollup per raw block at {r} ms, none left over");
+        assert!(rollups.iter().all(|b| b.meta().resolution_ms == *r));
+    }
+
+    // Rollups are what the raw data downsampled: a subset of its samples, one per bucket for a
+    // gauge, more for counters across resets.
+    let raw = select(&db, "vigil_inflight", 0);
+    for r in RESOLUTIONS {
+        let rolled = select(&db, "vigil_inflight", r);
+        assert_eq!(rolled.len(), 1);
+        let (raw_samples, rolled_samples) = (&raw[0].1, &rolled[0].1);
+        assert!(
+            // A bucket on a block boundary may keep one sample per block.
+            rolled_samples.len() <= raw_samples.len() / (r / STEP) as usize + 20,
+            "{} rolled of {} raw at {r}: {:?}",
+            rolled_samples.len(),
+            raw_samples.len(),
+            &rolled_samples[..10]
+        );
+        for s in rolled_samples {
+            let same = raw_samples.iter().find(|x| x.t == s.t).expect("a raw sample");
+            assert_eq!(same.v.to_bits(), s.v.to_bits());
+        }
+    }
+
+    // A reopened store finds the same rollups and answers alike.
+    let before: Vec<_> = RESOLUTIONS
+        .iter()
+        .map(|&r| select(&db, "vigil_http_requests_total", r))
+        .collect();
+    drop(db);
+    let db = open(dir.path(), Options::default());
+    let after: Vec<_> = RESOLUTIONS
+        .iter()
+        .map(|&r| select(&db, "vigil_http_requests_total", r))
+        .collect();
+    assert_eq!(before, after);
+    assert_eq!(db.maintain().expect("maintain").rollups, 0, "nothing is made twice");
+}
+
+#[test]
+fn coarse_steps_read_rollups_and_answer_as_raw_data_does() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = open(dir.path(), Options::default());
+    fill(&db);
+    db.flush_to_blocks().expect("flush");
+    let auto = Engine::default();
+    let raw = auto.with_max_resolution(0);
+    let (start, end) = (T0 + HOUR, T0 + (HOURS - 1) * HOUR);
+
+    // Vector selectors at steps on bucket ends: exactly the raw answer, staleness included.
+    for q in [
+        "vigil_inflight",
+        "vigil_http_requests_total",
+        "timestamp(vigil_inflight)",
+    ] {
+        for step in [MINUTE, 5 * MINUTE, HOUR] {
+            let a = matrix(auto.range_query(&db, q, start, end, step).expect("query"));
+            let b = matrix(raw.range_query(&db, q, start, end, step).expect("query"));
+            assert_eq!(a, b, "{q} at step {step}");
+        }
+    }
+
+    // rate and increase see every reset; only the extrapolation at the window edges differs.
+    for (q, step) in [
+        ("rate(vigil_http_requests_total[5m])", 5 * MINUTE),
+        ("sum(increase(vigil_http_requests_total[1h]))", HOUR),
+        ("rate(vigil_http_requests_total[30m])", 10 * MINUTE),
+        ("histogram_quantile(0.9, rate(vigil_latency_seconds_bucket[30m]))", 10 * MINUTE),
+    ] {
+        let a = matrix(auto.range_query(&db, q, start, end, step).expect("query"));
+        let b = matrix(raw.range_query(&db, q, start, end, step).expect("query"));
+        assert_eq!(a.len(), b.len(), "{q}");
+        for ((la, pa), (lb, pb)) in a.iter().zip(&b) {
+            assert_eq!(la, lb);
+            assert_eq!(pa.len(), pb.len(), "{q} {la}");
+            for (x, y) in pa.iter().zip(pb) {
+                assert_eq!(x.0, y.0);
+                // A window holding a restart loses what the counter gained before the first
+                // sample the window sees; elsewhere the steady counter makes them equal.
+                let close = (x.1 - y.1).abs() <= 0.1 * y.1.abs().max(1.0);
+                assert!(close, "{q} {la} at {}: rollups {} raw {}", x.0, x.1, y.1);
+            }
+        }
+    }
+
+    // Fine steps, unaligned steps and functions that count samples read raw samples.
+    for (q, s, step) in [
+        ("count_over_time(vigil_inflight[1h])", start, HOUR),
+        ("vigil_inflight", start + 1_000, 5 * MINUTE),
+        ("rate(vigil_http_requests_total[5m])", start, 30_000),
+        ("irate(vigil_http_requests_total[30m])", start, 10 * MINUTE),
+    ] {
+        let a = matrix(auto.range_query(&db, q, s, end, step).expect("query"));
+        let b = matrix(raw.range_query(&db, q, s, end, step).expect("query"));
+        assert_eq!(a, b, "{q} at step {step} from {s}");
+    }
+}
+
+#[test]
+fn rollups_outlive_raw_retention_and_answer_for_old_ranges() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Raw samples and 1 m rollups for 4 hours (blocks of the last day and a bit), 5 m ones
+    // without a limit.
+    let opts = Options {
+        retention_ms: Some(4 * HOUR),
+        rollup_retention_ms: [Some(4 * HOUR), None],
+        ..Options::default()
+    };
+    let db = open(dir.path(), opts);
+    fill(&db);
+    db.flush_to_blocks().expect("flush");
+    db.maintain().expect("maintain");
+    let oldest_raw = db.blocks().first().map(|b| b.meta().min_t).expect("raw blocks");
+    assert_eq!(oldest_raw, T0 + 24 * HOUR, "the first day's raw block is gone");
+    let oldest_1m = db.rollups(0).first().map(|b| b.meta().min_t).expect("1m rollups");
+    assert_eq!(oldest_1m, oldest_raw, "1 m rollups went with it");
+    let oldest_5m = db.rollups(1).first().map(|b| b.meta().min_t).expect("5m rollups");
+    assert!(oldest_5m < T0 + 5 * MINUTE, "5 m rollups are kept");
+
+    // Where raw samples are gone, even a raw-step query gets the rollups' samples; from there
+    // on, raw ones.
+    let got = select(&db, "vigil_inflight", 0);
+    let samples = &got[0].1;
+    let first_raw = samples.iter().position(|s| s.t >= oldest_raw).expect("raw part");
+    assert!(first_raw > 200, "a day of 5 m rollups");
+    let gaps: Vec<i64> = samples[..first_raw].windows(2).map(|w| w[1].t - w[0].t).collect();
+    // 5 m apart, but for the bucket ending in a staleness marker (its last value is kept) and
+    // the last bucket of the block (its end is the next block's first sample).
+    assert!(gaps.iter().filter(|&&g| g < 5 * MINUTE).count() <= 3, "{gaps:?}");
+    assert_eq!(
+        samples[first_raw..].len(),
+        (6 * HOUR / STEP) as usize,
+        "six hours of raw samples"
+    );
+    let engine = Engine::default();
+    let v = matrix(
+        engine
+            .range_query(&db, "vigil_inflight", T0 + HOUR, T0 + 2 * HOUR, MINUTE)
+            .expect("query"),
+    );
+    assert_eq!(v[0].1.len(), 61, "an hour at 1 m steps from the rollups");
+}
+
+#[test]
+fn deleted_series_leave_the_rollups_too() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = Options {
+        retention_ms: Some(4 * HOUR),
+        ..Options::default()
+    };
+    let db = open(dir.path(), opts);
+    fill(&db);
+    db.flush_to_blocks().expect("flush");
+    db.maintain().expect("maintain");
+    assert!(
+        db.rollups(0).len() > db.blocks().len(),
+        "some rollups outlived their raw blocks"
+    );
+    let deleted = db
+        .delete_series(&[vec![Matcher::equal("route", "/b")]])
+        .expect("delete");
+    assert_eq!(deleted, 1);
+    for r in [0].into_iter().chain(RESOLUTIONS) {
+        let left = select(&db, "vigil_http_requests_total", r);
+        assert_eq!(left.len(), 1, "at resolution {r}");
+        assert_eq!(left[0].0, counter("/a"));
+    }
+    // Rollups still stand for the current raw blocks.
+    let raw_ids: Vec<String> = db.blocks().iter().map(|b| b.meta().id.clone()).collect();
+    for id in &raw_ids {
+        assert!(db.rollups(0).iter().any(|b| b.meta().sources.contains(id)));
+    }
+    drop(db);
+    let db = open(dir.path(), Options::default());
+    let series = db
+        .series(
+            &[Matcher::equal("__name__", "vigil_http_requests_total")],
+            i64::MIN,
+            i64::MAX,
+        )
+        .expect("series");
+    assert_eq!(series, vec![counter("/a")]);
+}
+
+#[test]
+fn the_size_limit_counts_rollups_and_deletes_the_oldest_of_any_kind() {
+    let every = |db: &Db| -> Vec<(String, i64, u64)> {
+        [db.blocks(), db.rollups(0), db.rollups(1)]
+            .iter()
+            .flatten()
+            .map(|b| (b.meta().id.clone(), b.meta().min_t, b.size()))
+            .collect()
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = open(dir.path(), Options::default());
+    fill(&db);
+    db.flush_to_blocks().expect("flush");
+    db.maintain().expect("maintain");
+    let before = every(&db);
+    let total: u64 = before.iter().map(|b| b.2).sum();
+    drop(db);
+    // Room for all but about a tenth: the oldest blocks go, whatever their tier.
+    let limit = total * 9 / 10;
+    let db = open(
+        dir.path(),
+        Options {
+            max_bytes: Some(limit),
+            ..Options::default()
+        },
+    );
+    let report = db.maintain().expect("maintain");
+    assert!(report.deleted >= 1, "{report:?}");
+    let after = every(&db);
+    assert!(after.iter().map(|b| b.2).sum::<u64>() <= limit);
+    let gone: Vec<_> = before.iter().filter(|b| !after.contains(b)).collect();
+    assert_eq!(gone.len(), report.deleted);
+    let newest_gone = gone.iter().map(|b| b.1).max().expect("some gone");
+    assert!(
+        after.iter().all(|b| b.1 >= newest_gone),
+        "the oldest went first: {gone:?}"
+    );
+}
