@@ -319,6 +319,8 @@ pub(crate) struct QueryConfig {
     pub(crate) timeout: i64,
     /// Most samples a query may hold. Default 50,000,000.
     pub(crate) max_samples: usize,
+    /// Most series one selector of a query may select. Default 1,000,000.
+    pub(crate) max_series: usize,
 }
 
 impl Default for QueryConfig {
@@ -328,6 +330,7 @@ impl Default for QueryConfig {
             lookback_delta: d.lookback_delta_ms,
             timeout: d.timeout.as_millis() as i64,
             max_samples: d.max_samples,
+            max_series: d.max_series,
         }
     }
 }
@@ -338,6 +341,7 @@ impl QueryConfig {
         EngineOptions {
             lookback_delta_ms: self.lookback_delta,
             max_samples: self.max_samples,
+            max_series: self.max_series,
             timeout: vigil_tsdb::time::ms_to_duration(self.timeout),
             ..EngineOptions::default()
         }

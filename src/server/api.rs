@@ -1,6 +1,7 @@
 //! Prometheus-compatible query endpoints: `/api/v1/query`, `/api/v1/query_range`,
-//! `/api/v1/series`, `/api/v1/labels`, `/api/v1/label/<name>/values`, `/api/v1/status/buildinfo`,
-//! `/api/v1/admin/tsdb/delete_series`.
+//! `/api/v1/series`, `/api/v1/labels`, `/api/v1/label/<name>/values` (these three with
+//! `limit`), `/api/v1/status/buildinfo`, `/api/v1/admin/tsdb/delete_series`. The status and
+//! metadata endpoints are in `status_api.rs`.
 //! Each accepts GET and POST (form-encoded) as Prometheus does.
 
 use std::sync::Arc;
@@ -16,12 +17,20 @@ use vigil_tsdb::{Labels, Matcher, Queryable};
 use super::App;
 use super::json::{self, ApiError, push_labels, push_str};
 use super::params::{MAX_TIME, MIN_TIME, Params};
+use super::status_api::apply_limit;
 
 /// Runs CPU-bound work that produces the response's `data` off the async runtime's worker
 /// threads, and wraps it in the API's envelope.
 pub(crate) async fn answer(f: impl FnOnce() -> Result<String, ApiError> + Send + 'static) -> Response {
+    answer_warned(move || f().map(|data| (data, None))).await
+}
+
+/// [`answer`], with a warning for the envelope when the work gives one.
+pub(crate) async fn answer_warned(
+    f: impl FnOnce() -> Result<(String, Option<String>), ApiError> + Send + 'static,
+) -> Response {
     match tokio::task::spawn_blocking(f).await {
-        Ok(Ok(data)) => json::success(&data),
+        Ok(Ok((data, warning))) => json::success_warned(&data, warning.as_slice()),
         Ok(Err(e)) => e.into_response(),
         Err(e) => ApiError::internal(format!("query task failed: {e}")).into_response(),
     }
@@ -131,7 +140,7 @@ pub(crate) async fn series(
     body: Bytes,
 ) -> Response {
     let p = Params::from_request(q.as_deref(), &headers, &body);
-    answer(move || {
+    answer_warned(move || {
         let sets = match_sets(&p, true)?;
         let (start, end) = time_range(&p)?;
         let mut all: Vec<Labels> = Vec::new();
@@ -140,6 +149,7 @@ pub(crate) async fn series(
         }
         all.sort();
         all.dedup();
+        let warning = apply_limit(&p, &mut all)?;
         let mut out = String::from("[");
         for (i, l) in all.iter().enumerate() {
             if i > 0 {
@@ -148,7 +158,7 @@ pub(crate) async fn series(
             push_labels(&mut out, l);
         }
         out.push(']');
-        Ok(out)
+        Ok((out, warning))
     })
     .await
 }
@@ -190,11 +200,12 @@ pub(crate) async fn labels(
     body: Bytes,
 ) -> Response {
     let p = Params::from_request(q.as_deref(), &headers, &body);
-    answer(move || {
+    answer_warned(move || {
         let sets = match_sets(&p, false)?;
         let (start, end) = time_range(&p)?;
-        let names = collect_strings(&sets, |m| app.db.label_names(m, start, end))?;
-        Ok(string_array(&names))
+        let mut names = collect_strings(&sets, |m| app.db.label_names(m, start, end))?;
+        let warning = apply_limit(&p, &mut names)?;
+        Ok((string_array(&names), warning))
     })
     .await
 }
@@ -208,14 +219,15 @@ pub(crate) async fn label_values(
     body: Bytes,
 ) -> Response {
     let p = Params::from_request(q.as_deref(), &headers, &body);
-    answer(move || {
+    answer_warned(move || {
         if !vigil_tsdb::labels::is_valid_name(&name) {
             return Err(ApiError::bad_data(format!("invalid label name: {name:?}")));
         }
         let sets = match_sets(&p, false)?;
         let (start, end) = time_range(&p)?;
-        let values = collect_strings(&sets, |m| app.db.label_values(&name, m, start, end))?;
-        Ok(string_array(&values))
+        let mut values = collect_strings(&sets, |m| app.db.label_values(&name, m, start, end))?;
+        let warning = apply_limit(&p, &mut values)?;
+        Ok((string_array(&values), warning))
     })
     .await
 }

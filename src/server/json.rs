@@ -47,7 +47,9 @@ impl From<QueryError> for ApiError {
     fn from(e: QueryError) -> Self {
         let status = match &e {
             QueryError::BadData(_) => StatusCode::BAD_REQUEST,
-            QueryError::Execution(_) | QueryError::TooManySamples(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            QueryError::Execution(_) | QueryError::TooManySamples(_) | QueryError::TooManySeries(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             QueryError::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
             QueryError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
@@ -83,6 +85,25 @@ pub(crate) fn success(data: &str) -> Response {
     s.push_str(r#"{"status":"success","data":"#);
     s.push_str(data);
     s.push('}');
+    json_response(StatusCode::OK, s)
+}
+
+/// `{"status":"success","data":<data>,"warnings":[...]}` (no `warnings` when there are none).
+pub(crate) fn success_warned(data: &str, warnings: &[String]) -> Response {
+    if warnings.is_empty() {
+        return success(data);
+    }
+    let mut s = String::with_capacity(data.len() + 64);
+    s.push_str(r#"{"status":"success","data":"#);
+    s.push_str(data);
+    s.push_str(r#","warnings":["#);
+    for (i, w) in warnings.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        push_str(&mut s, w);
+    }
+    s.push_str("]}");
     json_response(StatusCode::OK, s)
 }
 

@@ -9,6 +9,7 @@ pub(crate) mod json;
 mod params;
 mod rules_api;
 mod status;
+mod status_api;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -57,6 +58,8 @@ pub(crate) struct App {
     rule_files: Mutex<Vec<String>>,
     /// Whether `/api/v1/admin/*` answers (`server.enable_admin_api`).
     pub(crate) admin_api: bool,
+    /// Start time and settings, for the status endpoints.
+    pub(crate) runtime: status_api::Runtime,
 }
 
 impl App {
@@ -85,6 +88,7 @@ impl App {
             cfg.eval_settings(),
             Some(state),
         ));
+        let runtime = status_api::Runtime::new(cfg, config_path.as_deref());
         let app = App {
             db,
             engine,
@@ -97,6 +101,7 @@ impl App {
             config_path,
             rule_files: Mutex::new(cfg.rule_files.clone()),
             admin_api: cfg.server.enable_admin_api,
+            runtime,
         };
         if !cfg.rule_files.is_empty() {
             app.rules
@@ -109,11 +114,16 @@ impl App {
     /// Re-reads the configuration's rule files; on any error the current rules stay.
     pub(crate) fn reload_rules(&self) -> Result<String, String> {
         if let Some(path) = &self.config_path {
-            let cfg = Config::load(path).map_err(|e| format!("reloading {}: {e:#}", path.display()))?;
+            let cfg = Config::load(path).map_err(|e| {
+                *self.runtime.last_reload.lock() = (false, vigil_tsdb::time::now_ms());
+                format!("reloading {}: {e:#}", path.display())
+            })?;
             *self.rule_files.lock() = cfg.rule_files;
         }
         let files = self.rule_files.lock().clone();
-        match self.rules.load_files(&files) {
+        let result = self.rules.load_files(&files);
+        *self.runtime.last_reload.lock() = (result.is_ok(), vigil_tsdb::time::now_ms());
+        match result {
             Ok(n) => {
                 tracing::info!(groups = n, "rules reloaded");
                 Ok(format!("reloaded {n} rule groups\n"))
@@ -177,6 +187,18 @@ pub(crate) fn router(app: Arc<App>, max_body: usize) -> Router {
         .route("/api/v1/labels", get(api::labels).post(api::labels))
         .route("/api/v1/label/{name}/values", get(api::label_values))
         .route("/api/v1/status/buildinfo", get(api::buildinfo))
+        .route("/api/v1/status/runtimeinfo", get(status_api::runtimeinfo))
+        .route("/api/v1/status/flags", get(status_api::flags))
+        .route("/api/v1/status/tsdb", get(status_api::tsdb))
+        .route("/api/v1/metadata", get(status_api::metadata))
+        .route(
+            "/api/v1/format_query",
+            get(status_api::format_query).post(status_api::format_query),
+        )
+        .route(
+            "/api/v1/query_exemplars",
+            get(status_api::query_exemplars).post(status_api::query_exemplars),
+        )
         .route(
             "/api/v1/admin/tsdb/delete_series",
             post(api::delete_series).put(api::delete_series),

@@ -158,7 +158,10 @@ fn coarse_steps_read_rollups_and_answer_as_raw_data_does() {
         ("rate(vigil_http_requests_total[5m])", 5 * MINUTE),
         ("sum(increase(vigil_http_requests_total[1h]))", HOUR),
         ("rate(vigil_http_requests_total[30m])", 10 * MINUTE),
-        ("histogram_quantile(0.9, rate(vigil_latency_seconds_bucket[30m]))", 10 * MINUTE),
+        (
+            "histogram_quantile(0.9, rate(vigil_latency_seconds_bucket[30m]))",
+            10 * MINUTE,
+        ),
     ] {
         let a = matrix(auto.range_query(&db, q, start, end, step).expect("query"));
         let b = matrix(raw.range_query(&db, q, start, end, step).expect("query"));

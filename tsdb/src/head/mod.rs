@@ -45,6 +45,26 @@ pub struct HeadStats {
     pub max_t: Timestamp,
 }
 
+/// Where the head's series and label pairs go, the `n` largest of each kind: what
+/// `/api/v1/status/tsdb` reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cardinality {
+    /// Series in the head.
+    pub series: u64,
+    /// Distinct label name and value pairs.
+    pub label_pairs: u64,
+    /// Chunks held (closed and open).
+    pub chunks: u64,
+    /// Series per metric name, most first.
+    pub series_by_metric: Vec<(String, u64)>,
+    /// Distinct values per label name, most first.
+    pub values_by_label_name: Vec<(String, u64)>,
+    /// Bytes of the values per label name, most first.
+    pub bytes_by_label_name: Vec<(String, u64)>,
+    /// Series per `name=value` pair, most first.
+    pub series_by_label_pair: Vec<(String, u64)>,
+}
+
 /// The in-memory series store.
 #[derive(Debug)]
 pub struct Head {
@@ -183,6 +203,46 @@ impl Head {
         let held = self.samples.load(Ordering::Relaxed);
         self.samples.fetch_sub(dropped.min(held), Ordering::Relaxed);
         self.min_t.fetch_max(oldest, Ordering::Relaxed);
+    }
+
+    /// Series and label-pair counts, keeping the `n` largest of each list.
+    pub fn cardinality(&self, n: usize) -> Cardinality {
+        let idx = self.index.read();
+        let mut out = Cardinality {
+            series: idx.series.len() as u64,
+            ..Cardinality::default()
+        };
+        let mut by_metric = Vec::new();
+        let mut values_by_name = Vec::new();
+        let mut bytes_by_name = Vec::new();
+        let mut by_pair = Vec::new();
+        for (name, values) in idx.postings.label_pairs() {
+            let (mut count, mut bytes) = (0u64, 0u64);
+            for (value, series) in values {
+                count += 1;
+                bytes += value.len() as u64;
+                if name == crate::labels::METRIC_NAME {
+                    by_metric.push((value.to_owned(), series as u64));
+                }
+                by_pair.push((format!("{name}={value}"), series as u64));
+            }
+            out.label_pairs += count;
+            values_by_name.push((name.to_owned(), count));
+            bytes_by_name.push((name.to_owned(), bytes));
+        }
+        let series: Vec<Arc<MemSeries>> = idx.series.values().cloned().collect();
+        drop(idx);
+        out.chunks = series.iter().map(|s| s.chunk_count() as u64).sum();
+        let top = |mut v: Vec<(String, u64)>| {
+            v.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            v.truncate(n);
+            v
+        };
+        out.series_by_metric = top(by_metric);
+        out.values_by_label_name = top(values_by_name);
+        out.bytes_by_label_name = top(bytes_by_name);
+        out.series_by_label_pair = top(by_pair);
+        out
     }
 
     /// What the head holds.

@@ -35,6 +35,13 @@ impl Postings {
         Postings { by_label, all }
     }
 
+    /// Per label name: its values with how many series carry each.
+    pub(crate) fn label_pairs(&self) -> impl Iterator<Item = (&str, impl Iterator<Item = (&str, usize)>)> {
+        self.by_label
+            .iter()
+            .map(|(n, values)| (&**n, values.iter().map(|(v, refs)| (&**v, refs.len()))))
+    }
+
     /// Sorted label names.
     pub(crate) fn names(&self) -> Vec<String> {
         let mut v: Vec<String> = self.by_label.keys().map(ToString::to_string).collect();

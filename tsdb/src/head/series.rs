@@ -197,6 +197,11 @@ impl MemSeries {
     }
 
     /// Whether the series was deleted and has had no sample since.
+    pub(crate) fn chunk_count(&self) -> usize {
+        let d = self.data.lock();
+        d.closed.len() + usize::from(!d.open.is_empty())
+    }
+
     pub(crate) fn is_deleted(&self) -> bool {
         self.data.lock().deleted
     }

@@ -12,6 +12,9 @@ pub enum QueryError {
     /// The query would hold more samples in memory than allowed (`execution`).
     #[error("query processing would load too many samples into memory in {0}")]
     TooManySamples(&'static str),
+    /// The query would select more series than allowed (`execution`).
+    #[error("query would select more than {0} series")]
+    TooManySeries(usize),
     /// The query ran past its deadline (`timeout`).
     #[error("query timed out in {0}")]
     Timeout(&'static str),
@@ -25,7 +28,7 @@ impl QueryError {
     pub fn error_type(&self) -> &'static str {
         match self {
             QueryError::BadData(_) => "bad_data",
-            QueryError::Execution(_) | QueryError::TooManySamples(_) => "execution",
+            QueryError::Execution(_) | QueryError::TooManySamples(_) | QueryError::TooManySeries(_) => "execution",
             QueryError::Timeout(_) => "timeout",
             QueryError::Storage(_) => "internal",
         }

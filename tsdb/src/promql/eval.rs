@@ -101,7 +101,7 @@ impl<'a> Evaluator<'a> {
     }
 
     pub(crate) fn check_deadline(&self, env: &'static str) -> QueryResult<()> {
-        if Instant::now() > self.deadline {
+        if Instant::now() >= self.deadline {
             Err(QueryError::Timeout(env))
         } else {
             Ok(())
@@ -122,8 +122,17 @@ impl<'a> Evaluator<'a> {
         if self.opts.prometheus_v2 { t >= edge } else { t > edge }
     }
 
-    /// Evaluates a node.
+    /// Evaluates a node; its points count against the query's sample limit as Prometheus counts
+    /// them (each node's result is held in memory).
     pub(crate) fn eval(&mut self, e: &Expr) -> QueryResult<EVal> {
+        let v = self.eval_node(e)?;
+        if let EVal::Matrix(m) = &v {
+            self.check_samples(m.iter().map(|s| s.points.len()).sum())?;
+        }
+        Ok(v)
+    }
+
+    fn eval_node(&mut self, e: &Expr) -> QueryResult<EVal> {
         self.check_deadline("expression evaluation")?;
         match e {
             Expr::NumberLiteral(n) => Ok(EVal::Matrix(self.constant(n.val))),
@@ -216,6 +225,9 @@ impl<'a> Evaluator<'a> {
         let mut out = Vec::new();
         for set in &sets {
             out.extend(self.storage.select_resolution(set, mint, maxt, resolution)?);
+            if out.len() > self.opts.max_series {
+                return Err(QueryError::TooManySeries(self.opts.max_series));
+            }
         }
         if sets.len() > 1 {
             // `{a="1" or b="2"}` can select a series twice.

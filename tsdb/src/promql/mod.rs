@@ -45,6 +45,8 @@ pub struct EngineOptions {
     pub lookback_delta_ms: i64,
     /// Upper bound on samples a query may hold in memory at once.
     pub max_samples: usize,
+    /// Upper bound on the series one selector of a query may select.
+    pub max_series: usize,
     /// Wall-clock budget of one query.
     pub timeout: Duration,
     /// Step of a subquery written without one (`x[1h:]`).
@@ -61,6 +63,7 @@ impl Default for EngineOptions {
         EngineOptions {
             lookback_delta_ms: 5 * 60 * 1000,
             max_samples: 50_000_000,
+            max_series: 1_000_000,
             timeout: Duration::from_secs(120),
             default_subquery_step_ms: 60 * 1000,
             prometheus_v2: false,
