@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use vigil_tsdb::promql::Engine;
+use vigil_tsdb::rollup::SelectHints;
 use vigil_tsdb::{Db, Labels, Matcher, Options, Queryable, Result, Series, Timestamp};
 
 const STEP: i64 = 10_000;
@@ -24,11 +25,11 @@ struct Counting<'a> {
 
 impl Queryable for Counting<'_> {
     fn select(&self, m: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Result<Vec<Series>> {
-        self.select_resolution(m, mint, maxt, 0)
+        self.select_hinted(m, mint, maxt, &SelectHints::raw())
     }
 
-    fn select_resolution(&self, m: &[Matcher], mint: Timestamp, maxt: Timestamp, r: i64) -> Result<Vec<Series>> {
-        let out = self.db.select_resolution(m, mint, maxt, r)?;
+    fn select_hinted(&self, m: &[Matcher], mint: Timestamp, maxt: Timestamp, h: &SelectHints) -> Result<Vec<Series>> {
+        let out = self.db.select_hinted(m, mint, maxt, h)?;
         let n: usize = out.iter().map(|s| s.samples.len()).sum();
         self.samples.fetch_add(n as u64, Ordering::Relaxed);
         Ok(out)

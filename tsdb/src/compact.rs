@@ -71,7 +71,7 @@ impl Db {
             self.checkpoint_wal()?;
         }
         report.compacted = self.compact_blocks(&blocks_dir)?;
-        report.rollups += self.make_missing_rollups(&dir)?;
+        report.rollups += self.make_missing_rollups()?;
         report.deleted = self.apply_retention(&dir)?;
         let c = self.counters();
         c.blocks_cut.fetch_add(report.cut as u64, Ordering::Relaxed);
@@ -115,10 +115,15 @@ impl Db {
                 ..BlockSpec::default()
             };
             if let Some(meta) = write_block(blocks_dir, rows.into_iter().map(Ok), spec)? {
-                let block = Block::open(&blocks_dir.join(&meta.id))?;
-                let mut blocks = self.blocks.write();
-                blocks.push(Arc::new(block));
-                blocks.sort_by_key(|b| (b.meta().min_t, b.meta().max_t));
+                let block = Arc::new(Block::open(&blocks_dir.join(&meta.id))?);
+                {
+                    let mut blocks = self.blocks.write();
+                    blocks.push(block.clone());
+                    blocks.sort_by_key(|b| (b.meta().min_t, b.meta().max_t));
+                }
+                // Its rollups too, before the head lets go: a late block's range may already
+                // be read from rollups.
+                self.make_rollups(&block, &[])?;
             }
             // Listed first, dropped from the head second: a query meanwhile sees the samples
             // twice (and merges them), never not at all.
@@ -254,85 +259,99 @@ impl Db {
     }
 
     /// Lists the raw block `meta` names (written under `blocks_dir`, if any) in place of `old`,
-    /// then deletes `old`; the rollups follow (made from the new block, those of `old`
-    /// deleted).
+    /// then deletes `old`; the rollups follow. The new block's rollups are written first and name
+    /// the rollups of `old` among their sources, so after a crash at any point the open finds
+    /// either the old rollups or the new ones.
     fn replace_blocks(&self, blocks_dir: &Path, old: &[Arc<Block>], meta: Option<&BlockMeta>) -> Result<()> {
-        let new = swap_blocks(&self.blocks, blocks_dir, old, meta)?;
-        if let (Some(dir), true) = (self.dir.as_deref(), self.opts.rollups) {
-            if let Some(new) = &new {
-                for (tier, r) in RESOLUTIONS.into_iter().enumerate() {
-                    self.make_rollup(dir, tier, r, new)?;
-                }
-            }
-            let old_ids: Vec<&str> = old.iter().map(|b| b.meta().id.as_str()).collect();
-            for list in &self.rollups {
-                let stale: Vec<Arc<Block>> = list
-                    .read()
+        let old_ids: Vec<&str> = old.iter().map(|b| b.meta().id.as_str()).collect();
+        let stale: Vec<Vec<Arc<Block>>> = self
+            .rollups
+            .iter()
+            .map(|list| {
+                list.read()
                     .iter()
                     .filter(|b| b.meta().sources.iter().any(|s| old_ids.contains(&s.as_str())))
                     .cloned()
-                    .collect();
-                if !stale.is_empty() {
-                    swap_blocks(list, Path::new(""), &stale, None)?;
-                }
+                    .collect()
+            })
+            .collect();
+        let new = match meta {
+            Some(meta) => Some(Arc::new(Block::open(&blocks_dir.join(&meta.id))?)),
+            None => None,
+        };
+        if let Some(new) = &new {
+            self.make_rollups(new, &stale)?;
+        }
+        swap_blocks(&self.blocks, old, new)?;
+        for (list, stale) in self.rollups.iter().zip(&stale) {
+            if !stale.is_empty() {
+                swap_blocks(list, stale, None)?;
             }
         }
         Ok(())
     }
 
-    /// Makes the rollups that raw blocks lack (after a cut, or a crash before they were made).
-    fn make_missing_rollups(&self, dir: &Path) -> Result<usize> {
-        if !self.opts.rollups {
-            return Ok(0);
-        }
-        let mut made = 0;
+    /// Makes the rollups that raw blocks lack (a crash came between the two).
+    fn make_missing_rollups(&self) -> Result<usize> {
         let raw = self.blocks.read().clone();
-        for (tier, r) in RESOLUTIONS.into_iter().enumerate() {
-            for b in &raw {
-                let has = self.rollups[tier]
-                    .read()
-                    .iter()
-                    .any(|x| x.meta().sources.contains(&b.meta().id));
-                if !has {
-                    made += usize::from(self.make_rollup(dir, tier, r, b)?);
-                }
-            }
+        let mut made = 0;
+        for b in &raw {
+            made += self.make_rollups(b, &[])?;
         }
         Ok(made)
     }
 
-    /// Writes the rollup of raw block `b` at resolution `r` and lists it in tier `tier`.
-    fn make_rollup(&self, dir: &Path, tier: usize, r: i64, b: &Block) -> Result<bool> {
-        let rows = b.all_series().map(|row| {
-            row.map(|(labels, samples)| {
-                let kept = rollup::downsample(&samples, r, rollup::is_counter(&labels));
-                (labels, kept)
-            })
-        });
-        let spec = BlockSpec {
-            end: b.meta().end,
-            level: b.meta().level,
-            sources: vec![b.meta().id.clone()],
-            resolution_ms: r,
+    /// Writes the rollups raw block `b` lacks, at every resolution whose retention still keeps
+    /// its range, naming `replaced[tier]` (the rollups they take over from) among their
+    /// sources. Returns how many it wrote.
+    fn make_rollups(&self, b: &Block, replaced: &[Vec<Arc<Block>>]) -> Result<usize> {
+        let Some(dir) = self.dir.as_deref().filter(|_| self.opts.rollups) else {
+            return Ok(0);
         };
-        let target = crate::db::rollups_dir(dir, r);
-        fs::create_dir_all(&target).map_err(Error::io("create", &target))?;
-        let Some(meta) = write_block(&target, rows, spec)? else {
-            return Ok(false);
-        };
-        let block = Block::open(&target.join(&meta.id))?;
-        self.counters().rollups.fetch_add(1, Ordering::Relaxed);
-        let mut list = self.rollups[tier].write();
-        list.push(Arc::new(block));
-        list.sort_by_key(|b| (b.meta().min_t, b.meta().max_t));
-        Ok(true)
+        let mut made = 0;
+        for (tier, r) in RESOLUTIONS.into_iter().enumerate() {
+            let list = &self.rollups[tier];
+            let has = list
+                .read()
+                .iter()
+                .any(|x| x.meta().sources.first() == Some(&b.meta().id));
+            let expired = self.opts.rollup_retention_ms[tier].is_some_and(|ret| b.meta().max_t < self.cutoff(ret));
+            if has || expired {
+                continue;
+            }
+            let rows = b.all_series().map(|row| {
+                row.map(|(labels, samples)| {
+                    let kept = rollup::downsample(&samples, r, rollup::is_counter(&labels));
+                    (labels, kept)
+                })
+            });
+            let mut sources = vec![b.meta().id.clone()];
+            if let Some(old) = replaced.get(tier) {
+                sources.extend(old.iter().map(|x| x.meta().id.clone()));
+            }
+            let spec = BlockSpec {
+                end: b.meta().end,
+                level: b.meta().level,
+                sources,
+                resolution_ms: r,
+            };
+            let target = crate::db::rollups_dir(dir, r);
+            fs::create_dir_all(&target).map_err(Error::io("create", &target))?;
+            if let Some(meta) = write_block(&target, rows, spec)? {
+                let block = Arc::new(Block::open(&target.join(&meta.id))?);
+                let mut blocks = list.write();
+                blocks.push(block);
+                blocks.sort_by_key(|b| (b.meta().min_t, b.meta().max_t));
+                made += 1;
+            }
+        }
+        self.counters().rollups.fetch_add(made as u64, Ordering::Relaxed);
+        Ok(made)
     }
 
-    /// Deletes raw blocks past the retention time and rollups past theirs, then the oldest
-    /// blocks of any kind while the store is over its size limit.
-    fn apply_retention(&self, dir: &Path) -> Result<usize> {
-        // Behind the newest sample, but never the future: one sample from a clock far ahead
-        // must not age everything out.
+    /// The time before which blocks are past `retention`: behind the newest sample, but never
+    /// the future (one sample from a clock far ahead must not age everything out).
+    fn cutoff(&self, retention: i64) -> Timestamp {
         let newest = self
             .blocks
             .read()
@@ -342,12 +361,18 @@ impl Db {
             .max()
             .unwrap_or(i64::MIN)
             .min(crate::time::now_ms());
+        newest.saturating_sub(retention)
+    }
+
+    /// Deletes raw blocks past the retention time and rollups past theirs, then the oldest
+    /// blocks of any kind while the store is over its size limit.
+    fn apply_retention(&self, dir: &Path) -> Result<usize> {
         let mut deleted = 0;
         let tiers = std::iter::once((&self.blocks, self.opts.retention_ms))
             .chain(self.rollups.iter().zip(self.opts.rollup_retention_ms));
         for (list, retention) in tiers {
             let Some(retention) = retention else { continue };
-            let cutoff = newest.saturating_sub(retention);
+            let cutoff = self.cutoff(retention);
             let expired: Vec<Arc<Block>> = list
                 .read()
                 .iter()
@@ -432,7 +457,11 @@ impl Db {
                     let mut sources = b.meta().sources.clone();
                     sources.push(b.meta().id.clone());
                     if let Some((doomed, meta)) = rewrite_without(&b, sets, &target, sources)? {
-                        swap_blocks(list, &target, std::slice::from_ref(&b), meta.as_ref())?;
+                        let new = match meta {
+                            Some(meta) => Some(Arc::new(Block::open(&target.join(&meta.id))?)),
+                            None => None,
+                        };
+                        swap_blocks(list, std::slice::from_ref(&b), new)?;
                         deleted.extend(doomed);
                     }
                 }
@@ -481,34 +510,24 @@ fn rewrite_without(b: &Block, sets: &[Vec<Matcher>], dir: &Path, sources: Vec<St
     Ok(Some((doomed, meta)))
 }
 
-/// Lists the block `meta` names (written under `dir`, if any) in `list` in place of `old`,
-/// then deletes `old`. Returns the new block.
-fn swap_blocks(
-    list: &BlockList,
-    dir: &Path,
-    old: &[Arc<Block>],
-    meta: Option<&BlockMeta>,
-) -> Result<Option<Arc<Block>>> {
-    let new = match meta {
-        Some(meta) => Some(Arc::new(Block::open(&dir.join(&meta.id))?)),
-        None => None,
-    };
+/// Lists `new` (if any) in `list` in place of `old`, then deletes `old`.
+fn swap_blocks(list: &BlockList, old: &[Arc<Block>], new: Option<Arc<Block>>) -> Result<()> {
     {
         let mut blocks = list.write();
         blocks.retain(|b| !old.iter().any(|g| Arc::ptr_eq(b, g)));
-        blocks.extend(new.clone());
+        blocks.extend(new);
         blocks.sort_by_key(|b| (b.meta().min_t, b.meta().max_t));
     }
     for b in old {
         remove_block(b)?;
     }
-    Ok(new)
+    Ok(())
 }
 
 /// Deletes a block's directory (readers that still hold it keep their mapping). It is renamed
 /// first, so a crash midway leaves a directory that opening the store finishes deleting, never
 /// a block with files missing.
-fn remove_block(b: &Block) -> Result<()> {
+pub(crate) fn remove_block(b: &Block) -> Result<()> {
     let doomed = b.dir().with_extension("deleted");
     fs::rename(b.dir(), &doomed).map_err(Error::io("rename", b.dir()))?;
     fs::remove_dir_all(&doomed).map_err(Error::io("remove", &doomed))

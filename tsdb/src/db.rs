@@ -153,10 +153,22 @@ impl Db {
             Err(fs::TryLockError::Error(e)) => return Err(Error::io("lock", &lock_path)(e)),
         }
         let blocks = crate::block::open_all(&dir.join("blocks"))?;
+        // Rollups of raw blocks that compaction or a delete replaced (a crash came before their
+        // own replacements were written) are deleted; the next maintenance writes new ones.
+        let replaced: std::collections::HashSet<&str> = blocks
+            .iter()
+            .flat_map(|b| b.meta().sources.iter().map(String::as_str))
+            .collect();
         let mut rollups = Vec::with_capacity(RESOLUTIONS.len());
         for r in RESOLUTIONS {
-            let found = crate::block::open_all(&rollups_dir(dir, r))?;
-            rollups.push(RwLock::new(found.into_iter().map(Arc::new).collect()));
+            let (stale, kept): (Vec<Block>, Vec<Block>) = crate::block::open_all(&rollups_dir(dir, r))?
+                .into_iter()
+                .partition(|b| b.meta().sources.first().is_some_and(|s| replaced.contains(s.as_str())));
+            for b in &stale {
+                tracing::info!(rollup = %b.meta().id, "removing a rollup whose raw block was replaced");
+                crate::compact::remove_block(b)?;
+            }
+            rollups.push(RwLock::new(kept.into_iter().map(Arc::new).collect()));
         }
         let rollups: [BlockList; RESOLUTIONS.len()] = rollups
             .try_into()
@@ -557,23 +569,26 @@ fn union(lists: impl IntoIterator<Item = Vec<String>>) -> Vec<String> {
     out
 }
 
-impl Queryable for Db {
-    fn select(&self, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Result<Vec<Series>> {
-        self.select_resolution(matchers, mint, maxt, 0)
-    }
-
-    fn select_resolution(
+impl Db {
+    /// Series matching `matchers` in `[mint, maxt]`, read at resolution `want` (0 for raw, else
+    /// one of [`RESOLUTIONS`]) where rollups of it cover the range, and from finer, then
+    /// coarser, tiers elsewhere, none coarser than `max` ([`rollup::plan`]).
+    pub fn select_tiers(
         &self,
         matchers: &[Matcher],
         mint: Timestamp,
         maxt: Timestamp,
-        resolution_ms: i64,
+        want: i64,
+        max: i64,
     ) -> Result<Vec<Series>> {
-        let want = RESOLUTIONS
-            .iter()
-            .position(|&r| r == resolution_ms)
-            .map_or(0, |i| i + 1);
-        let plan = rollup::plan(mint, maxt, want, &self.coverage());
+        let want = RESOLUTIONS.iter().position(|&r| r == want).map_or(0, |i| i + 1);
+        let mut cover = self.coverage();
+        for (c, r) in cover.iter_mut().skip(1).zip(RESOLUTIONS) {
+            if r > max {
+                *c = None;
+            }
+        }
+        let plan = rollup::plan(mint, maxt, want, &cover);
         if let [(0, a, b)] = plan[..] {
             return self.select_raw(matchers, a, b);
         }
@@ -582,12 +597,30 @@ impl Queryable for Db {
             if tier == 0 {
                 parts.push(self.select_raw(matchers, a, b)?);
             } else {
+                // Late samples no block holds yet, in ranges that rollups already cover.
+                parts.push(self.head.select_unwritten(matchers, a, b));
                 for block in self.rollup_blocks(tier - 1, a, b) {
                     parts.push(block.select(matchers, a, b)?);
                 }
             }
         }
         Ok(merge_series(parts))
+    }
+}
+
+impl Queryable for Db {
+    fn select(&self, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Result<Vec<Series>> {
+        self.select_tiers(matchers, mint, maxt, 0, i64::MAX)
+    }
+
+    fn select_hinted(
+        &self,
+        matchers: &[Matcher],
+        mint: Timestamp,
+        maxt: Timestamp,
+        hints: &rollup::SelectHints,
+    ) -> Result<Vec<Series>> {
+        self.select_tiers(matchers, mint, maxt, hints.resolution(), hints.max_resolution_ms)
     }
 
     fn series(&self, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Result<Vec<Labels>> {

@@ -36,6 +36,21 @@ pub fn resolution_name(resolution_ms: i64) -> String {
     crate::time::format_duration_ms(resolution_ms)
 }
 
+/// How the function reading a selection uses its samples, which decides whether a rollup can
+/// stand in for them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Reads {
+    /// Every sample matters (`count_over_time`, `irate`, `min_over_time`, `@` ...): raw only.
+    #[default]
+    Raw,
+    /// The newest sample at each step: vector selectors and `last_over_time`. Identical from a
+    /// rollup when steps fall on bucket ends.
+    Newest,
+    /// Increases between samples, resets included: `rate` and `increase`. Nearly identical
+    /// from a rollup whose buckets fill the window several times.
+    Increase,
+}
+
 /// What the engine tells the store about a selection, so that it may read a rollup.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SelectHints {
@@ -45,38 +60,54 @@ pub struct SelectHints {
     pub start: Timestamp,
     /// Window of the range function reading the selection (0 for a vector selector).
     pub range_ms: i64,
-    /// Whether the reading function's answer survives downsampling: plain vector selectors and
-    /// `rate`, `increase`, `last_over_time` do; `count_over_time`, `irate`, `timestamp` and the
-    /// like do not.
-    pub downsample_ok: bool,
-    /// The coarsest resolution the caller accepts (0 for raw only).
+    /// The engine's lookback for vector selectors.
+    pub lookback_ms: i64,
+    /// How the samples are read.
+    pub reads: Reads,
+    /// The coarsest resolution the caller accepts (0 for raw only; this also keeps rollups
+    /// out where raw samples are gone).
     pub max_resolution_ms: i64,
 }
 
 impl SelectHints {
+    /// Hints that ask for nothing but raw samples, with rollups allowed where raw samples are
+    /// gone.
+    pub fn raw() -> SelectHints {
+        SelectHints {
+            max_resolution_ms: i64::MAX,
+            ..SelectHints::default()
+        }
+    }
+
     /// The coarsest rollup resolution that answers this selection as raw data would, or 0.
     ///
-    /// A vector selector needs evaluation times on bucket ends (step and start multiples of
-    /// the resolution) and a resolution within the 5 m lookback; a range function needs a step
+    /// The newest sample needs evaluation times on bucket ends (step and start multiples of
+    /// the resolution) and a window (or the lookback) of whole buckets; increases need a step
     /// of at least the resolution and a window of whole buckets holding
     /// [`MIN_SAMPLES_PER_WINDOW`] of them.
-    pub fn resolution(&self, lookback_ms: i64) -> i64 {
-        if !self.downsample_ok || self.step_ms <= 0 {
+    pub fn resolution(&self) -> i64 {
+        if self.step_ms <= 0 {
             return 0;
         }
+        let fits = |r: i64| match self.reads {
+            Reads::Raw => false,
+            Reads::Newest => {
+                let window_ok = if self.range_ms == 0 {
+                    r <= self.lookback_ms
+                } else {
+                    self.range_ms >= r && self.range_ms % r == 0
+                };
+                window_ok && self.step_ms % r == 0 && self.start.rem_euclid(r) == 0
+            }
+            Reads::Increase => {
+                self.step_ms >= r && self.range_ms % r == 0 && self.range_ms >= MIN_SAMPLES_PER_WINDOW * r
+            }
+        };
         RESOLUTIONS
             .iter()
             .rev()
             .copied()
-            .find(|&r| {
-                r <= self.max_resolution_ms
-                    && self.step_ms >= r
-                    && if self.range_ms == 0 {
-                        r <= lookback_ms && self.step_ms % r == 0 && self.start.rem_euclid(r) == 0
-                    } else {
-                        self.range_ms % r == 0 && self.range_ms >= MIN_SAMPLES_PER_WINDOW * r
-                    }
-            })
+            .find(|&r| r <= self.max_resolution_ms && fits(r))
             .unwrap_or(0)
     }
 }
@@ -99,7 +130,12 @@ fn bucket(t: Timestamp, r: i64) -> i64 {
 /// Downsamples one series (samples in time order) to resolution `r`; see the module docs for
 /// what is kept. The result is in time order and a subset of the input.
 pub fn downsample(samples: &[Sample], r: i64, counter: bool) -> Vec<Sample> {
-    let mut out = Vec::with_capacity(samples.len() / 4 + 1);
+    let mut out: Vec<Sample> = Vec::with_capacity(samples.len() / 4 + 1);
+    let keep = |s: Sample, out: &mut Vec<Sample>| {
+        if out.last().is_none_or(|o| o.t < s.t) {
+            out.push(s);
+        }
+    };
     // The last real (non-stale) value of the current bucket, for a bucket ending stale.
     let mut last_real: Option<Sample> = None;
     // The previous real value, to see drops.
@@ -111,26 +147,24 @@ pub fn downsample(samples: &[Sample], r: i64, counter: bool) -> Vec<Sample> {
             && !stale
             && let Some(p) = prev_real
             && s.v < p.v
-            && bucket(p.t, r) == b
-            && out.last().is_none_or(|o: &Sample| o.t < p.t)
         {
-            // A reset inside the bucket: the value it dropped from is kept.
-            out.push(p);
+            // A reset: the values on both sides of the drop are kept, so that the increases
+            // summed over the rollup are the raw ones.
+            keep(p, &mut out);
+            keep(*s, &mut out);
         }
         if !stale {
             prev_real = Some(*s);
             last_real = Some(*s);
         }
-        let ends_bucket = samples.get(i + 1).is_none_or(|n| bucket(n.t, r) != b);
-        if ends_bucket {
+        if samples.get(i + 1).is_none_or(|n| bucket(n.t, r) != b) {
             if stale
                 && let Some(real) = last_real
                 && bucket(real.t, r) == b
-                && out.last().is_none_or(|o| o.t < real.t)
             {
-                out.push(real);
+                keep(real, &mut out);
             }
-            out.push(*s);
+            keep(*s, &mut out);
             last_real = None;
         }
     }
@@ -212,8 +246,15 @@ mod tests {
         assert_eq!(ts(&downsample(&raw, 60_000, false)), vec![60_000, 120_000, 180_000]);
     }
 
+    /// The increase a reset-aware sum sees, as `increase` counts it.
+    fn increase(xs: &[Sample]) -> f64 {
+        xs.windows(2)
+            .map(|w| if w[1].v < w[0].v { w[1].v } else { w[1].v - w[0].v })
+            .sum()
+    }
+
     #[test]
-    fn counter_resets_keep_the_value_before_the_drop() {
+    fn counter_resets_keep_both_sides_of_the_drop() {
         let raw = [
             s(10_000, 10.0),
             s(20_000, 30.0),
@@ -223,22 +264,55 @@ mod tests {
             s(60_000, 4.0),
         ];
         let got = downsample(&raw, 60_000, true);
-        assert_eq!(got, vec![s(20_000, 30.0), s(40_000, 8.0), s(60_000, 4.0)]);
-        // The increase a reset-aware sum sees is the raw one.
-        let increase = |xs: &[Sample]| {
-            xs.windows(2)
-                .map(|w| if w[1].v < w[0].v { w[1].v } else { w[1].v - w[0].v })
-                .sum::<f64>()
-        };
+        assert_eq!(
+            got,
+            vec![
+                s(20_000, 30.0),
+                s(30_000, 2.0),
+                s(40_000, 8.0),
+                s(50_000, 1.0),
+                s(60_000, 4.0)
+            ]
+        );
         assert_eq!(increase(&raw[1..]), increase(&got));
         // A gauge keeps only the last.
         assert_eq!(downsample(&raw, 60_000, false), vec![s(60_000, 4.0)]);
     }
 
     #[test]
-    fn a_drop_across_buckets_needs_nothing_extra() {
-        let raw = [s(50_000, 30.0), s(70_000, 2.0), s(110_000, 5.0)];
-        assert_eq!(downsample(&raw, 60_000, true), vec![s(50_000, 30.0), s(110_000, 5.0)]);
+    fn a_reset_survives_a_counter_that_climbs_past_its_old_value() {
+        // Across a bucket end and inside one: the drop is seen either way.
+        for raw in [
+            vec![s(50_000, 100.0), s(70_000, 2.0), s(110_000, 150.0)],
+            vec![s(61_000, 100.0), s(70_000, 2.0), s(110_000, 150.0)],
+        ] {
+            let got = downsample(&raw, 60_000, true);
+            assert_eq!(increase(&got), increase(&raw), "{got:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn increases_survive_downsampling(steps in proptest::collection::vec((1i64..40_000, 0u8..20), 1..300)) {
+            // A counter that mostly counts up and sometimes restarts from a small value.
+            let mut t = 0;
+            let mut v = 0.0;
+            let raw: Vec<Sample> = steps
+                .iter()
+                .map(|&(dt, x)| {
+                    t += dt;
+                    v = if x == 0 { (dt % 3) as f64 } else { v + f64::from(x) };
+                    s(t, v)
+                })
+                .collect();
+            for r in RESOLUTIONS {
+                let got = downsample(&raw, r, true);
+                // From the first sample kept (the first bucket's last) on, nothing is lost.
+                let from: Vec<Sample> = raw.iter().copied().filter(|x| x.t >= got[0].t).collect();
+                proptest::prop_assert_eq!(increase(&got), increase(&from));
+                proptest::prop_assert_eq!(got.last(), raw.last());
+            }
+        }
     }
 
     #[test]
@@ -276,17 +350,17 @@ mod tests {
             step_ms: 300_000,
             start: 1_800_000,
             range_ms: 0,
-            downsample_ok: true,
+            lookback_ms: 300_000,
+            reads: Reads::Newest,
             max_resolution_ms: i64::MAX,
         };
-        let lookback = 300_000;
-        assert_eq!(hints.resolution(lookback), 300_000);
+        assert_eq!(hints.resolution(), 300_000);
         assert_eq!(
             SelectHints {
                 start: 1_860_000,
                 ..hints
             }
-            .resolution(lookback),
+            .resolution(),
             60_000
         );
         assert_eq!(
@@ -294,7 +368,7 @@ mod tests {
                 start: 1_860_001,
                 ..hints
             }
-            .resolution(lookback),
+            .resolution(),
             0
         );
         assert_eq!(
@@ -302,7 +376,7 @@ mod tests {
                 step_ms: 60_000,
                 ..hints
             }
-            .resolution(lookback),
+            .resolution(),
             60_000
         );
         assert_eq!(
@@ -310,15 +384,15 @@ mod tests {
                 step_ms: 15_000,
                 ..hints
             }
-            .resolution(lookback),
+            .resolution(),
             0
         );
         assert_eq!(
             SelectHints {
-                downsample_ok: false,
+                reads: Reads::Raw,
                 ..hints
             }
-            .resolution(lookback),
+            .resolution(),
             0
         );
         assert_eq!(
@@ -326,22 +400,50 @@ mod tests {
                 max_resolution_ms: 60_000,
                 ..hints
             }
-            .resolution(lookback),
+            .resolution(),
             60_000
         );
-        // rate(x[5m]) at a 5 m step: 1 m rollups (five samples a window); [1h] takes 5 m ones.
+        assert_eq!(
+            SelectHints {
+                max_resolution_ms: 0,
+                ..hints
+            }
+            .resolution(),
+            0
+        );
+        // last_over_time: aligned like a selector, the window whole buckets.
+        assert_eq!(
+            SelectHints {
+                range_ms: 600_000,
+                ..hints
+            }
+            .resolution(),
+            300_000
+        );
+        assert_eq!(
+            SelectHints {
+                range_ms: 600_000,
+                start: 1_800_001,
+                ..hints
+            }
+            .resolution(),
+            0
+        );
+        // rate(x[5m]) at a 5 m step: 1 m rollups (five samples a window); [1h] takes 5 m ones;
+        // the start does not matter.
         let rate = SelectHints {
             range_ms: 300_000,
             start: 1,
+            reads: Reads::Increase,
             ..hints
         };
-        assert_eq!(rate.resolution(lookback), 60_000);
+        assert_eq!(rate.resolution(), 60_000);
         assert_eq!(
             SelectHints {
                 range_ms: 3_600_000,
                 ..rate
             }
-            .resolution(lookback),
+            .resolution(),
             300_000
         );
         assert_eq!(
@@ -349,7 +451,7 @@ mod tests {
                 range_ms: 120_000,
                 ..rate
             }
-            .resolution(lookback),
+            .resolution(),
             0
         );
     }

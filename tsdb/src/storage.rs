@@ -47,17 +47,17 @@ pub trait Queryable: Send + Sync {
     /// Series without samples in the range are left out.
     fn select(&self, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Result<Vec<Series>>;
 
-    /// [`Queryable::select`], reading samples downsampled to `resolution_ms` where the store
-    /// keeps such rollups (see [`crate::rollup`]); 0 asks for raw samples. A store without
+    /// [`Queryable::select`] with what the engine knows of how the samples will be read, so that
+    /// a store keeping rollups may read those instead ([`crate::rollup`]). A store without
     /// rollups answers with raw samples.
-    fn select_resolution(
+    fn select_hinted(
         &self,
         matchers: &[Matcher],
         mint: Timestamp,
         maxt: Timestamp,
-        resolution_ms: i64,
+        hints: &crate::rollup::SelectHints,
     ) -> Result<Vec<Series>> {
-        let _ = resolution_ms;
+        let _ = hints;
         self.select(matchers, mint, maxt)
     }
 

@@ -282,6 +282,23 @@ impl Head {
         out
     }
 
+    /// [`Head::select`], but only samples no block holds yet (late ones, for ranges that blocks
+    /// and rollups already cover).
+    pub fn select_unwritten(&self, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Vec<Series> {
+        let mut out = Vec::new();
+        for s in self.matching_series(matchers) {
+            let mut samples = Vec::new();
+            s.unwritten_in(mint, maxt, &mut samples);
+            if !samples.is_empty() {
+                out.push(Series {
+                    labels: s.labels.clone(),
+                    samples,
+                });
+            }
+        }
+        out
+    }
+
     /// Label sets of matching series that have samples overlapping `[mint, maxt]`.
     pub fn series_labels(&self, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Vec<Labels> {
         self.matching_series(matchers)

@@ -159,6 +159,14 @@ impl MemSeries {
         out
     }
 
+    /// The samples in `[mint, maxt]` not yet written to a block.
+    pub(crate) fn unwritten_in(&self, mint: Timestamp, maxt: Timestamp, out: &mut Vec<Sample>) {
+        let from = self.data.lock().written_until.map_or(i64::MIN, |w| w + 1).max(mint);
+        if from <= maxt {
+            self.snapshot(from, maxt).decode_into(from, maxt, out);
+        }
+    }
+
     /// The samples not yet written to a block.
     pub(crate) fn unwritten(&self) -> Vec<Sample> {
         self.unwritten_before(i64::MAX)

@@ -15,7 +15,7 @@ use super::error::{QueryError, QueryResult};
 use super::value::{Point, Sample, Series};
 use super::{EngineOptions, aggregate, binary, functions};
 use crate::labels::{Labels, MatchOp, Matcher};
-use crate::rollup::SelectHints;
+use crate::rollup::{Reads, SelectHints};
 use crate::storage::{Queryable, Timestamp, is_stale_nan};
 
 /// A series of a step matrix: points at step timestamps.
@@ -154,7 +154,7 @@ impl<'a> Evaluator<'a> {
                 if self.start != self.end {
                     return Err(QueryError::exec("cannot do range evaluation of matrix selector"));
                 }
-                let input = self.matrix_selector(ms, false)?;
+                let input = self.matrix_selector(ms, Reads::Raw)?;
                 Ok(EVal::Matrix(self.raw_window(input)))
             }
             Expr::Subquery(sq) => {
@@ -221,10 +221,9 @@ impl<'a> Evaluator<'a> {
         hints: SelectHints,
     ) -> QueryResult<Vec<crate::storage::Series>> {
         let sets = matcher_sets(vs)?;
-        let resolution = hints.resolution(self.opts.lookback_delta_ms);
         let mut out = Vec::new();
         for set in &sets {
-            out.extend(self.storage.select_resolution(set, mint, maxt, resolution)?);
+            out.extend(self.storage.select_hinted(set, mint, maxt, &hints)?);
             if out.len() > self.opts.max_series {
                 return Err(QueryError::TooManySeries(self.opts.max_series));
             }
@@ -252,7 +251,8 @@ impl<'a> Evaluator<'a> {
         };
         // Values at step ends on bucket ends are the raw ones, so any rollup within the
         // lookback serves (and `timestamp()` sees the same sample times).
-        let hints = self.hints(at.is_none(), self.start - offset, 0);
+        let reads = if at.is_none() { Reads::Newest } else { Reads::Raw };
+        let hints = self.hints(reads, self.start - offset, 0);
         let raw = self.select(vs, lo - offset - lookback, hi - offset, hints)?;
         let mut out = Vec::with_capacity(raw.len());
         for s in raw {
@@ -283,21 +283,21 @@ impl<'a> Evaluator<'a> {
         Ok(out)
     }
 
-    /// What the store may know of a selection to pick a rollup: `downsample_ok` when the
-    /// reader's answer survives downsampling.
-    fn hints(&self, downsample_ok: bool, start: Timestamp, range_ms: i64) -> SelectHints {
+    /// What the store may know of a selection to pick a rollup.
+    fn hints(&self, reads: Reads, start: Timestamp, range_ms: i64) -> SelectHints {
         SelectHints {
             step_ms: if self.start == self.end { 0 } else { self.interval },
             start,
             range_ms,
-            downsample_ok,
+            lookback_ms: self.opts.lookback_delta_ms,
+            reads,
             max_resolution_ms: self.opts.max_resolution_ms,
         }
     }
 
-    /// Selects the samples a matrix selector covers over the whole query; `downsample_ok` when
-    /// the function reading them answers (nearly) alike from rollups ([`crate::rollup`]).
-    pub(crate) fn matrix_selector(&mut self, ms: &MatrixSelector, downsample_ok: bool) -> QueryResult<RangeInput> {
+    /// Selects the samples a matrix selector covers over the whole query, for a function that
+    /// `reads` them as said ([`crate::rollup`]).
+    pub(crate) fn matrix_selector(&mut self, ms: &MatrixSelector, reads: Reads) -> QueryResult<RangeInput> {
         let vs = &ms.vs;
         let offset = offset_ms(vs.offset.as_ref());
         let at = self.at_time(vs.at.as_ref());
@@ -306,7 +306,8 @@ impl<'a> Evaluator<'a> {
             Some(a) => (a, a),
             None => (self.start, self.end),
         };
-        let hints = self.hints(downsample_ok && at.is_none(), self.start - offset, range);
+        let reads = if at.is_none() { reads } else { Reads::Raw };
+        let hints = self.hints(reads, self.start - offset, range);
         let raw = self.select(vs, lo - offset - range, hi - offset, hints)?;
         let series = raw
             .into_iter()

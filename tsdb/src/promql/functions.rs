@@ -16,6 +16,7 @@ use super::eval::{ESeries, EVal, Evaluator, Matrix, RangeInput, VSample, Vector}
 use super::range_functions::{self, Window};
 use super::value::Point;
 use crate::labels::{Labels, METRIC_NAME};
+use crate::rollup::Reads;
 use crate::storage::Timestamp;
 
 /// Registers functions that Prometheus 2.x had under older names (`holt_winters`), so old
@@ -83,9 +84,13 @@ fn range_call(ev: &mut Evaluator<'_>, name: &str, args: &[&Expr], matrix_arg: us
             params.push(ev.eval_scalar_steps(a)?);
         }
     }
-    // Counters keep every reset in rollups, and a window's last sample is a bucket's last.
-    let downsample_ok = matches!(name, "rate" | "increase" | "last_over_time");
-    let input = range_input(ev, args[matrix_arg], downsample_ok)?;
+    // Counters keep every reset in rollups, and a window's newest sample is a bucket's last.
+    let reads = match name {
+        "rate" | "increase" => Reads::Increase,
+        "last_over_time" => Reads::Newest,
+        _ => Reads::Raw,
+    };
+    let input = range_input(ev, args[matrix_arg], reads)?;
     let keep_name = matches!(name, "last_over_time" | "first_over_time");
     let steps: Vec<Timestamp> = ev.steps().collect();
     let mut out: Matrix = Vec::with_capacity(input.series.len());
@@ -137,9 +142,9 @@ fn range_call(ev: &mut Evaluator<'_>, name: &str, args: &[&Expr], matrix_arg: us
     Ok(out)
 }
 
-fn range_input(ev: &mut Evaluator<'_>, arg: &Expr, downsample_ok: bool) -> QueryResult<RangeInput> {
+fn range_input(ev: &mut Evaluator<'_>, arg: &Expr, reads: Reads) -> QueryResult<RangeInput> {
     match unwrap_parens(arg) {
-        Expr::MatrixSelector(ms) => ev.matrix_selector(ms, downsample_ok),
+        Expr::MatrixSelector(ms) => ev.matrix_selector(ms, reads),
         Expr::Subquery(sq) => ev.subquery(sq),
         other => Err(QueryError::exec(format!(
             "expected a range vector, got {}",
@@ -164,7 +169,7 @@ fn absent_over_time(ev: &mut Evaluator<'_>, args: &[&Expr]) -> QueryResult<Matri
     let arg = args
         .first()
         .ok_or_else(|| QueryError::exec("absent_over_time needs an argument"))?;
-    let input = range_input(ev, arg, false)?;
+    let input = range_input(ev, arg, Reads::Raw)?;
     let labels = absent_labels(arg);
     let mut out = Vec::new();
     for ts in ev.steps() {
