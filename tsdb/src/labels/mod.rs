@@ -14,6 +14,14 @@ pub use matcher::{MatchOp, Matcher};
 /// The label that holds the metric name.
 pub const METRIC_NAME: &str = "__name__";
 
+/// The labels that name the metric: `__name__`, and the `__type__` and `__unit__` labels of
+/// Prometheus's type-and-unit labels, which operations drop (and matching ignores) with it.
+pub const METRIC_IDENTITY: [&str; 3] = [METRIC_NAME, "__type__", "__unit__"];
+
+fn is_metric_identity(name: &str) -> bool {
+    METRIC_IDENTITY.contains(&name)
+}
+
 /// Whether `s` is a valid label name: `[a-zA-Z_][a-zA-Z0-9_]*`.
 pub fn is_valid_name(s: &str) -> bool {
     !s.is_empty()
@@ -180,10 +188,10 @@ impl Labels {
 
     /// A copy without the metric name.
     pub fn without_metric_name(&self) -> Labels {
-        if !self.has(METRIC_NAME) {
+        if !self.iter().any(|l| is_metric_identity(&l.name)) {
             return self.clone();
         }
-        self.filtered(|l| l.name != METRIC_NAME)
+        self.filtered(|l| !is_metric_identity(&l.name))
     }
 
     /// A copy that keeps only the named labels.

@@ -13,7 +13,7 @@ use rustc_hash::FxHashMap;
 
 use super::error::{QueryError, QueryResult};
 use super::eval::{Evaluator, Matrix, VSample, Vector};
-use crate::labels::{Labels, METRIC_NAME};
+use crate::labels::{Labels, METRIC_IDENTITY};
 
 /// A binary operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -197,7 +197,7 @@ impl Matching {
             l.keep(&self.names)
         } else {
             let mut drop = self.names.clone();
-            drop.push(METRIC_NAME.to_owned());
+            drop.extend(METRIC_IDENTITY.iter().map(|n| (*n).to_owned()));
             l.drop_names(&drop)
         }
     }
@@ -408,7 +408,9 @@ impl MatchState<'_> {
 fn result_metric(lhs: &Labels, rhs: &Labels, op: BinOp, m: &Matching, return_bool: bool) -> Labels {
     let mut b = lhs.to_builder();
     if return_bool || op.drops_metric_name(m.v2) {
-        b.del(METRIC_NAME);
+        for n in METRIC_IDENTITY {
+            b.del(n);
+        }
     }
     if matches!(m.card, VectorMatchCardinality::OneToOne) {
         if m.on {

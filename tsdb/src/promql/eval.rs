@@ -65,6 +65,8 @@ pub(crate) struct Evaluator<'a> {
     /// Start and end of the outermost query, for `@ start()` and `@ end()`.
     query_start: Timestamp,
     query_end: Timestamp,
+    /// Step of the outermost query (0 for an instant query), for `step()`.
+    query_step: i64,
     deadline: Instant,
 }
 
@@ -85,6 +87,7 @@ impl<'a> Evaluator<'a> {
             interval: interval.max(1),
             query_start: start,
             query_end: end,
+            query_step: if start == end { 0 } else { interval.max(1) },
             deadline,
         }
     }
@@ -202,6 +205,12 @@ impl<'a> Evaluator<'a> {
             }
         }
         Ok(out)
+    }
+
+    /// The outermost query's start, end and step (ms; the step is 0 for an instant query):
+    /// what `start()`, `end()`, `range()` and `step()` return.
+    pub(crate) fn query_bounds(&self) -> (Timestamp, Timestamp, i64) {
+        (self.query_start, self.query_end, self.query_step)
     }
 
     /// Resolves an `@` modifier to a timestamp.
@@ -356,6 +365,7 @@ impl<'a> Evaluator<'a> {
             interval: step,
             query_start: self.query_start,
             query_end: self.query_end,
+            query_step: self.query_step,
             deadline: self.deadline,
         };
         let m = child.eval_matrix(&sq.expr)?;

@@ -48,6 +48,16 @@ pub(crate) fn eval_call(ev: &mut Evaluator<'_>, call: &Call) -> QueryResult<EVal
                 return Ok(EVal::Matrix(drop_names(m)));
             }
         }
+        "step" | "range" | "start" | "end" => {
+            let (start, end, step) = ev.query_bounds();
+            let ms = match name {
+                "step" => step,
+                "range" => end - start,
+                "start" => start,
+                _ => end,
+            };
+            return Ok(EVal::Matrix(ev.constant(ms as f64 / 1000.0)));
+        }
         "label_replace" => return label_replace(ev, &args).map(EVal::Matrix),
         "label_join" => return label_join(ev, &args).map(EVal::Matrix),
         "absent_over_time" => return absent_over_time(ev, &args).map(EVal::Matrix),
@@ -323,6 +333,20 @@ fn apply_instant(
                     v: go_min(s.v, hi),
                 })
                 .collect()
+        }
+        "min_of" | "max_of" => {
+            let (a, b) = (scalar(0), scalar(1));
+            let v = if a.is_nan() || b.is_nan() {
+                f64::NAN
+            } else if name == "min_of" {
+                a.min(b)
+            } else {
+                a.max(b)
+            };
+            vec![VSample {
+                metric: Labels::empty(),
+                v,
+            }]
         }
         "pi" => vec![VSample {
             metric: Labels::empty(),

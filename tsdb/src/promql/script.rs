@@ -103,12 +103,10 @@ pub fn run_script(text: &str, opts: EngineOptions) -> ScriptReport {
             histogram_series.clear();
             continue;
         }
-        if let Some(step) = line
-            .strip_prefix("load_with_nhcb")
-            .or_else(|| line.strip_prefix("load"))
-        {
+        let nhcb = line.strip_prefix("load_with_nhcb");
+        if let Some(step) = nhcb.or_else(|| line.strip_prefix("load")) {
             let block = take_block(&lines, &mut i);
-            if let Err(e) = load(&db, step.trim(), &block, &mut histogram_series) {
+            if let Err(e) = load(&db, step.trim(), &block, nhcb.is_some(), &mut histogram_series) {
                 report.failed.push(EvalIssue {
                     line: lineno,
                     expr: line.to_owned(),
@@ -129,6 +127,19 @@ pub fn run_script(text: &str, opts: EngineOptions) -> ScriptReport {
         });
     }
     report
+}
+
+/// Whether `expr` names metric `name` (as a whole identifier, not inside a longer one).
+fn mentions(expr: &str, name: &str) -> bool {
+    if name.is_empty() {
+        return false;
+    }
+    let ident = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':';
+    expr.match_indices(name).any(|(at, _)| {
+        let before = expr[..at].chars().next_back();
+        let after = expr[at + name.len()..].chars().next();
+        !before.is_some_and(ident) && !after.is_some_and(ident)
+    })
 }
 
 fn strip_comment(l: &str) -> &str {
@@ -152,7 +163,16 @@ fn take_block<'a>(lines: &[&'a str], i: &mut usize) -> Vec<&'a str> {
     out
 }
 
-fn load(db: &Db, step: &str, block: &[&str], histogram_series: &mut Vec<String>) -> Result<(), String> {
+/// Loads a `load` block. With `nhcb` (`load_with_nhcb`), Prometheus also turns each classic
+/// histogram `x_bucket` into a native histogram `x`: those names count as native histogram
+/// series.
+fn load(
+    db: &Db,
+    step: &str,
+    block: &[&str],
+    nhcb: bool,
+    histogram_series: &mut Vec<String>,
+) -> Result<(), String> {
     let step = parse_duration_ms(step)?;
     // A series defined twice in one block keeps its last definition, as in Prometheus's runner.
     let mut defs: Vec<(Labels, Vec<Option<f64>>)> = Vec::new();
@@ -164,6 +184,9 @@ fn load(db: &Db, step: &str, block: &[&str], histogram_series: &mut Vec<String>)
         if rest.contains("{{") {
             histogram_series.push(labels.metric_name().unwrap_or_default().to_owned());
             continue;
+        }
+        if nhcb && let Some(base) = labels.metric_name().and_then(|n| n.strip_suffix("_bucket")) {
+            histogram_series.push(base.to_owned());
         }
         let values = parse_values(rest)?;
         match defs.iter_mut().find(|(l, _)| *l == labels) {
@@ -224,10 +247,7 @@ fn run_eval(
         report.skipped.push(issue(reason));
         return;
     }
-    if let Some(name) = histogram_series
-        .iter()
-        .find(|n| !n.is_empty() && expr.contains(n.as_str()))
-    {
+    if let Some(name) = histogram_series.iter().find(|n| mentions(expr, n)) {
         report
             .skipped
             .push(issue(format!("uses native histogram series {name}")));
