@@ -229,9 +229,18 @@ impl<'a> Evaluator<'a> {
         maxt: Timestamp,
         hints: SelectHints,
     ) -> QueryResult<Vec<crate::storage::Series>> {
-        let sets = matcher_sets(vs)?;
+        self.select_sets(&matcher_sets(vs)?, mint, maxt, hints)
+    }
+
+    fn select_sets(
+        &mut self,
+        sets: &[Vec<Matcher>],
+        mint: Timestamp,
+        maxt: Timestamp,
+        hints: SelectHints,
+    ) -> QueryResult<Vec<crate::storage::Series>> {
         let mut out = Vec::new();
-        for set in &sets {
+        for set in sets {
             out.extend(self.storage.select_hinted(set, mint, maxt, &hints)?);
             if out.len() > self.opts.max_series {
                 return Err(QueryError::TooManySeries(self.opts.max_series));
@@ -253,6 +262,17 @@ impl<'a> Evaluator<'a> {
     pub(crate) fn vector_selector(&mut self, vs: &VectorSelector, orig_time: bool) -> QueryResult<Matrix> {
         let offset = offset_ms(vs.offset.as_ref());
         let at = self.at_time(vs.at.as_ref());
+        self.newest_per_step(&matcher_sets(vs)?, offset, at, orig_time)
+    }
+
+    /// [`Evaluator::vector_selector`] for matcher sets, an offset (ms) and an `@` time.
+    pub(crate) fn newest_per_step(
+        &mut self,
+        sets: &[Vec<Matcher>],
+        offset: i64,
+        at: Option<Timestamp>,
+        orig_time: bool,
+    ) -> QueryResult<Matrix> {
         let lookback = self.opts.lookback_delta_ms;
         let (lo, hi) = match at {
             Some(a) => (a, a),
@@ -262,7 +282,7 @@ impl<'a> Evaluator<'a> {
         // lookback serves (and `timestamp()` sees the same sample times).
         let reads = if at.is_none() { Reads::Newest } else { Reads::Raw };
         let hints = self.hints(reads, self.start - offset, 0);
-        let raw = self.select(vs, lo - offset - lookback, hi - offset, hints)?;
+        let raw = self.select_sets(sets, lo - offset - lookback, hi - offset, hints)?;
         let mut out = Vec::with_capacity(raw.len());
         for s in raw {
             let mut points = Vec::with_capacity(self.num_steps().min(s.samples.len() * 2 + 1));

@@ -58,6 +58,7 @@ pub(crate) fn eval_call(ev: &mut Evaluator<'_>, call: &Call) -> QueryResult<EVal
             };
             return Ok(EVal::Matrix(ev.constant(ms as f64 / 1000.0)));
         }
+        "info" => return super::info::eval(ev, &args).map(EVal::Matrix),
         "label_replace" => return label_replace(ev, &args).map(EVal::Matrix),
         "label_join" => return label_join(ev, &args).map(EVal::Matrix),
         "absent_over_time" => return absent_over_time(ev, &args).map(EVal::Matrix),

@@ -166,13 +166,7 @@ fn take_block<'a>(lines: &[&'a str], i: &mut usize) -> Vec<&'a str> {
 /// Loads a `load` block. With `nhcb` (`load_with_nhcb`), Prometheus also turns each classic
 /// histogram `x_bucket` into a native histogram `x`: those names count as native histogram
 /// series.
-fn load(
-    db: &Db,
-    step: &str,
-    block: &[&str],
-    nhcb: bool,
-    histogram_series: &mut Vec<String>,
-) -> Result<(), String> {
+fn load(db: &Db, step: &str, block: &[&str], nhcb: bool, histogram_series: &mut Vec<String>) -> Result<(), String> {
     let step = parse_duration_ms(step)?;
     // A series defined twice in one block keeps its last definition, as in Prometheus's runner.
     let mut defs: Vec<(Labels, Vec<Option<f64>>)> = Vec::new();
