@@ -133,6 +133,7 @@ enum Op {
     TopK,
     BottomK,
     LimitK,
+    LimitRatio,
 }
 
 /// Evaluates an aggregation for every step.
@@ -151,7 +152,7 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, agg: &AggregateExpr) -> QueryResult<M
         T_TOPK => Op::TopK,
         T_BOTTOMK => Op::BottomK,
         T_LIMITK => Op::LimitK,
-        T_LIMIT_RATIO => return Err(QueryError::exec("limit_ratio is not supported yet")),
+        T_LIMIT_RATIO => Op::LimitRatio,
         _ => {
             return Err(QueryError::exec(format!("unsupported aggregation {}", agg.op)));
         }
@@ -164,7 +165,7 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, agg: &AggregateExpr) -> QueryResult<M
     names.sort();
     let param = agg.param.as_deref();
     let params = match op {
-        Op::Quantile | Op::TopK | Op::BottomK | Op::LimitK => {
+        Op::Quantile | Op::TopK | Op::BottomK | Op::LimitK | Op::LimitRatio => {
             let p = param.ok_or_else(|| QueryError::exec("aggregation needs a parameter"))?;
             Some(ev.eval_scalar_steps(p)?)
         }
@@ -215,6 +216,7 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, agg: &AggregateExpr) -> QueryResult<M
         let groups: Vec<usize> = origins[0].iter().map(|&i| series_group[i]).collect();
         match op {
             Op::TopK | Op::BottomK | Op::LimitK => k_select(op, p, &v[0], &groups, group_labels.len()),
+            Op::LimitRatio => limit_ratio(p, &v[0]),
             Op::CountValues => Ok(count_values(
                 &v[0],
                 &groups,
@@ -225,6 +227,47 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, agg: &AggregateExpr) -> QueryResult<M
             _ => Ok(simple(op, p, &v[0], &groups, &group_labels)),
         }
     })
+}
+
+/// `limit_ratio(r, v)`: a stable sample of about `r` of the series (by a hash of their labels,
+/// so the same series are kept at every step and in every query); a negative `r` keeps the
+/// complement of `limit_ratio(1 + r, v)`. (Prometheus hashes labels differently, so the series
+/// it picks differ; the share is the same.)
+fn limit_ratio(r: f64, v: &Vector) -> QueryResult<Vector> {
+    if r.is_nan() {
+        return Err(QueryError::exec("Ratio value is NaN"));
+    }
+    let r = r.clamp(-1.0, 1.0);
+    Ok(v.iter()
+        .filter(|s| {
+            let at = label_hash(&s.metric) as f64 / u64::MAX as f64;
+            if r >= 0.0 { at < r } else { at >= 1.0 + r }
+        })
+        .cloned()
+        .collect())
+}
+
+/// FNV-1a over the label pairs, then MurmurHash3's finalizer so that label sets differing in
+/// their last byte spread over the whole range: stable across runs and versions.
+fn label_hash(l: &Labels) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for label in l {
+        for b in label
+            .name
+            .bytes()
+            .chain([0xff])
+            .chain(label.value.bytes())
+            .chain([0xff])
+        {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
 }
 
 fn unwrap_parens(e: &Expr) -> &Expr {

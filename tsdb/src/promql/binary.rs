@@ -203,6 +203,12 @@ impl Matching {
     }
 }
 
+/// All labels in braces, `__name__` included, as Prometheus 3 prints series in errors.
+fn braced(l: &Labels) -> String {
+    let parts: Vec<String> = l.iter().map(|l| format!("{}={:?}", l.name, l.value)).collect();
+    format!("{{{}}}", parts.join(", "))
+}
+
 fn names_of(l: &NameList) -> Vec<String> {
     l.labels.clone()
 }
@@ -299,7 +305,7 @@ fn binop(
     for (j, &sig) in rsigs.iter().enumerate() {
         if let Some(prev) = right[sig] {
             let side = if one_to_many { "left" } else { "right" };
-            let (mut a, mut b) = (rhs[j].metric.to_string(), rhs[prev].metric.to_string());
+            let (mut a, mut b) = (braced(&rhs[j].metric), braced(&rhs[prev].metric));
             if a > b {
                 std::mem::swap(&mut a, &mut b);
             }
@@ -321,11 +327,9 @@ fn binop(
         matched_metrics: vec![Vec::new(); n],
         out: Vec::new(),
     };
-    let (fill_for_right, fill_for_left) = if one_to_many {
-        (m.fill_lhs, m.fill_rhs)
-    } else {
-        (m.fill_rhs, m.fill_lhs)
-    };
+    // As in Prometheus, the fill values follow the sides after `group_right` swapped them:
+    // `fill_left` stands in for a missing series of the "many" side.
+    let (fill_for_right, fill_for_left) = (m.fill_rhs, m.fill_lhs);
     for (i, l) in lhs.iter().enumerate() {
         let sig = lsigs[i];
         match (right[sig], fill_for_right) {

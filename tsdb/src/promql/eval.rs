@@ -149,8 +149,7 @@ impl<'a> Evaluator<'a> {
                         p.v = -p.v;
                     }
                 }
-                functions::check_unique_labelsets(&m)?;
-                Ok(EVal::Matrix(m))
+                Ok(EVal::Matrix(functions::merge_labelsets(m)?))
             }
             Expr::VectorSelector(vs) => Ok(EVal::Matrix(self.vector_selector(vs, false)?)),
             Expr::MatrixSelector(ms) => {

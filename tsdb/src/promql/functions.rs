@@ -149,8 +149,7 @@ fn range_call(ev: &mut Evaluator<'_>, name: &str, args: &[&Expr], matrix_arg: us
             out.push(ESeries { metric, points: result });
         }
     }
-    check_unique_labelsets(&out)?;
-    Ok(out)
+    merge_labelsets(out)
 }
 
 fn range_input(ev: &mut Evaluator<'_>, arg: &Expr, reads: Reads) -> QueryResult<RangeInput> {
@@ -164,14 +163,35 @@ fn range_input(ev: &mut Evaluator<'_>, arg: &Expr, reads: Reads) -> QueryResult<
     }
 }
 
-pub(crate) fn check_unique_labelsets(m: &Matrix) -> QueryResult<()> {
-    let mut seen = rustc_hash::FxHashSet::default();
+pub(crate) fn merge_labelsets(m: Matrix) -> QueryResult<Matrix> {
+    // Series that end up with the same labels (a dropped name, a relabelling) are one series if
+    // they never have a point at the same step, as in Prometheus 3; otherwise it is an error.
+    let mut first: FxHashMap<Labels, usize> = FxHashMap::default();
+    let mut out: Matrix = Vec::with_capacity(m.len());
+    let mut merged = false;
     for s in m {
-        if !seen.insert(&s.metric) {
-            return Err(QueryError::exec("vector cannot contain metrics with the same labelset"));
+        match first.get(&s.metric) {
+            Some(&i) => {
+                out[i].points.extend(s.points);
+                merged = true;
+            }
+            None => {
+                first.insert(s.metric.clone(), out.len());
+                out.push(s);
+            }
         }
     }
-    Ok(())
+    if merged {
+        for s in &mut out {
+            if !s.points.windows(2).all(|w| w[0].t < w[1].t) {
+                s.points.sort_by_key(|p| p.t);
+                if s.points.windows(2).any(|w| w[0].t == w[1].t) {
+                    return Err(QueryError::exec("vector cannot contain metrics with the same labelset"));
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// `absent_over_time(v[range])`: 1 at steps where no selected series has a sample in its
@@ -401,6 +421,12 @@ fn apply_instant(
             out
         }
         "histogram_quantile" => histogram_quantile(scalar(0), &v[1]),
+        "histogram_quantiles" => {
+            let label = strings.first().map_or("", String::as_str);
+            let qs: Vec<f64> = (1..v.len()).map(scalar).collect();
+            histogram_quantiles(&v[0], label, &qs)
+        }
+        "histogram_fraction" => histogram_fraction(scalar(0), scalar(1), &v[2]),
         "minute" | "hour" | "day_of_week" | "day_of_month" | "day_of_year" | "days_in_month" | "month" | "year" => {
             date_function(name, v.first(), ts)
         }
@@ -520,29 +546,148 @@ fn days_in_month(year: i32, month: u32) -> u32 {
     }
 }
 
-/// `histogram_quantile` over classic histograms: buckets are grouped by their labels without
-/// `le`, sorted by upper bound, and the quantile is interpolated linearly inside its bucket.
-fn histogram_quantile(q: f64, v: &Vector) -> Vector {
+/// Classic histograms in a vector: buckets grouped by their labels without `le` (and without the
+/// metric name), as (upper bound, cumulative count).
+fn classic_histograms(v: &Vector) -> Vec<(Labels, Vec<(f64, f64)>)> {
     let mut groups: FxHashMap<Labels, usize> = FxHashMap::default();
-    let mut buckets: Vec<(Labels, Vec<(f64, f64)>)> = Vec::new();
+    let mut out: Vec<(Labels, Vec<(f64, f64)>)> = Vec::new();
     for s in v {
         let Some(le) = s.metric.get("le").and_then(parse_bucket_bound) else {
             continue;
         };
         let key = s.metric.drop_names(&["le".to_owned()]);
         let idx = *groups.entry(key.clone()).or_insert_with(|| {
-            buckets.push((key.without_metric_name(), Vec::new()));
-            buckets.len() - 1
+            out.push((key.without_metric_name(), Vec::new()));
+            out.len() - 1
         });
-        buckets[idx].1.push((le, s.v));
+        out[idx].1.push((le, s.v));
     }
-    buckets
+    out
+}
+
+/// `histogram_quantile` over classic histograms: the quantile is interpolated linearly inside
+/// its bucket.
+fn histogram_quantile(q: f64, v: &Vector) -> Vector {
+    classic_histograms(v)
         .into_iter()
         .map(|(metric, mut b)| VSample {
             metric,
             v: bucket_quantile(q, &mut b),
         })
         .collect()
+}
+
+/// `histogram_quantiles(v, "label", q...)`: one result per quantile, told apart by `label`.
+fn histogram_quantiles(v: &Vector, label: &str, qs: &[f64]) -> Vector {
+    let groups = classic_histograms(v);
+    let mut out = Vec::with_capacity(groups.len() * qs.len());
+    for &q in qs {
+        let name = openmetrics_float(q);
+        for (metric, b) in &groups {
+            let mut b = b.clone();
+            let mut lb = metric.to_builder();
+            lb.set(label, name.as_str());
+            out.push(VSample {
+                metric: lb.build(),
+                v: bucket_quantile(q, &mut b),
+            });
+        }
+    }
+    out
+}
+
+/// A float as OpenMetrics writes it: Go's shortest form, with `.0` on whole numbers.
+fn openmetrics_float(f: f64) -> String {
+    let s = format_float(f);
+    if s.contains(['.', 'e', 'I', 'N']) {
+        s
+    } else {
+        format!("{s}.0")
+    }
+}
+
+/// `histogram_fraction(lower, upper, v)` over classic histograms.
+fn histogram_fraction(lower: f64, upper: f64, v: &Vector) -> Vector {
+    classic_histograms(v)
+        .into_iter()
+        .map(|(metric, mut b)| VSample {
+            metric,
+            v: bucket_fraction(lower, upper, &mut b),
+        })
+        .collect()
+}
+
+/// Sorts classic buckets by upper bound and merges those with the same bound (`"1"` and
+/// `"1.0"`); false when there is no `+Inf` bucket (no histogram to speak of).
+fn sort_buckets(buckets: &mut Vec<(f64, f64)>) -> bool {
+    buckets.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal));
+    if buckets.last().is_none_or(|b| b.0 != f64::INFINITY) {
+        return false;
+    }
+    buckets.dedup_by(|cur, prev| {
+        if cur.0 == prev.0 {
+            prev.1 += cur.1;
+            true
+        } else {
+            false
+        }
+    });
+    true
+}
+
+/// The share of a classic histogram's observations between `lower` and `upper`, interpolating
+/// linearly inside the buckets the bounds fall in (no share of an infinitely wide bucket).
+pub(crate) fn bucket_fraction(lower: f64, upper: f64, buckets: &mut Vec<(f64, f64)>) -> f64 {
+    if !sort_buckets(buckets) {
+        return f64::NAN;
+    }
+    let count = buckets[buckets.len() - 1].1;
+    if count == 0.0 || lower.is_nan() || upper.is_nan() {
+        return f64::NAN;
+    }
+    if lower >= upper {
+        return 0.0;
+    }
+    // Where each bound falls, as a cumulative count; the first bucket starts at 0 for positive
+    // bounds, at -Inf otherwise.
+    let (mut lower_rank, mut upper_rank) = (None, None);
+    let mut rank = 0.0;
+    for (i, &(bound, cum)) in buckets.iter().enumerate() {
+        let start = match i {
+            0 if bound > 0.0 => 0.0,
+            0 => f64::NEG_INFINITY,
+            _ => buckets[i - 1].0,
+        };
+        let at = |x: f64| {
+            if start == f64::NEG_INFINITY {
+                cum
+            } else {
+                rank + (cum - rank) * (x - start) / (bound - start)
+            }
+        };
+        if lower_rank.is_none() && start >= lower {
+            lower_rank = Some(rank);
+        }
+        if upper_rank.is_none() && start >= upper {
+            upper_rank = Some(rank);
+        }
+        if lower_rank.is_some() && upper_rank.is_some() {
+            break;
+        }
+        if lower_rank.is_none() && start < lower && bound > lower {
+            lower_rank = Some(at(lower));
+        }
+        if upper_rank.is_none() && start < upper && bound > upper {
+            upper_rank = Some(at(upper));
+        }
+        if lower_rank.is_some() && upper_rank.is_some() {
+            break;
+        }
+        rank = cum;
+    }
+    let lower_rank = lower_rank.filter(|r| *r <= count).unwrap_or(count);
+    let upper_rank = upper_rank.filter(|r| *r <= count).unwrap_or(count);
+    (upper_rank - lower_rank) / count
 }
 
 fn parse_bucket_bound(s: &str) -> Option<f64> {
@@ -567,19 +712,9 @@ pub(crate) fn bucket_quantile(q: f64, buckets: &mut Vec<(f64, f64)>) -> f64 {
     if q > 1.0 {
         return f64::INFINITY;
     }
-    buckets.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal));
-    if buckets.last().is_none_or(|b| b.0 != f64::INFINITY) {
+    if !sort_buckets(buckets) {
         return f64::NAN;
     }
-    // Merge buckets with the same bound (e.g. "1" and "1.0").
-    buckets.dedup_by(|cur, prev| {
-        if cur.0 == prev.0 {
-            prev.1 += cur.1;
-            true
-        } else {
-            false
-        }
-    });
     // Counts must not decrease; tiny float differences are smoothed, real decreases clamped.
     let mut prev = buckets[0].1;
     for b in buckets.iter_mut().skip(1) {
@@ -652,8 +787,7 @@ fn label_replace(ev: &mut Evaluator<'_>, args: &[&Expr]) -> QueryResult<Matrix> 
             }
         })
         .collect();
-    check_unique_labelsets(&out)?;
-    Ok(out)
+    merge_labelsets(out)
 }
 
 /// `label_join(v, dst, separator, src...)`.
@@ -689,8 +823,7 @@ fn label_join(ev: &mut Evaluator<'_>, args: &[&Expr]) -> QueryResult<Matrix> {
             }
         })
         .collect();
-    check_unique_labelsets(&out)?;
-    Ok(out)
+    merge_labelsets(out)
 }
 
 fn string_arg(e: &Expr) -> QueryResult<String> {

@@ -50,6 +50,10 @@ pub(crate) fn lookup(name: &str) -> Option<RangeFn> {
         "stddev_over_time" => |w, _| Some(variance(w.points).sqrt()),
         "stdvar_over_time" => |w, _| Some(variance(w.points)),
         "mad_over_time" => |w, _| {
+            // A NaN sample makes the deviation NaN rather than being sorted away.
+            if w.points.iter().any(|p| p.v.is_nan()) {
+                return Some(f64::NAN);
+            }
             let mut vals: Vec<f64> = w.points.iter().map(|p| p.v).collect();
             let median = quantile(0.5, &mut vals);
             let mut dev: Vec<f64> = w.points.iter().map(|p| (p.v - median).abs()).collect();
