@@ -52,6 +52,10 @@ pub mod storage;
 pub mod time;
 pub mod wal;
 
+/// Selections of at least this many series decode them on all cores (fewer are not worth
+/// handing to other threads).
+pub(crate) const PARALLEL_MIN_SERIES: usize = 64;
+
 pub use compact::MaintenanceReport;
 pub use db::{Appender, CommitStats, Db, Options};
 pub use error::{Error, Result};

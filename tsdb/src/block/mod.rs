@@ -230,18 +230,22 @@ impl Block {
 
 impl SeriesReader for Block {
     fn select(&self, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Result<Vec<Series>> {
-        let mut out = Vec::new();
-        for i in self.matching(matchers) {
+        let one = |&i: &usize| -> Result<Option<Series>> {
             let mut samples = Vec::new();
             self.samples_into(i, mint, maxt, &mut samples)?;
-            if !samples.is_empty() {
-                out.push(Series {
-                    labels: self.series[i].0.clone(),
-                    samples,
-                });
-            }
-        }
-        Ok(out)
+            Ok((!samples.is_empty()).then(|| Series {
+                labels: self.series[i].0.clone(),
+                samples,
+            }))
+        };
+        let found = self.matching(matchers);
+        let out: Vec<Option<Series>> = if found.len() >= crate::PARALLEL_MIN_SERIES {
+            use rayon::prelude::*;
+            found.par_iter().with_min_len(16).map(one).collect::<Result<_>>()?
+        } else {
+            found.iter().map(one).collect::<Result<_>>()?
+        };
+        Ok(out.into_iter().flatten().collect())
     }
 
     fn series_labels(&self, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Vec<Labels> {

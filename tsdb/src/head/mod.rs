@@ -267,19 +267,22 @@ impl Head {
 
     /// Series matching `matchers` with their samples in `[mint, maxt]`.
     pub fn select(&self, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Vec<Series> {
-        let mut out = Vec::new();
-        for s in self.matching_series(matchers) {
+        let one = |s: &Arc<MemSeries>| {
             let snap = s.snapshot(mint, maxt);
             let mut samples: Vec<Sample> = Vec::new();
             snap.decode_into(mint, maxt, &mut samples);
-            if !samples.is_empty() {
-                out.push(Series {
-                    labels: s.labels.clone(),
-                    samples,
-                });
-            }
+            (!samples.is_empty()).then(|| Series {
+                labels: s.labels.clone(),
+                samples,
+            })
+        };
+        let series = self.matching_series(matchers);
+        if series.len() >= crate::PARALLEL_MIN_SERIES {
+            use rayon::prelude::*;
+            series.par_iter().with_min_len(16).filter_map(one).collect()
+        } else {
+            series.iter().filter_map(one).collect()
         }
-        out
     }
 
     /// [`Head::select`], but only samples no block holds yet (late ones, for ranges that blocks

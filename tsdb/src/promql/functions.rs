@@ -8,6 +8,7 @@ use chrono::{DateTime, Datelike, Timelike};
 use promql_parser::label::MatchOp as ParserOp;
 use promql_parser::parser::value::ValueType;
 use promql_parser::parser::{Call, Expr, Function, register_extra_functions};
+use rayon::prelude::*;
 use regex::Regex;
 use rustc_hash::FxHashMap;
 
@@ -104,12 +105,13 @@ fn range_call(ev: &mut Evaluator<'_>, name: &str, args: &[&Expr], matrix_arg: us
     let input = range_input(ev, args[matrix_arg], reads)?;
     let keep_name = matches!(name, "last_over_time" | "first_over_time");
     let steps: Vec<Timestamp> = ev.steps().collect();
-    let mut out: Matrix = Vec::with_capacity(input.series.len());
-    let mut step_params = vec![0.0; params.len()];
-    for (metric, points) in &input.series {
+    let ev: &Evaluator<'_> = ev;
+    // One series: its window slid over the steps.
+    let one = |(metric, points): &(Labels, Vec<Point>)| -> QueryResult<Option<ESeries>> {
         ev.check_deadline("expression evaluation")?;
         let (mut lo, mut hi) = (0usize, 0usize);
         let mut result = Vec::new();
+        let mut step_params = vec![0.0; params.len()];
         for (step, &ts) in steps.iter().enumerate() {
             let end = input.at.unwrap_or(ts) - input.offset;
             let start = end - input.range;
@@ -140,17 +142,35 @@ fn range_call(ev: &mut Evaluator<'_>, name: &str, args: &[&Expr], matrix_arg: us
                 result.push(Point { t: ts, v });
             }
         }
-        if !result.is_empty() {
-            let metric = if keep_name {
-                metric.clone()
-            } else {
-                metric.without_metric_name()
-            };
-            out.push(ESeries { metric, points: result });
+        if result.is_empty() {
+            return Ok(None);
         }
-    }
-    merge_labelsets(out)
+        let metric = if keep_name {
+            metric.clone()
+        } else {
+            metric.without_metric_name()
+        };
+        Ok(Some(ESeries { metric, points: result }))
+    };
+    // Wide inputs are spread over the cores, a series at a time (the order is kept).
+    let samples: usize = input.series.iter().map(|s| s.1.len()).sum();
+    let out: Vec<Option<ESeries>> =
+        if input.series.len() >= crate::PARALLEL_MIN_SERIES && samples >= PARALLEL_MIN_SAMPLES {
+            input
+                .series
+                .par_iter()
+                .with_min_len(16)
+                .map(one)
+                .collect::<QueryResult<_>>()?
+        } else {
+            input.series.iter().map(one).collect::<QueryResult<_>>()?
+        };
+    merge_labelsets(out.into_iter().flatten().collect())
 }
+
+/// Range functions over fewer samples than this (or fewer than `PARALLEL_MIN_SERIES` series)
+/// run on the calling thread: below it, handing work to other cores costs more than it saves.
+const PARALLEL_MIN_SAMPLES: usize = 100_000;
 
 fn range_input(ev: &mut Evaluator<'_>, arg: &Expr, reads: Reads) -> QueryResult<RangeInput> {
     match unwrap_parens(arg) {

@@ -1,0 +1,59 @@
+//! Wide queries take the parallel paths (selection and range functions spread over the cores):
+//! their answers must be those of the one-thread paths, series for series, in order.
+
+use vigil_tsdb::promql::{Engine, Value};
+use vigil_tsdb::{Db, Labels};
+
+const SERIES: i64 = 300;
+const SAMPLES: i64 = 1_000;
+const STEP: i64 = 15_000;
+
+/// Counters whose slope is their number (per second), sampled every 15 s; half in the head,
+/// half cut into a block.
+fn store(dir: &std::path::Path) -> Db {
+    let db = Db::open(dir, vigil_tsdb::Options::default()).expect("open");
+    for i in 0..SAMPLES {
+        let mut app = db.appender();
+        for s in 0..SERIES {
+            let labels = Labels::from_pairs([("__name__", "c_total".to_owned()), ("s", format!("{s:03}"))]);
+            app.append(&labels, i * STEP, (s * i * STEP / 1000) as f64)
+                .expect("append");
+        }
+        app.commit().expect("commit");
+        if i == SAMPLES / 2 {
+            db.flush_to_blocks().expect("flush");
+        }
+    }
+    db
+}
+
+#[test]
+fn wide_rate_matches_every_series_slope() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = store(dir.path());
+    let engine = Engine::default();
+    let (start, end) = (10 * 60_000, (SAMPLES - 1) * STEP);
+    let Value::Matrix(m) = engine
+        .range_query(&db, "rate(c_total[2m])", start, end, 60_000)
+        .expect("query")
+    else {
+        panic!("a matrix");
+    };
+    assert_eq!(m.len(), SERIES as usize);
+    for (s, series) in m.iter().enumerate() {
+        assert_eq!(
+            series.metric.get("s"),
+            Some(format!("{s:03}").as_str()),
+            "in label order"
+        );
+        assert_eq!(series.points.len() as i64, (end - start) / 60_000 + 1);
+        for p in &series.points {
+            assert!((p.v - s as f64).abs() < 1e-9, "series {s} at {}: {}", p.t, p.v);
+        }
+    }
+    let Value::Vector(v) = engine.instant_query(&db, "sum(rate(c_total[5m]))", end).expect("query") else {
+        panic!("a vector");
+    };
+    let want = (SERIES * (SERIES - 1) / 2) as f64;
+    assert!((v[0].v - want).abs() < 1e-6, "{} against {want}", v[0].v);
+}
