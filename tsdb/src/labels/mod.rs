@@ -14,9 +14,15 @@ pub use matcher::{MatchOp, Matcher};
 /// The label that holds the metric name.
 pub const METRIC_NAME: &str = "__name__";
 
+/// Where the query engine keeps a metric name it will drop at the end of evaluation (Prometheus
+/// 3's delayed name removal: `label_replace` and `by (__name__)` still see it meanwhile). Never
+/// stored, never in a query's result.
+pub const DROPPED_NAME: &str = "__dropped_name__";
+
 /// The labels that name the metric: `__name__`, and the `__type__` and `__unit__` labels of
-/// Prometheus's type-and-unit labels, which operations drop (and matching ignores) with it.
-pub const METRIC_IDENTITY: [&str; 3] = [METRIC_NAME, "__type__", "__unit__"];
+/// Prometheus's type-and-unit labels, which operations drop (and matching ignores) with it, and
+/// a name marked for dropping.
+pub const METRIC_IDENTITY: [&str; 4] = [METRIC_NAME, "__type__", "__unit__", DROPPED_NAME];
 
 fn is_metric_identity(name: &str) -> bool {
     METRIC_IDENTITY.contains(&name)
@@ -192,6 +198,49 @@ impl Labels {
             return self.clone();
         }
         self.filtered(|l| !is_metric_identity(&l.name))
+    }
+
+    /// A copy without the metric name, now or (`delayed`) at the end of evaluation: the name
+    /// then moves to [`DROPPED_NAME`], and type and unit stay until then too.
+    pub fn name_dropped(&self, delayed: bool) -> Labels {
+        if !delayed || !self.has(METRIC_NAME) {
+            return self.without_metric_name();
+        }
+        let mut b = self.to_builder();
+        if let Some(name) = self.get(METRIC_NAME) {
+            b.set(DROPPED_NAME, name);
+        }
+        b.del(METRIC_NAME);
+        b.build()
+    }
+
+    /// A copy where a name marked for dropping is the metric name again.
+    pub fn name_restored(&self) -> Labels {
+        let Some(name) = self.get(DROPPED_NAME) else {
+            return self.clone();
+        };
+        let mut b = self.to_builder();
+        b.set(METRIC_NAME, name);
+        b.del(DROPPED_NAME);
+        b.build()
+    }
+
+    /// A copy without a name marked for dropping, and then without its type and unit (what a
+    /// query's result carries).
+    pub fn without_dropped_name(&self) -> Labels {
+        if self.has(DROPPED_NAME) {
+            self.without_metric_name()
+        } else {
+            self.clone()
+        }
+    }
+
+    /// The value of label `name`, where `__name__` also finds a name marked for dropping.
+    pub fn get_or_dropped(&self, name: &str) -> Option<&str> {
+        match self.get(name) {
+            None if name == METRIC_NAME => self.get(DROPPED_NAME),
+            found => found,
+        }
     }
 
     /// A copy that keeps only the named labels.

@@ -13,7 +13,7 @@ use rustc_hash::FxHashMap;
 use super::error::{QueryError, QueryResult};
 use super::eval::{Evaluator, Matrix, VSample, Vector};
 use super::functions::format_float;
-use crate::labels::{Labels, METRIC_NAME};
+use crate::labels::{DROPPED_NAME, Labels, METRIC_NAME};
 
 /// Running Kahan-compensated sum: the sum and its compensation term.
 #[derive(Debug, Default, Clone, Copy)]
@@ -186,11 +186,16 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, agg: &AggregateExpr) -> QueryResult<M
     let input = ev.eval_matrix(&agg.expr)?;
 
     // Map every input series to its group once; the step loop then works on ordinals.
+    // `by (__name__)` groups by a name marked for dropping too, and marks the group's.
+    let by_name = !without && names.iter().any(|n| n == METRIC_NAME);
     let grouping = |l: &Labels| -> Labels {
         if without {
             let mut drop = names.clone();
             drop.push(METRIC_NAME.to_owned());
+            drop.push(DROPPED_NAME.to_owned());
             l.drop_names(&drop)
+        } else if by_name && l.has(DROPPED_NAME) {
+            l.name_restored().keep(&names)
         } else {
             l.keep(&names)
         }
@@ -208,6 +213,13 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, agg: &AggregateExpr) -> QueryResult<M
             })
         })
         .collect();
+    if by_name {
+        for (s, &g) in input.iter().zip(&series_group) {
+            if s.metric.has(DROPPED_NAME) {
+                group_labels[g] = group_labels[g].name_dropped(true);
+            }
+        }
+    }
     let start = ev.start;
     let interval = ev.interval;
     ev.range_eval(&[&input], |ts, v, origins| {

@@ -13,7 +13,7 @@ use rustc_hash::FxHashMap;
 
 use super::error::{QueryError, QueryResult};
 use super::eval::{Evaluator, Matrix, VSample, Vector};
-use crate::labels::{Labels, METRIC_IDENTITY};
+use crate::labels::{DROPPED_NAME, Labels, METRIC_NAME};
 
 /// A binary operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,7 +151,7 @@ fn vector_scalar(op: BinOp, vec: &Vector, scalar: Option<&VSample>, swap: bool, 
         }
         if keep {
             let metric = if op.drops_metric_name(v2) || return_bool {
-                s.metric.without_metric_name()
+                s.metric.name_dropped(!v2)
             } else {
                 s.metric.clone()
             };
@@ -197,7 +197,8 @@ impl Matching {
             l.keep(&self.names)
         } else {
             let mut drop = self.names.clone();
-            drop.extend(METRIC_IDENTITY.iter().map(|n| (*n).to_owned()));
+            // The name (or one marked for dropping); type and unit labels still match.
+            drop.extend([METRIC_NAME, DROPPED_NAME].map(str::to_owned));
             l.drop_names(&drop)
         }
     }
@@ -410,12 +411,14 @@ impl MatchState<'_> {
 /// The labels of a result element: the "many" side's labels, reduced by the matching clause for
 /// one-to-one matches, plus `group_x` labels taken from the "one" side.
 fn result_metric(lhs: &Labels, rhs: &Labels, op: BinOp, m: &Matching, return_bool: bool) -> Labels {
+    let dropped;
+    let lhs = if return_bool || op.drops_metric_name(m.v2) {
+        dropped = lhs.name_dropped(!m.v2);
+        &dropped
+    } else {
+        lhs
+    };
     let mut b = lhs.to_builder();
-    if return_bool || op.drops_metric_name(m.v2) {
-        for n in METRIC_IDENTITY {
-            b.del(n);
-        }
-    }
     if matches!(m.card, VectorMatchCardinality::OneToOne) {
         if m.on {
             let keep: Vec<String> = lhs

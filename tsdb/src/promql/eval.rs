@@ -143,8 +143,9 @@ impl<'a> Evaluator<'a> {
             Expr::Paren(p) => self.eval(&p.expr),
             Expr::Unary(u) => {
                 let mut m = self.eval_matrix(&u.expr)?;
+                let delayed = self.delayed_names();
                 for s in &mut m {
-                    s.metric = s.metric.without_metric_name();
+                    s.metric = s.metric.name_dropped(delayed);
                     for p in &mut s.points {
                         p.v = -p.v;
                     }
@@ -204,6 +205,12 @@ impl<'a> Evaluator<'a> {
             }
         }
         Ok(out)
+    }
+
+    /// Whether dropped metric names are only marked until the end of evaluation (Prometheus 3),
+    /// or go at once (Prometheus 2).
+    pub(crate) fn delayed_names(&self) -> bool {
+        !self.opts.prometheus_v2
     }
 
     /// The outermost query's start, end and step (ms; the step is 0 for an instant query):
@@ -440,8 +447,9 @@ impl<'a> Evaluator<'a> {
     }
 
     /// Turns a step matrix into an instant vector at `t`.
-    pub(crate) fn finish_vector(&self, m: Matrix, t: Timestamp) -> Vec<Sample> {
-        m.into_iter()
+    pub(crate) fn finish_vector(&self, m: Matrix, t: Timestamp) -> QueryResult<Vec<Sample>> {
+        Ok(drop_marked_names(m)?
+            .into_iter()
             .filter_map(|s| {
                 s.points.first().map(|p| Sample {
                     metric: s.metric,
@@ -449,12 +457,12 @@ impl<'a> Evaluator<'a> {
                     v: p.v,
                 })
             })
-            .collect()
+            .collect())
     }
 
     /// Turns a step matrix into a result matrix, optionally sorted by labels.
-    pub(crate) fn finish_matrix(&self, m: Matrix, sort: bool) -> Vec<Series> {
-        let mut out: Vec<Series> = m
+    pub(crate) fn finish_matrix(&self, m: Matrix, sort: bool) -> QueryResult<Vec<Series>> {
+        let mut out: Vec<Series> = drop_marked_names(m)?
             .into_iter()
             .map(|s| Series {
                 metric: s.metric,
@@ -464,8 +472,20 @@ impl<'a> Evaluator<'a> {
         if sort {
             out.sort_by(|a, b| a.metric.cmp(&b.metric));
         }
-        out
+        Ok(out)
     }
+}
+
+/// Drops the names marked for dropping during evaluation (Prometheus 3's delayed name
+/// removal); series that become alike merge, or are an error where they meet.
+fn drop_marked_names(mut m: Matrix) -> QueryResult<Matrix> {
+    if !m.iter().any(|s| s.metric.has(crate::labels::DROPPED_NAME)) {
+        return Ok(m);
+    }
+    for s in &mut m {
+        s.metric = s.metric.without_dropped_name();
+    }
+    functions::merge_labelsets(m)
 }
 
 /// Collects per-step vectors into series, rejecting a label set seen twice at one step.

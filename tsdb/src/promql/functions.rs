@@ -46,7 +46,7 @@ pub(crate) fn eval_call(ev: &mut Evaluator<'_>, call: &Call) -> QueryResult<EVal
         "timestamp" => {
             if let Some(Expr::VectorSelector(vs)) = args.first().map(|a| unwrap_parens(a)) {
                 let m = ev.vector_selector(vs, true)?;
-                return Ok(EVal::Matrix(drop_names(m)));
+                return Ok(EVal::Matrix(drop_names(m, ev.delayed_names())));
             }
         }
         "step" | "range" | "start" | "end" => {
@@ -78,9 +78,9 @@ fn unwrap_parens(e: &Expr) -> &Expr {
     }
 }
 
-fn drop_names(mut m: Matrix) -> Matrix {
+fn drop_names(mut m: Matrix, delayed: bool) -> Matrix {
     for s in &mut m {
-        s.metric = s.metric.without_metric_name();
+        s.metric = s.metric.name_dropped(delayed);
     }
     m
 }
@@ -106,6 +106,7 @@ fn range_call(ev: &mut Evaluator<'_>, name: &str, args: &[&Expr], matrix_arg: us
     let keep_name = matches!(name, "last_over_time" | "first_over_time");
     let steps: Vec<Timestamp> = ev.steps().collect();
     let ev: &Evaluator<'_> = ev;
+    let delayed = ev.delayed_names();
     // One series: its window slid over the steps.
     let one = |(metric, points): &(Labels, Vec<Point>)| -> QueryResult<Option<ESeries>> {
         ev.check_deadline("expression evaluation")?;
@@ -148,7 +149,7 @@ fn range_call(ev: &mut Evaluator<'_>, name: &str, args: &[&Expr], matrix_arg: us
         let metric = if keep_name {
             metric.clone()
         } else {
-            metric.without_metric_name()
+            metric.name_dropped(delayed)
         };
         Ok(Some(ESeries { metric, points: result }))
     };
@@ -288,8 +289,9 @@ fn instant_call(ev: &mut Evaluator<'_>, name: &str, args: &[&Expr]) -> QueryResu
         .collect();
     let absent_metric = args.first().map(|a| absent_labels(a)).unwrap_or_default();
     let refs: Vec<&Matrix> = mats.iter().collect();
+    let delayed = ev.delayed_names();
     ev.range_eval(&refs, |ts, v, _| {
-        apply_instant(name, ts, v, &string_args, &absent_metric)
+        apply_instant(name, ts, v, &string_args, &absent_metric, delayed)
     })
 }
 
@@ -299,9 +301,10 @@ fn apply_instant(
     v: &[Vector],
     strings: &[String],
     absent_metric: &Labels,
+    delayed: bool,
 ) -> QueryResult<Vector> {
     let scalar = |i: usize| v.get(i).and_then(|x| x.first()).map_or(f64::NAN, |s| s.v);
-    let math = |f: fn(f64) -> f64| map_values(&v[0], f);
+    let math = |f: fn(f64) -> f64| map_values(&v[0], f, delayed);
     Ok(match name {
         "abs" => math(f64::abs),
         "ceil" => math(f64::ceil),
@@ -340,7 +343,7 @@ fn apply_instant(
             let inv = 1.0 / to_nearest;
             v[0].iter()
                 .map(|s| VSample {
-                    metric: s.metric.without_metric_name(),
+                    metric: s.metric.name_dropped(delayed),
                     v: (s.v * inv + 0.5).floor() / inv,
                 })
                 .collect()
@@ -352,7 +355,7 @@ fn apply_instant(
             }
             v[0].iter()
                 .map(|s| VSample {
-                    metric: s.metric.without_metric_name(),
+                    metric: s.metric.name_dropped(delayed),
                     v: go_min(go_max(s.v, lo), hi),
                 })
                 .collect()
@@ -361,7 +364,7 @@ fn apply_instant(
             let lo = scalar(1);
             v[0].iter()
                 .map(|s| VSample {
-                    metric: s.metric.without_metric_name(),
+                    metric: s.metric.name_dropped(delayed),
                     v: go_max(s.v, lo),
                 })
                 .collect()
@@ -370,7 +373,7 @@ fn apply_instant(
             let hi = scalar(1);
             v[0].iter()
                 .map(|s| VSample {
-                    metric: s.metric.without_metric_name(),
+                    metric: s.metric.name_dropped(delayed),
                     v: go_min(s.v, hi),
                 })
                 .collect()
@@ -400,7 +403,7 @@ fn apply_instant(
         "timestamp" => v[0]
             .iter()
             .map(|s| VSample {
-                metric: s.metric.without_metric_name(),
+                metric: s.metric.name_dropped(delayed),
                 v: ts as f64 / 1000.0,
             })
             .collect(),
@@ -440,15 +443,15 @@ fn apply_instant(
             });
             out
         }
-        "histogram_quantile" => histogram_quantile(scalar(0), &v[1]),
+        "histogram_quantile" => histogram_quantile(scalar(0), &v[1], delayed),
         "histogram_quantiles" => {
             let label = strings.first().map_or("", String::as_str);
             let qs: Vec<f64> = (1..v.len()).map(scalar).collect();
-            histogram_quantiles(&v[0], label, &qs)
+            histogram_quantiles(&v[0], label, &qs, delayed)
         }
-        "histogram_fraction" => histogram_fraction(scalar(0), scalar(1), &v[2]),
+        "histogram_fraction" => histogram_fraction(scalar(0), scalar(1), &v[2], delayed),
         "minute" | "hour" | "day_of_week" | "day_of_month" | "day_of_year" | "days_in_month" | "month" | "year" => {
-            date_function(name, v.first(), ts)
+            date_function(name, v.first(), ts, delayed)
         }
         other => {
             return Err(QueryError::exec(format!("function {other:?} is not supported")));
@@ -466,10 +469,10 @@ fn go_min(a: f64, b: f64) -> f64 {
     if a.is_nan() || b.is_nan() { f64::NAN } else { a.min(b) }
 }
 
-fn map_values(v: &Vector, f: fn(f64) -> f64) -> Vector {
+fn map_values(v: &Vector, f: fn(f64) -> f64, delayed: bool) -> Vector {
     v.iter()
         .map(|s| VSample {
-            metric: s.metric.without_metric_name(),
+            metric: s.metric.name_dropped(delayed),
             v: f(s.v),
         })
         .collect()
@@ -521,7 +524,7 @@ fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
     }
 }
 
-fn date_function(name: &str, arg: Option<&Vector>, ts: Timestamp) -> Vector {
+fn date_function(name: &str, arg: Option<&Vector>, ts: Timestamp, delayed: bool) -> Vector {
     let now = [VSample {
         metric: Labels::empty(),
         v: ts as f64 / 1000.0,
@@ -533,7 +536,7 @@ fn date_function(name: &str, arg: Option<&Vector>, ts: Timestamp) -> Vector {
             let secs = s.v;
             if secs.is_nan() || secs.is_infinite() {
                 return Some(VSample {
-                    metric: s.metric.without_metric_name(),
+                    metric: s.metric.name_dropped(delayed),
                     v: secs,
                 });
             }
@@ -549,7 +552,7 @@ fn date_function(name: &str, arg: Option<&Vector>, ts: Timestamp) -> Vector {
                 _ => t.year() as f64,
             };
             Some(VSample {
-                metric: s.metric.without_metric_name(),
+                metric: s.metric.name_dropped(delayed),
                 v,
             })
         })
@@ -568,7 +571,7 @@ fn days_in_month(year: i32, month: u32) -> u32 {
 
 /// Classic histograms in a vector: buckets grouped by their labels without `le` (and without the
 /// metric name), as (upper bound, cumulative count).
-fn classic_histograms(v: &Vector) -> Vec<(Labels, Vec<(f64, f64)>)> {
+fn classic_histograms(v: &Vector, delayed: bool) -> Vec<(Labels, Vec<(f64, f64)>)> {
     let mut groups: FxHashMap<Labels, usize> = FxHashMap::default();
     let mut out: Vec<(Labels, Vec<(f64, f64)>)> = Vec::new();
     for s in v {
@@ -577,7 +580,7 @@ fn classic_histograms(v: &Vector) -> Vec<(Labels, Vec<(f64, f64)>)> {
         };
         let key = s.metric.drop_names(&["le".to_owned()]);
         let idx = *groups.entry(key.clone()).or_insert_with(|| {
-            out.push((key.without_metric_name(), Vec::new()));
+            out.push((key.name_dropped(delayed), Vec::new()));
             out.len() - 1
         });
         out[idx].1.push((le, s.v));
@@ -587,8 +590,8 @@ fn classic_histograms(v: &Vector) -> Vec<(Labels, Vec<(f64, f64)>)> {
 
 /// `histogram_quantile` over classic histograms: the quantile is interpolated linearly inside
 /// its bucket.
-fn histogram_quantile(q: f64, v: &Vector) -> Vector {
-    classic_histograms(v)
+fn histogram_quantile(q: f64, v: &Vector, delayed: bool) -> Vector {
+    classic_histograms(v, delayed)
         .into_iter()
         .map(|(metric, mut b)| VSample {
             metric,
@@ -598,8 +601,8 @@ fn histogram_quantile(q: f64, v: &Vector) -> Vector {
 }
 
 /// `histogram_quantiles(v, "label", q...)`: one result per quantile, told apart by `label`.
-fn histogram_quantiles(v: &Vector, label: &str, qs: &[f64]) -> Vector {
-    let groups = classic_histograms(v);
+fn histogram_quantiles(v: &Vector, label: &str, qs: &[f64], delayed: bool) -> Vector {
+    let groups = classic_histograms(v, delayed);
     let mut out = Vec::with_capacity(groups.len() * qs.len());
     for &q in qs {
         let name = openmetrics_float(q);
@@ -627,8 +630,8 @@ fn openmetrics_float(f: f64) -> String {
 }
 
 /// `histogram_fraction(lower, upper, v)` over classic histograms.
-fn histogram_fraction(lower: f64, upper: f64, v: &Vector) -> Vector {
-    classic_histograms(v)
+fn histogram_fraction(lower: f64, upper: f64, v: &Vector, delayed: bool) -> Vector {
+    classic_histograms(v, delayed)
         .into_iter()
         .map(|(metric, mut b)| VSample {
             metric,
@@ -789,15 +792,13 @@ fn label_replace(ev: &mut Evaluator<'_>, args: &[&Expr]) -> QueryResult<Matrix> 
     let out: Matrix = m
         .into_iter()
         .map(|s| {
-            let value = s.metric.get(&src).unwrap_or("");
+            let value = s.metric.get_or_dropped(&src).unwrap_or("");
             let metric = match regex.captures(value) {
                 Some(caps) => {
                     let mut res = String::new();
                     // Go's `$1`/`${name}` expansion and Rust's agree (`$1x` names group `1x` in both).
                     caps.expand(&repl, &mut res);
-                    let mut b = s.metric.to_builder();
-                    b.set(dst.clone(), res);
-                    b.build()
+                    set_label(&s.metric, &dst, &res)
                 }
                 None => s.metric,
             };
@@ -834,16 +835,25 @@ fn label_join(ev: &mut Evaluator<'_>, args: &[&Expr]) -> QueryResult<Matrix> {
     let out: Matrix = m
         .into_iter()
         .map(|s| {
-            let joined: Vec<&str> = srcs.iter().map(|n| s.metric.get(n).unwrap_or("")).collect();
-            let mut b = s.metric.to_builder();
-            b.set(dst.clone(), joined.join(&sep));
+            let joined: Vec<&str> = srcs.iter().map(|n| s.metric.get_or_dropped(n).unwrap_or("")).collect();
             ESeries {
-                metric: b.build(),
+                metric: set_label(&s.metric, &dst, &joined.join(&sep)),
                 points: s.points,
             }
         })
         .collect();
     merge_labelsets(out)
+}
+
+/// `metric` with label `name` set to `value` (removed when empty); setting `__name__` keeps
+/// the name that was to be dropped.
+fn set_label(metric: &Labels, name: &str, value: &str) -> Labels {
+    let mut b = metric.to_builder();
+    b.set(name, value);
+    if name == METRIC_NAME {
+        b.del(crate::labels::DROPPED_NAME);
+    }
+    b.build()
 }
 
 fn string_arg(e: &Expr) -> QueryResult<String> {

@@ -125,8 +125,8 @@ impl Engine {
                 let v = m.first().and_then(|s| s.points.first()).map_or(f64::NAN, |p| p.v);
                 Value::Scalar { t, v }
             }
-            (EVal::Matrix(m), ValueType::Matrix) => Value::Matrix(ev.finish_matrix(m, false)),
-            (EVal::Matrix(m), _) => Value::Vector(ev.finish_vector(m, t)),
+            (EVal::Matrix(m), ValueType::Matrix) => Value::Matrix(ev.finish_matrix(m, false)?),
+            (EVal::Matrix(m), _) => Value::Vector(ev.finish_vector(m, t)?),
         })
     }
 
@@ -173,7 +173,7 @@ impl Engine {
         }
         let mut ev = self.evaluator(storage, start, end, step);
         match ev.eval(expr)? {
-            EVal::Matrix(m) => Ok(Value::Matrix(ev.finish_matrix(m, true))),
+            EVal::Matrix(m) => Ok(Value::Matrix(ev.finish_matrix(m, true)?)),
             EVal::String(_) => Err(QueryError::exec("string is not a valid range query result")),
         }
     }
