@@ -207,41 +207,47 @@ impl Head {
 
     /// Series and label-pair counts, keeping the `n` largest of each list.
     pub fn cardinality(&self, n: usize) -> Cardinality {
-        let idx = self.index.read();
+        // Counted under the index lock (symbols are shared, so no string is copied there);
+        // sorted, cut to `n` and formatted after it.
+        let (series, pairs): (Vec<Arc<MemSeries>>, Vec<(Symbol, Vec<(Symbol, usize)>)>) = {
+            let idx = self.index.read();
+            let pairs = idx
+                .postings
+                .label_pairs()
+                .map(|(name, values)| (name.clone(), values.map(|(v, c)| (v.clone(), c)).collect()))
+                .collect();
+            (idx.series.values().cloned().collect(), pairs)
+        };
         let mut out = Cardinality {
-            series: idx.series.len() as u64,
+            series: series.len() as u64,
+            chunks: series.iter().map(|s| s.chunk_count() as u64).sum(),
             ..Cardinality::default()
         };
-        let mut by_metric = Vec::new();
-        let mut values_by_name = Vec::new();
-        let mut bytes_by_name = Vec::new();
-        let mut by_pair = Vec::new();
-        for (name, values) in idx.postings.label_pairs() {
-            let (mut count, mut bytes) = (0u64, 0u64);
-            for (value, series) in values {
-                count += 1;
-                bytes += value.len() as u64;
-                if name == crate::labels::METRIC_NAME {
-                    by_metric.push((value.to_owned(), series as u64));
-                }
-                by_pair.push((format!("{name}={value}"), series as u64));
-            }
-            out.label_pairs += count;
-            values_by_name.push((name.to_owned(), count));
-            bytes_by_name.push((name.to_owned(), bytes));
-        }
-        let series: Vec<Arc<MemSeries>> = idx.series.values().cloned().collect();
-        drop(idx);
-        out.chunks = series.iter().map(|s| s.chunk_count() as u64).sum();
         let top = |mut v: Vec<(String, u64)>| {
             v.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
             v.truncate(n);
             v
         };
+        let mut by_pair: Vec<(&Symbol, &Symbol, u64)> = Vec::new();
+        let (mut values_by_name, mut bytes_by_name, mut by_metric) = (Vec::new(), Vec::new(), Vec::new());
+        for (name, values) in &pairs {
+            out.label_pairs += values.len() as u64;
+            values_by_name.push((name.to_string(), values.len() as u64));
+            bytes_by_name.push((name.to_string(), values.iter().map(|(v, _)| v.len() as u64).sum()));
+            if &**name == crate::labels::METRIC_NAME {
+                by_metric.extend(values.iter().map(|(v, c)| (v.to_string(), *c as u64)));
+            }
+            by_pair.extend(values.iter().map(|(v, c)| (name, v, *c as u64)));
+        }
+        // Only the top `n` pairs are formatted.
+        if by_pair.len() > n && n > 0 {
+            by_pair.select_nth_unstable_by(n - 1, |a, b| b.2.cmp(&a.2));
+        }
+        by_pair.truncate(n);
+        out.series_by_label_pair = top(by_pair.into_iter().map(|(k, v, c)| (format!("{k}={v}"), c)).collect());
         out.series_by_metric = top(by_metric);
         out.values_by_label_name = top(values_by_name);
         out.bytes_by_label_name = top(bytes_by_name);
-        out.series_by_label_pair = top(by_pair);
         out
     }
 

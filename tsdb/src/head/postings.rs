@@ -36,10 +36,10 @@ impl Postings {
     }
 
     /// Per label name: its values with how many series carry each.
-    pub(crate) fn label_pairs(&self) -> impl Iterator<Item = (&str, impl Iterator<Item = (&str, usize)>)> {
+    pub(crate) fn label_pairs(&self) -> impl Iterator<Item = (&Symbol, impl Iterator<Item = (&Symbol, usize)>)> {
         self.by_label
             .iter()
-            .map(|(n, values)| (&**n, values.iter().map(|(v, refs)| (&**v, refs.len()))))
+            .map(|(n, values)| (n, values.iter().map(|(v, refs)| (v, refs.len()))))
     }
 
     /// Sorted label names.

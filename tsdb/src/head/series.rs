@@ -204,12 +204,13 @@ impl MemSeries {
         gone
     }
 
-    /// Whether the series was deleted and has had no sample since.
+    /// Chunks held: the closed ones and the open one if it has samples.
     pub(crate) fn chunk_count(&self) -> usize {
         let d = self.data.lock();
         d.closed.len() + usize::from(!d.open.is_empty())
     }
 
+    /// Whether the series was deleted and has had no sample since.
     pub(crate) fn is_deleted(&self) -> bool {
         self.data.lock().deleted
     }

@@ -15,9 +15,9 @@ pub use matcher::{MatchOp, Matcher};
 pub const METRIC_NAME: &str = "__name__";
 
 /// Where the query engine keeps a metric name it will drop at the end of evaluation (Prometheus
-/// 3's delayed name removal: `label_replace` and `by (__name__)` still see it meanwhile). Never
-/// stored, never in a query's result.
-pub const DROPPED_NAME: &str = "__dropped_name__";
+/// 3's delayed name removal: `label_replace` and `by (__name__)` still see it meanwhile). Not a
+/// valid label name, so no input can set it; never stored, never in a query's result.
+pub const DROPPED_NAME: &str = "\u{1}__name__";
 
 /// The labels that name the metric: `__name__`, and the `__type__` and `__unit__` labels of
 /// Prometheus's type-and-unit labels, which operations drop (and matching ignores) with it, and
@@ -203,8 +203,12 @@ impl Labels {
     /// A copy without the metric name, now or (`delayed`) at the end of evaluation: the name
     /// then moves to [`DROPPED_NAME`], and type and unit stay until then too.
     pub fn name_dropped(&self, delayed: bool) -> Labels {
-        if !delayed || !self.has(METRIC_NAME) {
+        if !delayed {
             return self.without_metric_name();
+        }
+        if !self.has(METRIC_NAME) {
+            // Nothing to mark, or marked already (a second name-dropping step).
+            return self.clone();
         }
         let mut b = self.to_builder();
         if let Some(name) = self.get(METRIC_NAME) {

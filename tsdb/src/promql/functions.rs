@@ -446,6 +446,9 @@ fn apply_instant(
         "histogram_quantile" => histogram_quantile(scalar(0), &v[1], delayed),
         "histogram_quantiles" => {
             let label = strings.first().map_or("", String::as_str);
+            if !crate::labels::is_valid_name(label) {
+                return Err(QueryError::exec(format!("invalid quantile label name {label:?}")));
+            }
             let qs: Vec<f64> = (1..v.len()).map(scalar).collect();
             histogram_quantiles(&v[0], label, &qs, delayed)
         }

@@ -53,14 +53,11 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, args: &[&Expr]) -> QueryResult<Matrix
     let ignored: Vec<bool> = base.iter().map(|s| is_info(&s.metric)).collect();
 
     // The info series: those with the identifying values of the series to enrich.
-    let mut id_values: FxHashMap<&str, Vec<String>> = FxHashMap::default();
+    let mut id_values: FxHashMap<&str, FxHashSet<&str>> = FxHashMap::default();
     for (s, _) in base.iter().zip(&ignored).filter(|(_, ig)| !**ig) {
         for id in IDENTIFYING {
             if let Some(v) = s.metric.get(id).filter(|v| !v.is_empty()) {
-                let vals = id_values.entry(id).or_default();
-                if !vals.iter().any(|x| x == v) {
-                    vals.push(v.to_owned());
-                }
+                id_values.entry(id).or_default().insert(v);
             }
         }
     }
@@ -68,18 +65,18 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, args: &[&Expr]) -> QueryResult<Matrix
     let info = if id_values.is_empty() {
         Vec::new()
     } else {
-        let mut matchers: Vec<Matcher> = Vec::new();
-        for (id, vals) in &id_values {
-            let alternatives: Vec<String> = vals.iter().map(|v| regex::escape(v)).collect();
-            matchers.push(
-                Matcher::new(MatchOp::Regex, *id, alternatives.join("|"))
-                    .map_err(|e| QueryError::exec(format!("info: {e}")))?,
-            );
-        }
-        matchers.extend(data.values().flatten().cloned());
+        // Selected by name and data labels, then kept by identifying values (a set, not one
+        // alternation regex: a fleet may have tens of thousands of instances).
+        let mut matchers: Vec<Matcher> = data.values().flatten().cloned().collect();
         matchers.extend(effective_names(&names));
         // Each step's value is the sample's timestamp, to prefer the newest of duplicates.
-        ev.newest_per_step(&[matchers], offset, at, true)?
+        let mut info = ev.newest_per_step(&[matchers], offset, at, true)?;
+        info.retain(|s| {
+            id_values
+                .iter()
+                .all(|(id, vals)| s.metric.get(id).is_some_and(|v| vals.contains(v)))
+        });
+        info
     };
     combine(ev, &base, &ignored, &info, &data)
 }

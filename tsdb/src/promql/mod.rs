@@ -162,6 +162,8 @@ impl Engine {
                 "end timestamp must not be before start time".into(),
             ));
         }
+        check_time(start)?;
+        check_time(end)?;
         match expr.value_type() {
             ValueType::Scalar | ValueType::Vector => {}
             other => {
