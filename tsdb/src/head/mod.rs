@@ -65,6 +65,9 @@ pub struct Cardinality {
     pub series_by_label_pair: Vec<(String, u64)>,
 }
 
+/// Per label name, its values with how many series carry each.
+type LabelPairCounts = Vec<(Symbol, Vec<(Symbol, usize)>)>;
+
 /// The in-memory series store.
 #[derive(Debug)]
 pub struct Head {
@@ -209,7 +212,7 @@ impl Head {
     pub fn cardinality(&self, n: usize) -> Cardinality {
         // Counted under the index lock (symbols are shared, so no string is copied there);
         // sorted, cut to `n` and formatted after it.
-        let (series, pairs): (Vec<Arc<MemSeries>>, Vec<(Symbol, Vec<(Symbol, usize)>)>) = {
+        let (series, pairs): (Vec<Arc<MemSeries>>, LabelPairCounts) = {
             let idx = self.index.read();
             let pairs = idx
                 .postings
