@@ -620,6 +620,19 @@ impl Queryable for Db {
         maxt: Timestamp,
         hints: &rollup::SelectHints,
     ) -> Result<Vec<Series>> {
+        // Refused before anything is decoded: the head alone, or any one block, already holds
+        // more matching series than allowed.
+        if hints.max_series > 0 {
+            let over = |n: usize| n > hints.max_series;
+            let blocks = self.blocks.read().clone();
+            if over(self.head.matching_count(matchers))
+                || blocks
+                    .iter()
+                    .any(|b| b.overlaps(mint, maxt) && over(b.matching_count(matchers)))
+            {
+                return Err(crate::Error::TooManySeries(hints.max_series));
+            }
+        }
         self.select_tiers(matchers, mint, maxt, hints.resolution(), hints.max_resolution_ms)
     }
 

@@ -38,6 +38,9 @@ pub enum Error {
     /// A label set is not valid for storage.
     #[error("invalid labels: {0}")]
     InvalidLabels(String),
+    /// A selection would hold more series than its caller allows.
+    #[error("query would select more than {0} series")]
+    TooManySeries(usize),
 }
 
 impl Error {

@@ -67,6 +67,9 @@ pub struct SelectHints {
     /// The coarsest resolution the caller accepts (0 for raw only; this also keeps rollups
     /// out where raw samples are gone).
     pub max_resolution_ms: i64,
+    /// The most series the caller takes: a store may refuse a larger selection before it
+    /// decodes anything (0: no limit).
+    pub max_series: usize,
 }
 
 impl SelectHints {
@@ -353,6 +356,7 @@ mod tests {
             lookback_ms: 300_000,
             reads: Reads::Newest,
             max_resolution_ms: i64::MAX,
+            max_series: 0,
         };
         assert_eq!(hints.resolution(), 300_000);
         assert_eq!(

@@ -163,6 +163,11 @@ impl Block {
         self.postings.select(matchers).into_iter().map(|r| r as usize).collect()
     }
 
+    /// How many series match `matchers` (from the postings; nothing decoded).
+    pub(crate) fn matching_count(&self, matchers: &[Matcher]) -> usize {
+        self.postings.select(matchers).len()
+    }
+
     /// The encoded chunk at `offset` (its length prefix), or why it cannot be read.
     fn chunk(&self, offset: u64) -> Result<(Encoding, &[u8])> {
         let corrupt = |reason: String| Error::Corruption {

@@ -593,16 +593,18 @@ impl Writer {
             if size <= self.cfg.max_bytes {
                 break;
             }
-            let searcher = self.reader.searcher();
-            let n = searcher.num_docs() as usize;
-            if n == 0 {
-                break;
-            }
-            let oldest = TopDocs::with_limit((n / 5).max(1)).order_by_fast_field::<i64>("time", Order::Asc);
-            let Ok(hits) = searcher.search(&AllQuery, &oldest) else {
-                break;
+            // The searcher is dropped before the merge: while it lives, the merged segments'
+            // files cannot be collected and the size would not come down.
+            let oldest_fifth = {
+                let searcher = self.reader.searcher();
+                let n = searcher.num_docs() as usize;
+                let oldest = TopDocs::with_limit((n / 5).max(1)).order_by_fast_field::<i64>("time", Order::Asc);
+                match searcher.search(&AllQuery, &oldest) {
+                    Ok(hits) if n > 0 => hits.last().and_then(|(t, _)| *t),
+                    _ => None,
+                }
             };
-            let Some(t) = hits.last().and_then(|(t, _)| *t) else {
+            let Some(t) = oldest_fifth else {
                 break;
             };
             let q = RangeQuery::new(

@@ -264,6 +264,11 @@ impl Head {
         }
     }
 
+    /// How many series match `matchers` (from the postings; nothing decoded or sorted).
+    pub fn matching_count(&self, matchers: &[Matcher]) -> usize {
+        self.index.read().postings.select(matchers).len()
+    }
+
     /// The series matching `matchers`, sorted by labels.
     pub fn matching_series(&self, matchers: &[Matcher]) -> Vec<Arc<MemSeries>> {
         let idx = self.index.read();

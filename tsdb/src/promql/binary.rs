@@ -9,7 +9,7 @@ use promql_parser::parser::token::{
 };
 use promql_parser::parser::value::ValueType;
 use promql_parser::parser::{BinModifier, BinaryExpr, LabelModifier, VectorMatchCardinality};
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::error::{QueryError, QueryResult};
 use super::eval::{Evaluator, Matrix, VSample, Vector};
@@ -325,7 +325,7 @@ fn binop(
         one_to_many,
         one_to_one: matches!(m.card, VectorMatchCardinality::OneToOne),
         matched_once: vec![false; n],
-        matched_metrics: vec![Vec::new(); n],
+        matched_metrics: vec![FxHashSet::default(); n],
         out: Vec::new(),
     };
     // As in Prometheus, the fill values follow the sides after `group_right` swapped them:
@@ -373,7 +373,8 @@ struct MatchState<'m> {
     one_to_many: bool,
     one_to_one: bool,
     matched_once: Vec<bool>,
-    matched_metrics: Vec<Vec<Labels>>,
+    /// Result label sets per match group (a set: a group may hold thousands of series).
+    matched_metrics: Vec<FxHashSet<Labels>>,
     out: Vector,
 }
 
@@ -394,12 +395,11 @@ impl MatchState<'_> {
             }
             self.matched_once[sig] = true;
         } else {
-            if self.matched_metrics[sig].contains(&metric) {
+            if !self.matched_metrics[sig].insert(metric.clone()) {
                 return Err(QueryError::exec(
                     "multiple matches for labels: grouping labels must ensure unique matches",
                 ));
             }
-            self.matched_metrics[sig].push(metric.clone());
         }
         if keep || self.return_bool {
             self.out.push(VSample { metric, v: value });

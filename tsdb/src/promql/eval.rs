@@ -247,7 +247,14 @@ impl<'a> Evaluator<'a> {
     ) -> QueryResult<Vec<crate::storage::Series>> {
         let mut out = Vec::new();
         for set in sets {
-            out.extend(self.storage.select_hinted(set, mint, maxt, &hints)?);
+            let found = self
+                .storage
+                .select_hinted(set, mint, maxt, &hints)
+                .map_err(|e| match e {
+                    crate::Error::TooManySeries(n) => QueryError::TooManySeries(n),
+                    other => QueryError::Storage(other),
+                })?;
+            out.extend(found);
             if out.len() > self.opts.max_series {
                 return Err(QueryError::TooManySeries(self.opts.max_series));
             }
@@ -327,6 +334,7 @@ impl<'a> Evaluator<'a> {
             lookback_ms: self.opts.lookback_delta_ms,
             reads,
             max_resolution_ms: self.opts.max_resolution_ms,
+            max_series: self.opts.max_series,
         }
     }
 
