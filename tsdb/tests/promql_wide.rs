@@ -15,7 +15,11 @@ fn store(dir: &std::path::Path) -> Db {
     for i in 0..SAMPLES {
         let mut app = db.appender();
         for s in 0..SERIES {
-            let labels = Labels::from_pairs([("__name__", "c_total".to_owned()), ("s", format!("{s:03}"))]);
+            let labels = Labels::from_pairs([
+                ("__name__", "c_total".to_owned()),
+                ("g", format!("g{}", s % 7)),
+                ("s", format!("{s:03}")),
+            ]);
             app.append(&labels, i * STEP, (s * i * STEP / 1000) as f64)
                 .expect("append");
         }
@@ -40,12 +44,9 @@ fn wide_rate_matches_every_series_slope() {
         panic!("a matrix");
     };
     assert_eq!(m.len(), SERIES as usize);
-    for (s, series) in m.iter().enumerate() {
-        assert_eq!(
-            series.metric.get("s"),
-            Some(format!("{s:03}").as_str()),
-            "in label order"
-        );
+    assert!(m.windows(2).all(|w| w[0].metric < w[1].metric), "in label order");
+    for series in &m {
+        let s: i64 = series.metric.get("s").and_then(|v| v.parse().ok()).expect("an s label");
         assert_eq!(series.points.len() as i64, (end - start) / 60_000 + 1);
         for p in &series.points {
             assert!((p.v - s as f64).abs() < 1e-9, "series {s} at {}: {}", p.t, p.v);
@@ -56,4 +57,26 @@ fn wide_rate_matches_every_series_slope() {
     };
     let want = (SERIES * (SERIES - 1) / 2) as f64;
     assert!((v[0].v - want).abs() < 1e-6, "{} against {want}", v[0].v);
+}
+
+#[test]
+fn folded_aggregations_answer_as_the_step_by_step_path() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = store(dir.path());
+    let engine = Engine::default();
+    let (start, end) = (10 * 60_000, (SAMPLES - 1) * STEP);
+    let matrix = |q: &str| match engine.range_query(&db, q, start, end, 45_000).expect("query") {
+        Value::Matrix(m) => m,
+        other => panic!("a matrix, got {other:?}"),
+    };
+    for agg in ["sum", "count", "min", "max", "group"] {
+        // `+ 0` keeps the aggregation from folding the range function: the reference path.
+        let folded = matrix(&format!("{agg} by (g) (rate(c_total[2m]))"));
+        let stepwise = matrix(&format!("{agg} by (g) (rate(c_total[2m]) + 0)"));
+        assert_eq!(folded.len(), 7, "{agg}");
+        assert_eq!(folded, stepwise, "{agg}");
+        let folded = matrix(&format!("{agg} without (s) (increase(c_total[5m]))"));
+        let stepwise = matrix(&format!("{agg} without (s) (increase(c_total[5m]) + 0)"));
+        assert_eq!(folded, stepwise, "{agg} without");
+    }
 }

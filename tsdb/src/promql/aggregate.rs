@@ -7,12 +7,15 @@ use promql_parser::parser::token::{
     T_AVG, T_BOTTOMK, T_COUNT, T_COUNT_VALUES, T_GROUP, T_LIMIT_RATIO, T_LIMITK, T_MAX, T_MIN, T_QUANTILE, T_STDDEV,
     T_STDVAR, T_SUM, T_TOPK,
 };
-use promql_parser::parser::{AggregateExpr, Expr, LabelModifier};
+use promql_parser::parser::value::ValueType;
+use promql_parser::parser::{AggregateExpr, Call, Expr, LabelModifier};
 use rustc_hash::FxHashMap;
 
 use super::error::{QueryError, QueryResult};
-use super::eval::{Evaluator, Matrix, VSample, Vector};
+use super::eval::{ESeries, Evaluator, Matrix, VSample, Vector};
+use super::functions;
 use super::functions::format_float;
+use super::value::Point;
 use crate::labels::{DROPPED_NAME, Labels, METRIC_NAME};
 
 /// Running Kahan-compensated sum: the sum and its compensation term.
@@ -183,8 +186,6 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, agg: &AggregateExpr) -> QueryResult<M
         }
         _ => None,
     };
-    let input = ev.eval_matrix(&agg.expr)?;
-
     // Map every input series to its group once; the step loop then works on ordinals.
     // `by (__name__)` groups by a name marked for dropping too, and marks the group's.
     let by_name = !without && names.iter().any(|n| n == METRIC_NAME);
@@ -200,6 +201,13 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, agg: &AggregateExpr) -> QueryResult<M
             l.keep(&names)
         }
     };
+    // `sum by (service) (rate(x[5m]))` and its kind: the range function's series are folded
+    // into the groups as they are made, never held together.
+    if let Some(call) = fusable(ev, op, by_name, &agg.expr) {
+        return fused(ev, op, call, &grouping);
+    }
+    let input = ev.eval_matrix(&agg.expr)?;
+
     let mut ordinal_of: FxHashMap<Labels, usize> = FxHashMap::default();
     let mut group_labels: Vec<Labels> = Vec::new();
     let series_group: Vec<usize> = input
@@ -239,6 +247,110 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, agg: &AggregateExpr) -> QueryResult<M
             _ => Ok(simple(op, p, &v[0], &groups, &group_labels)),
         }
     })
+}
+
+/// The range function call an aggregation can fold as it goes: a one-value aggregation
+/// (`sum`, `count`, `min`, `max`, `group`) directly over a plain range function, with names
+/// marked rather than dropped (so no two of its series can collide before the fold).
+fn fusable<'e>(ev: &Evaluator<'_>, op: Op, by_name: bool, e: &'e Expr) -> Option<&'e Call> {
+    if !ev.delayed_names() || by_name || !matches!(op, Op::Sum | Op::Count | Op::Min | Op::Max | Op::Group) {
+        return None;
+    }
+    match unwrap_parens(e) {
+        Expr::Call(call) if functions::is_plain_range_function(call.func.name) => Some(call),
+        _ => None,
+    }
+}
+
+/// A group's running value at one step of a folded aggregation.
+#[derive(Debug, Default, Clone, Copy)]
+struct Folded {
+    seen: bool,
+    count: f64,
+    value: f64,
+    kahan: KahanSum,
+}
+
+impl Folded {
+    /// As [`Acc::add`] does for these operations (the same order gives the same sums).
+    fn add(&mut self, op: Op, f: f64) {
+        if !self.seen {
+            *self = Folded {
+                seen: true,
+                count: 1.0,
+                value: if op == Op::Group { 1.0 } else { f },
+                kahan: KahanSum::default(),
+            };
+            if op == Op::Sum {
+                self.kahan.add(f);
+            }
+            return;
+        }
+        self.count += 1.0;
+        match op {
+            Op::Sum => self.kahan.add(f),
+            Op::Max if self.value < f || self.value.is_nan() => self.value = f,
+            Op::Min if self.value > f || self.value.is_nan() => self.value = f,
+            _ => {}
+        }
+    }
+
+    fn finish(&self, op: Op) -> f64 {
+        match op {
+            Op::Sum => self.kahan.value(),
+            Op::Count => self.count,
+            _ => self.value,
+        }
+    }
+}
+
+/// Evaluates `op` over the range function `call`, folding each of its series into its group
+/// as it is made. Groups come out in the order the step-by-step path gives them (by the first
+/// step they have a value at, then by first appearance).
+fn fused(ev: &mut Evaluator<'_>, op: Op, call: &Call, grouping: &dyn Fn(&Labels) -> Labels) -> QueryResult<Matrix> {
+    let args: Vec<&Expr> = call.args.args.iter().map(AsRef::as_ref).collect();
+    let Some(matrix_arg) = args.iter().position(|a| a.value_type() == ValueType::Matrix) else {
+        return Err(QueryError::exec(format!("{} needs a range vector", call.func.name)));
+    };
+    let (start, interval, steps) = (ev.start, ev.interval, ev.num_steps());
+    let mut ordinal_of: FxHashMap<Labels, usize> = FxHashMap::default();
+    let mut groups: Vec<(Labels, Vec<Folded>)> = Vec::new();
+    functions::range_call_each(ev, call.func.name, &args, matrix_arg, |s| {
+        let key = grouping(&s.metric);
+        let g = match ordinal_of.get(&key) {
+            Some(&g) => g,
+            None => {
+                ordinal_of.insert(key.clone(), groups.len());
+                groups.push((key, vec![Folded::default(); steps]));
+                groups.len() - 1
+            }
+        };
+        for p in &s.points {
+            let step = ((p.t - start) / interval) as usize;
+            if let Some(f) = groups[g].1.get_mut(step) {
+                f.add(op, p.v);
+            }
+        }
+        Ok(())
+    })?;
+    let mut out: Vec<(usize, ESeries)> = groups
+        .into_iter()
+        .filter_map(|(metric, folded)| {
+            let first = folded.iter().position(|f| f.seen)?;
+            let points = folded
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| f.seen)
+                .map(|(i, f)| Point {
+                    t: start + i as i64 * interval,
+                    v: f.finish(op),
+                })
+                .collect();
+            Some((first, ESeries { metric, points }))
+        })
+        .collect();
+    out.sort_by_key(|(first, _)| *first);
+    Ok(out.into_iter().map(|(_, s)| s).collect())
 }
 
 /// `limit_ratio(r, v)`: a stable sample of about `r` of the series (by a hash of their labels,
@@ -304,8 +416,24 @@ struct Acc {
 fn simple(op: Op, param: f64, vec: &Vector, groups: &[usize], labels: &[Labels]) -> Vector {
     let mut acc: Vec<Acc> = vec![Acc::default(); labels.len()];
     for (s, &g) in vec.iter().zip(groups) {
-        let a = &mut acc[g];
-        let f = s.v;
+        acc[g].add(op, s.v);
+    }
+    let mut out = Vec::new();
+    for (g, a) in acc.iter_mut().enumerate() {
+        if a.seen {
+            out.push(VSample {
+                metric: labels[g].clone(),
+                v: a.finish(op, param),
+            });
+        }
+    }
+    out
+}
+
+impl Acc {
+    /// Takes one value of the group (in input order: sums depend on it).
+    fn add(&mut self, op: Op, f: f64) {
+        let a = self;
         if !a.seen {
             a.seen = true;
             a.count = 1.0;
@@ -321,7 +449,7 @@ fn simple(op: Op, param: f64, vec: &Vector, groups: &[usize], labels: &[Labels])
                 Op::Group => a.value = 1.0,
                 _ => {}
             }
-            continue;
+            return;
         }
         a.count += 1.0;
         match op {
@@ -342,26 +470,19 @@ fn simple(op: Op, param: f64, vec: &Vector, groups: &[usize], labels: &[Labels])
             _ => {}
         }
     }
-    let mut out = Vec::new();
-    for (g, a) in acc.iter_mut().enumerate() {
-        if !a.seen {
-            continue;
+
+    /// The group's result.
+    fn finish(&mut self, op: Op, param: f64) -> f64 {
+        match op {
+            Op::Sum => self.kahan.value(),
+            Op::Avg => self.mean.value(),
+            Op::Count => self.count,
+            Op::Stdvar => self.value / self.count,
+            Op::Stddev => (self.value / self.count).sqrt(),
+            Op::Quantile => quantile(param, &mut self.values),
+            _ => self.value,
         }
-        let v = match op {
-            Op::Sum => a.kahan.value(),
-            Op::Avg => a.mean.value(),
-            Op::Count => a.count,
-            Op::Stdvar => a.value / a.count,
-            Op::Stddev => (a.value / a.count).sqrt(),
-            Op::Quantile => quantile(param, &mut a.values),
-            _ => a.value,
-        };
-        out.push(VSample {
-            metric: labels[g].clone(),
-            v,
-        });
     }
-    out
 }
 
 fn count_values(vec: &Vector, groups: &[usize], labels: &[Labels], value_label: &str, without: bool) -> Vector {

@@ -88,6 +88,23 @@ fn drop_names(mut m: Matrix, delayed: bool) -> Matrix {
 /// Evaluates a function with a range-vector argument: for each series, a window slides over the
 /// steps.
 fn range_call(ev: &mut Evaluator<'_>, name: &str, args: &[&Expr], matrix_arg: usize) -> QueryResult<Matrix> {
+    let mut out = Vec::new();
+    range_call_each(ev, name, args, matrix_arg, |s| {
+        out.push(s);
+        Ok(())
+    })?;
+    merge_labelsets(out)
+}
+
+/// [`range_call`], handing each result series to `sink` as it is made (in input order) instead
+/// of collecting them: an aggregation over it then holds groups, not series.
+pub(crate) fn range_call_each(
+    ev: &mut Evaluator<'_>,
+    name: &str,
+    args: &[&Expr],
+    matrix_arg: usize,
+    mut sink: impl FnMut(ESeries) -> QueryResult<()>,
+) -> QueryResult<()> {
     let f =
         range_functions::lookup(name).ok_or_else(|| QueryError::exec(format!("function {name:?} is not supported")))?;
     let mut params: Vec<Vec<f64>> = Vec::new();
@@ -153,20 +170,32 @@ fn range_call(ev: &mut Evaluator<'_>, name: &str, args: &[&Expr], matrix_arg: us
         };
         Ok(Some(ESeries { metric, points: result }))
     };
-    // Wide inputs are spread over the cores, a series at a time (the order is kept).
+    // Wide inputs are spread over the cores, a series at a time, a chunk of series at once (the
+    // order is kept, and only a chunk's results are held).
     let samples: usize = input.series.iter().map(|s| s.1.len()).sum();
-    let out: Vec<Option<ESeries>> =
-        if input.series.len() >= crate::PARALLEL_MIN_SERIES && samples >= PARALLEL_MIN_SAMPLES {
-            input
-                .series
-                .par_iter()
-                .with_min_len(16)
-                .map(one)
-                .collect::<QueryResult<_>>()?
-        } else {
-            input.series.iter().map(one).collect::<QueryResult<_>>()?
-        };
-    merge_labelsets(out.into_iter().flatten().collect())
+    if input.series.len() >= crate::PARALLEL_MIN_SERIES && samples >= PARALLEL_MIN_SAMPLES {
+        for chunk in input.series.chunks(PARALLEL_CHUNK_SERIES) {
+            let done: Vec<Option<ESeries>> = chunk.par_iter().with_min_len(16).map(one).collect::<QueryResult<_>>()?;
+            for s in done.into_iter().flatten() {
+                sink(s)?;
+            }
+        }
+    } else {
+        for series in &input.series {
+            if let Some(s) = one(series)? {
+                sink(s)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Series evaluated together on the parallel path before their results are handed on.
+const PARALLEL_CHUNK_SERIES: usize = 1024;
+
+/// Whether `name` is evaluated by [`range_call_each`] (a range function with no special form).
+pub(crate) fn is_plain_range_function(name: &str) -> bool {
+    range_functions::lookup(name).is_some() && !matches!(name, "absent_over_time" | "timestamp")
 }
 
 /// Range functions over fewer samples than this (or fewer than `PARALLEL_MIN_SERIES` series)
