@@ -193,7 +193,10 @@ impl Matching {
 
     /// The labels that decide which series match.
     fn key(&self, l: &Labels) -> Labels {
-        if self.on {
+        if self.on && self.names.iter().any(|n| n == METRIC_NAME) {
+            // `on(__name__)` matches a name marked for dropping too.
+            l.name_restored().keep(&self.names)
+        } else if self.on {
             l.keep(&self.names)
         } else {
             let mut drop = self.names.clone();

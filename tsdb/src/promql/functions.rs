@@ -465,7 +465,12 @@ fn apply_instant(
             out.sort_by(|a, b| {
                 let ord = strings
                     .iter()
-                    .map(|l| natural_cmp(a.metric.get(l).unwrap_or(""), b.metric.get(l).unwrap_or("")))
+                    .map(|l| {
+                        natural_cmp(
+                            a.metric.get_or_dropped(l).unwrap_or(""),
+                            b.metric.get_or_dropped(l).unwrap_or(""),
+                        )
+                    })
                     .find(|o| o.is_ne())
                     .unwrap_or_else(|| a.metric.cmp(&b.metric));
                 if desc { ord.reverse() } else { ord }
