@@ -69,7 +69,7 @@ fn folded_aggregations_answer_as_the_step_by_step_path() {
         Value::Matrix(m) => m,
         other => panic!("a matrix, got {other:?}"),
     };
-    for agg in ["sum", "count", "min", "max", "group"] {
+    for agg in ["sum", "avg", "count", "min", "max", "group", "stddev", "stdvar"] {
         // `+ 0` keeps the aggregation from folding the range function: the reference path.
         let folded = matrix(&format!("{agg} by (g) (rate(c_total[2m]))"));
         let stepwise = matrix(&format!("{agg} by (g) (rate(c_total[2m]) + 0)"));

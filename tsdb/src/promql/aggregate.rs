@@ -250,57 +250,20 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, agg: &AggregateExpr) -> QueryResult<M
 }
 
 /// The range function call an aggregation can fold as it goes: a one-value aggregation
-/// (`sum`, `count`, `min`, `max`, `group`) directly over a plain range function, with names
-/// marked rather than dropped (so no two of its series can collide before the fold).
+/// (`sum`, `avg`, `count`, `min`, `max`, `group`, `stddev`, `stdvar`) directly over a plain
+/// range function, with names marked rather than dropped (so no two of its series can collide
+/// before the fold).
 fn fusable<'e>(ev: &Evaluator<'_>, op: Op, by_name: bool, e: &'e Expr) -> Option<&'e Call> {
-    if !ev.delayed_names() || by_name || !matches!(op, Op::Sum | Op::Count | Op::Min | Op::Max | Op::Group) {
+    let one_value = matches!(
+        op,
+        Op::Sum | Op::Avg | Op::Count | Op::Min | Op::Max | Op::Group | Op::Stddev | Op::Stdvar
+    );
+    if !ev.delayed_names() || by_name || !one_value {
         return None;
     }
     match unwrap_parens(e) {
         Expr::Call(call) if functions::is_plain_range_function(call.func.name) => Some(call),
         _ => None,
-    }
-}
-
-/// A group's running value at one step of a folded aggregation.
-#[derive(Debug, Default, Clone, Copy)]
-struct Folded {
-    seen: bool,
-    count: f64,
-    value: f64,
-    kahan: KahanSum,
-}
-
-impl Folded {
-    /// As [`Acc::add`] does for these operations (the same order gives the same sums).
-    fn add(&mut self, op: Op, f: f64) {
-        if !self.seen {
-            *self = Folded {
-                seen: true,
-                count: 1.0,
-                value: if op == Op::Group { 1.0 } else { f },
-                kahan: KahanSum::default(),
-            };
-            if op == Op::Sum {
-                self.kahan.add(f);
-            }
-            return;
-        }
-        self.count += 1.0;
-        match op {
-            Op::Sum => self.kahan.add(f),
-            Op::Max if self.value < f || self.value.is_nan() => self.value = f,
-            Op::Min if self.value > f || self.value.is_nan() => self.value = f,
-            _ => {}
-        }
-    }
-
-    fn finish(&self, op: Op) -> f64 {
-        match op {
-            Op::Sum => self.kahan.value(),
-            Op::Count => self.count,
-            _ => self.value,
-        }
     }
 }
 
@@ -314,14 +277,14 @@ fn fused(ev: &mut Evaluator<'_>, op: Op, call: &Call, grouping: &dyn Fn(&Labels)
     };
     let (start, interval, steps) = (ev.start, ev.interval, ev.num_steps());
     let mut ordinal_of: FxHashMap<Labels, usize> = FxHashMap::default();
-    let mut groups: Vec<(Labels, Vec<Folded>)> = Vec::new();
+    let mut groups: Vec<(Labels, Vec<Acc>)> = Vec::new();
     functions::range_call_each(ev, call.func.name, &args, matrix_arg, |s| {
         let key = grouping(&s.metric);
         let g = match ordinal_of.get(&key) {
             Some(&g) => g,
             None => {
                 ordinal_of.insert(key.clone(), groups.len());
-                groups.push((key, vec![Folded::default(); steps]));
+                groups.push((key, vec![Acc::default(); steps]));
                 groups.len() - 1
             }
         };
@@ -401,8 +364,8 @@ fn unwrap_parens(e: &Expr) -> &Expr {
     }
 }
 
-/// Per-group state of the one-value aggregations.
-#[derive(Debug, Clone, Default)]
+/// Per-group state of the one-value aggregations (`quantile` keeps its values beside it).
+#[derive(Debug, Clone, Copy, Default)]
 struct Acc {
     seen: bool,
     count: f64,
@@ -410,20 +373,32 @@ struct Acc {
     kahan: KahanSum,
     mean: Mean,
     welford_mean: f64,
-    values: Vec<f64>,
 }
 
 fn simple(op: Op, param: f64, vec: &Vector, groups: &[usize], labels: &[Labels]) -> Vector {
     let mut acc: Vec<Acc> = vec![Acc::default(); labels.len()];
+    let mut values: Vec<Vec<f64>> = if op == Op::Quantile {
+        vec![Vec::new(); labels.len()]
+    } else {
+        Vec::new()
+    };
     for (s, &g) in vec.iter().zip(groups) {
         acc[g].add(op, s.v);
+        if op == Op::Quantile {
+            values[g].push(s.v);
+        }
     }
     let mut out = Vec::new();
-    for (g, a) in acc.iter_mut().enumerate() {
+    for (g, a) in acc.iter().enumerate() {
         if a.seen {
+            let v = if op == Op::Quantile {
+                quantile(param, &mut values[g])
+            } else {
+                a.finish(op)
+            };
             out.push(VSample {
                 metric: labels[g].clone(),
-                v: a.finish(op, param),
+                v,
             });
         }
     }
@@ -445,7 +420,6 @@ impl Acc {
                     a.welford_mean = f;
                     a.value = if f.is_nan() || f.is_infinite() { f64::NAN } else { 0.0 };
                 }
-                Op::Quantile => a.values.push(f),
                 Op::Group => a.value = 1.0,
                 _ => {}
             }
@@ -466,20 +440,18 @@ impl Acc {
                     a.value += delta * (f - a.welford_mean);
                 }
             }
-            Op::Quantile => a.values.push(f),
             _ => {}
         }
     }
 
-    /// The group's result.
-    fn finish(&mut self, op: Op, param: f64) -> f64 {
+    /// The group's result (not for `quantile`, whose values are kept apart).
+    fn finish(&self, op: Op) -> f64 {
         match op {
             Op::Sum => self.kahan.value(),
             Op::Avg => self.mean.value(),
             Op::Count => self.count,
             Op::Stdvar => self.value / self.count,
             Op::Stddev => (self.value / self.count).sqrt(),
-            Op::Quantile => quantile(param, &mut self.values),
             _ => self.value,
         }
     }
