@@ -6,10 +6,8 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, RawQuery, State};
-use axum::http::HeaderMap;
+use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use vigil_tsdb::promql::{MAX_POINTS_PER_SERIES, parse_selector};
 use vigil_tsdb::time::now_ms;
 use vigil_tsdb::{Labels, Matcher, Queryable};
@@ -54,13 +52,7 @@ fn engine_for(app: &App, p: &Params) -> Result<vigil_tsdb::promql::Engine, ApiEr
 }
 
 /// `/api/v1/query`
-pub(crate) async fn query(
-    State(app): State<Arc<App>>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let p = Params::from_request(q.as_deref(), &headers, &body);
+pub(crate) async fn query(State(app): State<Arc<App>>, p: Params) -> Response {
     answer(move || {
         let expr = p.required("query")?.to_owned();
         let t = p.time_or("time", now_ms())?;
@@ -72,13 +64,7 @@ pub(crate) async fn query(
 }
 
 /// `/api/v1/query_range`
-pub(crate) async fn query_range(
-    State(app): State<Arc<App>>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let p = Params::from_request(q.as_deref(), &headers, &body);
+pub(crate) async fn query_range(State(app): State<Arc<App>>, p: Params) -> Response {
     answer(move || {
         let expr = p.required("query")?.to_owned();
         let start = p.required_time("start")?;
@@ -121,7 +107,7 @@ fn match_sets(p: &Params, required: bool) -> Result<Vec<Vec<Matcher>>, ApiError>
     Ok(sets)
 }
 
-fn time_range(p: &Params) -> Result<(i64, i64), ApiError> {
+pub(crate) fn time_range(p: &Params) -> Result<(i64, i64), ApiError> {
     let start = p.time_or("start", MIN_TIME)?;
     let end = p.time_or("end", MAX_TIME)?;
     if end < start {
@@ -133,13 +119,7 @@ fn time_range(p: &Params) -> Result<(i64, i64), ApiError> {
 }
 
 /// `/api/v1/series`
-pub(crate) async fn series(
-    State(app): State<Arc<App>>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let p = Params::from_request(q.as_deref(), &headers, &body);
+pub(crate) async fn series(State(app): State<Arc<App>>, p: Params) -> Response {
     answer_warned(move || {
         let sets = match_sets(&p, true)?;
         let (start, end) = time_range(&p)?;
@@ -193,13 +173,7 @@ fn collect_strings(
 }
 
 /// `/api/v1/labels`
-pub(crate) async fn labels(
-    State(app): State<Arc<App>>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let p = Params::from_request(q.as_deref(), &headers, &body);
+pub(crate) async fn labels(State(app): State<Arc<App>>, p: Params) -> Response {
     answer_warned(move || {
         let sets = match_sets(&p, false)?;
         let (start, end) = time_range(&p)?;
@@ -211,14 +185,7 @@ pub(crate) async fn labels(
 }
 
 /// `/api/v1/label/<name>/values`
-pub(crate) async fn label_values(
-    State(app): State<Arc<App>>,
-    Path(name): Path<String>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let p = Params::from_request(q.as_deref(), &headers, &body);
+pub(crate) async fn label_values(State(app): State<Arc<App>>, Path(name): Path<String>, p: Params) -> Response {
     answer_warned(move || {
         if !vigil_tsdb::labels::is_valid_name(&name) {
             return Err(ApiError::bad_data(format!("invalid label name: {name:?}")));
@@ -247,16 +214,10 @@ pub(crate) async fn buildinfo() -> Response {
 /// `/api/v1/admin/tsdb/delete_series` (POST or PUT): deletes every sample of the series matching
 /// any `match[]`, in the head and in the blocks. Whole series only: `start` and `end`, when
 /// given, must cover all time. Answers 204. Off unless `server.enable_admin_api` is set.
-pub(crate) async fn delete_series(
-    State(app): State<Arc<App>>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+pub(crate) async fn delete_series(State(app): State<Arc<App>>, p: Params) -> Response {
     if !app.admin_api {
         return ApiError::unavailable("admin APIs disabled (server.enable_admin_api)").into_response();
     }
-    let p = Params::from_request(q.as_deref(), &headers, &body);
     let run = move || -> Result<u64, ApiError> {
         let sets = match_sets(&p, true)?;
         let (start, end) = time_range(&p)?;

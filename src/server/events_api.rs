@@ -5,10 +5,8 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use axum::extract::{RawQuery, State};
-use axum::http::HeaderMap;
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use serde_json::{Value, json};
 use vigil_tsdb::Labels;
 use vigil_tsdb::events::{EventError, EventStore, RawEvent};
@@ -23,13 +21,7 @@ const DEFAULT_LIMIT: usize = 100;
 /// The most events one request may ask for.
 const MAX_LIMIT: usize = 10_000;
 
-pub(crate) async fn search(
-    State(app): State<Arc<App>>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let p = Params::from_request(q.as_deref(), &headers, &body);
+pub(crate) async fn search(State(app): State<Arc<App>>, p: Params) -> Response {
     let Some(store) = app.events.clone() else {
         return ApiError::unavailable("the event store is disabled (events.enabled: false)").into_response();
     };

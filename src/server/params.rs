@@ -96,3 +96,18 @@ fn parse_time_param(v: &str) -> Result<Timestamp, String> {
 pub(crate) const MIN_TIME: Timestamp = i64::MIN / 2;
 /// Latest time a range parameter can mean (open end).
 pub(crate) const MAX_TIME: Timestamp = i64::MAX / 2;
+
+/// Handlers take their parameters as an extractor: query string and form body together.
+impl<S: Send + Sync> axum::extract::FromRequest<S> for Params {
+    type Rejection = axum::response::Response;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        use axum::response::IntoResponse;
+        let query = req.uri().query().map(str::to_owned);
+        let headers = req.headers().clone();
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(Params::from_request(query.as_deref(), &headers, &body))
+    }
+}

@@ -2,10 +2,9 @@
 
 use std::sync::Arc;
 
-use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use serde_json::{Map, Value, json};
 use vigil_alerter::alert::{Alert, AlertState};
 use vigil_alerter::group::{GroupRuntime, Health};
@@ -124,13 +123,7 @@ fn group_json(g: &GroupRuntime, interval_ms: i64, only: Option<&str>, with_alert
 }
 
 /// `GET /api/v1/rules[?type=alert|record][&exclude_alerts=true]`
-pub(crate) async fn rules(
-    State(app): State<Arc<App>>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let p = Params::from_request(q.as_deref(), &headers, &body);
+pub(crate) async fn rules(State(app): State<Arc<App>>, p: Params) -> Response {
     let only = match p.get("type") {
         None | Some("") => None,
         Some("alert") => Some("alert"),

@@ -5,10 +5,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::extract::{RawQuery, State};
-use axum::http::HeaderMap;
+use axum::extract::State;
 use axum::response::Response;
-use bytes::Bytes;
 use serde_json::{Value, json};
 use vigil_collector::aggregate as collected;
 use vigil_tsdb::Queryable;
@@ -118,13 +116,7 @@ pub(crate) async fn flags(State(app): State<Arc<App>>) -> Response {
 
 /// `/api/v1/status/tsdb?limit=N`: the head's cardinality, the `N` (default 10) largest of each
 /// list.
-pub(crate) async fn tsdb(
-    State(app): State<Arc<App>>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let p = Params::from_request(q.as_deref(), &headers, &body);
+pub(crate) async fn tsdb(State(app): State<Arc<App>>, p: Params) -> Response {
     answer(move || {
         let limit = positive(&p, "limit")?.unwrap_or(10);
         let c = app.db.head().cardinality(limit);
@@ -169,13 +161,7 @@ fn positive(p: &Params, name: &str) -> Result<Option<usize>, ApiError> {
 }
 
 /// `/api/v1/format_query?query=...`: the expression, pretty-printed.
-pub(crate) async fn format_query(
-    State(app): State<Arc<App>>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let p = Params::from_request(q.as_deref(), &headers, &body);
+pub(crate) async fn format_query(State(app): State<Arc<App>>, p: Params) -> Response {
     answer(move || {
         let query = p.required("query")?;
         let expr = app.engine.parse(query)?;
@@ -185,22 +171,10 @@ pub(crate) async fn format_query(
 }
 
 /// `/api/v1/query_exemplars`: vigil keeps no exemplars, so every valid request gets none.
-pub(crate) async fn query_exemplars(
-    State(app): State<Arc<App>>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let p = Params::from_request(q.as_deref(), &headers, &body);
+pub(crate) async fn query_exemplars(State(app): State<Arc<App>>, p: Params) -> Response {
     answer(move || {
         app.engine.parse(p.required("query")?)?;
-        let start = p.time_or("start", MIN_TIME)?;
-        let end = p.time_or("end", MAX_TIME)?;
-        if end < start {
-            return Err(ApiError::bad_data(
-                "invalid parameter \"end\": end timestamp must not be before start time",
-            ));
-        }
+        super::api::time_range(&p)?;
         Ok("[]".into())
     })
     .await
@@ -272,13 +246,7 @@ fn family_of(name: &str, names: &std::collections::BTreeSet<&str>) -> (String, &
 
 /// `/api/v1/metadata?metric=&limit=&limit_per_metric=`: type, help and unit per metric family
 /// in the store.
-pub(crate) async fn metadata(
-    State(app): State<Arc<App>>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let p = Params::from_request(q.as_deref(), &headers, &body);
+pub(crate) async fn metadata(State(app): State<Arc<App>>, p: Params) -> Response {
     answer(move || {
         let limit = positive(&p, "limit")?;
         positive(&p, "limit_per_metric")?;

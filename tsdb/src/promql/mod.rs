@@ -22,6 +22,7 @@ mod binary;
 mod error;
 mod eval;
 mod functions;
+mod histogram;
 mod info;
 mod range_functions;
 pub mod script;
