@@ -5,7 +5,7 @@
 use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use vigil_tsdb::chunkenc::{XorAppender, XorIter, int};
+use vigil_tsdb::chunkenc::{Encoding, XorAppender, XorIter, for_each_sample, int, packed};
 use vigil_tsdb::{Db, Labels, Options};
 
 /// Samples per chunk, as the head cuts them.
@@ -23,6 +23,20 @@ fn vigil_counter(seed: u64) -> Vec<(i64, f64)> {
                 v += f64::from(rng.u8(..8));
             }
             (1_795_305_600_000 + i * 10_000, v)
+        })
+        .collect()
+}
+
+/// A scraped counter: 15 s with millisecond jitter, whole-number increments up to 200.
+fn scraped_counter(seed: u64) -> Vec<(i64, f64)> {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut t = 1_795_305_600_000;
+    let mut v = 0.0;
+    (0..CHUNK)
+        .map(|_| {
+            t += 15_000 + rng.i64(-20..20);
+            v += f64::from(rng.u8(..200));
+            (t, v)
         })
         .collect()
 }
@@ -50,7 +64,12 @@ fn encode(samples: &[(i64, f64)]) -> Vec<u8> {
 }
 
 fn chunks(c: &mut Criterion) {
-    for (name, make) in [("vigil_counter", vigil_counter as fn(u64) -> _), ("gauge", gauge)] {
+    let kinds = [
+        ("vigil_counter", vigil_counter as fn(u64) -> _),
+        ("scraped_counter", scraped_counter),
+        ("gauge", gauge),
+    ];
+    for (name, make) in kinds {
         let inputs: Vec<Vec<(i64, f64)>> = (0..CHUNKS as u64).map(make).collect();
         let encoded: Vec<Vec<u8>> = inputs.iter().map(|s| encode(s)).collect();
         let bytes: usize = encoded.iter().map(Vec::len).sum();
@@ -76,18 +95,21 @@ fn chunks(c: &mut Criterion) {
                 black_box(sum)
             });
         });
-        let ints: Vec<Vec<u8>> = inputs.iter().filter_map(|s| int::encode(s.iter().copied())).collect();
-        if ints.len() == inputs.len() {
-            let bytes: usize = ints.iter().map(Vec::len).sum();
+        // The block encodings for whole numbers, where every chunk of the kind qualifies.
+        let ints: Option<Vec<Vec<u8>>> = inputs.iter().map(|s| int::encode(s.iter().copied())).collect();
+        let packs: Option<Vec<Vec<u8>>> = inputs.iter().map(|s| packed::encode(s)).collect();
+        for (label, encoding, chunks) in [("int", Encoding::Int, ints), ("packed", Encoding::Packed, packs)] {
+            let Some(chunks) = chunks else { continue };
+            let bytes: usize = chunks.iter().map(Vec::len).sum();
             eprintln!(
-                "{name}: {:.3} bytes per sample as integer chunks",
+                "{name}: {:.3} bytes per sample as {label} chunks",
                 bytes as f64 / (CHUNK * CHUNKS) as f64
             );
-            g.bench_function("decode_int", |b| {
+            g.bench_function(format!("decode_{label}"), |b| {
                 b.iter(|| {
                     let mut sum = 0.0;
-                    for chunk in &ints {
-                        int::for_each_sample(chunk, |t, v| {
+                    for chunk in &chunks {
+                        for_each_sample(encoding, chunk, |t, v| {
                             sum += v + t as f64;
                             true
                         });

@@ -1,9 +1,9 @@
-//! Property tests of the XOR chunk and the bit stream under it: whatever goes in comes out,
+//! Property tests of the chunk encodings and the bit stream under them: whatever goes in comes out,
 //! bit for bit, and no input makes the decoder panic.
 
 use proptest::prelude::*;
 use vigil_tsdb::chunkenc::{
-    BitReader, BitWriter, Encoding, XorAppender, XorIter, encode_smallest, for_each_sample, int,
+    BitReader, BitWriter, Encoding, XorAppender, XorIter, encode_smallest, for_each_sample, int, packed,
 };
 
 /// Samples as vigil's series have them (a regular grid with jitter, counters that repeat or
@@ -128,5 +128,33 @@ proptest! {
             true
         });
         prop_assert!(m <= claimed);
+        let mut k = 0;
+        packed::for_each_sample(&bytes, |_, _| {
+            k += 1;
+            true
+        });
+        prop_assert!(k <= claimed);
+    }
+
+    #[test]
+    fn packed_chunks_round_trip(samples in samples(), places in 0u32..5) {
+        // Whole numbers, or decimals of a few places (a latency sum of whole milliseconds in
+        // seconds), as a collector computes them: an integer divided by a power of ten.
+        let p = 10f64.powi(places as i32);
+        let samples: Vec<(i64, f64)> = samples
+            .iter()
+            .map(|&(t, v)| (t, if v.is_finite() { v.trunc().clamp(-1e13, 1e13) / p } else { 0.0 }))
+            .collect();
+        let chunk = packed::encode(&samples);
+        prop_assert!(chunk.is_some() || samples.iter().any(|s| s.1 == 0.0 && s.1.is_sign_negative()));
+        let Some(chunk) = chunk else { return Ok(()) };
+        let mut got = Vec::new();
+        let clean = packed::for_each_sample(&chunk, |t, v| {
+            got.push((t, v.to_bits()));
+            true
+        });
+        prop_assert!(clean);
+        let want: Vec<(i64, u64)> = samples.iter().map(|&(t, v)| (t, v.to_bits())).collect();
+        prop_assert_eq!(got, want);
     }
 }

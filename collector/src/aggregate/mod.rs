@@ -116,7 +116,7 @@ pub struct AggregatorStats {
 struct Delta {
     group: GroupId,
     statuses: Vec<(u16, u32)>,
-    /// Per histogram: non-cumulative bucket counts (+Inf last), sum, count.
+    /// Per histogram: non-cumulative bucket counts (+Inf last), sum (milliseconds), count.
     hists: Vec<(Vec<u32>, f64, u32)>,
     bytes: u64,
 }
@@ -310,7 +310,7 @@ impl Aggregator {
                 let b = self.cfg.buckets.partition_point(|bound| *bound < secs);
                 let h = &mut d.hists[k];
                 h.0[b] += 1;
-                h.1 += secs;
+                h.1 += ms;
                 h.2 += 1;
             }
         }
@@ -416,8 +416,7 @@ impl Aggregator {
                 c.last_emit = Some(end);
             }
             for h in &g.hists {
-                let values = h.le.iter().copied().chain([h.sum, h.count]);
-                for (k, v) in values.enumerate() {
+                for (k, v) in h.values().enumerate() {
                     samples.push((
                         h.first_series + k as SeriesId,
                         if group_stale { stale_nan() } else { v },
@@ -450,8 +449,7 @@ impl Aggregator {
         if !g.active {
             if g.last_emit.is_none_or(|t| t < prev) {
                 for h in &g.hists {
-                    let values = h.le.iter().copied().chain([h.sum, h.count]);
-                    baseline.extend(values.enumerate().map(|(k, v)| (h.first_series + k as SeriesId, v)));
+                    baseline.extend(h.values().enumerate().map(|(k, v)| (h.first_series + k as SeriesId, v)));
                 }
                 baseline.push((g.bytes_series, g.bytes));
             }
@@ -472,13 +470,13 @@ impl Aggregator {
             c.value += f64::from(n);
             c.last_inc = end;
         }
-        for (h, (buckets, sum, count)) in g.hists.iter_mut().zip(d.hists) {
+        for (h, (buckets, sum_ms, count)) in g.hists.iter_mut().zip(d.hists) {
             let mut running = 0u64;
             for (le, n) in h.le.iter_mut().zip(buckets) {
                 running += u64::from(n);
                 *le += running as f64;
             }
-            h.sum += sum;
+            h.sum_ms += sum_ms;
             h.count += f64::from(count);
         }
         g.bytes += d.bytes as f64;
@@ -565,7 +563,7 @@ impl Aggregator {
             {
                 let suffix = &name[h.kind.metric().len()..];
                 match suffix {
-                    "_sum" => h.sum = v,
+                    "_sum" => h.restore_sum(v),
                     "_count" => h.count = v,
                     "_bucket" => {
                         let seen = buckets_seen.entry((g, hi)).or_default();
@@ -600,7 +598,7 @@ impl Aggregator {
                     "bucket bounds changed: the histogram starts again from zero"
                 );
                 h.le.iter_mut().for_each(|v| *v = 0.0);
-                h.sum = 0.0;
+                h.sum_ms = 0.0;
                 h.count = 0.0;
             }
         }

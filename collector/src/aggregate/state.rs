@@ -89,8 +89,25 @@ pub(crate) struct Hist {
     /// First series id: buckets in bound order (+Inf last), then `_sum`, then `_count`.
     pub(crate) first_series: SeriesId,
     pub(crate) le: Vec<f64>,
-    pub(crate) sum: f64,
+    /// The sum of latencies in milliseconds: Kong reports whole milliseconds, so this stays a
+    /// whole number, exact up to 2^53 ms, and the seconds written (one division) are the
+    /// nearest double to a decimal with three places, which blocks store as scaled integers.
+    pub(crate) sum_ms: f64,
     pub(crate) count: f64,
+}
+
+impl Hist {
+    /// The values of the histogram's series in id order: buckets, `_sum` (seconds), `_count`.
+    pub(crate) fn values(&self) -> impl Iterator<Item = f64> + '_ {
+        self.le.iter().copied().chain([self.sum_ms / 1000.0, self.count])
+    }
+
+    /// Takes the `_sum` series' value (seconds) back, as milliseconds: a value within a
+    /// millionth of a whole millisecond is that millisecond.
+    pub(crate) fn restore_sum(&mut self, seconds: f64) {
+        let ms = seconds * 1000.0;
+        self.sum_ms = if (ms - ms.round()).abs() < 1e-6 { ms.round() } else { ms };
+    }
 }
 
 /// Everything about one (service, route, method, path).
@@ -230,7 +247,7 @@ impl Keys {
                 kind,
                 first_series: first.unwrap_or(last),
                 le: vec![0.0; bounds.len() + 1],
-                sum: 0.0,
+                sum_ms: 0.0,
                 count: 0.0,
             });
         }

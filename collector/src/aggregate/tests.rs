@@ -345,3 +345,45 @@ fn too_many_routes_go_to_other() {
     let other = r#"vigil_http_requests_total{method="GET", path="/v1/orders/{id}", route="{other}", service="{other}", status="200"}"#;
     assert_eq!(value(&agg, &out, T0 + 10_000, other), Some(2.0));
 }
+
+#[test]
+fn latency_sums_are_whole_milliseconds_in_seconds() {
+    // Adding 0.1 s three times in floating point gives 0.30000000000000004; the sum is kept in
+    // milliseconds, so the seconds written are the double nearest to 0.3, which blocks store as
+    // the integer 300 and a scale of 3. A restored sum continues from whole milliseconds.
+    const SUM: &str = r#"vigil_http_request_duration_seconds_sum{method="GET", path="/v1/orders/{id}", route="orders-route", service="orders"}"#;
+    let mut agg = Aggregator::new(small());
+    let mut out = Vec::new();
+    for i in 0..3 {
+        agg.apply(
+            &ev(T0 + 1_000 + i, "orders-route", "/v1/orders/1", 200, 100.0),
+            T0,
+            &mut out,
+        )
+        .expect("accepted");
+    }
+    agg.flush(&mut out);
+    assert_eq!(
+        value(&agg, &out, T0 + 10_000, SUM).map(f64::to_bits),
+        Some(0.3f64.to_bits())
+    );
+    let mut next = Aggregator::new(small());
+    let labels = agg
+        .series()
+        .labels(
+            out.iter()
+                .flat_map(|w| &w.samples)
+                .find(|(id, _)| agg.series().labels(*id).to_string() == SUM)
+                .expect("sum")
+                .0,
+        )
+        .clone();
+    next.restore([(&labels, T0 + 10_000, 0.3, false)], T0);
+    next.apply(&ev(T0 + 11_000, "orders-route", "/v1/orders/1", 200, 7.0), T0, &mut out)
+        .expect("accepted");
+    next.flush(&mut out);
+    assert_eq!(
+        value(&next, &out, T0 + 20_000, SUM).map(f64::to_bits),
+        Some(0.307f64.to_bits())
+    );
+}

@@ -1,9 +1,9 @@
-//! `cargo +nightly fuzz run xor_chunk` (from `tsdb/`): arbitrary bytes decoded as an XOR or an
-//! integer chunk must not panic, and the same bytes read as samples must round-trip through the encoder.
+//! `cargo +nightly fuzz run xor_chunk` (from `tsdb/`): arbitrary bytes decoded as an XOR, an
+//! integer or a packed chunk must not panic, and the same bytes read as samples must round-trip through the encoder.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vigil_tsdb::chunkenc::{XorAppender, XorIter, int};
+use vigil_tsdb::chunkenc::{XorAppender, XorIter, int, packed};
 
 fuzz_target!(|data: &[u8]| {
     let mut it = XorIter::new(data);
@@ -16,6 +16,12 @@ fuzz_target!(|data: &[u8]| {
         true
     });
     assert!(n <= claimed);
+    let mut k = 0;
+    packed::for_each_sample(data, |_, _| {
+        k += 1;
+        true
+    });
+    assert!(k <= claimed);
 
     // Each 16 bytes: a timestamp step (kept non-negative) and a value's bits.
     let mut a = XorAppender::new();

@@ -19,7 +19,7 @@ const VALUE_BUCKETS: [(u64, u8, u8); 3] = [(0b10, 2, 4), (0b110, 3, 10), (0b1110
 const MAX_EXACT: f64 = 9_007_199_254_740_992.0;
 
 /// The value as an integer, if it is one that converts back to the same bits.
-fn as_int(v: f64) -> Option<i64> {
+pub(super) fn as_int(v: f64) -> Option<i64> {
     let exact = v.fract() == 0.0 && v.abs() <= MAX_EXACT && !(v == 0.0 && v.is_sign_negative());
     exact.then_some(v as i64)
 }
@@ -134,12 +134,7 @@ mod tests {
     use super::*;
 
     fn decode(chunk: &[u8]) -> Vec<(i64, f64)> {
-        let mut out = Vec::new();
-        assert!(for_each_sample(chunk, |t, v| {
-            out.push((t, v));
-            true
-        }));
-        out
+        super::super::tests::decode_all(super::super::Encoding::Int, chunk)
     }
 
     #[test]
