@@ -78,5 +78,21 @@ fn folded_aggregations_answer_as_the_step_by_step_path() {
         let folded = matrix(&format!("{agg} without (s) (increase(c_total[5m]))"));
         let stepwise = matrix(&format!("{agg} without (s) (increase(c_total[5m]) + 0)"));
         assert_eq!(folded, stepwise, "{agg} without");
+        // Over a selector (on every core: 300 series x 1,000 samples), with an offset too.
+        for sel in ["c_total", "c_total offset 7m", "c_total{g!=\"g3\"}"] {
+            let folded = matrix(&format!("{agg} by (g) ({sel})"));
+            let stepwise = matrix(&format!("{agg} by (g) ({sel} + 0)"));
+            assert!(!folded.is_empty(), "{agg} {sel}");
+            // `+ 0` drops the name, which `by (g)` drops anyway.
+            assert_eq!(folded, stepwise, "{agg} over {sel}");
+        }
     }
+    let Value::Matrix(by_name) = engine
+        .range_query(&db, "count by (__name__) (c_total)", start, end, 45_000)
+        .expect("query")
+    else {
+        panic!("a matrix");
+    };
+    assert_eq!(by_name[0].metric.get("__name__"), Some("c_total"));
+    assert!(by_name[0].points.iter().all(|p| p.v == SERIES as f64));
 }

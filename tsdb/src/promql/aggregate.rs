@@ -8,11 +8,11 @@ use promql_parser::parser::token::{
     T_STDVAR, T_SUM, T_TOPK,
 };
 use promql_parser::parser::value::ValueType;
-use promql_parser::parser::{AggregateExpr, Call, Expr, LabelModifier};
+use promql_parser::parser::{AggregateExpr, Call, Expr, LabelModifier, VectorSelector};
 use rustc_hash::FxHashMap;
 
 use super::error::{QueryError, QueryResult};
-use super::eval::{ESeries, Evaluator, Matrix, VSample, Vector};
+use super::eval::{ESeries, Evaluator, Matrix, VSample, Vector, matcher_sets, offset_ms};
 use super::functions;
 use super::functions::format_float;
 use super::value::Point;
@@ -201,10 +201,10 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, agg: &AggregateExpr) -> QueryResult<M
             l.keep(&names)
         }
     };
-    // `sum by (service) (rate(x[5m]))` and its kind: the range function's series are folded
-    // into the groups as they are made, never held together.
-    if let Some(call) = fusable(ev, op, by_name, &agg.expr) {
-        return fused(ev, op, call, &grouping);
+    // `sum by (service) (rate(x[5m]))`, `count by (job) (up)` and their kind: the input's
+    // series are folded into the groups as they are made, never held together.
+    if let Some(source) = fusable(ev, op, by_name, &agg.expr) {
+        return fused(ev, op, source, &grouping);
     }
     let input = ev.eval_matrix(&agg.expr)?;
 
@@ -249,36 +249,48 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, agg: &AggregateExpr) -> QueryResult<M
     })
 }
 
-/// The range function call an aggregation can fold as it goes: a one-value aggregation
-/// (`sum`, `avg`, `count`, `min`, `max`, `group`, `stddev`, `stdvar`) directly over a plain
-/// range function, with names marked rather than dropped (so no two of its series can collide
-/// before the fold).
-fn fusable<'e>(ev: &Evaluator<'_>, op: Op, by_name: bool, e: &'e Expr) -> Option<&'e Call> {
+/// An aggregation's input whose series can be folded into the groups one by one.
+#[derive(Clone, Copy)]
+enum Foldable<'e> {
+    /// A plain range function, with names marked rather than dropped (so no two of its series
+    /// can collide before the fold).
+    Range(&'e Call),
+    /// A vector selector: distinct series, names kept.
+    Selector(&'e VectorSelector),
+}
+
+/// What a one-value aggregation (`sum`, `avg`, `count`, `min`, `max`, `group`, `stddev`,
+/// `stdvar`) can fold as it goes.
+fn fusable<'e>(ev: &Evaluator<'_>, op: Op, by_name: bool, e: &'e Expr) -> Option<Foldable<'e>> {
     let one_value = matches!(
         op,
         Op::Sum | Op::Avg | Op::Count | Op::Min | Op::Max | Op::Group | Op::Stddev | Op::Stdvar
     );
-    if !ev.delayed_names() || by_name || !one_value {
+    if !one_value {
         return None;
     }
     match unwrap_parens(e) {
-        Expr::Call(call) if functions::is_plain_range_function(call.func.name) => Some(call),
+        Expr::Call(call) if ev.delayed_names() && !by_name && functions::is_plain_range_function(call.func.name) => {
+            Some(Foldable::Range(call))
+        }
+        Expr::VectorSelector(vs) => Some(Foldable::Selector(vs)),
         _ => None,
     }
 }
 
-/// Evaluates `op` over the range function `call`, folding each of its series into its group
-/// as it is made. Groups come out in the order the step-by-step path gives them (by the first
-/// step they have a value at, then by first appearance).
-fn fused(ev: &mut Evaluator<'_>, op: Op, call: &Call, grouping: &dyn Fn(&Labels) -> Labels) -> QueryResult<Matrix> {
-    let args: Vec<&Expr> = call.args.args.iter().map(AsRef::as_ref).collect();
-    let Some(matrix_arg) = args.iter().position(|a| a.value_type() == ValueType::Matrix) else {
-        return Err(QueryError::exec(format!("{} needs a range vector", call.func.name)));
-    };
+/// Evaluates `op` over `source`, folding each of its series into its group as it is made.
+/// Groups come out in the order the step-by-step path gives them (by the first step they have
+/// a value at, then by first appearance).
+fn fused(
+    ev: &mut Evaluator<'_>,
+    op: Op,
+    source: Foldable<'_>,
+    grouping: &dyn Fn(&Labels) -> Labels,
+) -> QueryResult<Matrix> {
     let (start, interval, steps) = (ev.start, ev.interval, ev.num_steps());
     let mut ordinal_of: FxHashMap<Labels, usize> = FxHashMap::default();
     let mut groups: Vec<(Labels, Vec<Acc>)> = Vec::new();
-    functions::range_call_each(ev, call.func.name, &args, matrix_arg, |s| {
+    let fold = |s: ESeries| {
         let key = grouping(&s.metric);
         let g = match ordinal_of.get(&key) {
             Some(&g) => g,
@@ -295,7 +307,20 @@ fn fused(ev: &mut Evaluator<'_>, op: Op, call: &Call, grouping: &dyn Fn(&Labels)
             }
         }
         Ok(())
-    })?;
+    };
+    match source {
+        Foldable::Range(call) => {
+            let args: Vec<&Expr> = call.args.args.iter().map(AsRef::as_ref).collect();
+            let Some(matrix_arg) = args.iter().position(|a| a.value_type() == ValueType::Matrix) else {
+                return Err(QueryError::exec(format!("{} needs a range vector", call.func.name)));
+            };
+            functions::range_call_each(ev, call.func.name, &args, matrix_arg, fold)?;
+        }
+        Foldable::Selector(vs) => {
+            let (offset, at) = (offset_ms(vs.offset.as_ref()), ev.at_time(vs.at.as_ref()));
+            ev.newest_per_step_each(&matcher_sets(vs)?, offset, at, false, fold)?;
+        }
+    }
     let mut out: Vec<(usize, ESeries)> = groups
         .into_iter()
         .filter_map(|(metric, folded)| {

@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use promql_parser::label::{MatchOp as ParserOp, Matcher as ParserMatcher};
 use promql_parser::parser::{AtModifier, Expr, MatrixSelector, Offset, SubqueryExpr, VectorSelector};
+use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
 use super::error::{QueryError, QueryResult};
@@ -286,6 +287,25 @@ impl<'a> Evaluator<'a> {
         at: Option<Timestamp>,
         orig_time: bool,
     ) -> QueryResult<Matrix> {
+        let mut out = Vec::new();
+        self.newest_per_step_each(sets, offset, at, orig_time, |s| {
+            out.push(s);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// [`Evaluator::newest_per_step`], handing each series with a point to `sink` in label
+    /// order as it is made (wide selections on every core, a chunk at a time) instead of
+    /// holding them all.
+    pub(crate) fn newest_per_step_each(
+        &mut self,
+        sets: &[Vec<Matcher>],
+        offset: i64,
+        at: Option<Timestamp>,
+        orig_time: bool,
+        sink: impl FnMut(ESeries) -> QueryResult<()>,
+    ) -> QueryResult<()> {
         let lookback = self.opts.lookback_delta_ms;
         let (lo, hi) = match at {
             Some(a) => (a, a),
@@ -296,11 +316,11 @@ impl<'a> Evaluator<'a> {
         let reads = if at.is_none() { Reads::Newest } else { Reads::Raw };
         let hints = self.hints(reads, self.start - offset, 0);
         let raw = self.select_sets(sets, lo - offset - lookback, hi - offset, hints)?;
-        let mut out = Vec::with_capacity(raw.len());
-        for s in raw {
-            let mut points = Vec::with_capacity(self.num_steps().min(s.samples.len() * 2 + 1));
+        let ev: &Evaluator<'_> = self;
+        let one = |s: &crate::storage::Series| -> QueryResult<Option<ESeries>> {
+            let mut points = Vec::with_capacity(ev.num_steps().min(s.samples.len() * 2 + 1));
             let mut cursor = 0usize;
-            for ts in self.steps() {
+            for ts in ev.steps() {
                 let ref_t = at.unwrap_or(ts) - offset;
                 // Advance to the first sample after ref_t; the one before it is the candidate.
                 while cursor < s.samples.len() && s.samples[cursor].t <= ref_t {
@@ -309,20 +329,21 @@ impl<'a> Evaluator<'a> {
                 let Some(sample) = cursor.checked_sub(1).map(|i| s.samples[i]) else {
                     continue;
                 };
-                if !self.after_left_edge(sample.t, ref_t - lookback) || is_stale_nan(sample.v) {
+                if !ev.after_left_edge(sample.t, ref_t - lookback) || is_stale_nan(sample.v) {
                     continue;
                 }
                 let v = if orig_time { sample.t as f64 / 1000.0 } else { sample.v };
                 points.push(Point { t: ts, v });
             }
-            if !points.is_empty() {
-                out.push(ESeries {
-                    metric: s.labels,
-                    points,
-                });
-            }
-        }
-        Ok(out)
+            Ok((!points.is_empty()).then(|| ESeries {
+                metric: s.labels.clone(),
+                points,
+            }))
+        };
+        let samples: usize = raw.iter().map(|s| s.samples.len()).sum();
+        let wide =
+            raw.len() >= crate::PARALLEL_MIN_SERIES && samples.max(raw.len() * self.num_steps()) >= PARALLEL_MIN_WORK;
+        for_each_series(&raw, wide, one, sink)
     }
 
     /// What the store may know of a selection to pick a rollup.
@@ -530,6 +551,43 @@ impl Collector {
 }
 
 /// Fills `out` with the elements of `m` at step `ts`, advancing the per-series cursors.
+/// Series made from inputs with less work than this (samples read or points made) are made on
+/// the calling thread: below it, spreading them over the cores costs more than it saves.
+pub(crate) const PARALLEL_MIN_WORK: usize = 100_000;
+
+/// Series evaluated together on the parallel path before their results are handed on.
+const PARALLEL_CHUNK_SERIES: usize = 1024;
+
+/// Makes a series from each of `inputs` with `one` and hands those it makes to `sink`, in
+/// input order. With `parallel`, a chunk of inputs at a time is spread over the cores (only a
+/// chunk's results are held at once).
+pub(crate) fn for_each_series<T: Sync>(
+    inputs: &[T],
+    parallel: bool,
+    one: impl Fn(&T) -> QueryResult<Option<ESeries>> + Sync,
+    mut sink: impl FnMut(ESeries) -> QueryResult<()>,
+) -> QueryResult<()> {
+    if parallel {
+        for chunk in inputs.chunks(PARALLEL_CHUNK_SERIES) {
+            let done: Vec<Option<ESeries>> = chunk
+                .par_iter()
+                .with_min_len(16)
+                .map(&one)
+                .collect::<QueryResult<_>>()?;
+            for s in done.into_iter().flatten() {
+                sink(s)?;
+            }
+        }
+    } else {
+        for input in inputs {
+            if let Some(s) = one(input)? {
+                sink(s)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 fn gather(m: &Matrix, cursors: &mut [usize], ts: Timestamp, out: &mut Vector, origins: &mut Vec<usize>) {
     out.clear();
     origins.clear();

@@ -8,12 +8,11 @@ use chrono::{DateTime, Datelike, Timelike};
 use promql_parser::label::MatchOp as ParserOp;
 use promql_parser::parser::value::ValueType;
 use promql_parser::parser::{Call, Expr, Function, register_extra_functions};
-use rayon::prelude::*;
 use regex::Regex;
 use rustc_hash::FxHashMap;
 
 use super::error::{QueryError, QueryResult};
-use super::eval::{ESeries, EVal, Evaluator, Matrix, RangeInput, VSample, Vector};
+use super::eval::{ESeries, EVal, Evaluator, Matrix, PARALLEL_MIN_WORK, RangeInput, VSample, Vector, for_each_series};
 use super::histogram::{histogram_fraction, histogram_quantile, histogram_quantiles};
 use super::range_functions::{self, Window};
 use super::value::Point;
@@ -104,7 +103,7 @@ pub(crate) fn range_call_each(
     name: &str,
     args: &[&Expr],
     matrix_arg: usize,
-    mut sink: impl FnMut(ESeries) -> QueryResult<()>,
+    sink: impl FnMut(ESeries) -> QueryResult<()>,
 ) -> QueryResult<()> {
     let f =
         range_functions::lookup(name).ok_or_else(|| QueryError::exec(format!("function {name:?} is not supported")))?;
@@ -171,37 +170,16 @@ pub(crate) fn range_call_each(
         };
         Ok(Some(ESeries { metric, points: result }))
     };
-    // Wide inputs are spread over the cores, a series at a time, a chunk of series at once (the
-    // order is kept, and only a chunk's results are held).
+    // Wide inputs are spread over the cores, a series at a time.
     let samples: usize = input.series.iter().map(|s| s.1.len()).sum();
-    if input.series.len() >= crate::PARALLEL_MIN_SERIES && samples >= PARALLEL_MIN_SAMPLES {
-        for chunk in input.series.chunks(PARALLEL_CHUNK_SERIES) {
-            let done: Vec<Option<ESeries>> = chunk.par_iter().with_min_len(16).map(one).collect::<QueryResult<_>>()?;
-            for s in done.into_iter().flatten() {
-                sink(s)?;
-            }
-        }
-    } else {
-        for series in &input.series {
-            if let Some(s) = one(series)? {
-                sink(s)?;
-            }
-        }
-    }
-    Ok(())
+    let wide = input.series.len() >= crate::PARALLEL_MIN_SERIES && samples >= PARALLEL_MIN_WORK;
+    for_each_series(&input.series, wide, one, sink)
 }
-
-/// Series evaluated together on the parallel path before their results are handed on.
-const PARALLEL_CHUNK_SERIES: usize = 1024;
 
 /// Whether `name` is evaluated by [`range_call_each`] (a range function with no special form).
 pub(crate) fn is_plain_range_function(name: &str) -> bool {
     range_functions::lookup(name).is_some() && !matches!(name, "absent_over_time" | "timestamp")
 }
-
-/// Range functions over fewer samples than this (or fewer than `PARALLEL_MIN_SERIES` series)
-/// run on the calling thread: below it, handing work to other cores costs more than it saves.
-const PARALLEL_MIN_SAMPLES: usize = 100_000;
 
 fn range_input(ev: &mut Evaluator<'_>, arg: &Expr, reads: Reads) -> QueryResult<RangeInput> {
     match unwrap_parens(arg) {
