@@ -96,3 +96,50 @@ fn folded_aggregations_answer_as_the_step_by_step_path() {
     assert_eq!(by_name[0].metric.get("__name__"), Some("c_total"));
     assert!(by_name[0].points.iter().all(|p| p.v == SERIES as f64));
 }
+
+#[test]
+fn wide_step_by_step_operations_answer_as_instant_queries() {
+    // 300 series over 480 steps: the step-by-step operations (selection by rank, quantiles,
+    // one-to-one and many-to-one matching, functions of instant vectors) take the parallel
+    // path, a batch of steps at a time; at each step the answer must be the instant query's.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = store(dir.path());
+    let engine = Engine::default();
+    let (start, end, step) = (10 * 60_000, (SAMPLES - 1) * STEP, 30_000);
+    for q in [
+        "topk(3, rate(c_total[2m]))",
+        "bottomk by (g) (2, rate(c_total[2m]))",
+        "quantile by (g) (0.9, rate(c_total[2m]))",
+        "count_values without (s) (\"v\", round(rate(c_total[2m]) / 50))",
+        "rate(c_total[2m]) / on (s) group_left rate(c_total[5m])",
+        "rate(c_total[2m]) > on (g) group_left max by (g) (rate(c_total[2m])) / 2",
+        "clamp_max(rate(c_total[2m]), 100)",
+    ] {
+        let Value::Matrix(m) = engine.range_query(&db, q, start, end, step).expect(q) else {
+            panic!("{q}: a matrix");
+        };
+        assert!(!m.is_empty(), "{q}");
+        for t in (start..=end).step_by(5 * step as usize) {
+            let Value::Vector(mut want) = engine.instant_query(&db, q, t).expect(q) else {
+                panic!("{q}: a vector");
+            };
+            // Bits, so that NaN (0/0) equals NaN.
+            let mut got: Vec<(Labels, u64)> = m
+                .iter()
+                .filter_map(|s| {
+                    s.points
+                        .iter()
+                        .find(|p| p.t == t)
+                        .map(|p| (s.metric.clone(), p.v.to_bits()))
+                })
+                .collect();
+            got.sort_by(|a, b| a.0.cmp(&b.0));
+            want.sort_by(|a, b| a.metric.cmp(&b.metric));
+            let want: Vec<(Labels, u64)> = want.into_iter().map(|s| (s.metric, s.v.to_bits())).collect();
+            assert_eq!(got.len(), want.len(), "{q} at {t}");
+            if let Some((g, w)) = got.iter().zip(&want).find(|(g, w)| g != w) {
+                panic!("{q} at {t}: {g:?} against the instant query's {w:?}");
+            }
+        }
+    }
+}

@@ -456,21 +456,51 @@ impl<'a> Evaluator<'a> {
     pub(crate) fn range_eval(
         &mut self,
         inputs: &[&Matrix],
-        mut f: impl FnMut(Timestamp, &[Vector], &[Vec<usize>]) -> QueryResult<Vector>,
+        f: impl Fn(Timestamp, &[Vector], &[Vec<usize>]) -> QueryResult<Vector> + Sync,
     ) -> QueryResult<Matrix> {
         let mut cursors: Vec<Vec<usize>> = inputs.iter().map(|m| vec![0; m.len()]).collect();
-        let mut vectors: Vec<Vector> = vec![Vec::new(); inputs.len()];
-        let mut origins: Vec<Vec<usize>> = vec![Vec::new(); inputs.len()];
         let mut collector = Collector::default();
         let steps: Vec<Timestamp> = self.steps().collect();
-        for ts in steps {
-            self.check_deadline("expression evaluation")?;
-            for (i, m) in inputs.iter().enumerate() {
-                gather(m, &mut cursors[i], ts, &mut vectors[i], &mut origins[i]);
+        let width: usize = inputs.iter().map(|m| m.len()).sum();
+        let points: usize = inputs.iter().flat_map(|m| m.iter()).map(|s| s.points.len()).sum();
+        if width < crate::PARALLEL_MIN_SERIES || points < PARALLEL_MIN_WORK || steps.len() < 2 {
+            let mut vectors: Vec<Vector> = vec![Vec::new(); inputs.len()];
+            let mut origins: Vec<Vec<usize>> = vec![Vec::new(); inputs.len()];
+            for ts in steps {
+                self.check_deadline("expression evaluation")?;
+                for (i, m) in inputs.iter().enumerate() {
+                    gather(m, &mut cursors[i], ts, &mut vectors[i], &mut origins[i]);
+                }
+                let out = f(ts, &vectors, &origins)?;
+                collector.add(ts, out)?;
+                self.check_samples(collector.points)?;
             }
-            let out = f(ts, &vectors, &origins)?;
-            collector.add(ts, out)?;
-            self.check_samples(collector.points)?;
+            return Ok(collector.series);
+        }
+        // Wide inputs: a batch of steps is gathered in order, then its steps are evaluated on
+        // every core (each step on its own), then collected in order.
+        for batch in steps.chunks(PARALLEL_STEP_BATCH) {
+            self.check_deadline("expression evaluation")?;
+            let gathered: Vec<(Timestamp, Vec<Vector>, Vec<Vec<usize>>)> = batch
+                .iter()
+                .map(|&ts| {
+                    let mut vectors: Vec<Vector> = vec![Vec::new(); inputs.len()];
+                    let mut origins: Vec<Vec<usize>> = vec![Vec::new(); inputs.len()];
+                    for (i, m) in inputs.iter().enumerate() {
+                        gather(m, &mut cursors[i], ts, &mut vectors[i], &mut origins[i]);
+                    }
+                    (ts, vectors, origins)
+                })
+                .collect();
+            let outs: Vec<QueryResult<Vector>> = gathered
+                .par_iter()
+                .map(|(ts, vectors, origins)| f(*ts, vectors, origins))
+                .collect();
+            // In step order, so that the first step's error is the one reported.
+            for (&ts, out) in batch.iter().zip(outs) {
+                collector.add(ts, out?)?;
+                self.check_samples(collector.points)?;
+            }
         }
         Ok(collector.series)
     }
@@ -550,13 +580,16 @@ impl Collector {
     }
 }
 
-/// Fills `out` with the elements of `m` at step `ts`, advancing the per-series cursors.
 /// Series made from inputs with less work than this (samples read or points made) are made on
 /// the calling thread: below it, spreading them over the cores costs more than it saves.
 pub(crate) const PARALLEL_MIN_WORK: usize = 100_000;
 
 /// Series evaluated together on the parallel path before their results are handed on.
 const PARALLEL_CHUNK_SERIES: usize = 1024;
+
+/// Steps of a wide step-by-step evaluation gathered and evaluated together on the parallel
+/// path: enough to keep both cores busy, few enough that the gathered vectors stay small.
+const PARALLEL_STEP_BATCH: usize = 32;
 
 /// Makes a series from each of `inputs` with `one` and hands those it makes to `sink`, in
 /// input order. With `parallel`, a chunk of inputs at a time is spread over the cores (only a
@@ -588,6 +621,7 @@ pub(crate) fn for_each_series<T: Sync>(
     Ok(())
 }
 
+/// Fills `out` with the elements of `m` at step `ts`, advancing the per-series cursors.
 fn gather(m: &Matrix, cursors: &mut [usize], ts: Timestamp, out: &mut Vector, origins: &mut Vec<usize>) {
     out.clear();
     origins.clear();
