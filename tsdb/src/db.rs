@@ -182,8 +182,11 @@ impl Db {
         // What the blocks hold is written: the head's copies of it (a checkpoint keeps each
         // series' newest sample; segments replayed after a checkpoint may hold samples a block
         // took since) are dropped from the head and not cut again.
+        // Blocks that end before the head's oldest sample cannot hold a copy: only the newest
+        // few are read, not every series of every block kept for weeks.
+        let head_min = head.stats().min_t;
         let mut dropped = 0;
-        for b in &blocks {
+        for b in blocks.iter().filter(|b| b.meta().max_t >= head_min) {
             for (labels, newest) in b.newest_per_series() {
                 if let Some(s) = head.find(labels) {
                     dropped += s.mark_written(newest);
