@@ -11,8 +11,12 @@ use super::state::METHODS;
 use super::{Aggregator, Delta, Window};
 
 /// The layout's version; a checkpoint of another version is refused (the windows it held are
-/// then lost, and said so).
-const VERSION: u64 = 1;
+/// then lost, and said so). Version 2 holds latency sums in milliseconds; version 1 (seconds)
+/// is still read, its sums scaled.
+const VERSION: u64 = 2;
+
+/// Milliseconds per second: version 1's sums to version 2's.
+const V1_SUM_SCALE: f64 = 1000.0;
 
 /// What a checkpoint held.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -68,9 +72,11 @@ impl Aggregator {
         let mut d = Decoder::new(bytes);
         let err = |e: vigil_tsdb::encoding::DecodeError| format!("collector checkpoint: {e}");
         let version = d.uvarint().map_err(err)?;
-        if version != VERSION {
-            return Err(format!("collector checkpoint: unknown version {version}"));
-        }
+        let sum_scale = match version {
+            VERSION => 1.0,
+            1 => V1_SUM_SCALE,
+            _ => return Err(format!("collector checkpoint: unknown version {version}")),
+        };
         let closed_until = get_opt(&mut d).map_err(err)?;
         let max_event_t = get_opt(&mut d).map_err(err)?;
         let n_hists = d.uvarint().map_err(err)? as usize;
@@ -110,7 +116,7 @@ impl Aggregator {
                     for _ in 0..n_buckets {
                         buckets.push(u32::try_from(d.uvarint().map_err(err)?).map_err(|e| e.to_string())?);
                     }
-                    let sum = f64::from_bits(d.u64_le().map_err(err)?);
+                    let sum = f64::from_bits(d.u64_le().map_err(err)?) * sum_scale;
                     let count = u32::try_from(d.uvarint().map_err(err)?).map_err(|e| e.to_string())?;
                     hists.push((buckets, sum, count));
                 }

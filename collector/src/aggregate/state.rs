@@ -102,11 +102,16 @@ impl Hist {
         self.le.iter().copied().chain([self.sum_ms / 1000.0, self.count])
     }
 
-    /// Takes the `_sum` series' value (seconds) back, as milliseconds: a value within a
-    /// millionth of a whole millisecond is that millisecond.
+    /// Takes the `_sum` series' value (seconds) back, as milliseconds: the whole number of
+    /// milliseconds that [`Hist::values`] turns into exactly these bits, if there is one (a
+    /// sum written by this collector), else the product (a sum of fractional milliseconds).
     pub(crate) fn restore_sum(&mut self, seconds: f64) {
-        let ms = seconds * 1000.0;
-        self.sum_ms = if (ms - ms.round()).abs() < 1e-6 { ms.round() } else { ms };
+        let ms = (seconds * 1000.0).round();
+        self.sum_ms = if (ms / 1000.0).to_bits() == seconds.to_bits() {
+            ms
+        } else {
+            seconds * 1000.0
+        };
     }
 }
 

@@ -46,6 +46,7 @@ const OK: &str = r#"vigil_http_requests_total{method="GET", path="/v1/orders/{id
 const ERR: &str = r#"vigil_http_requests_total{method="GET", path="/v1/orders/{id}", route="orders-route", service="orders", status="500"}"#;
 const COUNT: &str = r#"vigil_http_request_duration_seconds_count{method="GET", path="/v1/orders/{id}", route="orders-route", service="orders"}"#;
 const LE_01: &str = r#"vigil_http_request_duration_seconds_bucket{le="0.1", method="GET", path="/v1/orders/{id}", route="orders-route", service="orders"}"#;
+const SUM: &str = r#"vigil_http_request_duration_seconds_sum{method="GET", path="/v1/orders/{id}", route="orders-route", service="orders"}"#;
 const LE_INF: &str = r#"vigil_http_request_duration_seconds_bucket{le="+Inf", method="GET", path="/v1/orders/{id}", route="orders-route", service="orders"}"#;
 
 #[test]
@@ -351,7 +352,6 @@ fn latency_sums_are_whole_milliseconds_in_seconds() {
     // Adding 0.1 s three times in floating point gives 0.30000000000000004; the sum is kept in
     // milliseconds, so the seconds written are the double nearest to 0.3, which blocks store as
     // the integer 300 and a scale of 3. A restored sum continues from whole milliseconds.
-    const SUM: &str = r#"vigil_http_request_duration_seconds_sum{method="GET", path="/v1/orders/{id}", route="orders-route", service="orders"}"#;
     let mut agg = Aggregator::new(small());
     let mut out = Vec::new();
     for i in 0..3 {
@@ -386,4 +386,33 @@ fn latency_sums_are_whole_milliseconds_in_seconds() {
         value(&next, &out, T0 + 20_000, SUM).map(f64::to_bits),
         Some(0.307f64.to_bits())
     );
+}
+
+#[test]
+fn checkpoints_carry_sums_in_milliseconds_and_read_version_1_in_seconds() {
+    let mut agg = Aggregator::new(small());
+    let mut out = Vec::new();
+    agg.apply(
+        &ev(T0 + 1_000, "orders-route", "/v1/orders/1", 200, 250.0),
+        T0,
+        &mut out,
+    )
+    .expect("accepted");
+    let cp = agg.checkpoint();
+    assert_eq!(cp[0], 2, "version 2");
+    let sum_after = |bytes: &[u8]| {
+        let mut next = Aggregator::new(small());
+        next.restore_checkpoint(bytes).expect("restored");
+        let mut out = Vec::new();
+        next.flush(&mut out);
+        value(&next, &out, T0 + 10_000, SUM)
+    };
+    assert_eq!(sum_after(&cp), Some(0.25));
+    // The same bytes as version 1 hold 250 seconds: 250,000 ms.
+    let mut v1 = cp.clone();
+    v1[0] = 1;
+    assert_eq!(sum_after(&v1), Some(250.0));
+    let mut v3 = cp;
+    v3[0] = 3;
+    assert!(Aggregator::new(small()).restore_checkpoint(&v3).is_err());
 }

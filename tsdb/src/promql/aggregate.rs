@@ -280,7 +280,10 @@ fn fusable<'e>(ev: &Evaluator<'_>, op: Op, by_name: bool, e: &'e Expr) -> Option
 
 /// Evaluates `op` over `source`, folding each of its series into its group as it is made.
 /// Groups come out in the order the step-by-step path gives them (by the first step they have
-/// a value at, then by first appearance).
+/// a value at, then by first appearance). Only what is held counts against `max_samples`: the
+/// groups' points (and the samples selected), not the input series' points, which the
+/// step-by-step path (and Prometheus) would hold and count; so a folded aggregation over a
+/// very wide input may answer where they refuse.
 fn fused(
     ev: &mut Evaluator<'_>,
     op: Op,
