@@ -480,7 +480,6 @@ impl<'a> Evaluator<'a> {
         // Wide inputs: a batch of steps is gathered in order, then its steps are evaluated on
         // every core (each step on its own), then collected in order.
         for batch in steps.chunks(PARALLEL_STEP_BATCH) {
-            self.check_deadline("expression evaluation")?;
             let gathered: Vec<(Timestamp, Vec<Vector>, Vec<Vec<usize>>)> = batch
                 .iter()
                 .map(|&ts| {
@@ -492,9 +491,13 @@ impl<'a> Evaluator<'a> {
                     (ts, vectors, origins)
                 })
                 .collect();
+            let ev: &Evaluator<'_> = self;
             let outs: Vec<QueryResult<Vector>> = gathered
                 .par_iter()
-                .map(|(ts, vectors, origins)| f(*ts, vectors, origins))
+                .map(|(ts, vectors, origins)| {
+                    ev.check_deadline("expression evaluation")?;
+                    f(*ts, vectors, origins)
+                })
                 .collect();
             // In step order, so that the first step's error is the one reported.
             for (&ts, out) in batch.iter().zip(outs) {
