@@ -78,6 +78,18 @@ fn folded_aggregations_answer_as_the_step_by_step_path() {
         let folded = matrix(&format!("{agg} without (s) (increase(c_total[5m]))"));
         let stepwise = matrix(&format!("{agg} without (s) (increase(c_total[5m]) + 0)"));
         assert_eq!(folded, stepwise, "{agg} without");
+        // Scaled by a number on either side first.
+        for scaled in [
+            "rate(c_total[2m]) * 60",
+            "increase(c_total[1h]) / 3600",
+            "2 ^ (c_total % 7)",
+            "(c_total - 5)",
+        ] {
+            let folded = matrix(&format!("{agg} by (g) ({scaled})"));
+            let stepwise = matrix(&format!("{agg} by (g) (({scaled}) + 0)"));
+            assert!(!folded.is_empty(), "{agg} {scaled}");
+            assert_eq!(folded, stepwise, "{agg} over {scaled}");
+        }
         // Over a selector (on every core: 300 series x 1,000 samples), with an offset too.
         for sel in ["c_total", "c_total offset 7m", "c_total{g!=\"g3\"}"] {
             let folded = matrix(&format!("{agg} by (g) ({sel})"));

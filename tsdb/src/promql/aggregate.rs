@@ -11,6 +11,7 @@ use promql_parser::parser::value::ValueType;
 use promql_parser::parser::{AggregateExpr, Call, Expr, LabelModifier, VectorSelector};
 use rustc_hash::FxHashMap;
 
+use super::binary::{self, BinOp};
 use super::error::{QueryError, QueryResult};
 use super::eval::{ESeries, Evaluator, Matrix, VSample, Vector, matcher_sets, offset_ms};
 use super::functions;
@@ -203,8 +204,8 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, agg: &AggregateExpr) -> QueryResult<M
     };
     // `sum by (service) (rate(x[5m]))`, `count by (job) (up)` and their kind: the input's
     // series are folded into the groups as they are made, never held together.
-    if let Some(source) = fusable(ev, op, by_name, &agg.expr) {
-        return fused(ev, op, source, &grouping);
+    if let Some(foldable) = fusable(ev, op, by_name, &agg.expr) {
+        return fused(ev, op, foldable, &grouping);
     }
     let input = ev.eval_matrix(&agg.expr)?;
 
@@ -251,12 +252,20 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, agg: &AggregateExpr) -> QueryResult<M
 
 /// An aggregation's input whose series can be folded into the groups one by one.
 #[derive(Clone, Copy)]
-enum Foldable<'e> {
+enum Source<'e> {
     /// A plain range function, with names marked rather than dropped (so no two of its series
     /// can collide before the fold).
     Range(&'e Call),
     /// A vector selector: distinct series, names kept.
     Selector(&'e VectorSelector),
+}
+
+/// A foldable input, its values maybe put through arithmetic with a number first
+/// (`rate(x[5m]) * 60`, `3600 / x`): the operator, the number, and whether it is on the left.
+#[derive(Clone, Copy)]
+struct Foldable<'e> {
+    source: Source<'e>,
+    scale: Option<(BinOp, f64, bool)>,
 }
 
 /// What a one-value aggregation (`sum`, `avg`, `count`, `min`, `max`, `group`, `stddev`,
@@ -269,16 +278,40 @@ fn fusable<'e>(ev: &Evaluator<'_>, op: Op, by_name: bool, e: &'e Expr) -> Option
     if !one_value {
         return None;
     }
-    match unwrap_parens(e) {
+    let source = |e: &'e Expr| match unwrap_parens(e) {
         Expr::Call(call) if ev.delayed_names() && !by_name && functions::is_plain_range_function(call.func.name) => {
-            Some(Foldable::Range(call))
+            Some(Source::Range(call))
         }
-        Expr::VectorSelector(vs) => Some(Foldable::Selector(vs)),
+        Expr::VectorSelector(vs) => Some(Source::Selector(vs)),
         _ => None,
+    };
+    match unwrap_parens(e) {
+        // Arithmetic with a number marks names for dropping: fine for the groups unless they
+        // are by name, and only marked (not dropped) names keep the series apart.
+        Expr::Binary(b) if ev.delayed_names() && !by_name && !b.modifier.as_ref().is_some_and(|m| m.return_bool) => {
+            let bin = BinOp::from_token(b.op).ok()?;
+            let arithmetic = matches!(
+                bin,
+                BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div | BinOp::Mod | BinOp::Pow
+            );
+            let (input, n, left) = match (unwrap_parens(&b.lhs), unwrap_parens(&b.rhs)) {
+                (x, Expr::NumberLiteral(n)) => (x, n.val, false),
+                (Expr::NumberLiteral(n), x) => (x, n.val, true),
+                _ => return None,
+            };
+            Some(Foldable {
+                source: source(input).filter(|_| arithmetic)?,
+                scale: Some((bin, n, left)),
+            })
+        }
+        other => Some(Foldable {
+            source: source(other)?,
+            scale: None,
+        }),
     }
 }
 
-/// Evaluates `op` over `source`, folding each of its series into its group as it is made.
+/// Evaluates `op` over `foldable`, folding each of its series into its group as it is made.
 /// Groups come out in the order the step-by-step path gives them (by the first step they have
 /// a value at, then by first appearance). Only what is held counts against `max_samples`: the
 /// groups' points (and the samples selected), not the input series' points, which the
@@ -287,12 +320,17 @@ fn fusable<'e>(ev: &Evaluator<'_>, op: Op, by_name: bool, e: &'e Expr) -> Option
 fn fused(
     ev: &mut Evaluator<'_>,
     op: Op,
-    source: Foldable<'_>,
+    foldable: Foldable<'_>,
     grouping: &dyn Fn(&Labels) -> Labels,
 ) -> QueryResult<Matrix> {
     let (start, interval, steps) = (ev.start, ev.interval, ev.num_steps());
     let mut ordinal_of: FxHashMap<Labels, usize> = FxHashMap::default();
     let mut groups: Vec<(Labels, Vec<Acc>)> = Vec::new();
+    let scaled = |v: f64| match foldable.scale {
+        Some((bin, n, true)) => binary::apply(bin, n, v).0,
+        Some((bin, n, false)) => binary::apply(bin, v, n).0,
+        None => v,
+    };
     let fold = |s: ESeries| {
         let key = grouping(&s.metric);
         let g = match ordinal_of.get(&key) {
@@ -306,20 +344,20 @@ fn fused(
         for p in &s.points {
             let step = ((p.t - start) / interval) as usize;
             if let Some(f) = groups[g].1.get_mut(step) {
-                f.add(op, p.v);
+                f.add(op, scaled(p.v));
             }
         }
         Ok(())
     };
-    match source {
-        Foldable::Range(call) => {
+    match foldable.source {
+        Source::Range(call) => {
             let args: Vec<&Expr> = call.args.args.iter().map(AsRef::as_ref).collect();
             let Some(matrix_arg) = args.iter().position(|a| a.value_type() == ValueType::Matrix) else {
                 return Err(QueryError::exec(format!("{} needs a range vector", call.func.name)));
             };
             functions::range_call_each(ev, call.func.name, &args, matrix_arg, fold)?;
         }
-        Foldable::Selector(vs) => {
+        Source::Selector(vs) => {
             let (offset, at) = (offset_ms(vs.offset.as_ref()), ev.at_time(vs.at.as_ref()));
             ev.newest_per_step_each(&matcher_sets(vs)?, offset, at, false, fold)?;
         }

@@ -37,7 +37,7 @@ pub(crate) enum BinOp {
 }
 
 impl BinOp {
-    fn from_token(t: TokenType) -> QueryResult<BinOp> {
+    pub(crate) fn from_token(t: TokenType) -> QueryResult<BinOp> {
         Ok(match t.id() {
             T_ADD => BinOp::Add,
             T_SUB => BinOp::Sub,
