@@ -56,6 +56,16 @@ pub mod wal;
 /// handing to other threads).
 pub(crate) const PARALLEL_MIN_SERIES: usize = 64;
 
+/// `f` of every item, in order: on all cores when there are [`PARALLEL_MIN_SERIES`] or more.
+pub(crate) fn map_series<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync + Send) -> Vec<R> {
+    use rayon::prelude::*;
+    if items.len() >= PARALLEL_MIN_SERIES {
+        items.par_iter().with_min_len(16).map(f).collect()
+    } else {
+        items.iter().map(f).collect()
+    }
+}
+
 pub use compact::MaintenanceReport;
 pub use db::{Appender, CommitStats, Db, Options};
 pub use error::{Error, Result};

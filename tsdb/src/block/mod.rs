@@ -243,13 +243,9 @@ impl SeriesReader for Block {
                 samples,
             }))
         };
-        let found = self.matching(matchers);
-        let out: Vec<Option<Series>> = if found.len() >= crate::PARALLEL_MIN_SERIES {
-            use rayon::prelude::*;
-            found.par_iter().with_min_len(16).map(one).collect::<Result<_>>()?
-        } else {
-            found.iter().map(one).collect::<Result<_>>()?
-        };
+        let out = crate::map_series(&self.matching(matchers), one)
+            .into_iter()
+            .collect::<Result<Vec<Option<Series>>>>()?;
         Ok(out.into_iter().flatten().collect())
     }
 

@@ -219,10 +219,12 @@ impl Fields<'_> {
     #[inline(always)]
     fn field(&self, pos: usize, width: usize) -> u64 {
         let (byte, shift) = (pos / 8, pos % 8);
-        let word = u64::from_be_bytes(self.bytes[byte..byte + 8].try_into().expect("8 bytes"));
+        // In bounds for any `pos` up to the stream's end: the copy has `PAD` bytes after it.
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&self.bytes[byte..byte + 8]);
         // Up to 7 bits of the word are before `pos`; a field wider than the 57 bits left needs
         // the next byte too.
-        let mut bits = word << shift;
+        let mut bits = u64::from_be_bytes(word) << shift;
         if width + shift > 64 {
             bits |= u64::from(self.bytes[byte + 8]) >> (8 - shift);
         }

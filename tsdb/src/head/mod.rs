@@ -290,13 +290,10 @@ impl Head {
                 samples,
             })
         };
-        let series = self.matching_series(matchers);
-        if series.len() >= crate::PARALLEL_MIN_SERIES {
-            use rayon::prelude::*;
-            series.par_iter().with_min_len(16).filter_map(one).collect()
-        } else {
-            series.iter().filter_map(one).collect()
-        }
+        crate::map_series(&self.matching_series(matchers), one)
+            .into_iter()
+            .flatten()
+            .collect()
     }
 
     /// [`Head::select`], but only samples no block holds yet (late ones, for ranges that blocks

@@ -341,8 +341,7 @@ impl<'a> Evaluator<'a> {
             }))
         };
         let samples: usize = raw.iter().map(|s| s.samples.len()).sum();
-        let wide =
-            raw.len() >= crate::PARALLEL_MIN_SERIES && samples.max(raw.len() * self.num_steps()) >= PARALLEL_MIN_WORK;
+        let wide = is_wide(raw.len(), samples.max(raw.len() * self.num_steps()));
         for_each_series(&raw, wide, one, sink)
     }
 
@@ -463,23 +462,11 @@ impl<'a> Evaluator<'a> {
         let steps: Vec<Timestamp> = self.steps().collect();
         let width: usize = inputs.iter().map(|m| m.len()).sum();
         let points: usize = inputs.iter().flat_map(|m| m.iter()).map(|s| s.points.len()).sum();
-        if width < crate::PARALLEL_MIN_SERIES || points < PARALLEL_MIN_WORK || steps.len() < 2 {
-            let mut vectors: Vec<Vector> = vec![Vec::new(); inputs.len()];
-            let mut origins: Vec<Vec<usize>> = vec![Vec::new(); inputs.len()];
-            for ts in steps {
-                self.check_deadline("expression evaluation")?;
-                for (i, m) in inputs.iter().enumerate() {
-                    gather(m, &mut cursors[i], ts, &mut vectors[i], &mut origins[i]);
-                }
-                let out = f(ts, &vectors, &origins)?;
-                collector.add(ts, out)?;
-                self.check_samples(collector.points)?;
-            }
-            return Ok(collector.series);
-        }
         // Wide inputs: a batch of steps is gathered in order, then its steps are evaluated on
-        // every core (each step on its own), then collected in order.
-        for batch in steps.chunks(PARALLEL_STEP_BATCH) {
+        // every core (each step on its own); narrow ones a step at a time on this thread.
+        let parallel = is_wide(width, points) && steps.len() > 1;
+        let batch_len = if parallel { PARALLEL_STEP_BATCH } else { 1 };
+        for batch in steps.chunks(batch_len) {
             let gathered: Vec<(Timestamp, Vec<Vector>, Vec<Vec<usize>>)> = batch
                 .iter()
                 .map(|&ts| {
@@ -492,13 +479,15 @@ impl<'a> Evaluator<'a> {
                 })
                 .collect();
             let ev: &Evaluator<'_> = self;
-            let outs: Vec<QueryResult<Vector>> = gathered
-                .par_iter()
-                .map(|(ts, vectors, origins)| {
-                    ev.check_deadline("expression evaluation")?;
-                    f(*ts, vectors, origins)
-                })
-                .collect();
+            let one = |(ts, vectors, origins): &(Timestamp, Vec<Vector>, Vec<Vec<usize>>)| {
+                ev.check_deadline("expression evaluation")?;
+                f(*ts, vectors, origins)
+            };
+            let outs: Vec<QueryResult<Vector>> = if parallel {
+                gathered.par_iter().map(one).collect()
+            } else {
+                gathered.iter().map(one).collect()
+            };
             // In step order, so that the first step's error is the one reported.
             for (&ts, out) in batch.iter().zip(outs) {
                 collector.add(ts, out?)?;
@@ -585,7 +574,12 @@ impl Collector {
 
 /// Series made from inputs with less work than this (samples read or points made) are made on
 /// the calling thread: below it, spreading them over the cores costs more than it saves.
-pub(crate) const PARALLEL_MIN_WORK: usize = 100_000;
+const PARALLEL_MIN_WORK: usize = 100_000;
+
+/// Whether work over `series` inputs holding `work` samples or points is worth both cores.
+pub(crate) fn is_wide(series: usize, work: usize) -> bool {
+    series >= crate::PARALLEL_MIN_SERIES && work >= PARALLEL_MIN_WORK
+}
 
 /// Series evaluated together on the parallel path before their results are handed on.
 const PARALLEL_CHUNK_SERIES: usize = 1024;

@@ -12,7 +12,7 @@ use regex::Regex;
 use rustc_hash::FxHashMap;
 
 use super::error::{QueryError, QueryResult};
-use super::eval::{ESeries, EVal, Evaluator, Matrix, PARALLEL_MIN_WORK, RangeInput, VSample, Vector, for_each_series};
+use super::eval::{ESeries, EVal, Evaluator, Matrix, RangeInput, VSample, Vector, for_each_series, is_wide};
 use super::histogram::{histogram_fraction, histogram_quantile, histogram_quantiles};
 use super::range_functions::{self, Window};
 use super::value::Point;
@@ -172,8 +172,7 @@ pub(crate) fn range_call_each(
     };
     // Wide inputs are spread over the cores, a series at a time.
     let samples: usize = input.series.iter().map(|s| s.1.len()).sum();
-    let wide = input.series.len() >= crate::PARALLEL_MIN_SERIES && samples >= PARALLEL_MIN_WORK;
-    for_each_series(&input.series, wide, one, sink)
+    for_each_series(&input.series, is_wide(input.series.len(), samples), one, sink)
 }
 
 /// Whether `name` is evaluated by [`range_call_each`] (a range function with no special form).
@@ -349,42 +348,22 @@ fn apply_instant(
             let to_nearest = if v.len() > 1 { scalar(1) } else { 1.0 };
             // Round half up, as Prometheus does: floor(x * inv + 0.5) / inv.
             let inv = 1.0 / to_nearest;
-            v[0].iter()
-                .map(|s| VSample {
-                    metric: s.metric.name_dropped(delayed),
-                    v: (s.v * inv + 0.5).floor() / inv,
-                })
-                .collect()
+            map_values(&v[0], |x| (x * inv + 0.5).floor() / inv, delayed)
         }
         "clamp" => {
             let (lo, hi) = (scalar(1), scalar(2));
             if lo > hi {
                 return Ok(Vec::new());
             }
-            v[0].iter()
-                .map(|s| VSample {
-                    metric: s.metric.name_dropped(delayed),
-                    v: go_min(go_max(s.v, lo), hi),
-                })
-                .collect()
+            map_values(&v[0], |x| go_min(go_max(x, lo), hi), delayed)
         }
         "clamp_min" => {
             let lo = scalar(1);
-            v[0].iter()
-                .map(|s| VSample {
-                    metric: s.metric.name_dropped(delayed),
-                    v: go_max(s.v, lo),
-                })
-                .collect()
+            map_values(&v[0], |x| go_max(x, lo), delayed)
         }
         "clamp_max" => {
             let hi = scalar(1);
-            v[0].iter()
-                .map(|s| VSample {
-                    metric: s.metric.name_dropped(delayed),
-                    v: go_min(s.v, hi),
-                })
-                .collect()
+            map_values(&v[0], |x| go_min(x, hi), delayed)
         }
         "min_of" | "max_of" => {
             let (a, b) = (scalar(0), scalar(1));
@@ -408,13 +387,7 @@ fn apply_instant(
             metric: Labels::empty(),
             v: ts as f64 / 1000.0,
         }],
-        "timestamp" => v[0]
-            .iter()
-            .map(|s| VSample {
-                metric: s.metric.name_dropped(delayed),
-                v: ts as f64 / 1000.0,
-            })
-            .collect(),
+        "timestamp" => map_values(&v[0], |_| ts as f64 / 1000.0, delayed),
         "vector" => vec![VSample {
             metric: Labels::empty(),
             v: scalar(0),
@@ -485,7 +458,8 @@ fn go_min(a: f64, b: f64) -> f64 {
     if a.is_nan() || b.is_nan() { f64::NAN } else { a.min(b) }
 }
 
-fn map_values(v: &Vector, f: fn(f64) -> f64, delayed: bool) -> Vector {
+/// `f` of every value, the metric names dropped (or marked, with `delayed`).
+fn map_values(v: &Vector, f: impl Fn(f64) -> f64, delayed: bool) -> Vector {
     v.iter()
         .map(|s| VSample {
             metric: s.metric.name_dropped(delayed),
