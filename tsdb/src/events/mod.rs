@@ -257,7 +257,7 @@ impl EventStore {
             std::fs::write(&version_file, SCHEMA_VERSION).map_err(io)?;
             index
         };
-        remove_temporary_files(dir);
+        remove_leftover_files(dir, &index);
         let opts = IndexWriterOptions::builder()
             .memory_budget_per_thread(WRITER_MEMORY)
             .num_worker_threads(1)
@@ -442,14 +442,33 @@ fn from_doc(f: &Fields, doc: &TantivyDocument) -> RawEvent {
     }
 }
 
-/// A write interrupted by a crash leaves a `.tmp*` file that tantivy never removes.
-fn remove_temporary_files(dir: &Path) {
+/// Removes what interrupted writes leave behind and tantivy never collects: `.tmp*` files, and
+/// the files of segments that no commit refers to (a merge cut short by a crash or a close). Runs
+/// before the writer starts, so no merge of this process is under way. Left alone, such files
+/// would count against `max_bytes` for ever and size retention would delete events for them.
+fn remove_leftover_files(dir: &Path, index: &Index) {
+    let Ok(live) = index.searchable_segment_ids() else {
+        return;
+    };
+    let live: std::collections::HashSet<String> = live.iter().map(tantivy::index::SegmentId::uuid_string).collect();
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     for e in entries.flatten() {
-        if e.file_name().to_string_lossy().starts_with(".tmp") {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        let orphan = match name.split_once('.') {
+            Some((id, _)) => is_segment_id(id) && !live.contains(id),
+            None => false,
+        };
+        if orphan || name.starts_with(".tmp") {
+            tracing::info!(file = %name, "removing a file no commit of the event index refers to");
             let _ = std::fs::remove_file(e.path());
         }
     }
+}
+
+/// Whether `s` is a segment id as tantivy names files: 32 lowercase hexadecimal digits.
+fn is_segment_id(s: &str) -> bool {
+    s.len() == 32 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// Bytes of the files in `dir`.
@@ -511,6 +530,10 @@ impl Writer {
             }
         }
         let _ = self.commit(&mut pending);
+        // A merge cut off by dropping the writer would leave a half-written segment behind.
+        if let Err(e) = self.writer.wait_merging_threads() {
+            tracing::warn!(error = %e, "waiting for the event index's merges failed");
+        }
     }
 
     /// Adds an event, replacing one with the same key.
@@ -612,8 +635,13 @@ impl Writer {
                 std::ops::Bound::Included(Term::from_field_i64(f.time, t)),
             );
             changed |= self.delete(Box::new(q));
-            self.merge_all();
+            let merged = self.merge_all();
             size = dir_size(&self.dir);
+            if !merged {
+                // The space did not come back (a background merge holds the segments): deleting
+                // more now would delete events for nothing. The next round measures again.
+                break;
+            }
         }
         if changed {
             let after = self.reader.searcher().num_docs();
@@ -643,10 +671,11 @@ impl Writer {
         self.reader.searcher().num_docs() < before
     }
 
-    /// Merges every segment into one, which drops deleted events from disk.
-    fn merge_all(&mut self) {
+    /// Merges every segment into one, which drops deleted events from disk; whether that
+    /// happened (or nothing needed it).
+    fn merge_all(&mut self) -> bool {
         let Ok(ids) = self.reader.searcher().index().searchable_segment_ids() else {
-            return;
+            return false;
         };
         if ids.len() > 1
             || self
@@ -658,12 +687,14 @@ impl Writer {
         {
             if let Err(e) = self.writer.merge(&ids).wait() {
                 tracing::warn!(error = %e, "merging the event index failed");
+                return false;
             }
             // Searchers of the old segments keep their files alive: move the reader on first,
             // so that the collection removes them now rather than at some later one.
             let _ = self.reader.reload();
             let _ = self.writer.garbage_collect_files().wait();
         }
+        true
     }
 }
 

@@ -141,3 +141,23 @@ fn retention_by_age_and_by_size() {
     // The newest are what is left.
     assert_eq!(r.events[0].time, T0 + 7_199_000);
 }
+
+#[test]
+fn files_of_no_commit_are_removed_at_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    store.offer(event(1, 500, "payments", "/v2/payments/1"));
+    store.flush().expect("flush");
+    store.close();
+    drop(store);
+    // What a merge cut short by a crash leaves: files of a segment no commit refers to.
+    let orphan = dir.path().join("0123456789abcdef0123456789abcdef.store");
+    std::fs::write(&orphan, vec![0u8; 4096]).expect("write");
+    let other = dir.path().join("notes.txt");
+    std::fs::write(&other, b"kept").expect("write");
+
+    let store = open(dir.path());
+    assert!(!orphan.exists());
+    assert!(other.exists(), "only segment files are removed");
+    assert_eq!(store.search("", None, None, 10).expect("search").total, 1);
+}
