@@ -19,13 +19,48 @@ use std::sync::atomic::Ordering;
 use crate::block::{Block, BlockMeta, BlockSeries, BlockSpec, write_block};
 use crate::db::{BlockList, Db};
 use crate::error::{Error, Result};
+use crate::head::SeriesRef;
 use crate::labels::{Labels, Matcher};
 use crate::rollup::{self, RESOLUTIONS};
-use crate::storage::{Sample, SeriesReader, Timestamp};
+use crate::storage::{Series, SeriesReader, Timestamp};
 use crate::wal::record::{self, Mark};
 
 /// Samples per WAL record in a checkpoint.
 const CHECKPOINT_RECORD_SAMPLES: usize = 64 * 1024;
+
+/// Samples gathered for one checkpoint record, with start times once one has had one.
+#[derive(Default)]
+struct CheckpointBatch {
+    samples: Vec<(SeriesRef, Timestamp, f64)>,
+    starts: Vec<Timestamp>,
+}
+
+impl CheckpointBatch {
+    fn push(&mut self, r: SeriesRef, t: Timestamp, v: f64, st: Timestamp) {
+        if st != 0 && self.starts.len() < self.samples.len() {
+            self.starts.resize(self.samples.len(), 0);
+        }
+        self.samples.push((r, t, v));
+        if st != 0 || !self.starts.is_empty() {
+            self.starts.push(st);
+        }
+    }
+
+    /// Writes the batch as one samples record and empties it.
+    fn log(&mut self, cw: &mut crate::wal::CheckpointWriter<'_>) -> Result<()> {
+        let mut buf = Vec::new();
+        if self.starts.is_empty() {
+            record::encode_samples(&[], &self.samples, &mut buf);
+            cw.log(record::TYPE_SAMPLES, &buf)?;
+        } else {
+            record::encode_samples_with_starts(&[], &self.samples, &self.starts, &mut buf);
+            cw.log(record::TYPE_SAMPLES_STARTS, &buf)?;
+        }
+        self.samples.clear();
+        self.starts.clear();
+        Ok(())
+    }
+}
 
 /// Compaction windows, as multiples of the block range: the 2 h blocks of a 6 h window make
 /// one, the 6 h blocks of a day another.
@@ -105,10 +140,17 @@ impl Db {
             series.sort_unstable_by(|a, b| a.1.labels.cmp(&b.1.labels));
             let rows: Vec<BlockSeries> = series
                 .iter()
-                .map(|(_, s)| (s.labels.clone(), s.unwritten_before(end)))
+                .map(|(_, s)| {
+                    let samples = s.unwritten_before(end);
+                    Series {
+                        labels: s.labels.clone(),
+                        starts: s.starts_of(&samples),
+                        samples,
+                    }
+                })
                 .collect();
             // Per series, the newest sample going into the block: everything up to it is in.
-            let written: Vec<Option<Timestamp>> = rows.iter().map(|(_, s)| s.last().map(|x| x.t)).collect();
+            let written: Vec<Option<Timestamp>> = rows.iter().map(|s| s.samples.last().map(|x| x.t)).collect();
             let spec = BlockSpec {
                 end,
                 level: 1,
@@ -166,7 +208,7 @@ impl Db {
             buf.clear();
             record::encode_samples(&marks, &[], &mut buf);
             cw.log(record::TYPE_SAMPLES, &buf)?;
-            let mut batch: Vec<(u64, Timestamp, f64)> = Vec::with_capacity(CHECKPOINT_RECORD_SAMPLES);
+            let mut batch = CheckpointBatch::default();
             for (r, s) in &series {
                 // A series whose samples are all in blocks keeps its newest one here too, so
                 // that after a restart it still refuses older samples (the block and the head
@@ -178,20 +220,17 @@ impl Db {
                 {
                     samples.push(crate::storage::Sample { t, v });
                 }
-                for x in &samples {
-                    batch.push((*r, x.t, x.v));
-                    if batch.len() == CHECKPOINT_RECORD_SAMPLES {
-                        buf.clear();
-                        record::encode_samples(&[], &batch, &mut buf);
-                        cw.log(record::TYPE_SAMPLES, &buf)?;
-                        batch.clear();
+                let starts = s.starts_of(&samples);
+                for (i, x) in samples.iter().enumerate() {
+                    let st = starts.as_ref().map_or(0, |st| st[i]);
+                    batch.push(*r, x.t, x.v, st);
+                    if batch.samples.len() == CHECKPOINT_RECORD_SAMPLES {
+                        batch.log(cw)?;
                     }
                 }
             }
-            if !batch.is_empty() {
-                buf.clear();
-                record::encode_samples(&[], &batch, &mut buf);
-                cw.log(record::TYPE_SAMPLES, &buf)?;
+            if !batch.samples.is_empty() {
+                batch.log(cw)?;
             }
             Ok(())
         })?;
@@ -234,19 +273,24 @@ impl Db {
     /// Writes one block with the samples of `group` (disjoint in time, oldest first) and
     /// deletes them.
     fn merge(&self, blocks_dir: &Path, group: &[Arc<Block>]) -> Result<()> {
-        let mut merged: BTreeMap<Labels, Vec<Sample>> = BTreeMap::new();
+        let mut merged: BTreeMap<Labels, Series> = BTreeMap::new();
         for b in group {
             for s in b.all_series() {
-                let (labels, samples) = s?;
-                merged.entry(labels).or_default().extend(samples);
+                let s = s?;
+                match merged.get_mut(&s.labels) {
+                    Some(acc) => acc.absorb(s),
+                    None => {
+                        merged.insert(s.labels.clone(), s);
+                    }
+                }
             }
         }
-        for samples in merged.values_mut() {
-            crate::db::sort_dedup(samples);
+        for s in merged.values_mut() {
+            s.sort_dedup();
         }
         let level = group.iter().map(|b| b.meta().level).max().unwrap_or(1) + 1;
         let sources = group.iter().map(|b| b.meta().id.clone()).collect();
-        let rows = merged.into_iter().map(Ok::<BlockSeries, Error>);
+        let rows = merged.into_values().map(Ok::<BlockSeries, Error>);
         let end = group.iter().map(|b| b.meta().end).max().unwrap_or(i64::MIN);
         let spec = BlockSpec {
             end,
@@ -319,12 +363,9 @@ impl Db {
             if has || expired {
                 continue;
             }
-            let rows = b.all_series().map(|row| {
-                row.map(|(labels, samples)| {
-                    let kept = rollup::downsample(&samples, r, rollup::is_counter(&labels));
-                    (labels, kept)
-                })
-            });
+            let rows = b
+                .all_series()
+                .map(|row| row.map(|s| rollup::downsample_series(&s, r, rollup::is_counter(&s.labels))));
             let mut sources = vec![b.meta().id.clone()];
             if let Some(old) = replaced.get(tier) {
                 sources.extend(old.iter().map(|x| x.meta().id.clone()));
@@ -499,7 +540,7 @@ fn rewrite_without(b: &Block, sets: &[Vec<Matcher>], dir: &Path, sources: Vec<St
     }
     let rows = b
         .all_series()
-        .filter(|r| r.as_ref().map_or(true, |(l, _)| !doomed.contains(l)));
+        .filter(|r| r.as_ref().map_or(true, |s| !doomed.contains(&s.labels)));
     let spec = BlockSpec {
         end: b.meta().end,
         level: b.meta().level,

@@ -243,6 +243,7 @@ impl Db {
         Appender {
             db: self,
             samples: Vec::new(),
+            starts: Vec::new(),
             marks: Vec::new(),
         }
     }
@@ -319,8 +320,12 @@ fn apply_record(
                 }
             }
         }
-        Record::Samples { marks: m, samples } => {
-            head.append_batch(&samples, |_, o| stats.count(o.map(|(_, o)| o)));
+        Record::Samples {
+            marks: m,
+            samples,
+            starts,
+        } => {
+            head.append_batch(&samples, &starts, |_, o| stats.count(o.map(|(_, o)| o)));
             for Mark { key, value } in m {
                 marks.insert(key, value);
             }
@@ -334,6 +339,8 @@ fn apply_record(
 pub struct Appender<'a> {
     db: &'a Db,
     samples: Vec<(SeriesRef, Timestamp, f64)>,
+    /// Each sample's start time (0: unknown), once one has had one; empty until then.
+    starts: Vec<Timestamp>,
     marks: Vec<Mark>,
 }
 
@@ -343,13 +350,41 @@ impl Appender<'_> {
     pub fn append(&mut self, labels: &Labels, t: Timestamp, v: f64) -> Result<SeriesRef> {
         validate(labels)?;
         let (r, _) = self.db.head.get_or_create(labels);
-        self.samples.push((r, t, v));
+        self.append_ref(r, t, v);
         Ok(r)
     }
 
     /// Adds a sample for a series reference obtained from [`Appender::append`].
     pub fn append_ref(&mut self, r: SeriesRef, t: Timestamp, v: f64) {
         self.samples.push((r, t, v));
+        if !self.starts.is_empty() {
+            self.starts.push(0);
+        }
+    }
+
+    /// [`Appender::append`] with the sample's start time `st` (ms; 0: unknown): when the count
+    /// that produced `v` began, e.g. OpenMetrics' `_created`. PromQL's `rate`, `increase`,
+    /// `irate` and `resets` read it to see resets; `start_timestamp()` returns it.
+    pub fn append_with_start(&mut self, labels: &Labels, t: Timestamp, v: f64, st: Timestamp) -> Result<SeriesRef> {
+        let r = self.append(labels, t, v)?;
+        self.set_last_start(st);
+        Ok(r)
+    }
+
+    /// [`Appender::append_ref`] with the sample's start time (0: unknown).
+    pub fn append_ref_with_start(&mut self, r: SeriesRef, t: Timestamp, v: f64, st: Timestamp) {
+        self.append_ref(r, t, v);
+        self.set_last_start(st);
+    }
+
+    fn set_last_start(&mut self, st: Timestamp) {
+        if st == 0 && self.starts.is_empty() {
+            return;
+        }
+        self.starts.resize(self.samples.len(), 0);
+        if let Some(last) = self.starts.last_mut() {
+            *last = st;
+        }
     }
 
     /// Records a source position that becomes durable exactly when these samples do.
@@ -386,10 +421,12 @@ impl Appender<'_> {
         let series = db.head.resolve(self.samples.iter().map(|s| s.0));
         let mut newest: FxHashMap<SeriesRef, (Timestamp, f64)> = FxHashMap::default();
         let mut accepted: Vec<(SeriesRef, Timestamp, f64)> = Vec::with_capacity(self.samples.len());
-        let mut apply: Vec<(&MemSeries, Timestamp, f64)> = Vec::with_capacity(self.samples.len());
+        let mut accepted_starts: Vec<Timestamp> = Vec::with_capacity(self.starts.len());
+        let mut apply: Vec<(&MemSeries, Timestamp, f64, Timestamp)> = Vec::with_capacity(self.samples.len());
         let mut new_series: Vec<&MemSeries> = Vec::new();
         let mut new_refs: Vec<(SeriesRef, &Labels)> = Vec::new();
-        for (&(r, t, v), s) in self.samples.iter().zip(&series) {
+        for (i, (&(r, t, v), s)) in self.samples.iter().zip(&series).enumerate() {
+            let st = self.starts.get(i).copied().unwrap_or(0);
             let Some(s) = s.as_deref() else {
                 stats.count(None);
                 continue;
@@ -406,19 +443,28 @@ impl Appender<'_> {
             }
             newest.insert(r, (t, v));
             accepted.push((r, t, v));
-            apply.push((s, t, v));
+            if !self.starts.is_empty() {
+                accepted_starts.push(st);
+            }
+            apply.push((s, t, v, st));
         }
         if let Some(wal) = wal.as_mut() {
             let mut series_buf = Vec::new();
             record::encode_series(&new_refs, &mut series_buf);
             let mut samples_buf = Vec::new();
-            record::encode_samples(&self.marks, &accepted, &mut samples_buf);
+            let samples_type = if accepted_starts.iter().any(|&st| st != 0) {
+                record::encode_samples_with_starts(&self.marks, &accepted, &accepted_starts, &mut samples_buf);
+                record::TYPE_SAMPLES_STARTS
+            } else {
+                record::encode_samples(&self.marks, &accepted, &mut samples_buf);
+                record::TYPE_SAMPLES
+            };
             let mut records: Vec<(u8, &[u8])> = Vec::with_capacity(2);
             if !new_refs.is_empty() {
                 records.push((record::TYPE_SERIES, &series_buf));
             }
             if !accepted.is_empty() || !self.marks.is_empty() {
-                records.push((record::TYPE_SAMPLES, &samples_buf));
+                records.push((samples_type, &samples_buf));
             }
             wal.log(&records)?;
         }
@@ -538,15 +584,20 @@ impl Db {
 
 /// Series from several parts merged per label set: samples in time order, one per timestamp.
 fn merge_series(parts: Vec<Vec<Series>>) -> Vec<Series> {
-    let mut merged: BTreeMap<Labels, Vec<Sample>> = BTreeMap::new();
+    let mut merged: BTreeMap<Labels, Series> = BTreeMap::new();
     for s in parts.into_iter().flatten() {
-        merged.entry(s.labels).or_default().extend(s.samples);
+        match merged.get_mut(&s.labels) {
+            Some(acc) => acc.absorb(s),
+            None => {
+                merged.insert(s.labels.clone(), s);
+            }
+        }
     }
     merged
-        .into_iter()
-        .map(|(labels, mut samples)| {
-            sort_dedup(&mut samples);
-            Series { labels, samples }
+        .into_values()
+        .map(|mut s| {
+            s.sort_dedup();
+            s
         })
         .collect()
 }
@@ -658,16 +709,6 @@ impl Queryable for Db {
     fn label_values(&self, name: &str, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Result<Vec<String>> {
         let parts = self.ask(mint, maxt, true, |p| Ok(p.label_values(name, matchers, mint, maxt)))?;
         Ok(union(parts))
-    }
-}
-
-/// Puts samples gathered from several parts in time order and keeps one per timestamp (the
-/// same sample can be in a block and in the head for a moment, or in two blocks after a crash
-/// between writing one and checkpointing the WAL).
-pub(crate) fn sort_dedup(samples: &mut Vec<Sample>) {
-    if !samples.windows(2).all(|w| w[0].t < w[1].t) {
-        samples.sort_by_key(|s| s.t);
-        samples.dedup_by_key(|s| s.t);
     }
 }
 

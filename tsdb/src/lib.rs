@@ -48,6 +48,7 @@ pub mod labels;
 pub mod openmetrics;
 pub mod promql;
 pub mod rollup;
+pub mod starts;
 pub mod storage;
 pub mod time;
 pub mod wal;

@@ -22,7 +22,7 @@
 //! blocks age out first; their rollups stay for their own retention.
 
 use crate::labels::Labels;
-use crate::storage::{Sample, Timestamp, is_stale_nan};
+use crate::storage::{Sample, Series, Timestamp, is_stale_nan};
 
 /// The rollup resolutions, finest first, in milliseconds.
 pub const RESOLUTIONS: [i64; 2] = [60_000, 300_000];
@@ -133,6 +133,34 @@ fn bucket(t: Timestamp, r: i64) -> i64 {
 /// Downsamples one series (samples in time order) to resolution `r`; see the module docs for
 /// what is kept. The result is in time order and a subset of the input.
 pub fn downsample(samples: &[Sample], r: i64, counter: bool) -> Vec<Sample> {
+    downsample_with(samples, None, r, counter)
+}
+
+/// [`downsample`] of a whole series: a counter's resets include those its start times show,
+/// and the kept samples keep their start times.
+pub fn downsample_series(series: &Series, r: i64, counter: bool) -> Series {
+    let samples = downsample_with(&series.samples, series.starts.as_deref(), r, counter);
+    let starts = series.starts.as_ref().map(|starts| {
+        // The kept samples are a subset, in order: walk both.
+        let mut i = 0;
+        samples
+            .iter()
+            .map(|k| {
+                while series.samples[i].t < k.t {
+                    i += 1;
+                }
+                starts[i]
+            })
+            .collect()
+    });
+    Series {
+        labels: series.labels.clone(),
+        samples,
+        starts,
+    }
+}
+
+fn downsample_with(samples: &[Sample], starts: Option<&[Timestamp]>, r: i64, counter: bool) -> Vec<Sample> {
     let mut out: Vec<Sample> = Vec::with_capacity(samples.len() / 4 + 1);
     let keep = |s: Sample, out: &mut Vec<Sample>| {
         if out.last().is_none_or(|o| o.t < s.t) {
@@ -141,15 +169,18 @@ pub fn downsample(samples: &[Sample], r: i64, counter: bool) -> Vec<Sample> {
     };
     // The last real (non-stale) value of the current bucket, for a bucket ending stale.
     let mut last_real: Option<Sample> = None;
-    // The previous real value, to see drops.
-    let mut prev_real: Option<Sample> = None;
+    // The previous real value (and its index), to see drops.
+    let mut prev_real: Option<(Sample, usize)> = None;
+    let start_reset = |p: usize, p_t: Timestamp, i: usize, t: Timestamp| {
+        starts.is_some_and(|st| crate::starts::is_reset(st[p], p_t, st[i], t))
+    };
     for (i, s) in samples.iter().enumerate() {
         let b = bucket(s.t, r);
         let stale = is_stale_nan(s.v);
         if counter
             && !stale
-            && let Some(p) = prev_real
-            && s.v < p.v
+            && let Some((p, pi)) = prev_real
+            && (s.v < p.v || start_reset(pi, p.t, i, s.t))
         {
             // A reset: the values on both sides of the drop are kept, so that the increases
             // summed over the rollup are the raw ones.
@@ -157,7 +188,7 @@ pub fn downsample(samples: &[Sample], r: i64, counter: bool) -> Vec<Sample> {
             keep(*s, &mut out);
         }
         if !stale {
-            prev_real = Some(*s);
+            prev_real = Some((*s, i));
             last_real = Some(*s);
         }
         if samples.get(i + 1).is_none_or(|n| bucket(n.t, r) != b) {

@@ -39,6 +39,56 @@ pub struct Series {
     pub labels: Labels,
     /// Samples in time order.
     pub samples: Vec<Sample>,
+    /// The start time of each sample (0: unknown), for a series that has any
+    /// ([`crate::starts`]); `None` for the many that have none.
+    pub starts: Option<Vec<Timestamp>>,
+}
+
+impl Series {
+    /// A series without start times.
+    pub fn new(labels: Labels, samples: Vec<Sample>) -> Series {
+        Series {
+            labels,
+            samples,
+            starts: None,
+        }
+    }
+
+    /// Appends the samples (and start times) of another part of the same series, as a read
+    /// across the head and blocks gathers them; [`Series::sort_dedup`] puts them in order.
+    pub fn absorb(&mut self, other: Series) {
+        if self.starts.is_none() && other.starts.is_some() {
+            self.starts = Some(vec![0; self.samples.len()]);
+        }
+        if let Some(starts) = self.starts.as_mut() {
+            match other.starts {
+                Some(more) => starts.extend(more),
+                None => starts.resize(starts.len() + other.samples.len(), 0),
+            }
+        }
+        self.samples.extend(other.samples);
+    }
+
+    /// Puts the samples in time order, keeping the first given of each timestamp.
+    pub fn sort_dedup(&mut self) {
+        if self.samples.windows(2).all(|w| w[0].t < w[1].t) {
+            return;
+        }
+        match self.starts.take() {
+            None => {
+                self.samples.sort_by_key(|s| s.t);
+                self.samples.dedup_by_key(|s| s.t);
+            }
+            Some(starts) => {
+                let mut both: Vec<(Sample, Timestamp)> = self.samples.drain(..).zip(starts).collect();
+                both.sort_by_key(|(s, _)| s.t);
+                both.dedup_by_key(|(s, _)| s.t);
+                let (samples, starts) = both.into_iter().unzip();
+                self.samples = samples;
+                self.starts = Some(starts);
+            }
+        }
+    }
 }
 
 /// Read access to stored series. Every method takes an inclusive time range in milliseconds.

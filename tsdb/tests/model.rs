@@ -1,6 +1,7 @@
-//! Model-based test of the store: random appends, commits, marks, queries and reboots against
-//! a `BTreeMap` model of what was acknowledged. Whatever the sequence, a query answers exactly
-//! what the model holds, before and after any reboot.
+//! Model-based test of the store: random appends (with and without start times), commits,
+//! marks, queries and reboots against a `BTreeMap` model of what was acknowledged. Whatever the
+//! sequence, a query answers exactly what the model holds, start times included, before and
+//! after any reboot.
 
 use std::collections::BTreeMap;
 
@@ -10,8 +11,9 @@ use vigil_tsdb::{Db, Labels, MatchOp, Matcher, Options, Queryable, Timestamp};
 #[derive(Debug, Clone)]
 enum Op {
     /// Adds a sample to the open batch: series, time step from that series' newest (may be
-    /// negative: out of order), value.
-    Append(usize, i64, f64),
+    /// negative: out of order), value, and how long before its time it started (none, or
+    /// possibly after it: an invalid start is kept as given).
+    Append(usize, i64, f64, Option<i64>),
     Mark(u8, u8),
     Commit,
     Query(usize, Timestamp, Timestamp),
@@ -27,7 +29,8 @@ const SERIES: usize = 5;
 fn op() -> impl Strategy<Value = Op> {
     let value = prop_oneof![(0u8..10).prop_map(f64::from), any::<f64>()];
     prop_oneof![
-        8 => (0..SERIES, -3i64..40, value).prop_map(|(s, dt, v)| Op::Append(s, dt, v)),
+        8 => (0..SERIES, -3i64..40, value, prop_oneof![Just(None), (-2i64..25).prop_map(Some)])
+            .prop_map(|(s, dt, v, st)| Op::Append(s, dt, v, st)),
         1 => (0u8..3, any::<u8>()).prop_map(|(k, v)| Op::Mark(k, v)),
         3 => Just(Op::Commit),
         2 => (0..SERIES, 0i64..600, 0i64..600).prop_map(|(s, a, b)| Op::Query(s, a.min(b), a.max(b))),
@@ -43,8 +46,8 @@ fn labels(s: usize) -> Labels {
 
 #[derive(Default)]
 struct Model {
-    /// Committed samples per series, as value bits.
-    samples: BTreeMap<usize, BTreeMap<Timestamp, u64>>,
+    /// Committed samples per series, as value bits and start time (0: none).
+    samples: BTreeMap<usize, BTreeMap<Timestamp, (u64, Timestamp)>>,
     marks: BTreeMap<String, Vec<u8>>,
     /// Newest sample per series ever committed (a delete keeps appends in order, until a
     /// restart: the store does not keep a deleted series' newest sample).
@@ -61,10 +64,10 @@ impl Model {
     /// Applies a committed batch with the store's rules: a sample must be newer than its
     /// series' newest; one at the same time with the same value is a no-op; the rest are
     /// rejected.
-    fn commit(&mut self, batch: &[(usize, Timestamp, f64)], marks: &[(String, Vec<u8>)]) {
-        for &(s, t, v) in batch {
+    fn commit(&mut self, batch: &[(usize, Timestamp, f64, Timestamp)], marks: &[(String, Vec<u8>)]) {
+        for &(s, t, v, st) in batch {
             if self.newest(s).is_none_or(|last| t > last) {
-                self.samples.entry(s).or_default().insert(t, v.to_bits());
+                self.samples.entry(s).or_default().insert(t, (v.to_bits(), st));
                 self.last.insert(s, t);
                 self.deleted.remove(&s);
             }
@@ -78,17 +81,20 @@ impl Model {
 fn check(db: &Db, model: &Model, s: usize, mint: Timestamp, maxt: Timestamp) -> Result<(), TestCaseError> {
     let name = s.to_string();
     let m = [Matcher::new(MatchOp::Equal, "series", &name).expect("matcher")];
-    let got: Vec<(Timestamp, u64)> = db
+    let got: Vec<(Timestamp, u64, Timestamp)> = db
         .select(&m, mint, maxt)
         .expect("select")
         .into_iter()
-        .flat_map(|series| series.samples)
-        .map(|x| (x.t, x.v.to_bits()))
+        .flat_map(|series| {
+            let starts = series.starts.unwrap_or_else(|| vec![0; series.samples.len()]);
+            series.samples.into_iter().zip(starts)
+        })
+        .map(|(x, st)| (x.t, x.v.to_bits(), st))
         .collect();
-    let want: Vec<(Timestamp, u64)> = model
+    let want: Vec<(Timestamp, u64, Timestamp)> = model
         .samples
         .get(&s)
-        .map(|m| m.range(mint..=maxt).map(|(t, v)| (*t, *v)).collect())
+        .map(|m| m.range(mint..=maxt).map(|(t, (v, st))| (*t, *v, *st)).collect())
         .unwrap_or_default();
     prop_assert_eq!(got, want, "series {} in [{}, {}]", s, mint, maxt);
     Ok(())
@@ -108,11 +114,11 @@ proptest! {
         };
         let mut db = Db::open(dir.path(), opts).expect("open");
         let mut model = Model::default();
-        let mut batch: Vec<(usize, Timestamp, f64)> = Vec::new();
+        let mut batch: Vec<(usize, Timestamp, f64, Timestamp)> = Vec::new();
         let mut marks: Vec<(String, Vec<u8>)> = Vec::new();
         for op in ops {
             match op {
-                Op::Append(s, dt, v) => {
+                Op::Append(s, dt, v, before) => {
                     let base = batch
                         .iter()
                         .rev()
@@ -120,13 +126,14 @@ proptest! {
                         .map(|b| b.1)
                         .or_else(|| model.newest(s))
                         .unwrap_or(0);
-                    batch.push((s, base + dt, v));
+                    let t = base + dt;
+                    batch.push((s, t, v, before.map_or(0, |k| t - k)));
                 }
                 Op::Mark(k, v) => marks.push((format!("k{k}"), vec![v])),
                 Op::Commit => {
                     let mut app = db.appender();
-                    for &(s, t, v) in &batch {
-                        app.append(&labels(s), t, v).expect("append");
+                    for &(s, t, v, st) in &batch {
+                        app.append_with_start(&labels(s), t, v, st).expect("append");
                     }
                     for (k, v) in &marks {
                         app.mark(k.clone(), v.clone());

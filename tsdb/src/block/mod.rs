@@ -15,6 +15,7 @@
 mod mmap;
 mod writer;
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -27,6 +28,7 @@ use crate::encoding::{DecodeError, Decoder};
 use crate::error::{Error, Result};
 use crate::head::Postings;
 use crate::labels::{Label, Labels, Matcher};
+use crate::starts::StartRuns;
 use crate::storage::{Sample, Series, SeriesReader, Timestamp};
 use mmap::Mapped;
 
@@ -36,11 +38,11 @@ const CHUNKS_MAGIC: [u8; 4] = *b"VCHK";
 const INDEX_MAGIC: [u8; 4] = *b"VIDX";
 /// The format version both files carry after their magic.
 const FORMAT_VERSION: u8 = 1;
+/// The index version of a block whose series have start times: a fourth section holds them.
+/// A block without start times is written as version 1, byte for byte as before.
+const INDEX_VERSION_STARTS: u8 = 2;
 /// Magic, version and three reserved bytes.
 const FILE_HEADER_LEN: usize = 8;
-/// The index ends with the offsets of its three sections (`u64` each) and a CRC-32 of
-/// everything before it.
-const INDEX_FOOTER_LEN: usize = 3 * 8 + 4;
 
 /// What a block holds, as `meta.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -94,6 +96,8 @@ pub struct Block {
     chunks: Mapped,
     series: Vec<(Labels, Vec<ChunkMeta>)>,
     postings: Postings,
+    /// Start times of the series that have them, by position.
+    starts: BTreeMap<usize, StartRuns>,
     /// Bytes on disk (chunks + index + meta).
     size: u64,
 }
@@ -117,11 +121,16 @@ impl Block {
         }
         let chunks_path = dir.join("chunks");
         let chunks = Mapped::open(&chunks_path)?;
-        check_header(&chunks_path, &chunks, CHUNKS_MAGIC)?;
+        check_header(&chunks_path, &chunks, CHUNKS_MAGIC, &[FORMAT_VERSION])?;
         let index_path = dir.join("index");
         let index = Mapped::open(&index_path)?;
-        check_header(&index_path, &index, INDEX_MAGIC)?;
-        let (series, postings) = read_index(&index).map_err(|(offset, reason)| Error::Corruption {
+        check_header(
+            &index_path,
+            &index,
+            INDEX_MAGIC,
+            &[FORMAT_VERSION, INDEX_VERSION_STARTS],
+        )?;
+        let (series, postings, starts) = read_index(&index).map_err(|(offset, reason)| Error::Corruption {
             file: index_path.clone(),
             offset: offset as u64,
             reason,
@@ -133,6 +142,7 @@ impl Block {
             chunks,
             series,
             postings,
+            starts,
             size,
         })
     }
@@ -218,13 +228,20 @@ impl Block {
             .filter_map(|(l, chunks)| chunks.last().map(|c| (l, c.max_t)))
     }
 
-    /// Every series with all its samples, in label order: what compaction reads.
-    pub(crate) fn all_series(&self) -> impl Iterator<Item = Result<(Labels, Vec<Sample>)>> + '_ {
-        (0..self.series.len()).map(|i| {
-            let mut samples = Vec::new();
-            self.samples_into(i, i64::MIN, i64::MAX, &mut samples)?;
-            Ok((self.series[i].0.clone(), samples))
+    /// Series `i` with its samples in `[mint, maxt]` and their start times.
+    fn read_series(&self, i: usize, mint: Timestamp, maxt: Timestamp) -> Result<Series> {
+        let mut samples = Vec::new();
+        self.samples_into(i, mint, maxt, &mut samples)?;
+        Ok(Series {
+            labels: self.series[i].0.clone(),
+            starts: self.starts.get(&i).map(|r| r.starts_of(&samples)),
+            samples,
         })
+    }
+
+    /// Every series with all its samples, in label order: what compaction reads.
+    pub(crate) fn all_series(&self) -> impl Iterator<Item = Result<Series>> + '_ {
+        (0..self.series.len()).map(|i| self.read_series(i, i64::MIN, i64::MAX))
     }
 
     /// Whether `[mint, maxt]` covers the whole block.
@@ -236,12 +253,8 @@ impl Block {
 impl SeriesReader for Block {
     fn select(&self, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Result<Vec<Series>> {
         let one = |&i: &usize| -> Result<Option<Series>> {
-            let mut samples = Vec::new();
-            self.samples_into(i, mint, maxt, &mut samples)?;
-            Ok((!samples.is_empty()).then(|| Series {
-                labels: self.series[i].0.clone(),
-                samples,
-            }))
+            let s = self.read_series(i, mint, maxt)?;
+            Ok((!s.samples.is_empty()).then_some(s))
         };
         let out = crate::map_series(&self.matching(matchers), one)
             .into_iter()
@@ -272,7 +285,7 @@ impl SeriesReader for Block {
     }
 }
 
-fn check_header(path: &Path, file: &Mapped, magic: [u8; 4]) -> Result<()> {
+fn check_header(path: &Path, file: &Mapped, magic: [u8; 4], versions: &[u8]) -> Result<()> {
     let corrupt = |offset: u64, reason: &str| Error::Corruption {
         file: path.to_owned(),
         offset,
@@ -282,19 +295,24 @@ fn check_header(path: &Path, file: &Mapped, magic: [u8; 4]) -> Result<()> {
     if b.len() < FILE_HEADER_LEN || b[..4] != magic {
         return Err(corrupt(0, "bad magic"));
     }
-    if b[4] != FORMAT_VERSION {
+    if !versions.contains(&b[4]) {
         return Err(corrupt(4, "unsupported version"));
     }
     Ok(())
 }
 
-/// The parsed index: series (labels, chunks) in label order, and postings by series position.
-type Index = (Vec<(Labels, Vec<ChunkMeta>)>, Postings);
+/// The parsed index: series (labels, chunks) in label order, postings by series position, and
+/// the start times of the series that have them.
+type Index = (Vec<(Labels, Vec<ChunkMeta>)>, Postings, BTreeMap<usize, StartRuns>);
 
 /// Reads an index file; an error carries the offset where it went wrong.
 fn read_index(file: &Mapped) -> std::result::Result<Index, (usize, String)> {
     let b = file.bytes();
-    if b.len() < FILE_HEADER_LEN + INDEX_FOOTER_LEN {
+    // The index ends with the offsets of its sections (`u64` each: three, or four with start
+    // times) and a CRC-32 of everything before it.
+    let sections = if b.get(4) == Some(&INDEX_VERSION_STARTS) { 4 } else { 3 };
+    let footer_len = sections * 8 + 4;
+    if b.len() < FILE_HEADER_LEN + footer_len {
         return Err((0, "index shorter than its header and footer".into()));
     }
     let crc_at = b.len() - 4;
@@ -302,7 +320,7 @@ fn read_index(file: &Mapped) -> std::result::Result<Index, (usize, String)> {
     if crc32fast::hash(&b[..crc_at]) != crc {
         return Err((crc_at, "index checksum mismatch".into()));
     }
-    let footer = b.len() - INDEX_FOOTER_LEN;
+    let footer = b.len() - footer_len;
     let mut f = Decoder::new(&b[footer..crc_at]);
     let section = |f: &mut Decoder<'_>| -> std::result::Result<usize, (usize, String)> {
         let off = f.u64_le().map_err(|e| (footer, e.to_string()))?;
@@ -312,6 +330,10 @@ fn read_index(file: &Mapped) -> std::result::Result<Index, (usize, String)> {
             .ok_or((footer, format!("section offset {off} out of range")))
     };
     let (symbols_at, series_at, postings_at) = (section(&mut f)?, section(&mut f)?, section(&mut f)?);
+    let starts_at = if sections == 4 { section(&mut f)? } else { footer };
+    if !(symbols_at <= series_at && series_at <= postings_at && postings_at <= starts_at) {
+        return Err((footer, "index sections out of order".into()));
+    }
 
     // Symbols.
     let mut d = Decoder::new(&b[symbols_at..series_at]);
@@ -357,7 +379,7 @@ fn read_index(file: &Mapped) -> std::result::Result<Index, (usize, String)> {
     }
 
     // Postings: (name, value, positions) for every label pair, and so every series.
-    let mut d = Decoder::new(&b[postings_at..footer]);
+    let mut d = Decoder::new(&b[postings_at..starts_at]);
     let n = d.uvarint().map_err(|e| err(&d, postings_at, e))?;
     let mut lists = Vec::with_capacity(n.min(1 << 24) as usize);
     for _ in 0..n {
@@ -377,7 +399,27 @@ fn read_index(file: &Mapped) -> std::result::Result<Index, (usize, String)> {
         lists.push((symbol(&d, name)?.to_owned(), symbol(&d, value)?.to_owned(), refs));
     }
     let postings = Postings::from_lists(lists, (0..series.len() as u64).collect());
-    Ok((series, postings))
+
+    // Start times: (position, runs) for the series that have them.
+    let mut starts = BTreeMap::new();
+    if starts_at < footer {
+        let mut d = Decoder::new(&b[starts_at..footer]);
+        let n = d.uvarint().map_err(|e| err(&d, starts_at, e))?;
+        let mut at = 0u64;
+        for i in 0..n {
+            let delta = d.uvarint().map_err(|e| err(&d, starts_at, e))?;
+            at = if i == 0 { delta } else { at + delta };
+            if at >= series.len() as u64 || (i > 0 && delta == 0) {
+                return Err((
+                    starts_at + d.position(),
+                    format!("start times for series {at}, not in order or past the series"),
+                ));
+            }
+            let runs = StartRuns::decode(&mut d).map_err(|e| err(&d, starts_at, e))?;
+            starts.insert(at as usize, runs);
+        }
+    }
+    Ok((series, postings, starts))
 }
 
 /// The blocks in `dir` (each a subdirectory with a `meta.json`), oldest first. Leftovers of an

@@ -5,18 +5,19 @@ use std::fs;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
-use super::{BlockMeta, CHUNKS_MAGIC, FILE_HEADER_LEN, FORMAT_VERSION, INDEX_MAGIC};
+use super::{BlockMeta, CHUNKS_MAGIC, FILE_HEADER_LEN, FORMAT_VERSION, INDEX_MAGIC, INDEX_VERSION_STARTS};
 use crate::chunkenc::{SAMPLES_PER_CHUNK, encode_smallest};
 use crate::encoding::{put_uvarint, put_varint};
 use crate::error::{Error, Result};
 use crate::labels::Labels;
-use crate::storage::{Sample, Timestamp};
+use crate::starts::StartRuns;
+use crate::storage::{Series, Timestamp};
 
-/// A series as the index lists it: labels and (min_t, max_t, offset) per chunk.
-type Indexed = (Labels, Vec<(Timestamp, Timestamp, u64)>);
+/// A series as the index lists it: labels, (min_t, max_t, offset) per chunk, start times.
+type Indexed = (Labels, Vec<(Timestamp, Timestamp, u64)>, Option<StartRuns>);
 
-/// One series to write: labels and samples in time order.
-pub(crate) type BlockSeries = (Labels, Vec<Sample>);
+/// One series to write: labels and samples in time order, with their start times if any.
+pub(crate) type BlockSeries = Series;
 
 /// What a new block stands for, beyond its samples.
 #[derive(Debug, Clone, Default)]
@@ -98,11 +99,18 @@ fn write_files(
     let mut written: Vec<Indexed> = Vec::new();
     let mut buf = Vec::new();
     for s in series {
-        let (labels, samples) = s?;
+        let Series {
+            labels,
+            samples,
+            starts,
+        } = s?;
         if samples.is_empty() {
             continue;
         }
-        debug_assert!(written.last().is_none_or(|(l, _)| *l < labels), "series in label order");
+        debug_assert!(
+            written.last().is_none_or(|(l, ..)| *l < labels),
+            "series in label order"
+        );
         let mut metas = Vec::with_capacity(samples.len().div_ceil(SAMPLES_PER_CHUNK));
         let mut pairs = Vec::with_capacity(SAMPLES_PER_CHUNK);
         for part in samples.chunks(SAMPLES_PER_CHUNK) {
@@ -126,7 +134,10 @@ fn write_files(
         meta.series += 1;
         meta.samples += samples.len() as u64;
         meta.chunks += metas.len() as u64;
-        written.push((labels, metas));
+        let starts = starts
+            .map(|st| StartRuns::from_starts(samples.iter().map(|s| s.t), &st))
+            .filter(|r| !r.is_empty());
+        written.push((labels, metas, starts));
     }
     if written.is_empty() {
         return Ok(None);
@@ -137,7 +148,11 @@ fn write_files(
         .map_err(|e| Error::io("write", &chunks_path)(e.into_error()))?;
     file.sync_all().map_err(Error::io("sync", &chunks_path))?;
 
-    let index = encode_index(&written, header(INDEX_MAGIC));
+    let mut index_header = header(INDEX_MAGIC);
+    if written.iter().any(|(.., st)| st.is_some()) {
+        index_header[4] = INDEX_VERSION_STARTS;
+    }
+    let index = encode_index(&written, index_header);
     let index_path = dir.join("index");
     write_synced(&index_path, &index)?;
     let meta_path = dir.join("meta.json");
@@ -157,7 +172,7 @@ fn encode_index(series: &[Indexed], header: [u8; FILE_HEADER_LEN]) -> Vec<u8> {
     let mut out = header.to_vec();
     // Symbols: every label name and value, sorted, numbered by position.
     let mut symbols: BTreeMap<&str, u64> = BTreeMap::new();
-    for (labels, _) in series {
+    for (labels, ..) in series {
         for l in labels {
             symbols.insert(&l.name, 0);
             symbols.insert(&l.value, 0);
@@ -176,7 +191,7 @@ fn encode_index(series: &[Indexed], header: [u8; FILE_HEADER_LEN]) -> Vec<u8> {
     let series_at = out.len() as u64;
     put_uvarint(&mut out, series.len() as u64);
     let mut postings: BTreeMap<(u64, u64), Vec<u64>> = BTreeMap::new();
-    for (i, (labels, chunks)) in series.iter().enumerate() {
+    for (i, (labels, chunks, _)) in series.iter().enumerate() {
         put_uvarint(&mut out, labels.len() as u64);
         for l in labels {
             let (n, v) = (symbols[l.name.as_str()], symbols[l.value.as_str()]);
@@ -206,7 +221,24 @@ fn encode_index(series: &[Indexed], header: [u8; FILE_HEADER_LEN]) -> Vec<u8> {
             prev = r;
         }
     }
-    for at in [symbols_at, series_at, postings_at] {
+    let mut sections = vec![symbols_at, series_at, postings_at];
+    // Start times (version 2 only): the series that have them, by position, and their runs.
+    if header[4] == INDEX_VERSION_STARTS {
+        sections.push(out.len() as u64);
+        let with: Vec<(usize, &StartRuns)> = series
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (.., st))| st.as_ref().map(|st| (i, st)))
+            .collect();
+        put_uvarint(&mut out, with.len() as u64);
+        let mut prev = 0;
+        for (k, &(i, runs)) in with.iter().enumerate() {
+            put_uvarint(&mut out, if k == 0 { i as u64 } else { (i - prev) as u64 });
+            prev = i;
+            runs.encode(&mut out);
+        }
+    }
+    for at in sections {
         out.extend_from_slice(&at.to_le_bytes());
     }
     let crc = crc32fast::hash(&out);

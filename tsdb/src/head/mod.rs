@@ -138,10 +138,12 @@ impl Head {
     }
 
     /// Appends samples to existing series, calling `on_outcome` with each sample's series and
-    /// fate. Unknown references are reported as `None`.
+    /// fate. Unknown references are reported as `None`. `starts` holds each sample's start
+    /// time (0: unknown), or is empty when none has one.
     pub fn append_batch(
         &self,
         samples: &[(SeriesRef, Timestamp, f64)],
+        starts: &[Timestamp],
         mut on_outcome: impl FnMut(usize, Option<(&MemSeries, AppendOutcome)>),
     ) {
         let idx = self.index.read();
@@ -151,7 +153,7 @@ impl Head {
                 on_outcome(i, None);
                 continue;
             };
-            let outcome = series.append(t, v);
+            let outcome = series.append_with_start(t, v, starts.get(i).copied().unwrap_or(0));
             if outcome == AppendOutcome::Appended {
                 n += 1;
                 lo = lo.min(t);
@@ -174,10 +176,10 @@ impl Head {
     }
 
     /// Appends samples already checked to be in order (by a commit holding the WAL lock).
-    pub(crate) fn apply_checked(&self, samples: &[(&MemSeries, Timestamp, f64)]) {
+    pub(crate) fn apply_checked(&self, samples: &[(&MemSeries, Timestamp, f64, Timestamp)]) {
         let (mut lo, mut hi) = (i64::MAX, i64::MIN);
-        for &(series, t, v) in samples {
-            let outcome = series.append(t, v);
+        for &(series, t, v, st) in samples {
+            let outcome = series.append_with_start(t, v, st);
             debug_assert_eq!(outcome, AppendOutcome::Appended, "commit checked the order");
             lo = lo.min(t);
             hi = hi.max(t);
@@ -287,6 +289,7 @@ impl Head {
             snap.decode_into(mint, maxt, &mut samples);
             (!samples.is_empty()).then(|| Series {
                 labels: s.labels.clone(),
+                starts: snap.starts_of(&samples),
                 samples,
             })
         };
@@ -306,6 +309,7 @@ impl Head {
             if !samples.is_empty() {
                 out.push(Series {
                     labels: s.labels.clone(),
+                    starts: s.starts_of(&samples),
                     samples,
                 });
             }
@@ -413,9 +417,13 @@ mod tests {
         assert_eq!(h.get_or_create(&a), (ra, false));
         let (rb, _) = h.get_or_create(&b);
         let mut outcomes = Vec::new();
-        h.append_batch(&[(ra, 10, 1.0), (rb, 10, 2.0), (ra, 5, 0.0), (999, 1, 1.0)], |_, o| {
-            outcomes.push(o.map(|(_, o)| o));
-        });
+        h.append_batch(
+            &[(ra, 10, 1.0), (rb, 10, 2.0), (ra, 5, 0.0), (999, 1, 1.0)],
+            &[],
+            |_, o| {
+                outcomes.push(o.map(|(_, o)| o));
+            },
+        );
         assert_eq!(
             outcomes,
             vec![

@@ -7,6 +7,7 @@ use parking_lot::Mutex;
 
 use crate::chunkenc::{SAMPLES_PER_CHUNK, XorAppender, XorIter};
 use crate::labels::Labels;
+use crate::starts::StartRuns;
 use crate::storage::{Sample, Timestamp};
 
 /// Why a sample was not appended.
@@ -44,6 +45,8 @@ struct SeriesData {
     /// Deleted: no samples, and a checkpoint does not keep its newest one (which stays only to
     /// keep appends in order).
     deleted: bool,
+    /// Start times, once a sample has had one.
+    starts: Option<Box<StartRuns>>,
 }
 
 /// A series held by the head.
@@ -61,6 +64,7 @@ pub struct MemSeries {
 pub(crate) struct ChunkSnapshot {
     closed: Vec<ClosedChunk>,
     open: Option<Vec<u8>>,
+    starts: Option<StartRuns>,
 }
 
 impl MemSeries {
@@ -98,7 +102,13 @@ impl MemSeries {
     }
 
     /// Appends one sample if it is newer than the newest one.
+    #[cfg(test)]
     pub(crate) fn append(&self, t: Timestamp, v: f64) -> AppendOutcome {
+        self.append_with_start(t, v, 0)
+    }
+
+    /// Appends one sample with its start time (0: unknown) if it is newer than the newest one.
+    pub(crate) fn append_with_start(&self, t: Timestamp, v: f64, st: Timestamp) -> AppendOutcome {
         let mut d = self.data.lock();
         let outcome = Self::decide(d.last, t, v);
         if outcome != AppendOutcome::Appended {
@@ -118,6 +128,9 @@ impl MemSeries {
             d.open_min_t = t;
         }
         d.open.append(t, v);
+        if st != 0 || d.starts.is_some() {
+            d.starts.get_or_insert_default().push(t, st);
+        }
         d.deleted = false;
         d.last = Some((t, v));
         if !crate::storage::is_stale_nan(v) {
@@ -167,6 +180,11 @@ impl MemSeries {
         }
     }
 
+    /// The start times of `samples` of this series (held by the head), if it has any.
+    pub(crate) fn starts_of(&self, samples: &[Sample]) -> Option<Vec<Timestamp>> {
+        self.data.lock().starts.as_ref().map(|r| r.starts_of(samples))
+    }
+
     /// The samples not yet written to a block.
     pub(crate) fn unwritten(&self) -> Vec<Sample> {
         self.unwritten_before(i64::MAX)
@@ -183,6 +201,12 @@ impl MemSeries {
             .map(|c| XorIter::new(&c.bytes).size_hint().1.unwrap_or(0) as u64)
             .sum();
         d.closed.drain(..keep);
+        // Start times are kept for every sample still held (the open chunk may hold written
+        // ones), not only for those not yet written.
+        let oldest_held = d.closed.first().map_or(d.open_min_t, |c| c.min_t);
+        if let Some(starts) = d.starts.as_mut() {
+            starts.drop_until(oldest_held);
+        }
         gone
     }
 
@@ -199,6 +223,7 @@ impl MemSeries {
         d.closed.clear();
         d.open = XorAppender::new();
         d.last_value = None;
+        d.starts = None;
         d.written_until = d.last.map(|(t, _)| t);
         d.deleted = true;
         gone
@@ -246,11 +271,17 @@ impl MemSeries {
         ChunkSnapshot {
             closed,
             open: open_overlaps.then(|| d.open.bytes().to_vec()),
+            starts: d.starts.as_deref().cloned(),
         }
     }
 }
 
 impl ChunkSnapshot {
+    /// The start times of `samples` (decoded from this snapshot), if the series has any.
+    pub(crate) fn starts_of(&self, samples: &[Sample]) -> Option<Vec<Timestamp>> {
+        self.starts.as_ref().map(|r| r.starts_of(samples))
+    }
+
     /// Decodes the samples in `[mint, maxt]`, appending them to `out`.
     pub(crate) fn decode_into(&self, mint: Timestamp, maxt: Timestamp, out: &mut Vec<Sample>) {
         let chunks = self.closed.iter().map(|c| &*c.bytes).chain(self.open.as_deref());

@@ -13,7 +13,7 @@ use rustc_hash::FxHashMap;
 
 use super::binary::{self, BinOp};
 use super::error::{QueryError, QueryResult};
-use super::eval::{ESeries, Evaluator, Matrix, VSample, Vector, matcher_sets, offset_ms};
+use super::eval::{ESeries, Evaluator, Matrix, Pick, VSample, Vector, matcher_sets, offset_ms};
 use super::functions;
 use super::functions::format_float;
 use super::value::Point;
@@ -359,7 +359,7 @@ fn fused(
         }
         Source::Selector(vs) => {
             let (offset, at) = (offset_ms(vs.offset.as_ref()), ev.at_time(vs.at.as_ref()));
-            ev.newest_per_step_each(&matcher_sets(vs)?, offset, at, false, fold)?;
+            ev.newest_per_step_each(&matcher_sets(vs)?, offset, at, Pick::Value, fold)?;
         }
     }
     let mut out: Vec<(usize, ESeries)> = groups

@@ -50,10 +50,50 @@ pub(crate) enum EVal {
 /// markers removed, plus how to window them at each step.
 #[derive(Debug)]
 pub(crate) struct RangeInput {
-    pub(crate) series: Vec<(Labels, Vec<Point>)>,
+    pub(crate) series: Vec<RangeSeries>,
     pub(crate) range: i64,
     pub(crate) offset: i64,
     pub(crate) at: Option<Timestamp>,
+}
+
+/// What a vector selector's value at a step is, of the newest sample in the lookback window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pick {
+    /// Its value.
+    Value,
+    /// Its timestamp in seconds (`timestamp()`).
+    Time,
+    /// Its start time in seconds, 0 when unknown (`start_timestamp()`).
+    Start,
+}
+
+/// One series of a [`RangeInput`].
+#[derive(Debug)]
+pub(crate) struct RangeSeries {
+    pub(crate) metric: Labels,
+    pub(crate) points: Vec<Point>,
+    /// Each point's start time (0: unknown), for a selected series that has them; a subquery's
+    /// points have none.
+    pub(crate) starts: Option<Vec<Timestamp>>,
+}
+
+/// A selected series as a range function reads it: staleness markers dropped (with their start
+/// times).
+fn range_series(s: crate::storage::Series) -> RangeSeries {
+    let keep = |p: &crate::storage::Sample| !is_stale_nan(p.v);
+    let starts = s.starts.map(|st| {
+        s.samples
+            .iter()
+            .zip(st)
+            .filter(|(p, _)| keep(p))
+            .map(|(_, st)| st)
+            .collect()
+    });
+    RangeSeries {
+        metric: s.labels,
+        points: s.samples.into_iter().filter(keep).collect(),
+        starts,
+    }
 }
 
 /// Evaluation state of one query (or of one subquery).
@@ -153,7 +193,7 @@ impl<'a> Evaluator<'a> {
                 }
                 Ok(EVal::Matrix(functions::merge_labelsets(m)?))
             }
-            Expr::VectorSelector(vs) => Ok(EVal::Matrix(self.vector_selector(vs, false)?)),
+            Expr::VectorSelector(vs) => Ok(EVal::Matrix(self.vector_selector(vs, Pick::Value)?)),
             Expr::MatrixSelector(ms) => {
                 if self.start != self.end {
                     return Err(QueryError::exec("cannot do range evaluation of matrix selector"));
@@ -271,12 +311,11 @@ impl<'a> Evaluator<'a> {
     }
 
     /// Evaluates a vector selector at every step: the newest sample in the lookback window,
-    /// unless it is a staleness marker. With `orig_time`, the value is the sample's timestamp in
-    /// seconds instead (for `timestamp()`).
-    pub(crate) fn vector_selector(&mut self, vs: &VectorSelector, orig_time: bool) -> QueryResult<Matrix> {
+    /// unless it is a staleness marker; `pick` says what of it becomes the value.
+    pub(crate) fn vector_selector(&mut self, vs: &VectorSelector, pick: Pick) -> QueryResult<Matrix> {
         let offset = offset_ms(vs.offset.as_ref());
         let at = self.at_time(vs.at.as_ref());
-        self.newest_per_step(&matcher_sets(vs)?, offset, at, orig_time)
+        self.newest_per_step(&matcher_sets(vs)?, offset, at, pick)
     }
 
     /// [`Evaluator::vector_selector`] for matcher sets, an offset (ms) and an `@` time.
@@ -285,10 +324,10 @@ impl<'a> Evaluator<'a> {
         sets: &[Vec<Matcher>],
         offset: i64,
         at: Option<Timestamp>,
-        orig_time: bool,
+        pick: Pick,
     ) -> QueryResult<Matrix> {
         let mut out = Vec::new();
-        self.newest_per_step_each(sets, offset, at, orig_time, |s| {
+        self.newest_per_step_each(sets, offset, at, pick, |s| {
             out.push(s);
             Ok(())
         })?;
@@ -303,7 +342,7 @@ impl<'a> Evaluator<'a> {
         sets: &[Vec<Matcher>],
         offset: i64,
         at: Option<Timestamp>,
-        orig_time: bool,
+        pick: Pick,
         sink: impl FnMut(ESeries) -> QueryResult<()>,
     ) -> QueryResult<()> {
         let lookback = self.opts.lookback_delta_ms;
@@ -326,13 +365,18 @@ impl<'a> Evaluator<'a> {
                 while cursor < s.samples.len() && s.samples[cursor].t <= ref_t {
                     cursor += 1;
                 }
-                let Some(sample) = cursor.checked_sub(1).map(|i| s.samples[i]) else {
+                let Some(i) = cursor.checked_sub(1) else {
                     continue;
                 };
+                let sample = s.samples[i];
                 if !ev.after_left_edge(sample.t, ref_t - lookback) || is_stale_nan(sample.v) {
                     continue;
                 }
-                let v = if orig_time { sample.t as f64 / 1000.0 } else { sample.v };
+                let v = match pick {
+                    Pick::Value => sample.v,
+                    Pick::Time => sample.t as f64 / 1000.0,
+                    Pick::Start => s.starts.as_ref().map_or(0, |st| st[i]) as f64 / 1000.0,
+                };
                 points.push(Point { t: ts, v });
             }
             Ok((!points.is_empty()).then(|| ESeries {
@@ -372,10 +416,7 @@ impl<'a> Evaluator<'a> {
         let reads = if at.is_none() { reads } else { Reads::Raw };
         let hints = self.hints(reads, self.start - offset, range);
         let raw = self.select(vs, lo - offset - range, hi - offset, hints)?;
-        let series = raw
-            .into_iter()
-            .map(|s| (s.labels, s.samples.into_iter().filter(|p| !is_stale_nan(p.v)).collect()))
-            .collect();
+        let series = raw.into_iter().map(range_series).collect();
         Ok(RangeInput {
             series,
             range,
@@ -423,7 +464,14 @@ impl<'a> Evaluator<'a> {
             deadline: self.deadline,
         };
         let m = child.eval_matrix(&sq.expr)?;
-        let series = m.into_iter().map(|s| (s.metric, s.points)).collect();
+        let series = m
+            .into_iter()
+            .map(|s| RangeSeries {
+                metric: s.metric,
+                points: s.points,
+                starts: None,
+            })
+            .collect();
         Ok(RangeInput {
             series,
             range,
@@ -440,7 +488,7 @@ impl<'a> Evaluator<'a> {
         input
             .series
             .into_iter()
-            .filter_map(|(metric, points)| {
+            .filter_map(|RangeSeries { metric, points, .. }| {
                 let points: Vec<Point> = points
                     .into_iter()
                     .filter(|p| p.t <= ref_t && self.after_left_edge(p.t, left))

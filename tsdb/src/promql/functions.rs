@@ -12,7 +12,9 @@ use regex::Regex;
 use rustc_hash::FxHashMap;
 
 use super::error::{QueryError, QueryResult};
-use super::eval::{ESeries, EVal, Evaluator, Matrix, RangeInput, VSample, Vector, for_each_series, is_wide};
+use super::eval::{
+    ESeries, EVal, Evaluator, Matrix, Pick, RangeInput, RangeSeries, VSample, Vector, for_each_series, is_wide,
+};
 use super::histogram::{histogram_fraction, histogram_quantile, histogram_quantiles};
 use super::range_functions::{self, Window};
 use super::value::Point;
@@ -45,9 +47,22 @@ pub(crate) fn eval_call(ev: &mut Evaluator<'_>, call: &Call) -> QueryResult<EVal
     match name {
         "timestamp" => {
             if let Some(Expr::VectorSelector(vs)) = args.first().map(|a| unwrap_parens(a)) {
-                let m = ev.vector_selector(vs, true)?;
+                let m = ev.vector_selector(vs, Pick::Time)?;
                 return Ok(EVal::Matrix(drop_names(m, ev.delayed_names())));
             }
+        }
+        "start_timestamp" => {
+            // Start times are the store's: a selector has them (0 where unknown), any other
+            // expression none, so its result is empty.
+            let m = match args.first().map(|a| unwrap_parens(a)) {
+                Some(Expr::VectorSelector(vs)) => ev.vector_selector(vs, Pick::Start)?,
+                Some(other) => {
+                    ev.eval_matrix(other)?;
+                    Vec::new()
+                }
+                None => return Err(QueryError::exec("start_timestamp needs an argument")),
+            };
+            return Ok(EVal::Matrix(drop_names(m, ev.delayed_names())));
         }
         "step" | "range" | "start" | "end" => {
             let (start, end, step) = ev.query_bounds();
@@ -125,7 +140,7 @@ pub(crate) fn range_call_each(
     let ev: &Evaluator<'_> = ev;
     let delayed = ev.delayed_names();
     // One series: its window slid over the steps.
-    let one = |(metric, points): &(Labels, Vec<Point>)| -> QueryResult<Option<ESeries>> {
+    let one = |RangeSeries { metric, points, starts }: &RangeSeries| -> QueryResult<Option<ESeries>> {
         ev.check_deadline("expression evaluation")?;
         let (mut lo, mut hi) = (0usize, 0usize);
         let mut result = Vec::new();
@@ -150,6 +165,7 @@ pub(crate) fn range_call_each(
             }
             let w = Window {
                 points: &points[lo..hi],
+                starts: starts.as_ref().map(|st| &st[lo..hi]),
                 eval_t: ts,
                 start,
                 end,
@@ -171,7 +187,7 @@ pub(crate) fn range_call_each(
         Ok(Some(ESeries { metric, points: result }))
     };
     // Wide inputs are spread over the cores, a series at a time.
-    let samples: usize = input.series.iter().map(|s| s.1.len()).sum();
+    let samples: usize = input.series.iter().map(|s| s.points.len()).sum();
     for_each_series(&input.series, is_wide(input.series.len(), samples), one, sink)
 }
 
@@ -237,7 +253,7 @@ fn absent_over_time(ev: &mut Evaluator<'_>, args: &[&Expr]) -> QueryResult<Matri
         let present = input
             .series
             .iter()
-            .any(|(_, pts)| pts.iter().any(|p| p.t <= end && ev.after_left_edge(p.t, start)));
+            .any(|s| s.points.iter().any(|p| p.t <= end && ev.after_left_edge(p.t, start)));
         if !present {
             out.push(Point { t: ts, v: 1.0 });
         }

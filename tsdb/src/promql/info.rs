@@ -16,7 +16,7 @@ use promql_parser::parser::{Expr, VectorSelector};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::error::{QueryError, QueryResult};
-use super::eval::{Evaluator, Matrix, VSample, matcher_sets, offset_ms};
+use super::eval::{Evaluator, Matrix, Pick, VSample, matcher_sets, offset_ms};
 use crate::labels::{Labels, METRIC_NAME, MatchOp, Matcher};
 use crate::storage::Timestamp;
 
@@ -70,7 +70,7 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, args: &[&Expr]) -> QueryResult<Matrix
         let mut matchers: Vec<Matcher> = data.values().flatten().cloned().collect();
         matchers.extend(effective_names(&names));
         // Each step's value is the sample's timestamp, to prefer the newest of duplicates.
-        let mut info = ev.newest_per_step(&[matchers], offset, at, true)?;
+        let mut info = ev.newest_per_step(&[matchers], offset, at, Pick::Time)?;
         info.retain(|s| {
             id_values
                 .iter()

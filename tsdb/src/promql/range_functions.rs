@@ -2,6 +2,7 @@
 
 use super::aggregate::{KahanSum, Mean, quantile};
 use super::value::Point;
+use crate::starts::is_reset;
 use crate::storage::Timestamp;
 
 /// The samples of one series inside one step's window, with the window's bounds.
@@ -9,6 +10,8 @@ use crate::storage::Timestamp;
 pub(crate) struct Window<'a> {
     /// Samples in the window, oldest first (never empty).
     pub(crate) points: &'a [Point],
+    /// Their start times (0: unknown), when the series has them ([`crate::starts`]).
+    pub(crate) starts: Option<&'a [Timestamp]>,
     /// The evaluation time of the step.
     pub(crate) eval_t: Timestamp,
     /// Left (exclusive) and right (inclusive) ends of the window.
@@ -68,7 +71,7 @@ pub(crate) fn lookup(name: &str) -> Option<RangeFn> {
                 cur != prev && !(cur.is_nan() && prev.is_nan())
             }))
         },
-        "resets" => |w, _| Some(count_pairs(w.points, |prev, cur| cur < prev)),
+        "resets" => resets,
         "deriv" => |w, _| (w.points.len() >= 2).then(|| linear_regression(w.points, w.points[0].t).0),
         "predict_linear" => |w, p| {
             if w.points.len() < 2 {
@@ -89,43 +92,56 @@ pub(crate) fn lookup(name: &str) -> Option<RangeFn> {
 /// `rate`, `increase` and `delta`: the change over the window, extrapolated towards the window's
 /// edges when the samples stop short of them (by at most half a sample interval when the gap
 /// is larger than 1.1 intervals), and for counters never below zero.
+///
+/// Counters with start times ([`crate::starts`]) also reset where a start time says so, and
+/// when the first sample's start lies inside the window the count is taken to have begun there
+/// from zero, instead of extrapolating to the left: then one sample is enough.
 fn extrapolated_rate(w: &Window<'_>, is_counter: bool, is_rate: bool) -> Option<f64> {
     let pts = w.points;
-    if pts.len() < 2 {
-        return None;
-    }
-    let (first, last) = (pts[0], pts[pts.len() - 1]);
+    let starts = w.starts.filter(|_| is_counter);
+    let (first, last) = (*pts.first()?, pts[pts.len() - 1]);
     let mut result = last.v - first.v;
     if is_counter {
-        for pair in pts.windows(2) {
-            if pair[1].v < pair[0].v {
+        for (i, pair) in pts.windows(2).enumerate() {
+            if pair[1].v < pair[0].v || starts.is_some_and(|st| is_reset(st[i], pair[0].t, st[i + 1], pair[1].t)) {
                 result += pair[0].v;
             }
         }
     }
     let mut to_start = (first.t - w.start) as f64 / 1000.0;
     let mut to_end = (w.end - last.t) as f64 / 1000.0;
-    let sampled = (last.t - first.t) as f64 / 1000.0;
-    let avg_between = sampled / (pts.len() - 1) as f64;
+    let mut sampled = (last.t - first.t) as f64 / 1000.0;
+    let intervals = pts.len() - 1;
+    let avg_between = if intervals > 0 { sampled / intervals as f64 } else { 0.0 };
     let threshold = avg_between * 1.1;
-    // A counter cannot go below zero: do not extrapolate further back than the zero point.
-    let zero_clamp = |to_start: f64| {
-        if is_counter && result > 0.0 && first.v >= 0.0 {
-            to_start.min(sampled * (first.v / result))
-        } else {
-            to_start
-        }
-    };
-    if w.v2 {
-        to_start = zero_clamp(to_start);
-        if to_start >= threshold {
-            to_start = avg_between / 2.0;
-        }
+    let first_start = starts.map_or(0, |st| st[0]);
+    if first_start != 0 && first_start > w.start && first_start < first.t {
+        // A zero at the start time, inside the window: no extrapolation to the left.
+        to_start = 0.0;
+        sampled = (last.t - first_start) as f64 / 1000.0;
+        result += first.v;
+    } else if intervals == 0 {
+        return None;
     } else {
-        if to_start >= threshold {
-            to_start = avg_between / 2.0;
+        // A counter cannot go below zero: do not extrapolate further back than the zero point.
+        let zero_clamp = |to_start: f64| {
+            if is_counter && result > 0.0 && first.v >= 0.0 {
+                to_start.min(sampled * (first.v / result))
+            } else {
+                to_start
+            }
+        };
+        if w.v2 {
+            to_start = zero_clamp(to_start);
+            if to_start >= threshold {
+                to_start = avg_between / 2.0;
+            }
+        } else {
+            if to_start >= threshold {
+                to_start = avg_between / 2.0;
+            }
+            to_start = zero_clamp(to_start);
         }
-        to_start = zero_clamp(to_start);
     }
     if to_end >= threshold {
         to_end = avg_between / 2.0;
@@ -147,8 +163,12 @@ fn instant_value(w: &Window<'_>, is_rate: bool) -> Option<f64> {
     if pts.len() < 2 {
         return None;
     }
-    let (prev, last) = (pts[pts.len() - 2], pts[pts.len() - 1]);
-    let mut result = if is_rate && last.v < prev.v {
+    let n = pts.len();
+    let (prev, last) = (pts[n - 2], pts[n - 1]);
+    let reset = last.v < prev.v
+        || w.starts
+            .is_some_and(|st| is_reset(st[n - 2], prev.t, st[n - 1], last.t));
+    let mut result = if is_rate && reset {
         // A counter reset: the last value is all increase since then.
         last.v
     } else {
@@ -162,6 +182,17 @@ fn instant_value(w: &Window<'_>, is_rate: bool) -> Option<f64> {
         result /= interval as f64 / 1000.0;
     }
     Some(result)
+}
+
+/// `resets`: drops in value, and resets the start times show.
+fn resets(w: &Window<'_>, _: &[f64]) -> Option<f64> {
+    let pts = w.points;
+    let n = pts.windows(2).enumerate().filter(|&(i, pair)| {
+        pair[1].v < pair[0].v
+            || w.starts
+                .is_some_and(|st| is_reset(st[i], pair[0].t, st[i + 1], pair[1].t))
+    });
+    Some(n.count() as f64)
 }
 
 /// Min or max where NaN only wins if every value is NaN.
@@ -275,6 +306,7 @@ mod tests {
     fn window(points: &[Point], start: Timestamp, end: Timestamp) -> Window<'_> {
         Window {
             points,
+            starts: None,
             eval_t: end,
             start,
             end,

@@ -221,12 +221,36 @@ fn take_block<'a>(lines: &[&'a str], i: &mut usize) -> Vec<&'a str> {
 fn load(db: &Db, step: &str, block: &[&str], nhcb: bool, histogram_series: &mut Vec<Labels>) -> Result<(), String> {
     let step = parse_duration_ms(step)?;
     // A series defined twice in one block keeps its last definition, as in Prometheus's runner.
-    let mut defs: Vec<(Labels, Vec<Option<f64>>)> = Vec::new();
+    // A `name{labels}@st` line gives the start times of the next line's samples.
+    let mut defs: Vec<SeriesDef> = Vec::new();
+    let mut pending: Option<(Labels, Vec<Option<i64>>)> = None;
     for line in block {
         let (labels, rest) = parse_series_desc(line)?;
-        if labels.metric_name().is_some_and(|n| n.ends_with("@st")) || rest.starts_with("@st") {
+        let name = labels.metric_name().unwrap_or_default();
+        if name.ends_with("@st") || rest.starts_with("@st") {
+            if pending.is_some() {
+                return Err(format!("{line:?}: the @st line before it has no sample line"));
+            }
+            let labels = match name.strip_suffix("@st") {
+                Some(base) => {
+                    let mut b = labels.to_builder();
+                    b.set(METRIC_NAME, base);
+                    b.build()
+                }
+                None => labels,
+            };
+            let items = rest.strip_prefix("@st").unwrap_or(rest);
+            pending = Some((
+                labels,
+                parse_start_offsets(items).map_err(|e| format!("{line:?}: {e}"))?,
+            ));
             continue;
         }
+        let offsets = match pending.take() {
+            Some((st_labels, offsets)) if st_labels == labels => offsets,
+            Some(_) => return Err(format!("{line:?}: not the series of the @st line before it")),
+            None => Vec::new(),
+        };
         if rest.contains("{{") {
             histogram_series.push(labels.clone());
             continue;
@@ -238,21 +262,92 @@ fn load(db: &Db, step: &str, block: &[&str], nhcb: bool, histogram_series: &mut 
             histogram_series.push(b.build());
         }
         let values = parse_values(rest)?;
-        match defs.iter_mut().find(|(l, _)| *l == labels) {
-            Some(def) => def.1 = values,
-            None => defs.push((labels, values)),
+        if !offsets.is_empty() && offsets.len() != values.len() {
+            return Err(format!(
+                "{line:?}: the @st line has {} values but the sample line {}",
+                offsets.len(),
+                values.len()
+            ));
+        }
+        match defs.iter_mut().find(|(l, ..)| *l == labels) {
+            Some(def) => (def.1, def.2) = (values, offsets),
+            None => defs.push((labels, values, offsets)),
         }
     }
+    if pending.is_some() {
+        return Err("an @st line has no sample line after it".into());
+    }
     let mut app = db.appender();
-    for (labels, values) in defs {
+    for (labels, values, offsets) in defs {
         for (k, v) in values.into_iter().enumerate() {
             if let Some(v) = v {
-                app.append(&labels, k as i64 * step, v).map_err(|e| e.to_string())?;
+                let t = k as i64 * step;
+                let st = offsets.get(k).copied().flatten().map_or(0, |o| t + o);
+                app.append_with_start(&labels, t, v, st).map_err(|e| e.to_string())?;
             }
         }
     }
     app.commit().map_err(|e| e.to_string())?;
     Ok(())
+}
+
+/// A series of a `load` block: labels, a value per step (`None`: omitted), and the start-time
+/// offsets of an `@st` line (empty without one).
+type SeriesDef = (Labels, Vec<Option<f64>>, Vec<Option<i64>>);
+
+/// Parses the start-time offsets of an `@st` line, relative to each sample's time: `_` (none),
+/// `_xN` (N of none), `<dur>`, `<dur>xN` (N+1 of it), `<dur>+<dur>xN` and `<dur>-<dur>xN` (N+1,
+/// stepping), where a duration may be signed (`-30s`, `+1m`, `0`).
+fn parse_start_offsets(items: &str) -> Result<Vec<Option<i64>>, String> {
+    let mut out = Vec::new();
+    for item in items.split_whitespace() {
+        if item == "_" {
+            out.push(None);
+            continue;
+        }
+        if let Some(n) = item.strip_prefix("_x") {
+            let n: usize = n.parse().map_err(|_| format!("bad repeat count in {item:?}"))?;
+            out.extend(std::iter::repeat_n(None, n));
+            continue;
+        }
+        let (base, rest) = signed_duration_prefix(item)?;
+        let (delta, count) = if rest.is_empty() {
+            (0, 0)
+        } else if let Some(n) = rest.strip_prefix('x') {
+            (
+                0,
+                n.parse::<i64>().map_err(|_| format!("bad repeat count in {item:?}"))?,
+            )
+        } else {
+            let (delta, rest) = signed_duration_prefix(rest)?;
+            let n = rest
+                .strip_prefix('x')
+                .ok_or_else(|| format!("expected x<count> after the step in {item:?}"))?;
+            (
+                delta,
+                n.parse::<i64>().map_err(|_| format!("bad repeat count in {item:?}"))?,
+            )
+        };
+        out.extend((0..=count).map(|i| Some(base + i * delta)));
+    }
+    Ok(out)
+}
+
+/// A duration with an optional sign at the start of `s` (ms), and what follows it.
+fn signed_duration_prefix(s: &str) -> Result<(i64, &str), String> {
+    let (sign, body) = match s.as_bytes().first() {
+        Some(b'-') => (-1, &s[1..]),
+        Some(b'+') => (1, &s[1..]),
+        _ => (1, s),
+    };
+    let digits = body.bytes().take_while(u8::is_ascii_digit).count();
+    let unit = body[digits..]
+        .bytes()
+        .take_while(|b| b.is_ascii_alphabetic() && *b != b'x')
+        .count();
+    let (dur, rest) = body.split_at(digits + unit);
+    let ms = if dur == "0" { Ok(0) } else { parse_duration_ms(dur) };
+    Ok((sign * ms.map_err(|e| format!("{s:?}: {e}"))?, rest))
 }
 
 fn run_eval(

@@ -343,8 +343,10 @@ fn is_torn_tail(data: &[u8], pos: usize) -> bool {
 /// checksum) after `pos`, if any.
 fn intact_record_after(data: &[u8], pos: usize) -> Option<usize> {
     (pos + 1..data.len().saturating_sub(RECORD_HEADER_LEN)).find(|&q| {
-        matches!(data[q], record::TYPE_SERIES | record::TYPE_SAMPLES)
-            && next_record(data, q).is_ok_and(|(_, payload, _)| !payload.is_empty())
+        matches!(
+            data[q],
+            record::TYPE_SERIES | record::TYPE_SAMPLES | record::TYPE_SAMPLES_STARTS
+        ) && next_record(data, q).is_ok_and(|(_, payload, _)| !payload.is_empty())
     })
 }
 

@@ -10,6 +10,8 @@ use crate::storage::Timestamp;
 pub const TYPE_SERIES: u8 = 1;
 /// Record type byte: samples plus source marks.
 pub const TYPE_SAMPLES: u8 = 2;
+/// Record type byte: samples plus source marks, then each sample's start time.
+pub const TYPE_SAMPLES_STARTS: u8 = 3;
 
 /// A source position committed atomically with samples (for example a Kafka partition offset).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +33,8 @@ pub enum Record {
         marks: Vec<Mark>,
         /// (series, timestamp, value) triples.
         samples: Vec<(SeriesRef, Timestamp, f64)>,
+        /// Each sample's start time (0: unknown); empty when no sample has one.
+        starts: Vec<Timestamp>,
     },
 }
 
@@ -77,6 +81,22 @@ pub fn encode_samples(marks: &[Mark], samples: &[(SeriesRef, Timestamp, f64)], o
     }
 }
 
+/// Encodes a samples record payload whose samples have start times (`starts`, one per
+/// sample, 0 for unknown): the payload of [`encode_samples`], then each start time relative to
+/// its sample's timestamp. Written as [`TYPE_SAMPLES_STARTS`].
+pub fn encode_samples_with_starts(
+    marks: &[Mark],
+    samples: &[(SeriesRef, Timestamp, f64)],
+    starts: &[Timestamp],
+    out: &mut Vec<u8>,
+) {
+    debug_assert_eq!(samples.len(), starts.len());
+    encode_samples(marks, samples, out);
+    for (&(_, t, _), &st) in samples.iter().zip(starts) {
+        crate::starts::put_start(out, t, st);
+    }
+}
+
 fn put_value(out: &mut Vec<u8>, v: f64) {
     if v.to_bits() == crate::storage::STALE_NAN {
         out.push(VALUE_STALE);
@@ -103,7 +123,8 @@ pub fn decode(typ: u8, payload: &[u8]) -> Result<Record, String> {
     let mut d = Decoder::new(payload);
     let rec = match typ {
         TYPE_SERIES => decode_series(&mut d).map_err(|e| format!("series record: {e}"))?,
-        TYPE_SAMPLES => decode_samples(&mut d).map_err(|e| format!("samples record: {e}"))?,
+        TYPE_SAMPLES => decode_samples(&mut d, false).map_err(|e| format!("samples record: {e}"))?,
+        TYPE_SAMPLES_STARTS => decode_samples(&mut d, true).map_err(|e| format!("samples record: {e}"))?,
         other => return Err(format!("unknown record type {other}")),
     };
     if !d.is_empty() {
@@ -132,7 +153,7 @@ fn decode_series(d: &mut Decoder<'_>) -> Result<Record, String> {
     Ok(Record::Series(out))
 }
 
-fn decode_samples(d: &mut Decoder<'_>) -> Result<Record, DecodeError> {
+fn decode_samples(d: &mut Decoder<'_>, with_starts: bool) -> Result<Record, DecodeError> {
     let n_marks = d.uvarint()?;
     let mut marks = Vec::with_capacity(n_marks.min(1024) as usize);
     for _ in 0..n_marks {
@@ -152,7 +173,14 @@ fn decode_samples(d: &mut Decoder<'_>) -> Result<Record, DecodeError> {
         let v = get_value(d)?;
         samples.push((r as SeriesRef, t, v));
     }
-    Ok(Record::Samples { marks, samples })
+    let mut starts = Vec::new();
+    if with_starts {
+        starts.reserve(samples.len());
+        for &(_, t, _) in &samples {
+            starts.push(crate::starts::get_start(d, t)?);
+        }
+    }
+    Ok(Record::Samples { marks, samples, starts })
 }
 
 #[cfg(test)]
@@ -185,10 +213,16 @@ mod tests {
         ];
         let mut buf = Vec::new();
         encode_samples(&marks, &samples, &mut buf);
-        let Ok(Record::Samples { marks: m, samples: s }) = decode(TYPE_SAMPLES, &buf) else {
+        let Ok(Record::Samples {
+            marks: m,
+            samples: s,
+            starts,
+        }) = decode(TYPE_SAMPLES, &buf)
+        else {
             panic!("decode failed")
         };
         assert_eq!(m, marks);
+        assert!(starts.is_empty());
         assert_eq!(s.len(), samples.len());
         for (got, want) in s.iter().zip(&samples) {
             assert_eq!((got.0, got.1, got.2.to_bits()), (want.0, want.1, want.2.to_bits()));
@@ -197,6 +231,23 @@ mod tests {
         let mut small = Vec::new();
         encode_samples(&[], &[(1, 10_000, 1.0), (2, 10_000, 250.0)], &mut small);
         assert!(small.len() <= 14, "{}", small.len());
+    }
+
+    #[test]
+    fn samples_with_starts_round_trip() {
+        let samples = vec![(1, 60_000, 5.0), (2, 60_000, 1.0), (1, 120_000, 7.0)];
+        let starts = vec![30_000, 0, 120_001];
+        let mut buf = Vec::new();
+        encode_samples_with_starts(&[], &samples, &starts, &mut buf);
+        let Ok(Record::Samples {
+            samples: s, starts: st, ..
+        }) = decode(TYPE_SAMPLES_STARTS, &buf)
+        else {
+            panic!("decode failed")
+        };
+        assert_eq!((s, st), (samples, starts));
+        buf.pop();
+        assert!(decode(TYPE_SAMPLES_STARTS, &buf).is_err());
     }
 
     #[test]
