@@ -139,3 +139,52 @@ fn a_malformed_line_is_reported_with_line_and_column() {
     assert!(stderr.contains("bad.om:3:"), "{stderr}");
     assert!(stderr.contains("unterminated label value"), "{stderr}");
 }
+
+/// A counter's `_created` lines become its samples' start times: a restart that the values
+/// alone hide (the new process counted past the old total between two scrapes) is a reset, and
+/// `start_timestamp()` answers the creation time.
+#[test]
+fn created_lines_are_start_times() {
+    let mut text = String::from("# TYPE jobs counter\n");
+    for i in 0..120i64 {
+        let t = T0 + i * 15_000;
+        // Restarted at 15 min: counts from 0 again, but fast.
+        let (v, created) = if i < 60 {
+            (i * 2, T0 - 60_000)
+        } else {
+            (200 + i, T0 + 899_000)
+        };
+        text.push_str(&format!("jobs_total{{queue=\"q\"}} {v} {}\n", t / 1000));
+        text.push_str(&format!(
+            "jobs_created{{queue=\"q\"}} {}.{:03} {}\n",
+            created / 1000,
+            created % 1000,
+            t / 1000
+        ));
+    }
+    text.push_str("# EOF\n");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let file = tmp.path().join("created.om");
+    std::fs::write(&file, text).expect("write");
+    let dir = tmp.path().join("data");
+    let out = import(&file, &dir);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let server = Server::start(&dir, "");
+    let at = T0 + 119 * 15_000;
+    assert_eq!(value(server.addr, "resets(jobs_total[1h])", at), Some(1.0));
+    assert_eq!(
+        value(server.addr, "start_timestamp(jobs_total)", at),
+        Some((T0 + 899_000) as f64 / 1000.0)
+    );
+    // The _created samples stay queryable as series, as Prometheus keeps them.
+    assert_eq!(
+        value(server.addr, "jobs_created", at),
+        Some((T0 + 899_000) as f64 / 1000.0)
+    );
+    // The increase over the restart counts what both processes counted: 118 before it, then
+    // 260..=319 from zero.
+    let got = value(server.addr, "increase(jobs_total[30m])", at).expect("a value");
+    assert!((got - (118.0 + 319.0)).abs() < 15.0, "{got}");
+    server.stop();
+}

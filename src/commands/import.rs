@@ -132,8 +132,9 @@ pub(crate) struct ImportOpenMetricsArgs {
 const OPENMETRICS_BATCH: usize = 100_000;
 
 /// `vigil import openmetrics FILE`: appends every sample (each series' samples in time order,
-/// as the format has them), then writes them all into blocks and compacts them. A malformed line stops
-/// the import with its line and column; what was committed before it stays.
+/// as the format has them; a counter's, histogram's or summary's `_created` gives its point's
+/// samples their start time), then writes them all into blocks and compacts them. A malformed
+/// line stops the import with its line and column; what was committed before it stays.
 pub(crate) fn run_openmetrics(args: &ImportOpenMetricsArgs) -> Result<()> {
     let cfg = args.config.load()?;
     let dir = &cfg.storage.data_dir;
@@ -147,6 +148,22 @@ pub(crate) fn run_openmetrics(args: &ImportOpenMetricsArgs) -> Result<()> {
     let mut refs: std::collections::HashMap<vigil_tsdb::Labels, vigil_tsdb::head::SeriesRef> =
         std::collections::HashMap::new();
     let mut app = db.appender();
+    let mut points = vigil_tsdb::openmetrics::Points::default();
+    // A sample with its start time (its point's `_created`), by series reference after the
+    // first time.
+    let append = |app: &mut vigil_tsdb::Appender<'_>,
+                  refs: &mut std::collections::HashMap<vigil_tsdb::Labels, vigil_tsdb::head::SeriesRef>,
+                  s: vigil_tsdb::openmetrics::Line|
+     -> Result<()> {
+        match refs.get(&s.labels) {
+            Some(r) => app.append_ref_with_start(*r, s.t, s.v, s.st),
+            None => {
+                let r = app.append_with_start(&s.labels, s.t, s.v, s.st)?;
+                refs.insert(s.labels, r);
+            }
+        }
+        Ok(())
+    };
     let mut totals = vigil_tsdb::CommitStats::default();
     let commit = |app: vigil_tsdb::Appender<'_>, totals: &mut vigil_tsdb::CommitStats| -> Result<()> {
         let s = app.commit().context("writing to the store")?;
@@ -166,21 +183,18 @@ pub(crate) fn run_openmetrics(args: &ImportOpenMetricsArgs) -> Result<()> {
         number += 1;
         bar.inc(n as u64);
         let text = line.trim_end_matches(['\n', '\r']);
-        let sample = vigil_tsdb::openmetrics::parse_line(text, number)
+        let ready = points
+            .push(text, number)
             .map_err(|e| anyhow::anyhow!("{}:{}:{}: {}", args.file.display(), e.line, e.column, e.reason))?;
-        let Some(s) = sample else { continue };
-        match refs.get(&s.labels) {
-            Some(r) => app.append_ref(*r, s.t, s.v),
-            None => {
-                let r = app
-                    .append(&s.labels, s.t, s.v)
-                    .with_context(|| format!("{}:{number}", args.file.display()))?;
-                refs.insert(s.labels, r);
-            }
+        for s in ready {
+            append(&mut app, &mut refs, s).with_context(|| format!("{}:{number}", args.file.display()))?;
         }
         if app.len() >= OPENMETRICS_BATCH {
             commit(std::mem::replace(&mut app, db.appender()), &mut totals)?;
         }
+    }
+    for s in points.finish() {
+        append(&mut app, &mut refs, s).with_context(|| format!("{}:{number}", args.file.display()))?;
     }
     commit(app, &mut totals)?;
     bar.set_message("cutting blocks");

@@ -3,8 +3,15 @@
 //! `# TYPE`, `# HELP`, `# UNIT` and `# EOF` lines in between. Timestamps are seconds (a
 //! fraction allowed); values are floats, `NaN`, `+Inf` or `-Inf`. Exemplars (`# {...} ...` after
 //! the timestamp) are ignored.
+//!
+//! [`Points`] reads whole files: it also takes a counter's, histogram's or summary's `_created`
+//! line as the start time ([`crate::starts`]) of the samples of its metric point (the same
+//! labels at the same time), and keeps the `_created` line as a sample of its own too, as
+//! Prometheus does.
 
-use crate::labels::{Label, Labels};
+use std::collections::HashMap;
+
+use crate::labels::{Label, Labels, METRIC_NAME};
 use crate::storage::Timestamp;
 
 /// One sample line.
@@ -16,6 +23,8 @@ pub struct Line {
     pub t: Timestamp,
     /// The value.
     pub v: f64,
+    /// Start time in milliseconds (0: none), from the point's `_created` line ([`Points`]).
+    pub st: Timestamp,
 }
 
 /// Why a line could not be read.
@@ -139,7 +148,89 @@ pub fn parse_line(text: &str, number: usize) -> Result<Option<Line>, ParseError>
         labels: Labels::from_sorted(labels),
         t,
         v,
+        st: 0,
     }))
+}
+
+/// Reads the lines of an OpenMetrics file in order and hands out their samples, each with the
+/// start time its metric point's `_created` line gives (which follows the point's other
+/// samples, so they are held until the point ends).
+#[derive(Debug, Default)]
+pub struct Points {
+    /// Families by name, from `# TYPE` lines.
+    types: HashMap<String, String>,
+    /// The samples of the current point, and the point: (family, labels without the name,
+    /// `le` or `quantile`, time).
+    pending: Vec<Line>,
+    point: Option<(String, Labels, Timestamp)>,
+}
+
+/// The families whose points may have a `_created` sample.
+const CREATED_TYPES: [&str; 3] = ["counter", "histogram", "summary"];
+
+impl Points {
+    /// Reads one line (without its newline), returning the samples that are complete.
+    pub fn push(&mut self, text: &str, number: usize) -> Result<Vec<Line>, ParseError> {
+        if let Some(rest) = text.strip_prefix("# TYPE ") {
+            let mut words = rest.split_whitespace();
+            if let (Some(name), Some(kind)) = (words.next(), words.next()) {
+                self.types.insert(name.to_owned(), kind.to_owned());
+            }
+            return Ok(Vec::new());
+        }
+        let Some(line) = parse_line(text, number)? else {
+            return Ok(Vec::new());
+        };
+        let name = line.labels.metric_name().unwrap_or_default();
+        if let Some(family) = name.strip_suffix("_created")
+            && self.may_have_created(family)
+        {
+            let point = Some((family.to_owned(), point_labels(&line.labels), line.t));
+            let mut out = std::mem::take(&mut self.pending);
+            if self.point.take() == point && line.v.is_finite() {
+                let st = (line.v * 1000.0).round() as Timestamp;
+                out.iter_mut().for_each(|s| s.st = st);
+            }
+            out.push(line);
+            return Ok(out);
+        }
+        let family = ["_total", "_bucket", "_count", "_sum"]
+            .iter()
+            .find_map(|suffix| name.strip_suffix(suffix))
+            .filter(|f| self.may_have_created(f));
+        let Some(family) = family else {
+            let mut out = self.finish();
+            out.push(line);
+            return Ok(out);
+        };
+        let point = Some((family.to_owned(), point_labels(&line.labels), line.t));
+        let out = if self.point != point { self.finish() } else { Vec::new() };
+        self.point = point;
+        self.pending.push(line);
+        Ok(out)
+    }
+
+    /// The samples still held (at the end of the file).
+    pub fn finish(&mut self) -> Vec<Line> {
+        self.point = None;
+        std::mem::take(&mut self.pending)
+    }
+
+    /// Whether family `name` may have `_created` samples: declared a counter, histogram or
+    /// summary, or not declared at all.
+    fn may_have_created(&self, name: &str) -> bool {
+        self.types.get(name).is_none_or(|t| CREATED_TYPES.contains(&t.as_str()))
+    }
+}
+
+/// The labels that identify a metric point within its family: all but the name and a bucket's
+/// `le` or a quantile's `quantile`.
+fn point_labels(labels: &Labels) -> Labels {
+    let mut b = labels.to_builder();
+    b.del(METRIC_NAME);
+    b.del("le");
+    b.del("quantile");
+    b.build()
 }
 
 /// `[a-zA-Z_:][a-zA-Z0-9_:]*`
@@ -182,6 +273,52 @@ mod tests {
             .expect("sample");
         assert!(l.v.is_nan());
         assert_eq!(l.t, 10_000);
+    }
+
+    #[test]
+    fn created_lines_give_their_points_start_times() {
+        let text = r#"# TYPE requests counter
+requests_total{route="/a"} 10 100
+requests_created{route="/a"} 40.5 100
+requests_total{route="/b"} 3 100
+requests_total{route="/a"} 12 110
+requests_created{route="/a"} 105 110
+# TYPE latency histogram
+latency_bucket{le="0.1"} 1 100
+latency_bucket{le="+Inf"} 2 100
+latency_count 2 100
+latency_sum 0.3 100
+latency_created 90 100
+# TYPE temperature gauge
+temperature 21 100
+temperature_created 5 100
+up 1 100
+# EOF"#;
+        let mut points = Points::default();
+        let mut got = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            got.extend(points.push(line, i + 1).expect("valid"));
+        }
+        got.extend(points.finish());
+        let seen: Vec<(String, Timestamp, Timestamp)> = got.iter().map(|l| (l.labels.to_string(), l.t, l.st)).collect();
+        let want = [
+            (r#"requests_total{route="/a"}"#, 100_000, 40_500),
+            (r#"requests_created{route="/a"}"#, 100_000, 0),
+            (r#"requests_total{route="/b"}"#, 100_000, 0),
+            (r#"requests_total{route="/a"}"#, 110_000, 105_000),
+            (r#"requests_created{route="/a"}"#, 110_000, 0),
+            (r#"latency_bucket{le="0.1"}"#, 100_000, 90_000),
+            (r#"latency_bucket{le="+Inf"}"#, 100_000, 90_000),
+            ("latency_count", 100_000, 90_000),
+            ("latency_sum", 100_000, 90_000),
+            ("latency_created", 100_000, 0),
+            ("temperature", 100_000, 0),
+            ("temperature_created", 100_000, 0),
+            ("up", 100_000, 0),
+        ];
+        let want: Vec<(String, Timestamp, Timestamp)> =
+            want.iter().map(|(l, t, st)| (l.to_string(), *t, *st)).collect();
+        assert_eq!(seen, want);
     }
 
     #[test]
