@@ -145,7 +145,7 @@ fn a_malformed_line_is_reported_with_line_and_column() {
 /// `start_timestamp()` answers the creation time.
 #[test]
 fn created_lines_are_start_times() {
-    let mut text = String::from("# TYPE jobs counter\n");
+    let mut text = String::from("# TYPE jobs counter\n# TYPE retries counter\n");
     for i in 0..120i64 {
         let t = T0 + i * 15_000;
         // Restarted at 15 min: counts from 0 again, but fast.
@@ -161,6 +161,10 @@ fn created_lines_are_start_times() {
             created % 1000,
             t / 1000
         ));
+        // A counter whose every sample claims to count from two minutes before it: each start
+        // reaches back over the previous sample, which the API warns about.
+        text.push_str(&format!("retries_total {i} {}\n", t / 1000));
+        text.push_str(&format!("retries_created {} {}\n", t / 1000 - 120, t / 1000));
     }
     text.push_str("# EOF\n");
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -186,5 +190,19 @@ fn created_lines_are_start_times() {
     // 260..=319 from zero.
     let got = value(server.addr, "increase(jobs_total[30m])", at).expect("a value");
     assert!((got - (118.0 + 319.0)).abs() < 15.0, "{got}");
+    let (status, body) = get(
+        server.addr,
+        &format!("/api/v1/query?query=rate(retries_total%5B5m%5D)&time={}", at / 1000),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains(r#""warnings":["PromQL warning: sample has start time that overlaps with previous sample timestamp for metric \"retries_total\""]"#),
+        "{body}"
+    );
+    let (_, body) = get(
+        server.addr,
+        &format!("/api/v1/query?query=rate(jobs_total%5B5m%5D)&time={}", at / 1000),
+    );
+    assert!(!body.contains("warnings"), "{body}");
     server.stop();
 }

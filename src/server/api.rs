@@ -20,15 +20,15 @@ use super::status_api::apply_limit;
 /// Runs CPU-bound work that produces the response's `data` off the async runtime's worker
 /// threads, and wraps it in the API's envelope.
 pub(crate) async fn answer(f: impl FnOnce() -> Result<String, ApiError> + Send + 'static) -> Response {
-    answer_warned(move || f().map(|data| (data, None))).await
+    answer_warned(move || f().map(|data| (data, Vec::new()))).await
 }
 
-/// [`answer`], with a warning for the envelope when the work gives one.
+/// [`answer`], with the warnings for the envelope that the work gives.
 pub(crate) async fn answer_warned(
-    f: impl FnOnce() -> Result<(String, Option<String>), ApiError> + Send + 'static,
+    f: impl FnOnce() -> Result<(String, Vec<String>), ApiError> + Send + 'static,
 ) -> Response {
     match tokio::task::spawn_blocking(f).await {
-        Ok(Ok((data, warning))) => json::success_warned(&data, warning.as_slice()),
+        Ok(Ok((data, warnings))) => json::success_warned(&data, &warnings),
         Ok(Err(e)) => e.into_response(),
         Err(e) => ApiError::internal(format!("query task failed: {e}")).into_response(),
     }
@@ -53,19 +53,19 @@ fn engine_for(app: &App, p: &Params) -> Result<vigil_tsdb::promql::Engine, ApiEr
 
 /// `/api/v1/query`
 pub(crate) async fn query(State(app): State<Arc<App>>, p: Params) -> Response {
-    answer(move || {
+    answer_warned(move || {
         let expr = p.required("query")?.to_owned();
         let t = p.time_or("time", now_ms())?;
         let engine = engine_for(&app, &p)?;
-        let v = engine.instant_query(&*app.db, &expr, t)?;
-        Ok(json::query_data(&v))
+        let (v, warnings) = engine.instant_query_warned(&*app.db, &expr, t)?;
+        Ok((json::query_data(&v), warnings))
     })
     .await
 }
 
 /// `/api/v1/query_range`
 pub(crate) async fn query_range(State(app): State<Arc<App>>, p: Params) -> Response {
-    answer(move || {
+    answer_warned(move || {
         let expr = p.required("query")?.to_owned();
         let start = p.required_time("start")?;
         let end = p.required_time("end")?;
@@ -88,8 +88,8 @@ pub(crate) async fn query_range(State(app): State<Arc<App>>, p: Params) -> Respo
             ));
         }
         let engine = engine_for(&app, &p)?;
-        let v = engine.range_query(&*app.db, &expr, start, end, step)?;
-        Ok(json::query_data(&v))
+        let (v, warnings) = engine.range_query_warned(&*app.db, &expr, start, end, step)?;
+        Ok((json::query_data(&v), warnings))
     })
     .await
 }
@@ -138,7 +138,7 @@ pub(crate) async fn series(State(app): State<Arc<App>>, p: Params) -> Response {
             push_labels(&mut out, l);
         }
         out.push(']');
-        Ok((out, warning))
+        Ok((out, warning.into_iter().collect()))
     })
     .await
 }
@@ -179,7 +179,7 @@ pub(crate) async fn labels(State(app): State<Arc<App>>, p: Params) -> Response {
         let (start, end) = time_range(&p)?;
         let mut names = collect_strings(&sets, |m| app.db.label_names(m, start, end))?;
         let warning = apply_limit(&p, &mut names)?;
-        Ok((string_array(&names), warning))
+        Ok((string_array(&names), warning.into_iter().collect()))
     })
     .await
 }
@@ -194,7 +194,7 @@ pub(crate) async fn label_values(State(app): State<Arc<App>>, Path(name): Path<S
         let (start, end) = time_range(&p)?;
         let mut values = collect_strings(&sets, |m| app.db.label_values(&name, m, start, end))?;
         let warning = apply_limit(&p, &mut values)?;
-        Ok((string_array(&values), warning))
+        Ok((string_array(&values), warning.into_iter().collect()))
     })
     .await
 }

@@ -154,7 +154,8 @@ pub fn parse_line(text: &str, number: usize) -> Result<Option<Line>, ParseError>
 
 /// Reads the lines of an OpenMetrics file in order and hands out their samples, each with the
 /// start time its metric point's `_created` line gives (which follows the point's other
-/// samples, so they are held until the point ends).
+/// samples, so they are held until the point ends). Only families declared (`# TYPE`) as a
+/// counter, histogram or summary have `_created` lines; in others it is an ordinary sample.
 #[derive(Debug, Default)]
 pub struct Points {
     /// Families by name, from `# TYPE` lines.
@@ -183,21 +184,23 @@ impl Points {
         };
         let name = line.labels.metric_name().unwrap_or_default();
         if let Some(family) = name.strip_suffix("_created")
-            && self.may_have_created(family)
+            && self.has_created(family)
         {
-            let point = Some((family.to_owned(), point_labels(&line.labels), line.t));
+            // The point's samples, whatever the `_created` line's own timestamp.
             let mut out = std::mem::take(&mut self.pending);
-            if self.point.take() == point && line.v.is_finite() {
-                let st = (line.v * 1000.0).round() as Timestamp;
+            let point = self.point.take();
+            let same = point.is_some_and(|(f, l, _)| f == family && l == point_labels(&line.labels));
+            if same && line.v.is_finite() {
+                // Seconds to milliseconds, truncated as Prometheus does.
+                let st = (line.v * 1000.0) as Timestamp;
                 out.iter_mut().for_each(|s| s.st = st);
             }
             out.push(line);
             return Ok(out);
         }
-        let family = ["_total", "_bucket", "_count", "_sum"]
+        let family = ["_total", "_bucket", "_count", "_sum", ""]
             .iter()
-            .find_map(|suffix| name.strip_suffix(suffix))
-            .filter(|f| self.may_have_created(f));
+            .find_map(|suffix| name.strip_suffix(suffix).filter(|f| self.has_created(f)));
         let Some(family) = family else {
             let mut out = self.finish();
             out.push(line);
@@ -216,10 +219,11 @@ impl Points {
         std::mem::take(&mut self.pending)
     }
 
-    /// Whether family `name` may have `_created` samples: declared a counter, histogram or
-    /// summary, or not declared at all.
-    fn may_have_created(&self, name: &str) -> bool {
-        self.types.get(name).is_none_or(|t| CREATED_TYPES.contains(&t.as_str()))
+    /// Whether family `name` may have `_created` samples: a declared counter, histogram or
+    /// summary (a counter may be declared with its `_total` name too).
+    fn has_created(&self, name: &str) -> bool {
+        let declared = |n: &str| self.types.get(n).is_some_and(|t| CREATED_TYPES.contains(&t.as_str()));
+        !name.is_empty() && (declared(name) || declared(&format!("{name}_total")))
     }
 }
 
@@ -289,9 +293,16 @@ latency_bucket{le="+Inf"} 2 100
 latency_count 2 100
 latency_sum 0.3 100
 latency_created 90 100
+# TYPE rpc summary
+rpc{quantile="0.5"} 0.2 100
+rpc_count 4 100
+rpc_sum 1 100
+rpc_created 99.9999 101
 # TYPE temperature gauge
 temperature 21 100
 temperature_created 5 100
+undeclared_total 3 100
+undeclared_created 2 100
 up 1 100
 # EOF"#;
         let mut points = Points::default();
@@ -312,8 +323,14 @@ up 1 100
             ("latency_count", 100_000, 90_000),
             ("latency_sum", 100_000, 90_000),
             ("latency_created", 100_000, 0),
+            (r#"rpc{quantile="0.5"}"#, 100_000, 99_999),
+            ("rpc_count", 100_000, 99_999),
+            ("rpc_sum", 100_000, 99_999),
+            ("rpc_created", 101_000, 0),
             ("temperature", 100_000, 0),
             ("temperature_created", 100_000, 0),
+            ("undeclared_total", 100_000, 0),
+            ("undeclared_created", 100_000, 0),
             ("up", 100_000, 0),
         ];
         let want: Vec<(String, Timestamp, Timestamp)> =

@@ -137,8 +137,10 @@ pub fn downsample(samples: &[Sample], r: i64, counter: bool) -> Vec<Sample> {
 }
 
 /// [`downsample`] of a whole series: a counter's resets include those its start times show,
-/// and the kept samples keep their start times.
+/// and the kept samples keep their start times. A series with start times is a counter whatever
+/// its name (only counters have them).
 pub fn downsample_series(series: &Series, r: i64, counter: bool) -> Series {
+    let counter = counter || series.starts.as_ref().is_some_and(|st| st.iter().any(|&x| x != 0));
     let samples = downsample_with(&series.samples, series.starts.as_deref(), r, counter);
     let starts = series.starts.as_ref().map(|starts| {
         // The kept samples are a subset, in order: walk both.
@@ -256,6 +258,25 @@ mod tests {
 
     fn s(t: i64, v: f64) -> Sample {
         Sample { t, v }
+    }
+
+    #[test]
+    fn start_times_make_a_counter_and_show_its_resets() {
+        // A delta series (each sample counts since the previous one), named like a gauge: every
+        // sample is a reset, so the rollup keeps them all, with their start times.
+        let samples: Vec<Sample> = (2..=13).map(|i| s(i * 10_000, 5.0)).collect();
+        let starts: Vec<Timestamp> = samples.iter().map(|x| x.t - 10_000).collect();
+        let series = Series {
+            labels: Labels::from_pairs([("__name__", "bytes_sent")]),
+            samples: samples.clone(),
+            starts: Some(starts.clone()),
+        };
+        let got = downsample_series(&series, 60_000, false);
+        assert_eq!(got.samples, samples);
+        assert_eq!(got.starts, Some(starts));
+        // Without start times the same values are a gauge: a sample per bucket.
+        let plain = Series::new(series.labels.clone(), samples);
+        assert_eq!(downsample_series(&plain, 60_000, false).samples.len(), 3);
     }
 
     fn ts(samples: &[Sample]) -> Vec<i64> {

@@ -9,7 +9,11 @@
 //! - a delta series starts each sample where the previous one ended: with a regular interval
 //!   the distance `t - st` is the same for every sample, one run of `Before(k)`.
 //!
-//! A run holds from its first sample's timestamp up to the next run's. The byte layout (in the
+//! A sample at the same time and value as a series' newest is a duplicate and changes nothing,
+//! its start time included.
+//!
+//! A run holds from its first sample's timestamp up to the next run's. A delta series whose
+//! interval jitters makes a run per sample (24 bytes each in memory): exact, not compact. The byte layout (in the
 //! WAL's samples records and in block indexes) is specified in `tsdb/docs/format/wal.md` and
 //! `block.md`.
 
@@ -116,7 +120,7 @@ impl StartRuns {
         self.runs.len()
     }
 
-    /// Drops runs that only cover samples at or before `t`.
+    /// Drops the runs that only cover samples before `t` (the one holding `t` stays).
     pub fn drop_until(&mut self, t: Timestamp) {
         let keep_from = self.runs.partition_point(|r| r.from <= t).saturating_sub(1);
         self.runs.drain(..keep_from);
@@ -161,6 +165,8 @@ impl StartRuns {
             };
             runs.push(Run { from, kind });
         }
+        // Read runs are only looked up: with no newest sample known, a push after them would
+        // start a run of its own (correct, if not the fewest runs).
         Ok(StartRuns { runs, last: None })
     }
 }

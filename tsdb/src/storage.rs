@@ -40,7 +40,8 @@ pub struct Series {
     /// Samples in time order.
     pub samples: Vec<Sample>,
     /// The start time of each sample (0: unknown), for a series that has any
-    /// ([`crate::starts`]); `None` for the many that have none.
+    /// ([`crate::starts`]); `None` for the many that have none. When present it has exactly
+    /// one entry per sample.
     pub starts: Option<Vec<Timestamp>>,
 }
 
@@ -69,7 +70,8 @@ impl Series {
         self.samples.extend(other.samples);
     }
 
-    /// Puts the samples in time order, keeping the first given of each timestamp.
+    /// Puts the samples in time order, keeping the first given of each timestamp (with a start
+    /// time from another copy if the first has none).
     pub fn sort_dedup(&mut self) {
         if self.samples.windows(2).all(|w| w[0].t < w[1].t) {
             return;
@@ -82,7 +84,13 @@ impl Series {
             Some(starts) => {
                 let mut both: Vec<(Sample, Timestamp)> = self.samples.drain(..).zip(starts).collect();
                 both.sort_by_key(|(s, _)| s.t);
-                both.dedup_by_key(|(s, _)| s.t);
+                both.dedup_by(|later, kept| {
+                    let same = later.0.t == kept.0.t;
+                    if same && kept.1 == 0 {
+                        kept.1 = later.1;
+                    }
+                    same
+                });
                 let (samples, starts) = both.into_iter().unzip();
                 self.samples = samples;
                 self.starts = Some(starts);

@@ -408,15 +408,25 @@ fn read_index(file: &Mapped) -> std::result::Result<Index, (usize, String)> {
         let mut at = 0u64;
         for i in 0..n {
             let delta = d.uvarint().map_err(|e| err(&d, starts_at, e))?;
-            at = if i == 0 { delta } else { at + delta };
-            if at >= series.len() as u64 || (i > 0 && delta == 0) {
-                return Err((
-                    starts_at + d.position(),
-                    format!("start times for series {at}, not in order or past the series"),
-                ));
-            }
+            let next = if i == 0 {
+                Some(delta)
+            } else {
+                at.checked_add(delta).filter(|_| delta > 0)
+            };
+            at = match next {
+                Some(n) if n < series.len() as u64 => n,
+                _ => {
+                    return Err((
+                        starts_at + d.position(),
+                        "start times for a series out of order or past the series".into(),
+                    ));
+                }
+            };
             let runs = StartRuns::decode(&mut d).map_err(|e| err(&d, starts_at, e))?;
             starts.insert(at as usize, runs);
+        }
+        if !d.is_empty() {
+            return Err((starts_at + d.position(), "trailing bytes after the start times".into()));
         }
     }
     Ok((series, postings, starts))

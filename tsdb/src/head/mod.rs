@@ -304,13 +304,12 @@ impl Head {
     pub fn select_unwritten(&self, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Vec<Series> {
         let mut out = Vec::new();
         for s in self.matching_series(matchers) {
-            let mut samples = Vec::new();
-            s.unwritten_in(mint, maxt, &mut samples);
+            let (samples, starts) = s.unwritten_in(mint, maxt);
             if !samples.is_empty() {
                 out.push(Series {
                     labels: s.labels.clone(),
-                    starts: s.starts_of(&samples),
                     samples,
+                    starts,
                 });
             }
         }

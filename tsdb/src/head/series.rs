@@ -172,12 +172,18 @@ impl MemSeries {
         out
     }
 
-    /// The samples in `[mint, maxt]` not yet written to a block.
-    pub(crate) fn unwritten_in(&self, mint: Timestamp, maxt: Timestamp, out: &mut Vec<Sample>) {
+    /// The samples in `[mint, maxt]` not yet written to a block, with their start times if the
+    /// series has any (from the same copy, so that a block cut meanwhile cannot part them).
+    pub(crate) fn unwritten_in(&self, mint: Timestamp, maxt: Timestamp) -> (Vec<Sample>, Option<Vec<Timestamp>>) {
         let from = self.data.lock().written_until.map_or(i64::MIN, |w| w + 1).max(mint);
-        if from <= maxt {
-            self.snapshot(from, maxt).decode_into(from, maxt, out);
+        let mut out = Vec::new();
+        if from > maxt {
+            return (out, None);
         }
+        let snap = self.snapshot(from, maxt);
+        snap.decode_into(from, maxt, &mut out);
+        let starts = snap.starts_of(&out);
+        (out, starts)
     }
 
     /// The start times of `samples` of this series (held by the head), if it has any.

@@ -80,6 +80,10 @@ pub(crate) struct RangeSeries {
 /// A selected series as a range function reads it: staleness markers dropped (with their start
 /// times).
 fn range_series(s: crate::storage::Series) -> RangeSeries {
+    debug_assert!(
+        s.starts.as_ref().is_none_or(|st| st.len() == s.samples.len()),
+        "a start time per sample"
+    );
     let keep = |p: &crate::storage::Sample| !is_stale_nan(p.v);
     let starts = s.starts.map(|st| {
         s.samples
@@ -109,7 +113,12 @@ pub(crate) struct Evaluator<'a> {
     /// Step of the outermost query (0 for an instant query), for `step()`.
     query_step: i64,
     deadline: Instant,
+    /// Warnings for the answer (Prometheus's annotations), each once.
+    warnings: &'a Warnings,
 }
+
+/// The warnings an evaluation collects, from any thread.
+pub(crate) type Warnings = parking_lot::Mutex<std::collections::BTreeSet<String>>;
 
 impl<'a> Evaluator<'a> {
     pub(crate) fn new(
@@ -119,10 +128,12 @@ impl<'a> Evaluator<'a> {
         end: Timestamp,
         interval: i64,
         deadline: Instant,
+        warnings: &'a Warnings,
     ) -> Self {
         Evaluator {
             storage,
             opts,
+            warnings,
             start,
             end,
             interval: interval.max(1),
@@ -131,6 +142,11 @@ impl<'a> Evaluator<'a> {
             query_step: if start == end { 0 } else { interval.max(1) },
             deadline,
         }
+    }
+
+    /// Adds a warning to the answer (once, however often it is given).
+    pub(crate) fn warn(&self, message: String) {
+        self.warnings.lock().insert(message);
     }
 
     /// The step timestamps.
@@ -453,6 +469,7 @@ impl<'a> Evaluator<'a> {
             return Err(QueryError::TooManySamples("subquery evaluation"));
         }
         let mut child = Evaluator {
+            warnings: self.warnings,
             storage: self.storage,
             opts: self.opts,
             start,

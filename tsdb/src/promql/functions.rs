@@ -145,6 +145,7 @@ pub(crate) fn range_call_each(
         let (mut lo, mut hi) = (0usize, 0usize);
         let mut result = Vec::new();
         let mut step_params = vec![0.0; params.len()];
+        let overlap = std::cell::Cell::new(false);
         for (step, &ts) in steps.iter().enumerate() {
             let end = input.at.unwrap_or(ts) - input.offset;
             let start = end - input.range;
@@ -166,6 +167,7 @@ pub(crate) fn range_call_each(
             let w = Window {
                 points: &points[lo..hi],
                 starts: starts.as_ref().map(|st| &st[lo..hi]),
+                overlap: &overlap,
                 eval_t: ts,
                 start,
                 end,
@@ -175,6 +177,12 @@ pub(crate) fn range_call_each(
             if let Some(v) = f(&w, &step_params) {
                 result.push(Point { t: ts, v });
             }
+        }
+        if overlap.get() {
+            ev.warn(format!(
+                "PromQL warning: sample has start time that overlaps with previous sample timestamp for metric {:?}",
+                metric.metric_name().unwrap_or_default()
+            ));
         }
         if result.is_empty() {
             return Ok(None);

@@ -38,7 +38,7 @@ pub use functions::format_float;
 pub use value::{Point, Sample, Series, Value};
 
 use crate::storage::{Queryable, Timestamp};
-use eval::{EVal, Evaluator};
+use eval::{EVal, Evaluator, Warnings};
 
 /// Tunables of the engine.
 #[derive(Debug, Clone)]
@@ -111,14 +111,37 @@ impl Engine {
 
     /// Evaluates `query` at time `t`.
     pub fn instant_query(&self, storage: &dyn Queryable, query: &str, t: Timestamp) -> QueryResult<Value> {
+        self.instant_query_warned(storage, query, t).map(|(v, _)| v)
+    }
+
+    /// [`Engine::instant_query`], with the warnings for the answer (Prometheus's annotations:
+    /// `PromQL warning: ...`).
+    pub fn instant_query_warned(
+        &self,
+        storage: &dyn Queryable,
+        query: &str,
+        t: Timestamp,
+    ) -> QueryResult<(Value, Vec<String>)> {
         let expr = self.parse(query)?;
-        self.instant(storage, &expr, t)
+        let warnings = Warnings::default();
+        let v = self.instant_with(storage, &expr, t, &warnings)?;
+        Ok((v, warnings.into_inner().into_iter().collect()))
     }
 
     /// Evaluates a parsed expression at time `t`.
     pub fn instant(&self, storage: &dyn Queryable, expr: &Expr, t: Timestamp) -> QueryResult<Value> {
+        self.instant_with(storage, expr, t, &Warnings::default())
+    }
+
+    fn instant_with(
+        &self,
+        storage: &dyn Queryable,
+        expr: &Expr,
+        t: Timestamp,
+        warnings: &Warnings,
+    ) -> QueryResult<Value> {
         check_time(t)?;
-        let mut ev = self.evaluator(storage, t, t, 1);
+        let mut ev = self.evaluator(storage, t, t, 1, warnings);
         let val = ev.eval(expr)?;
         Ok(match (val, expr.value_type()) {
             (EVal::String(s), _) => Value::String { t, v: s },
@@ -140,8 +163,23 @@ impl Engine {
         end: Timestamp,
         step: i64,
     ) -> QueryResult<Value> {
+        self.range_query_warned(storage, query, start, end, step)
+            .map(|(v, _)| v)
+    }
+
+    /// [`Engine::range_query`], with the warnings for the answer.
+    pub fn range_query_warned(
+        &self,
+        storage: &dyn Queryable,
+        query: &str,
+        start: Timestamp,
+        end: Timestamp,
+        step: i64,
+    ) -> QueryResult<(Value, Vec<String>)> {
         let expr = self.parse(query)?;
-        self.range(storage, &expr, start, end, step)
+        let warnings = Warnings::default();
+        let v = self.range_with(storage, &expr, start, end, step, &warnings)?;
+        Ok((v, warnings.into_inner().into_iter().collect()))
     }
 
     /// Evaluates a parsed expression over a range; the result is always a matrix.
@@ -152,6 +190,18 @@ impl Engine {
         start: Timestamp,
         end: Timestamp,
         step: i64,
+    ) -> QueryResult<Value> {
+        self.range_with(storage, expr, start, end, step, &Warnings::default())
+    }
+
+    fn range_with(
+        &self,
+        storage: &dyn Queryable,
+        expr: &Expr,
+        start: Timestamp,
+        end: Timestamp,
+        step: i64,
+        warnings: &Warnings,
     ) -> QueryResult<Value> {
         if step <= 0 {
             return Err(QueryError::BadData(
@@ -174,14 +224,21 @@ impl Engine {
                 )));
             }
         }
-        let mut ev = self.evaluator(storage, start, end, step);
+        let mut ev = self.evaluator(storage, start, end, step, warnings);
         match ev.eval(expr)? {
             EVal::Matrix(m) => Ok(Value::Matrix(ev.finish_matrix(m, true)?)),
             EVal::String(_) => Err(QueryError::exec("string is not a valid range query result")),
         }
     }
 
-    fn evaluator<'a>(&'a self, storage: &'a dyn Queryable, start: i64, end: i64, interval: i64) -> Evaluator<'a> {
+    fn evaluator<'a>(
+        &'a self,
+        storage: &'a dyn Queryable,
+        start: i64,
+        end: i64,
+        interval: i64,
+        warnings: &'a Warnings,
+    ) -> Evaluator<'a> {
         Evaluator::new(
             storage,
             &self.opts,
@@ -189,6 +246,7 @@ impl Engine {
             end,
             interval,
             Instant::now() + self.opts.timeout,
+            warnings,
         )
     }
 }

@@ -2,7 +2,9 @@
 
 use super::aggregate::{KahanSum, Mean, quantile};
 use super::value::Point;
-use crate::starts::is_reset;
+use std::cell::Cell;
+
+use crate::starts::{is_reset, overlaps};
 use crate::storage::Timestamp;
 
 /// The samples of one series inside one step's window, with the window's bounds.
@@ -12,6 +14,9 @@ pub(crate) struct Window<'a> {
     pub(crate) points: &'a [Point],
     /// Their start times (0: unknown), when the series has them ([`crate::starts`]).
     pub(crate) starts: Option<&'a [Timestamp]>,
+    /// Set when a counter's start times overlap (a start before the previous sample that is not
+    /// the previous sample's start): the caller warns once per series.
+    pub(crate) overlap: &'a Cell<bool>,
     /// The evaluation time of the step.
     pub(crate) eval_t: Timestamp,
     /// Left (exclusive) and right (inclusive) ends of the window.
@@ -105,6 +110,9 @@ fn extrapolated_rate(w: &Window<'_>, is_counter: bool, is_rate: bool) -> Option<
         for (i, pair) in pts.windows(2).enumerate() {
             if pair[1].v < pair[0].v || starts.is_some_and(|st| is_reset(st[i], pair[0].t, st[i + 1], pair[1].t)) {
                 result += pair[0].v;
+            }
+            if starts.is_some_and(|st| overlaps(st[i], pair[0].t, st[i + 1])) {
+                w.overlap.set(true);
             }
         }
     }
@@ -303,10 +311,11 @@ pub(crate) fn check_smoothing_factors(sf: f64, tf: f64) -> Result<(), String> {
 mod tests {
     use super::*;
 
-    fn window(points: &[Point], start: Timestamp, end: Timestamp) -> Window<'_> {
+    fn window<'a>(points: &'a [Point], start: Timestamp, end: Timestamp, overlap: &'a Cell<bool>) -> Window<'a> {
         Window {
             points,
             starts: None,
+            overlap,
             eval_t: end,
             start,
             end,
@@ -324,7 +333,8 @@ mod tests {
                 v: (i * 10) as f64,
             })
             .collect();
-        let w = window(&pts, 0, 60_000);
+        let overlap = Cell::new(false);
+        let w = window(&pts, 0, 60_000, &overlap);
         let rate = lookup("rate").expect("rate")(&w, &[]).expect("value");
         assert!((rate - 1.0).abs() < 1e-9, "{rate}");
         let inc = lookup("increase").expect("increase")(&w, &[]).expect("value");
@@ -338,7 +348,8 @@ mod tests {
             Point { t: 20_000, v: 8.0 },
             Point { t: 30_000, v: 2.0 },
         ];
-        let w = window(&pts, 0, 30_000);
+        let overlap = Cell::new(false);
+        let w = window(&pts, 0, 30_000, &overlap);
         // Raw increase: 3 before the reset, 2 after it.
         let inc = lookup("increase").expect("increase")(&w, &[]).expect("value");
         assert!(inc > 5.0 && inc < 7.6, "{inc}");

@@ -75,6 +75,45 @@ struct Expectation {
     /// `expect range vector from A to B step S`: an instant eval's range-vector result, with
     /// points at A, A + S, ... .
     range_vector: Option<(Timestamp, i64)>,
+    /// `expect no_warn`.
+    no_warn: bool,
+    /// `expect warn msg: ...` lines (without Prometheus's position suffix).
+    warn_msgs: Vec<String>,
+}
+
+/// Warnings vigil's engine gives: an expected one of these must be given. (Prometheus has more
+/// annotations than vigil reports; the others are not required.)
+const KNOWN_WARNINGS: [&str; 1] = ["PromQL warning: sample has start time that overlaps"];
+
+/// Checks the warnings an eval gave against its `expect warn` / `expect no_warn` lines.
+fn check_warnings(exp: &Expectation, given: &[String]) -> Result<(), String> {
+    if exp.no_warn && !given.is_empty() {
+        return Err(format!("expected no warnings, got {given:?}"));
+    }
+    if !exp.warn_msgs.is_empty() {
+        if let Some(w) = given.iter().find(|w| !exp.warn_msgs.contains(w)) {
+            return Err(format!("unexpected warning {w:?}"));
+        }
+        let required = exp
+            .warn_msgs
+            .iter()
+            .filter(|m| KNOWN_WARNINGS.iter().any(|k| m.starts_with(k)));
+        if let Some(m) = required.into_iter().find(|m| !given.contains(m)) {
+            return Err(format!("expected warning {m:?}, got {given:?}"));
+        }
+    }
+    Ok(())
+}
+
+/// A warning message without the position Prometheus appends (` (1:6)`), which promql-parser
+/// does not give.
+fn without_position(m: &str) -> &str {
+    let Some(open) = m.rfind(" (") else { return m };
+    let inner = m[open + 2..].strip_suffix(')').unwrap_or("");
+    let is_pos = inner
+        .split_once(':')
+        .is_some_and(|(l, c)| !l.is_empty() && !c.is_empty() && (l.to_owned() + c).bytes().all(|b| b.is_ascii_digit()));
+    if is_pos { &m[..open] } else { m }
 }
 
 #[derive(Debug)]
@@ -306,29 +345,25 @@ fn parse_start_offsets(items: &str) -> Result<Vec<Option<i64>>, String> {
             continue;
         }
         if let Some(n) = item.strip_prefix("_x") {
-            let n: usize = n.parse().map_err(|_| format!("bad repeat count in {item:?}"))?;
-            out.extend(std::iter::repeat_n(None, n));
+            let n = n.parse::<u32>().ok().filter(|&n| n > 0);
+            let n = n.ok_or_else(|| format!("bad repeat count in {item:?}"))?;
+            out.extend(std::iter::repeat_n(None, n as usize));
             continue;
         }
         let (base, rest) = signed_duration_prefix(item)?;
+        let count = |n: &str| n.parse::<u32>().map_err(|_| format!("bad repeat count in {item:?}"));
         let (delta, count) = if rest.is_empty() {
             (0, 0)
         } else if let Some(n) = rest.strip_prefix('x') {
-            (
-                0,
-                n.parse::<i64>().map_err(|_| format!("bad repeat count in {item:?}"))?,
-            )
+            (0, count(n)?)
         } else {
             let (delta, rest) = signed_duration_prefix(rest)?;
             let n = rest
                 .strip_prefix('x')
                 .ok_or_else(|| format!("expected x<count> after the step in {item:?}"))?;
-            (
-                delta,
-                n.parse::<i64>().map_err(|_| format!("bad repeat count in {item:?}"))?,
-            )
+            (delta, count(n)?)
         };
-        out.extend((0..=count).map(|i| Some(base + i * delta)));
+        out.extend((0..=i64::from(count)).map(|i| Some(base + i * delta)));
     }
     Ok(out)
 }
@@ -421,12 +456,14 @@ fn run_eval(
             return;
         }
     };
+    let warnings = super::eval::Warnings::default();
     let result = match mode {
-        Mode::Instant(t) => engine.instant(db, &parsed, t),
-        Mode::Range { start, end, step } => engine.range(db, &parsed, start, end, step),
+        Mode::Instant(t) => engine.instant_with(db, &parsed, t, &warnings),
+        Mode::Range { start, end, step } => engine.range_with(db, &parsed, start, end, step, &warnings),
     };
+    let warnings: Vec<String> = warnings.into_inner().into_iter().collect();
     let outcome = match (result, exp.fail) {
-        (Ok(v), false) => compare(&exp, &v, &mode),
+        (Ok(v), false) => compare(&exp, &v, &mode).and_then(|()| check_warnings(&exp, &warnings)),
         (Ok(v), true) => Err(format!("expected an error, got {}", short(&v))),
         (Err(e), true) => check_fail_message(&exp, &e.to_string()),
         (Err(e), false) => Err(format!("unexpected error: {e}")),
@@ -556,7 +593,13 @@ fn parse_expectation(block: &[&str], mode: &Mode) -> Result<Expectation, String>
                     _ => return Err(format!("bad range vector expectation {rest:?}")),
                 }
             }
-            // warn / info / no_warn / no_info: vigil reports no annotations yet; not checked.
+            if rest == "no_warn" {
+                exp.no_warn = true;
+            } else if let Some(m) = rest.strip_prefix("warn msg:") {
+                exp.warn_msgs.push(without_position(m.trim()).to_owned());
+            }
+            // info / no_info / warn without a message: vigil reports no info annotations, and
+            // fewer warnings than Prometheus; not checked.
             continue;
         }
         if let Some(m) = line.strip_prefix("expected_fail_message") {
@@ -857,6 +900,30 @@ fn parse_values(s: &str) -> Result<Vec<Option<f64>>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn start_offsets() {
+        let got = parse_start_offsets("_ _x2 -30s-1mx2 1ms +1m 0 -0msx1 10s+5sx1").expect("ok");
+        let want = [
+            None,
+            None,
+            None,
+            Some(-30_000),
+            Some(-90_000),
+            Some(-150_000),
+            Some(1),
+            Some(60_000),
+            Some(0),
+            Some(0),
+            Some(0),
+            Some(10_000),
+            Some(15_000),
+        ];
+        assert_eq!(got, want);
+        for bad in ["_x0", "_x-1", "1mx-2", "1m+", "1m+1m", "x", "1q"] {
+            assert!(parse_start_offsets(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn value_expansion() {
