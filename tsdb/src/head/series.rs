@@ -42,6 +42,9 @@ struct SeriesData {
     last_value: Option<(Timestamp, f64)>,
     /// Samples up to here are in a block; chunks that end by then are dropped.
     written_until: Option<Timestamp>,
+    /// The oldest sample not yet in a block, kept so that maintenance need not decode chunks
+    /// of every series to find it.
+    unwritten_from: Option<Timestamp>,
     /// Deleted: no samples, and a checkpoint does not keep its newest one (which stays only to
     /// keep appends in order).
     deleted: bool,
@@ -65,6 +68,29 @@ pub(crate) struct ChunkSnapshot {
     closed: Vec<ClosedChunk>,
     open: Option<Vec<u8>>,
     starts: Option<StartRuns>,
+}
+
+impl SeriesData {
+    /// The oldest sample after `after`, found by decoding.
+    fn first_after(&self, after: Timestamp) -> Option<Timestamp> {
+        if self.last.is_none_or(|(t, _)| t <= after) {
+            return None;
+        }
+        let chunks = self.closed.iter().filter(|c| c.max_t > after).map(|c| &*c.bytes);
+        let mut found = None;
+        for bytes in chunks.chain(std::iter::once(self.open.bytes())) {
+            XorIter::new(bytes).for_each_sample(|t, _| {
+                if t > after {
+                    found = Some(t);
+                }
+                found.is_none()
+            });
+            if found.is_some() {
+                break;
+            }
+        }
+        found
+    }
 }
 
 impl MemSeries {
@@ -128,6 +154,7 @@ impl MemSeries {
             d.open_min_t = t;
         }
         d.open.append(t, v);
+        d.unwritten_from.get_or_insert(t);
         if st != 0 || d.starts.is_some() {
             d.starts.get_or_insert_default().push(t, st);
         }
@@ -141,25 +168,7 @@ impl MemSeries {
 
     /// The oldest sample not yet written to a block.
     pub(crate) fn oldest_unwritten(&self) -> Option<Timestamp> {
-        let d = self.data.lock();
-        let after = d.written_until.unwrap_or(i64::MIN);
-        if d.last.is_none_or(|(t, _)| t <= after) {
-            return None;
-        }
-        let chunks = d.closed.iter().filter(|c| c.max_t > after).map(|c| &*c.bytes);
-        let mut found = None;
-        for bytes in chunks.chain(std::iter::once(d.open.bytes())) {
-            XorIter::new(bytes).for_each_sample(|t, _| {
-                if t > after {
-                    found = Some(t);
-                }
-                found.is_none()
-            });
-            if found.is_some() {
-                break;
-            }
-        }
-        found
+        self.data.lock().unwritten_from
     }
 
     /// The samples not yet written to a block that are before `end`.
@@ -201,6 +210,9 @@ impl MemSeries {
     pub(crate) fn mark_written(&self, t: Timestamp) -> u64 {
         let mut d = self.data.lock();
         d.written_until = Some(d.written_until.map_or(t, |w| w.max(t)));
+        if d.unwritten_from.is_some_and(|u| u <= t) {
+            d.unwritten_from = d.first_after(t);
+        }
         let keep = d.closed.partition_point(|c| c.max_t <= t);
         let gone = d.closed[..keep]
             .iter()
@@ -230,6 +242,7 @@ impl MemSeries {
         d.open = XorAppender::new();
         d.last_value = None;
         d.starts = None;
+        d.unwritten_from = None;
         d.written_until = d.last.map(|(t, _)| t);
         d.deleted = true;
         gone
