@@ -1,5 +1,5 @@
-//! Property tests of the chunk encodings and the bit stream under them: whatever goes in comes out,
-//! bit for bit, and no input makes the decoder panic.
+//! Property tests of the chunk encodings and the bit stream under them, and of start-time runs:
+//! whatever goes in comes out, bit for bit, and no input makes a decoder panic.
 
 use proptest::prelude::*;
 use vigil_tsdb::chunkenc::{
@@ -156,5 +156,64 @@ proptest! {
         prop_assert!(clean);
         let want: Vec<(i64, u64)> = samples.iter().map(|&(t, v)| (t, v.to_bits())).collect();
         prop_assert_eq!(got, want);
+    }
+}
+
+/// Start times as they come: mostly runs of one start (cumulative), runs of a fixed distance
+/// (delta), unknowns, and arbitrary ones, at increasing timestamps.
+fn starts() -> impl Strategy<Value = Vec<(i64, i64)>> {
+    let gap = prop_oneof![3 => Just(10_000i64), 1 => 1i64..100_000];
+    let kind = prop_oneof![
+        3 => Just(0u8), // same start as before
+        2 => Just(1u8), // the previous sample's time
+        1 => Just(2u8), // unknown
+        1 => Just(3u8), // arbitrary
+    ];
+    prop::collection::vec((gap, kind, any::<i64>()), 0..300).prop_map(|items| {
+        let (mut t, mut prev_t, mut st) = (1_795_392_000_000i64, 0i64, 0i64);
+        items
+            .into_iter()
+            .map(|(gap, kind, x)| {
+                t += gap;
+                st = match kind {
+                    0 => st,
+                    1 => prev_t,
+                    2 => 0,
+                    _ => x,
+                };
+                prev_t = t;
+                (t, st)
+            })
+            .collect()
+    })
+}
+
+proptest! {
+    #[test]
+    fn start_runs_round_trip(pairs in starts()) {
+        use vigil_tsdb::starts::StartRuns;
+        use vigil_tsdb::Sample;
+        let samples: Vec<Sample> = pairs.iter().map(|&(t, _)| Sample { t, v: 0.0 }).collect();
+        let want: Vec<i64> = pairs.iter().map(|&(_, st)| st).collect();
+        let runs = StartRuns::from_starts(pairs.iter().map(|p| p.0), &want);
+        prop_assert_eq!(runs.starts_of(&samples), want.clone());
+        let mut buf = Vec::new();
+        runs.encode(&mut buf);
+        let mut d = vigil_tsdb::encoding::Decoder::new(&buf);
+        let back = StartRuns::decode(&mut d).expect("decode");
+        prop_assert!(d.is_empty());
+        prop_assert_eq!(back.starts_of(&samples), want.clone());
+        // Any suffix of the samples reads the same starts (a query from a later time).
+        let k = samples.len() / 2;
+        prop_assert_eq!(back.starts_of(&samples[k..]), want[k..].to_vec());
+    }
+
+    #[test]
+    fn start_runs_decode_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+        let mut d = vigil_tsdb::encoding::Decoder::new(&bytes);
+        if let Ok(runs) = vigil_tsdb::starts::StartRuns::decode(&mut d) {
+            let samples: Vec<vigil_tsdb::Sample> = (0..20).map(|i| vigil_tsdb::Sample { t: i * 1000, v: 0.0 }).collect();
+            let _ = runs.starts_of(&samples);
+        }
     }
 }
