@@ -204,5 +204,15 @@ fn created_lines_are_start_times() {
         &format!("/api/v1/query?query=rate(jobs_total%5B5m%5D)&time={}", at / 1000),
     );
     assert!(!body.contains("warnings"), "{body}");
+    // Infos apart from warnings, as Prometheus gives them.
+    let (_, body) = get(
+        server.addr,
+        &format!("/api/v1/query?query=rate(jobs_created%5B5m%5D)&time={}", at / 1000),
+    );
+    assert!(
+        body.contains(r#""infos":["PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: \"jobs_created\""]"#),
+        "{body}"
+    );
+    assert!(!body.contains("warnings"), "{body}");
     server.stop();
 }

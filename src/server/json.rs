@@ -88,22 +88,32 @@ pub(crate) fn success(data: &str) -> Response {
     json_response(StatusCode::OK, s)
 }
 
-/// `{"status":"success","data":<data>,"warnings":[...]}` (no `warnings` when there are none).
-pub(crate) fn success_warned(data: &str, warnings: &[String]) -> Response {
-    if warnings.is_empty() {
+/// `{"status":"success","data":<data>,"warnings":[...],"infos":[...]}`: the annotations of the
+/// answer, those starting `PromQL info:` under `infos` as Prometheus gives them (either field
+/// left out when empty).
+pub(crate) fn success_warned(data: &str, annotations: &[String]) -> Response {
+    if annotations.is_empty() {
         return success(data);
     }
+    let (infos, warnings): (Vec<&String>, Vec<&String>) =
+        annotations.iter().partition(|m| m.starts_with("PromQL info:"));
     let mut s = String::with_capacity(data.len() + 64);
     s.push_str(r#"{"status":"success","data":"#);
     s.push_str(data);
-    s.push_str(r#","warnings":["#);
-    for (i, w) in warnings.iter().enumerate() {
-        if i > 0 {
-            s.push(',');
+    for (field, list) in [("warnings", &warnings), ("infos", &infos)] {
+        if list.is_empty() {
+            continue;
         }
-        push_str(&mut s, w);
+        s.push_str(&format!(r#","{field}":["#));
+        for (i, w) in list.iter().enumerate() {
+            if i > 0 {
+                s.push(',');
+            }
+            push_str(&mut s, w);
+        }
+        s.push(']');
     }
-    s.push_str("]}");
+    s.push('}');
     json_response(StatusCode::OK, s)
 }
 

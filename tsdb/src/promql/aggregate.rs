@@ -175,6 +175,21 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, agg: &AggregateExpr) -> QueryResult<M
         }
         _ => None,
     };
+    if let (Op::Quantile, Some(ps)) = (op, params.as_ref()) {
+        // As Prometheus: NaN first, then the largest above 1, then the smallest below 0.
+        let nan = ps.iter().any(|p| p.is_nan());
+        let max = ps.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let min = ps.iter().copied().fold(f64::INFINITY, f64::min);
+        for q in [
+            nan.then_some(f64::NAN),
+            (max > 1.0).then_some(max),
+            (min < 0.0).then_some(min),
+        ] {
+            if let Some(w) = q.and_then(super::eval::invalid_quantile) {
+                ev.warn(w);
+            }
+        }
+    }
     let value_label = match (op, param.map(unwrap_parens)) {
         (Op::CountValues, Some(Expr::StringLiteral(s))) => {
             if !crate::labels::is_valid_name(&s.val) {

@@ -113,12 +113,23 @@ pub(crate) struct Evaluator<'a> {
     /// Step of the outermost query (0 for an instant query), for `step()`.
     query_step: i64,
     deadline: Instant,
-    /// Warnings for the answer (Prometheus's annotations), each once.
-    warnings: &'a Warnings,
+    /// Warnings and infos for the answer (Prometheus's annotations), each once.
+    pub(crate) warnings: &'a Warnings,
 }
 
-/// The warnings an evaluation collects, from any thread.
+/// The warnings (and infos: messages starting `PromQL info:`) an evaluation collects, from any
+/// thread.
 pub(crate) type Warnings = parking_lot::Mutex<std::collections::BTreeSet<String>>;
+
+/// Prometheus's warning for a quantile outside [0, 1], if `q` is one.
+pub(crate) fn invalid_quantile(q: f64) -> Option<String> {
+    (q.is_nan() || !(0.0..=1.0).contains(&q)).then(|| {
+        format!(
+            "PromQL warning: quantile value should be between 0 and 1, got {}",
+            super::functions::format_float(q)
+        )
+    })
+}
 
 impl<'a> Evaluator<'a> {
     pub(crate) fn new(

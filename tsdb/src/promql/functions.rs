@@ -44,6 +44,11 @@ pub(crate) fn register_compat_functions() {
 pub(crate) fn eval_call(ev: &mut Evaluator<'_>, call: &Call) -> QueryResult<EVal> {
     let name = call.func.name;
     let args: Vec<&Expr> = call.args.args.iter().map(AsRef::as_ref).collect();
+    if matches!(name, "sort" | "sort_desc" | "sort_by_label" | "sort_by_label_desc") && ev.start != ev.end {
+        ev.warn(
+            "PromQL warning: sort is ineffective for range queries since results are always ordered by labels".into(),
+        );
+    }
     match name {
         "timestamp" => {
             if let Some(Expr::VectorSelector(vs)) = args.first().map(|a| unwrap_parens(a)) {
@@ -135,6 +140,21 @@ pub(crate) fn range_call_each(
         _ => Reads::Raw,
     };
     let input = range_input(ev, args[matrix_arg], reads)?;
+    // As Prometheus: `rate` and `increase` of a selected series whose name is not a counter's.
+    let selected = matches!(unwrap_parens(args[matrix_arg]), Expr::MatrixSelector(_));
+    if selected && matches!(name, "rate" | "increase") {
+        for s in &input.series {
+            let metric = s.metric.metric_name().unwrap_or_default();
+            let counter = ["_total", "_sum", "_count", "_bucket"]
+                .iter()
+                .any(|x| metric.ends_with(x));
+            if !metric.is_empty() && !counter && !s.points.is_empty() {
+                ev.warn(format!(
+                    "PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: {metric:?}"
+                ));
+            }
+        }
+    }
     let keep_name = matches!(name, "last_over_time" | "first_over_time");
     let steps: Vec<Timestamp> = ev.steps().collect();
     let ev: &Evaluator<'_> = ev;
@@ -160,6 +180,11 @@ pub(crate) fn range_call_each(
             }
             for (slot, p) in step_params.iter_mut().zip(&params) {
                 *slot = p[step];
+            }
+            if name == "quantile_over_time"
+                && let Some(w) = super::eval::invalid_quantile(step_params[0])
+            {
+                ev.warn(w);
             }
             if matches!(name, "holt_winters" | "double_exponential_smoothing") {
                 range_functions::check_smoothing_factors(step_params[0], step_params[1]).map_err(QueryError::exec)?;
@@ -321,8 +346,12 @@ fn instant_call(ev: &mut Evaluator<'_>, name: &str, args: &[&Expr]) -> QueryResu
     let absent_metric = args.first().map(|a| absent_labels(a)).unwrap_or_default();
     let refs: Vec<&Matrix> = mats.iter().collect();
     let delayed = ev.delayed_names();
+    let warnings = ev.warnings;
+    let warn = |m: String| {
+        warnings.lock().insert(m);
+    };
     ev.range_eval(&refs, |ts, v, _| {
-        apply_instant(name, ts, v, &string_args, &absent_metric, delayed)
+        apply_instant(name, ts, v, &string_args, &absent_metric, delayed, &warn)
     })
 }
 
@@ -333,6 +362,7 @@ fn apply_instant(
     strings: &[String],
     absent_metric: &Labels,
     delayed: bool,
+    warn: super::histogram::Warn<'_>,
 ) -> QueryResult<Vector> {
     let scalar = |i: usize| v.get(i).and_then(|x| x.first()).map_or(f64::NAN, |s| s.v);
     let math = |f: fn(f64) -> f64| map_values(&v[0], f, delayed);
@@ -453,16 +483,16 @@ fn apply_instant(
             });
             out
         }
-        "histogram_quantile" => histogram_quantile(scalar(0), &v[1], delayed),
+        "histogram_quantile" => histogram_quantile(scalar(0), &v[1], delayed, warn),
         "histogram_quantiles" => {
             let label = strings.first().map_or("", String::as_str);
             if !crate::labels::is_valid_name(label) {
                 return Err(QueryError::exec(format!("invalid quantile label name {label:?}")));
             }
             let qs: Vec<f64> = (1..v.len()).map(scalar).collect();
-            histogram_quantiles(&v[0], label, &qs, delayed)
+            histogram_quantiles(&v[0], label, &qs, delayed, warn)
         }
-        "histogram_fraction" => histogram_fraction(scalar(0), scalar(1), &v[2], delayed),
+        "histogram_fraction" => histogram_fraction(scalar(0), scalar(1), &v[2], delayed, warn),
         "minute" | "hour" | "day_of_week" | "day_of_month" | "day_of_year" | "days_in_month" | "month" | "year" => {
             date_function(name, v.first(), ts, delayed)
         }

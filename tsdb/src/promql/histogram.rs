@@ -7,18 +7,47 @@ use super::eval::{VSample, Vector};
 use super::functions::format_float;
 use crate::labels::Labels;
 
+/// Where the histogram functions report what Prometheus annotates.
+pub(crate) type Warn<'a> = &'a (dyn Fn(String) + Sync);
+
+/// The metric name Prometheus names in an annotation: with delayed name removal the series'
+/// name, else none.
+fn annotated_name(metric: &Labels, delayed: bool) -> String {
+    let name = if delayed {
+        metric.get_or_dropped(crate::labels::METRIC_NAME)
+    } else {
+        None
+    };
+    name.map(|n| format!(" for metric name {n:?}")).unwrap_or_default()
+}
+
+/// One classic histogram: its labels, its buckets as (upper bound, cumulative count), and the
+/// ` for metric name "..."` its annotations name.
+type Classic = (Labels, Vec<(f64, f64)>, String);
+
 /// Classic histograms in a vector: buckets grouped by their labels without `le` (and without the
-/// metric name), as (upper bound, cumulative count).
-fn classic_histograms(v: &Vector, delayed: bool) -> Vec<(Labels, Vec<(f64, f64)>)> {
+/// metric name), as (upper bound, cumulative count), with their first series' name for
+/// annotations. A bucket whose `le` does not parse is left out, with a warning.
+fn classic_histograms(v: &Vector, delayed: bool, warn: Warn<'_>) -> Vec<Classic> {
     let mut groups: FxHashMap<Labels, usize> = FxHashMap::default();
-    let mut out: Vec<(Labels, Vec<(f64, f64)>)> = Vec::new();
+    let mut out: Vec<Classic> = Vec::new();
     for s in v {
-        let Some(le) = s.metric.get("le").and_then(parse_bucket_bound) else {
+        let le = s.metric.get("le");
+        let Some(le) = le.and_then(parse_bucket_bound) else {
+            warn(format!(
+                "PromQL warning: bucket label \"le\" is missing or has a malformed value of {:?}{}",
+                le.unwrap_or(""),
+                annotated_name(&s.metric, delayed)
+            ));
             continue;
         };
         let key = s.metric.drop_names(&["le".to_owned()]);
         let idx = *groups.entry(key.clone()).or_insert_with(|| {
-            out.push((key.name_dropped(delayed), Vec::new()));
+            out.push((
+                key.name_dropped(delayed),
+                Vec::new(),
+                annotated_name(&s.metric, delayed),
+            ));
             out.len() - 1
         });
         out[idx].1.push((le, s.v));
@@ -26,32 +55,46 @@ fn classic_histograms(v: &Vector, delayed: bool) -> Vec<(Labels, Vec<(f64, f64)>
     out
 }
 
+/// The info Prometheus gives when bucket counts decreased and were evened out.
+fn forced_monotonicity(name: &str) -> String {
+    format!(
+        "PromQL info: input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile){name}"
+    )
+}
+
 /// `histogram_quantile` over classic histograms: the quantile is interpolated linearly inside
 /// its bucket.
-pub(crate) fn histogram_quantile(q: f64, v: &Vector, delayed: bool) -> Vector {
-    classic_histograms(v, delayed)
-        .into_iter()
-        .map(|(metric, mut b)| VSample {
-            metric,
-            v: bucket_quantile(q, &mut b),
-        })
-        .collect()
+pub(crate) fn histogram_quantile(q: f64, v: &Vector, delayed: bool, warn: Warn<'_>) -> Vector {
+    histogram_quantiles_of(&classic_histograms(v, delayed, warn), None, &[q], warn)
 }
 
 /// `histogram_quantiles(v, "label", q...)`: one result per quantile, told apart by `label`.
-pub(crate) fn histogram_quantiles(v: &Vector, label: &str, qs: &[f64], delayed: bool) -> Vector {
-    let groups = classic_histograms(v, delayed);
+pub(crate) fn histogram_quantiles(v: &Vector, label: &str, qs: &[f64], delayed: bool, warn: Warn<'_>) -> Vector {
+    histogram_quantiles_of(&classic_histograms(v, delayed, warn), Some(label), qs, warn)
+}
+
+fn histogram_quantiles_of(groups: &[Classic], label: Option<&str>, qs: &[f64], warn: Warn<'_>) -> Vector {
     let mut out = Vec::with_capacity(groups.len() * qs.len());
     for &q in qs {
+        if let Some(w) = super::eval::invalid_quantile(q) {
+            warn(w);
+        }
         let name = openmetrics_float(q);
-        for (metric, b) in &groups {
+        for (metric, b, annotated) in groups {
             let mut b = b.clone();
-            let mut lb = metric.to_builder();
-            lb.set(label, name.as_str());
-            out.push(VSample {
-                metric: lb.build(),
-                v: bucket_quantile(q, &mut b),
-            });
+            let metric = match label {
+                Some(label) => {
+                    let mut lb = metric.to_builder();
+                    lb.set(label, name.as_str());
+                    lb.build()
+                }
+                None => metric.clone(),
+            };
+            let (v, forced) = bucket_quantile(q, &mut b);
+            if forced {
+                warn(forced_monotonicity(annotated));
+            }
+            out.push(VSample { metric, v });
         }
     }
     out
@@ -68,10 +111,10 @@ fn openmetrics_float(f: f64) -> String {
 }
 
 /// `histogram_fraction(lower, upper, v)` over classic histograms.
-pub(crate) fn histogram_fraction(lower: f64, upper: f64, v: &Vector, delayed: bool) -> Vector {
-    classic_histograms(v, delayed)
+pub(crate) fn histogram_fraction(lower: f64, upper: f64, v: &Vector, delayed: bool, warn: Warn<'_>) -> Vector {
+    classic_histograms(v, delayed, warn)
         .into_iter()
-        .map(|(metric, mut b)| VSample {
+        .map(|(metric, mut b, _)| VSample {
             metric,
             v: bucket_fraction(lower, upper, &mut b),
         })
@@ -162,32 +205,44 @@ fn parse_bucket_bound(s: &str) -> Option<f64> {
 /// Relative tolerance under which bucket count differences are treated as float noise.
 const SMALL_DELTA_TOLERANCE: f64 = 1e-12;
 
-/// The quantile of classic histogram buckets given as (upper bound, cumulative count).
-pub(crate) fn bucket_quantile(q: f64, buckets: &mut Vec<(f64, f64)>) -> f64 {
+/// The quantile of classic histogram buckets given as (upper bound, cumulative count), and
+/// whether counts that decreased had to be evened out.
+pub(crate) fn bucket_quantile(q: f64, buckets: &mut Vec<(f64, f64)>) -> (f64, bool) {
     if q.is_nan() {
-        return f64::NAN;
+        return (f64::NAN, false);
     }
     if q < 0.0 {
-        return f64::NEG_INFINITY;
+        return (f64::NEG_INFINITY, false);
     }
     if q > 1.0 {
-        return f64::INFINITY;
+        return (f64::INFINITY, false);
     }
     if !sort_buckets(buckets) {
-        return f64::NAN;
+        return (f64::NAN, false);
     }
     // Counts must not decrease; tiny float differences are smoothed, real decreases clamped.
+    let mut forced = false;
     let mut prev = buckets[0].1;
     for b in buckets.iter_mut().skip(1) {
         if b.1 == prev {
             continue;
         }
-        if (b.1 - prev).abs() <= SMALL_DELTA_TOLERANCE * b.1.abs().max(prev.abs()) || b.1 < prev {
+        if (b.1 - prev).abs() <= SMALL_DELTA_TOLERANCE * b.1.abs().max(prev.abs()) {
             b.1 = prev;
+            continue;
+        }
+        if b.1 < prev {
+            b.1 = prev;
+            forced = true;
             continue;
         }
         prev = b.1;
     }
+    (bucket_quantile_of(q, buckets), forced)
+}
+
+/// [`bucket_quantile`] of sorted, monotonic buckets.
+fn bucket_quantile_of(q: f64, buckets: &[(f64, f64)]) -> f64 {
     if buckets.len() < 2 {
         return f64::NAN;
     }
@@ -220,9 +275,11 @@ mod tests {
     #[test]
     fn bucket_quantiles() {
         let mut b = vec![(0.1, 10.0), (0.5, 60.0), (1.0, 100.0), (f64::INFINITY, 100.0)];
-        assert!((bucket_quantile(0.5, &mut b) - (0.1 + 0.4 * (40.0 / 50.0))).abs() < 1e-12);
-        assert_eq!(bucket_quantile(1.0, &mut b), 1.0);
+        assert!((bucket_quantile(0.5, &mut b).0 - (0.1 + 0.4 * (40.0 / 50.0))).abs() < 1e-12);
+        assert_eq!(bucket_quantile(1.0, &mut b), (1.0, false));
         let mut no_inf = vec![(0.1, 10.0)];
-        assert!(bucket_quantile(0.5, &mut no_inf).is_nan());
+        assert!(bucket_quantile(0.5, &mut no_inf).0.is_nan());
+        let mut decreasing = vec![(0.1, 10.0), (1.0, 8.0), (f64::INFINITY, 12.0)];
+        assert!(bucket_quantile(0.5, &mut decreasing).1);
     }
 }

@@ -75,31 +75,62 @@ struct Expectation {
     /// `expect range vector from A to B step S`: an instant eval's range-vector result, with
     /// points at A, A + S, ... .
     range_vector: Option<(Timestamp, i64)>,
-    /// `expect no_warn`.
-    no_warn: bool,
-    /// `expect warn msg: ...` lines (without Prometheus's position suffix).
-    warn_msgs: Vec<String>,
+    /// `expect warn ...` and `expect info ...` lines, and `no_warn` / `no_info`.
+    annotations: AnnotationExpectations,
 }
 
-/// Warnings vigil's engine gives: an expected one of these must be given. (Prometheus has more
-/// annotations than vigil reports; the others are not required.)
-const KNOWN_WARNINGS: [&str; 1] = ["PromQL warning: sample has start time that overlaps"];
+/// What an eval expects of the annotations (warnings and infos) of its answer, checked as
+/// Prometheus's runner does: `expect warn` asks for at least one warning; `expect warn msg:` /
+/// `regex:` lines must each match one given warning, and every given warning one of them;
+/// `expect no_warn` allows none. The same for infos. Without such lines, nothing is checked.
+#[derive(Debug, Default)]
+struct AnnotationExpectations {
+    warn: bool,
+    info: bool,
+    no_warn: bool,
+    no_info: bool,
+    warn_match: Vec<TextMatch>,
+    info_match: Vec<TextMatch>,
+}
 
-/// Checks the warnings an eval gave against its `expect warn` / `expect no_warn` lines.
-fn check_warnings(exp: &Expectation, given: &[String]) -> Result<(), String> {
-    if exp.no_warn && !given.is_empty() {
-        return Err(format!("expected no warnings, got {given:?}"));
-    }
-    if !exp.warn_msgs.is_empty() {
-        if let Some(w) = given.iter().find(|w| !exp.warn_msgs.contains(w)) {
-            return Err(format!("unexpected warning {w:?}"));
+/// An expected message: exact (without Prometheus's position suffix, which promql-parser cannot
+/// give), or a regular expression.
+#[derive(Debug)]
+enum TextMatch {
+    Exact(String),
+    Regex(regex::Regex),
+}
+
+impl TextMatch {
+    fn matches(&self, m: &str) -> bool {
+        match self {
+            TextMatch::Exact(e) => e == m,
+            TextMatch::Regex(r) => r.is_match(m),
         }
-        let required = exp
-            .warn_msgs
-            .iter()
-            .filter(|m| KNOWN_WARNINGS.iter().any(|k| m.starts_with(k)));
-        if let Some(m) = required.into_iter().find(|m| !given.contains(m)) {
-            return Err(format!("expected warning {m:?}, got {given:?}"));
+    }
+}
+
+/// Checks the annotations an eval gave against its expectations.
+fn check_annotations(exp: &AnnotationExpectations, given: &[String]) -> Result<(), String> {
+    let (infos, warnings): (Vec<&String>, Vec<&String>) = given.iter().partition(|m| m.starts_with("PromQL info:"));
+    for (kind, any, none, matchers, got) in [
+        ("warning", exp.warn, exp.no_warn, &exp.warn_match, &warnings),
+        ("info", exp.info, exp.no_info, &exp.info_match, &infos),
+    ] {
+        if (any || !matchers.is_empty()) && got.is_empty() {
+            return Err(format!("expected {kind} annotations, got none"));
+        }
+        if none && !got.is_empty() {
+            return Err(format!("expected no {kind} annotations, got {got:?}"));
+        }
+        if matchers.is_empty() {
+            continue;
+        }
+        if let Some(m) = matchers.iter().find(|m| !got.iter().any(|g| m.matches(g))) {
+            return Err(format!("expected {kind} matching {m:?}, got {got:?}"));
+        }
+        if let Some(g) = got.iter().find(|g| !matchers.iter().any(|m| m.matches(g))) {
+            return Err(format!("unexpected {kind} {g:?}"));
         }
     }
     Ok(())
@@ -463,7 +494,20 @@ fn run_eval(
     };
     let warnings: Vec<String> = warnings.into_inner().into_iter().collect();
     let outcome = match (result, exp.fail) {
-        (Ok(v), false) => compare(&exp, &v, &mode).and_then(|()| check_warnings(&exp, &warnings)),
+        (Ok(v), false) => match compare(&exp, &v, &mode) {
+            Ok(()) => match check_annotations(&exp.annotations, &warnings) {
+                // Prometheus's annotation is about native histogram series the selectors pick
+                // (which the runner cannot load: "ignored histogram"): that is why.
+                Err(_) if let Some(l) = histogram_series.iter().find(|l| selects(&parsed, l)) => {
+                    report.skipped.push(issue(format!(
+                        "expects an annotation about native histogram series {l}"
+                    )));
+                    return;
+                }
+                other => other,
+            },
+            Err(e) => Err(e),
+        },
         (Ok(v), true) => Err(format!("expected an error, got {}", short(&v))),
         (Err(e), true) => check_fail_message(&exp, &e.to_string()),
         (Err(e), false) => Err(format!("unexpected error: {e}")),
@@ -593,13 +637,43 @@ fn parse_expectation(block: &[&str], mode: &Mode) -> Result<Expectation, String>
                     _ => return Err(format!("bad range vector expectation {rest:?}")),
                 }
             }
-            if rest == "no_warn" {
-                exp.no_warn = true;
-            } else if let Some(m) = rest.strip_prefix("warn msg:") {
-                exp.warn_msgs.push(without_position(m.trim()).to_owned());
+            let a = &mut exp.annotations;
+            let (info, what) = match (rest.strip_prefix("warn"), rest.strip_prefix("info")) {
+                (Some(w), _) => (false, w.trim()),
+                (_, Some(i)) => (true, i.trim()),
+                _ => match rest {
+                    "no_warn" => {
+                        a.no_warn = true;
+                        continue;
+                    }
+                    "no_info" => {
+                        a.no_info = true;
+                        continue;
+                    }
+                    _ => continue,
+                },
+            };
+            let matcher = if let Some(m) = what.strip_prefix("msg:") {
+                Some(TextMatch::Exact(without_position(m.trim()).to_owned()))
+            } else if let Some(r) = what.strip_prefix("regex:") {
+                // The position Prometheus ends its messages with is not given here: a regex
+                // ending in one (`\(1:25\)`, `\([0-9]+:[0-9]+\)`) is matched without it.
+                let r = r.trim();
+                let r = match r.rfind(" \\(") {
+                    Some(i) if r.ends_with("\\)") && r[i..].contains(':') => &r[..i],
+                    _ => r,
+                };
+                let r = regex::Regex::new(r).map_err(|e| format!("bad regex in expectation: {e}"))?;
+                Some(TextMatch::Regex(r))
+            } else {
+                None
+            };
+            match (info, matcher) {
+                (false, Some(m)) => a.warn_match.push(m),
+                (true, Some(m)) => a.info_match.push(m),
+                (false, None) => a.warn = true,
+                (true, None) => a.info = true,
             }
-            // info / no_info / warn without a message: vigil reports no info annotations, and
-            // fewer warnings than Prometheus; not checked.
             continue;
         }
         if let Some(m) = line.strip_prefix("expected_fail_message") {
