@@ -88,6 +88,9 @@ pub(crate) fn success(data: &str) -> Response {
     json_response(StatusCode::OK, s)
 }
 
+/// Annotations of each kind an answer lists.
+const MAX_ANNOTATIONS: usize = 10;
+
 /// `{"status":"success","data":<data>,"warnings":[...],"infos":[...]}`: the annotations of the
 /// answer, those starting `PromQL info:` under `infos` as Prometheus gives them (either field
 /// left out when empty).
@@ -100,16 +103,24 @@ pub(crate) fn success_warned(data: &str, annotations: &[String]) -> Response {
     let mut s = String::with_capacity(data.len() + 64);
     s.push_str(r#"{"status":"success","data":"#);
     s.push_str(data);
-    for (field, list) in [("warnings", &warnings), ("infos", &infos)] {
+    for (field, kind, list) in [("warnings", "warning", &warnings), ("infos", "info", &infos)] {
         if list.is_empty() {
             continue;
         }
         s.push_str(&format!(r#","{field}":["#));
-        for (i, w) in list.iter().enumerate() {
+        // At most ten of each, as Prometheus.
+        for (i, w) in list.iter().take(MAX_ANNOTATIONS).enumerate() {
             if i > 0 {
                 s.push(',');
             }
             push_str(&mut s, w);
+        }
+        if list.len() > MAX_ANNOTATIONS {
+            s.push(',');
+            push_str(
+                &mut s,
+                &format!("{} more {kind} annotations omitted", list.len() - MAX_ANNOTATIONS),
+            );
         }
         s.push(']');
     }

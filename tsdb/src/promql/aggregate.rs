@@ -180,11 +180,13 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, agg: &AggregateExpr) -> QueryResult<M
         let nan = ps.iter().any(|p| p.is_nan());
         let max = ps.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         let min = ps.iter().copied().fold(f64::INFINITY, f64::min);
-        for q in [
-            nan.then_some(f64::NAN),
-            (max > 1.0).then_some(max),
-            (min < 0.0).then_some(min),
-        ] {
+        // (Go's max and min are NaN once a NaN is among them: then only the NaN is reported.)
+        let reported = if nan {
+            [Some(f64::NAN), None]
+        } else {
+            [(max > 1.0).then_some(max), (min < 0.0).then_some(min)]
+        };
+        for q in reported {
             if let Some(w) = q.and_then(super::eval::invalid_quantile) {
                 ev.warn(w);
             }

@@ -121,12 +121,33 @@ pub(crate) struct Evaluator<'a> {
 /// thread.
 pub(crate) type Warnings = parking_lot::Mutex<std::collections::BTreeSet<String>>;
 
+/// `v` as Go's `%g` prints it: the shortest digits, in exponent form (`1e+06`, `1.5e-05`) when
+/// the decimal exponent is below -4 or at least 6.
+pub(crate) fn go_g(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "+Inf".into() } else { "-Inf".into() };
+    }
+    // Rust's `{:e}` gives the shortest digits with the exponent: "1.5e7", "-2e-5".
+    let e = format!("{v:e}");
+    let (mantissa, exp) = e.split_once('e').unwrap_or((e.as_str(), "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if (-4..6).contains(&exp) {
+        format!("{v}")
+    } else {
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{mantissa}e{sign}{:02}", exp.abs())
+    }
+}
+
 /// Prometheus's warning for a quantile outside [0, 1], if `q` is one.
 pub(crate) fn invalid_quantile(q: f64) -> Option<String> {
     (q.is_nan() || !(0.0..=1.0).contains(&q)).then(|| {
         format!(
             "PromQL warning: quantile value should be between 0 and 1, got {}",
-            super::functions::format_float(q)
+            go_g(q)
         )
     })
 }
@@ -768,5 +789,27 @@ fn convert_matcher(m: &ParserMatcher) -> Matcher {
         ParserOp::NotEqual => Matcher::not_equal(m.name.clone(), m.value.clone()),
         ParserOp::Re(re) => Matcher::with_regex(MatchOp::Regex, m.name.clone(), m.value.clone(), re.clone()),
         ParserOp::NotRe(re) => Matcher::with_regex(MatchOp::NotRegex, m.name.clone(), m.value.clone(), re.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn go_g() {
+        for (v, want) in [
+            (1.5, "1.5"),
+            (-1.0, "-1"),
+            (2.0, "2"),
+            (123_456.0, "123456"),
+            (1e6, "1e+06"),
+            (1_234_567.0, "1.234567e+06"),
+            (1e21, "1e+21"),
+            (0.0001, "0.0001"),
+            (0.000_015, "1.5e-05"),
+            (f64::NAN, "NaN"),
+            (f64::NEG_INFINITY, "-Inf"),
+        ] {
+            assert_eq!(super::go_g(v), want);
+        }
     }
 }

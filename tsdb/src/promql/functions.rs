@@ -140,21 +140,6 @@ pub(crate) fn range_call_each(
         _ => Reads::Raw,
     };
     let input = range_input(ev, args[matrix_arg], reads)?;
-    // As Prometheus: `rate` and `increase` of a selected series whose name is not a counter's.
-    let selected = matches!(unwrap_parens(args[matrix_arg]), Expr::MatrixSelector(_));
-    if selected && matches!(name, "rate" | "increase") {
-        for s in &input.series {
-            let metric = s.metric.metric_name().unwrap_or_default();
-            let counter = ["_total", "_sum", "_count", "_bucket"]
-                .iter()
-                .any(|x| metric.ends_with(x));
-            if !metric.is_empty() && !counter && !s.points.is_empty() {
-                ev.warn(format!(
-                    "PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: {metric:?}"
-                ));
-            }
-        }
-    }
     let keep_name = matches!(name, "last_over_time" | "first_over_time");
     let steps: Vec<Timestamp> = ev.steps().collect();
     let ev: &Evaluator<'_> = ev;
@@ -202,6 +187,17 @@ pub(crate) fn range_call_each(
             if let Some(v) = f(&w, &step_params) {
                 result.push(Point { t: ts, v });
             }
+        }
+        // As Prometheus: `rate` or `increase` with a result for a series whose name is not a
+        // counter's.
+        if matches!(name, "rate" | "increase")
+            && !result.is_empty()
+            && let Some(m) = metric.get_or_dropped(crate::labels::METRIC_NAME)
+            && !["_total", "_sum", "_count", "_bucket"].iter().any(|x| m.ends_with(x))
+        {
+            ev.warn(format!(
+                "PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: {m:?}"
+            ));
         }
         if overlap.get() {
             ev.warn(format!(

@@ -21,9 +21,9 @@ fn annotated_name(metric: &Labels, delayed: bool) -> String {
     name.map(|n| format!(" for metric name {n:?}")).unwrap_or_default()
 }
 
-/// One classic histogram: its labels, its buckets as (upper bound, cumulative count), and the
-/// ` for metric name "..."` its annotations name.
-type Classic = (Labels, Vec<(f64, f64)>, String);
+/// One classic histogram: its labels, its buckets as (upper bound, cumulative count), and its
+/// first bucket's series (for the name its annotations give).
+type Classic = (Labels, Vec<(f64, f64)>, Labels);
 
 /// Classic histograms in a vector: buckets grouped by their labels without `le` (and without the
 /// metric name), as (upper bound, cumulative count), with their first series' name for
@@ -43,11 +43,7 @@ fn classic_histograms(v: &Vector, delayed: bool, warn: Warn<'_>) -> Vec<Classic>
         };
         let key = s.metric.drop_names(&["le".to_owned()]);
         let idx = *groups.entry(key.clone()).or_insert_with(|| {
-            out.push((
-                key.name_dropped(delayed),
-                Vec::new(),
-                annotated_name(&s.metric, delayed),
-            ));
+            out.push((key.name_dropped(delayed), Vec::new(), s.metric.clone()));
             out.len() - 1
         });
         out[idx].1.push((le, s.v));
@@ -65,22 +61,28 @@ fn forced_monotonicity(name: &str) -> String {
 /// `histogram_quantile` over classic histograms: the quantile is interpolated linearly inside
 /// its bucket.
 pub(crate) fn histogram_quantile(q: f64, v: &Vector, delayed: bool, warn: Warn<'_>) -> Vector {
-    histogram_quantiles_of(&classic_histograms(v, delayed, warn), None, &[q], warn)
+    histogram_quantiles_of(&classic_histograms(v, delayed, warn), None, &[q], delayed, warn)
 }
 
 /// `histogram_quantiles(v, "label", q...)`: one result per quantile, told apart by `label`.
 pub(crate) fn histogram_quantiles(v: &Vector, label: &str, qs: &[f64], delayed: bool, warn: Warn<'_>) -> Vector {
-    histogram_quantiles_of(&classic_histograms(v, delayed, warn), Some(label), qs, warn)
+    histogram_quantiles_of(&classic_histograms(v, delayed, warn), Some(label), qs, delayed, warn)
 }
 
-fn histogram_quantiles_of(groups: &[Classic], label: Option<&str>, qs: &[f64], warn: Warn<'_>) -> Vector {
+fn histogram_quantiles_of(
+    groups: &[Classic],
+    label: Option<&str>,
+    qs: &[f64],
+    delayed: bool,
+    warn: Warn<'_>,
+) -> Vector {
     let mut out = Vec::with_capacity(groups.len() * qs.len());
     for &q in qs {
         if let Some(w) = super::eval::invalid_quantile(q) {
             warn(w);
         }
         let name = openmetrics_float(q);
-        for (metric, b, annotated) in groups {
+        for (metric, b, first) in groups {
             let mut b = b.clone();
             let metric = match label {
                 Some(label) => {
@@ -92,7 +94,7 @@ fn histogram_quantiles_of(groups: &[Classic], label: Option<&str>, qs: &[f64], w
             };
             let (v, forced) = bucket_quantile(q, &mut b);
             if forced {
-                warn(forced_monotonicity(annotated));
+                warn(forced_monotonicity(&annotated_name(first, delayed)));
             }
             out.push(VSample { metric, v });
         }

@@ -99,6 +99,8 @@ struct AnnotationExpectations {
 enum TextMatch {
     Exact(String),
     Regex(regex::Regex),
+    /// A bare `expect warn` / `expect info`: any message.
+    Any,
 }
 
 impl TextMatch {
@@ -106,6 +108,7 @@ impl TextMatch {
         match self {
             TextMatch::Exact(e) => e == m,
             TextMatch::Regex(r) => r.is_match(m),
+            TextMatch::Any => true,
         }
     }
 }
@@ -135,6 +138,12 @@ fn check_annotations(exp: &AnnotationExpectations, given: &[String]) -> Result<(
     }
     Ok(())
 }
+
+/// The position at the end of an expected annotation's regex: `\(1:25\)` or
+/// `\([0-9]+:[0-9]+\)`, possibly anchored.
+static POSITION_TAIL: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(r"\s*\\\((\d+|\[0-9\]\+):(\d+|\[0-9\]\+)\\\)\$?$").expect("valid regex")
+});
 
 /// A warning message without the position Prometheus appends (` (1:6)`), which promql-parser
 /// does not give.
@@ -498,7 +507,10 @@ fn run_eval(
             Ok(()) => match check_annotations(&exp.annotations, &warnings) {
                 // Prometheus's annotation is about native histogram series the selectors pick
                 // (which the runner cannot load: "ignored histogram"): that is why.
-                Err(_) if let Some(l) = histogram_series.iter().find(|l| selects(&parsed, l)) => {
+                Err(e)
+                    if e.ends_with("annotations, got none")
+                        && let Some(l) = histogram_series.iter().find(|l| selects(&parsed, l)) =>
+                {
                     report.skipped.push(issue(format!(
                         "expects an annotation about native histogram series {l}"
                     )));
@@ -658,21 +670,25 @@ fn parse_expectation(block: &[&str], mode: &Mode) -> Result<Expectation, String>
             } else if let Some(r) = what.strip_prefix("regex:") {
                 // The position Prometheus ends its messages with is not given here: a regex
                 // ending in one (`\(1:25\)`, `\([0-9]+:[0-9]+\)`) is matched without it.
-                let r = r.trim();
-                let r = match r.rfind(" \\(") {
-                    Some(i) if r.ends_with("\\)") && r[i..].contains(':') => &r[..i],
-                    _ => r,
-                };
-                let r = regex::Regex::new(r).map_err(|e| format!("bad regex in expectation: {e}"))?;
+                let r = POSITION_TAIL.replace(r.trim(), "");
+                let r = regex::Regex::new(&r).map_err(|e| format!("bad regex in expectation: {e}"))?;
                 Some(TextMatch::Regex(r))
             } else {
                 None
             };
+            // A bare `expect warn` beside `msg:` lines allows any other warning, as in
+            // Prometheus's runner.
             match (info, matcher) {
                 (false, Some(m)) => a.warn_match.push(m),
                 (true, Some(m)) => a.info_match.push(m),
-                (false, None) => a.warn = true,
-                (true, None) => a.info = true,
+                (false, None) => {
+                    a.warn = true;
+                    a.warn_match.push(TextMatch::Any);
+                }
+                (true, None) => {
+                    a.info = true;
+                    a.info_match.push(TextMatch::Any);
+                }
             }
             continue;
         }
