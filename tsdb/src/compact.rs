@@ -23,7 +23,7 @@ use crate::head::SeriesRef;
 use crate::labels::{Labels, Matcher};
 use crate::rollup::{self, RESOLUTIONS};
 use crate::storage::{Series, SeriesReader, Timestamp};
-use crate::wal::record::{self, Mark};
+use crate::wal::record::{self, Deletion, Mark};
 
 /// Samples per WAL record in a checkpoint.
 const CHECKPOINT_RECORD_SAMPLES: usize = 64 * 1024;
@@ -100,6 +100,9 @@ impl Db {
             return Ok(report);
         };
         let _one = self.maintenance.lock();
+        // Nothing is cut, compacted or checkpointed while a logged delete is unfinished: its
+        // record must outlive it, and the blocks it names must stay as they are.
+        self.finish_deletes()?;
         let blocks_dir = dir.join("blocks");
         report.cut = self.cut_head(&blocks_dir, everything)?;
         if report.cut > 0 {
@@ -465,39 +468,73 @@ impl Db {
     /// rewritten without them and the WAL is checkpointed. Returns how many series had samples
     /// deleted. Samples appended afterwards are kept (they must still be newer than the
     /// deleted ones).
+    ///
+    /// All or nothing across a crash: the delete is logged in the WAL (with the blocks standing
+    /// then) before anything is removed, and the head drops the series in the same step, under
+    /// the WAL's lock; a crash after that is finished by the next open, where replay drops the
+    /// series at the record and the blocks it names are rewritten. An error after the record
+    /// leaves the delete pending: the next delete or maintenance round finishes it first.
     pub fn delete_series(&self, sets: &[Vec<Matcher>]) -> Result<u64> {
         let _one = self.maintenance.lock();
+        // An earlier delete that failed midway goes first.
+        self.finish_deletes()?;
         let mut deleted: BTreeSet<Labels> = BTreeSet::new();
-        let mut dropped = 0;
-        for set in sets {
-            for s in self.head.matching_series(set) {
-                if s.time_range().is_some() || !s.unwritten().is_empty() {
-                    deleted.insert(s.labels.clone());
-                }
-                dropped += s.clear();
+        let deletion = Deletion {
+            sets: sets.to_vec(),
+            blocks: std::iter::once(&self.blocks)
+                .chain(&self.rollups)
+                .flat_map(|list| list.read().iter().map(|b| b.meta().id.clone()).collect::<Vec<_>>())
+                .collect(),
+        };
+        {
+            let mut wal = self.wal.lock();
+            if let Some(wal) = wal.as_mut() {
+                let mut buf = Vec::new();
+                record::encode_deletion(&deletion, &mut buf);
+                wal.log(&[(record::TYPE_DELETE, &buf)])?;
             }
+            deleted.extend(self.head.delete_matching(sets));
         }
-        self.head.note_written(dropped, i64::MIN);
-        if let Some(dir) = self.dir.clone() {
+        self.pending_deletes.lock().push(deletion);
+        deleted.extend(self.finish_deletes()?);
+        tracing::info!(series = deleted.len(), "series deleted");
+        Ok(deleted.len() as u64)
+    }
+
+    /// Rewrites, for every pending delete in the order logged, the blocks it names that still
+    /// stand, then checkpoints the WAL (which drops the delete records). Returns the series
+    /// the blocks held. The caller holds the maintenance lock.
+    pub(crate) fn finish_deletes(&self) -> Result<Vec<Labels>> {
+        let pending = self.pending_deletes.lock().clone();
+        let mut deleted = Vec::new();
+        let Some(dir) = self.dir.clone() else {
+            self.pending_deletes.lock().clear();
+            return Ok(deleted);
+        };
+        if pending.is_empty() {
+            return Ok(deleted);
+        }
+        for d in &pending {
+            let named = |b: &Arc<Block>| d.blocks.contains(&b.meta().id);
             // Raw blocks first (their rollups follow), then the rollups whose raw blocks are
             // gone.
             let blocks_dir = dir.join("blocks");
-            let raw = self.blocks.read().clone();
+            let raw: Vec<Arc<Block>> = self.blocks.read().iter().filter(|b| named(b)).cloned().collect();
             for b in raw {
-                if let Some((doomed, meta)) = rewrite_without(&b, sets, &blocks_dir, vec![b.meta().id.clone()])? {
+                if let Some((doomed, meta)) = rewrite_without(&b, &d.sets, &blocks_dir, vec![b.meta().id.clone()])? {
                     self.replace_blocks(&blocks_dir, std::slice::from_ref(&b), meta.as_ref())?;
                     deleted.extend(doomed);
                 }
             }
             for (list, r) in self.rollups.iter().zip(RESOLUTIONS) {
                 let target = crate::db::rollups_dir(&dir, r);
-                let blocks = list.read().clone();
+                let blocks: Vec<Arc<Block>> = list.read().iter().filter(|b| named(b)).cloned().collect();
                 for b in blocks {
                     // Still standing for its raw block, and named so that a crash after the
                     // rewrite lets the open finish deleting the old one.
                     let mut sources = b.meta().sources.clone();
                     sources.push(b.meta().id.clone());
-                    if let Some((doomed, meta)) = rewrite_without(&b, sets, &target, sources)? {
+                    if let Some((doomed, meta)) = rewrite_without(&b, &d.sets, &target, sources)? {
                         let new = match meta {
                             Some(meta) => Some(Arc::new(Block::open(&target.join(&meta.id))?)),
                             None => None,
@@ -507,10 +544,10 @@ impl Db {
                     }
                 }
             }
-            self.checkpoint_wal()?;
         }
-        tracing::info!(series = deleted.len(), "series deleted");
-        Ok(deleted.len() as u64)
+        self.checkpoint_wal()?;
+        self.pending_deletes.lock().drain(..pending.len());
+        Ok(deleted)
     }
 
     /// Rollup blocks of resolution `RESOLUTIONS[tier]`, oldest first.

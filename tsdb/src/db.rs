@@ -21,7 +21,7 @@ use crate::head::{AppendOutcome, Head, HeadStats, MemSeries, SeriesRef};
 use crate::labels::{Labels, Matcher};
 use crate::rollup::{self, RESOLUTIONS};
 use crate::storage::{Queryable, Sample, Series, SeriesReader, Timestamp};
-use crate::wal::record::{self, Mark, Record};
+use crate::wal::record::{self, Deletion, Mark, Record};
 use crate::wal::{DEFAULT_SEGMENT_SIZE, ReplayStats, Wal};
 
 /// How a store is opened.
@@ -130,6 +130,10 @@ pub struct Db {
     pub(crate) rollups: [BlockList; RESOLUTIONS.len()],
     /// Serializes maintenance (cutting blocks, compaction, retention).
     pub(crate) maintenance: Mutex<()>,
+    /// Deletes logged whose blocks are not all rewritten yet (a failure or a crash came
+    /// between); finished before any other maintenance, and their records stay in the WAL
+    /// until then.
+    pub(crate) pending_deletes: Mutex<Vec<Deletion>>,
     counters: DbCounters,
     replay: ReplayStats,
     /// Held for the life of the store so that two processes never write one directory.
@@ -176,8 +180,9 @@ impl Db {
         let head = Head::default();
         let mut marks = BTreeMap::new();
         let mut replayed = CommitStats::default();
+        let mut deletes = Vec::new();
         let (wal, replay) = Wal::open(&dir.join("wal"), opts.wal_segment_size, |rec| {
-            apply_record(&head, &mut marks, &mut replayed, rec)
+            apply_record(&head, &mut marks, &mut replayed, &mut deletes, rec)
         })?;
         // What the blocks hold is written: the head's copies of it (a checkpoint keeps each
         // series' newest sample; segments replayed after a checkpoint may hold samples a block
@@ -201,7 +206,7 @@ impl Db {
         tracing::info!(dir = %dir.display(), series = stats.series, samples = stats.samples,
             blocks = blocks.len(), checkpoint = ?replay.checkpoint, segments = replay.segments,
             records = replay.records, "store opened");
-        Ok(Db {
+        let db = Db {
             dir: Some(dir.to_owned()),
             opts,
             head: Arc::new(head),
@@ -210,10 +215,21 @@ impl Db {
             blocks: RwLock::new(blocks.into_iter().map(Arc::new).collect()),
             rollups,
             maintenance: Mutex::new(()),
+            pending_deletes: Mutex::new(deletes),
             counters: DbCounters::default(),
             replay,
             _lock: Some(lock),
-        })
+        };
+        // A delete the WAL logged but did not see through (a crash came first) is finished
+        // now; if that fails too, maintenance retries it before anything else.
+        if !db.pending_deletes.lock().is_empty() {
+            let _one = db.maintenance.lock();
+            match db.finish_deletes() {
+                Ok(n) => tracing::info!(series = n.len(), "finished a delete the WAL logged before a crash"),
+                Err(e) => tracing::warn!(error = %e, "could not finish a logged delete; maintenance retries it"),
+            }
+        }
+        Ok(db)
     }
 
     /// A store without a directory: nothing is persisted. For tests and scratch evaluation.
@@ -227,6 +243,7 @@ impl Db {
             blocks: RwLock::new(Vec::new()),
             rollups: Default::default(),
             maintenance: Mutex::new(()),
+            pending_deletes: Mutex::new(Vec::new()),
             counters: DbCounters::default(),
             replay: ReplayStats::default(),
             _lock: None,
@@ -310,6 +327,7 @@ fn apply_record(
     head: &Head,
     marks: &mut BTreeMap<String, Vec<u8>>,
     stats: &mut CommitStats,
+    deletes: &mut Vec<Deletion>,
     rec: Record,
 ) -> std::result::Result<(), String> {
     match rec {
@@ -329,6 +347,11 @@ fn apply_record(
             for Mark { key, value } in m {
                 marks.insert(key, value);
             }
+        }
+        Record::Delete(d) => {
+            // Exactly what the live store did: the samples logged before the record go.
+            head.delete_matching(&d.sets);
+            deletes.push(d);
         }
     }
     Ok(())

@@ -210,6 +210,24 @@ impl Head {
         self.min_t.fetch_max(oldest, Ordering::Relaxed);
     }
 
+    /// Drops every sample of the series matching all matchers of any of `sets` (the series stay,
+    /// refusing samples older than their newest, as after a cut). Returns the labels of those
+    /// that held samples.
+    pub(crate) fn delete_matching(&self, sets: &[Vec<Matcher>]) -> Vec<Labels> {
+        let mut deleted = Vec::new();
+        let mut dropped = 0;
+        for set in sets {
+            for s in self.matching_series(set) {
+                if s.time_range().is_some() || !s.unwritten().is_empty() {
+                    deleted.push(s.labels.clone());
+                }
+                dropped += s.clear();
+            }
+        }
+        self.note_written(dropped, i64::MIN);
+        deleted
+    }
+
     /// Series and label-pair counts, keeping the `n` largest of each list.
     pub fn cardinality(&self, n: usize) -> Cardinality {
         // Counted under the index lock (symbols are shared, so no string is copied there);

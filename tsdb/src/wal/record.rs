@@ -3,7 +3,7 @@
 
 use crate::encoding::{DecodeError, Decoder, put_bytes, put_uvarint, put_varint};
 use crate::head::SeriesRef;
-use crate::labels::{Label, Labels};
+use crate::labels::{Label, Labels, MatchOp, Matcher};
 use crate::storage::Timestamp;
 
 /// Record type byte: new series.
@@ -12,6 +12,8 @@ pub const TYPE_SERIES: u8 = 1;
 pub const TYPE_SAMPLES: u8 = 2;
 /// Record type byte: samples plus source marks, then each sample's start time.
 pub const TYPE_SAMPLES_STARTS: u8 = 3;
+/// Record type byte: a delete of series by matchers, and the blocks it must rewrite.
+pub const TYPE_DELETE: u8 = 4;
 
 /// A source position committed atomically with samples (for example a Kafka partition offset).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +38,81 @@ pub enum Record {
         /// Each sample's start time (0: unknown); empty when no sample has one.
         starts: Vec<Timestamp>,
     },
+    /// A delete: every sample logged before it of the series it matches is gone.
+    Delete(Deletion),
+}
+
+/// A delete of whole series, logged before anything is removed so that a crash midway is
+/// finished at the next open: the head drops the matching series where replay meets the
+/// record, and the blocks it names are rewritten without them.
+#[derive(Debug, Clone)]
+pub struct Deletion {
+    /// Matcher sets; a series matching every matcher of any set is deleted.
+    pub sets: Vec<Vec<Matcher>>,
+    /// Ids of the blocks (raw and rollups) that stood when the delete began: the only ones that
+    /// can hold what it deletes.
+    pub blocks: Vec<String>,
+}
+
+impl PartialEq for Deletion {
+    fn eq(&self, other: &Self) -> bool {
+        let key = |d: &Deletion| -> Vec<Vec<String>> {
+            d.sets
+                .iter()
+                .map(|set| set.iter().map(Matcher::to_string).collect())
+                .collect()
+        };
+        key(self) == key(other) && self.blocks == other.blocks
+    }
+}
+
+/// Operator bytes of a logged matcher.
+const OPS: [MatchOp; 4] = [MatchOp::Equal, MatchOp::NotEqual, MatchOp::Regex, MatchOp::NotRegex];
+
+/// Encodes a delete record payload: the matcher sets, then the block ids.
+pub fn encode_deletion(d: &Deletion, out: &mut Vec<u8>) {
+    put_uvarint(out, d.sets.len() as u64);
+    for set in &d.sets {
+        put_uvarint(out, set.len() as u64);
+        for m in set {
+            let op = OPS
+                .iter()
+                .position(|&o| o == m.op())
+                .unwrap_or_else(|| unreachable!("four operators"));
+            out.push(op as u8);
+            put_bytes(out, m.name.as_bytes());
+            put_bytes(out, m.value.as_bytes());
+        }
+    }
+    put_uvarint(out, d.blocks.len() as u64);
+    for id in &d.blocks {
+        put_bytes(out, id.as_bytes());
+    }
+}
+
+fn decode_deletion(d: &mut Decoder<'_>) -> Result<Record, String> {
+    let err = |e: DecodeError| e.to_string();
+    let n_sets = d.uvarint().map_err(err)?;
+    let mut sets = Vec::with_capacity(n_sets.min(64) as usize);
+    for _ in 0..n_sets {
+        let n = d.uvarint().map_err(err)?;
+        let mut set = Vec::with_capacity(n.min(64) as usize);
+        for _ in 0..n {
+            let op = *OPS
+                .get(usize::from(d.bytes(1).map_err(err)?[0]))
+                .ok_or("unknown matcher operator")?;
+            let name = d.len_str().map_err(err)?;
+            let value = d.len_str().map_err(err)?;
+            set.push(Matcher::new(op, name, value).map_err(|e| format!("matcher regex: {e}"))?);
+        }
+        sets.push(set);
+    }
+    let n_blocks = d.uvarint().map_err(err)?;
+    let mut blocks = Vec::with_capacity(n_blocks.min(1024) as usize);
+    for _ in 0..n_blocks {
+        blocks.push(d.len_str().map_err(err)?.to_owned());
+    }
+    Ok(Record::Delete(Deletion { sets, blocks }))
 }
 
 /// Encodes a series record payload.
@@ -125,6 +202,7 @@ pub fn decode(typ: u8, payload: &[u8]) -> Result<Record, String> {
         TYPE_SERIES => decode_series(&mut d).map_err(|e| format!("series record: {e}"))?,
         TYPE_SAMPLES => decode_samples(&mut d, false).map_err(|e| format!("samples record: {e}"))?,
         TYPE_SAMPLES_STARTS => decode_samples(&mut d, true).map_err(|e| format!("samples record: {e}"))?,
+        TYPE_DELETE => decode_deletion(&mut d).map_err(|e| format!("delete record: {e}"))?,
         other => return Err(format!("unknown record type {other}")),
     };
     if !d.is_empty() {
@@ -194,6 +272,42 @@ mod tests {
         let mut buf = Vec::new();
         encode_series(&[(1, &a), (7, &b)], &mut buf);
         assert_eq!(decode(TYPE_SERIES, &buf), Ok(Record::Series(vec![(1, a), (7, b)])));
+    }
+
+    #[test]
+    fn deletion_round_trip() {
+        let d = Deletion {
+            sets: vec![
+                vec![
+                    Matcher::equal("__name__", "x"),
+                    Matcher::new(MatchOp::Regex, "route", "/a|/b").expect("regex"),
+                ],
+                vec![
+                    Matcher::not_equal("svc", ""),
+                    Matcher::new(MatchOp::NotRegex, "le", "\\+Inf").expect("regex"),
+                ],
+            ],
+            blocks: vec!["01JD0000000000000000000000".into(), "01JD0000000000000000000001".into()],
+        };
+        let mut buf = Vec::new();
+        encode_deletion(&d, &mut buf);
+        let Ok(Record::Delete(got)) = decode(TYPE_DELETE, &buf) else {
+            panic!("decode failed")
+        };
+        assert_eq!(got, d);
+        assert!(got.sets[0][1].matches("/b") && !got.sets[0][1].matches("/c"));
+        // An unknown operator byte and a bad regex are errors, not panics.
+        let mut bad = buf.clone();
+        bad[2] = 9;
+        assert!(decode(TYPE_DELETE, &bad).expect_err("bad op").contains("operator"));
+        let mut re = Vec::new();
+        let broken = Deletion {
+            sets: vec![vec![Matcher::equal("a", "(")]],
+            blocks: vec![],
+        };
+        encode_deletion(&broken, &mut re);
+        re[2] = 2; // `=` becomes `=~` over "(".
+        assert!(decode(TYPE_DELETE, &re).expect_err("bad regex").contains("regex"));
     }
 
     #[test]
