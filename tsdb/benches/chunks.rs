@@ -5,8 +5,8 @@
 use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use vigil_tsdb::chunkenc::{Encoding, XorAppender, XorIter, for_each_sample, int, packed};
-use vigil_tsdb::{Db, Labels, Options};
+use vigil_tsdb::chunkenc::{Encoding, SAMPLES_PER_CHUNK, XorAppender, XorIter, for_each_sample, int, packed};
+use vigil_tsdb::{Db, Labels, Matcher, Options};
 
 /// Samples per chunk, as the head cuts them.
 const CHUNK: usize = 120;
@@ -179,6 +179,50 @@ fn append(c: &mut Criterion) {
             },
             BatchSize::PerIteration,
         );
+    });
+    g.finish();
+
+    // Long series: 1,000 of them, 360 windows each, so every series closes (and re-encodes)
+    // three chunks; the cost of closing shows against `append_wal`. Then reading them all back
+    // (closed chunks packed, the open one XOR).
+    let long = &labels[..1_000];
+    let windows = 3 * SAMPLES_PER_CHUNK as i64;
+    let fill = |db: &Db| {
+        let mut refs = Vec::new();
+        for w in 0..windows {
+            let mut app = db.appender();
+            for (i, l) in long.iter().enumerate() {
+                let (t, v) = (1_795_305_600_000 + w * 10_000, (w * (1 + i as i64 % 7)) as f64);
+                match refs.get(i) {
+                    Some(&r) => app.append_ref(r, t, v),
+                    None => refs.push(app.append(l, t, v).expect("append")),
+                }
+            }
+            app.commit().expect("commit");
+        }
+    };
+    let mut g = c.benchmark_group("head");
+    g.throughput(Throughput::Elements(long.len() as u64 * windows as u64));
+    g.sample_size(10);
+    g.bench_function("append_wal_closing_chunks", |b| {
+        b.iter_batched(
+            || {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let db = Db::open(dir.path(), Options::default()).expect("open");
+                (dir, db)
+            },
+            |(dir, db)| {
+                fill(&db);
+                (dir, db)
+            },
+            BatchSize::PerIteration,
+        );
+    });
+    let db = Db::in_memory();
+    fill(&db);
+    let all = [Matcher::equal("__name__", "vigil_http_requests_total")];
+    g.bench_function("select_all", |b| {
+        b.iter(|| black_box(db.head().select(&all, i64::MIN, i64::MAX).len()));
     });
     g.finish();
 }

@@ -49,7 +49,29 @@ pub fn encode_smallest(samples: &[(i64, f64)]) -> (Encoding, Vec<u8>) {
     for &(t, v) in samples {
         x.append(t, v);
     }
-    let mut best = (Encoding::Xor, x.bytes().to_vec());
+    smallest(samples, x.bytes().to_vec())
+}
+
+/// Re-encodes a full XOR chunk for the head when it closes it: packed if that is no larger
+/// (it decodes fastest, and counters come out at about two thirds of XOR), else the smaller of
+/// integer and XOR. Reads of all but the head's open chunks then decode at block speed.
+pub fn recode_xor(xor: &[u8]) -> (Encoding, Vec<u8>) {
+    let mut samples = Vec::with_capacity(sample_count(xor));
+    if !XorIter::new(xor).for_each_sample(|t, v| {
+        samples.push((t, v));
+        true
+    }) {
+        return (Encoding::Xor, xor.to_vec());
+    }
+    if let Some(p) = packed::encode(&samples).filter(|p| p.len() <= xor.len()) {
+        return (Encoding::Packed, p);
+    }
+    smallest(&samples, xor.to_vec())
+}
+
+/// `samples` the smallest way, given their XOR encoding.
+fn smallest(samples: &[(i64, f64)], xor: Vec<u8>) -> (Encoding, Vec<u8>) {
+    let mut best = (Encoding::Xor, xor);
     if let Some(i) = int::encode(samples.iter().copied()).filter(|i| i.len() < best.1.len()) {
         best = (Encoding::Int, i);
     }
@@ -57,6 +79,13 @@ pub fn encode_smallest(samples: &[(i64, f64)]) -> (Encoding, Vec<u8>) {
         best = (Encoding::Packed, p);
     }
     best
+}
+
+/// Samples in a chunk of any encoding: each starts with the count as a big-endian `u16`.
+pub fn sample_count(chunk: &[u8]) -> usize {
+    chunk
+        .get(..2)
+        .map_or(0, |h| usize::from(u16::from_be_bytes([h[0], h[1]])))
 }
 
 /// Calls `f` with every sample of a chunk in `encoding` until it returns `false`; returns

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::Mutex;
 
-use crate::chunkenc::{SAMPLES_PER_CHUNK, XorAppender, XorIter};
+use crate::chunkenc::{self, Encoding, SAMPLES_PER_CHUNK, XorAppender, XorIter};
 use crate::labels::Labels;
 use crate::starts::StartRuns;
 use crate::storage::{Sample, Timestamp};
@@ -23,12 +23,25 @@ pub enum AppendOutcome {
     Conflict,
 }
 
-/// A full chunk, immutable from here on and shared with readers without copying.
+/// A full chunk, immutable from here on and shared with readers without copying. Written as
+/// XOR while open, re-encoded the smallest way when closed (as blocks are: packed for
+/// counters), so that reads of everything but the open chunk decode at block speed.
 #[derive(Debug, Clone)]
 pub(crate) struct ClosedChunk {
     pub(crate) min_t: Timestamp,
     pub(crate) max_t: Timestamp,
+    pub(crate) encoding: Encoding,
     pub(crate) bytes: Arc<[u8]>,
+}
+
+impl ClosedChunk {
+    fn for_each_sample(&self, f: impl FnMut(Timestamp, f64) -> bool) -> bool {
+        chunkenc::for_each_sample(self.encoding, &self.bytes, f)
+    }
+
+    fn len(&self) -> u64 {
+        chunkenc::sample_count(&self.bytes) as u64
+    }
 }
 
 #[derive(Debug, Default)]
@@ -76,19 +89,19 @@ impl SeriesData {
         if self.last.is_none_or(|(t, _)| t <= after) {
             return None;
         }
-        let chunks = self.closed.iter().filter(|c| c.max_t > after).map(|c| &*c.bytes);
         let mut found = None;
-        for bytes in chunks.chain(std::iter::once(self.open.bytes())) {
-            XorIter::new(bytes).for_each_sample(|t, _| {
-                if t > after {
-                    found = Some(t);
-                }
-                found.is_none()
-            });
-            if found.is_some() {
-                break;
+        let look = |t: Timestamp, _| {
+            if t > after {
+                found = Some(t);
             }
-        }
+            found.is_none()
+        };
+        // The first closed chunk that ends past `after` holds a sample past it; else the open
+        // one does.
+        match self.closed.iter().find(|c| c.max_t > after) {
+            Some(c) => c.for_each_sample(look),
+            None => XorIter::new(self.open.bytes()).for_each_sample(look),
+        };
         found
     }
 }
@@ -144,10 +157,12 @@ impl MemSeries {
             let full = std::mem::take(&mut d.open);
             let min_t = d.open_min_t;
             let max_t = d.last.map_or(min_t, |(t, _)| t);
+            let (encoding, bytes) = chunkenc::recode_xor(full.bytes());
             d.closed.push(ClosedChunk {
                 min_t,
                 max_t,
-                bytes: Arc::from(full.bytes()),
+                encoding,
+                bytes: Arc::from(bytes),
             });
         }
         if d.open.is_empty() {
@@ -214,10 +229,7 @@ impl MemSeries {
             d.unwritten_from = d.first_after(t);
         }
         let keep = d.closed.partition_point(|c| c.max_t <= t);
-        let gone = d.closed[..keep]
-            .iter()
-            .map(|c| XorIter::new(&c.bytes).size_hint().1.unwrap_or(0) as u64)
-            .sum();
+        let gone = d.closed[..keep].iter().map(ClosedChunk::len).sum();
         d.closed.drain(..keep);
         // Start times are kept for every sample still held (the open chunk may hold written
         // ones), not only for those not yet written.
@@ -232,12 +244,7 @@ impl MemSeries {
     /// one. Returns how many samples went.
     pub(crate) fn clear(&self) -> u64 {
         let mut d = self.data.lock();
-        let gone = d
-            .closed
-            .iter()
-            .map(|c| XorIter::new(&c.bytes).size_hint().1.unwrap_or(0) as u64)
-            .sum::<u64>()
-            + d.open.len() as u64;
+        let gone = d.closed.iter().map(ClosedChunk::len).sum::<u64>() + d.open.len() as u64;
         d.closed.clear();
         d.open = XorAppender::new();
         d.last_value = None;
@@ -303,14 +310,17 @@ impl ChunkSnapshot {
 
     /// Decodes the samples in `[mint, maxt]`, appending them to `out`.
     pub(crate) fn decode_into(&self, mint: Timestamp, maxt: Timestamp, out: &mut Vec<Sample>) {
-        let chunks = self.closed.iter().map(|c| &*c.bytes).chain(self.open.as_deref());
-        for bytes in chunks {
-            XorIter::new(bytes).for_each_sample(|t, v| {
-                if t >= mint && t <= maxt {
-                    out.push(Sample { t, v });
-                }
-                t <= maxt
-            });
+        let mut keep = |t: Timestamp, v: f64| {
+            if t >= mint && t <= maxt {
+                out.push(Sample { t, v });
+            }
+            t <= maxt
+        };
+        for c in &self.closed {
+            c.for_each_sample(&mut keep);
+        }
+        if let Some(open) = &self.open {
+            XorIter::new(open).for_each_sample(keep);
         }
     }
 }
@@ -342,5 +352,42 @@ mod tests {
         assert_eq!(out.len(), 100);
         assert_eq!(out[0], Sample { t: 2_000, v: 200.0 });
         assert_eq!(s.time_range(), Some((0, 9_990)));
+    }
+
+    #[test]
+    fn closed_chunks_are_recoded_and_read_back() {
+        let counter = MemSeries::new(Labels::empty(), false);
+        let gauge = MemSeries::new(Labels::empty(), false);
+        let mut want_counter = Vec::new();
+        let mut want_gauge = Vec::new();
+        for i in 0..1000i64 {
+            let t = 1_795_305_600_000 + i * 10_000;
+            // A counter (with one staleness marker: its chunk stays XOR) and a fractional gauge.
+            let c = if i == 500 {
+                crate::storage::stale_nan()
+            } else {
+                (i * 7 + i % 5) as f64
+            };
+            let g = (i as f64).sin() * 100.0;
+            counter.append(t, c);
+            gauge.append(t, g);
+            want_counter.push((t, c.to_bits()));
+            want_gauge.push((t, g.to_bits()));
+        }
+        let encodings = |s: &MemSeries| s.data.lock().closed.iter().map(|c| c.encoding).collect::<Vec<_>>();
+        let closed = encodings(&counter);
+        assert_eq!(closed.len(), 8);
+        assert_eq!(closed.iter().filter(|&&e| e == Encoding::Xor).count(), 1, "{closed:?}");
+        assert!(encodings(&gauge).iter().all(|&e| e == Encoding::Xor));
+        for (s, want) in [(&counter, want_counter), (&gauge, want_gauge)] {
+            let mut out = Vec::new();
+            s.snapshot(i64::MIN, i64::MAX).decode_into(i64::MIN, i64::MAX, &mut out);
+            let got: Vec<(i64, u64)> = out.iter().map(|x| (x.t, x.v.to_bits())).collect();
+            assert_eq!(got, want);
+            assert_eq!(s.oldest_unwritten(), Some(want[0].0));
+        }
+        // Counting and dropping work on recoded chunks.
+        assert_eq!(counter.mark_written(1_795_305_600_000 + 599 * 10_000), 600);
+        assert_eq!(counter.clear(), 400);
     }
 }
