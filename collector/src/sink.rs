@@ -17,6 +17,8 @@ use crate::aggregate::{Aggregator, SeriesTable, WindowOutput};
 #[derive(Debug, Default)]
 pub struct StoreSink {
     refs: Vec<Option<SeriesRef>>,
+    /// The store's garbage-collection epoch when `refs` were taken.
+    refs_epoch: u64,
     pending: VecDeque<WindowOutput>,
     totals: SinkStats,
 }
@@ -45,6 +47,23 @@ impl StoreSink {
         if self.pending.is_empty() && marks.is_empty() {
             return Ok(());
         }
+        // The store lets go of series that stopped once their samples are all in blocks:
+        // references taken before that are retaken by labels (those series come back).
+        let epoch = db.head().gc_epoch();
+        if epoch != self.refs_epoch {
+            self.refs.clear();
+            self.refs_epoch = epoch;
+        }
+        let result = self.commit(db, table, marks);
+        if let Err(vigil_tsdb::Error::SeriesCollected) = result {
+            // A collection came between the check and the commit: nothing was written, the
+            // windows stay queued, and the next write retakes the references.
+            self.refs.clear();
+        }
+        result
+    }
+
+    fn commit(&mut self, db: &Db, table: &SeriesTable, marks: Vec<(String, Vec<u8>)>) -> vigil_tsdb::Result<()> {
         let mut app = db.appender();
         let mut invalid = 0;
         for w in &self.pending {
@@ -112,4 +131,51 @@ pub fn restore(db: &Db, agg: &mut Aggregator, now: Timestamp) -> usize {
     let n = seeds.len();
     agg.restore(seeds, now);
     n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vigil_tsdb::{Options, Queryable};
+
+    const T0: Timestamp = 1_795_392_000_000;
+
+    #[test]
+    fn series_the_store_collected_are_taken_again_by_labels() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let opts = Options {
+            rollups: false,
+            ..Options::default()
+        };
+        let db = Db::open(dir.path(), opts).expect("open");
+        let mut table = SeriesTable::default();
+        let route = |r: &str| Labels::from_pairs([("__name__", "vigil_http_requests_total"), ("route", r)]);
+        let (a, b) = (table.add(route("a")), table.add(route("b")));
+        let mut sink = StoreSink::default();
+        let write = |sink: &mut StoreSink, t: Timestamp, samples: Vec<(u32, f64)>| {
+            let w = WindowOutput { t, samples };
+            sink.write(&db, &table, [w], Vec::new()).expect("write");
+        };
+        write(&mut sink, T0, vec![(a, 1.0), (b, 1.0)]);
+        // `b` goes on for five hours, `a` has stopped: the cut puts `a` in a block and the
+        // store lets it go.
+        for i in 1..=1_800 {
+            write(&mut sink, T0 + i * 10_000, vec![(b, i as f64 + 1.0)]);
+        }
+        assert!(db.maintain().expect("maintain").cut > 0);
+        assert_eq!(db.stats().series, 1);
+        // `a` comes back through the reference the sink holds: retaken by labels.
+        write(&mut sink, T0 + 18_010_000, vec![(a, 2.0), (b, 1_802.0)]);
+        assert_eq!(sink.totals().store.unknown_series, 0);
+        assert_eq!(sink.totals().store.appended, 1_804);
+        let m = [Matcher::new(MatchOp::Equal, "route", "a").expect("matcher")];
+        let got: Vec<(Timestamp, f64)> = db
+            .select(&m, i64::MIN, i64::MAX)
+            .expect("select")
+            .into_iter()
+            .flat_map(|s| s.samples)
+            .map(|x| (x.t, x.v))
+            .collect();
+        assert_eq!(got, vec![(T0, 1.0), (T0 + 18_010_000, 2.0)]);
+    }
 }

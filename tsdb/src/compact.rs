@@ -106,6 +106,15 @@ impl Db {
         let blocks_dir = dir.join("blocks");
         report.cut = self.cut_head(&blocks_dir, everything)?;
         if report.cut > 0 {
+            // Series whose samples are all in blocks now leave the head (under the WAL lock:
+            // no commit appends to one meanwhile), and the checkpoint forgets them.
+            let collected = {
+                let _commits = self.wal.lock();
+                self.head.collect_garbage()
+            };
+            self.counters()
+                .series_collected
+                .fetch_add(collected as u64, Ordering::Relaxed);
             self.checkpoint_wal()?;
         }
         report.compacted = self.compact_blocks(&blocks_dir)?;
@@ -411,6 +420,20 @@ impl Db {
     /// Deletes raw blocks past the retention time and rollups past theirs, then the oldest
     /// blocks of any kind while the store is over its size limit.
     fn apply_retention(&self, dir: &Path) -> Result<usize> {
+        // Collected series' newest samples go with the last tier that can hold them (none
+        // go while any tier keeps its blocks for ever).
+        let rollups = if self.opts.rollups {
+            &self.opts.rollup_retention_ms[..]
+        } else {
+            &[]
+        };
+        let kept: Option<Vec<i64>> = std::iter::once(&self.opts.retention_ms)
+            .chain(rollups)
+            .copied()
+            .collect();
+        if let Some(longest) = kept.and_then(|k| k.into_iter().max()) {
+            self.head.forget_collected_before(self.cutoff(longest));
+        }
         let mut deleted = 0;
         let tiers = std::iter::once((&self.blocks, self.opts.retention_ms))
             .chain(self.rollups.iter().zip(self.opts.rollup_retention_ms));

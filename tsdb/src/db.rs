@@ -111,6 +111,8 @@ pub struct DbCounters {
     pub checkpoints: AtomicU64,
     /// Rollup blocks written.
     pub rollups: AtomicU64,
+    /// Series removed from the head once their samples were all in blocks.
+    pub series_collected: AtomicU64,
 }
 
 /// A list of blocks, oldest first; readers take a copy.
@@ -191,10 +193,35 @@ impl Db {
         // few are read, not every series of every block kept for weeks.
         let head_min = head.stats().min_t;
         let mut dropped = 0;
-        for b in blocks.iter().filter(|b| b.meta().max_t >= head_min) {
-            for (labels, newest) in b.newest_per_series() {
-                if let Some(s) = head.find(labels) {
-                    dropped += s.mark_written(newest);
+        // Series the blocks hold that the head does not (a previous process collected them)
+        // keep their newest sample's time and value, so that if they come back they still
+        // refuse older samples: newest blocks first, one chunk decoded per such series.
+        for b in blocks.iter().rev() {
+            let recent = b.meta().max_t >= head_min;
+            for (i, labels, newest) in b.newest_per_series() {
+                match head.find(labels) {
+                    Some(s) => {
+                        if recent {
+                            dropped += s.mark_written(written_through(b, i, &s, newest));
+                        }
+                        // A series the checkpoint names without a sample (its newest was kept
+                        // only to order appends) learns it again from the newest block.
+                        if s.last().is_none()
+                            && let Ok(Some(last)) = b.last_sample(i)
+                        {
+                            s.restore_newest(crate::head::Newest {
+                                t: last.t,
+                                v: last.v,
+                                deleted: false,
+                            });
+                        }
+                    }
+                    None if head.collected_newest(labels).is_none_or(|t| t < newest) => {
+                        if let Ok(Some(last)) = b.last_sample(i) {
+                            head.remember_collected(labels, last.t, last.v);
+                        }
+                    }
+                    None => {}
                 }
             }
         }
@@ -262,6 +289,7 @@ impl Db {
             samples: Vec::new(),
             starts: Vec::new(),
             marks: Vec::new(),
+            by_labels: Vec::new(),
         }
     }
 
@@ -323,6 +351,29 @@ impl Db {
 }
 
 /// Applies one replayed WAL record to the head.
+/// How far the head's samples of series `s` are in block `b` (its series `i`, newest sample
+/// at `newest`): through `newest`, unless the head holds a sample older than that which the
+/// block lacks (appended late, after a block for its range was cut, and replayed from the WAL
+/// before a block took it): then only up to just before it, so that it is cut again (the
+/// block's copies of the samples after it merge away).
+/// A block whose chunks cannot be read there counts as holding none of them.
+fn written_through(b: &crate::block::Block, i: usize, s: &MemSeries, newest: Timestamp) -> Timestamp {
+    let Some(oldest) = s.oldest_unwritten().filter(|&t| t < newest) else {
+        return newest;
+    };
+    let held: rustc_hash::FxHashSet<Timestamp> = match b.times_in(i, oldest, newest) {
+        Ok(times) => times.into_iter().collect(),
+        Err(e) => {
+            tracing::warn!(block = %b.meta().id, error = %e, "cannot read a block's samples: the head keeps its own");
+            return oldest.saturating_sub(1);
+        }
+    };
+    let (mine, _) = s.unwritten_in(oldest, newest);
+    mine.iter()
+        .find(|x| !held.contains(&x.t))
+        .map_or(newest, |x| x.t.saturating_sub(1))
+}
+
 fn apply_record(
     head: &Head,
     marks: &mut BTreeMap<String, Vec<u8>>,
@@ -365,6 +416,9 @@ pub struct Appender<'a> {
     /// Each sample's start time (0: unknown), once one has had one; empty until then.
     starts: Vec<Timestamp>,
     marks: Vec<Mark>,
+    /// References this batch took by labels, with the labels: if the head collects such a
+    /// series before the commit, the commit takes it again.
+    by_labels: Vec<(SeriesRef, Labels)>,
 }
 
 impl Appender<'_> {
@@ -373,6 +427,9 @@ impl Appender<'_> {
     pub fn append(&mut self, labels: &Labels, t: Timestamp, v: f64) -> Result<SeriesRef> {
         validate(labels)?;
         let (r, _) = self.db.head.get_or_create(labels);
+        if self.by_labels.last().is_none_or(|(last, _)| *last != r) {
+            self.by_labels.push((r, labels.clone()));
+        }
         self.append_ref(r, t, v);
         Ok(r)
     }
@@ -418,6 +475,30 @@ impl Appender<'_> {
         });
     }
 
+    /// After the head collected series this batch names: takes those it named by labels
+    /// again (under the WAL lock, so no collection comes between) and resolves the batch anew;
+    /// [`Error::SeriesCollected`] if a bare reference names one.
+    fn retake_collected(&mut self) -> Result<Vec<Option<Arc<MemSeries>>>> {
+        let head = &self.db.head;
+        let known: FxHashMap<SeriesRef, &Labels> = self.by_labels.iter().map(|(r, l)| (*r, l)).collect();
+        let mut retaken: FxHashMap<SeriesRef, SeriesRef> = FxHashMap::default();
+        for sample in &mut self.samples {
+            if let Some(&now) = retaken.get(&sample.0) {
+                sample.0 = now;
+            } else if head.series(sample.0).is_none()
+                && let Some(labels) = known.get(&sample.0)
+            {
+                let (now, _) = head.get_or_create(labels);
+                retaken.insert(sample.0, now);
+                sample.0 = now;
+            }
+        }
+        match head.resolve(self.samples.iter().map(|s| s.0)) {
+            (_, true) => Err(Error::SeriesCollected),
+            (series, false) => Ok(series),
+        }
+    }
+
     /// Samples added so far.
     pub fn len(&self) -> usize {
         self.samples.len()
@@ -431,8 +512,11 @@ impl Appender<'_> {
     /// Writes the batch to the WAL as one write, then applies it to the head. Samples that are
     /// out of order are counted in the result, not errors. If the WAL write fails nothing has
     /// changed: the head, the marks and the series' logged state are as before, so the caller
-    /// may retry the same batch.
-    pub fn commit(self) -> Result<CommitStats> {
+    /// may retry the same batch. A series the head collected since this batch named it (it had
+    /// stopped and its samples were all in blocks) is taken again if the batch named it by
+    /// labels; a bare [`Appender::append_ref`] to one fails the commit with
+    /// [`Error::SeriesCollected`], nothing written.
+    pub fn commit(mut self) -> Result<CommitStats> {
         let db = self.db;
         let mut stats = CommitStats::default();
         if self.is_empty() {
@@ -441,7 +525,10 @@ impl Appender<'_> {
         // Holding the WAL lock serializes commits: nothing can append between the checks below
         // and the application that follows the write.
         let mut wal = db.wal.lock();
-        let series = db.head.resolve(self.samples.iter().map(|s| s.0));
+        let (mut series, collected) = db.head.resolve(self.samples.iter().map(|s| s.0));
+        if collected {
+            series = self.retake_collected()?;
+        }
         let mut newest: FxHashMap<SeriesRef, (Timestamp, f64)> = FxHashMap::default();
         let mut accepted: Vec<(SeriesRef, Timestamp, f64)> = Vec::with_capacity(self.samples.len());
         let mut accepted_starts: Vec<Timestamp> = Vec::with_capacity(self.starts.len());

@@ -35,6 +35,11 @@ pub enum Error {
     /// A sample references a series the head does not know.
     #[error("unknown series reference {0}")]
     UnknownSeries(u64),
+    /// A commit names a series the head garbage-collected after the reference was handed out
+    /// (it had stopped and its samples were all in blocks). Nothing was written: append by
+    /// labels again (the series comes back) and commit.
+    #[error("a series reference names a series collected since; append by labels again")]
+    SeriesCollected,
     /// A label set is not valid for storage.
     #[error("invalid labels: {0}")]
     InvalidLabels(String),

@@ -25,11 +25,16 @@ fn value(s: u64, i: i64) -> f64 {
 
 /// Appends `hours` of samples from `from` (in whole steps) for every series.
 fn fill(db: &Db, from: i64, hours: i64) {
+    fill_where(db, from, hours, |_| true);
+}
+
+/// [`fill`] for the series `keep` names.
+fn fill_where(db: &Db, from: i64, hours: i64, keep: impl Fn(u64) -> bool) {
     let steps = hours * HOUR / STEP;
     let first = (from - T0) / STEP;
     for i in first..first + steps {
         let mut app = db.appender();
-        for s in 0..SERIES {
+        for s in (0..SERIES).filter(|&s| keep(s)) {
             app.append(&labels(s), T0 + i * STEP, value(s, i)).expect("append");
         }
         app.commit().expect("commit");
@@ -244,4 +249,128 @@ fn a_damaged_block_is_set_aside_and_the_store_opens() {
     // The other blocks answer.
     let got = all(&db, T0 + 2 * HOUR, i64::MAX);
     assert_eq!(got, expected(T0 + 2 * HOUR, i64::MAX, T0 + 5 * HOUR));
+}
+
+#[test]
+fn series_that_stopped_leave_the_head_once_their_samples_are_in_blocks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::open(dir.path(), options()).expect("open");
+    let gone = labels(1_000);
+    let mut app = db.appender();
+    let stale_ref = app.append(&gone, T0 + STEP, 1.0).expect("append");
+    app.commit().expect("commit");
+    // Five hours of the others: the stopped series' only sample goes into the first block.
+    fill(&db, T0, 5);
+    assert_eq!(db.stats().series, SERIES + 1);
+    let epoch = db.head().gc_epoch();
+    // A batch that names the series by labels before it is collected and commits after.
+    let mut early = db.appender();
+    early.append(&gone, T0 + 5 * HOUR + STEP, 3.0).expect("append");
+    let report = db.maintain().expect("maintain");
+    assert!(report.cut > 0);
+    assert_eq!(db.stats().series, SERIES, "the stopped series left the head");
+    assert_eq!(
+        db.counters()
+            .series_collected
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    assert_ne!(db.head().gc_epoch(), epoch);
+    // Its samples are still read from the block, and its labels listed.
+    let m = [Matcher::new(MatchOp::Equal, "route", "route-1000").expect("matcher")];
+    let read = |db: &Db| -> Vec<(i64, f64)> {
+        db.select(&m, i64::MIN, i64::MAX)
+            .expect("select")
+            .into_iter()
+            .flat_map(|s| s.samples)
+            .map(|x| (x.t, x.v))
+            .collect()
+    };
+    assert_eq!(read(&db), vec![(T0 + STEP, 1.0)]);
+    assert_eq!(
+        db.label_values("route", &[], i64::MIN, i64::MAX).expect("values").len(),
+        SERIES as usize + 1
+    );
+    // A reference taken before the collection is refused whole, nothing written ...
+    let mut app = db.appender();
+    app.append(&labels(0), T0 + 5 * HOUR, 1e6).expect("append");
+    let mut stale = db.appender();
+    stale.append_ref(stale_ref, T0 + 5 * HOUR, 2.0);
+    stale.append(&labels(0), T0 + 5 * HOUR + 1, 7.0).expect("append");
+    let before = db.counters().appended.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(matches!(stale.commit(), Err(vigil_tsdb::Error::SeriesCollected)));
+    assert_eq!(
+        db.counters().appended.load(std::sync::atomic::Ordering::Relaxed),
+        before
+    );
+    // ... and by labels the series comes back, its old samples and new ones together.
+    app.append(&gone, T0 + 5 * HOUR, 2.0).expect("append");
+    app.commit().expect("commit");
+    assert_eq!(read(&db), vec![(T0 + STEP, 1.0), (T0 + 5 * HOUR, 2.0)]);
+    early.commit().expect("the early batch takes the series again");
+    let want_gone = vec![(T0 + STEP, 1.0), (T0 + 5 * HOUR, 2.0), (T0 + 5 * HOUR + STEP, 3.0)];
+    assert_eq!(read(&db), want_gone);
+    // A restart neither brings collected series back nor loses anything.
+    drop(db);
+    let db = Db::open(dir.path(), options()).expect("reopen");
+    assert_eq!(db.stats().series, SERIES + 1);
+    assert_eq!(read(&db), want_gone);
+    let mut want = expected(i64::MIN, i64::MAX, T0 + 5 * HOUR);
+    for (l, s) in &mut want {
+        if *l == labels(0) {
+            s.push(Sample {
+                t: T0 + 5 * HOUR,
+                v: 1e6,
+            });
+        }
+    }
+    let got: Vec<(Labels, Vec<Sample>)> = all(&db, i64::MIN, i64::MAX)
+        .into_iter()
+        .filter(|(l, _)| *l != gone)
+        .collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn deleted_series_leave_the_head_at_the_next_cut() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::open(dir.path(), options()).expect("open");
+    fill(&db, T0, 2);
+    let doomed = [Matcher::new(MatchOp::Equal, "status", "500").expect("matcher")];
+    let n = db.delete_series(&[doomed.to_vec()]).expect("delete");
+    assert_eq!(n, 8);
+    assert_eq!(db.stats().series, SERIES, "deleted series stay until a cut");
+    fill_where(&db, T0 + 2 * HOUR, 3, |s| !s.is_multiple_of(7));
+    assert!(db.maintain().expect("maintain").cut > 0);
+    assert_eq!(db.stats().series, SERIES - 8);
+    assert_eq!(db.select(&doomed, i64::MIN, i64::MAX).expect("select").len(), 0);
+}
+
+#[test]
+fn a_collected_series_refuses_older_samples_after_a_restart_too() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::open(dir.path(), options()).expect("open");
+    fill(&db, T0, 3);
+    db.flush_to_blocks().expect("flush");
+    assert_eq!(db.stats().series, 0, "every series is in blocks, none left in the head");
+    drop(db);
+    let db = Db::open(dir.path(), options()).expect("reopen");
+    let newest = T0 + 3 * HOUR - STEP;
+    let mut app = db.appender();
+    app.append(&labels(0), newest - STEP, 1e9).expect("append"); // older: refused
+    app.append(&labels(1), newest, value(1, (newest - T0) / STEP))
+        .expect("append"); // the same: a no-op
+    app.append(&labels(2), newest + STEP, 5e9).expect("append"); // newer: taken
+    let stats = app.commit().expect("commit");
+    assert_eq!((stats.appended, stats.out_of_order, stats.duplicate), (1, 1, 1));
+    let mut want = expected(i64::MIN, i64::MAX, T0 + 3 * HOUR);
+    for (l, s) in &mut want {
+        if *l == labels(2) {
+            s.push(Sample {
+                t: newest + STEP,
+                v: 5e9,
+            });
+        }
+    }
+    assert_eq!(all(&db, i64::MIN, i64::MAX), want);
 }

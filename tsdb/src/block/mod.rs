@@ -221,11 +221,29 @@ impl Block {
         Ok(())
     }
 
-    /// Every series with the time of its newest sample in the block.
-    pub(crate) fn newest_per_series(&self) -> impl Iterator<Item = (&Labels, Timestamp)> + '_ {
+    /// Every series with the time of its newest sample in the block, and its position.
+    pub(crate) fn newest_per_series(&self) -> impl Iterator<Item = (usize, &Labels, Timestamp)> + '_ {
         self.series
             .iter()
-            .filter_map(|(l, chunks)| chunks.last().map(|c| (l, c.max_t)))
+            .enumerate()
+            .filter_map(|(i, (l, chunks))| chunks.last().map(|c| (i, l, c.max_t)))
+    }
+
+    /// The newest sample of series `i`.
+    pub(crate) fn last_sample(&self, i: usize) -> Result<Option<Sample>> {
+        let Some(c) = self.series[i].1.last() else {
+            return Ok(None);
+        };
+        let mut samples = Vec::new();
+        self.samples_into(i, c.max_t, c.max_t, &mut samples)?;
+        Ok(samples.pop())
+    }
+
+    /// The timestamps of series `i`'s samples in `[mint, maxt]`.
+    pub(crate) fn times_in(&self, i: usize, mint: Timestamp, maxt: Timestamp) -> Result<Vec<Timestamp>> {
+        let mut samples = Vec::new();
+        self.samples_into(i, mint, maxt, &mut samples)?;
+        Ok(samples.into_iter().map(|s| s.t).collect())
     }
 
     /// Series `i` with its samples in `[mint, maxt]` and their start times.

@@ -24,12 +24,27 @@ pub(crate) use postings::Postings;
 #[derive(Debug, Default)]
 struct Index {
     series: FxHashMap<SeriesRef, Arc<MemSeries>>,
-    /// Label-set hash -> series with that hash (more than one only on a hash collision).
-    by_hash: FxHashMap<u64, Vec<SeriesRef>>,
+    /// Label-set hash -> the first series with that hash.
+    by_hash: FxHashMap<u64, SeriesRef>,
+    /// Label-set hash -> further series with it (hash collisions: almost never any). Apart
+    /// from `by_hash` so that a series costs no list of its own.
+    collisions: FxHashMap<u64, Vec<SeriesRef>>,
+    /// Label-set hash -> newest sample of a series garbage-collected from the head: if it comes
+    /// back it still refuses samples older than that (24 bytes where the series took hundreds).
+    /// Forgotten past the retention time, and at a restart.
+    collected: FxHashMap<u64, Newest>,
     postings: Postings,
     next_ref: SeriesRef,
     /// Every label name and value of the head's series, once: series share them.
     symbols: FxHashSet<Symbol>,
+}
+
+/// The newest sample of a series the head collected, and whether it had been deleted.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Newest {
+    pub(crate) t: Timestamp,
+    pub(crate) v: f64,
+    pub(crate) deleted: bool,
 }
 
 /// Counts of what the head holds.
@@ -72,6 +87,9 @@ type LabelPairCounts = Vec<(Symbol, Vec<(Symbol, usize)>)>;
 #[derive(Debug)]
 pub struct Head {
     index: RwLock<Index>,
+    /// Bumped by every garbage collection that removed series: references handed out before
+    /// may name series that are gone.
+    gc_epoch: AtomicU64,
     samples: AtomicU64,
     min_t: AtomicI64,
     max_t: AtomicI64,
@@ -84,6 +102,7 @@ impl Default for Head {
                 next_ref: 1,
                 ..Index::default()
             }),
+            gc_epoch: AtomicU64::new(0),
             samples: AtomicU64::new(0),
             min_t: AtomicI64::new(i64::MAX),
             max_t: AtomicI64::new(i64::MIN),
@@ -169,10 +188,21 @@ impl Head {
         }
     }
 
-    /// The series behind each reference (`None` for unknown ones), under one index lock.
-    pub fn resolve(&self, refs: impl IntoIterator<Item = SeriesRef>) -> Vec<Option<Arc<MemSeries>>> {
+    /// The series behind each reference (`None` for unknown ones), under one index lock, and
+    /// whether a `None` is a series garbage-collected since (its reference was handed out:
+    /// references are never reused) rather than one that never was.
+    pub fn resolve(&self, refs: impl IntoIterator<Item = SeriesRef>) -> (Vec<Option<Arc<MemSeries>>>, bool) {
         let idx = self.index.read();
-        refs.into_iter().map(|r| idx.series.get(&r).cloned()).collect()
+        let mut collected = false;
+        let series = refs
+            .into_iter()
+            .map(|r| {
+                let s = idx.series.get(&r).cloned();
+                collected |= s.is_none() && r < idx.next_ref;
+                s
+            })
+            .collect();
+        (series, collected)
     }
 
     /// Appends samples already checked to be in order (by a commit holding the WAL lock).
@@ -226,6 +256,83 @@ impl Head {
         }
         self.note_written(dropped, i64::MIN);
         deleted
+    }
+
+    /// Removes the series that hold nothing a block does not (every sample written, or the
+    /// series deleted) and that had samples, with their postings and the symbols only they
+    /// used: a series that stopped (a route removed, a pod gone) leaves memory once its last
+    /// samples are in a block. Returns how many went. The caller holds the WAL lock, so no
+    /// commit appends to them meanwhile; references to them held elsewhere are stale from here
+    /// ([`Head::gc_epoch`] tells).
+    pub(crate) fn collect_garbage(&self) -> usize {
+        let mut idx = self.index.write();
+        let gone: Vec<(SeriesRef, Arc<MemSeries>)> = idx
+            .series
+            .iter()
+            .filter(|(_, s)| s.is_collectable())
+            .map(|(r, s)| (*r, s.clone()))
+            .collect();
+        if gone.is_empty() {
+            return 0;
+        }
+        for (r, s) in &gone {
+            idx.series.remove(r);
+            let hash = s.labels.stable_hash();
+            forget_hash(&mut idx, *r, hash);
+            if let Some((t, v)) = s.last() {
+                let newest = Newest {
+                    t,
+                    v,
+                    deleted: s.is_deleted(),
+                };
+                let kept = idx.collected.entry(hash).or_insert(newest);
+                if t > kept.t {
+                    *kept = newest;
+                }
+            }
+        }
+        let refs: FxHashSet<SeriesRef> = gone.iter().map(|(r, _)| *r).collect();
+        idx.postings.remove(&refs, gone.iter().map(|(_, s)| &s.labels));
+        let n = gone.len();
+        drop(gone);
+        // A symbol only the table itself still holds is no series' any more.
+        idx.symbols.retain(|s| s.ref_count() > 1);
+        idx.series.shrink_to_fit();
+        self.gc_epoch.fetch_add(1, Ordering::Relaxed);
+        n
+    }
+
+    /// The newest sample's time of a series with these labels the head let go, if it keeps it.
+    pub(crate) fn collected_newest(&self, labels: &Labels) -> Option<Timestamp> {
+        self.index.read().collected.get(&labels.stable_hash()).map(|n| n.t)
+    }
+
+    /// Keeps the newest sample of a series the head does not hold (read from a block at open),
+    /// so that if the series comes back it refuses older samples.
+    pub(crate) fn remember_collected(&self, labels: &Labels, t: Timestamp, v: f64) {
+        let newest = Newest { t, v, deleted: false };
+        let mut idx = self.index.write();
+        let kept = idx.collected.entry(labels.stable_hash()).or_insert(newest);
+        if t > kept.t {
+            *kept = newest;
+        }
+    }
+
+    /// Forgets the newest samples of collected series older than `cutoff` (their blocks are
+    /// past retention).
+    pub(crate) fn forget_collected_before(&self, cutoff: Timestamp) {
+        self.index.write().collected.retain(|_, n| n.t >= cutoff);
+    }
+
+    /// Whether the head holds a series with these labels.
+    pub fn contains(&self, labels: &Labels) -> bool {
+        self.find(labels).is_some()
+    }
+
+    /// How many garbage collections have removed series: a reference obtained before the
+    /// epoch last changed may name a series that is gone.
+    pub fn gc_epoch(&self) -> u64 {
+        self.gc_epoch.load(Ordering::Relaxed)
     }
 
     /// Series and label-pair counts, keeping the `n` largest of each list.
@@ -367,11 +474,32 @@ impl Head {
 }
 
 fn find(idx: &Index, hash: u64, labels: &Labels) -> Option<SeriesRef> {
-    idx.by_hash
-        .get(&hash)?
-        .iter()
-        .copied()
-        .find(|r| idx.series.get(r).is_some_and(|s| s.labels == *labels))
+    let is = |r: &SeriesRef| idx.series.get(r).is_some_and(|s| s.labels == *labels);
+    let first = *idx.by_hash.get(&hash)?;
+    if is(&first) {
+        return Some(first);
+    }
+    idx.collisions.get(&hash)?.iter().copied().find(is)
+}
+
+/// Drops `r` from the hash lookup (a collision moves up in its place).
+fn forget_hash(idx: &mut Index, r: SeriesRef, hash: u64) {
+    if idx.by_hash.get(&hash) == Some(&r) {
+        let next = idx.collisions.get_mut(&hash).and_then(Vec::pop);
+        match next {
+            Some(other) => {
+                idx.by_hash.insert(hash, other);
+            }
+            None => {
+                idx.by_hash.remove(&hash);
+            }
+        }
+    } else if let Some(list) = idx.collisions.get_mut(&hash) {
+        list.retain(|&x| x != r);
+    }
+    if idx.collisions.get(&hash).is_some_and(Vec::is_empty) {
+        idx.collisions.remove(&hash);
+    }
 }
 
 /// `labels` with every name and value replaced by the head's shared copy.
@@ -396,8 +524,17 @@ fn intern(symbols: &mut FxHashSet<Symbol>, labels: &Labels) -> Labels {
 fn insert(idx: &mut Index, r: SeriesRef, hash: u64, labels: &Labels, logged: bool) {
     let labels = intern(&mut idx.symbols, labels);
     idx.postings.add(r, &labels);
-    idx.by_hash.entry(hash).or_default().push(r);
-    idx.series.insert(r, Arc::new(MemSeries::new(labels, logged)));
+    match idx.by_hash.entry(hash) {
+        std::collections::hash_map::Entry::Vacant(e) => {
+            e.insert(r);
+        }
+        std::collections::hash_map::Entry::Occupied(_) => idx.collisions.entry(hash).or_default().push(r),
+    }
+    let series = MemSeries::new(labels, logged);
+    if let Some(newest) = idx.collected.remove(&hash) {
+        series.restore_newest(newest);
+    }
+    idx.series.insert(r, Arc::new(series));
     idx.next_ref = idx.next_ref.max(r.saturating_add(1));
 }
 

@@ -1,7 +1,7 @@
 //! The inverted index: for every label name and value, the sorted list of series that carry it
 //! ("postings"), and the set algebra that turns matchers into a list of series.
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::labels::{Labels, MatchOp, Matcher, Symbol};
 
@@ -22,6 +22,34 @@ impl Postings {
         for l in labels {
             let values = self.by_label.entry(l.name.clone()).or_default();
             insert_sorted(values.entry(l.value.clone()).or_default(), r);
+        }
+    }
+
+    /// Drops the series `refs` (whose label sets are `labels`) from every list, and lists and
+    /// names left empty.
+    pub(crate) fn remove<'a>(&mut self, refs: &FxHashSet<SeriesRef>, labels: impl Iterator<Item = &'a Labels>) {
+        self.all.retain(|r| !refs.contains(r));
+        let mut touched: FxHashSet<(&Symbol, &Symbol)> = FxHashSet::default();
+        let pairs: Vec<(Symbol, Symbol)> = labels
+            .flat_map(|ls| ls.iter())
+            .filter(|l| touched.insert((&l.name, &l.value)))
+            .map(|l| (l.name.clone(), l.value.clone()))
+            .collect();
+        for (name, value) in pairs {
+            let Some(values) = self.by_label.get_mut(&name) else {
+                continue;
+            };
+            if let Some(list) = values.get_mut(&value) {
+                list.retain(|r| !refs.contains(r));
+                if list.is_empty() {
+                    values.remove(&value);
+                } else {
+                    list.shrink_to_fit();
+                }
+            }
+            if values.is_empty() {
+                self.by_label.remove(&name);
+            }
         }
     }
 

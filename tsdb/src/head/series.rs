@@ -58,8 +58,8 @@ struct SeriesData {
     /// The oldest sample not yet in a block, kept so that maintenance need not decode chunks
     /// of every series to find it.
     unwritten_from: Option<Timestamp>,
-    /// Deleted: no samples, and a checkpoint does not keep its newest one (which stays only to
-    /// keep appends in order).
+    /// No samples of its own since it was deleted, or collected and taken again: its newest
+    /// stays only to keep appends in order, and a checkpoint does not write it.
     deleted: bool,
     /// Start times, once a sample has had one.
     starts: Option<Box<StartRuns>>,
@@ -253,6 +253,28 @@ impl MemSeries {
         d.written_until = d.last.map(|(t, _)| t);
         d.deleted = true;
         gone
+    }
+
+    /// Gives a series the head collected and now creates again its newest sample back (in a
+    /// block already, or deleted), so that it still refuses older samples.
+    pub(crate) fn restore_newest(&self, newest: super::Newest) {
+        let mut d = self.data.lock();
+        let super::Newest { t, v, deleted } = newest;
+        d.last = Some((t, v));
+        if !deleted && !crate::storage::is_stale_nan(v) {
+            d.last_value = Some((t, v));
+        }
+        d.written_until = Some(t);
+        // Kept to order appends only, like a deleted series' newest: a checkpoint does not
+        // write it (a delete since the collection may have removed it from the blocks).
+        d.deleted = true;
+    }
+
+    /// Whether the series has had samples and holds none a block does not: garbage once
+    /// nothing appends to it meanwhile.
+    pub(crate) fn is_collectable(&self) -> bool {
+        let d = self.data.lock();
+        d.closed.is_empty() && d.last.is_some_and(|(t, _)| d.written_until.is_some_and(|w| t <= w))
     }
 
     /// Chunks held: the closed ones and the open one if it has samples.

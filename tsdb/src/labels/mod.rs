@@ -55,6 +55,11 @@ impl Symbol {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// How many holders share this copy.
+    pub(crate) fn ref_count(&self) -> usize {
+        Arc::strong_count(&self.0)
+    }
 }
 
 impl std::ops::Deref for Symbol {
