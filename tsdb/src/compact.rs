@@ -100,12 +100,16 @@ impl Db {
             return Ok(report);
         };
         let _one = self.maintenance.lock();
-        // Nothing is cut, compacted or checkpointed while a logged delete is unfinished: its
-        // record must outlive it, and the blocks it names must stay as they are.
-        self.finish_deletes()?;
+        // While a logged delete cannot finish (a block it names cannot be read, say), nothing
+        // is compacted or checkpointed: its record must outlive it, and the blocks it names
+        // must stay as they are. Blocks are still cut, so the head's memory stays bounded.
+        let unfinished = self.finish_deletes().err();
+        if let Some(e) = &unfinished {
+            tracing::error!(error = %e, "a logged delete cannot finish: no checkpoint or compaction until it does");
+        }
         let blocks_dir = dir.join("blocks");
         report.cut = self.cut_head(&blocks_dir, everything)?;
-        if report.cut > 0 {
+        if report.cut > 0 && unfinished.is_none() {
             // Series whose samples are all in blocks now leave the head (under the WAL lock:
             // no commit appends to one meanwhile), and the checkpoint forgets them.
             let collected = {
@@ -117,7 +121,9 @@ impl Db {
                 .fetch_add(collected as u64, Ordering::Relaxed);
             self.checkpoint_wal()?;
         }
-        report.compacted = self.compact_blocks(&blocks_dir)?;
+        if unfinished.is_none() {
+            report.compacted = self.compact_blocks(&blocks_dir)?;
+        }
         report.rollups += self.make_missing_rollups()?;
         report.deleted = self.apply_retention(&dir)?;
         let c = self.counters();
@@ -127,7 +133,10 @@ impl Db {
         if report != MaintenanceReport::default() {
             tracing::info!(?report, blocks = self.blocks.read().len(), "store maintenance");
         }
-        Ok(report)
+        match unfinished {
+            Some(e) => Err(e),
+            None => Ok(report),
+        }
     }
 
     /// Writes blocks for the oldest whole block ranges of the head: while the samples not yet

@@ -188,27 +188,26 @@ impl Db {
         })?;
         // What the blocks hold is written: the head's copies of it (a checkpoint keeps each
         // series' newest sample; segments replayed after a checkpoint may hold samples a block
-        // took since) are dropped from the head and not cut again.
-        // Blocks that end before the head's oldest sample cannot hold a copy: only the newest
-        // few are read, not every series of every block kept for weeks.
+        // took since) are dropped from the head and not cut again. Oldest blocks first, and
+        // only those that reach the head's oldest sample (older ones cannot hold a copy).
         let head_min = head.stats().min_t;
         let mut dropped = 0;
-        // Series the blocks hold that the head does not (a previous process collected them)
-        // keep their newest sample's time and value, so that if they come back they still
-        // refuse older samples: newest blocks first, one chunk decoded per such series.
+        for b in blocks.iter().filter(|b| b.meta().max_t >= head_min) {
+            for (i, labels, newest) in b.newest_per_series() {
+                if let Some(s) = head.find(labels) {
+                    dropped += s.mark_written(written_through(b, i, &s, newest));
+                }
+            }
+        }
+        // Series the blocks hold that the head does not (a previous process collected them),
+        // or names without a sample (its newest was kept only to order appends), keep their
+        // newest sample's time and value, so that if they come back they still refuse older
+        // samples: every raw block, newest first, one chunk decoded per such series.
         for b in blocks.iter().rev() {
-            let recent = b.meta().max_t >= head_min;
             for (i, labels, newest) in b.newest_per_series() {
                 match head.find(labels) {
-                    Some(s) => {
-                        if recent {
-                            dropped += s.mark_written(written_through(b, i, &s, newest));
-                        }
-                        // A series the checkpoint names without a sample (its newest was kept
-                        // only to order appends) learns it again from the newest block.
-                        if s.last().is_none()
-                            && let Ok(Some(last)) = b.last_sample(i)
-                        {
+                    Some(s) if s.last().is_none() => {
+                        if let Ok(Some(last)) = b.last_sample(i) {
                             s.restore_newest(crate::head::Newest {
                                 t: last.t,
                                 v: last.v,
@@ -216,6 +215,7 @@ impl Db {
                             });
                         }
                     }
+                    Some(_) => {}
                     None if head.collected_newest(labels).is_none_or(|t| t < newest) => {
                         if let Ok(Some(last)) = b.last_sample(i) {
                             head.remember_collected(labels, last.t, last.v);
@@ -350,7 +350,6 @@ impl Db {
     }
 }
 
-/// Applies one replayed WAL record to the head.
 /// How far the head's samples of series `s` are in block `b` (its series `i`, newest sample
 /// at `newest`): through `newest`, unless the head holds a sample older than that which the
 /// block lacks (appended late, after a block for its range was cut, and replayed from the WAL
@@ -374,6 +373,7 @@ fn written_through(b: &crate::block::Block, i: usize, s: &MemSeries, newest: Tim
         .map_or(newest, |x| x.t.saturating_sub(1))
 }
 
+/// Applies one replayed WAL record to the head.
 fn apply_record(
     head: &Head,
     marks: &mut BTreeMap<String, Vec<u8>>,

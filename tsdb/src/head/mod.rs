@@ -1,9 +1,9 @@
 //! The head: the in-memory part of the store that takes every append.
 //!
 //! Series live in a map from [`SeriesRef`] to [`MemSeries`]; a label-hash map finds a series by
-//! its labels, and [`postings`] answers matchers. The index sits behind one `RwLock` that is only
-//! written when a series is created; samples are appended under each series' own lock, so readers
-//! and writers of different series never wait on each other.
+//! its labels, and [`postings`] answers matchers. The index sits behind one `RwLock` that is
+//! written when a series is created or collected; samples are appended under each series' own
+//! lock, so readers and writers of different series never wait on each other.
 
 mod postings;
 mod series;
@@ -30,9 +30,11 @@ struct Index {
     /// from `by_hash` so that a series costs no list of its own.
     collisions: FxHashMap<u64, Vec<SeriesRef>>,
     /// Label-set hash -> newest sample of a series garbage-collected from the head: if it comes
-    /// back it still refuses samples older than that (24 bytes where the series took hundreds).
-    /// Forgotten past the retention time, and at a restart.
+    /// back it still refuses samples older than that (about 40 bytes where the series took
+    /// hundreds). Forgotten past the retention time; rebuilt from the blocks at open.
     collected: FxHashMap<u64, Newest>,
+    /// Second references replay found for a series it already had (see `create_with_ref`).
+    aliases: FxHashMap<SeriesRef, SeriesRef>,
     postings: Postings,
     next_ref: SeriesRef,
     /// Every label name and value of the head's series, once: series share them.
@@ -136,6 +138,14 @@ impl Head {
             return existing.labels == *labels;
         }
         let hash = labels.stable_hash();
+        // The same labels under a second reference: the head collected the series, a commit
+        // took it again, and a crash came before the checkpoint that forgets the first. Both
+        // references name the one series.
+        if let Some(first) = find(&idx, hash, labels) {
+            idx.aliases.insert(r, first);
+            idx.next_ref = idx.next_ref.max(r.saturating_add(1));
+            return true;
+        }
         insert(&mut idx, r, hash, labels, true);
         true
     }
@@ -168,7 +178,11 @@ impl Head {
         let idx = self.index.read();
         let (mut n, mut lo, mut hi) = (0u64, i64::MAX, i64::MIN);
         for (i, &(r, t, v)) in samples.iter().enumerate() {
-            let Some(series) = idx.series.get(&r) else {
+            let series = idx
+                .series
+                .get(&r)
+                .or_else(|| idx.aliases.get(&r).and_then(|a| idx.series.get(a)));
+            let Some(series) = series else {
                 on_outcome(i, None);
                 continue;
             };
@@ -275,6 +289,7 @@ impl Head {
         if gone.is_empty() {
             return 0;
         }
+        let held: u64 = gone.iter().map(|(_, s)| s.held_samples()).sum();
         for (r, s) in &gone {
             idx.series.remove(r);
             let hash = s.labels.stable_hash();
@@ -297,7 +312,9 @@ impl Head {
         drop(gone);
         // A symbol only the table itself still holds is no series' any more.
         idx.symbols.retain(|s| s.ref_count() > 1);
-        idx.series.shrink_to_fit();
+        drop(idx);
+        // Their open chunks still held samples already in blocks.
+        self.note_written(held, i64::MIN);
         self.gc_epoch.fetch_add(1, Ordering::Relaxed);
         n
     }
@@ -559,6 +576,22 @@ impl crate::storage::SeriesReader for Head {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replay_maps_a_second_reference_of_the_same_labels_to_the_first() {
+        // A collected series taken again under a new reference, and a crash before the
+        // checkpoint: the WAL names it twice.
+        let head = Head::default();
+        let a = Labels::from_pairs([("__name__", "x"), ("route", "a")]);
+        assert!(head.create_with_ref(3, &a));
+        assert!(head.create_with_ref(9, &a));
+        head.append_batch(&[(3, 10, 1.0), (9, 20, 2.0)], &[], |_, o| assert!(o.is_some()));
+        assert_eq!(head.stats().series, 1);
+        let got = head.select(&[Matcher::equal("route", "a")], i64::MIN, i64::MAX);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].samples.len(), 2);
+        assert_eq!(head.get_or_create(&Labels::from_pairs([("__name__", "y")])).0, 10);
+    }
     use crate::labels::MatchOp;
 
     #[test]

@@ -277,6 +277,12 @@ impl MemSeries {
         d.closed.is_empty() && d.last.is_some_and(|(t, _)| d.written_until.is_some_and(|w| t <= w))
     }
 
+    /// Samples held in chunks.
+    pub(crate) fn held_samples(&self) -> u64 {
+        let d = self.data.lock();
+        d.closed.iter().map(ClosedChunk::len).sum::<u64>() + d.open.len() as u64
+    }
+
     /// Chunks held: the closed ones and the open one if it has samples.
     pub(crate) fn chunk_count(&self) -> usize {
         let d = self.data.lock();
