@@ -8,20 +8,19 @@ use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 
 use parking_lot::{Mutex, RwLock};
 
-use rustc_hash::FxHashMap;
-
+pub use crate::appender::Appender;
 use crate::block::Block;
 use crate::error::{Error, Result};
 
-use crate::head::{AppendOutcome, Head, HeadStats, MemSeries, SeriesRef};
+use crate::head::{AppendOutcome, Head, HeadStats, MemSeries};
 use crate::labels::{Labels, Matcher};
 use crate::rollup::{self, RESOLUTIONS};
 use crate::storage::{Queryable, Sample, Series, SeriesReader, Timestamp};
-use crate::wal::record::{self, Deletion, Mark, Record};
+use crate::wal::record::{Deletion, Mark, Record};
 use crate::wal::{DEFAULT_SEGMENT_SIZE, ReplayStats, Wal};
 
 /// How a store is opened.
@@ -74,7 +73,7 @@ pub struct CommitStats {
 }
 
 impl CommitStats {
-    fn count(&mut self, outcome: Option<AppendOutcome>) {
+    pub(crate) fn count(&mut self, outcome: Option<AppendOutcome>) {
         match outcome {
             Some(AppendOutcome::Appended) => self.appended += 1,
             Some(AppendOutcome::Duplicate) => self.duplicate += 1,
@@ -284,13 +283,7 @@ impl Db {
 
     /// A new batch of appends.
     pub fn appender(&self) -> Appender<'_> {
-        Appender {
-            db: self,
-            samples: Vec::new(),
-            starts: Vec::new(),
-            marks: Vec::new(),
-            by_labels: Vec::new(),
-        }
+        Appender::new(self)
     }
 
     /// The in-memory head.
@@ -403,218 +396,6 @@ fn apply_record(
             // Exactly what the live store did: the samples logged before the record go.
             head.delete_matching(&d.sets);
             deletes.push(d);
-        }
-    }
-    Ok(())
-}
-
-/// A batch of samples (and source marks) committed together.
-#[derive(Debug)]
-pub struct Appender<'a> {
-    db: &'a Db,
-    samples: Vec<(SeriesRef, Timestamp, f64)>,
-    /// Each sample's start time (0: unknown), once one has had one; empty until then.
-    starts: Vec<Timestamp>,
-    marks: Vec<Mark>,
-    /// References this batch took by labels, with the labels: if the head collects such a
-    /// series before the commit, the commit takes it again.
-    by_labels: Vec<(SeriesRef, Labels)>,
-}
-
-impl Appender<'_> {
-    /// Adds a sample for the series with `labels`, creating the series if needed; returns its
-    /// reference for [`Appender::append_ref`] next time.
-    pub fn append(&mut self, labels: &Labels, t: Timestamp, v: f64) -> Result<SeriesRef> {
-        validate(labels)?;
-        let (r, _) = self.db.head.get_or_create(labels);
-        if self.by_labels.last().is_none_or(|(last, _)| *last != r) {
-            self.by_labels.push((r, labels.clone()));
-        }
-        self.append_ref(r, t, v);
-        Ok(r)
-    }
-
-    /// Adds a sample for a series reference obtained from [`Appender::append`].
-    pub fn append_ref(&mut self, r: SeriesRef, t: Timestamp, v: f64) {
-        self.samples.push((r, t, v));
-        if !self.starts.is_empty() {
-            self.starts.push(0);
-        }
-    }
-
-    /// [`Appender::append`] with the sample's start time `st` (ms; 0: unknown): when the count
-    /// that produced `v` began, e.g. OpenMetrics' `_created`. PromQL's `rate`, `increase`,
-    /// `irate` and `resets` read it to see resets; `start_timestamp()` returns it.
-    pub fn append_with_start(&mut self, labels: &Labels, t: Timestamp, v: f64, st: Timestamp) -> Result<SeriesRef> {
-        let r = self.append(labels, t, v)?;
-        self.set_last_start(st);
-        Ok(r)
-    }
-
-    /// [`Appender::append_ref`] with the sample's start time (0: unknown).
-    pub fn append_ref_with_start(&mut self, r: SeriesRef, t: Timestamp, v: f64, st: Timestamp) {
-        self.append_ref(r, t, v);
-        self.set_last_start(st);
-    }
-
-    fn set_last_start(&mut self, st: Timestamp) {
-        if st == 0 && self.starts.is_empty() {
-            return;
-        }
-        self.starts.resize(self.samples.len(), 0);
-        if let Some(last) = self.starts.last_mut() {
-            *last = st;
-        }
-    }
-
-    /// Records a source position that becomes durable exactly when these samples do.
-    pub fn mark(&mut self, key: impl Into<String>, value: impl Into<Vec<u8>>) {
-        self.marks.push(Mark {
-            key: key.into(),
-            value: value.into(),
-        });
-    }
-
-    /// After the head collected series this batch names: takes those it named by labels
-    /// again (under the WAL lock, so no collection comes between) and resolves the batch anew;
-    /// [`Error::SeriesCollected`] if a bare reference names one.
-    fn retake_collected(&mut self) -> Result<Vec<Option<Arc<MemSeries>>>> {
-        let head = &self.db.head;
-        let known: FxHashMap<SeriesRef, &Labels> = self.by_labels.iter().map(|(r, l)| (*r, l)).collect();
-        let mut retaken: FxHashMap<SeriesRef, SeriesRef> = FxHashMap::default();
-        for sample in &mut self.samples {
-            if let Some(&now) = retaken.get(&sample.0) {
-                sample.0 = now;
-            } else if head.series(sample.0).is_none()
-                && let Some(labels) = known.get(&sample.0)
-            {
-                let (now, _) = head.get_or_create(labels);
-                retaken.insert(sample.0, now);
-                sample.0 = now;
-            }
-        }
-        match head.resolve(self.samples.iter().map(|s| s.0)) {
-            (_, true) => Err(Error::SeriesCollected),
-            (series, false) => Ok(series),
-        }
-    }
-
-    /// Samples added so far.
-    pub fn len(&self) -> usize {
-        self.samples.len()
-    }
-
-    /// Whether nothing was added.
-    pub fn is_empty(&self) -> bool {
-        self.samples.is_empty() && self.marks.is_empty()
-    }
-
-    /// Writes the batch to the WAL as one write, then applies it to the head. Samples that are
-    /// out of order are counted in the result, not errors. If the WAL write fails nothing has
-    /// changed: the head, the marks and the series' logged state are as before, so the caller
-    /// may retry the same batch. A series the head collected since this batch named it (it had
-    /// stopped and its samples were all in blocks) is taken again if the batch named it by
-    /// labels; a bare [`Appender::append_ref`] to one fails the commit with
-    /// [`Error::SeriesCollected`], nothing written.
-    pub fn commit(mut self) -> Result<CommitStats> {
-        let db = self.db;
-        let mut stats = CommitStats::default();
-        if self.is_empty() {
-            return Ok(stats);
-        }
-        // Holding the WAL lock serializes commits: nothing can append between the checks below
-        // and the application that follows the write.
-        let mut wal = db.wal.lock();
-        let (mut series, collected) = db.head.resolve(self.samples.iter().map(|s| s.0));
-        if collected {
-            series = self.retake_collected()?;
-        }
-        let mut newest: FxHashMap<SeriesRef, (Timestamp, f64)> = FxHashMap::default();
-        let mut accepted: Vec<(SeriesRef, Timestamp, f64)> = Vec::with_capacity(self.samples.len());
-        let mut accepted_starts: Vec<Timestamp> = Vec::with_capacity(self.starts.len());
-        let mut apply: Vec<(&MemSeries, Timestamp, f64, Timestamp)> = Vec::with_capacity(self.samples.len());
-        let mut new_series: Vec<&MemSeries> = Vec::new();
-        let mut new_refs: Vec<(SeriesRef, &Labels)> = Vec::new();
-        for (i, (&(r, t, v), s)) in self.samples.iter().zip(&series).enumerate() {
-            let st = self.starts.get(i).copied().unwrap_or(0);
-            let Some(s) = s.as_deref() else {
-                stats.count(None);
-                continue;
-            };
-            let last = newest.get(&r).copied().or_else(|| s.last());
-            let outcome = MemSeries::decide(last, t, v);
-            stats.count(Some(outcome));
-            if outcome != AppendOutcome::Appended {
-                continue;
-            }
-            if !s.is_logged() && !newest.contains_key(&r) {
-                new_series.push(s);
-                new_refs.push((r, &s.labels));
-            }
-            newest.insert(r, (t, v));
-            accepted.push((r, t, v));
-            if !self.starts.is_empty() {
-                accepted_starts.push(st);
-            }
-            apply.push((s, t, v, st));
-        }
-        if let Some(wal) = wal.as_mut() {
-            let mut series_buf = Vec::new();
-            record::encode_series(&new_refs, &mut series_buf);
-            let mut samples_buf = Vec::new();
-            let samples_type = if accepted_starts.iter().any(|&st| st != 0) {
-                record::encode_samples_with_starts(&self.marks, &accepted, &accepted_starts, &mut samples_buf);
-                record::TYPE_SAMPLES_STARTS
-            } else {
-                record::encode_samples(&self.marks, &accepted, &mut samples_buf);
-                record::TYPE_SAMPLES
-            };
-            let mut records: Vec<(u8, &[u8])> = Vec::with_capacity(2);
-            if !new_refs.is_empty() {
-                records.push((record::TYPE_SERIES, &series_buf));
-            }
-            if !accepted.is_empty() || !self.marks.is_empty() {
-                records.push((samples_type, &samples_buf));
-            }
-            wal.log(&records)?;
-        }
-        for s in new_series {
-            s.set_logged();
-        }
-        db.head.apply_checked(&apply);
-        {
-            let mut marks = db.marks.write();
-            for m in self.marks {
-                marks.insert(m.key, m.value);
-            }
-        }
-        drop(wal);
-        let c = &db.counters;
-        c.appended.fetch_add(stats.appended, Ordering::Relaxed);
-        c.out_of_order.fetch_add(stats.out_of_order, Ordering::Relaxed);
-        c.conflict.fetch_add(stats.conflict, Ordering::Relaxed);
-        c.commits.fetch_add(1, Ordering::Relaxed);
-        Ok(stats)
-    }
-}
-
-/// Rejects label sets the store cannot hold: empty, or with an empty or invalid name.
-fn validate(labels: &Labels) -> Result<()> {
-    if labels.is_empty() {
-        return Err(Error::InvalidLabels("empty label set".into()));
-    }
-    for l in labels {
-        if !crate::labels::is_valid_name(&l.name) {
-            return Err(Error::InvalidLabels(format!(
-                "invalid label name {:?} in {labels}",
-                l.name
-            )));
-        }
-        if l.value.is_empty() {
-            return Err(Error::InvalidLabels(format!(
-                "empty value for label {:?} in {labels}",
-                l.name
-            )));
         }
     }
     Ok(())

@@ -36,6 +36,7 @@
 //! assert_eq!(samples[0].v, 3.0);
 //! ```
 
+mod appender;
 pub mod block;
 pub mod chunkenc;
 mod compact;

@@ -341,11 +341,6 @@ impl Head {
         self.index.write().collected.retain(|_, n| n.t >= cutoff);
     }
 
-    /// Whether the head holds a series with these labels.
-    pub fn contains(&self, labels: &Labels) -> bool {
-        self.find(labels).is_some()
-    }
-
     /// How many garbage collections have removed series: a reference obtained before the
     /// epoch last changed may name a series that is gone.
     pub fn gc_epoch(&self) -> u64 {
