@@ -144,6 +144,10 @@ impl<'a> Appender<'a> {
         if collected {
             series = self.retake_collected()?;
         }
+        // The batch's own newest sample, for the series it names more than once (a window of
+        // the collector names each once: a map entry per sample would cost more memory than
+        // the rest of the commit).
+        let repeated = Repeated::find(&self.samples);
         let mut newest: FxHashMap<SeriesRef, (Timestamp, f64)> = FxHashMap::default();
         let mut accepted: Vec<(SeriesRef, Timestamp, f64)> = Vec::with_capacity(self.samples.len());
         let mut accepted_starts: Vec<Timestamp> = Vec::with_capacity(self.starts.len());
@@ -156,17 +160,20 @@ impl<'a> Appender<'a> {
                 stats.count(None);
                 continue;
             };
-            let last = newest.get(&r).copied().or_else(|| s.last());
-            let outcome = MemSeries::decide(last, t, v);
+            let again = repeated.may_repeat(r);
+            let batch_newest = if again { newest.get(&r).copied() } else { None };
+            let outcome = MemSeries::decide(batch_newest.or_else(|| s.last()), t, v);
             stats.count(Some(outcome));
             if outcome != AppendOutcome::Appended {
                 continue;
             }
-            if !s.is_logged() && !newest.contains_key(&r) {
+            if !s.is_logged() && batch_newest.is_none() {
                 new_series.push(s);
                 new_refs.push((r, &s.labels));
             }
-            newest.insert(r, (t, v));
+            if again {
+                newest.insert(r, (t, v));
+            }
             accepted.push((r, t, v));
             if !self.starts.is_empty() {
                 accepted_starts.push(st);
@@ -213,6 +220,40 @@ impl<'a> Appender<'a> {
     }
 }
 
+/// Which references a batch names more than once.
+enum Repeated {
+    /// A bit per reference (references are dense, handed out from 1): set for those named
+    /// more than once.
+    Bits(Vec<u64>),
+    /// References too sparse for the bits to be smaller than the batch: any may repeat.
+    Unknown,
+}
+
+impl Repeated {
+    fn find(samples: &[(SeriesRef, Timestamp, f64)]) -> Repeated {
+        let max = samples.iter().map(|s| s.0).max().unwrap_or(0);
+        let words = usize::try_from(max / 64 + 1).unwrap_or(usize::MAX);
+        if words > samples.len().max(1024) {
+            return Repeated::Unknown;
+        }
+        let mut seen = vec![0u64; words];
+        let mut twice = vec![0u64; words];
+        for &(r, _, _) in samples {
+            let (w, bit) = ((r / 64) as usize, 1u64 << (r % 64));
+            twice[w] |= seen[w] & bit;
+            seen[w] |= bit;
+        }
+        Repeated::Bits(twice)
+    }
+
+    fn may_repeat(&self, r: SeriesRef) -> bool {
+        match self {
+            Repeated::Bits(twice) => twice[(r / 64) as usize] & (1 << (r % 64)) != 0,
+            Repeated::Unknown => true,
+        }
+    }
+}
+
 /// Rejects label sets the store cannot hold: empty, or with an empty or invalid name.
 fn validate(labels: &Labels) -> Result<()> {
     if labels.is_empty() {
@@ -233,4 +274,26 @@ fn validate(labels: &Labels) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_references_are_found_and_sparse_ones_all_may_repeat() {
+        let batch: Vec<(SeriesRef, Timestamp, f64)> =
+            [3, 64, 3, 65, 2000, 64, 3].iter().map(|&r| (r, 0, 0.0)).collect();
+        let found = Repeated::find(&batch);
+        assert!(matches!(found, Repeated::Bits(_)));
+        let again: Vec<SeriesRef> = [2, 3, 64, 65, 2000]
+            .into_iter()
+            .filter(|&r| found.may_repeat(r))
+            .collect();
+        assert_eq!(again, [3, 64]);
+        // A reference far beyond the batch's size: bits would cost more than the batch.
+        let sparse = [(1, 0, 0.0), (1 << 40, 0, 0.0)];
+        let found = Repeated::find(&sparse);
+        assert!(matches!(found, Repeated::Unknown) && found.may_repeat(1));
+    }
 }
