@@ -61,6 +61,14 @@ pub(crate) fn gather(db: &Db, collector: Option<&Collector>) -> Vec<(Labels, f64
             rollups.iter().map(|b| b.size()).sum::<u64>() as f64,
         ));
     }
+    let chunks = db.head_chunks();
+    for (place, bytes) in [("memory", chunks.memory_bytes), ("files", chunks.file_bytes)] {
+        out.push((
+            Labels::from_pairs([("__name__", "vigil_tsdb_head_chunks_bytes"), ("where", place)]),
+            bytes as f64,
+        ));
+    }
+    out.push(metric("vigil_tsdb_head_chunks_damaged_total", chunks.damaged as f64));
     for (name, c) in [
         ("vigil_tsdb_rollups_written_total", &counters.rollups),
         ("vigil_tsdb_blocks_cut_total", &counters.blocks_cut),

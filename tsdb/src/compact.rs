@@ -121,6 +121,10 @@ impl Db {
                 .fetch_add(collected as u64, Ordering::Relaxed);
             self.checkpoint_wal()?;
         }
+        if report.cut > 0 {
+            // The chunks the cut wrote left their series: the segments only they were in go.
+            self.head.sweep_chunks();
+        }
         if unfinished.is_none() {
             report.compacted = self.compact_blocks(&blocks_dir)?;
         }
@@ -162,7 +166,7 @@ impl Db {
             let rows: Vec<BlockSeries> = series
                 .iter()
                 .map(|(_, s)| {
-                    let samples = s.unwritten_before(end);
+                    let samples = s.unwritten_before(self.head.chunks(), end);
                     Series {
                         labels: s.labels.clone(),
                         starts: s.starts_of(&samples),
@@ -193,7 +197,7 @@ impl Db {
             let dropped = series
                 .iter()
                 .zip(&written)
-                .filter_map(|((_, s), w)| w.map(|t| s.mark_written(t)))
+                .filter_map(|((_, s), w)| w.map(|t| s.mark_written(self.head.chunks(), t)))
                 .sum();
             self.head.note_written(dropped, end);
             cut += 1;
@@ -234,7 +238,7 @@ impl Db {
                 // A series whose samples are all in blocks keeps its newest one here too, so
                 // that after a restart it still refuses older samples (the block and the head
                 // then hold that sample twice, which reads merge away).
-                let mut samples = s.unwritten();
+                let mut samples = s.unwritten(self.head.chunks());
                 if samples.is_empty()
                     && !s.is_deleted()
                     && let Some((t, v)) = s.last()

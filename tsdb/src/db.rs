@@ -16,7 +16,7 @@ pub use crate::appender::Appender;
 use crate::block::Block;
 use crate::error::{Error, Result};
 
-use crate::head::{AppendOutcome, Head, HeadStats, MemSeries};
+use crate::head::{AppendOutcome, ChunkStore, Head, HeadStats, MemSeries};
 use crate::labels::{Labels, Matcher};
 use crate::rollup::{self, RESOLUTIONS};
 use crate::storage::{Queryable, Sample, Series, SeriesReader, Timestamp};
@@ -30,6 +30,8 @@ pub struct Options {
     pub wal_segment_size: u64,
     /// Time span of a block cut from the head; the head keeps about one and a half of them.
     pub block_range_ms: i64,
+    /// Bytes of a segment of closed head chunks (written to `chunks_head/` when full).
+    pub head_chunk_segment_size: usize,
     /// Blocks whose newest sample is older than this (behind the newest sample) are deleted.
     pub retention_ms: Option<i64>,
     /// Oldest blocks are deleted while blocks and WAL together take more bytes than this.
@@ -49,6 +51,7 @@ impl Default for Options {
         Options {
             wal_segment_size: DEFAULT_SEGMENT_SIZE,
             block_range_ms: DEFAULT_BLOCK_RANGE_MS,
+            head_chunk_segment_size: crate::head::DEFAULT_CHUNK_SEGMENT_SIZE,
             retention_ms: None,
             max_bytes: None,
             rollups: true,
@@ -178,7 +181,8 @@ impl Db {
         let rollups: [BlockList; RESOLUTIONS.len()] = rollups
             .try_into()
             .unwrap_or_else(|_| unreachable!("one list per resolution"));
-        let head = Head::default();
+        let chunks = ChunkStore::open(&dir.join("chunks_head"), opts.head_chunk_segment_size)?;
+        let head = Head::with_chunks(chunks);
         let mut marks = BTreeMap::new();
         let mut replayed = CommitStats::default();
         let mut deletes = Vec::new();
@@ -194,7 +198,7 @@ impl Db {
         for b in blocks.iter().filter(|b| b.meta().max_t >= head_min) {
             for (i, labels, newest) in b.newest_per_series() {
                 if let Some(s) = head.find(labels) {
-                    dropped += s.mark_written(written_through(b, i, &s, newest));
+                    dropped += s.mark_written(head.chunks(), written_through(head.chunks(), b, i, &s, newest));
                 }
             }
         }
@@ -296,6 +300,11 @@ impl Db {
         self.head.stats()
     }
 
+    /// The head's closed chunks: bytes in memory and in files, records found damaged.
+    pub fn head_chunks(&self) -> crate::head::ChunkStats {
+        self.head.chunks().stats()
+    }
+
     /// Running totals since open.
     pub fn counters(&self) -> &DbCounters {
         &self.counters
@@ -349,7 +358,13 @@ impl Db {
 /// before a block took it): then only up to just before it, so that it is cut again (the
 /// block's copies of the samples after it merge away).
 /// A block whose chunks cannot be read there counts as holding none of them.
-fn written_through(b: &crate::block::Block, i: usize, s: &MemSeries, newest: Timestamp) -> Timestamp {
+fn written_through(
+    chunks: &ChunkStore,
+    b: &crate::block::Block,
+    i: usize,
+    s: &MemSeries,
+    newest: Timestamp,
+) -> Timestamp {
     let Some(oldest) = s.oldest_unwritten().filter(|&t| t < newest) else {
         return newest;
     };
@@ -360,7 +375,7 @@ fn written_through(b: &crate::block::Block, i: usize, s: &MemSeries, newest: Tim
             return oldest.saturating_sub(1);
         }
     };
-    let (mine, _) = s.unwritten_in(oldest, newest);
+    let (mine, _) = s.unwritten_in(chunks, oldest, newest);
     mine.iter()
         .find(|x| !held.contains(&x.t))
         .map_or(newest, |x| x.t.saturating_sub(1))

@@ -71,6 +71,8 @@ fn options() -> Options {
     Options {
         block_range_ms: 2 * HOUR,
         rollups: false,
+        // Small chunk segments: cuts delete some while others stay.
+        head_chunk_segment_size: 4096,
         ..Options::default()
     }
 }
@@ -373,4 +375,30 @@ fn a_collected_series_refuses_older_samples_after_a_restart_too() {
         }
     }
     assert_eq!(all(&db, i64::MIN, i64::MAX), want);
+}
+
+#[test]
+fn closed_head_chunks_go_to_files_and_leave_with_the_cut() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spill = dir.path().join("chunks_head");
+    let files = || std::fs::read_dir(&spill).expect("list").count();
+    let db = Db::open(dir.path(), options()).expect("open");
+    // Four hours: eleven closed chunks a series, in sealed segment files.
+    let end = T0 + 4 * HOUR;
+    fill(&db, T0, 4);
+    let before = db.head_chunks();
+    assert!(before.file_bytes > 0 && files() > 1, "{before:?}, {} files", files());
+    assert_eq!(all(&db, i64::MIN, i64::MAX), expected(i64::MIN, i64::MAX, end));
+    // The cut takes the first two hours; the segments only their chunks were in go.
+    assert_eq!(db.maintain().expect("maintain").cut, 1);
+    let after = db.head_chunks();
+    assert!(after.file_bytes < before.file_bytes, "{before:?} -> {after:?}");
+    assert_eq!(all(&db, i64::MIN, i64::MAX), expected(i64::MIN, i64::MAX, end));
+    assert_eq!(after.damaged, 0);
+    // A reopen starts the spill area afresh and replays the WAL into it.
+    drop(db);
+    let db = Db::open(dir.path(), options()).expect("reopen");
+    let recent = T0 + 3 * HOUR;
+    assert_eq!(all(&db, recent, i64::MAX), expected(recent, i64::MAX, end));
+    assert_eq!(all(&db, i64::MIN, i64::MAX), expected(i64::MIN, i64::MAX, end));
 }

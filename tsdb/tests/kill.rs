@@ -24,6 +24,7 @@ fn options() -> Options {
     Options {
         wal_segment_size: 1 << 16,
         block_range_ms: 20_000,
+        head_chunk_segment_size: 4096,
         ..Options::default()
     }
 }

@@ -14,6 +14,10 @@ enum Op {
     /// negative: out of order), value, and how long before its time it started (none, or
     /// possibly after it: an invalid start is kept as given).
     Append(usize, i64, f64, Option<i64>),
+    /// Adds many samples to one series, a millisecond apart, whole numbers but for one
+    /// fraction perhaps: enough to fill head chunks (120 samples), so that chunks close (the
+    /// open one turning from integer to XOR at a fraction) and go to small chunk segments.
+    Burst(usize, u16, Option<u16>),
     Mark(u8, u8),
     Commit,
     Query(usize, Timestamp, Timestamp),
@@ -31,9 +35,10 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         8 => (0..SERIES, -3i64..40, value, prop_oneof![Just(None), (-2i64..25).prop_map(Some)])
             .prop_map(|(s, dt, v, st)| Op::Append(s, dt, v, st)),
+        1 => (0..SERIES, 100u16..300, prop::option::of(0u16..300)).prop_map(|(s, n, f)| Op::Burst(s, n, f)),
         1 => (0u8..3, any::<u8>()).prop_map(|(k, v)| Op::Mark(k, v)),
         3 => Just(Op::Commit),
-        2 => (0..SERIES, 0i64..600, 0i64..600).prop_map(|(s, a, b)| Op::Query(s, a.min(b), a.max(b))),
+        2 => (0..SERIES, 0i64..3000, 0i64..3000).prop_map(|(s, a, b)| Op::Query(s, a.min(b), a.max(b))),
         1 => Just(Op::Reboot),
         1 => Just(Op::Maintain),
         1 => (0..SERIES).prop_map(Op::Delete),
@@ -78,6 +83,17 @@ impl Model {
     }
 }
 
+/// The newest time of series `s` in the open batch, else committed, else 0.
+fn newest_so_far(batch: &[(usize, Timestamp, f64, Timestamp)], model: &Model, s: usize) -> Timestamp {
+    batch
+        .iter()
+        .rev()
+        .find(|b| b.0 == s)
+        .map(|b| b.1)
+        .or_else(|| model.newest(s))
+        .unwrap_or(0)
+}
+
 fn check(db: &Db, model: &Model, s: usize, mint: Timestamp, maxt: Timestamp) -> Result<(), TestCaseError> {
     let name = s.to_string();
     let m = [Matcher::new(MatchOp::Equal, "series", &name).expect("matcher")];
@@ -106,10 +122,11 @@ proptest! {
     #[test]
     fn the_store_answers_like_the_model(ops in prop::collection::vec(op(), 1..400)) {
         let dir = tempfile::tempdir().expect("tempdir");
-        // Small segments, so rotation is part of the test.
+        // Small segments, so rotation is part of the test (and every closed chunk is sealed).
         let opts = Options {
             wal_segment_size: 4096,
             block_range_ms: 60,
+            head_chunk_segment_size: 64,
             ..Options::default()
         };
         let mut db = Db::open(dir.path(), opts).expect("open");
@@ -119,15 +136,15 @@ proptest! {
         for op in ops {
             match op {
                 Op::Append(s, dt, v, before) => {
-                    let base = batch
-                        .iter()
-                        .rev()
-                        .find(|b| b.0 == s)
-                        .map(|b| b.1)
-                        .or_else(|| model.newest(s))
-                        .unwrap_or(0);
-                    let t = base + dt;
+                    let t = newest_so_far(&batch, &model, s) + dt;
                     batch.push((s, t, v, before.map_or(0, |k| t - k)));
+                }
+                Op::Burst(s, n, fraction) => {
+                    let base = newest_so_far(&batch, &model, s);
+                    for i in 0..n {
+                        let v = f64::from(i) * 3.0 + if Some(i) == fraction { 0.5 } else { 0.0 };
+                        batch.push((s, base + 1 + i64::from(i), v, 0));
+                    }
                 }
                 Op::Mark(k, v) => marks.push((format!("k{k}"), vec![v])),
                 Op::Commit => {

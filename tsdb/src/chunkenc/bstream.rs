@@ -23,6 +23,11 @@ impl BitWriter {
         &self.bytes
     }
 
+    /// The bytes written.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
+
     /// Mutable access to the bytes, for headers written in place.
     pub fn bytes_mut(&mut self) -> &mut [u8] {
         &mut self.bytes

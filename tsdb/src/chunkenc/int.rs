@@ -28,36 +28,103 @@ pub(super) fn as_int(v: f64) -> Option<i64> {
 /// `None` if a value is not a whole number (a fraction, NaN, a staleness marker, -0.0, or
 /// beyond 2^53).
 pub fn encode(samples: impl IntoIterator<Item = (i64, f64)>) -> Option<Vec<u8>> {
-    let mut w = BitWriter::from_parts(vec![0; 2], 0);
-    let (mut n, mut t, mut t_delta, mut v, mut v_delta) = (0u16, 0i64, 0i64, 0i64, 0i64);
-    for (ts, value) in samples {
-        let x = as_int(value)?;
-        match n {
+    let mut a = IntAppender::new();
+    for (t, v) in samples {
+        if a.len() == usize::from(u16::MAX) || !a.append(t, v) {
+            return None;
+        }
+    }
+    Some(a.w.into_bytes())
+}
+
+/// Appends samples to an integer chunk while their values are whole numbers: the head's open
+/// chunk starts as one (see [`super::OpenChunk`]).
+#[derive(Debug, Clone)]
+pub struct IntAppender {
+    w: BitWriter,
+    n: u16,
+    t: i64,
+    t_delta: i64,
+    v: i64,
+    v_delta: i64,
+}
+
+impl Default for IntAppender {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl IntAppender {
+    /// An empty chunk.
+    pub fn new() -> Self {
+        Self::with_buffer(Vec::new())
+    }
+
+    /// An empty chunk written into `buf` (cleared; its allocation is kept).
+    pub fn with_buffer(mut buf: Vec<u8>) -> Self {
+        buf.clear();
+        buf.extend_from_slice(&[0; 2]);
+        IntAppender {
+            w: BitWriter::from_parts(buf, 0),
+            n: 0,
+            t: 0,
+            t_delta: 0,
+            v: 0,
+            v_delta: 0,
+        }
+    }
+
+    /// Samples in the chunk.
+    pub fn len(&self) -> usize {
+        usize::from(self.n)
+    }
+
+    /// Whether the chunk has no samples.
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    /// The encoded chunk, header included.
+    pub fn bytes(&self) -> &[u8] {
+        self.w.bytes()
+    }
+
+    /// The chunk's byte vector, to start another chunk in without allocating.
+    pub fn into_buffer(self) -> Vec<u8> {
+        self.w.into_bytes()
+    }
+
+    /// Appends a sample if its value is a whole number (timestamps must not decrease, and the
+    /// chunk must hold fewer than `u16::MAX`); returns `false`, writing nothing, if it is not.
+    pub fn append(&mut self, ts: i64, value: f64) -> bool {
+        let Some(x) = as_int(value) else { return false };
+        let w = &mut self.w;
+        match self.n {
             0 => {
-                write_varint_bits(&mut w, ts);
-                write_varint_bits(&mut w, x);
+                write_varint_bits(w, ts);
+                write_varint_bits(w, x);
             }
             1 => {
-                t_delta = ts.wrapping_sub(t);
-                write_uvarint_bits(&mut w, t_delta as u64);
-                v_delta = x.wrapping_sub(v);
-                write_varint_bits(&mut w, v_delta);
+                self.t_delta = ts.wrapping_sub(self.t);
+                write_uvarint_bits(w, self.t_delta as u64);
+                self.v_delta = x.wrapping_sub(self.v);
+                write_varint_bits(w, self.v_delta);
             }
             _ => {
-                let d = ts.wrapping_sub(t);
-                write_dod_field(&mut w, d.wrapping_sub(t_delta), &super::xor::DOD_BUCKETS);
-                t_delta = d;
-                let vd = x.wrapping_sub(v);
-                write_dod_field(&mut w, vd.wrapping_sub(v_delta), &VALUE_BUCKETS);
-                v_delta = vd;
+                let d = ts.wrapping_sub(self.t);
+                write_dod_field(w, d.wrapping_sub(self.t_delta), &super::xor::DOD_BUCKETS);
+                self.t_delta = d;
+                let vd = x.wrapping_sub(self.v);
+                write_dod_field(w, vd.wrapping_sub(self.v_delta), &VALUE_BUCKETS);
+                self.v_delta = vd;
             }
         }
-        (t, v) = (ts, x);
-        n = n.checked_add(1)?;
+        (self.t, self.v) = (ts, x);
+        self.n += 1;
+        w.bytes_mut()[..2].copy_from_slice(&self.n.to_be_bytes());
+        true
     }
-    let mut bytes = w.bytes().to_vec();
-    bytes[..2].copy_from_slice(&n.to_be_bytes());
-    Some(bytes)
 }
 
 /// Calls `f` with every sample of an integer chunk until it returns `false`; returns whether

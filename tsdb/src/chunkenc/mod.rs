@@ -7,10 +7,13 @@
 
 mod bstream;
 pub mod int;
+mod open;
 pub mod packed;
 mod xor;
 
 pub use bstream::{BitReader, BitWriter, EndOfStream};
+pub use int::IntAppender;
+pub use open::OpenChunk;
 pub use xor::{XorAppender, XorIter};
 
 /// Samples per chunk before the head cuts a new one. 120 samples of vigil's 10 s windows span
@@ -49,30 +52,33 @@ pub fn encode_smallest(samples: &[(i64, f64)]) -> (Encoding, Vec<u8>) {
     for &(t, v) in samples {
         x.append(t, v);
     }
-    smallest(samples, x.bytes().to_vec())
+    smallest(samples, (Encoding::Xor, x.bytes().to_vec()))
 }
 
-/// Re-encodes a full XOR chunk for the head when it closes it: packed if that is no larger
-/// (it decodes fastest, and counters come out at about two thirds of XOR), else the smaller of
-/// integer and XOR. Reads of all but the head's open chunks then decode at block speed.
-pub fn recode_xor(xor: &[u8]) -> (Encoding, Vec<u8>) {
-    let mut samples = Vec::with_capacity(sample_count(xor));
-    if !XorIter::new(xor).for_each_sample(|t, v| {
+/// Re-encodes a full chunk for the head when it closes it: packed if that is no larger (it
+/// decodes fastest; counters come out at about two thirds of XOR), else the smallest of the
+/// encodings the values allow. Reads of all but the head's open chunks then decode at block
+/// speed.
+pub fn recode(encoding: Encoding, chunk: &[u8]) -> (Encoding, Vec<u8>) {
+    let mut samples = Vec::with_capacity(sample_count(chunk));
+    if !for_each_sample(encoding, chunk, |t, v| {
         samples.push((t, v));
         true
     }) {
-        return (Encoding::Xor, xor.to_vec());
+        return (encoding, chunk.to_vec());
     }
-    if let Some(p) = packed::encode(&samples).filter(|p| p.len() <= xor.len()) {
+    if let Some(p) = packed::encode(&samples).filter(|p| p.len() <= chunk.len()) {
         return (Encoding::Packed, p);
     }
-    smallest(&samples, xor.to_vec())
+    smallest(&samples, (encoding, chunk.to_vec()))
 }
 
-/// `samples` the smallest way, given their XOR encoding.
-fn smallest(samples: &[(i64, f64)], xor: Vec<u8>) -> (Encoding, Vec<u8>) {
-    let mut best = (Encoding::Xor, xor);
-    if let Some(i) = int::encode(samples.iter().copied()).filter(|i| i.len() < best.1.len()) {
+/// `samples` the smallest way, given one encoding of them.
+fn smallest(samples: &[(i64, f64)], given: (Encoding, Vec<u8>)) -> (Encoding, Vec<u8>) {
+    let mut best = given;
+    if best.0 != Encoding::Int
+        && let Some(i) = int::encode(samples.iter().copied()).filter(|i| i.len() < best.1.len())
+    {
         best = (Encoding::Int, i);
     }
     if let Some(p) = packed::encode(samples).filter(|p| p.len() <= best.1.len()) {

@@ -69,6 +69,11 @@ impl XorAppender {
         usize::from(self.num)
     }
 
+    /// The chunk's byte vector, to start another chunk in without allocating.
+    pub fn into_buffer(self) -> Vec<u8> {
+        self.w.into_bytes()
+    }
+
     /// Whether the chunk has no samples.
     pub fn is_empty(&self) -> bool {
         self.num == 0

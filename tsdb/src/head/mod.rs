@@ -5,6 +5,7 @@
 //! written when a series is created or collected; samples are appended under each series' own
 //! lock, so readers and writers of different series never wait on each other.
 
+mod chunks;
 mod postings;
 mod series;
 
@@ -14,6 +15,8 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use parking_lot::RwLock;
 use rustc_hash::{FxHashMap, FxHashSet};
 
+pub(crate) use chunks::ChunkStore;
+pub use chunks::{ChunkStats, DEFAULT_SEGMENT_SIZE as DEFAULT_CHUNK_SEGMENT_SIZE};
 pub use postings::SeriesRef;
 pub use series::{AppendOutcome, MemSeries};
 
@@ -89,6 +92,8 @@ type LabelPairCounts = Vec<(Symbol, Vec<(Symbol, usize)>)>;
 #[derive(Debug)]
 pub struct Head {
     index: RwLock<Index>,
+    /// Closed chunks, out of the series.
+    chunks: ChunkStore,
     /// Bumped by every garbage collection that removed series: references handed out before
     /// may name series that are gone.
     gc_epoch: AtomicU64,
@@ -99,20 +104,42 @@ pub struct Head {
 
 impl Default for Head {
     fn default() -> Self {
+        Head::with_chunks(ChunkStore::default())
+    }
+}
+
+impl Head {
+    /// A head whose closed chunks go to `chunks`.
+    pub(crate) fn with_chunks(chunks: ChunkStore) -> Self {
         Head {
             index: RwLock::new(Index {
                 next_ref: 1,
                 ..Index::default()
             }),
+            chunks,
             gc_epoch: AtomicU64::new(0),
             samples: AtomicU64::new(0),
             min_t: AtomicI64::new(i64::MAX),
             max_t: AtomicI64::new(i64::MIN),
         }
     }
-}
 
-impl Head {
+    /// Where the closed chunks are.
+    pub(crate) fn chunks(&self) -> &ChunkStore {
+        &self.chunks
+    }
+
+    /// Drops the chunk segments no series refers to any more (after a cut dropped the chunks
+    /// it wrote). Returns how many went.
+    pub(crate) fn sweep_chunks(&self) -> usize {
+        let before = self.chunks.active_seq();
+        let mut live = FxHashSet::default();
+        for s in self.index.read().series.values() {
+            s.note_segments(&mut live);
+        }
+        self.chunks.sweep(&live, before)
+    }
+
     /// The series with these labels, created if new. Returns its reference and whether it was
     /// created by this call.
     pub fn get_or_create(&self, labels: &Labels) -> (SeriesRef, bool) {
@@ -186,7 +213,7 @@ impl Head {
                 on_outcome(i, None);
                 continue;
             };
-            let outcome = series.append_with_start(t, v, starts.get(i).copied().unwrap_or(0));
+            let outcome = series.append_with_start(&self.chunks, t, v, starts.get(i).copied().unwrap_or(0));
             if outcome == AppendOutcome::Appended {
                 n += 1;
                 lo = lo.min(t);
@@ -223,7 +250,7 @@ impl Head {
     pub(crate) fn apply_checked(&self, samples: &[(&MemSeries, Timestamp, f64, Timestamp)]) {
         let (mut lo, mut hi) = (i64::MAX, i64::MIN);
         for &(series, t, v, st) in samples {
-            let outcome = series.append_with_start(t, v, st);
+            let outcome = series.append_with_start(&self.chunks, t, v, st);
             debug_assert_eq!(outcome, AppendOutcome::Appended, "commit checked the order");
             lo = lo.min(t);
             hi = hi.max(t);
@@ -262,7 +289,7 @@ impl Head {
         let mut dropped = 0;
         for set in sets {
             for s in self.matching_series(set) {
-                if s.time_range().is_some() || !s.unwritten().is_empty() {
+                if s.time_range().is_some() || !s.unwritten(&self.chunks).is_empty() {
                     deleted.push(s.labels.clone());
                 }
                 dropped += s.clear();
@@ -421,7 +448,7 @@ impl Head {
     /// Series matching `matchers` with their samples in `[mint, maxt]`.
     pub fn select(&self, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Vec<Series> {
         let one = |s: &Arc<MemSeries>| {
-            let snap = s.snapshot(mint, maxt);
+            let snap = s.snapshot(&self.chunks, mint, maxt);
             let mut samples: Vec<Sample> = Vec::new();
             snap.decode_into(mint, maxt, &mut samples);
             (!samples.is_empty()).then(|| Series {
@@ -441,7 +468,7 @@ impl Head {
     pub fn select_unwritten(&self, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Vec<Series> {
         let mut out = Vec::new();
         for s in self.matching_series(matchers) {
-            let (samples, starts) = s.unwritten_in(mint, maxt);
+            let (samples, starts) = s.unwritten_in(&self.chunks, mint, maxt);
             if !samples.is_empty() {
                 out.push(Series {
                     labels: s.labels.clone(),

@@ -1,11 +1,12 @@
 //! One series in memory: its labels and its samples as a list of compressed chunks.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::Mutex;
+use rustc_hash::FxHashSet;
 
-use crate::chunkenc::{self, Encoding, SAMPLES_PER_CHUNK, XorAppender, XorIter};
+use super::chunks::{ChunkBytes, ChunkRef, ChunkStore};
+use crate::chunkenc::{self, Encoding, OpenChunk, SAMPLES_PER_CHUNK};
 use crate::labels::Labels;
 use crate::starts::StartRuns;
 use crate::storage::{Sample, Timestamp};
@@ -23,31 +24,21 @@ pub enum AppendOutcome {
     Conflict,
 }
 
-/// A full chunk, immutable from here on and shared with readers without copying. Written as
-/// XOR while open, re-encoded the smallest way when closed (as blocks are: packed for
-/// counters), so that reads of everything but the open chunk decode at block speed.
-#[derive(Debug, Clone)]
-pub(crate) struct ClosedChunk {
-    pub(crate) min_t: Timestamp,
-    pub(crate) max_t: Timestamp,
-    pub(crate) encoding: Encoding,
-    pub(crate) bytes: Arc<[u8]>,
-}
-
-impl ClosedChunk {
-    fn for_each_sample(&self, f: impl FnMut(Timestamp, f64) -> bool) -> bool {
-        chunkenc::for_each_sample(self.encoding, &self.bytes, f)
-    }
-
-    fn len(&self) -> u64 {
-        chunkenc::sample_count(&self.bytes) as u64
-    }
+/// A full chunk, immutable from here on: re-encoded the smallest way when it closed (as blocks
+/// are: packed for counters), so that reads of everything but the open chunk decode at block
+/// speed, and kept in the head's [`ChunkStore`]. The series holds 16 bytes of it: its first
+/// timestamp and where it is. Its last timestamp is not kept: the next chunk's first bounds it.
+#[derive(Debug, Clone, Copy)]
+struct ClosedChunk {
+    min_t: Timestamp,
+    at: ChunkRef,
 }
 
 #[derive(Debug, Default)]
 struct SeriesData {
+    /// Oldest first; a series with closed chunks always has samples in its open one.
     closed: Vec<ClosedChunk>,
-    open: XorAppender,
+    open: OpenChunk,
     open_min_t: Timestamp,
     /// Newest sample, for order checks and for `last_sample`.
     last: Option<(Timestamp, f64)>,
@@ -78,32 +69,48 @@ pub struct MemSeries {
 /// A copy of a series' chunk list that can be decoded without holding the series lock.
 #[derive(Debug)]
 pub(crate) struct ChunkSnapshot {
-    closed: Vec<ClosedChunk>,
-    open: Option<Vec<u8>>,
+    closed: Vec<ChunkBytes>,
+    open: Option<(Encoding, Vec<u8>)>,
     starts: Option<StartRuns>,
 }
 
 impl SeriesData {
+    /// No sample of closed chunk `i` is newer than this: the next chunk starts after it.
+    fn closed_max_t(&self, i: usize) -> Timestamp {
+        let next = self.closed.get(i + 1).map_or(self.open_min_t, |c| c.min_t);
+        next.saturating_sub(1)
+    }
+
     /// The oldest sample after `after`, found by decoding.
-    fn first_after(&self, after: Timestamp) -> Option<Timestamp> {
+    fn first_after(&self, chunks: &ChunkStore, after: Timestamp) -> Option<Timestamp> {
         if self.last.is_none_or(|(t, _)| t <= after) {
             return None;
         }
-        let mut found = None;
-        let look = |t: Timestamp, _| {
-            if t > after {
-                found = Some(t);
+        // Chunks that may end past `after`, oldest first, until one holds a sample past it.
+        let first = (0..self.closed.len()).find(|&i| self.closed_max_t(i) > after);
+        for c in first.map_or(&[][..], |i| &self.closed[i..]) {
+            let found = first_past(after, |f| chunks.get(c.at).for_each_sample(f));
+            if found.is_some() {
+                return found;
             }
-            found.is_none()
-        };
-        // The first closed chunk that ends past `after` holds a sample past it; else the open
-        // one does.
-        match self.closed.iter().find(|c| c.max_t > after) {
-            Some(c) => c.for_each_sample(look),
-            None => XorIter::new(self.open.bytes()).for_each_sample(look),
-        };
-        found
+        }
+        first_past(after, |f| self.open.for_each_sample(f))
     }
+}
+
+/// The first timestamp past `after` that `for_each` (a chunk's decoder) yields.
+fn first_past(
+    after: Timestamp,
+    for_each: impl FnOnce(&mut dyn FnMut(Timestamp, f64) -> bool) -> bool,
+) -> Option<Timestamp> {
+    let mut found = None;
+    for_each(&mut |t, _| {
+        if t > after {
+            found = Some(t);
+        }
+        found.is_none()
+    });
+    found
 }
 
 impl MemSeries {
@@ -142,28 +149,26 @@ impl MemSeries {
 
     /// Appends one sample if it is newer than the newest one.
     #[cfg(test)]
-    pub(crate) fn append(&self, t: Timestamp, v: f64) -> AppendOutcome {
-        self.append_with_start(t, v, 0)
+    pub(crate) fn append(&self, chunks: &ChunkStore, t: Timestamp, v: f64) -> AppendOutcome {
+        self.append_with_start(chunks, t, v, 0)
     }
 
-    /// Appends one sample with its start time (0: unknown) if it is newer than the newest one.
-    pub(crate) fn append_with_start(&self, t: Timestamp, v: f64, st: Timestamp) -> AppendOutcome {
+    /// Appends one sample with its start time (0: unknown) if it is newer than the newest one;
+    /// a chunk that fills goes to `chunks`.
+    pub(crate) fn append_with_start(&self, chunks: &ChunkStore, t: Timestamp, v: f64, st: Timestamp) -> AppendOutcome {
         let mut d = self.data.lock();
         let outcome = Self::decide(d.last, t, v);
         if outcome != AppendOutcome::Appended {
             return outcome;
         }
         if d.open.len() >= SAMPLES_PER_CHUNK {
-            let full = std::mem::take(&mut d.open);
+            let (encoding, bytes) = chunkenc::recode(d.open.encoding(), d.open.bytes());
+            let at = chunks.put(encoding, &bytes, d.open.len());
+            d.open.reset();
+            // One allocation per 20 minutes a series: exact, where doubling would leave spare.
+            d.closed.reserve_exact(1);
             let min_t = d.open_min_t;
-            let max_t = d.last.map_or(min_t, |(t, _)| t);
-            let (encoding, bytes) = chunkenc::recode_xor(full.bytes());
-            d.closed.push(ClosedChunk {
-                min_t,
-                max_t,
-                encoding,
-                bytes: Arc::from(bytes),
-            });
+            d.closed.push(ClosedChunk { min_t, at });
         }
         if d.open.is_empty() {
             d.open_min_t = t;
@@ -187,24 +192,30 @@ impl MemSeries {
     }
 
     /// The samples not yet written to a block that are before `end`.
-    pub(crate) fn unwritten_before(&self, end: Timestamp) -> Vec<Sample> {
+    pub(crate) fn unwritten_before(&self, chunks: &ChunkStore, end: Timestamp) -> Vec<Sample> {
         let from = self.data.lock().written_until.map_or(i64::MIN, |w| w + 1);
         let mut out = Vec::new();
         if from < end {
-            self.snapshot(from, end - 1).decode_into(from, end - 1, &mut out);
+            self.snapshot(chunks, from, end - 1)
+                .decode_into(from, end - 1, &mut out);
         }
         out
     }
 
     /// The samples in `[mint, maxt]` not yet written to a block, with their start times if the
     /// series has any (from the same copy, so that a block cut meanwhile cannot part them).
-    pub(crate) fn unwritten_in(&self, mint: Timestamp, maxt: Timestamp) -> (Vec<Sample>, Option<Vec<Timestamp>>) {
+    pub(crate) fn unwritten_in(
+        &self,
+        chunks: &ChunkStore,
+        mint: Timestamp,
+        maxt: Timestamp,
+    ) -> (Vec<Sample>, Option<Vec<Timestamp>>) {
         let from = self.data.lock().written_until.map_or(i64::MIN, |w| w + 1).max(mint);
         let mut out = Vec::new();
         if from > maxt {
             return (out, None);
         }
-        let snap = self.snapshot(from, maxt);
+        let snap = self.snapshot(chunks, from, maxt);
         snap.decode_into(from, maxt, &mut out);
         let starts = snap.starts_of(&out);
         (out, starts)
@@ -216,20 +227,24 @@ impl MemSeries {
     }
 
     /// The samples not yet written to a block.
-    pub(crate) fn unwritten(&self) -> Vec<Sample> {
-        self.unwritten_before(i64::MAX)
+    pub(crate) fn unwritten(&self, chunks: &ChunkStore) -> Vec<Sample> {
+        self.unwritten_before(chunks, i64::MAX)
     }
 
     /// Records that the samples up to `t` are in a block and drops the chunks that end by then.
     /// Returns how many samples went.
-    pub(crate) fn mark_written(&self, t: Timestamp) -> u64 {
+    pub(crate) fn mark_written(&self, chunks: &ChunkStore, t: Timestamp) -> u64 {
         let mut d = self.data.lock();
         d.written_until = Some(d.written_until.map_or(t, |w| w.max(t)));
+        let next = d.first_after(chunks, t);
         if d.unwritten_from.is_some_and(|u| u <= t) {
-            d.unwritten_from = d.first_after(t);
+            d.unwritten_from = next;
         }
-        let keep = d.closed.partition_point(|c| c.max_t <= t);
-        let gone = d.closed[..keep].iter().map(ClosedChunk::len).sum();
+        // A chunk is all written when the next one starts no later than the first sample that
+        // is not.
+        let limit = next.unwrap_or(i64::MAX);
+        let keep = (0..d.closed.len()).take_while(|&i| d.closed_max_t(i) < limit).count();
+        let gone = d.closed[..keep].iter().map(|c| c.at.samples()).sum();
         d.closed.drain(..keep);
         // Start times are kept for every sample still held (the open chunk may hold written
         // ones), not only for those not yet written.
@@ -244,9 +259,9 @@ impl MemSeries {
     /// one. Returns how many samples went.
     pub(crate) fn clear(&self) -> u64 {
         let mut d = self.data.lock();
-        let gone = d.closed.iter().map(ClosedChunk::len).sum::<u64>() + d.open.len() as u64;
-        d.closed.clear();
-        d.open = XorAppender::new();
+        let gone = d.closed.iter().map(|c| c.at.samples()).sum::<u64>() + d.open.len() as u64;
+        d.closed = Vec::new();
+        d.open = OpenChunk::default();
         d.last_value = None;
         d.starts = None;
         d.unwritten_from = None;
@@ -280,7 +295,12 @@ impl MemSeries {
     /// Samples held in chunks.
     pub(crate) fn held_samples(&self) -> u64 {
         let d = self.data.lock();
-        d.closed.iter().map(ClosedChunk::len).sum::<u64>() + d.open.len() as u64
+        d.closed.iter().map(|c| c.at.samples()).sum::<u64>() + d.open.len() as u64
+    }
+
+    /// Adds the segments of the store this series' closed chunks are in.
+    pub(crate) fn note_segments(&self, out: &mut FxHashSet<u32>) {
+        out.extend(self.data.lock().closed.iter().map(|c| c.at.segment()));
     }
 
     /// Chunks held: the closed ones and the open one if it has samples.
@@ -312,19 +332,18 @@ impl MemSeries {
         Some((first, last))
     }
 
-    /// Copies what overlaps `[mint, maxt]` so it can be decoded after the lock is released.
-    pub(crate) fn snapshot(&self, mint: Timestamp, maxt: Timestamp) -> ChunkSnapshot {
+    /// Copies what overlaps `[mint, maxt]` so it can be decoded after the lock is released
+    /// (closed chunks are shared, not copied, unless they are in the store's active segment).
+    pub(crate) fn snapshot(&self, chunks: &ChunkStore, mint: Timestamp, maxt: Timestamp) -> ChunkSnapshot {
         let d = self.data.lock();
-        let closed = d
-            .closed
-            .iter()
-            .filter(|c| c.max_t >= mint && c.min_t <= maxt)
-            .cloned()
+        let closed = (0..d.closed.len())
+            .filter(|&i| d.closed_max_t(i) >= mint && d.closed[i].min_t <= maxt)
+            .map(|i| chunks.get(d.closed[i].at))
             .collect();
         let open_overlaps = !d.open.is_empty() && d.open_min_t <= maxt && d.last.is_some_and(|(t, _)| t >= mint);
         ChunkSnapshot {
             closed,
-            open: open_overlaps.then(|| d.open.bytes().to_vec()),
+            open: open_overlaps.then(|| (d.open.encoding(), d.open.bytes().to_vec())),
             starts: d.starts.as_deref().cloned(),
         }
     }
@@ -347,8 +366,8 @@ impl ChunkSnapshot {
         for c in &self.closed {
             c.for_each_sample(&mut keep);
         }
-        if let Some(open) = &self.open {
-            XorIter::new(open).for_each_sample(keep);
+        if let Some((encoding, open)) = &self.open {
+            chunkenc::for_each_sample(*encoding, open, keep);
         }
     }
 }
@@ -359,21 +378,23 @@ mod tests {
 
     #[test]
     fn order_rules() {
+        let c = ChunkStore::default();
         let s = MemSeries::new(Labels::empty(), false);
-        assert_eq!(s.append(10, 1.0), AppendOutcome::Appended);
-        assert_eq!(s.append(10, 1.0), AppendOutcome::Duplicate);
-        assert_eq!(s.append(10, 2.0), AppendOutcome::Conflict);
-        assert_eq!(s.append(9, 2.0), AppendOutcome::OutOfOrder);
-        assert_eq!(s.append(11, 2.0), AppendOutcome::Appended);
+        assert_eq!(s.append(&c, 10, 1.0), AppendOutcome::Appended);
+        assert_eq!(s.append(&c, 10, 1.0), AppendOutcome::Duplicate);
+        assert_eq!(s.append(&c, 10, 2.0), AppendOutcome::Conflict);
+        assert_eq!(s.append(&c, 9, 2.0), AppendOutcome::OutOfOrder);
+        assert_eq!(s.append(&c, 11, 2.0), AppendOutcome::Appended);
     }
 
     #[test]
     fn cuts_chunks_and_reads_ranges() {
+        let c = ChunkStore::default();
         let s = MemSeries::new(Labels::empty(), false);
         for i in 0..1000 {
-            s.append(i * 10, i as f64);
+            s.append(&c, i * 10, i as f64);
         }
-        let snap = s.snapshot(2_000, 2_990);
+        let snap = s.snapshot(&c, 2_000, 2_990);
         assert!(snap.closed.len() <= 2, "only overlapping chunks are copied");
         let mut out = Vec::new();
         snap.decode_into(2_000, 2_990, &mut out);
@@ -382,40 +403,126 @@ mod tests {
         assert_eq!(s.time_range(), Some((0, 9_990)));
     }
 
-    #[test]
-    fn closed_chunks_are_recoded_and_read_back() {
+    /// A counter (with one staleness marker: its chunk stays XOR) and a fractional gauge,
+    /// 1000 samples each, appended to two series of one store.
+    fn counter_and_gauge(c: &ChunkStore) -> [(MemSeries, Vec<(i64, u64)>); 2] {
         let counter = MemSeries::new(Labels::empty(), false);
         let gauge = MemSeries::new(Labels::empty(), false);
         let mut want_counter = Vec::new();
         let mut want_gauge = Vec::new();
         for i in 0..1000i64 {
             let t = 1_795_305_600_000 + i * 10_000;
-            // A counter (with one staleness marker: its chunk stays XOR) and a fractional gauge.
-            let c = if i == 500 {
+            let v = if i == 500 {
                 crate::storage::stale_nan()
             } else {
                 (i * 7 + i % 5) as f64
             };
             let g = (i as f64).sin() * 100.0;
-            counter.append(t, c);
-            gauge.append(t, g);
-            want_counter.push((t, c.to_bits()));
+            counter.append(c, t, v);
+            gauge.append(c, t, g);
+            want_counter.push((t, v.to_bits()));
             want_gauge.push((t, g.to_bits()));
         }
-        let encodings = |s: &MemSeries| s.data.lock().closed.iter().map(|c| c.encoding).collect::<Vec<_>>();
+        [(counter, want_counter), (gauge, want_gauge)]
+    }
+
+    fn read_all(c: &ChunkStore, s: &MemSeries) -> Vec<(i64, u64)> {
+        let mut out = Vec::new();
+        s.snapshot(c, i64::MIN, i64::MAX)
+            .decode_into(i64::MIN, i64::MAX, &mut out);
+        out.iter().map(|x| (x.t, x.v.to_bits())).collect()
+    }
+
+    #[test]
+    fn closed_chunks_are_recoded_and_read_back() {
+        let c = ChunkStore::default();
+        let [(counter, want_counter), (gauge, want_gauge)] = counter_and_gauge(&c);
+        let encodings = |s: &MemSeries| {
+            let d = s.data.lock();
+            d.closed
+                .iter()
+                .map(|x| match c.get(x.at) {
+                    ChunkBytes::Owned { encoding, .. } | ChunkBytes::Shared { encoding, .. } => encoding,
+                    ChunkBytes::Damaged => panic!("damaged"),
+                })
+                .collect::<Vec<_>>()
+        };
         let closed = encodings(&counter);
         assert_eq!(closed.len(), 8);
         assert_eq!(closed.iter().filter(|&&e| e == Encoding::Xor).count(), 1, "{closed:?}");
         assert!(encodings(&gauge).iter().all(|&e| e == Encoding::Xor));
+        assert_eq!(counter.data.lock().open.encoding(), Encoding::Int);
         for (s, want) in [(&counter, want_counter), (&gauge, want_gauge)] {
-            let mut out = Vec::new();
-            s.snapshot(i64::MIN, i64::MAX).decode_into(i64::MIN, i64::MAX, &mut out);
-            let got: Vec<(i64, u64)> = out.iter().map(|x| (x.t, x.v.to_bits())).collect();
-            assert_eq!(got, want);
+            assert_eq!(read_all(&c, s), want);
             assert_eq!(s.oldest_unwritten(), Some(want[0].0));
         }
         // Counting and dropping work on recoded chunks.
-        assert_eq!(counter.mark_written(1_795_305_600_000 + 599 * 10_000), 600);
+        assert_eq!(counter.mark_written(&c, 1_795_305_600_000 + 599 * 10_000), 600);
         assert_eq!(counter.clear(), 400);
+    }
+
+    #[test]
+    fn chunks_in_sealed_segments_on_disk_read_back_and_go_when_unused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // Small segments: the two series' chunks fill several.
+        let c = ChunkStore::open(dir.path(), 1024).expect("open");
+        let [(counter, want_counter), (gauge, want_gauge)] = counter_and_gauge(&c);
+        let files = || std::fs::read_dir(dir.path()).expect("list").count();
+        assert!(files() >= 2, "{} segment files", files());
+        assert_eq!(read_all(&c, &counter), want_counter);
+        assert_eq!(read_all(&c, &gauge), want_gauge);
+        // Everything but the open chunks written: the segments go (a reader's copy keeps
+        // its segment readable meanwhile).
+        let reader = counter.snapshot(&c, i64::MIN, i64::MAX);
+        let last = want_gauge.last().expect("samples").0;
+        for s in [&counter, &gauge] {
+            s.mark_written(&c, last);
+        }
+        let mut live = FxHashSet::default();
+        counter.note_segments(&mut live);
+        gauge.note_segments(&mut live);
+        assert!(live.is_empty());
+        assert!(c.sweep(&live, c.active_seq()) >= 1);
+        let mut out = Vec::new();
+        reader.decode_into(i64::MIN, i64::MAX, &mut out);
+        assert_eq!(out.len(), 1000);
+        drop(reader);
+        assert_eq!(files(), 0, "sealed segments are deleted once unused");
+        assert_eq!(c.damaged(), 0);
+    }
+
+    #[test]
+    fn a_damaged_chunk_on_disk_is_reported_not_decoded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = ChunkStore::open(dir.path(), 1024).expect("open");
+        let [(counter, want), _] = counter_and_gauge(&c);
+        // Flip a byte of the first chunk's record in its file (the page cache the map reads).
+        let first = counter.data.lock().closed[0].at;
+        let path = dir.path().join(format!("{:08}", first.segment()));
+        assert!(first.segment() < c.active_seq(), "the first chunk's segment is sealed");
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .expect("open");
+        let at = (first.offset() + INSIDE_FIRST_CHUNK) as u64;
+        let mut byte = [0u8];
+        std::os::unix::fs::FileExt::read_exact_at(&file, &mut byte, at).expect("read");
+        std::os::unix::fs::FileExt::write_all_at(&file, &[byte[0] ^ 0x40], at).expect("write");
+        let got = read_all(&c, &counter);
+        assert_eq!(c.damaged(), 1);
+        assert_eq!(got.len(), want.len() - 120, "the damaged chunk reads as no samples");
+        assert_eq!(got[..], want[120..]);
+    }
+
+    /// A byte inside the first chunk's bytes (past its 3-byte record head).
+    const INSIDE_FIRST_CHUNK: usize = 5;
+
+    #[test]
+    fn a_store_opened_on_a_directory_clears_what_a_previous_process_left() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("00000007"), b"old").expect("write");
+        let _c = ChunkStore::open(dir.path(), 1024).expect("open");
+        assert_eq!(std::fs::read_dir(dir.path()).expect("list").count(), 0);
     }
 }
