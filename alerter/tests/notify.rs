@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::time::Duration;
 
 use axum::Router;
@@ -32,6 +33,8 @@ struct Recorder {
     bodies: Arc<Mutex<Vec<Value>>>,
     behaviour: Behaviour,
     calls: Arc<Mutex<usize>>,
+    /// While set, every call is answered 503 and nothing is recorded (an outage).
+    down: Arc<AtomicBool>,
 }
 
 async fn receive(State(r): State<Recorder>, body: String) -> StatusCode {
@@ -40,6 +43,9 @@ async fn receive(State(r): State<Recorder>, body: String) -> StatusCode {
         *c += 1;
         *c
     };
+    if r.down.load(AtomicOrdering::SeqCst) {
+        return StatusCode::SERVICE_UNAVAILABLE;
+    }
     match &r.behaviour {
         Behaviour::Hang => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
@@ -61,6 +67,7 @@ async fn receiver(behaviour: Behaviour) -> (SocketAddr, Recorder) {
         bodies: Arc::default(),
         behaviour,
         calls: Arc::default(),
+        down: Arc::default(),
     };
     let app = Router::new().route("/hook", post(receive)).with_state(r.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -283,45 +290,57 @@ async fn one_firing_and_one_resolved_page_per_alert_through_failures() {
     wait_for(|| std::fs::read_dir(&outbox).map(Iterator::count).unwrap_or(1) == 0).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pages_survive_a_restart_in_the_outbox() {
+/// A restart is the death of the process: the first notifier runs on a runtime of its own that is
+/// shut down with its workers mid-retry. The receiver keeps its port throughout (a released port
+/// could be handed to another test's server) and answers 503 until "the outage" ends.
+#[test]
+fn pages_survive_a_restart_in_the_outbox() {
+    let runtime = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime")
+    };
     let dir = tempfile::tempdir().expect("tempdir");
     let outbox = dir.path().join("outbox");
     let (console, _) = console_sink();
-    // Nothing listens here yet: sends fail and are retried.
-    let addr = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        l.local_addr().expect("addr")
-    };
-    let slow_retry = RetryConfig {
-        initial_backoff: 60_000,
-        max_backoff: 60_000,
-        give_up_after: 3_600_000,
-    };
-    let cfg = AlertingConfig {
-        receivers: vec![webhook("ops", addr, 1_000, slow_retry)],
-        route: None,
-    };
-    {
+    let server = runtime();
+    let (addr, r) = server.block_on(receiver(Behaviour::Statuses(vec![200])));
+    r.down.store(true, AtomicOrdering::SeqCst);
+
+    let first = runtime();
+    first.block_on(async {
+        let slow_retry = RetryConfig {
+            initial_backoff: 60_000,
+            max_backoff: 60_000,
+            give_up_after: 3_600_000,
+        };
+        let cfg = AlertingConfig {
+            receivers: vec![webhook("ops", addr, 1_000, slow_retry)],
+            route: None,
+        };
         let n = Notifier::start(&cfg, Some(&outbox), "http://vigil".into(), &console).expect("start");
         n.deliver(notices());
         wait_for(|| std::fs::read_dir(&outbox).map(Iterator::count).unwrap_or(0) == 2).await;
-    }
-    // "Restart" with the receiver up: the pages in the outbox go out, in order.
-    let listener = tokio::net::TcpListener::bind(addr).await.expect("rebind the same port");
-    let r = Recorder {
-        bodies: Arc::default(),
-        behaviour: Behaviour::Statuses(vec![200]),
-        calls: Arc::default(),
-    };
-    let app = Router::new().route("/hook", post(receive)).with_state(r.clone());
-    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
-    let cfg = AlertingConfig {
-        receivers: vec![webhook("ops", addr, 1_000, fast_retry())],
-        route: None,
-    };
-    let _n = Notifier::start(&cfg, Some(&outbox), "http://vigil".into(), &console).expect("restart");
-    wait_for(|| r.bodies.lock().len() == 2).await;
+        // The firing page was tried and refused; its worker now waits a minute to retry.
+        wait_for(|| *r.calls.lock() >= 1).await;
+    });
+    first.shutdown_background();
+    assert_eq!(std::fs::read_dir(&outbox).map(Iterator::count).ok(), Some(2));
+
+    // "Restart" with the receiver up: the pages in the outbox go out, in order, once each.
+    r.down.store(false, AtomicOrdering::SeqCst);
+    let second = runtime();
+    second.block_on(async {
+        let cfg = AlertingConfig {
+            receivers: vec![webhook("ops", addr, 1_000, fast_retry())],
+            route: None,
+        };
+        let _n = Notifier::start(&cfg, Some(&outbox), "http://vigil".into(), &console).expect("restart");
+        wait_for(|| r.bodies.lock().len() == 2).await;
+        wait_for(|| std::fs::read_dir(&outbox).map(Iterator::count).unwrap_or(1) == 0).await;
+    });
     let statuses: Vec<Value> = r.bodies.lock().iter().map(|b| b["status"].clone()).collect();
     assert_eq!(statuses, vec!["firing", "resolved"]);
 }
