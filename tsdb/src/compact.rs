@@ -531,6 +531,8 @@ impl Db {
             }
             deleted.extend(self.head.delete_matching(sets));
         }
+        // The deleted series' closed chunks: the segments only they were in go.
+        self.head.sweep_chunks();
         self.pending_deletes.lock().push(deletion);
         deleted.extend(self.finish_deletes()?);
         tracing::info!(series = deleted.len(), "series deleted");

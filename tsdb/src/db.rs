@@ -229,6 +229,9 @@ impl Db {
             }
         }
         head.note_written(dropped, i64::MIN);
+        // Replay closed chunks the blocks already hold, and deletes in the WAL dropped series:
+        // the segments no series refers to go.
+        head.sweep_chunks();
         if replayed.rejected() > 0 {
             tracing::warn!(?replayed, "WAL replay rejected some samples");
         }

@@ -402,3 +402,23 @@ fn closed_head_chunks_go_to_files_and_leave_with_the_cut() {
     assert_eq!(all(&db, recent, i64::MAX), expected(recent, i64::MAX, end));
     assert_eq!(all(&db, i64::MIN, i64::MAX), expected(i64::MIN, i64::MAX, end));
 }
+
+#[test]
+fn deleted_series_take_their_head_chunk_segments_with_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spill = dir.path().join("chunks_head");
+    let files = || std::fs::read_dir(&spill).expect("list").count();
+    let db = Db::open(dir.path(), options()).expect("open");
+    fill(&db, T0, 4);
+    assert!(db.head_chunks().file_bytes > 0);
+    let everything = [Matcher::new(MatchOp::Equal, "__name__", "vigil_http_requests_total").expect("matcher")];
+    assert_eq!(db.delete_series(&[everything.to_vec()]).expect("delete"), SERIES);
+    let after = db.head_chunks();
+    assert_eq!((after.file_bytes, files()), (0, 0), "{after:?}");
+    assert!(all(&db, i64::MIN, i64::MAX).is_empty());
+    // Replay drops them again at the delete record: nothing is spilled for them.
+    drop(db);
+    let db = Db::open(dir.path(), options()).expect("reopen");
+    assert_eq!((db.head_chunks().file_bytes, files()), (0, 0));
+    assert!(all(&db, i64::MIN, i64::MAX).is_empty());
+}

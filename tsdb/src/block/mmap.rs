@@ -1,4 +1,5 @@
-//! A read-only memory map of a block file: the one place the store maps files.
+//! A read-only memory map of a block file or a head chunk segment: the one place the store
+//! maps files.
 
 use std::fs::File;
 use std::path::Path;
@@ -16,9 +17,10 @@ impl Mapped {
         if len == 0 {
             return Ok(Mapped(None));
         }
-        // SAFETY: block files are written once, into a temporary directory that is renamed
-        // into place, and never modified afterwards; they are only deleted (which keeps the
-        // mapping valid on Unix). The map is read-only.
+        // SAFETY: the files mapped are written once and renamed into place (blocks as a
+        // temporary directory, head chunk segments as a temporary file), never modified
+        // afterwards, and only deleted (which keeps the mapping valid on Unix). The map is
+        // read-only.
         #[allow(unsafe_code)]
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(Error::io("mmap", path))?;
         Ok(Mapped(Some(map)))

@@ -12,7 +12,7 @@
 //! ([`Postings`]), so the head and the blocks answer matchers the same way. The byte layouts are
 //! specified in `tsdb/docs/format/block.md`.
 
-mod mmap;
+pub(crate) mod mmap;
 mod writer;
 
 use std::collections::BTreeMap;

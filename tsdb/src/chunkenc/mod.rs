@@ -48,11 +48,15 @@ impl Encoding {
 /// Encodes samples the smallest way: packed, or delta-of-delta integers, when every value is a
 /// whole number (packed: or a short decimal), else XOR. Packed wins ties: it decodes fastest.
 pub fn encode_smallest(samples: &[(i64, f64)]) -> (Encoding, Vec<u8>) {
+    smallest(samples, (Encoding::Xor, xor_encode(samples)))
+}
+
+fn xor_encode(samples: &[(i64, f64)]) -> Vec<u8> {
     let mut x = XorAppender::new();
     for &(t, v) in samples {
         x.append(t, v);
     }
-    smallest(samples, (Encoding::Xor, x.bytes().to_vec()))
+    x.into_buffer()
 }
 
 /// Re-encodes a full chunk for the head when it closes it: packed if that is no larger (it
@@ -67,9 +71,6 @@ pub fn recode(encoding: Encoding, chunk: &[u8]) -> (Encoding, Vec<u8>) {
     }) {
         return (encoding, chunk.to_vec());
     }
-    if let Some(p) = packed::encode(&samples).filter(|p| p.len() <= chunk.len()) {
-        return (Encoding::Packed, p);
-    }
     smallest(&samples, (encoding, chunk.to_vec()))
 }
 
@@ -80,6 +81,16 @@ fn smallest(samples: &[(i64, f64)], given: (Encoding, Vec<u8>)) -> (Encoding, Ve
         && let Some(i) = int::encode(samples.iter().copied()).filter(|i| i.len() < best.1.len())
     {
         best = (Encoding::Int, i);
+    }
+    // Whole numbers that swing widely (a gauge of bytes, say) cost the integer scheme up to 64
+    // bits of delta-of-delta a sample, where XOR keeps only the bits that changed. Trying XOR
+    // costs an encode per chunk, so only for integer chunks over four bytes a sample, which a
+    // counter never reaches.
+    if best.0 == Encoding::Int && best.1.len() > 4 * samples.len() {
+        let x = xor_encode(samples);
+        if x.len() < best.1.len() {
+            best = (Encoding::Xor, x);
+        }
     }
     if let Some(p) = packed::encode(samples).filter(|p| p.len() <= best.1.len()) {
         best = (Encoding::Packed, p);
@@ -116,5 +127,24 @@ pub(crate) mod tests {
             true
         }));
         out
+    }
+
+    #[test]
+    fn recode_picks_xor_for_whole_numbers_that_swing_widely() {
+        // A gauge of byte counts in whole tebibytes: deltas of 40 bits and more that no
+        // pattern packs, values whose bits differ in a few places.
+        let mut rng = fastrand::Rng::with_seed(3);
+        let samples: Vec<(i64, f64)> = (0..120i64)
+            .map(|i| (i * 10_000, (rng.u64(1..64) << 40) as f64))
+            .collect();
+        let int = int::encode(samples.iter().copied()).expect("whole numbers");
+        let (encoding, bytes) = recode(Encoding::Int, &int);
+        assert_eq!(encoding, Encoding::Xor);
+        assert!(bytes.len() < int.len(), "{} >= {}", bytes.len(), int.len());
+        assert_eq!(decode_all(encoding, &bytes), samples);
+        // A steady counter stays an integer chunk (or a packed one).
+        let counter: Vec<(i64, f64)> = (0..120i64).map(|i| (i * 10_000, (i * 7) as f64)).collect();
+        let int = int::encode(counter.iter().copied()).expect("whole numbers");
+        assert_ne!(recode(Encoding::Int, &int).0, Encoding::Xor);
     }
 }

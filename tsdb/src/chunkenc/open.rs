@@ -31,17 +31,28 @@ impl OpenChunk {
         match self {
             OpenChunk::Int(a) => {
                 if !a.append(t, v) {
-                    let mut x = XorAppender::new();
-                    for_each_sample(Encoding::Int, a.bytes(), |t, v| {
-                        x.append(t, v);
-                        true
-                    });
-                    x.append(t, v);
-                    *self = OpenChunk::Xor(x);
+                    self.turn_into_xor(t, v);
                 }
             }
             OpenChunk::Xor(x) => x.append(t, v),
         }
+    }
+
+    /// Re-encodes the samples so far and `(t, v)` as XOR, in the same allocation: a gauge's
+    /// chunks each start as integers and turn at their first fraction, without a new buffer
+    /// each time.
+    fn turn_into_xor(&mut self, t: i64, v: f64) {
+        let mut samples = Vec::with_capacity(self.len() + 1);
+        self.for_each_sample(|t, v| {
+            samples.push((t, v));
+            true
+        });
+        samples.push((t, v));
+        let mut x = XorAppender::with_buffer(std::mem::take(self).into_buffer());
+        for (t, v) in samples {
+            x.append(t, v);
+        }
+        *self = OpenChunk::Xor(x);
     }
 
     /// Empties the chunk for the next one, keeping its allocation: a series' open chunk then
@@ -49,11 +60,14 @@ impl OpenChunk {
     /// every 120 samples would, with a million series growing in step, leave the allocator a
     /// page of each size it passed through.
     pub fn reset(&mut self) {
-        let buf = match std::mem::take(self) {
+        *self = OpenChunk::Int(IntAppender::with_buffer(std::mem::take(self).into_buffer()));
+    }
+
+    fn into_buffer(self) -> Vec<u8> {
+        match self {
             OpenChunk::Int(a) => a.into_buffer(),
             OpenChunk::Xor(x) => x.into_buffer(),
-        };
-        *self = OpenChunk::Int(IntAppender::with_buffer(buf));
+        }
     }
 
     /// How the bytes are encoded.
@@ -134,5 +148,29 @@ mod tests {
             c.append(5, 1.0);
             assert_eq!(all(&c), vec![(5, 1f64.to_bits())]);
         }
+    }
+
+    #[test]
+    fn a_gauge_keeps_one_buffer_from_chunk_to_chunk() {
+        let mut c = OpenChunk::default();
+        // The same gauge shape each chunk (so each needs the same bytes): whole numbers first,
+        // as a gauge's chunk often starts, then fractions.
+        let gauge_chunk = |c: &mut OpenChunk, from: i64| {
+            for i in 0..120 {
+                let v = if i < 3 { 40.0 } else { 40.0 + (i % 17) as f64 / 8.0 };
+                c.append(1_795_305_600_000 + (from + i) * 10_000, v);
+            }
+        };
+        gauge_chunk(&mut c, 0);
+        c.reset();
+        let start = c.bytes().as_ptr();
+        gauge_chunk(&mut c, 120);
+        assert_eq!(c.encoding(), Encoding::Xor);
+        assert_eq!(
+            c.bytes().as_ptr(),
+            start,
+            "the second chunk reused the first one's allocation"
+        );
+        assert_eq!(all(&c).len(), 120);
     }
 }

@@ -53,8 +53,15 @@ impl Default for XorAppender {
 impl XorAppender {
     /// An empty chunk.
     pub fn new() -> Self {
+        Self::with_buffer(Vec::new())
+    }
+
+    /// An empty chunk written into `buf` (cleared; its allocation is kept).
+    pub fn with_buffer(mut buf: Vec<u8>) -> Self {
+        buf.clear();
+        buf.resize(HEADER_LEN, 0);
         XorAppender {
-            w: BitWriter::from_parts(vec![0; HEADER_LEN], 0),
+            w: BitWriter::from_parts(buf, 0),
             num: 0,
             t: 0,
             t_delta: 0,

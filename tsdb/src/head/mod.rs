@@ -130,9 +130,9 @@ impl Head {
     }
 
     /// Drops the chunk segments no series refers to any more (after a cut dropped the chunks
-    /// it wrote). Returns how many went.
+    /// it wrote, or a delete its series). Returns how many went.
     pub(crate) fn sweep_chunks(&self) -> usize {
-        let before = self.chunks.active_seq();
+        let before = self.chunks.seals();
         let mut live = FxHashSet::default();
         for s in self.index.read().series.values() {
             s.note_segments(&mut live);

@@ -471,8 +471,8 @@ mod tests {
         assert!(files() >= 2, "{} segment files", files());
         assert_eq!(read_all(&c, &counter), want_counter);
         assert_eq!(read_all(&c, &gauge), want_gauge);
-        // Everything but the open chunks written: the segments go (a reader's copy keeps
-        // its segment readable meanwhile).
+        // Everything but the open chunks written: the segments and their files go (a reader's
+        // copy keeps its segment readable meanwhile).
         let reader = counter.snapshot(&c, i64::MIN, i64::MAX);
         let last = want_gauge.last().expect("samples").0;
         for s in [&counter, &gauge] {
@@ -482,12 +482,11 @@ mod tests {
         counter.note_segments(&mut live);
         gauge.note_segments(&mut live);
         assert!(live.is_empty());
-        assert!(c.sweep(&live, c.active_seq()) >= 1);
+        assert!(c.sweep(&live, c.seals()) >= 1);
+        assert_eq!(files(), 0, "sealed segments are deleted once unused");
         let mut out = Vec::new();
         reader.decode_into(i64::MIN, i64::MAX, &mut out);
         assert_eq!(out.len(), 1000);
-        drop(reader);
-        assert_eq!(files(), 0, "sealed segments are deleted once unused");
         assert_eq!(c.damaged(), 0);
     }
 
@@ -499,7 +498,7 @@ mod tests {
         // Flip a byte of the first chunk's record in its file (the page cache the map reads).
         let first = counter.data.lock().closed[0].at;
         let path = dir.path().join(format!("{:08}", first.segment()));
-        assert!(first.segment() < c.active_seq(), "the first chunk's segment is sealed");
+        assert_ne!(first.segment(), c.active_seq(), "the first chunk's segment is sealed");
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -511,6 +510,8 @@ mod tests {
         std::os::unix::fs::FileExt::write_all_at(&file, &[byte[0] ^ 0x40], at).expect("write");
         let got = read_all(&c, &counter);
         assert_eq!(c.damaged(), 1);
+        assert_eq!(read_all(&c, &counter), got, "read again, the same");
+        assert_eq!(c.damaged(), 1, "a damaged record is counted once");
         assert_eq!(got.len(), want.len() - 120, "the damaged chunk reads as no samples");
         assert_eq!(got[..], want[120..]);
     }
