@@ -82,7 +82,8 @@ impl ConfigArgs {
 struct ServeArgs {
     #[command(flatten)]
     config: ConfigArgs,
-    /// Address of the HTTP API (overrides server.listen).
+    /// Address of the HTTP API (overrides server.listen); port 0 takes a free one, which the
+    /// "vigil is serving" log line names.
     #[arg(long, value_name = "ADDR")]
     listen: Option<SocketAddr>,
 }

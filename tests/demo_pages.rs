@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::extract::State;
 use axum::routing::post;
-use common::{free_addr, get, post as http_post, wait_until};
+use common::{get, post as http_post, serving_addr, wait_until};
 use parking_lot::Mutex;
 use serde_json::Value;
 
@@ -75,20 +75,20 @@ fn demo_pages_for_the_slo_and_the_dashboard_shows_it() {
     let (hook, received) = webhook_receiver();
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
-    let addr = free_addr();
     let mut demo = Demo(
         common::vigil()
             .args(["demo", "--no-tui", "--duration", "150s", "--history", "2h"])
             .arg("--data-dir")
             .arg(&data)
-            .args(["--listen", &addr.to_string()])
+            .args(["--listen", "127.0.0.1:0"])
             .args(["--webhook", &format!("http://{hook}/hook")])
             .env("VIGIL_LOG", "warn")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("spawn vigil demo"),
     );
+    let addr = serving_addr(&mut demo.0, "vigil demo is serving");
     let stdout = demo.0.stdout.take().expect("stdout");
     let lines: Arc<Mutex<Vec<Value>>> = Arc::default();
     let reader = {

@@ -14,11 +14,14 @@ pub(crate) fn run(args: &ConfigArgs, listen: Option<SocketAddr>) -> Result<()> {
     if let Some(addr) = listen {
         cfg.server.listen = addr;
     }
+    let rt = super::runtime()?;
+    let listener = rt.block_on(server::bind(&cfg))?;
+    // The port the system chose, if the configuration asked for port 0.
+    cfg.server.listen = listener.local_addr()?;
     let app = App::open(&cfg, args.config.clone())?;
     // Console receivers print one JSON line per page on stdout.
     let console: server::ConsoleWriter = Arc::new(Mutex::new(Box::new(std::io::stdout())));
-    super::runtime()?.block_on(async {
-        let listener = server::bind(&cfg).await?;
+    rt.block_on(async {
         tracing::info!(listen = %cfg.server.listen, data_dir = %cfg.storage.data_dir.display(), "vigil is serving");
         server::serve(&cfg, app, listener, console, server::shutdown_signal()).await
     })

@@ -1,5 +1,6 @@
-//! Helpers for end-to-end tests: start the real `vigil` binary on a free loopback port with its
-//! own data directory, talk HTTP to it, and build Kong events with known content.
+//! Helpers for end-to-end tests: start the real `vigil` binary on a loopback port of its own
+//! choosing with its own data directory, talk HTTP to it, and build Kong events with known
+//! content.
 
 #![allow(dead_code, unreachable_pub)]
 
@@ -25,10 +26,37 @@ pub fn run(args: &[&str]) -> Output {
         .expect("vigil runs")
 }
 
-/// A free loopback port (bound and released; the server binds it right after).
+/// A free loopback port (bound and released), for a program that must be told its port. A
+/// test running alongside may bind the same port in between: for `vigil` prefer port 0 and
+/// [`serving_addr`].
 pub fn free_addr() -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");
     l.local_addr().expect("addr")
+}
+
+/// Passes the child's stderr through to the test's and returns the address in its first line
+/// that contains `marker` (written `http://ADDR` or `listen=ADDR`): where a `vigil` told to
+/// listen on port 0 is serving. Panics if the child ends or a minute passes first.
+pub fn serving_addr(child: &mut Child, marker: &'static str) -> SocketAddr {
+    let stderr = child.stderr.take().expect("stderr piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            eprintln!("{line}");
+            if line.contains(marker)
+                && let Some(addr) = ["http://", "listen="].iter().find_map(|p| {
+                    let rest = &line[line.find(p)? + p.len()..];
+                    rest.split(|c: char| c.is_whitespace() || c == '/').next()?.parse().ok()
+                })
+            {
+                let _ = tx.send(addr);
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(60))
+        .unwrap_or_else(|_| panic!("vigil did not say where it serves ({marker:?}) within a minute"))
 }
 
 /// A running `vigil serve`.
@@ -42,18 +70,18 @@ impl Server {
     pub fn start(dir: &Path, config: &str) -> Server {
         let cfg_path = dir.with_extension("yaml");
         std::fs::write(&cfg_path, config).expect("write config");
-        let addr = free_addr();
-        let child = vigil()
+        let mut child = vigil()
             .args(["serve", "--config"])
             .arg(&cfg_path)
             .arg("--data-dir")
             .arg(dir)
-            .args(["--listen", &addr.to_string()])
+            .args(["--listen", "127.0.0.1:0"])
             .env("VIGIL_LOG", "info")
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("spawn vigil serve");
+        let addr = serving_addr(&mut child, "vigil is serving");
         let server = Server { child, addr };
         wait_until(Duration::from_secs(60), || get(addr, "/-/ready").0 == 200);
         server
