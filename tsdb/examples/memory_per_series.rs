@@ -1,12 +1,15 @@
 //! Memory per active series: creates N series with vigil's label shape in a store, appends a
 //! window of samples to each, and reports the growth of the resident set per series.
 //!
-//! `cargo run --release -p vigil-tsdb --example memory_per_series -- [N] [SAMPLES] [DIR|memory]`
+//! `cargo run --release -p vigil-tsdb --example memory_per_series -- [N] [SAMPLES] [DIR|memory] [--blocks]`
 //! (N defaults to 1,000,000 series, SAMPLES to 30 per series: five minutes of 10 s windows, each
 //! series a counter stepping as vigil's do;
 //! the store is opened on a temporary directory, as vigil runs, unless `memory` or a
 //! directory is given). The WAL and the closed head chunks then go to files: the page cache
 //! holds them, not the process, and the kernel reclaims it under pressure.
+//!
+//! With `--blocks` the head is then cut into blocks and the heap an open block takes is
+//! reported per series: what every block of the retention costs a store that holds them open.
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -73,7 +76,8 @@ fn du(dir: &std::path::Path) -> u64 {
 }
 
 fn main() {
-    let mut args = std::env::args().skip(1);
+    let blocks = std::env::args().any(|a| a == "--blocks");
+    let mut args = std::env::args().skip(1).filter(|a| a != "--blocks");
     let n: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
     let per: i64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(30);
     let where_ = args.next();
@@ -143,5 +147,25 @@ fn main() {
             per(du(&d.join("chunks_head"))),
             per(du(&d.join("wal"))),
         );
+    }
+    if let (Some(d), true) = (&dir, blocks) {
+        db.flush_to_blocks().expect("cut the head into blocks");
+        drop(db);
+        for entry in std::fs::read_dir(d.join("blocks")).expect("list blocks").flatten() {
+            let before = HEAP.load(Ordering::Relaxed);
+            let block = vigil_tsdb::block::Block::open(&entry.path()).expect("open a block");
+            let heap = HEAP.load(Ordering::Relaxed) - before;
+            let m = block.meta();
+            println!(
+                "block of {} h, {} series, {} chunks: {:.0} bytes of heap per series open ({:.1} per chunk); \
+                 {:.0} on disk",
+                (m.max_t - m.min_t + 1) / 3_600_000,
+                m.series,
+                m.chunks,
+                heap as f64 / m.series as f64,
+                heap as f64 / m.chunks as f64,
+                block.size() as f64 / m.series as f64,
+            );
+        }
     }
 }

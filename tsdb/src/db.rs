@@ -197,7 +197,7 @@ impl Db {
         let mut dropped = 0;
         for b in blocks.iter().filter(|b| b.meta().max_t >= head_min) {
             for (i, labels, newest) in b.newest_per_series() {
-                if let Some(s) = head.find(labels) {
+                if let Some(s) = head.find(&labels) {
                     dropped += s.mark_written(head.chunks(), written_through(head.chunks(), b, i, &s, newest));
                 }
             }
@@ -208,7 +208,7 @@ impl Db {
         // samples: every raw block, newest first, one chunk decoded per such series.
         for b in blocks.iter().rev() {
             for (i, labels, newest) in b.newest_per_series() {
-                match head.find(labels) {
+                match head.find(&labels) {
                     Some(s) if s.last().is_none() => {
                         if let Ok(Some(last)) = b.last_sample(i) {
                             s.restore_newest(crate::head::Newest {
@@ -219,9 +219,9 @@ impl Db {
                         }
                     }
                     Some(_) => {}
-                    None if head.collected_newest(labels).is_none_or(|t| t < newest) => {
+                    None if head.collected_newest(&labels).is_none_or(|t| t < newest) => {
                         if let Ok(Some(last)) = b.last_sample(i) {
-                            head.remember_collected(labels, last.t, last.v);
+                            head.remember_collected(&labels, last.t, last.v);
                         }
                     }
                     None => {}

@@ -7,10 +7,14 @@
 //! ```
 //!
 //! A block is written once, into a temporary directory renamed into place, and never changed;
-//! compaction writes a new block from several and deletes them. The chunks file is mapped into
-//! memory and read in place; the index is read at open into the structures the head also uses
-//! ([`Postings`]), so the head and the blocks answer matchers the same way. The byte layouts are
-//! specified in `tsdb/docs/format/block.md`.
+//! compaction writes a new block from several and deletes them. Both files are mapped into
+//! memory and read in place. At open the index is checked whole; the block then keeps its
+//! symbols (each name and value once), where each series' entry starts, and where each label
+//! pair's postings list starts. Lists, labels and chunk lists are decoded from the mapped index
+//! when a query needs them, and matchers are answered by the same set algebra as the head's
+//! ([`crate::head::select_postings`]): an open block costs about 8 bytes per series, not its
+//! labels, postings and every chunk's place. The byte layouts are specified in
+//! `tsdb/docs/format/block.md`.
 
 pub(crate) mod mmap;
 mod writer;
@@ -19,6 +23,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 pub(crate) use writer::{BlockSeries, BlockSpec, write_block};
@@ -26,8 +31,8 @@ pub(crate) use writer::{BlockSeries, BlockSpec, write_block};
 use crate::chunkenc::{Encoding, for_each_sample};
 use crate::encoding::{DecodeError, Decoder};
 use crate::error::{Error, Result};
-use crate::head::Postings;
-use crate::labels::{Label, Labels, Matcher};
+use crate::head::{PostingLists, SeriesRef, merge_lists, select_postings};
+use crate::labels::{Label, Labels, Matcher, Symbol};
 use crate::starts::StartRuns;
 use crate::storage::{Sample, Series, SeriesReader, Timestamp};
 use mmap::Mapped;
@@ -94,8 +99,13 @@ pub struct Block {
     dir: PathBuf,
     meta: BlockMeta,
     chunks: Mapped,
-    series: Vec<(Labels, Vec<ChunkMeta>)>,
-    postings: Postings,
+    index: Mapped,
+    /// The index's symbols, by id: a series' labels share them.
+    symbols: Vec<Symbol>,
+    /// Where each series' entry starts in the index, by position.
+    series: Vec<u64>,
+    /// Label name -> value -> where its postings list (count, then series) starts in the index.
+    postings: FxHashMap<Symbol, FxHashMap<Symbol, u64>>,
     /// Start times of the series that have them, by position.
     starts: BTreeMap<usize, StartRuns>,
     /// Bytes on disk (chunks + index + meta).
@@ -130,7 +140,7 @@ impl Block {
             INDEX_MAGIC,
             &[FORMAT_VERSION, INDEX_VERSION_STARTS],
         )?;
-        let (series, postings, starts) = read_index(&index).map_err(|(offset, reason)| Error::Corruption {
+        let (symbols, series, postings, starts) = read_index(&index).map_err(|(offset, reason)| Error::Corruption {
             file: index_path.clone(),
             offset: offset as u64,
             reason,
@@ -140,6 +150,8 @@ impl Block {
             dir: dir.to_owned(),
             meta,
             chunks,
+            index,
+            symbols,
             series,
             postings,
             starts,
@@ -170,12 +182,29 @@ impl Block {
     /// The series matching `matchers`, by position, sorted by labels (the index keeps them
     /// sorted, and postings are positions).
     fn matching(&self, matchers: &[Matcher]) -> Vec<usize> {
-        self.postings.select(matchers).into_iter().map(|r| r as usize).collect()
+        select_postings(self, matchers)
+            .into_iter()
+            .map(|r| r as usize)
+            .collect()
     }
 
-    /// How many series match `matchers` (from the postings; nothing decoded).
+    /// How many series match `matchers` (from the postings; no series decoded).
     pub(crate) fn matching_count(&self, matchers: &[Matcher]) -> usize {
-        self.postings.select(matchers).len()
+        select_postings(self, matchers).len()
+    }
+
+    /// The postings list starting at `at` in the index (checked whole at open).
+    fn postings_list(&self, at: u64) -> Vec<SeriesRef> {
+        let mut d = Decoder::new(&self.index.bytes()[at as usize..]);
+        let n = d.uvarint().unwrap_or_default();
+        let mut refs = Vec::with_capacity(n as usize);
+        let mut prev = 0;
+        for i in 0..n {
+            let delta = d.uvarint().unwrap_or_default();
+            prev = if i == 0 { delta } else { prev + delta };
+            refs.push(prev);
+        }
+        refs
     }
 
     /// The encoded chunk at `offset` (its length prefix), or why it cannot be read.
@@ -200,9 +229,34 @@ impl Block {
         Ok((encoding, &body[1..]))
     }
 
+    /// Series `i`'s entry in the index, read in place (checked whole at open).
+    fn entry(&self, i: usize) -> Entry<'_> {
+        let at = self.series[i] as usize;
+        Entry {
+            d: Decoder::new(&self.index.bytes()[at..]),
+            symbols: &self.symbols,
+        }
+    }
+
+    /// Series `i`'s labels.
+    fn labels(&self, i: usize) -> Labels {
+        self.entry(i).labels()
+    }
+
+    /// Where series `i`'s chunks are and what they cover, oldest first.
+    fn chunk_metas(&self, i: usize) -> Vec<ChunkMeta> {
+        let mut e = self.entry(i);
+        e.skip_labels();
+        e.chunks()
+    }
+
     /// Decodes the samples of series `i` in `[mint, maxt]` into `out`.
     fn samples_into(&self, i: usize, mint: Timestamp, maxt: Timestamp, out: &mut Vec<Sample>) -> Result<()> {
-        for c in self.series[i].1.iter().filter(|c| c.max_t >= mint && c.min_t <= maxt) {
+        for c in self
+            .chunk_metas(i)
+            .iter()
+            .filter(|c| c.max_t >= mint && c.min_t <= maxt)
+        {
             let (encoding, bytes) = self.chunk(c.offset)?;
             let clean = for_each_sample(encoding, bytes, |t, v| {
                 if t >= mint && t <= maxt {
@@ -222,16 +276,17 @@ impl Block {
     }
 
     /// Every series with the time of its newest sample in the block, and its position.
-    pub(crate) fn newest_per_series(&self) -> impl Iterator<Item = (usize, &Labels, Timestamp)> + '_ {
-        self.series
-            .iter()
-            .enumerate()
-            .filter_map(|(i, (l, chunks))| chunks.last().map(|c| (i, l, c.max_t)))
+    pub(crate) fn newest_per_series(&self) -> impl Iterator<Item = (usize, Labels, Timestamp)> + '_ {
+        (0..self.series.len()).filter_map(|i| {
+            let mut e = self.entry(i);
+            let labels = e.labels();
+            e.chunks().last().map(|c| (i, labels, c.max_t))
+        })
     }
 
     /// The newest sample of series `i`.
     pub(crate) fn last_sample(&self, i: usize) -> Result<Option<Sample>> {
-        let Some(c) = self.series[i].1.last() else {
+        let Some(c) = self.chunk_metas(i).last().copied() else {
             return Ok(None);
         };
         let mut samples = Vec::new();
@@ -251,7 +306,7 @@ impl Block {
         let mut samples = Vec::new();
         self.samples_into(i, mint, maxt, &mut samples)?;
         Ok(Series {
-            labels: self.series[i].0.clone(),
+            labels: self.labels(i),
             starts: self.starts.get(&i).map(|r| r.starts_of(&samples)),
             samples,
         })
@@ -283,23 +338,63 @@ impl SeriesReader for Block {
     fn series_labels(&self, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Vec<Labels> {
         self.matching(matchers)
             .into_iter()
-            .filter(|&i| self.series[i].1.iter().any(|c| c.max_t >= mint && c.min_t <= maxt))
-            .map(|i| self.series[i].0.clone())
+            .filter_map(|i| {
+                let mut e = self.entry(i);
+                let labels = e.labels();
+                e.chunks()
+                    .iter()
+                    .any(|c| c.max_t >= mint && c.min_t <= maxt)
+                    .then_some(labels)
+            })
             .collect()
     }
 
     fn label_names(&self, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Vec<String> {
         if matchers.is_empty() && self.covered_by(mint, maxt) {
-            return self.postings.names();
+            let mut names: Vec<String> = self.postings.keys().map(ToString::to_string).collect();
+            names.sort_unstable();
+            return names;
         }
         crate::storage::names_of(&self.series_labels(matchers, mint, maxt))
     }
 
     fn label_values(&self, name: &str, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Vec<String> {
         if matchers.is_empty() && self.covered_by(mint, maxt) {
-            return self.postings.values(name);
+            let mut values: Vec<String> = self
+                .postings
+                .get(name)
+                .map(|v| v.keys().map(ToString::to_string).collect())
+                .unwrap_or_default();
+            values.sort_unstable();
+            return values;
         }
         crate::storage::values_of(name, &self.series_labels(matchers, mint, maxt))
+    }
+}
+
+impl PostingLists for Block {
+    fn list(&self, name: &str, value: &str) -> Vec<SeriesRef> {
+        self.postings
+            .get(name)
+            .and_then(|values| values.get(value))
+            .map(|&at| self.postings_list(at))
+            .unwrap_or_default()
+    }
+
+    fn union_where(&self, name: &str, keep: impl Fn(&str) -> bool) -> Vec<SeriesRef> {
+        let Some(values) = self.postings.get(name) else {
+            return Vec::new();
+        };
+        let lists: Vec<Vec<SeriesRef>> = values
+            .iter()
+            .filter(|(v, _)| keep(v))
+            .map(|(_, &at)| self.postings_list(at))
+            .collect();
+        merge_lists(lists.iter().map(Vec::as_slice))
+    }
+
+    fn all(&self) -> Vec<SeriesRef> {
+        (0..self.series.len() as SeriesRef).collect()
     }
 }
 
@@ -319,9 +414,60 @@ fn check_header(path: &Path, file: &Mapped, magic: [u8; 4], versions: &[u8]) -> 
     Ok(())
 }
 
-/// The parsed index: series (labels, chunks) in label order, postings by series position, and
-/// the start times of the series that have them.
-type Index = (Vec<(Labels, Vec<ChunkMeta>)>, Postings, BTreeMap<usize, StartRuns>);
+/// The checked index: its symbols, where each series' entry starts (in label order), postings
+/// by series position, and the start times of the series that have them.
+type Index = (
+    Vec<Symbol>,
+    Vec<u64>,
+    FxHashMap<Symbol, FxHashMap<Symbol, u64>>,
+    BTreeMap<usize, StartRuns>,
+);
+
+/// A series' entry in a checked index: its labels (symbol id pairs), then its chunks.
+struct Entry<'a> {
+    d: Decoder<'a>,
+    symbols: &'a [Symbol],
+}
+
+impl Entry<'_> {
+    // The index was checked whole at open (its CRC, and every entry parsed), so reading an
+    // entry cannot fail; a default stands in should it ever.
+    fn labels(&mut self) -> Labels {
+        let n = self.d.uvarint().unwrap_or_default();
+        let mut labels = Vec::with_capacity(n.min(64) as usize);
+        for _ in 0..n {
+            let mut symbol = || {
+                let id = self.d.uvarint().unwrap_or_default();
+                self.symbols.get(id as usize).cloned().unwrap_or_default()
+            };
+            let name = symbol();
+            labels.push(Label { name, value: symbol() });
+        }
+        Labels::from_sorted(labels)
+    }
+
+    fn skip_labels(&mut self) {
+        let n = self.d.uvarint().unwrap_or_default();
+        for _ in 0..2 * n {
+            let _ = self.d.uvarint();
+        }
+    }
+
+    /// The chunks; call after the labels were read or skipped.
+    fn chunks(&mut self) -> Vec<ChunkMeta> {
+        let n = self.d.uvarint().unwrap_or_default();
+        let mut chunks = Vec::with_capacity(n.min(1 << 16) as usize);
+        let (mut prev_max, mut prev_off) = (0i64, 0u64);
+        for _ in 0..n {
+            let min_t = prev_max.wrapping_add(self.d.varint().unwrap_or_default());
+            let max_t = min_t.wrapping_add(self.d.uvarint().unwrap_or_default() as i64);
+            let offset = prev_off + self.d.uvarint().unwrap_or_default();
+            chunks.push(ChunkMeta { min_t, max_t, offset });
+            (prev_max, prev_off) = (max_t, offset);
+        }
+        chunks
+    }
+}
 
 /// Reads an index file; an error carries the offset where it went wrong.
 fn read_index(file: &Mapped) -> std::result::Result<Index, (usize, String)> {
@@ -357,66 +503,61 @@ fn read_index(file: &Mapped) -> std::result::Result<Index, (usize, String)> {
     let mut d = Decoder::new(&b[symbols_at..series_at]);
     let err = |d: &Decoder<'_>, base: usize, e: DecodeError| (base + d.position(), e.to_string());
     let n = d.uvarint().map_err(|e| err(&d, symbols_at, e))?;
-    let mut symbols: Vec<&str> = Vec::with_capacity(n.min(1 << 20) as usize);
+    let mut symbols: Vec<Symbol> = Vec::with_capacity(n.min(1 << 20) as usize);
     for _ in 0..n {
-        symbols.push(d.len_str().map_err(|e| err(&d, symbols_at, e))?);
+        symbols.push(d.len_str().map_err(|e| err(&d, symbols_at, e))?.into());
     }
-    let symbol = |d: &Decoder<'_>, id: u64| {
+    let symbol = |d: &Decoder<'_>, base: usize, id: u64| {
         symbols
             .get(id as usize)
-            .copied()
-            .ok_or((series_at + d.position(), format!("unknown symbol {id}")))
+            .ok_or((base + d.position(), format!("unknown symbol {id}")))
     };
 
-    // Series.
+    // Series: each entry parsed once to check it and find where the next starts; only where
+    // each starts is kept.
     let mut d = Decoder::new(&b[series_at..postings_at]);
     let n = d.uvarint().map_err(|e| err(&d, series_at, e))?;
     let mut series = Vec::with_capacity(n.min(1 << 24) as usize);
     for _ in 0..n {
+        series.push((series_at + d.position()) as u64);
         let n_labels = d.uvarint().map_err(|e| err(&d, series_at, e))?;
-        let mut labels = Vec::with_capacity(n_labels.min(64) as usize);
-        for _ in 0..n_labels {
-            let name = d.uvarint().map_err(|e| err(&d, series_at, e))?;
-            let value = d.uvarint().map_err(|e| err(&d, series_at, e))?;
-            labels.push(Label {
-                name: symbol(&d, name)?.into(),
-                value: symbol(&d, value)?.into(),
-            });
+        for _ in 0..2 * n_labels {
+            let id = d.uvarint().map_err(|e| err(&d, series_at, e))?;
+            symbol(&d, series_at, id)?;
         }
         let n_chunks = d.uvarint().map_err(|e| err(&d, series_at, e))?;
-        let mut chunks = Vec::with_capacity(n_chunks.min(1 << 16) as usize);
-        let (mut prev_max, mut prev_off) = (0i64, 0u64);
         for _ in 0..n_chunks {
-            let min_t = prev_max.wrapping_add(d.varint().map_err(|e| err(&d, series_at, e))?);
-            let max_t = min_t.wrapping_add(d.uvarint().map_err(|e| err(&d, series_at, e))? as i64);
-            let offset = prev_off + d.uvarint().map_err(|e| err(&d, series_at, e))?;
-            chunks.push(ChunkMeta { min_t, max_t, offset });
-            (prev_max, prev_off) = (max_t, offset);
+            d.varint().map_err(|e| err(&d, series_at, e))?;
+            d.uvarint().map_err(|e| err(&d, series_at, e))?;
+            d.uvarint().map_err(|e| err(&d, series_at, e))?;
         }
-        series.push((Labels::from_sorted(labels), chunks));
     }
+    series.shrink_to_fit();
 
-    // Postings: (name, value, positions) for every label pair, and so every series.
+    // Postings: (name, value, positions) for every label pair, each list checked; where each
+    // starts is kept.
     let mut d = Decoder::new(&b[postings_at..starts_at]);
     let n = d.uvarint().map_err(|e| err(&d, postings_at, e))?;
-    let mut lists = Vec::with_capacity(n.min(1 << 24) as usize);
+    let mut postings: FxHashMap<Symbol, FxHashMap<Symbol, u64>> = FxHashMap::default();
     for _ in 0..n {
         let name = d.uvarint().map_err(|e| err(&d, postings_at, e))?;
         let value = d.uvarint().map_err(|e| err(&d, postings_at, e))?;
+        let (name, value) = (symbol(&d, postings_at, name)?, symbol(&d, postings_at, value)?);
+        let at = (postings_at + d.position()) as u64;
         let count = d.uvarint().map_err(|e| err(&d, postings_at, e))?;
-        let mut refs = Vec::with_capacity(count.min(1 << 24) as usize);
         let mut prev = 0u64;
         for i in 0..count {
             let delta = d.uvarint().map_err(|e| err(&d, postings_at, e))?;
-            prev = if i == 0 { delta } else { prev + delta };
-            if prev >= series.len() as u64 {
-                return Err((postings_at + d.position(), format!("posting {prev} past the series")));
+            prev = if i == 0 { delta } else { prev.saturating_add(delta) };
+            if prev >= series.len() as u64 || (i > 0 && delta == 0) {
+                return Err((
+                    postings_at + d.position(),
+                    format!("posting {prev} past the series or repeated"),
+                ));
             }
-            refs.push(prev);
         }
-        lists.push((symbol(&d, name)?.to_owned(), symbol(&d, value)?.to_owned(), refs));
+        postings.entry(name.clone()).or_default().insert(value.clone(), at);
     }
-    let postings = Postings::from_lists(lists, (0..series.len() as u64).collect());
 
     // Start times: (position, runs) for the series that have them.
     let mut starts = BTreeMap::new();
@@ -447,7 +588,7 @@ fn read_index(file: &Mapped) -> std::result::Result<Index, (usize, String)> {
             return Err((starts_at + d.position(), "trailing bytes after the start times".into()));
         }
     }
-    Ok((series, postings, starts))
+    Ok((symbols, series, postings, starts))
 }
 
 /// The blocks in `dir` (each a subdirectory with a `meta.json`), oldest first. Leftovers of an

@@ -22,7 +22,7 @@ pub use series::{AppendOutcome, MemSeries};
 
 use crate::labels::{Label, Labels, Matcher, Symbol};
 use crate::storage::{Sample, Series, Timestamp};
-pub(crate) use postings::Postings;
+pub(crate) use postings::{PostingLists, Postings, merge_lists, select as select_postings};
 
 #[derive(Debug, Default)]
 struct Index {

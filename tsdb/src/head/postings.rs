@@ -53,16 +53,6 @@ impl Postings {
         }
     }
 
-    /// Postings read back from a block index: (name, value, ascending references) and all
-    /// references.
-    pub(crate) fn from_lists(lists: Vec<(String, String, Vec<SeriesRef>)>, all: Vec<SeriesRef>) -> Self {
-        let mut by_label: FxHashMap<Symbol, FxHashMap<Symbol, Vec<SeriesRef>>> = FxHashMap::default();
-        for (name, value, refs) in lists {
-            by_label.entry(name.into()).or_default().insert(value.into(), refs);
-        }
-        Postings { by_label, all }
-    }
-
     /// Per label name: its values with how many series carry each.
     pub(crate) fn label_pairs(&self) -> impl Iterator<Item = (&Symbol, impl Iterator<Item = (&Symbol, usize)>)> {
         self.by_label
@@ -89,53 +79,74 @@ impl Postings {
     }
 
     /// Series that satisfy every matcher.
-    ///
-    /// A matcher that matches the empty string also selects series without the label, so it is
-    /// applied by subtracting the series whose value does *not* match; all other matchers
-    /// intersect with the union of the values they match. When every matcher matches the empty
-    /// string the result starts from all series.
     pub(crate) fn select(&self, matchers: &[Matcher]) -> Vec<SeriesRef> {
-        let (subtract, intersect): (Vec<&Matcher>, Vec<&Matcher>) = matchers.iter().partition(|m| m.matches_empty());
-        let mut acc: Option<Vec<SeriesRef>> = None;
-        // Cheapest first: equality matchers usually select few series.
-        let mut intersect = intersect;
-        intersect.sort_by_key(|m| m.op() != MatchOp::Equal);
-        for m in intersect {
-            let p = self.matching(m);
-            acc = Some(match acc {
-                None => p,
-                Some(a) => intersect_sorted(&a, &p),
-            });
-            if acc.as_ref().is_some_and(Vec::is_empty) {
-                return Vec::new();
-            }
-        }
-        let mut acc = acc.unwrap_or_else(|| self.all.clone());
-        for m in subtract {
-            let not_matching = self.not_matching(m);
-            acc = subtract_sorted(&acc, &not_matching);
-        }
-        acc
+        select(self, matchers)
+    }
+}
+
+impl PostingLists for Postings {
+    fn list(&self, name: &str, value: &str) -> Vec<SeriesRef> {
+        self.by_label
+            .get(name)
+            .and_then(|values| values.get(value))
+            .cloned()
+            .unwrap_or_default()
     }
 
-    /// Union of the postings of every value of `m.name` that `m` matches.
-    fn matching(&self, m: &Matcher) -> Vec<SeriesRef> {
-        let Some(values) = self.by_label.get(m.name.as_str()) else {
+    fn union_where(&self, name: &str, keep: impl Fn(&str) -> bool) -> Vec<SeriesRef> {
+        let Some(values) = self.by_label.get(name) else {
             return Vec::new();
         };
-        if m.op() == MatchOp::Equal {
-            return values.get(m.value.as_str()).cloned().unwrap_or_default();
-        }
-        merge_lists(values.iter().filter(|(v, _)| m.matches(v)).map(|(_, p)| p.as_slice()))
+        merge_lists(values.iter().filter(|(v, _)| keep(v)).map(|(_, p)| p.as_slice()))
     }
 
-    /// Union of the postings of every value of `m.name` that `m` does not match.
-    fn not_matching(&self, m: &Matcher) -> Vec<SeriesRef> {
-        let Some(values) = self.by_label.get(m.name.as_str()) else {
-            return Vec::new();
-        };
-        merge_lists(values.iter().filter(|(v, _)| !m.matches(v)).map(|(_, p)| p.as_slice()))
+    fn all(&self) -> Vec<SeriesRef> {
+        self.all.clone()
     }
+}
+
+/// Where postings lists come from: the head's, in memory; a block's, in its mapped index.
+pub(crate) trait PostingLists {
+    /// The series carrying `name="value"`, ascending.
+    fn list(&self, name: &str, value: &str) -> Vec<SeriesRef>;
+    /// The union of the lists of the values of `name` that `keep` accepts, ascending.
+    fn union_where(&self, name: &str, keep: impl Fn(&str) -> bool) -> Vec<SeriesRef>;
+    /// Every series, ascending.
+    fn all(&self) -> Vec<SeriesRef>;
+}
+
+/// Series that satisfy every matcher.
+///
+/// A matcher that matches the empty string also selects series without the label, so it is
+/// applied by subtracting the series whose value does *not* match; all other matchers
+/// intersect with the union of the values they match. When every matcher matches the empty
+/// string the result starts from all series.
+pub(crate) fn select(lists: &impl PostingLists, matchers: &[Matcher]) -> Vec<SeriesRef> {
+    let (subtract, intersect): (Vec<&Matcher>, Vec<&Matcher>) = matchers.iter().partition(|m| m.matches_empty());
+    let mut acc: Option<Vec<SeriesRef>> = None;
+    // Cheapest first: equality matchers usually select few series.
+    let mut intersect = intersect;
+    intersect.sort_by_key(|m| m.op() != MatchOp::Equal);
+    for m in intersect {
+        let p = if m.op() == MatchOp::Equal {
+            lists.list(m.name.as_str(), m.value.as_str())
+        } else {
+            lists.union_where(m.name.as_str(), |v| m.matches(v))
+        };
+        acc = Some(match acc {
+            None => p,
+            Some(a) => intersect_sorted(&a, &p),
+        });
+        if acc.as_ref().is_some_and(Vec::is_empty) {
+            return Vec::new();
+        }
+    }
+    let mut acc = acc.unwrap_or_else(|| lists.all());
+    for m in subtract {
+        let not_matching = lists.union_where(m.name.as_str(), |v| !m.matches(v));
+        acc = subtract_sorted(&acc, &not_matching);
+    }
+    acc
 }
 
 fn insert_sorted(v: &mut Vec<SeriesRef>, r: SeriesRef) {
@@ -149,7 +160,8 @@ fn insert_sorted(v: &mut Vec<SeriesRef>, r: SeriesRef) {
     }
 }
 
-fn merge_lists<'a>(lists: impl Iterator<Item = &'a [SeriesRef]>) -> Vec<SeriesRef> {
+/// The union of sorted lists, sorted.
+pub(crate) fn merge_lists<'a>(lists: impl Iterator<Item = &'a [SeriesRef]>) -> Vec<SeriesRef> {
     let mut out: Vec<SeriesRef> = Vec::new();
     let mut n = 0;
     for l in lists {
