@@ -51,20 +51,33 @@ impl Broker {
             eprintln!("tansu is not installed: skipping");
             return None;
         }
-        let addr = free_addr();
-        let url = format!("tcp://{addr}");
-        let child = std::process::Command::new("tansu")
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
-            .args(["--storage-engine", "memory://tansu/", "--cluster-id", "vigil-e2e"])
-            .env_remove("LISTENER_URL")
-            .env_remove("ADVERTISED_LISTENER_URL")
-            .env_remove("STORAGE_ENGINE")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("starting tansu");
-        wait_until(Duration::from_secs(30), || std::net::TcpStream::connect(addr).is_ok());
-        Some(Broker::Tansu { child, addr })
+        // tansu must be told its port: a free one, bound and released. Should a test alongside
+        // take it meanwhile, tansu ends (it cannot listen) and another port is tried.
+        for _ in 0..5 {
+            let addr = free_addr();
+            let url = format!("tcp://{addr}");
+            let mut child = std::process::Command::new("tansu")
+                .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+                .args(["--storage-engine", "memory://tansu/", "--cluster-id", "vigil-e2e"])
+                .env_remove("LISTENER_URL")
+                .env_remove("ADVERTISED_LISTENER_URL")
+                .env_remove("STORAGE_ENGINE")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("starting tansu");
+            let ended = |child: &mut std::process::Child| child.try_wait().ok().flatten().is_some();
+            wait_until(Duration::from_secs(30), || {
+                ended(&mut child) || std::net::TcpStream::connect(addr).is_ok()
+            });
+            // Listening, and not someone else's listener that tansu lost the port to.
+            std::thread::sleep(Duration::from_millis(300));
+            if !ended(&mut child) {
+                return Some(Broker::Tansu { child, addr });
+            }
+            eprintln!("tansu could not listen on {addr}: trying another port");
+        }
+        panic!("tansu did not start on any of five ports");
     }
 
     fn bootstrap(&self) -> String {

@@ -4,6 +4,8 @@
 //! ```text
 //! head ── older than 1.5 block ranges ──> block (level 1) ──> WAL checkpoint, old segments gone
 //! blocks in one 6 h window ──> one block (level 2);  blocks in one 24 h window ──> level 3
+//! every raw block ──> its 1 m and 5 m rollups; past the raw retention, rollups in one week
+//!   (1 m) or four weeks (5 m) ──> one rollup block
 //! oldest blocks deleted past the retention time or the size limit
 //! ```
 //!
@@ -65,6 +67,14 @@ impl CheckpointBatch {
 /// Compaction windows, as multiples of the block range: the 2 h blocks of a 6 h window make
 /// one, the 6 h blocks of a day another.
 const COMPACTION_FACTORS: [i64; 2] = [3, 12];
+
+/// Windows that rollups standing alone (their raw blocks gone past the raw retention) are
+/// merged into, per resolution of [`RESOLUTIONS`]: a week of 1 m rollups, four weeks of 5 m
+/// ones. A year of 5 m rollups is then 14 blocks to keep open, not one per day; their indexes
+/// share one symbol table and one postings list per label pair.
+const ROLLUP_WINDOWS_MS: [i64; RESOLUTIONS.len()] = [7 * DAY_MS, 28 * DAY_MS];
+
+const DAY_MS: i64 = 24 * 3_600_000;
 
 /// What one round of maintenance did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -130,6 +140,9 @@ impl Db {
         }
         report.rollups += self.make_missing_rollups()?;
         report.deleted = self.apply_retention(&dir)?;
+        if unfinished.is_none() {
+            report.compacted += self.compact_rollups(&dir)?;
+        }
         let c = self.counters();
         c.blocks_cut.fetch_add(report.cut as u64, Ordering::Relaxed);
         c.compactions.fetch_add(report.compacted as u64, Ordering::Relaxed);
@@ -163,25 +176,25 @@ impl Db {
             let end = start.saturating_add(range);
             let mut series = self.head.all_series();
             series.sort_unstable_by(|a, b| a.1.labels.cmp(&b.1.labels));
-            let rows: Vec<BlockSeries> = series
-                .iter()
-                .map(|(_, s)| {
-                    let samples = s.unwritten_before(self.head.chunks(), end);
-                    Series {
-                        labels: s.labels.clone(),
-                        starts: s.starts_of(&samples),
-                        samples,
-                    }
-                })
-                .collect();
             // Per series, the newest sample going into the block: everything up to it is in.
-            let written: Vec<Option<Timestamp>> = rows.iter().map(|s| s.samples.last().map(|x| x.t)).collect();
+            let mut written: Vec<Option<Timestamp>> = Vec::with_capacity(series.len());
+            // Each series' samples are decoded as the writer takes it, so a cut holds one
+            // series' samples at a time, not the whole range's.
+            let rows = series.iter().map(|(_, s)| {
+                let samples = s.unwritten_before(self.head.chunks(), end);
+                written.push(samples.last().map(|x| x.t));
+                Ok(Series {
+                    labels: s.labels.clone(),
+                    starts: s.starts_of(&samples),
+                    samples,
+                })
+            });
             let spec = BlockSpec {
                 end,
                 level: 1,
                 ..BlockSpec::default()
             };
-            if let Some(meta) = write_block(blocks_dir, rows.into_iter().map(Ok), spec)? {
+            if let Some(meta) = write_block(blocks_dir, rows, spec)? {
                 let block = Arc::new(Block::open(&blocks_dir.join(&meta.id))?);
                 {
                     let mut blocks = self.blocks.write();
@@ -295,35 +308,9 @@ impl Db {
         Ok(written)
     }
 
-    /// Writes one block with the samples of `group` (disjoint in time, oldest first) and
-    /// deletes them.
+    /// Writes one block with the samples of `group` and deletes them.
     fn merge(&self, blocks_dir: &Path, group: &[Arc<Block>]) -> Result<()> {
-        let mut merged: BTreeMap<Labels, Series> = BTreeMap::new();
-        for b in group {
-            for s in b.all_series() {
-                let s = s?;
-                match merged.get_mut(&s.labels) {
-                    Some(acc) => acc.absorb(s),
-                    None => {
-                        merged.insert(s.labels.clone(), s);
-                    }
-                }
-            }
-        }
-        for s in merged.values_mut() {
-            s.sort_dedup();
-        }
-        let level = group.iter().map(|b| b.meta().level).max().unwrap_or(1) + 1;
-        let sources = group.iter().map(|b| b.meta().id.clone()).collect();
-        let rows = merged.into_values().map(Ok::<BlockSeries, Error>);
-        let end = group.iter().map(|b| b.meta().end).max().unwrap_or(i64::MIN);
-        let spec = BlockSpec {
-            end,
-            level,
-            sources,
-            resolution_ms: 0,
-        };
-        let meta = write_block(blocks_dir, rows, spec)?;
+        let meta = write_merged(blocks_dir, group)?;
         self.replace_blocks(blocks_dir, group, meta.as_ref())
     }
 
@@ -358,6 +345,62 @@ impl Db {
             }
         }
         Ok(())
+    }
+
+    /// Merges the rollups whose raw blocks are gone into one block per rollup window, for the
+    /// windows no raw data reaches back into any more (rollups are one block per raw block
+    /// until then, so that they are replaced with it). Returns how many blocks it wrote.
+    fn compact_rollups(&self, dir: &Path) -> Result<usize> {
+        if !self.opts.rollups {
+            return Ok(0);
+        }
+        let (raw, raw_from) = {
+            let blocks = self.blocks.read();
+            let ids: BTreeSet<String> = blocks.iter().map(|b| b.meta().id.clone()).collect();
+            (ids, blocks.first().map_or(self.head.stats().min_t, |b| b.meta().min_t))
+        };
+        let mut written = 0;
+        for (tier, (list, r)) in self.rollups.iter().zip(RESOLUTIONS).enumerate() {
+            let Some(window) = self.rollup_window(tier) else {
+                continue;
+            };
+            let target = crate::db::rollups_dir(dir, r);
+            loop {
+                let blocks = list.read().clone();
+                let mut groups: BTreeMap<i64, Vec<Arc<Block>>> = BTreeMap::new();
+                for b in blocks.iter() {
+                    let alone = b.meta().sources.first().is_none_or(|s| !raw.contains(s));
+                    let w = b.meta().min_t.div_euclid(window);
+                    let settled = (w + 1).saturating_mul(window) <= raw_from;
+                    if alone && settled && b.meta().max_t.div_euclid(window) == w {
+                        groups.entry(w).or_default().push(b.clone());
+                    }
+                }
+                let Some(group) = groups.into_values().find(|g| g.len() > 1) else {
+                    break;
+                };
+                let new = match write_merged(&target, &group)? {
+                    Some(meta) => Some(Arc::new(Block::open(&target.join(&meta.id))?)),
+                    None => None,
+                };
+                swap_blocks(list, &group, new)?;
+                written += 1;
+            }
+        }
+        Ok(written)
+    }
+
+    /// The window rollups of `RESOLUTIONS[tier]` are merged into: [`ROLLUP_WINDOWS_MS`], at
+    /// most a tenth of their retention (a block is deleted whole, once its newest sample is
+    /// past it), in whole largest raw windows; `None` when that is no larger than one.
+    fn rollup_window(&self, tier: usize) -> Option<i64> {
+        let raw = self.opts.block_range_ms * COMPACTION_FACTORS[COMPACTION_FACTORS.len() - 1];
+        let mut window = ROLLUP_WINDOWS_MS[tier];
+        if let Some(retention) = self.opts.rollup_retention_ms[tier] {
+            window = window.min(retention / 10);
+        }
+        let window = window - window.rem_euclid(raw);
+        (window > raw).then_some(window)
     }
 
     /// Makes the rollups that raw blocks lack (a crash came between the two).
@@ -596,6 +639,74 @@ impl Db {
     /// Blocks on disk, oldest first.
     pub fn blocks(&self) -> Vec<Arc<Block>> {
         self.blocks.read().clone()
+    }
+}
+
+/// Writes one block under `dir` with the samples of `group` (blocks of one resolution),
+/// naming them as its sources; `None` if they hold no samples.
+fn write_merged(dir: &Path, group: &[Arc<Block>]) -> Result<Option<BlockMeta>> {
+    let spec = BlockSpec {
+        end: group.iter().map(|b| b.meta().end).max().unwrap_or(i64::MIN),
+        level: group.iter().map(|b| b.meta().level).max().unwrap_or(1) + 1,
+        sources: group.iter().map(|b| b.meta().id.clone()).collect(),
+        resolution_ms: group.first().map_or(0, |b| b.meta().resolution_ms),
+    };
+    write_block(dir, merged_series(group), spec)
+}
+
+/// The series of `blocks` merged per label set, in label order (each block lists its series
+/// in label order): a k-way merge that holds one series' samples per block at a time, so
+/// compacting blocks takes memory for their largest series, not for the blocks. A block that
+/// cannot be read ends the merge with its error.
+fn merged_series(blocks: &[Arc<Block>]) -> impl Iterator<Item = Result<BlockSeries>> + '_ {
+    Merged {
+        heads: blocks.iter().map(|_| None).collect(),
+        cursors: blocks.iter().map(|b| b.all_series()).collect(),
+        failed: false,
+    }
+}
+
+/// The state of [`merged_series`]: each block's series iterator and the series read ahead
+/// from it.
+struct Merged<I> {
+    cursors: Vec<I>,
+    heads: Vec<Option<BlockSeries>>,
+    failed: bool,
+}
+
+impl<I: Iterator<Item = Result<BlockSeries>>> Iterator for Merged<I> {
+    type Item = Result<BlockSeries>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        for (head, cursor) in self.heads.iter_mut().zip(&mut self.cursors) {
+            if head.is_none() {
+                match cursor.next() {
+                    Some(Ok(s)) => *head = Some(s),
+                    Some(Err(e)) => {
+                        self.failed = true;
+                        return Some(Err(e));
+                    }
+                    None => {}
+                }
+            }
+        }
+        let first = self.heads.iter().flatten().map(|s| &s.labels).min()?.clone();
+        // Absorbed in block order: where blocks overlap, the older block's sample is kept.
+        let mut merged: Option<BlockSeries> = None;
+        for head in &mut self.heads {
+            if let Some(s) = head.take_if(|s| s.labels == first) {
+                match &mut merged {
+                    Some(m) => m.absorb(s),
+                    None => merged = Some(s),
+                }
+            }
+        }
+        let mut series = merged?;
+        series.sort_dedup();
+        Some(Ok(series))
     }
 }
 

@@ -425,3 +425,94 @@ fn late_samples_in_the_head_unaligned_last_over_time_and_the_raw_cap() {
     let again = db.maintain().expect("maintain");
     assert_eq!((again.rollups, again.deleted), (0, 0), "{again:?}");
 }
+
+#[test]
+fn rollups_standing_alone_are_merged_into_long_windows() {
+    const DAY: i64 = 24 * HOUR;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let aside = tempfile::tempdir().expect("tempdir");
+    // Rollups kept 20 and 40 days: merged into windows of 2 and 4 days (a tenth of that).
+    let rollups_kept = [Some(20 * DAY), Some(40 * DAY)];
+    let opts = |raw: Option<i64>| Options {
+        retention_ms: raw,
+        rollup_retention_ms: rollups_kept,
+        ..Options::default()
+    };
+    // Eight days of a resetting counter and a gauge, every minute, everything kept.
+    let db = open(dir.path(), opts(None));
+    for i in 0..8 * DAY / MINUTE {
+        let mut app = db.appender();
+        let t = T0 + i * MINUTE;
+        app.append(&counter("/a"), t, counter_value(i)).expect("append");
+        app.append(&gauge(), t, gauge_value(i)).expect("append");
+        app.commit().expect("commit");
+        if i % (DAY / MINUTE) == 0 {
+            db.maintain().expect("maintain");
+        }
+    }
+    db.flush_to_blocks().expect("flush");
+    db.maintain().expect("maintain");
+    let answers = |db: &Db| -> Vec<_> {
+        RESOLUTIONS
+            .iter()
+            .flat_map(|&r| {
+                [
+                    select(db, "vigil_http_requests_total", r),
+                    select(db, "vigil_inflight", r),
+                ]
+            })
+            .collect()
+    };
+    let want = answers(&db);
+    let raw_blocks = db.blocks().len();
+    for tier in 0..RESOLUTIONS.len() {
+        let rollups = db.rollups(tier);
+        assert_eq!(rollups.len(), raw_blocks, "one rollup per raw block");
+        assert!(rollups.iter().all(|b| b.meta().max_t - b.meta().min_t < DAY));
+    }
+    drop(db);
+    copy_dir(&dir.path().join("rollups"), aside.path());
+
+    // Raw samples kept a day: the rollups of the days before stand alone and are merged, per
+    // window that raw data no longer reaches into.
+    let db = open(dir.path(), opts(Some(DAY)));
+    let report = db.maintain().expect("maintain");
+    let raw_from = db.blocks().first().expect("raw blocks").meta().min_t;
+    assert_eq!(raw_from, T0 + 6 * DAY, "the last two days stay raw");
+    for (tier, window) in [(0, 2 * DAY), (1, 4 * DAY)] {
+        let rollups = db.rollups(tier);
+        let merged: Vec<_> = rollups.iter().filter(|b| b.meta().level > 3).collect();
+        for b in &merged {
+            let w = b.meta().min_t.div_euclid(window);
+            assert_eq!(b.meta().max_t.div_euclid(window), w, "within one window");
+            assert!((w + 1) * window <= raw_from, "only windows raw data left");
+            assert!(b.meta().sources.len() > 1);
+            assert_eq!(b.meta().resolution_ms, RESOLUTIONS[tier]);
+        }
+        // 2 d windows: days 0-1, 2-3, 4-5 (T0's day is a multiple of both windows since the
+        // epoch); 4 d windows: days 0-3 only (days 4-7 reach into raw data).
+        let (want_merged, unsettled_from) = if tier == 0 { (3, 6 * DAY) } else { (1, 4 * DAY) };
+        assert_eq!(merged.len(), want_merged, "tier {tier}");
+        let alone = rollups.iter().filter(|b| b.meta().level <= 3);
+        assert!(alone.clone().all(|b| b.meta().min_t >= T0 + unsettled_from));
+        assert_eq!(
+            alone.map(|b| b.meta().min_t).min(),
+            Some(T0 + unsettled_from),
+            "tier {tier}: the unsettled window's rollups stay as they were"
+        );
+    }
+    assert_eq!(report.compacted, 4, "{report:?}");
+    assert_eq!(answers(&db), want, "merged rollups answer as the daily ones did");
+    let counts: Vec<usize> = (0..RESOLUTIONS.len()).map(|t| db.rollups(t).len()).collect();
+    drop(db);
+
+    // A crash after the merged blocks were written, before their sources were deleted: the
+    // open finishes the deletion, and nothing is merged twice.
+    copy_dir(aside.path(), &dir.path().join("rollups"));
+    let db = open(dir.path(), opts(Some(DAY)));
+    let reopened: Vec<usize> = (0..RESOLUTIONS.len()).map(|t| db.rollups(t).len()).collect();
+    assert_eq!(reopened, counts);
+    assert_eq!(answers(&db), want);
+    let report = db.maintain().expect("maintain");
+    assert_eq!((report.compacted, report.rollups), (0, 0), "{report:?}");
+}
