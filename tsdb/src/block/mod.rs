@@ -12,7 +12,7 @@
 //! symbols (each name and value once), where each series' entry starts, and where each label
 //! pair's postings list starts. Lists, labels and chunk lists are decoded from the mapped index
 //! when a query needs them, and matchers are answered by the same set algebra as the head's
-//! ([`crate::head::select_postings`]): an open block costs about 8 bytes per series, not its
+//! ([`crate::head::select_postings`]): an open block costs about 12 bytes per series, not its
 //! labels, postings and every chunk's place. The byte layouts are specified in
 //! `tsdb/docs/format/block.md`.
 
@@ -103,7 +103,7 @@ pub struct Block {
     /// The index's symbols, by id: a series' labels share them.
     symbols: Vec<Symbol>,
     /// Where each series' entry starts in the index, by position.
-    series: Vec<u64>,
+    series: EntryOffsets,
     /// Label name -> value -> where its postings list (count, then series) starts in the index.
     postings: FxHashMap<Symbol, FxHashMap<Symbol, u64>>,
     /// Start times of the series that have them, by position.
@@ -231,7 +231,7 @@ impl Block {
 
     /// Series `i`'s entry in the index, read in place (checked whole at open).
     fn entry(&self, i: usize) -> Entry<'_> {
-        let at = self.series[i] as usize;
+        let at = self.series.get(i);
         Entry {
             d: Decoder::new(&self.index.bytes()[at..]),
             symbols: &self.symbols,
@@ -418,10 +418,57 @@ fn check_header(path: &Path, file: &Mapped, magic: [u8; 4], versions: &[u8]) -> 
 /// by series position, and the start times of the series that have them.
 type Index = (
     Vec<Symbol>,
-    Vec<u64>,
+    EntryOffsets,
     FxHashMap<Symbol, FxHashMap<Symbol, u64>>,
     BTreeMap<usize, StartRuns>,
 );
+
+/// Where each series' entry starts in the index, by position: 4 bytes a series while the index
+/// is under 4 GiB (every index but of tens of millions of series), else 8.
+#[derive(Debug)]
+enum EntryOffsets {
+    Narrow(Vec<u32>),
+    Wide(Vec<u64>),
+}
+
+impl EntryOffsets {
+    /// Room for `n` offsets into an index of `len` bytes.
+    fn for_index(len: usize, n: usize) -> Self {
+        match u32::try_from(len) {
+            Ok(_) => EntryOffsets::Narrow(Vec::with_capacity(n)),
+            Err(_) => EntryOffsets::Wide(Vec::with_capacity(n)),
+        }
+    }
+
+    fn push(&mut self, at: usize) {
+        match self {
+            // Below the index's length, which fits.
+            EntryOffsets::Narrow(v) => v.push(at as u32),
+            EntryOffsets::Wide(v) => v.push(at as u64),
+        }
+    }
+
+    fn get(&self, i: usize) -> usize {
+        match self {
+            EntryOffsets::Narrow(v) => v[i] as usize,
+            EntryOffsets::Wide(v) => v[i] as usize,
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            EntryOffsets::Narrow(v) => v.len(),
+            EntryOffsets::Wide(v) => v.len(),
+        }
+    }
+
+    fn shrink_to_fit(&mut self) {
+        match self {
+            EntryOffsets::Narrow(v) => v.shrink_to_fit(),
+            EntryOffsets::Wide(v) => v.shrink_to_fit(),
+        }
+    }
+}
 
 /// A series' entry in a checked index: its labels (symbol id pairs), then its chunks.
 struct Entry<'a> {
@@ -517,9 +564,9 @@ fn read_index(file: &Mapped) -> std::result::Result<Index, (usize, String)> {
     // each starts is kept.
     let mut d = Decoder::new(&b[series_at..postings_at]);
     let n = d.uvarint().map_err(|e| err(&d, series_at, e))?;
-    let mut series = Vec::with_capacity(n.min(1 << 24) as usize);
+    let mut series = EntryOffsets::for_index(b.len(), n.min(1 << 24) as usize);
     for _ in 0..n {
-        series.push((series_at + d.position()) as u64);
+        series.push(series_at + d.position());
         let n_labels = d.uvarint().map_err(|e| err(&d, series_at, e))?;
         for _ in 0..2 * n_labels {
             let id = d.uvarint().map_err(|e| err(&d, series_at, e))?;
