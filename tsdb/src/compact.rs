@@ -354,10 +354,13 @@ impl Db {
         if !self.opts.rollups {
             return Ok(0);
         }
+        // Raw data, in blocks or still in the head (a late sample may be older than every
+        // block), reaches back to `raw_from`; windows that end by then are settled.
         let (raw, raw_from) = {
             let blocks = self.blocks.read();
             let ids: BTreeSet<String> = blocks.iter().map(|b| b.meta().id.clone()).collect();
-            (ids, blocks.first().map_or(self.head.stats().min_t, |b| b.meta().min_t))
+            let head = self.head.stats().min_t;
+            (ids, blocks.first().map_or(head, |b| b.meta().min_t.min(head)))
         };
         let mut written = 0;
         for (tier, (list, r)) in self.rollups.iter().zip(RESOLUTIONS).enumerate() {
@@ -369,6 +372,9 @@ impl Db {
                 let blocks = list.read().clone();
                 let mut groups: BTreeMap<i64, Vec<Arc<Block>>> = BTreeMap::new();
                 for b in blocks.iter() {
+                    // (Settled windows hold no rollup of a listed raw block: it starts after
+                    // `raw_from`. Checked apart all the same: such a rollup is replaced with
+                    // its raw block, never merged.)
                     let alone = b.meta().sources.first().is_none_or(|s| !raw.contains(s));
                     let w = b.meta().min_t.div_euclid(window);
                     let settled = (w + 1).saturating_mul(window) <= raw_from;
@@ -512,13 +518,15 @@ impl Db {
             loop {
                 let lists = std::iter::once(&self.blocks).chain(&self.rollups);
                 let mut total = wal_bytes;
-                // The oldest block of any tier; raw before rollups of the same age.
+                // The block of any tier whose newest sample is the oldest; raw before rollups,
+                // finer before coarser, of the same age. (By newest, not oldest, sample: a
+                // merged rollup of four weeks goes after the finer rollups of those weeks.)
                 let mut oldest: Option<(&BlockList, Arc<Block>)> = None;
                 for list in lists {
                     let blocks = list.read();
                     total += blocks.iter().map(|b| b.size()).sum::<u64>();
-                    if let Some(b) = blocks.first()
-                        && oldest.as_ref().is_none_or(|(_, o)| b.meta().min_t < o.meta().min_t)
+                    if let Some(b) = blocks.iter().min_by_key(|b| b.meta().max_t)
+                        && oldest.as_ref().is_none_or(|(_, o)| b.meta().max_t < o.meta().max_t)
                     {
                         oldest = Some((list, b.clone()));
                     }

@@ -290,7 +290,7 @@ fn the_size_limit_counts_rollups_and_deletes_the_oldest_of_any_kind() {
         [db.blocks(), db.rollups(0), db.rollups(1)]
             .iter()
             .flatten()
-            .map(|b| (b.meta().id.clone(), b.meta().min_t, b.size()))
+            .map(|b| (b.meta().id.clone(), b.meta().max_t, b.size()))
             .collect()
     };
     let dir = tempfile::tempdir().expect("tempdir");
@@ -301,7 +301,8 @@ fn the_size_limit_counts_rollups_and_deletes_the_oldest_of_any_kind() {
     let before = every(&db);
     let total: u64 = before.iter().map(|b| b.2).sum();
     drop(db);
-    // Room for all but about a tenth: the oldest blocks go, whatever their tier.
+    // Room for all but about a tenth: the blocks whose newest samples are oldest go, whatever
+    // their tier.
     let limit = total * 9 / 10;
     let db = open(
         dir.path(),
@@ -429,6 +430,9 @@ fn late_samples_in_the_head_unaligned_last_over_time_and_the_raw_cap() {
 #[test]
 fn rollups_standing_alone_are_merged_into_long_windows() {
     const DAY: i64 = 24 * HOUR;
+    // Four weeks before T0: the data ends in the past (retention counts back from the newest
+    // sample, but never from the future), and on a day that starts 2 and 4 day windows.
+    const BASE: i64 = T0 - 28 * DAY;
     let dir = tempfile::tempdir().expect("tempdir");
     let aside = tempfile::tempdir().expect("tempdir");
     // Rollups kept 20 and 40 days: merged into windows of 2 and 4 days (a tenth of that).
@@ -438,13 +442,21 @@ fn rollups_standing_alone_are_merged_into_long_windows() {
         rollup_retention_ms: rollups_kept,
         ..Options::default()
     };
-    // Eight days of a resetting counter and a gauge, every minute, everything kept.
+    // Eight days of a resetting counter and a gauge, every minute, everything kept; a second
+    // counter on even days only and a third on day 3 only, so blocks hold different series.
     let db = open(dir.path(), opts(None));
     for i in 0..8 * DAY / MINUTE {
         let mut app = db.appender();
-        let t = T0 + i * MINUTE;
+        let t = BASE + i * MINUTE;
+        let day = i / (DAY / MINUTE);
         app.append(&counter("/a"), t, counter_value(i)).expect("append");
         app.append(&gauge(), t, gauge_value(i)).expect("append");
+        if day % 2 == 0 {
+            app.append(&counter("/b"), t, counter_value(i + 7)).expect("append");
+        }
+        if day == 3 {
+            app.append(&counter("/c"), t, counter_value(i + 11)).expect("append");
+        }
         app.commit().expect("commit");
         if i % (DAY / MINUTE) == 0 {
             db.maintain().expect("maintain");
@@ -464,6 +476,7 @@ fn rollups_standing_alone_are_merged_into_long_windows() {
             .collect()
     };
     let want = answers(&db);
+    assert_eq!(want[0].len(), 3, "three counters");
     let raw_blocks = db.blocks().len();
     for tier in 0..RESOLUTIONS.len() {
         let rollups = db.rollups(tier);
@@ -478,7 +491,7 @@ fn rollups_standing_alone_are_merged_into_long_windows() {
     let db = open(dir.path(), opts(Some(DAY)));
     let report = db.maintain().expect("maintain");
     let raw_from = db.blocks().first().expect("raw blocks").meta().min_t;
-    assert_eq!(raw_from, T0 + 6 * DAY, "the last two days stay raw");
+    assert_eq!(raw_from, BASE + 6 * DAY, "the last two days stay raw");
     for (tier, window) in [(0, 2 * DAY), (1, 4 * DAY)] {
         let rollups = db.rollups(tier);
         let merged: Vec<_> = rollups.iter().filter(|b| b.meta().level > 3).collect();
@@ -489,15 +502,15 @@ fn rollups_standing_alone_are_merged_into_long_windows() {
             assert!(b.meta().sources.len() > 1);
             assert_eq!(b.meta().resolution_ms, RESOLUTIONS[tier]);
         }
-        // 2 d windows: days 0-1, 2-3, 4-5 (T0's day is a multiple of both windows since the
+        // 2 d windows: days 0-1, 2-3, 4-5 (BASE's day is a multiple of both windows since the
         // epoch); 4 d windows: days 0-3 only (days 4-7 reach into raw data).
         let (want_merged, unsettled_from) = if tier == 0 { (3, 6 * DAY) } else { (1, 4 * DAY) };
         assert_eq!(merged.len(), want_merged, "tier {tier}");
         let alone = rollups.iter().filter(|b| b.meta().level <= 3);
-        assert!(alone.clone().all(|b| b.meta().min_t >= T0 + unsettled_from));
+        assert!(alone.clone().all(|b| b.meta().min_t >= BASE + unsettled_from));
         assert_eq!(
             alone.map(|b| b.meta().min_t).min(),
-            Some(T0 + unsettled_from),
+            Some(BASE + unsettled_from),
             "tier {tier}: the unsettled window's rollups stay as they were"
         );
     }

@@ -495,8 +495,8 @@ impl Entry<'_> {
 
     fn skip_labels(&mut self) {
         let n = self.d.uvarint().unwrap_or_default();
-        for _ in 0..2 * n {
-            let _ = self.d.uvarint();
+        for _ in 0..n {
+            let _ = (self.d.uvarint(), self.d.uvarint());
         }
     }
 
@@ -508,7 +508,7 @@ impl Entry<'_> {
         for _ in 0..n {
             let min_t = prev_max.wrapping_add(self.d.varint().unwrap_or_default());
             let max_t = min_t.wrapping_add(self.d.uvarint().unwrap_or_default() as i64);
-            let offset = prev_off + self.d.uvarint().unwrap_or_default();
+            let offset = prev_off.wrapping_add(self.d.uvarint().unwrap_or_default());
             chunks.push(ChunkMeta { min_t, max_t, offset });
             (prev_max, prev_off) = (max_t, offset);
         }
@@ -552,7 +552,11 @@ fn read_index(file: &Mapped) -> std::result::Result<Index, (usize, String)> {
     let n = d.uvarint().map_err(|e| err(&d, symbols_at, e))?;
     let mut symbols: Vec<Symbol> = Vec::with_capacity(n.min(1 << 20) as usize);
     for _ in 0..n {
-        symbols.push(d.len_str().map_err(|e| err(&d, symbols_at, e))?.into());
+        let s = d.len_str().map_err(|e| err(&d, symbols_at, e))?;
+        if symbols.last().is_some_and(|last| **last >= *s) {
+            return Err((symbols_at + d.position(), "symbols out of order".into()));
+        }
+        symbols.push(s.into());
     }
     let symbol = |d: &Decoder<'_>, base: usize, id: u64| {
         symbols
@@ -565,18 +569,36 @@ fn read_index(file: &Mapped) -> std::result::Result<Index, (usize, String)> {
     let mut d = Decoder::new(&b[series_at..postings_at]);
     let n = d.uvarint().map_err(|e| err(&d, series_at, e))?;
     let mut series = EntryOffsets::for_index(b.len(), n.min(1 << 24) as usize);
+    // The previous entry's and this entry's labels as symbol ids (name, value, name, ...): the
+    // symbols are numbered in sorted order, so ids compare as the strings do.
+    let (mut prev, mut ids): (Vec<u64>, Vec<u64>) = (Vec::new(), Vec::new());
     for _ in 0..n {
         series.push(series_at + d.position());
         let n_labels = d.uvarint().map_err(|e| err(&d, series_at, e))?;
-        for _ in 0..2 * n_labels {
-            let id = d.uvarint().map_err(|e| err(&d, series_at, e))?;
-            symbol(&d, series_at, id)?;
+        ids.clear();
+        for i in 0..n_labels {
+            let name = d.uvarint().map_err(|e| err(&d, series_at, e))?;
+            symbol(&d, series_at, name)?;
+            if i > 0 && ids[ids.len() - 2] >= name {
+                return Err((series_at + d.position(), "label names out of order".into()));
+            }
+            let value = d.uvarint().map_err(|e| err(&d, series_at, e))?;
+            symbol(&d, series_at, value)?;
+            ids.extend([name, value]);
         }
+        if series.len() > 1 && prev >= ids {
+            return Err((series_at + d.position(), "series out of label order".into()));
+        }
+        std::mem::swap(&mut prev, &mut ids);
         let n_chunks = d.uvarint().map_err(|e| err(&d, series_at, e))?;
+        let mut offset = 0u64;
         for _ in 0..n_chunks {
             d.varint().map_err(|e| err(&d, series_at, e))?;
             d.uvarint().map_err(|e| err(&d, series_at, e))?;
-            d.uvarint().map_err(|e| err(&d, series_at, e))?;
+            let delta = d.uvarint().map_err(|e| err(&d, series_at, e))?;
+            offset = offset
+                .checked_add(delta)
+                .ok_or((series_at + d.position(), "chunk offset past 2^64".to_owned()))?;
         }
     }
     series.shrink_to_fit();
@@ -682,4 +704,133 @@ pub(crate) fn open_all(dir: &Path) -> Result<Vec<Block>> {
 /// A new block id: the time it was made and a random part, so ids sort by creation.
 pub(crate) fn new_id() -> String {
     format!("{:013x}-{:08x}", crate::time::now_ms(), fastrand::u32(..))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::encoding::{put_uvarint, put_varint};
+
+    /// One series entry: (name id, value id) pairs, then (min_t delta, duration, offset delta)
+    /// per chunk.
+    type RawEntry = (Vec<(u64, u64)>, Vec<(i64, u64, u64)>);
+
+    /// An index written by hand, with a valid CRC: whatever it says is taken as written.
+    fn index(symbols: &[&str], series: &[RawEntry], postings: &[(u64, u64, Vec<u64>)]) -> Vec<u8> {
+        let mut out = INDEX_MAGIC.to_vec();
+        out.extend([FORMAT_VERSION, 0, 0, 0]);
+        let symbols_at = out.len() as u64;
+        put_uvarint(&mut out, symbols.len() as u64);
+        for s in symbols {
+            put_uvarint(&mut out, s.len() as u64);
+            out.extend_from_slice(s.as_bytes());
+        }
+        let series_at = out.len() as u64;
+        put_uvarint(&mut out, series.len() as u64);
+        for (labels, chunks) in series {
+            put_uvarint(&mut out, labels.len() as u64);
+            for &(n, v) in labels {
+                put_uvarint(&mut out, n);
+                put_uvarint(&mut out, v);
+            }
+            put_uvarint(&mut out, chunks.len() as u64);
+            for &(min, dur, off) in chunks {
+                put_varint(&mut out, min);
+                put_uvarint(&mut out, dur);
+                put_uvarint(&mut out, off);
+            }
+        }
+        let postings_at = out.len() as u64;
+        put_uvarint(&mut out, postings.len() as u64);
+        for (n, v, refs) in postings {
+            put_uvarint(&mut out, *n);
+            put_uvarint(&mut out, *v);
+            writer::put_postings(&mut out, refs);
+        }
+        for at in [symbols_at, series_at, postings_at] {
+            out.extend(at.to_le_bytes());
+        }
+        let crc = crc32fast::hash(&out);
+        out.extend(crc.to_le_bytes());
+        out
+    }
+
+    fn read(bytes: &[u8]) -> std::result::Result<Index, (usize, String)> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("index");
+        fs::write(&path, bytes).expect("write");
+        read_index(&Mapped::open(&path).expect("map"))
+    }
+
+    fn reason(bytes: &[u8]) -> String {
+        match read(bytes) {
+            Ok(_) => panic!("a bad index was taken"),
+            Err((_, reason)) => reason,
+        }
+    }
+
+    const SYMBOLS: [&str; 4] = ["a", "b", "job", "route"];
+
+    #[test]
+    fn a_sound_index_reads_in_place() {
+        let series = [
+            (vec![(2, 0), (3, 1)], vec![(100, 50, 8), (10, 40, 20)]),
+            (vec![(2, 1)], vec![(0, 0, 8)]),
+        ];
+        let postings = [(2, 0, vec![0]), (2, 1, vec![1]), (3, 1, vec![0])];
+        let (symbols, offsets, lists, _) = read(&index(&SYMBOLS, &series, &postings)).expect("sound");
+        assert_eq!(symbols.len(), 4);
+        assert_eq!(offsets.len(), 2);
+        assert_eq!(lists.len(), 2, "two names");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("index");
+        fs::write(&path, index(&SYMBOLS, &series, &postings)).expect("write");
+        let map = Mapped::open(&path).expect("map");
+        let mut e = Entry {
+            d: Decoder::new(&map.bytes()[offsets.get(0)..]),
+            symbols: &symbols,
+        };
+        assert_eq!(e.labels(), Labels::from_pairs([("job", "a"), ("route", "b")]));
+        let want = [(100, 150, 8), (160, 200, 28)].map(|(min_t, max_t, offset)| ChunkMeta { min_t, max_t, offset });
+        assert_eq!(e.chunks(), want);
+    }
+
+    #[test]
+    fn an_index_with_a_valid_checksum_is_still_checked_whole() {
+        let one = |labels: Vec<(u64, u64)>| (labels, vec![(0, 0, 8)]);
+        // A label count that would overflow (or wrap) when doubled: refused, not looped on.
+        let huge = index(&SYMBOLS, &[one(vec![(2, 0)])], &[]);
+        let mut bytes = huge.clone();
+        let at = huge.windows(3).position(|w| w == [1, 1, 2]).expect("the entry") + 1;
+        let mut count = Vec::new();
+        put_uvarint(&mut count, (1u64 << 63) + 1);
+        bytes.splice(at..at + 1, count);
+        let crc_at = bytes.len() - 4;
+        // The footer's offsets are before the entry's, so only the CRC needs redoing.
+        let crc = crc32fast::hash(&bytes[..crc_at]);
+        bytes[crc_at..].copy_from_slice(&crc.to_le_bytes());
+        assert!(read(&bytes).is_err());
+
+        assert_eq!(reason(&index(&["b", "a"], &[], &[])), "symbols out of order");
+        assert_eq!(
+            reason(&index(&SYMBOLS, &[one(vec![(3, 0), (2, 1)])], &[])),
+            "label names out of order"
+        );
+        assert_eq!(
+            reason(&index(&SYMBOLS, &[one(vec![(2, 1)]), one(vec![(2, 0)])], &[])),
+            "series out of label order"
+        );
+        assert_eq!(
+            reason(&index(&SYMBOLS, &[one(vec![(2, 0)]), one(vec![(2, 0)])], &[])),
+            "series out of label order"
+        );
+        assert_eq!(reason(&index(&SYMBOLS, &[one(vec![(2, 9)])], &[])), "unknown symbol 9");
+        let chunks = vec![(0, 0, u64::MAX), (0, 0, 1)];
+        assert_eq!(
+            reason(&index(&SYMBOLS, &[(vec![(2, 0)], chunks)], &[])),
+            "chunk offset past 2^64"
+        );
+        let past = [(2, 0, vec![0, 1])];
+        assert!(reason(&index(&SYMBOLS, &[one(vec![(2, 0)])], &past)).contains("past the series"));
+    }
 }

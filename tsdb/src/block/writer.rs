@@ -214,12 +214,7 @@ fn encode_index(series: &[Indexed], header: [u8; FILE_HEADER_LEN]) -> Vec<u8> {
     for ((n, v), refs) in &postings {
         put_uvarint(&mut out, *n);
         put_uvarint(&mut out, *v);
-        put_uvarint(&mut out, refs.len() as u64);
-        let mut prev = 0;
-        for (i, &r) in refs.iter().enumerate() {
-            put_uvarint(&mut out, if i == 0 { r } else { r - prev });
-            prev = r;
-        }
+        put_postings(&mut out, refs);
     }
     let mut sections = vec![symbols_at, series_at, postings_at];
     // Start times (version 2 only): the series that have them, by position, and their runs.
@@ -244,4 +239,14 @@ fn encode_index(series: &[Indexed], header: [u8; FILE_HEADER_LEN]) -> Vec<u8> {
     let crc = crc32fast::hash(&out);
     out.extend_from_slice(&crc.to_le_bytes());
     out
+}
+
+/// A postings list: its count, then the first series position and the gap to each next.
+pub(super) fn put_postings(out: &mut Vec<u8>, refs: &[u64]) {
+    put_uvarint(out, refs.len() as u64);
+    let mut prev = 0;
+    for (i, &r) in refs.iter().enumerate() {
+        put_uvarint(out, if i == 0 { r } else { r - prev });
+        prev = r;
+    }
 }
