@@ -169,6 +169,15 @@ fn main() {
             per(PEAK.load(Ordering::Relaxed).saturating_sub(before) as u64),
         );
         drop(db);
+        let started = std::time::Instant::now();
+        let reopened = Db::open(d, Options::default()).expect("reopen the store");
+        println!(
+            "reopening the store ({} series in its head, {} blocks) took {:.2} s",
+            reopened.stats().series,
+            reopened.blocks().len(),
+            started.elapsed().as_secs_f64()
+        );
+        drop(reopened);
         for entry in std::fs::read_dir(d.join("blocks")).expect("list blocks").flatten() {
             let before = HEAP.load(Ordering::Relaxed);
             let block = vigil_tsdb::block::Block::open(&entry.path()).expect("open a block");

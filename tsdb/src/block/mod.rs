@@ -252,11 +252,18 @@ impl Block {
 
     /// Decodes the samples of series `i` in `[mint, maxt]` into `out`.
     fn samples_into(&self, i: usize, mint: Timestamp, maxt: Timestamp, out: &mut Vec<Sample>) -> Result<()> {
-        for c in self
-            .chunk_metas(i)
-            .iter()
-            .filter(|c| c.max_t >= mint && c.min_t <= maxt)
-        {
+        self.chunk_samples_into(&self.chunk_metas(i), mint, maxt, out)
+    }
+
+    /// Decodes the samples in `[mint, maxt]` of `chunks` (one series' chunks) into `out`.
+    fn chunk_samples_into(
+        &self,
+        chunks: &[ChunkMeta],
+        mint: Timestamp,
+        maxt: Timestamp,
+        out: &mut Vec<Sample>,
+    ) -> Result<()> {
+        for c in chunks.iter().filter(|c| c.max_t >= mint && c.min_t <= maxt) {
             let (encoding, bytes) = self.chunk(c.offset)?;
             let clean = for_each_sample(encoding, bytes, |t, v| {
                 if t >= mint && t <= maxt {
@@ -286,11 +293,12 @@ impl Block {
 
     /// The newest sample of series `i`.
     pub(crate) fn last_sample(&self, i: usize) -> Result<Option<Sample>> {
-        let Some(c) = self.chunk_metas(i).last().copied() else {
+        let chunks = self.chunk_metas(i);
+        let Some(last) = chunks.last() else {
             return Ok(None);
         };
-        let mut samples = Vec::new();
-        self.samples_into(i, c.max_t, c.max_t, &mut samples)?;
+        let mut samples = Vec::with_capacity(1);
+        self.chunk_samples_into(std::slice::from_ref(last), last.max_t, last.max_t, &mut samples)?;
         Ok(samples.pop())
     }
 
