@@ -1,9 +1,10 @@
 //! Writes a block from series in label order.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::io::{BufWriter, Write};
 use std::path::Path;
+
+use rustc_hash::FxHashMap;
 
 use super::{BlockMeta, CHUNKS_MAGIC, FILE_HEADER_LEN, FORMAT_VERSION, INDEX_MAGIC, INDEX_VERSION_STARTS};
 use crate::chunkenc::{SAMPLES_PER_CHUNK, encode_smallest};
@@ -170,27 +171,28 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
 /// The index file: header, symbols, series, postings, footer (section offsets, CRC-32).
 fn encode_index(series: &[Indexed], header: [u8; FILE_HEADER_LEN]) -> Vec<u8> {
     let mut out = header.to_vec();
-    // Symbols: every label name and value, sorted, numbered by position.
-    let mut symbols: BTreeMap<&str, u64> = BTreeMap::new();
+    // Symbols: every label name and value, sorted, numbered by position (found by hash: a
+    // million series make six million lookups).
+    let mut symbols: FxHashMap<&str, u64> = FxHashMap::default();
     for (labels, ..) in series {
         for l in labels {
-            symbols.insert(&l.name, 0);
-            symbols.insert(&l.value, 0);
+            symbols.entry(&l.name).or_default();
+            symbols.entry(&l.value).or_default();
         }
     }
-    for (i, id) in symbols.values_mut().enumerate() {
-        *id = i as u64;
-    }
+    let mut sorted: Vec<&str> = symbols.keys().copied().collect();
+    sorted.sort_unstable();
     let symbols_at = out.len() as u64;
-    put_uvarint(&mut out, symbols.len() as u64);
-    for s in symbols.keys() {
+    put_uvarint(&mut out, sorted.len() as u64);
+    for (i, s) in sorted.iter().enumerate() {
+        symbols.insert(s, i as u64);
         put_uvarint(&mut out, s.len() as u64);
         out.extend_from_slice(s.as_bytes());
     }
     // Series, in label order; their position is their id in the postings.
     let series_at = out.len() as u64;
     put_uvarint(&mut out, series.len() as u64);
-    let mut postings: BTreeMap<(u64, u64), Vec<u64>> = BTreeMap::new();
+    let mut postings: FxHashMap<(u64, u64), Vec<u64>> = FxHashMap::default();
     for (i, (labels, chunks, _)) in series.iter().enumerate() {
         put_uvarint(&mut out, labels.len() as u64);
         for l in labels {
@@ -208,7 +210,10 @@ fn encode_index(series: &[Indexed], header: [u8; FILE_HEADER_LEN]) -> Vec<u8> {
             (prev_max, prev_off) = (max_t, offset);
         }
     }
-    // Postings: per (name, value) symbol pair, the ascending series positions, delta-coded.
+    // Postings: per (name, value) symbol pair, in order, the ascending series positions,
+    // delta-coded.
+    let mut postings: Vec<((u64, u64), Vec<u64>)> = postings.into_iter().collect();
+    postings.sort_unstable_by_key(|(pair, _)| *pair);
     let postings_at = out.len() as u64;
     put_uvarint(&mut out, postings.len() as u64);
     for ((n, v), refs) in &postings {
