@@ -288,19 +288,7 @@ impl Db {
             .unwrap_or_else(|| self.head.stats().max_t.saturating_add(1));
         let mut written = 0;
         for factor in COMPACTION_FACTORS {
-            let window = range * factor;
-            loop {
-                let blocks = self.blocks.read().clone();
-                let mut groups: BTreeMap<i64, Vec<Arc<Block>>> = BTreeMap::new();
-                for b in blocks.iter() {
-                    let w = b.meta().min_t.div_euclid(window);
-                    if b.meta().max_t.div_euclid(window) == w && (w + 1) * window <= settled {
-                        groups.entry(w).or_default().push(b.clone());
-                    }
-                }
-                let Some(group) = groups.into_values().find(|g| g.len() > 1) else {
-                    break;
-                };
+            while let Some(group) = mergeable(&self.blocks, range * factor, settled, |_| true) {
                 self.merge(blocks_dir, &group)?;
                 written += 1;
             }
@@ -368,23 +356,11 @@ impl Db {
                 continue;
             };
             let target = crate::db::rollups_dir(dir, r);
-            loop {
-                let blocks = list.read().clone();
-                let mut groups: BTreeMap<i64, Vec<Arc<Block>>> = BTreeMap::new();
-                for b in blocks.iter() {
-                    // (Settled windows hold no rollup of a listed raw block: it starts after
-                    // `raw_from`. Checked apart all the same: such a rollup is replaced with
-                    // its raw block, never merged.)
-                    let alone = b.meta().sources.first().is_none_or(|s| !raw.contains(s));
-                    let w = b.meta().min_t.div_euclid(window);
-                    let settled = (w + 1).saturating_mul(window) <= raw_from;
-                    if alone && settled && b.meta().max_t.div_euclid(window) == w {
-                        groups.entry(w).or_default().push(b.clone());
-                    }
-                }
-                let Some(group) = groups.into_values().find(|g| g.len() > 1) else {
-                    break;
-                };
+            // (Settled windows hold no rollup of a listed raw block: it starts after
+            // `raw_from`. Checked apart all the same: such a rollup is replaced with its raw
+            // block, never merged.)
+            let alone = |b: &Block| b.meta().sources.first().is_none_or(|s| !raw.contains(s));
+            while let Some(group) = mergeable(list, window, raw_from, alone) {
                 let new = match write_merged(&target, &group)? {
                     Some(meta) => Some(Arc::new(Block::open(&target.join(&meta.id))?)),
                     None => None,
@@ -648,6 +624,24 @@ impl Db {
     pub fn blocks(&self) -> Vec<Arc<Block>> {
         self.blocks.read().clone()
     }
+}
+
+/// The oldest group of two or more blocks of `list` that `eligible` accepts and that lie within
+/// one aligned `window` ending by `settled`: what compaction merges next.
+fn mergeable(
+    list: &BlockList,
+    window: i64,
+    settled: Timestamp,
+    eligible: impl Fn(&Block) -> bool,
+) -> Option<Vec<Arc<Block>>> {
+    let mut groups: BTreeMap<i64, Vec<Arc<Block>>> = BTreeMap::new();
+    for b in list.read().iter().filter(|b| eligible(b)) {
+        let w = b.meta().min_t.div_euclid(window);
+        if b.meta().max_t.div_euclid(window) == w && (w + 1).saturating_mul(window) <= settled {
+            groups.entry(w).or_default().push(b.clone());
+        }
+    }
+    groups.into_values().find(|g| g.len() > 1)
 }
 
 /// Writes one block under `dir` with the samples of `group` (blocks of one resolution),

@@ -238,11 +238,6 @@ impl Block {
         }
     }
 
-    /// Series `i`'s labels.
-    fn labels(&self, i: usize) -> Labels {
-        self.entry(i).labels()
-    }
-
     /// Where series `i`'s chunks are and what they cover, oldest first.
     fn chunk_metas(&self, i: usize) -> Vec<ChunkMeta> {
         let mut e = self.entry(i);
@@ -311,10 +306,12 @@ impl Block {
 
     /// Series `i` with its samples in `[mint, maxt]` and their start times.
     fn read_series(&self, i: usize, mint: Timestamp, maxt: Timestamp) -> Result<Series> {
+        let mut entry = self.entry(i);
+        let labels = entry.labels();
         let mut samples = Vec::new();
-        self.samples_into(i, mint, maxt, &mut samples)?;
+        self.chunk_samples_into(&entry.chunks(), mint, maxt, &mut samples)?;
         Ok(Series {
-            labels: self.labels(i),
+            labels,
             starts: self.starts.get(&i).map(|r| r.starts_of(&samples)),
             samples,
         })
