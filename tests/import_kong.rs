@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Server, kong_event, run, shared_kong, value, vector};
+use common::{Server, kong_event, kong_fixture, run, value, vector};
 
 /// Saturday 2026-11-21, 10:00 UTC.
 const D: i64 = 1_795_255_200_000;
@@ -12,7 +12,7 @@ const DAY: i64 = 86_400_000;
 const AT: i64 = D + 60_000;
 
 fn minified(name: &str) -> String {
-    let v: serde_json::Value = serde_json::from_slice(&shared_kong(name)).expect("valid sample");
+    let v: serde_json::Value = serde_json::from_slice(&kong_fixture(name)).expect("valid sample");
     v.to_string()
 }
 
@@ -34,7 +34,7 @@ fn ndjson() -> String {
         minified("batch.json"),
     ];
     lines.extend(
-        String::from_utf8(shared_kong("malformed.ndjson"))
+        String::from_utf8(kong_fixture("malformed.ndjson"))
             .expect("utf-8")
             .lines()
             .map(str::to_owned),

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Server, get, kong_event, post, shared_kong, value, vector, wait_until};
+use common::{Server, get, kong_event, kong_fixture, post, value, vector, wait_until};
 use vigil_tsdb::time::now_ms;
 
 /// Saturday 2026-11-21, 10:00 UTC: "today" of the test.
@@ -126,10 +126,10 @@ fn ingest_then_query_exact_counts_and_d_minus_1_across_a_restart() {
     let server = Server::start(&dir, CONFIG);
     let addr = server.addr;
 
-    // NDJSON: yesterday's events and every malformed line of the shared samples.
+    // NDJSON: yesterday's events and every malformed line of the fixtures.
     let mut body = yesterday().into_bytes();
     body.push(b'\n');
-    body.extend(shared_kong("malformed.ndjson"));
+    body.extend(kong_fixture("malformed.ndjson"));
     let (status, reply) = post(addr, "/ingest/kong", &body);
     assert_eq!(status, 200, "{reply}");
     let r = json(&reply);
@@ -143,13 +143,13 @@ fn ingest_then_query_exact_counts_and_d_minus_1_across_a_restart() {
         serde_json::json!({"invalid_json": 2, "empty_batch": 1, "missing_field": 1, "bad_status": 1,
             "bad_timestamp": 1, "uri_too_long": 1})
     );
-    // A batch array, then Kong's own sample batch (which moves event time on past today).
+    // A batch array, then the fixture batch (which moves event time on past today).
     let (status, reply) = post(addr, "/ingest/kong", today().as_bytes());
     assert_eq!((status, json(&reply)["accepted"].as_u64()), (200, Some(7)), "{reply}");
-    let (status, reply) = post(addr, "/ingest/kong", &shared_kong("batch.json"));
+    let (status, reply) = post(addr, "/ingest/kong", &kong_fixture("batch.json"));
     assert_eq!((status, json(&reply)["accepted"].as_u64()), (200, Some(3)), "{reply}");
     // A single event object.
-    let (status, reply) = post(addr, "/ingest/kong", &shared_kong("event.json"));
+    let (status, reply) = post(addr, "/ingest/kong", &kong_fixture("event.json"));
     assert_eq!((status, json(&reply)["accepted"].as_u64()), (200, Some(1)), "{reply}");
 
     // Windows close as the watermark passes them and, for the last ones, after two idle

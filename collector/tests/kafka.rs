@@ -143,9 +143,9 @@ fn bad_messages_are_counted_by_reason_and_dead_lettered_as_they_are() {
     let bootstrap = cluster.bootstrap_servers();
     let malformed = std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/kong/malformed.ndjson"
+        "/../testdata/kong/malformed.ndjson"
     ))
-    .expect("../shared/kong/malformed.ndjson");
+    .expect("testdata/kong/malformed.ndjson");
     let bad: Vec<&[u8]> = malformed.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect();
     let good = br#"{"request":{"method":"GET","uri":"/v1/orders/1"},"response":{"status":200},"started_at":1795150800000,"latencies":{"request":5},"service":{"name":"orders"},"route":{"name":"orders-route"}}"#;
     let p = producer(&bootstrap);

@@ -254,8 +254,8 @@ pub fn kong_event(t_ms: i64, method: &str, uri: &str, status: u16, latency_ms: u
     )
 }
 
-/// The shared Kong samples beside the repository.
-pub fn shared_kong(name: &str) -> Vec<u8> {
-    let p: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/kong").join(name);
+/// A Kong fixture of the repository (`testdata/kong/`).
+pub fn kong_fixture(name: &str) -> Vec<u8> {
+    let p: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/kong").join(name);
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }

@@ -323,16 +323,17 @@ impl<'a> Fields<'a> {
 mod tests {
     use super::*;
 
-    fn shared(name: &str) -> Vec<u8> {
+    /// A Kong fixture of the repository (`testdata/kong/`).
+    fn fixture(name: &str) -> Vec<u8> {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/kong")
+            .join("../testdata/kong")
             .join(name);
         std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
     }
 
     #[test]
     fn decodes_the_sample_event() {
-        let body = shared("event.json");
+        let body = fixture("event.json");
         let (mut out, mut rej) = (Vec::new(), RejectCounts::default());
         assert_eq!(decode_body(&body, &mut out, &mut rej), BodyFormat::Object);
         assert_eq!(rej.total(), 0);
@@ -356,7 +357,7 @@ mod tests {
 
     #[test]
     fn decodes_the_sample_batch() {
-        let body = shared("batch.json");
+        let body = fixture("batch.json");
         let (mut out, mut rej) = (Vec::new(), RejectCounts::default());
         assert_eq!(decode_body(&body, &mut out, &mut rej), BodyFormat::Array);
         assert_eq!(rej.total(), 0);
@@ -372,7 +373,7 @@ mod tests {
 
     #[test]
     fn counts_every_malformed_line_once() {
-        let body = shared("malformed.ndjson");
+        let body = fixture("malformed.ndjson");
         let (mut out, mut rej) = (Vec::new(), RejectCounts::default());
         assert_eq!(decode_body(&body, &mut out, &mut rej), BodyFormat::Ndjson);
         assert!(out.is_empty());
