@@ -76,6 +76,7 @@ pub(crate) fn gather(db: &Db, collector: Option<&Collector>) -> Vec<(Labels, f64
         ("vigil_tsdb_retention_deleted_blocks_total", &counters.blocks_retired),
         ("vigil_tsdb_wal_checkpoints_total", &counters.checkpoints),
         ("vigil_tsdb_head_series_removed_total", &counters.series_collected),
+        ("vigil_tsdb_maintenance_rounds_total", &counters.maintenance_rounds),
     ] {
         out.push(metric(name, c.load(Ordering::Relaxed) as f64));
     }

@@ -13,12 +13,17 @@ use common::{Server, get, post, run, value};
 const T0: i64 = 1_795_392_000_000;
 const HOUR: i64 = 3_600_000;
 
-/// Ten hours of a counter per route, every 15 s, as promtool's backfill takes them.
+/// Ten hours of a counter per route from T0, every 15 s, as promtool's backfill takes them.
 fn openmetrics() -> String {
+    openmetrics_from(T0, 10)
+}
+
+/// `hours` of a counter per route from `t0`, every 15 s.
+fn openmetrics_from(t0: i64, hours: i64) -> String {
     let mut out = String::from("# HELP http_requests_total Requests.\n# TYPE http_requests_total counter\n");
     for route in ["a", "b", "c"] {
-        for i in 0..(10 * HOUR / 15_000) {
-            let t = T0 + i * 15_000;
+        for i in 0..(hours * HOUR / 15_000) {
+            let t = t0 + i * 15_000;
             out.push_str(&format!(
                 "http_requests_total{{route=\"{route}\",code=\"200\"}} {} {}.{:03}\n",
                 i * 3,
@@ -94,9 +99,18 @@ fn imported_samples_are_queryable_from_blocks_and_head() {
         );
         get(server.addr, &path)
     };
-    let (raw, auto) = (range("raw"), range("auto"));
-    assert_eq!(raw.0, 200, "{}", raw.1);
-    assert_eq!(raw, auto);
+    let json = |(status, body): (u16, String)| -> serde_json::Value {
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).expect("json")
+    };
+    let (raw, auto, exact) = (json(range("raw")), json(range("auto")), json(range("")));
+    assert_eq!(raw["data"], auto["data"]);
+    assert_eq!(raw, exact, "raw samples by default, and no info");
+    let infos = auto["infos"].to_string();
+    assert!(
+        infos.contains("were read from 5m rollups (as max_source_resolution allows)"),
+        "{infos}"
+    );
     let (status, body) = range("fortnightly");
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("max_source_resolution"), "{body}");
@@ -215,4 +229,55 @@ fn created_lines_are_start_times() {
     );
     assert!(!body.contains("warnings"), "{body}");
     server.stop();
+}
+
+/// The store's own telemetry: a gauge or counter by name.
+fn metric(addr: std::net::SocketAddr, name: &str) -> Option<f64> {
+    let (_, metrics) = get(addr, "/metrics");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.parse().ok())
+}
+
+#[test]
+fn a_month_old_history_keeps_its_raw_samples_across_restarts_and_maintenance() {
+    // Six hours that ended a month ago, twice the default raw retention (15 days) behind the
+    // wall clock; the server writes its own telemetry at the wall clock's time meanwhile.
+    let day = 24 * HOUR;
+    let t0 = (vigil_tsdb::time::now_ms() - 30 * day).div_euclid(day) * day;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let file = tmp.path().join("history.om");
+    std::fs::write(&file, openmetrics_from(t0, 6)).expect("write");
+    let dir = tmp.path().join("data");
+    let out = import(&file, &dir);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let config = "server:\n  self_metrics_interval: 1s\n";
+    for round in 0..2 {
+        let server = Server::start(&dir, config);
+        // A maintenance round runs at start: wait for it, and for the telemetry it sees.
+        common::wait_until(std::time::Duration::from_secs(60), || {
+            metric(server.addr, "vigil_tsdb_maintenance_rounds_total").is_some_and(|n| n >= 1.0)
+        });
+        assert_eq!(
+            metric(server.addr, "vigil_tsdb_retention_deleted_blocks_total"),
+            Some(0.0),
+            "round {round}"
+        );
+        // Raw samples, the first ones included, read back exactly.
+        let path = format!(
+            "/api/v1/query_range?query=sum(http_requests_total)&start={}&end={}&step=15&max_source_resolution=raw",
+            t0 / 1000,
+            t0 / 1000 + 3600
+        );
+        let (status, body) = get(server.addr, &path);
+        assert_eq!(status, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+        let points = v["data"]["result"][0]["values"].as_array().expect("a series");
+        assert_eq!(points.len(), 241, "round {round}: every 15 s sample of the first hour");
+        assert_eq!(points[0][1], "0", "round {round}");
+        assert_eq!(points[240][1], (3 * 240 * 3).to_string(), "round {round}");
+        server.stop();
+    }
 }

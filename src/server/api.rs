@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
-use vigil_tsdb::promql::{MAX_POINTS_PER_SERIES, parse_selector};
+use vigil_tsdb::promql::{MAX_POINTS_PER_SERIES, SourceResolution, parse_selector};
 use vigil_tsdb::time::now_ms;
 use vigil_tsdb::{Labels, Matcher, Queryable};
 
@@ -39,13 +39,27 @@ fn engine_for(app: &App, p: &Params) -> Result<vigil_tsdb::promql::Engine, ApiEr
     if let Some(t) = p.duration("timeout")? {
         opts.timeout = opts.timeout.min(vigil_tsdb::time::ms_to_duration(t));
     }
-    // As Thanos names it: `raw`, `auto`, or the coarsest resolution to read (`1m`, `5m`).
+    // As Thanos names it: `raw` (or `0s`), `auto`, or the coarsest rollup to read where the
+    // step allows (`1m`, `5m`). Without it, raw samples wherever they exist.
     if let Some(r) = p.get("max_source_resolution") {
-        opts.max_resolution_ms = match r {
-            "auto" | "" => i64::MAX,
-            "raw" => 0,
-            other => vigil_tsdb::time::parse_duration_or_seconds(other)
-                .map_err(|e| ApiError::bad_data(format!("invalid parameter \"max_source_resolution\": {e}")))?,
+        opts.source_resolution = match r {
+            "" => SourceResolution::Exact,
+            "auto" => SourceResolution::UpTo(i64::MAX),
+            "raw" => SourceResolution::Raw,
+            other => match vigil_tsdb::time::parse_duration_or_seconds(other) {
+                Ok(0) => SourceResolution::Raw,
+                Ok(ms) if ms > 0 => SourceResolution::UpTo(ms),
+                Ok(_) => {
+                    return Err(ApiError::bad_data(
+                        "invalid parameter \"max_source_resolution\": must not be negative",
+                    ));
+                }
+                Err(e) => {
+                    return Err(ApiError::bad_data(format!(
+                        "invalid parameter \"max_source_resolution\": {e}"
+                    )));
+                }
+            },
         };
     }
     Ok(vigil_tsdb::promql::Engine::new(opts))

@@ -8,9 +8,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use vigil_tsdb::promql::Engine;
+use vigil_tsdb::promql::{Engine, SourceResolution};
 use vigil_tsdb::rollup::SelectHints;
-use vigil_tsdb::{Db, Labels, Matcher, Options, Queryable, Result, Series, Timestamp};
+use vigil_tsdb::{Db, Labels, Matcher, Options, Queryable, Result, Selected, Series, Timestamp};
 
 const STEP: i64 = 10_000;
 const DAY: i64 = 86_400_000;
@@ -25,12 +25,13 @@ struct Counting<'a> {
 
 impl Queryable for Counting<'_> {
     fn select(&self, m: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Result<Vec<Series>> {
-        self.select_hinted(m, mint, maxt, &SelectHints::raw())
+        self.select_hinted(m, mint, maxt, &SelectHints::default())
+            .map(|s| s.series)
     }
 
-    fn select_hinted(&self, m: &[Matcher], mint: Timestamp, maxt: Timestamp, h: &SelectHints) -> Result<Vec<Series>> {
+    fn select_hinted(&self, m: &[Matcher], mint: Timestamp, maxt: Timestamp, h: &SelectHints) -> Result<Selected> {
         let out = self.db.select_hinted(m, mint, maxt, h)?;
-        let n: usize = out.iter().map(|s| s.samples.len()).sum();
+        let n: usize = out.series.iter().map(|s| s.samples.len()).sum();
         self.samples.fetch_add(n as u64, Ordering::Relaxed);
         Ok(out)
     }
@@ -100,8 +101,11 @@ fn main() {
     println!("|---|---|---:|---:|");
     for q in queries {
         for (name, engine) in [
-            ("raw", Engine::default().with_max_resolution(0)),
-            ("rollups", Engine::default()),
+            ("raw", Engine::default()),
+            (
+                "rollups",
+                Engine::default().with_source_resolution(SourceResolution::UpTo(i64::MAX)),
+            ),
         ] {
             let counting = Counting {
                 db: &db,

@@ -89,6 +89,16 @@ pub struct MaintenanceReport {
     pub rollups: usize,
 }
 
+/// Which rollups [`Db::make_rollups`] writes for a raw block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rollups {
+    /// Those that hold markedly fewer samples than the block ([`rollup::reduces`]): while the
+    /// block stands, queries read it anyway unless asked for rollups.
+    WhereTheyReduce,
+    /// Every one whose retention keeps the block's range: the block is about to go.
+    AllKept,
+}
+
 impl Db {
     /// Cuts blocks from the head while it spans more than one and a half block ranges,
     /// compacts blocks, and applies retention. Safe to call at any time from any thread (rounds
@@ -105,11 +115,18 @@ impl Db {
     }
 
     fn maintain_with(&self, everything: bool) -> Result<MaintenanceReport> {
-        let mut report = MaintenanceReport::default();
         let Some(dir) = self.dir.clone() else {
-            return Ok(report);
+            return Ok(MaintenanceReport::default());
         };
         let _one = self.maintenance.lock();
+        let result = self.maintenance_round(&dir, everything);
+        self.counters().maintenance_rounds.fetch_add(1, Ordering::Relaxed);
+        result
+    }
+
+    /// One round of [`Db::maintain`], under its lock.
+    fn maintenance_round(&self, dir: &Path, everything: bool) -> Result<MaintenanceReport> {
+        let mut report = MaintenanceReport::default();
         // While a logged delete cannot finish (a block it names cannot be read, say), nothing
         // is compacted or checkpointed: its record must outlive it, and the blocks it names
         // must stay as they are. Blocks are still cut, so the head's memory stays bounded.
@@ -139,9 +156,9 @@ impl Db {
             report.compacted = self.compact_blocks(&blocks_dir)?;
         }
         report.rollups += self.make_missing_rollups()?;
-        report.deleted = self.apply_retention(&dir)?;
+        report.deleted = self.apply_retention(dir)?;
         if unfinished.is_none() {
-            report.compacted += self.compact_rollups(&dir)?;
+            report.compacted += self.compact_rollups(dir)?;
         }
         let c = self.counters();
         c.blocks_cut.fetch_add(report.cut as u64, Ordering::Relaxed);
@@ -203,7 +220,7 @@ impl Db {
                 }
                 // Its rollups too, before the head lets go: a late block's range may already
                 // be read from rollups.
-                self.make_rollups(&block, &[])?;
+                self.make_rollups(&block, &[], Rollups::WhereTheyReduce)?;
             }
             // Listed first, dropped from the head second: a query meanwhile sees the samples
             // twice (and merges them), never not at all.
@@ -324,7 +341,7 @@ impl Db {
             None => None,
         };
         if let Some(new) = &new {
-            self.make_rollups(new, &stale)?;
+            self.make_rollups(new, &stale, Rollups::WhereTheyReduce)?;
         }
         swap_blocks(&self.blocks, old, new)?;
         for (list, stale) in self.rollups.iter().zip(&stale) {
@@ -390,15 +407,16 @@ impl Db {
         let raw = self.blocks.read().clone();
         let mut made = 0;
         for b in &raw {
-            made += self.make_rollups(b, &[])?;
+            made += self.make_rollups(b, &[], Rollups::WhereTheyReduce)?;
         }
         Ok(made)
     }
 
     /// Writes the rollups raw block `b` lacks, at every resolution whose retention still keeps
-    /// its range, naming `replaced[tier]` (the rollups they take over from) among their
-    /// sources. Returns how many it wrote.
-    fn make_rollups(&self, b: &Block, replaced: &[Vec<Arc<Block>>]) -> Result<usize> {
+    /// its range (and, while `b` stands, that holds markedly fewer samples than `b`), naming
+    /// `replaced[tier]` (the rollups they take over from) among their sources. Returns how
+    /// many it wrote.
+    fn make_rollups(&self, b: &Block, replaced: &[Vec<Arc<Block>>], which: Rollups) -> Result<usize> {
         let Some(dir) = self.dir.as_deref().filter(|_| self.opts.rollups) else {
             return Ok(0);
         };
@@ -410,7 +428,8 @@ impl Db {
                 .iter()
                 .any(|x| x.meta().sources.first() == Some(&b.meta().id));
             let expired = self.opts.rollup_retention_ms[tier].is_some_and(|ret| b.meta().max_t < self.cutoff(ret));
-            if has || expired {
+            let wanted = which == Rollups::AllKept || rollup::reduces(b.meta(), r);
+            if has || expired || !wanted {
                 continue;
             }
             let rows = b
@@ -440,15 +459,15 @@ impl Db {
         Ok(made)
     }
 
-    /// The time before which blocks are past `retention`: behind the newest sample, but never
-    /// the future (one sample from a clock far ahead must not age everything out).
+    /// The time before which blocks are past `retention`. As Prometheus counts it: back from
+    /// the newest sample in a block (of any tier), not from the wall clock, so that history
+    /// replayed or imported into a store stays until newer data pushes it out; but never from
+    /// the future (one sample from a clock far ahead must not age everything out). Samples
+    /// still in the head do not count: they are not in a block yet.
     fn cutoff(&self, retention: i64) -> Timestamp {
-        let newest = self
-            .blocks
-            .read()
-            .iter()
-            .map(|b| b.meta().max_t)
-            .chain([self.head.stats().max_t])
+        let newest = std::iter::once(&self.blocks)
+            .chain(&self.rollups)
+            .filter_map(|list| list.read().iter().map(|b| b.meta().max_t).max())
             .max()
             .unwrap_or(i64::MIN)
             .min(crate::time::now_ms());
@@ -475,7 +494,7 @@ impl Db {
         let mut deleted = 0;
         let tiers = std::iter::once((&self.blocks, self.opts.retention_ms))
             .chain(self.rollups.iter().zip(self.opts.rollup_retention_ms));
-        for (list, retention) in tiers {
+        for (tier, (list, retention)) in tiers.enumerate() {
             let Some(retention) = retention else { continue };
             let cutoff = self.cutoff(retention);
             let expired: Vec<Arc<Block>> = list
@@ -485,6 +504,11 @@ impl Db {
                 .cloned()
                 .collect();
             for b in &expired {
+                if tier == 0 {
+                    // The rollups it did not get while it stood (they would not have been
+                    // much smaller) take over its range now.
+                    self.make_rollups(b, &[], Rollups::AllKept)?;
+                }
                 self.drop_block(list, b)?;
                 deleted += 1;
             }

@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::head::{AppendOutcome, ChunkStore, Head, HeadStats, MemSeries};
 use crate::labels::{Labels, Matcher};
 use crate::rollup::{self, RESOLUTIONS};
-use crate::storage::{Queryable, Sample, Series, SeriesReader, Timestamp};
+use crate::storage::{Queryable, RollupRead, Sample, Selected, Series, SeriesReader, Timestamp};
 use crate::wal::record::{Deletion, Mark, Record};
 use crate::wal::{DEFAULT_SEGMENT_SIZE, ReplayStats, Wal};
 
@@ -115,6 +115,8 @@ pub struct DbCounters {
     pub rollups: AtomicU64,
     /// Series removed from the head once their samples were all in blocks.
     pub series_collected: AtomicU64,
+    /// Maintenance rounds finished (with or without an error).
+    pub maintenance_rounds: AtomicU64,
 }
 
 /// A list of blocks, oldest first; readers take a copy.
@@ -460,25 +462,34 @@ impl Db {
             .collect()
     }
 
-    /// What each tier (raw, then the rollups) covers, as `[from, to)`, for [`rollup::plan`].
-    fn coverage(&self) -> Vec<Option<(Timestamp, Timestamp)>> {
-        let rollups: Vec<Option<(Timestamp, Timestamp)>> = self
+    /// Where raw samples are gone, as `[from, to)` spans: the ranges of rollups standing
+    /// alone (their raw block deleted past its retention or for space).
+    fn gone_spans(&self) -> Vec<(Timestamp, Timestamp)> {
+        let raw: std::collections::HashSet<String> = self.blocks.read().iter().map(|b| b.meta().id.clone()).collect();
+        let alone = self
             .rollups
             .iter()
-            .map(|list| {
-                let list = list.read();
-                let from = list.iter().map(|b| b.meta().min_t).min()?;
-                let to = list.iter().map(|b| b.meta().end).max()?;
-                Some((from, to))
+            .flat_map(|list| {
+                list.read()
+                    .iter()
+                    .filter(|b| b.meta().sources.first().is_none_or(|s| !raw.contains(s)))
+                    .map(|b| (b.meta().min_t, b.meta().end))
+                    .collect::<Vec<_>>()
             })
             .collect();
-        // Raw data covers from its oldest block on; with none, from where the rollups end
-        // (the head holds what came after).
-        let raw_from = match self.blocks.read().first() {
-            Some(b) => b.meta().min_t,
-            None => rollups.iter().flatten().map(|c| c.1).max().unwrap_or(i64::MIN),
-        };
-        std::iter::once(Some((raw_from, i64::MAX))).chain(rollups).collect()
+        rollup::merge_spans(alone)
+    }
+
+    /// What each tier (raw, then the rollups) covers, as `[from, to)` spans, for
+    /// [`rollup::plan`]: raw samples everything but where they are `gone`; a rollup tier its
+    /// blocks' ranges (with gaps where a raw block got no rollup of it: it would not have been
+    /// much smaller).
+    fn coverage(&self, gone: &[(Timestamp, Timestamp)]) -> Vec<Vec<(Timestamp, Timestamp)>> {
+        let rollups = self.rollups.iter().map(|list| {
+            let spans = list.read().iter().map(|b| (b.meta().min_t, b.meta().end)).collect();
+            rollup::merge_spans(spans)
+        });
+        std::iter::once(rollup::complement(gone)).chain(rollups).collect()
     }
 
     /// Series from the raw tier (head and raw blocks) in `[mint, maxt]`, merged per series.
@@ -544,30 +555,66 @@ impl Db {
         want: i64,
         max: i64,
     ) -> Result<Vec<Series>> {
+        self.select_planned(matchers, mint, maxt, want, max).map(|s| s.series)
+    }
+
+    /// [`Db::select_tiers`], saying which ranges rollups answered.
+    fn select_planned(
+        &self,
+        matchers: &[Matcher],
+        mint: Timestamp,
+        maxt: Timestamp,
+        want: i64,
+        max: i64,
+    ) -> Result<Selected> {
         let want = RESOLUTIONS.iter().position(|&r| r == want).map_or(0, |i| i + 1);
-        let mut cover = self.coverage();
+        let gone = self.gone_spans();
+        let mut cover = self.coverage(&gone);
         for (c, r) in cover.iter_mut().skip(1).zip(RESOLUTIONS) {
             if r > max {
-                *c = None;
+                c.clear();
             }
         }
         let plan = rollup::plan(mint, maxt, want, &cover);
         if let [(0, a, b)] = plan[..] {
-            return self.select_raw(matchers, a, b);
+            return Ok(Selected {
+                series: self.select_raw(matchers, a, b)?,
+                rollups: Vec::new(),
+            });
         }
         let mut parts = Vec::with_capacity(plan.len());
+        let mut rollups = Vec::new();
         for (tier, a, b) in plan {
             if tier == 0 {
                 parts.push(self.select_raw(matchers, a, b)?);
-            } else {
-                // Late samples no block holds yet, in ranges that rollups already cover.
-                parts.push(self.head.select_unwritten(matchers, a, b));
-                for block in self.rollup_blocks(tier - 1, a, b) {
-                    parts.push(block.select(matchers, a, b)?);
+                continue;
+            }
+            // Beside the rollups: where raw samples are gone, whatever raw samples came since
+            // (late ones, in the head or a block cut from it); elsewhere the rollups stand for
+            // the raw blocks, and only late samples no block holds yet are added.
+            for (x, y, is_gone) in rollup::split(a, b, &gone) {
+                if is_gone {
+                    parts.push(self.select_raw(matchers, x, y)?);
+                } else {
+                    parts.push(self.head.select_unwritten(matchers, x, y));
                 }
             }
+            let blocks = self.rollup_blocks(tier - 1, a, b);
+            if !blocks.is_empty() {
+                rollups.push(RollupRead {
+                    resolution_ms: RESOLUTIONS[tier - 1],
+                    from: a,
+                    to: b,
+                });
+            }
+            for block in blocks {
+                parts.push(block.select(matchers, a, b)?);
+            }
         }
-        Ok(merge_series(parts))
+        Ok(Selected {
+            series: merge_series(parts),
+            rollups,
+        })
     }
 }
 
@@ -582,7 +629,7 @@ impl Queryable for Db {
         mint: Timestamp,
         maxt: Timestamp,
         hints: &rollup::SelectHints,
-    ) -> Result<Vec<Series>> {
+    ) -> Result<Selected> {
         // Refused before anything is decoded: the head alone, or any one block, already holds
         // more matching series than allowed.
         if hints.max_series > 0 {
@@ -596,7 +643,7 @@ impl Queryable for Db {
                 return Err(crate::Error::TooManySeries(hints.max_series));
             }
         }
-        self.select_tiers(matchers, mint, maxt, hints.resolution(), hints.max_resolution_ms)
+        self.select_planned(matchers, mint, maxt, hints.resolution(), hints.source.coarsest())
     }
 
     fn series(&self, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Result<Vec<Labels>> {

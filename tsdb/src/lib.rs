@@ -72,4 +72,6 @@ pub use compact::MaintenanceReport;
 pub use db::{Appender, CommitStats, Db, Options};
 pub use error::{Error, Result};
 pub use labels::{Label, Labels, LabelsBuilder, MatchOp, Matcher, Symbol};
-pub use storage::{Queryable, STALE_NAN, Sample, Series, SeriesReader, Timestamp, is_stale_nan, stale_nan};
+pub use storage::{
+    Queryable, RollupRead, STALE_NAN, Sample, Selected, Series, SeriesReader, Timestamp, is_stale_nan, stale_nan,
+};

@@ -51,6 +51,32 @@ pub enum Reads {
     Increase,
 }
 
+/// Which samples a query reads. Exact by default: rollups answer only where the caller asks
+/// for them or where raw samples are gone.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SourceResolution {
+    /// Raw samples wherever they exist; rollups only for ranges whose raw samples are gone.
+    #[default]
+    Exact,
+    /// Raw samples only, also where they are gone (Thanos's `max_source_resolution=raw`).
+    Raw,
+    /// Rollups no coarser than this many milliseconds, wherever the query's step lets them
+    /// stand in for raw samples (Thanos's `max_source_resolution=1m|5m`); `i64::MAX` is
+    /// `auto`, the coarsest that fits.
+    UpTo(i64),
+}
+
+impl SourceResolution {
+    /// The coarsest resolution any range may be read at (0: raw only).
+    pub fn coarsest(self) -> i64 {
+        match self {
+            SourceResolution::Exact => i64::MAX,
+            SourceResolution::Raw => 0,
+            SourceResolution::UpTo(r) => r,
+        }
+    }
+}
+
 /// What the engine tells the store about a selection, so that it may read a rollup.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SelectHints {
@@ -64,31 +90,25 @@ pub struct SelectHints {
     pub lookback_ms: i64,
     /// How the samples are read.
     pub reads: Reads,
-    /// The coarsest resolution the caller accepts (0 for raw only; this also keeps rollups
-    /// out where raw samples are gone).
-    pub max_resolution_ms: i64,
+    /// Which samples the caller accepts.
+    pub source: SourceResolution,
     /// The most series the caller takes: a store may refuse a larger selection before it
     /// decodes anything (0: no limit).
     pub max_series: usize,
 }
 
 impl SelectHints {
-    /// Hints that ask for nothing but raw samples, with rollups allowed where raw samples are
-    /// gone.
-    pub fn raw() -> SelectHints {
-        SelectHints {
-            max_resolution_ms: i64::MAX,
-            ..SelectHints::default()
-        }
-    }
-
-    /// The coarsest rollup resolution that answers this selection as raw data would, or 0.
+    /// The coarsest rollup resolution the caller asked for that answers this selection as raw
+    /// data would, or 0 (raw samples, the default).
     ///
     /// The newest sample needs evaluation times on bucket ends (step and start multiples of
     /// the resolution) and a window (or the lookback) of whole buckets; increases need a step
     /// of at least the resolution and a window of whole buckets holding
     /// [`MIN_SAMPLES_PER_WINDOW`] of them.
     pub fn resolution(&self) -> i64 {
+        let SourceResolution::UpTo(max) = self.source else {
+            return 0;
+        };
         if self.step_ms <= 0 {
             return 0;
         }
@@ -110,9 +130,18 @@ impl SelectHints {
             .iter()
             .rev()
             .copied()
-            .find(|&r| r <= self.max_resolution_ms && fits(r))
+            .find(|&r| r <= max && fits(r))
             .unwrap_or(0)
     }
+}
+
+/// Whether a rollup at resolution `r` of a raw block holds markedly fewer samples than the
+/// block: at most half, estimated from the block's meta alone as one sample per series and
+/// bucket its range spans (an upper bound but for counter resets). One-minute data gets no 1 m
+/// rollup (it would be a copy); its 5 m rollup holds a fifth.
+pub fn reduces(meta: &crate::block::BlockMeta, r: i64) -> bool {
+    let buckets = (bucket(meta.max_t, r) - bucket(meta.min_t, r) + 1).max(1) as u64;
+    meta.series.saturating_mul(buckets).saturating_mul(2) <= meta.samples
 }
 
 /// Whether a series counts up and resets (so drops must survive downsampling): counters by
@@ -208,14 +237,14 @@ fn downsample_with(samples: &[Sample], starts: Option<&[Timestamp]>, r: i64, cou
 }
 
 /// Splits `[mint, maxt]` between tiers (0 raw, `i` the rollups of `RESOLUTIONS[i - 1]`),
-/// given what each covers as `[from, to)`: the wanted tier takes what it covers, then finer
-/// tiers (raw last but one), then coarser ones, each taking what is left. Returns `(tier, from,
-/// to)` pieces (inclusive) in time order; a range no tier covers goes to raw.
+/// given what each covers as `[from, to)` spans: the wanted tier takes what it covers, then
+/// finer tiers (raw last but one), then coarser ones, each taking what is left. Returns
+/// `(tier, from, to)` pieces (inclusive) in time order; a range no tier covers goes to raw.
 pub(crate) fn plan(
     mint: Timestamp,
     maxt: Timestamp,
     want: usize,
-    cover: &[Option<(Timestamp, Timestamp)>],
+    cover: &[Vec<(Timestamp, Timestamp)>],
 ) -> Vec<(usize, Timestamp, Timestamp)> {
     if mint > maxt {
         return vec![(0, mint, maxt)];
@@ -225,29 +254,87 @@ pub(crate) fn plan(
     let mut left = vec![(mint, maxt)];
     let mut out = Vec::new();
     for tier in order {
-        let Some((from, to)) = cover.get(tier).copied().flatten() else {
-            continue;
-        };
-        let to = to.saturating_sub(1);
-        let mut rest = Vec::with_capacity(left.len() + 1);
-        for (a, b) in left {
-            let (lo, hi) = (a.max(from), b.min(to));
-            if lo > hi {
-                rest.push((a, b));
-                continue;
+        for &(from, to) in cover.get(tier).map_or(&[][..], Vec::as_slice) {
+            let to = to.saturating_sub(1);
+            let mut rest = Vec::with_capacity(left.len() + 1);
+            for (a, b) in left {
+                let (lo, hi) = (a.max(from), b.min(to));
+                if lo > hi {
+                    rest.push((a, b));
+                    continue;
+                }
+                out.push((tier, lo, hi));
+                if a < lo {
+                    rest.push((a, lo - 1));
+                }
+                if hi < b {
+                    rest.push((hi + 1, b));
+                }
             }
-            out.push((tier, lo, hi));
-            if a < lo {
-                rest.push((a, lo - 1));
-            }
-            if hi < b {
-                rest.push((hi + 1, b));
-            }
+            left = rest;
         }
-        left = rest;
     }
     out.extend(left.into_iter().map(|(a, b)| (0, a, b)));
     out.sort_by_key(|p| p.1);
+    out
+}
+
+/// What sorted, disjoint `[from, to)` spans leave of all time, as spans.
+pub(crate) fn complement(spans: &[(Timestamp, Timestamp)]) -> Vec<(Timestamp, Timestamp)> {
+    let mut out = Vec::with_capacity(spans.len() + 1);
+    let mut from = i64::MIN;
+    for &(a, b) in spans {
+        if a > from {
+            out.push((from, a));
+        }
+        from = from.max(b);
+    }
+    if from < i64::MAX {
+        out.push((from, i64::MAX));
+    }
+    out
+}
+
+/// `[a, b]` (inclusive) cut at the edges of sorted, disjoint `[from, to)` spans: the pieces in
+/// time order, each with whether it lies in a span.
+pub(crate) fn split(a: Timestamp, b: Timestamp, spans: &[(Timestamp, Timestamp)]) -> Vec<(Timestamp, Timestamp, bool)> {
+    let mut out = Vec::new();
+    let mut at = a;
+    for &(from, to) in spans {
+        if at > b {
+            break;
+        }
+        let to = to.saturating_sub(1);
+        if to < at {
+            continue;
+        }
+        if from > b {
+            break;
+        }
+        if from > at {
+            out.push((at, from - 1, false));
+            at = from;
+        }
+        let end = to.min(b);
+        out.push((at, end, true));
+        at = end.saturating_add(1);
+    }
+    if at <= b {
+        out.push((at, b, false));
+    }
+    out
+}
+
+/// `[from, to)` spans merged where they overlap or touch, in time order.
+pub(crate) fn merge_spans(mut spans: Vec<(Timestamp, Timestamp)>) -> Vec<(Timestamp, Timestamp)> {
+    spans.sort_unstable();
+    let mut out: Vec<(Timestamp, Timestamp)> = Vec::with_capacity(spans.len());
+    for (from, to) in spans {
+        match out.last_mut() {
+            Some(last) if from <= last.1 => last.1 = last.1.max(to),
+            _ => out.push((from, to)),
+        }
+    }
     out
 }
 
@@ -381,7 +468,7 @@ mod tests {
     #[test]
     fn plans_split_the_range_between_tiers() {
         // Raw from 100 on, 1 m rollups over [0, 200), 5 m ones over [-100, 200).
-        let cover = [Some((100, i64::MAX)), Some((0, 200)), Some((-100, 200))];
+        let cover = [vec![(100, i64::MAX)], vec![(0, 200)], vec![(-100, 200)]];
         assert_eq!(plan(150, 300, 0, &cover), vec![(0, 150, 300)]);
         assert_eq!(plan(-50, 300, 0, &cover), vec![(2, -50, -1), (1, 0, 99), (0, 100, 300)]);
         assert_eq!(
@@ -394,9 +481,30 @@ mod tests {
         );
         // Without rollups everything is raw.
         assert_eq!(
-            plan(-50, 300, 2, &[Some((i64::MIN, i64::MAX)), None, None]),
+            plan(-50, 300, 2, &[vec![(i64::MIN, i64::MAX)], vec![], vec![]]),
             vec![(0, -50, 300)]
         );
+        // A tier with a gap (a block whose 1 m rollup would not have reduced it): the gap is
+        // read from raw samples, the rest from the tier asked for.
+        let cover = [vec![(0, i64::MAX)], vec![(0, 100), (200, 300)], vec![(0, 300)]];
+        assert_eq!(
+            plan(50, 250, 1, &cover),
+            vec![(1, 50, 99), (0, 100, 199), (1, 200, 250)]
+        );
+        assert_eq!(
+            merge_spans(vec![(200, 300), (0, 100), (100, 150), (120, 130)]),
+            vec![(0, 150), (200, 300)]
+        );
+        assert_eq!(
+            complement(&[(0, 150), (200, 300)]),
+            vec![(i64::MIN, 0), (150, 200), (300, i64::MAX)]
+        );
+        assert_eq!(complement(&[]), vec![(i64::MIN, i64::MAX)]);
+        assert_eq!(
+            split(-50, 250, &[(0, 150), (200, 300)]),
+            vec![(-50, -1, false), (0, 149, true), (150, 199, false), (200, 250, true)]
+        );
+        assert_eq!(split(160, 170, &[(0, 150), (200, 300)]), vec![(160, 170, false)]);
     }
 
     #[test]
@@ -407,10 +515,14 @@ mod tests {
             range_ms: 0,
             lookback_ms: 300_000,
             reads: Reads::Newest,
-            max_resolution_ms: i64::MAX,
+            source: SourceResolution::UpTo(i64::MAX),
             max_series: 0,
         };
         assert_eq!(hints.resolution(), 300_000);
+        // Exact (the default) and raw read raw samples, however well the step fits.
+        for source in [SourceResolution::Exact, SourceResolution::Raw] {
+            assert_eq!(SelectHints { source, ..hints }.resolution(), 0);
+        }
         assert_eq!(
             SelectHints {
                 start: 1_860_000,
@@ -453,7 +565,7 @@ mod tests {
         );
         assert_eq!(
             SelectHints {
-                max_resolution_ms: 60_000,
+                source: SourceResolution::UpTo(60_000),
                 ..hints
             }
             .resolution(),
@@ -461,7 +573,7 @@ mod tests {
         );
         assert_eq!(
             SelectHints {
-                max_resolution_ms: 0,
+                source: SourceResolution::UpTo(0),
                 ..hints
             }
             .resolution(),

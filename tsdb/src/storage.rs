@@ -106,17 +106,20 @@ pub trait Queryable: Send + Sync {
     fn select(&self, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Result<Vec<Series>>;
 
     /// [`Queryable::select`] with what the engine knows of how the samples will be read, so that
-    /// a store keeping rollups may read those instead ([`crate::rollup`]). A store without
-    /// rollups answers with raw samples.
+    /// a store keeping rollups may read those where the hints allow ([`crate::rollup`]). A
+    /// store without rollups answers with raw samples.
     fn select_hinted(
         &self,
         matchers: &[Matcher],
         mint: Timestamp,
         maxt: Timestamp,
         hints: &crate::rollup::SelectHints,
-    ) -> Result<Vec<Series>> {
+    ) -> Result<Selected> {
         let _ = hints;
-        self.select(matchers, mint, maxt)
+        Ok(Selected {
+            series: self.select(matchers, mint, maxt)?,
+            rollups: Vec::new(),
+        })
     }
 
     /// Label sets of the series matching all `matchers` that have samples in `[mint, maxt]`,
@@ -128,6 +131,26 @@ pub trait Queryable: Send + Sync {
 
     /// Sorted values of label `name` over the matching series.
     fn label_values(&self, name: &str, matchers: &[Matcher], mint: Timestamp, maxt: Timestamp) -> Result<Vec<String>>;
+}
+
+/// What a hinted selection found, and where it read rollups instead of raw samples.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Selected {
+    /// The series, as [`Queryable::select`] returns them.
+    pub series: Vec<Series>,
+    /// The ranges read from rollups, in time order (none: raw samples throughout).
+    pub rollups: Vec<RollupRead>,
+}
+
+/// A range of a selection that a rollup answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RollupRead {
+    /// The rollup's resolution.
+    pub resolution_ms: i64,
+    /// The range, both ends included.
+    pub from: Timestamp,
+    /// See `from`.
+    pub to: Timestamp,
 }
 
 /// What the head and every block answer, each for its own samples: the store asks all of them

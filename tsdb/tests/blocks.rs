@@ -139,10 +139,11 @@ fn cut_compact_reopen_and_retain() {
     assert_eq!(all(&db, i64::MIN, i64::MAX), expected(i64::MIN, i64::MAX, upto + HOUR));
     drop(db);
 
-    // Retention: blocks whose newest sample is more than 7 h behind the newest (13:59:50) go:
-    // 0-6 h does, 6-12 h (compacted from three now) stays.
+    // Retention, as Prometheus counts it: blocks whose newest sample is more than 5 h behind
+    // the newest in a block (11:59:50, once this round has cut 10-12 h; the head's 13:59:50
+    // does not count) go: 0-6 h does, 6-12 h (compacted from three now) stays.
     let retained = Options {
-        retention_ms: Some(7 * HOUR),
+        retention_ms: Some(5 * HOUR),
         ..options()
     };
     let db = Db::open(dir.path(), retained).expect("reopen");

@@ -2,7 +2,7 @@
 //! them in step with the raw blocks, they outlive raw retention, and the engine reads them for
 //! coarse steps with the answers raw data gives.
 
-use vigil_tsdb::promql::{Engine, Value};
+use vigil_tsdb::promql::{Engine, SourceResolution, Value};
 use vigil_tsdb::rollup::RESOLUTIONS;
 use vigil_tsdb::{Db, Labels, Matcher, Options, Queryable, Sample, stale_nan};
 
@@ -142,8 +142,8 @@ fn coarse_steps_read_rollups_and_answer_as_raw_data_does() {
     let db = open(dir.path(), Options::default());
     fill(&db);
     db.flush_to_blocks().expect("flush");
-    let auto = Engine::default();
-    let raw = auto.with_max_resolution(0);
+    let auto = Engine::default().with_source_resolution(SourceResolution::UpTo(i64::MAX));
+    let raw = Engine::default().with_source_resolution(SourceResolution::Raw);
     let (start, end) = (T0 + HOUR, T0 + (HOURS - 1) * HOUR);
 
     // Vector selectors at steps on bucket ends: exactly the raw answer, staleness included.
@@ -402,8 +402,8 @@ fn late_samples_in_the_head_unaligned_last_over_time_and_the_raw_cap() {
         app.append(&lagging, T0 + 25 * HOUR + i * STEP, 1.0).expect("append");
         app.commit().expect("commit");
     }
-    let auto = Engine::default();
-    let raw = auto.with_max_resolution(0);
+    let auto = Engine::default().with_source_resolution(SourceResolution::UpTo(i64::MAX));
+    let raw = Engine::default().with_source_resolution(SourceResolution::Raw);
     let (start, end) = (T0 + 24 * HOUR, T0 + 27 * HOUR);
     for (q, s, step) in [
         ("vigil_inflight", start, 5 * MINUTE),
@@ -478,16 +478,18 @@ fn rollups_standing_alone_are_merged_into_long_windows() {
     let want = answers(&db);
     assert_eq!(want[0].len(), 3, "three counters");
     let raw_blocks = db.blocks().len();
-    for tier in 0..RESOLUTIONS.len() {
-        let rollups = db.rollups(tier);
-        assert_eq!(rollups.len(), raw_blocks, "one rollup per raw block");
-        assert!(rollups.iter().all(|b| b.meta().max_t - b.meta().min_t < DAY));
-    }
+    // One-minute data gets no 1 m rollups while its raw blocks stand (they would be copies);
+    // 5 m ones, one per raw block.
+    assert!(db.rollups(0).is_empty());
+    let rollups = db.rollups(1);
+    assert_eq!(rollups.len(), raw_blocks, "one 5 m rollup per raw block");
+    assert!(rollups.iter().all(|b| b.meta().max_t - b.meta().min_t < DAY));
     drop(db);
     copy_dir(&dir.path().join("rollups"), aside.path());
 
-    // Raw samples kept a day: the rollups of the days before stand alone and are merged, per
-    // window that raw data no longer reaches into.
+    // Raw samples kept a day: the raw blocks of the days before get the 1 m rollups they
+    // lacked as they go; the rollups of those days stand alone and are merged, per window that
+    // raw data no longer reaches into.
     let db = open(dir.path(), opts(Some(DAY)));
     let report = db.maintain().expect("maintain");
     let raw_from = db.blocks().first().expect("raw blocks").meta().min_t;
@@ -508,9 +510,11 @@ fn rollups_standing_alone_are_merged_into_long_windows() {
         assert_eq!(merged.len(), want_merged, "tier {tier}");
         let alone = rollups.iter().filter(|b| b.meta().level <= 3);
         assert!(alone.clone().all(|b| b.meta().min_t >= BASE + unsettled_from));
+        // (The raw days left have no 1 m rollups.)
+        let unsettled = (tier == 1).then_some(BASE + unsettled_from);
         assert_eq!(
             alone.map(|b| b.meta().min_t).min(),
-            Some(BASE + unsettled_from),
+            unsettled,
             "tier {tier}: the unsettled window's rollups stay as they were"
         );
     }
@@ -528,4 +532,68 @@ fn rollups_standing_alone_are_merged_into_long_windows() {
     assert_eq!(answers(&db), want);
     let report = db.maintain().expect("maintain");
     assert_eq!((report.compacted, report.rollups), (0, 0), "{report:?}");
+}
+
+#[test]
+fn answers_are_exact_by_default_and_say_where_rollups_stood_in() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = open(dir.path(), Options::default());
+    fill(&db);
+    db.flush_to_blocks().expect("flush");
+    db.maintain().expect("maintain");
+    let exact = Engine::default();
+    let raw = Engine::default().with_source_resolution(SourceResolution::Raw);
+    let auto = Engine::default().with_source_resolution(SourceResolution::UpTo(i64::MAX));
+    let (start, end) = (T0 + HOUR, T0 + (HOURS - 1) * HOUR);
+    // Steps that rollups would serve: the default reads raw samples all the same, so its
+    // answers are the raw ones to the bit, with no info; asked for, rollups answer and say so.
+    for (q, step) in [
+        ("rate(vigil_http_requests_total[30m])", 10 * MINUTE),
+        ("sum(increase(vigil_http_requests_total[1h]))", HOUR),
+        ("vigil_inflight", 5 * MINUTE),
+    ] {
+        let (a, notes) = exact.range_query_warned(&db, q, start, end, step).expect("query");
+        let b = raw.range_query(&db, q, start, end, step).expect("query");
+        assert_eq!(matrix(a), matrix(b), "{q}");
+        assert!(notes.is_empty(), "{q}: {notes:?}");
+        let (_, notes) = auto.range_query_warned(&db, q, start, end, step).expect("query");
+        assert!(
+            notes.iter().any(|n| n.starts_with("PromQL info: samples from")
+                && n.contains("rollups (as max_source_resolution allows)")),
+            "{q}: {notes:?}"
+        );
+    }
+
+    // Raw samples past their retention are gone: the default answers from rollups there, and
+    // says for which range.
+    drop(db);
+    let db = open(
+        dir.path(),
+        Options {
+            retention_ms: Some(4 * HOUR),
+            ..Options::default()
+        },
+    );
+    db.maintain().expect("maintain");
+    let oldest_raw = db.blocks().iter().map(|b| b.meta().min_t).min().expect("raw blocks");
+    assert_eq!(oldest_raw, T0 + 24 * HOUR, "the first day's raw block is gone");
+    let q = "vigil_http_requests_total{route=\"/a\"}";
+    let (v, notes) = exact
+        .range_query_warned(&db, q, T0 + HOUR, end, 5 * MINUTE)
+        .expect("query");
+    let points = &matrix(v)[0].1;
+    assert_eq!(
+        points.first().map(|p| p.0),
+        Some(T0 + HOUR),
+        "the old range is answered"
+    );
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.starts_with("PromQL info: samples from") && n.contains("(raw samples are gone there)")),
+        "{notes:?}"
+    );
+    // ... and not at all when the caller wants raw samples only.
+    let v = raw.range_query(&db, q, T0 + HOUR, end, 5 * MINUTE).expect("query");
+    assert!(matrix(v)[0].1.first().is_some_and(|p| p.0 >= oldest_raw));
 }

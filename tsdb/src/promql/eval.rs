@@ -16,7 +16,7 @@ use super::error::{QueryError, QueryResult};
 use super::value::{Point, Sample, Series};
 use super::{EngineOptions, aggregate, binary, functions};
 use crate::labels::{Labels, MatchOp, Matcher};
-use crate::rollup::{Reads, SelectHints};
+use crate::rollup::{Reads, SelectHints, SourceResolution};
 use crate::storage::{Queryable, Timestamp, is_stale_nan};
 
 /// A series of a step matrix: points at step timestamps.
@@ -343,7 +343,10 @@ impl<'a> Evaluator<'a> {
                     crate::Error::TooManySeries(n) => QueryError::TooManySeries(n),
                     other => QueryError::Storage(other),
                 })?;
-            out.extend(found);
+            for r in &found.rollups {
+                self.warn(rollup_info(r, hints.source));
+            }
+            out.extend(found.series);
             if out.len() > self.opts.max_series {
                 return Err(QueryError::TooManySeries(self.opts.max_series));
             }
@@ -438,6 +441,7 @@ impl<'a> Evaluator<'a> {
     }
 
     /// What the store may know of a selection to pick a rollup.
+    /// (The answer says where rollups stood in: see [`rollup_info`].)
     fn hints(&self, reads: Reads, start: Timestamp, range_ms: i64) -> SelectHints {
         SelectHints {
             step_ms: if self.start == self.end { 0 } else { self.interval },
@@ -445,7 +449,7 @@ impl<'a> Evaluator<'a> {
             range_ms,
             lookback_ms: self.opts.lookback_delta_ms,
             reads,
-            max_resolution_ms: self.opts.max_resolution_ms,
+            source: self.opts.source_resolution,
             max_series: self.opts.max_series,
         }
     }
@@ -790,6 +794,20 @@ fn convert_matcher(m: &ParserMatcher) -> Matcher {
         ParserOp::Re(re) => Matcher::with_regex(MatchOp::Regex, m.name.clone(), m.value.clone(), re.clone()),
         ParserOp::NotRe(re) => Matcher::with_regex(MatchOp::NotRegex, m.name.clone(), m.value.clone(), re.clone()),
     }
+}
+
+/// The info an answer carries for a range read from rollups instead of raw samples.
+fn rollup_info(r: &crate::storage::RollupRead, source: SourceResolution) -> String {
+    let why = match source {
+        SourceResolution::UpTo(_) => "as max_source_resolution allows",
+        SourceResolution::Exact | SourceResolution::Raw => "raw samples are gone there",
+    };
+    format!(
+        "PromQL info: samples from {} to {} were read from {} rollups ({why})",
+        crate::time::format_rfc3339(r.from),
+        crate::time::format_rfc3339(r.to),
+        crate::rollup::resolution_name(r.resolution_ms),
+    )
 }
 
 #[cfg(test)]

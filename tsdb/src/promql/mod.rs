@@ -37,6 +37,7 @@ pub use error::{QueryError, QueryResult};
 pub use functions::format_float;
 pub use value::{Point, Sample, Series, Value};
 
+pub use crate::rollup::SourceResolution;
 use crate::storage::{Queryable, Timestamp};
 use eval::{EVal, Evaluator, Warnings};
 
@@ -55,9 +56,9 @@ pub struct EngineOptions {
     pub default_subquery_step_ms: i64,
     /// Prometheus 2.x window semantics: windows include their left boundary (`[t - range, t]`).
     pub prometheus_v2: bool,
-    /// The coarsest rollup a query may read where its step allows ([`crate::rollup`]); 0 reads
-    /// raw samples only.
-    pub max_resolution_ms: i64,
+    /// Which samples queries read ([`crate::rollup`]): raw samples wherever they exist by
+    /// default, rollups where they are gone or where the caller asks.
+    pub source_resolution: SourceResolution,
 }
 
 impl Default for EngineOptions {
@@ -69,7 +70,7 @@ impl Default for EngineOptions {
             timeout: Duration::from_secs(120),
             default_subquery_step_ms: 60 * 1000,
             prometheus_v2: false,
-            max_resolution_ms: i64::MAX,
+            source_resolution: SourceResolution::Exact,
         }
     }
 }
@@ -95,11 +96,11 @@ impl Engine {
         &self.opts
     }
 
-    /// This engine reading rollups no coarser than `resolution_ms` (0: raw samples only), as
-    /// the API's `max_source_resolution` asks.
-    pub fn with_max_resolution(&self, resolution_ms: i64) -> Engine {
+    /// This engine reading the samples `source` says, as the API's `max_source_resolution`
+    /// asks.
+    pub fn with_source_resolution(&self, source: SourceResolution) -> Engine {
         let mut opts = self.opts.clone();
-        opts.max_resolution_ms = resolution_ms;
+        opts.source_resolution = source;
         Engine { opts }
     }
 
