@@ -8,120 +8,23 @@
 //! in-memory storage; installed by `.ci/run`). Without `tansu` on the PATH the tansu variants
 //! say so and pass, unless `VIGIL_REQUIRE_EXTERNAL=1` makes them fail.
 
+#[path = "kafka/broker.rs"]
+mod broker;
 mod common;
+#[path = "kafka/kills.rs"]
+mod kills;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Server, free_addr, get, vector, wait_until};
-use rdkafka::ClientConfig;
-use rdkafka::mocking::MockCluster;
+use broker::Broker;
+use common::{Server, get, vector, wait_until};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use serde_json::Value;
 use vigil_collector::sim::{Simulator, Topology};
 use vigil_tsdb::time::now_ms;
-
-/// A broker for a test.
-enum Broker {
-    Mock(MockCluster<'static, DefaultProducerContext>),
-    Tansu {
-        child: std::process::Child,
-        addr: SocketAddr,
-    },
-}
-
-impl Broker {
-    fn mock() -> Broker {
-        Broker::Mock(MockCluster::new(1).expect("mock cluster"))
-    }
-
-    /// tansu on a free port, or `None` (the test is skipped) if it is not installed.
-    fn tansu() -> Option<Broker> {
-        let found = std::process::Command::new("tansu")
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !found {
-            assert!(
-                std::env::var_os("VIGIL_REQUIRE_EXTERNAL").is_none(),
-                "tansu is required (VIGIL_REQUIRE_EXTERNAL is set): cargo install tansu --locked --features dynostore"
-            );
-            eprintln!("tansu is not installed: skipping");
-            return None;
-        }
-        // tansu must be told its port: a free one, bound and released. Should a test alongside
-        // take it meanwhile, tansu ends (it cannot listen) and another port is tried.
-        for _ in 0..5 {
-            let addr = free_addr();
-            let url = format!("tcp://{addr}");
-            let mut child = std::process::Command::new("tansu")
-                .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
-                .args(["--storage-engine", "memory://tansu/", "--cluster-id", "vigil-e2e"])
-                .env_remove("LISTENER_URL")
-                .env_remove("ADVERTISED_LISTENER_URL")
-                .env_remove("STORAGE_ENGINE")
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .expect("starting tansu");
-            let ended = |child: &mut std::process::Child| child.try_wait().ok().flatten().is_some();
-            wait_until(Duration::from_secs(30), || {
-                ended(&mut child) || std::net::TcpStream::connect(addr).is_ok()
-            });
-            // Listening, and not someone else's listener that tansu lost the port to.
-            std::thread::sleep(Duration::from_millis(300));
-            if !ended(&mut child) {
-                return Some(Broker::Tansu { child, addr });
-            }
-            eprintln!("tansu could not listen on {addr}: trying another port");
-        }
-        panic!("tansu did not start on any of five ports");
-    }
-
-    fn bootstrap(&self) -> String {
-        match self {
-            Broker::Mock(c) => c.bootstrap_servers(),
-            Broker::Tansu { addr, .. } => addr.to_string(),
-        }
-    }
-
-    fn create_topic(&self, topic: &str, partitions: i32) {
-        match self {
-            Broker::Mock(c) => c.create_topic(topic, partitions, 1).expect("topic"),
-            Broker::Tansu { addr, .. } => {
-                let out = std::process::Command::new("tansu")
-                    .args(["topic", "create", topic, "--broker", &format!("tcp://{addr}")])
-                    .args(["--partitions", &partitions.to_string()])
-                    .output()
-                    .expect("tansu topic create");
-                assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-            }
-        }
-    }
-
-    /// Producer settings: tansu 0.6 mis-delivers a partition resumed from an offset inside a
-    /// batch of records, so every message gets a batch of its own there.
-    fn producer_config(&self) -> ClientConfig {
-        let mut c = ClientConfig::new();
-        c.set("bootstrap.servers", self.bootstrap());
-        match self {
-            Broker::Mock(_) => c.set("linger.ms", "5"),
-            Broker::Tansu { .. } => c.set("linger.ms", "0").set("batch.num.messages", "1"),
-        };
-        c
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        if let Broker::Tansu { child, .. } = self {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
 
 /// Produces simulated traffic for `[from, to)`, one event per message keyed by request id (so
 /// the partitions fill evenly: the mock cluster keeps at most 5 MB per partition and drops the
@@ -221,6 +124,28 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The kill test's seed: `VIGIL_KILL_SEED`, or the clock's (printed, to run a failure again).
+fn kill_seed() -> u64 {
+    std::env::var("VIGIL_KILL_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| now_ms() as u64)
+}
+
+#[test]
+fn exactly_once_through_random_sigkills_and_rebalances() {
+    let _one = serial();
+    kills::exact_through_kills_on(&Broker::mock(), kill_seed());
+}
+
+#[test]
+fn exactly_once_through_random_sigkills_and_rebalances_on_tansu() {
+    let _one = serial();
+    if let Some(b) = Broker::tansu() {
+        kills::exact_through_kills_on(&b, kill_seed());
+    }
 }
 
 #[test]

@@ -5,8 +5,10 @@
 //! With a source that can replay (Kafka), the collector checkpoints: every commit also stores
 //! the source's positions and the open windows (marks in the same WAL record as the samples),
 //! and a restart brings the open windows back, so replaying from the stored positions counts
-//! every event exactly once. Windows then close at the source's watermark, not at the newest
-//! event's.
+//! every event exactly once. The source's events are held apart (tentative) until it commits
+//! their positions, so that it can give back what it read since its last commit (to another
+//! consumer, after a rebalance) without a trace here. Windows then close at the source's
+//! watermark, not at the newest event's.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -94,8 +96,11 @@ struct Inner {
     checkpointing: bool,
     /// Whether the store holds a non-empty checkpoint (cleared once checkpointing stops).
     checkpoint_stored: bool,
-    /// Source positions, stored with every commit while checkpointing.
+    /// Source positions, stored with every commit while checkpointing: those of the events in
+    /// the open windows (not of tentative ones).
     positions: BTreeMap<String, Vec<u8>>,
+    /// What the tentative events of a source would add to `stats` once committed.
+    tentative: IngestReport,
     /// Where sampled raw events go.
     events: Option<EventSink>,
 }
@@ -151,6 +156,7 @@ impl Collector {
                 checkpointing: false,
                 checkpoint_stored: checkpoint.is_some(),
                 positions: BTreeMap::new(),
+                tentative: IngestReport::default(),
                 events: None,
             }),
         }
@@ -229,35 +235,66 @@ impl Collector {
         backpressure(&self.inner.lock())
     }
 
-    /// Aggregates events of a replayable source. `positions` (mark key, value) say how far the
-    /// source has read, these events included; they are stored with the next commit. Windows
-    /// close up to `watermark`, the event time the source has delivered everything before.
-    /// Returns the report and whether a commit stored these positions (the source may then
-    /// acknowledge them upstream).
-    pub fn ingest_from_source(
+    /// Adds events of a replayable source tentatively ([`Aggregator::add_tentative`]): they
+    /// count once [`Collector::commit_from_source`] stores the positions they lead to, and are
+    /// forgotten by [`Collector::discard_tentative`]. `rejected` carries the decoder's
+    /// rejections.
+    pub fn add_from_source(
         &self,
         events: &[KongEvent<'_>],
         rejected: RejectCounts,
         now: Timestamp,
-        positions: impl IntoIterator<Item = (String, Vec<u8>)>,
-        watermark: Option<Timestamp>,
-    ) -> Result<(IngestReport, bool)> {
+    ) -> Result<IngestReport> {
         let mut inner = self.inner.lock();
         let inner = &mut *inner;
         backpressure(inner)?;
-        let report = aggregate(inner, events, rejected, now);
+        let mut report = IngestReport { accepted: 0, rejected };
+        for ev in events {
+            match inner.agg.add_tentative(ev, now) {
+                Ok(()) => {
+                    report.accepted += 1;
+                    sample_raw_event(inner, ev);
+                }
+                Err(r) => report.rejected.add(r),
+            }
+        }
+        inner.tentative.merge(&report);
+        Ok(report)
+    }
+
+    /// Whether windows would close at `watermark`: a source commits then.
+    pub fn closes_at(&self, watermark: Timestamp) -> bool {
+        self.inner.lock().agg.closes_at(watermark)
+    }
+
+    /// Makes a source's tentative events count, closes the windows `watermark` passes and
+    /// stores it all in one commit with `positions` (mark key, value: how far the source has
+    /// read, these events included). After an error the events count all the same (the
+    /// closed windows wait for the next commit): what is not yet stored then is the source's
+    /// concern.
+    pub fn commit_from_source(
+        &self,
+        positions: impl IntoIterator<Item = (String, Vec<u8>)>,
+        watermark: Option<Timestamp>,
+    ) -> Result<()> {
+        let mut inner = self.inner.lock();
+        let inner = &mut *inner;
+        inner.agg.commit_tentative();
+        let counted = std::mem::take(&mut inner.tentative);
+        inner.stats.accepted += counted.accepted;
+        inner.stats.rejected.merge(&counted.rejected);
         inner.positions.extend(positions);
         if let Some(wm) = watermark {
             inner.agg.advance_watermark(wm, &mut inner.out);
         }
-        let stored = !inner.out.is_empty() || inner.sink.pending() > 0;
-        match commit(&self.db, inner, false) {
-            Ok(()) => Ok((report, stored)),
-            Err(e) => {
-                tracing::error!(error = %e, pending = inner.sink.pending(), "store commit failed; will retry");
-                Ok((report, false))
-            }
-        }
+        commit(&self.db, inner, true)
+    }
+
+    /// Forgets a source's tentative events: it reads them again (or another consumer does).
+    pub fn discard_tentative(&self) {
+        let mut inner = self.inner.lock();
+        inner.agg.discard_tentative();
+        inner.tentative = IngestReport::default();
     }
 
     /// Stores the source positions and open windows now, even if no window closed: before a
@@ -376,11 +413,7 @@ fn aggregate(inner: &mut Inner, events: &[KongEvent<'_>], mut rejected: RejectCo
         match r {
             Ok(()) => {
                 accepted += 1;
-                if let Some(sink) = &mut inner.events
-                    && let Some(kept) = sink.sampler.keep(ev)
-                {
-                    sink.store.offer(raw_event(ev, inner.agg.last_template(), kept));
-                }
+                sample_raw_event(inner, ev);
             }
             Err(r) => rejected.add(r),
         }
@@ -388,6 +421,17 @@ fn aggregate(inner: &mut Inner, events: &[KongEvent<'_>], mut rejected: RejectCo
     inner.stats.accepted += accepted;
     inner.stats.rejected.merge(&rejected);
     IngestReport { accepted, rejected }
+}
+
+/// Offers the event just aggregated to the event store, if the sampler keeps it. (A source's
+/// event read again after a discard is offered again: the event store keeps one per request
+/// id.)
+fn sample_raw_event(inner: &mut Inner, ev: &KongEvent<'_>) {
+    if let Some(sink) = &mut inner.events
+        && let Some(kept) = sink.sampler.keep(ev)
+    {
+        sink.store.offer(raw_event(ev, inner.agg.last_template(), kept));
+    }
 }
 
 /// The event store's record of an event.

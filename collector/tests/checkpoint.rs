@@ -1,6 +1,6 @@
-//! A collector that checkpoints, crashed at any point and restarted from the store, ends with
-//! exactly the series of one that ran through: the stored positions and open windows make the
-//! replay count every event once.
+//! A collector that checkpoints, crashed at any point and restarted from the store, or made to
+//! give back what it read since its last commit, ends with exactly the series of one that ran
+//! through: the stored positions and open windows make the replay count every event once.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -27,15 +27,26 @@ fn batches() -> Vec<Vec<SimEvent>> {
         .collect()
 }
 
+/// Adds a batch as the Kafka source does (tentatively), and commits with the position after it
+/// when windows close.
 fn feed(c: &Collector, batch: &[SimEvent], next: usize) -> bool {
     let events: Vec<_> = batch.iter().map(SimEvent::as_kong).collect();
     let newest = events.iter().map(|e| e.started_at).max();
     let wm = newest.map(|t| t - 5_000);
-    let pos = (POSITION.to_owned(), (next as u64).to_le_bytes().to_vec());
-    let (report, _) = c
-        .ingest_from_source(&events, RejectCounts::default(), T0 + 3_600_000, [pos], wm)
+    let report = c
+        .add_from_source(&events, RejectCounts::default(), T0 + 3_600_000)
         .expect("ingest");
+    if wm.is_some_and(|wm| c.closes_at(wm)) {
+        let pos = (POSITION.to_owned(), (next as u64).to_le_bytes().to_vec());
+        c.commit_from_source([pos], wm).expect("commit");
+    }
     report.rejected.total() == 0
+}
+
+/// The position the store holds.
+fn stored(db: &Db) -> usize {
+    db.mark(POSITION)
+        .map_or(0, |v| u64::from_le_bytes(v.try_into().expect("8 bytes")) as usize)
 }
 
 /// Every `vigil_http_*` series' newest value.
@@ -68,6 +79,7 @@ fn run_through(batches: &[Vec<SimEvent>]) -> BTreeMap<String, f64> {
     for (i, b) in batches.iter().enumerate() {
         assert!(feed(&c, b, i + 1));
     }
+    c.commit_from_source([], None).expect("commit");
     c.flush().expect("flush");
     finals(&db)
 }
@@ -100,15 +112,44 @@ fn crashes_at_any_point_lose_and_double_nothing() {
                 drop(c);
                 c = Collector::new(db.clone(), AggregatorConfig::default());
                 c.enable_checkpoints();
-                next = db
-                    .mark(POSITION)
-                    .map_or(0, |v| u64::from_le_bytes(v.try_into().expect("8 bytes")) as usize);
+                next = stored(&db);
                 continue;
             }
             next += 1;
         }
+        c.commit_from_source([], None).expect("commit");
         c.flush().expect("flush");
         let diff = differences(&finals(&db), &want);
         assert!(diff.is_empty(), "crashes after batches {crashes:?}: {diff:#?}");
+    }
+}
+
+#[test]
+fn what_is_given_back_counts_once_when_read_again() {
+    let batches = batches();
+    let want = run_through(&batches);
+    // After these batches the source gives back what it read since its last commit (its
+    // partitions go while Kafka refuses the commit) and reads it again from the stored
+    // position.
+    for rollbacks in [vec![5], vec![20, 21, 60, 61, 62, 148], vec![0, 149]] {
+        let mut pending = rollbacks.clone();
+        let db = Arc::new(Db::in_memory());
+        let c = Collector::new(db.clone(), AggregatorConfig::default());
+        c.enable_checkpoints();
+        let mut next = 0;
+        while next < batches.len() {
+            feed(&c, &batches[next], next + 1);
+            if let Some(i) = pending.iter().position(|&k| k == next) {
+                pending.swap_remove(i);
+                c.discard_tentative();
+                next = stored(&db);
+                continue;
+            }
+            next += 1;
+        }
+        c.commit_from_source([], None).expect("commit");
+        c.flush().expect("flush");
+        let diff = differences(&finals(&db), &want);
+        assert!(diff.is_empty(), "rollbacks after batches {rollbacks:?}: {diff:#?}");
     }
 }

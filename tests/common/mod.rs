@@ -38,6 +38,14 @@ pub fn free_addr() -> SocketAddr {
 /// that contains `marker` (written `http://ADDR` or `listen=ADDR`): where a `vigil` told to
 /// listen on port 0 is serving. Panics if the child ends or a minute passes first.
 pub fn serving_addr(child: &mut Child, marker: &'static str) -> SocketAddr {
+    serving_addr_logged(child, marker, Log::default())
+}
+
+/// The lines a child wrote to stderr so far.
+pub type Log = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+/// [`serving_addr`], keeping every line in `log` too.
+pub fn serving_addr_logged(child: &mut Child, marker: &'static str, log: Log) -> SocketAddr {
     let stderr = child.stderr.take().expect("stderr piped");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -45,6 +53,9 @@ pub fn serving_addr(child: &mut Child, marker: &'static str) -> SocketAddr {
         for line in std::io::BufReader::new(stderr).lines() {
             let Ok(line) = line else { break };
             eprintln!("{line}");
+            if let Ok(mut l) = log.lock() {
+                l.push(line.clone());
+            }
             if line.contains(marker)
                 && let Some(addr) = ["http://", "listen="].iter().find_map(|p| {
                     let rest = &line[line.find(p)? + p.len()..];
@@ -63,11 +74,21 @@ pub fn serving_addr(child: &mut Child, marker: &'static str) -> SocketAddr {
 pub struct Server {
     child: Child,
     pub addr: SocketAddr,
+    /// What it logged so far.
+    pub log: Log,
 }
 
 impl Server {
     /// Starts `vigil serve` on `dir` with `config` (YAML) and waits until it answers.
     pub fn start(dir: &Path, config: &str) -> Server {
+        let server = Server::spawn(dir, config);
+        wait_until(Duration::from_secs(60), || get(server.addr, "/-/ready").0 == 200);
+        server
+    }
+
+    /// Starts `vigil serve` on `dir` with `config` (YAML) and returns once it listens, ready or
+    /// not.
+    pub fn spawn(dir: &Path, config: &str) -> Server {
         let cfg_path = dir.with_extension("yaml");
         std::fs::write(&cfg_path, config).expect("write config");
         let mut child = vigil()
@@ -81,10 +102,16 @@ impl Server {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn vigil serve");
-        let addr = serving_addr(&mut child, "vigil is serving");
-        let server = Server { child, addr };
-        wait_until(Duration::from_secs(60), || get(addr, "/-/ready").0 == 200);
-        server
+        let log = Log::default();
+        let addr = serving_addr_logged(&mut child, "vigil is serving", log.clone());
+        Server { child, addr, log }
+    }
+
+    /// How many lines it logged so far contain `text`.
+    pub fn logged(&self, text: &str) -> usize {
+        self.log
+            .lock()
+            .map_or(0, |l| l.iter().filter(|x| x.contains(text)).count())
     }
 
     /// Stops the server with SIGTERM (a graceful shutdown) and waits for it.

@@ -121,6 +121,33 @@ struct Delta {
     bytes: u64,
 }
 
+impl Delta {
+    /// Adds another delta of the same group and window.
+    fn absorb(&mut self, other: Delta) {
+        for (status, n) in other.statuses {
+            match self.statuses.iter_mut().find(|(s, _)| *s == status) {
+                Some((_, m)) => *m += n,
+                None => self.statuses.push((status, n)),
+            }
+        }
+        for (mine, (buckets, sum, count)) in self.hists.iter_mut().zip(other.hists) {
+            for (a, b) in mine.0.iter_mut().zip(buckets) {
+                *a += b;
+            }
+            mine.1 += sum;
+            mine.2 += count;
+        }
+        self.bytes += other.bytes;
+    }
+}
+
+/// Where [`Aggregator::add_to`] puts an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layer {
+    Open,
+    Tentative,
+}
+
 #[derive(Debug, Default)]
 struct Window {
     deltas: Vec<Delta>,
@@ -156,6 +183,10 @@ pub struct Aggregator {
     table: SeriesTable,
     /// Open windows by start time.
     open: BTreeMap<Timestamp, Window>,
+    /// Increments added with [`Aggregator::add_tentative`] and not yet made part of the open
+    /// windows: a source's events past its last acknowledged position, which it may still take
+    /// back ([`Aggregator::discard_tentative`]).
+    tentative: BTreeMap<Timestamp, Window>,
     /// End of the newest closed window; events before it are late.
     closed_until: Option<Timestamp>,
     max_event_t: Option<Timestamp>,
@@ -183,6 +214,7 @@ impl Aggregator {
             keys: Keys::default(),
             table: SeriesTable::default(),
             open: BTreeMap::new(),
+            tentative: BTreeMap::new(),
             closed_until: None,
             max_event_t: None,
             last_event_wall: None,
@@ -219,7 +251,7 @@ impl Aggregator {
 
     /// Whether any window holds events not yet written.
     pub fn has_open_windows(&self) -> bool {
-        !self.open.is_empty()
+        !self.open.is_empty() || !self.tentative.is_empty()
     }
 
     /// End of the newest closed window.
@@ -264,6 +296,55 @@ impl Aggregator {
     /// the first open one however far behind it is: its partition was behind the others (taken
     /// over in a rebalance, or back from a stall), and its events are no less real for that.
     pub fn add(&mut self, ev: &KongEvent<'_>, now: Timestamp) -> Result<(), Reject> {
+        self.add_to(Layer::Open, ev, now)
+    }
+
+    /// [`Aggregator::add`], held apart from the open windows until
+    /// [`Aggregator::commit_tentative`] (or dropped by [`Aggregator::discard_tentative`]): for a
+    /// source that acknowledges what it read only at commits, and that must be able to give
+    /// back what it read since.
+    pub fn add_tentative(&mut self, ev: &KongEvent<'_>, now: Timestamp) -> Result<(), Reject> {
+        self.add_to(Layer::Tentative, ev, now)
+    }
+
+    /// Makes the tentative increments part of the open windows.
+    pub fn commit_tentative(&mut self) {
+        for (start, window) in std::mem::take(&mut self.tentative) {
+            let target = self.open.entry(start).or_default();
+            for d in window.deltas {
+                match target.slot(d.group) {
+                    Some(i) => target.deltas[i].absorb(d),
+                    None => {
+                        target.set_slot(d.group, target.deltas.len());
+                        target.deltas.push(d);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Drops the tentative increments: their source reads those events again.
+    pub fn discard_tentative(&mut self) {
+        self.tentative.clear();
+    }
+
+    /// Whether a watermark at `watermark` would close a window (tentative increments
+    /// included).
+    pub fn closes_at(&self, watermark: Timestamp) -> bool {
+        let w = self.cfg.window_ms;
+        let oldest = [self.open.keys().next(), self.tentative.keys().next()]
+            .into_iter()
+            .flatten()
+            .min()
+            .copied();
+        match (self.closed_until, oldest) {
+            (Some(c), _) => c + w <= watermark,
+            (None, Some(start)) => start + w <= watermark,
+            (None, None) => false,
+        }
+    }
+
+    fn add_to(&mut self, layer: Layer, ev: &KongEvent<'_>, now: Timestamp) -> Result<(), Reject> {
         let mut t = ev.started_at;
         // One clock far ahead would close every window and make all real traffic late.
         if t > now + self.cfg.max_clock_skew_ms {
@@ -277,7 +358,11 @@ impl Aggregator {
         let group = self.resolve(ev);
         let w = self.cfg.window_ms;
         let start = t.div_euclid(w) * w;
-        let window = self.open.entry(start).or_default();
+        let windows = match layer {
+            Layer::Open => &mut self.open,
+            Layer::Tentative => &mut self.tentative,
+        };
+        let window = windows.entry(start).or_default();
         let n_hists = self.kinds.len();
         let n_buckets = self.cfg.buckets.len() + 1;
         let idx = match window.slot(group) {

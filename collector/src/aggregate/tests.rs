@@ -116,6 +116,41 @@ fn a_source_that_judges_lateness_itself_gets_every_event_counted() {
 }
 
 #[test]
+fn tentative_events_count_once_committed_and_not_at_all_once_discarded() {
+    let mut agg = Aggregator::new(small());
+    let mut out = Vec::new();
+    // Another source's event, in the open windows; a replayable source's two, tentatively.
+    agg.add(&ev(T0 + 1_000, "orders-route", "/v1/orders/1", 200, 1.0), T0)
+        .expect("accepted");
+    for t in [T0 + 2_000, T0 + 12_000] {
+        agg.add_tentative(&ev(t, "orders-route", "/v1/orders/1", 200, 1.0), T0)
+            .expect("accepted");
+    }
+    assert!(agg.closes_at(T0 + 10_000));
+    assert!(!agg.closes_at(T0 + 9_999));
+    // Given back: only the other source's event is left.
+    agg.discard_tentative();
+    agg.add_tentative(&ev(T0 + 3_000, "orders-route", "/v1/orders/1", 200, 1.0), T0)
+        .expect("accepted");
+    agg.commit_tentative();
+    agg.advance_watermark(T0 + 10_000, &mut out);
+    assert_eq!(value(&agg, &out, T0 + 10_000, OK), Some(2.0));
+    assert!(!agg.has_open_windows());
+    // A tentative event in a window the open ones lack, and one in a window they have.
+    agg.add(&ev(T0 + 21_000, "orders-route", "/v1/orders/1", 200, 1.0), T0)
+        .expect("accepted");
+    for t in [T0 + 22_000, T0 + 35_000] {
+        agg.add_tentative(&ev(t, "orders-route", "/v1/orders/1", 500, 1.0), T0)
+            .expect("accepted");
+    }
+    agg.commit_tentative();
+    agg.flush(&mut out);
+    assert_eq!(value(&agg, &out, T0 + 30_000, OK), Some(3.0));
+    let failed = OK.replace("\"200\"", "\"500\"");
+    assert_eq!(value(&agg, &out, T0 + 40_000, &failed), Some(2.0));
+}
+
+#[test]
 fn idle_series_get_a_staleness_marker_then_nothing() {
     let cfg = AggregatorConfig {
         idle_timeout_ms: 60_000,

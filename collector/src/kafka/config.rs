@@ -49,6 +49,17 @@ pub struct KafkaConfig {
     /// catch up (so a backlog on one partition cannot make the rest late). Default `2m`.
     #[serde(default = "default_skew", deserialize_with = "crate::kafka::config::duration")]
     pub max_partition_skew: i64,
+    /// Static group membership (`group.instance.id`, Kafka's KIP-345): the store's own id,
+    /// kept in the data directory, unless `properties` names one. A restarted vigil then takes
+    /// its partitions back at once instead of after its old member's session times out; a
+    /// stopped one keeps them until then. For brokers that implement it (Kafka 2.3 and later,
+    /// Redpanda). Default off: tansu 0.6 livelocks the whole group once a static member's
+    /// session has expired (its coordinator keeps the departed member as the group's
+    /// leader), and librdkafka's mock cluster does not give a returning member its
+    /// partitions. Without it a restarted vigil waits out the session timeout, which vigil
+    /// sets to 12 s unless `properties` says otherwise (librdkafka's default is 45 s).
+    #[serde(default)]
+    pub static_membership: bool,
 }
 
 fn default_batch() -> usize {
@@ -85,6 +96,7 @@ impl KafkaConfig {
             queue_batches: default_queue(),
             idle_partition: default_idle(),
             max_partition_skew: default_skew(),
+            static_membership: false,
         }
     }
 

@@ -13,6 +13,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
 use vigil_tsdb::time::now_ms;
 
+use super::commit;
 use super::partitions::Part;
 use super::position::{Committed, Position, committed_key, mark_key};
 use super::status::PartitionStatus;
@@ -32,22 +33,20 @@ impl Context {
         Context { shared }
     }
 
-    /// Before partitions go: store the open windows and every position, so that what was read
-    /// from them is durable. Their offsets are in Kafka already (each batch is committed there
-    /// before it is aggregated), so the next owner starts where this process stopped.
-    fn revoke(&self, tpl: &TopicPartitionList) {
+    /// Before partitions go: commit what was read (Kafka, then the store), so that their next
+    /// owner starts exactly after it. If Kafka refuses (some brokers do while a rebalance is
+    /// under way), what was read since the last commit is given back instead: the next owner
+    /// starts where this store stopped, and reads it.
+    fn revoke(&self, consumer: &KafkaConsumer, tpl: &TopicPartitionList) {
         let shared = &self.shared;
         shared.epoch.fetch_add(1, Ordering::Relaxed);
         let mut parts = shared.parts.lock();
-        if let Err(e) = shared.collector.checkpoint(parts.positions()) {
-            tracing::error!(error = %e, "storing the positions before a rebalance failed: what was read from the revoked partitions since the last store commit is lost with this process");
+        if let Err(e) = commit::commit(shared, consumer, &mut parts, None) {
+            tracing::warn!(error = %e, "committing before a rebalance failed: what was read since the last commit is read again by the partitions' next owners");
+            commit::roll_back(shared, &mut parts);
         }
         let mut status = shared.status.partitions.lock();
-        let mut revoked = shared.revoked.lock();
         for e in tpl.elements() {
-            if let Some(part) = parts.get(e.topic(), e.partition()) {
-                revoked.insert(e.topic(), e.partition(), part.clone());
-            }
             parts.remove(e.topic(), e.partition());
             shared.collector.forget_position(&mark_key(e.topic(), e.partition()));
             status.remove(&(e.topic().to_owned(), e.partition()));
@@ -56,9 +55,10 @@ impl Context {
     }
 
     /// New partitions: each starts where this store says it stopped when the group's committed
-    /// offset is this instance's own (after a crash the store may be behind it: the messages in
-    /// between were read but lost with the process), else at the committed offset (another
-    /// member read on meanwhile), else where `auto.offset.reset` says.
+    /// offset is this instance's own (after a crash Kafka may be ahead of the store: the
+    /// messages in between were read but lost with the process), else at the committed offset
+    /// (another member read on), else where `auto.offset.reset` says. Where each starts is
+    /// stored before any offset of this instance on it reaches Kafka.
     fn assign(&self, consumer: &KafkaConsumer, tpl: &mut TopicPartitionList) {
         let shared = &self.shared;
         let epoch = shared.epoch.fetch_add(1, Ordering::Relaxed) + 1;
@@ -74,62 +74,25 @@ impl Context {
             },
         );
         let now = now_ms();
-        let db = shared.collector.db();
         let mut parts = shared.parts.lock();
-        let mut revoked = shared.revoked.lock();
-        let Some(committed) = committed else {
-            tracing::error!("starting the assigned partitions at the group's committed offsets");
-            let mut status = shared.status.partitions.lock();
-            for e in tpl.elements() {
-                revoked.remove(e.topic(), e.partition());
-                parts.insert(e.topic(), e.partition(), Part::new(-1, None, now, epoch));
-                status.insert((e.topic().to_owned(), e.partition()), PartitionStatus::default());
-            }
-            shared.status.joined.store(true, Ordering::Relaxed);
-            return;
-        };
         let mut status = shared.status.partitions.lock();
         let elements: Vec<(String, i32)> = tpl
             .elements()
             .iter()
             .map(|e| (e.topic().to_owned(), e.partition()))
             .collect();
+        let mut starts = Vec::with_capacity(elements.len());
         for (topic, p) in elements {
-            let stored = db
-                .mark(&mark_key(&topic, p))
-                .and_then(|b| Position::decode(&b))
-                .filter(|s| s.next >= 0);
-            let ours = db
-                .mark(&committed_key(&topic, p))
-                .and_then(|b| Committed::decode(&b))
-                .unwrap_or(Committed { last: -1, previous: -1 });
-            // The group's offset is this store's own if it carries this store's id, or (for
-            // brokers that drop commit metadata) if it is one this store committed.
-            let group = committed.find_partition(&topic, p).and_then(|e| match e.offset() {
-                Offset::Offset(n) if n >= 0 => Some((n, e.metadata() == shared.instance || ours.contains(n))),
-                _ => None,
-            });
-            // Given back before anyone read on: continue from this process's own position.
-            let mine = revoked
-                .get(&topic, p)
-                .filter(|r| r.next >= 0 && group.is_some_and(|(g, _)| g == r.committed.last || g == r.next))
-                .map(|r| Position {
-                    next: r.next,
-                    max_t: r.max_t,
-                });
-            revoked.remove(&topic, p);
-            let (start, max_t) = match (mine.or(stored), group) {
-                (Some(s), Some((_, true)) | None) => (Some(s.next), s.max_t),
-                (_, Some((g, _))) => (Some(g), None),
-                (None, None) => (self.reset_offset(consumer, &topic, p), None),
+            let (start, max_t, ours) = match &committed {
+                Some(c) => self.start_of(consumer, c, &topic, p),
+                None => (None, None, Committed { last: -1, previous: -1 }),
             };
             if let Some(n) = start {
                 let _ = tpl.set_partition_offset(&topic, p, Offset::Offset(n));
             }
-            tracing::info!(%topic, partition = p, stored = ?stored.map(|s| s.next), group = ?group.map(|g| g.0),
-                committed_by_us = ?group.map(|g| g.1), start = ?start, "partition assigned");
             let mut part = Part::new(start.unwrap_or(-1), max_t, now, epoch);
             part.committed = ours;
+            starts.push((mark_key(&topic, p), part.stored.encode()));
             parts.insert(&topic, p, part);
             status.insert(
                 (topic, p),
@@ -140,15 +103,56 @@ impl Context {
                 },
             );
         }
-        // Where each partition starts is stored before any offset of this instance reaches
-        // Kafka (see `process::apply`).
-        if let Err(e) = shared.collector.checkpoint(parts.positions()) {
+        if committed.is_none() {
+            tracing::error!("starting the assigned partitions at the group's committed offsets");
+        }
+        if let Err(e) = shared.collector.checkpoint(starts) {
             tracing::error!(error = %e, "storing where the assigned partitions start failed (retried before the first commit)");
             for (_, _, part) in parts.iter_mut() {
-                part.start_unstored = true;
+                part.start_unstored = part.next >= 0;
             }
         }
         shared.status.joined.store(true, Ordering::Relaxed);
+    }
+
+    /// Where an assigned partition starts (and its newest event time then), given the group's
+    /// committed offsets, and the offsets this store last committed for it.
+    fn start_of(
+        &self,
+        consumer: &KafkaConsumer,
+        committed: &TopicPartitionList,
+        topic: &str,
+        p: i32,
+    ) -> (Option<i64>, Option<vigil_tsdb::Timestamp>, Committed) {
+        let shared = &self.shared;
+        let db = shared.collector.db();
+        let stored = db
+            .mark(&mark_key(topic, p))
+            .and_then(|b| Position::decode(&b))
+            .filter(|s| s.next >= 0);
+        let ours = db
+            .mark(&committed_key(topic, p))
+            .and_then(|b| Committed::decode(&b))
+            .unwrap_or(Committed { last: -1, previous: -1 });
+        // The group's offset is this store's own if it carries this store's id, or (for
+        // brokers that drop commit metadata) if it is one this store committed.
+        let group = committed.find_partition(topic, p).and_then(|e| match e.offset() {
+            Offset::Offset(n) if n >= 0 => Some((n, e.metadata() == shared.instance || ours.contains(n))),
+            _ => None,
+        });
+        let (start, max_t) = match (stored, group) {
+            (Some(s), Some((_, true)) | None) => (Some(s.next), s.max_t),
+            (_, Some((g, _))) => (Some(g), None),
+            (None, None) => (self.reset_offset(consumer, topic, p), None),
+        };
+        if group.is_some_and(|(g, mine)| mine && Some(g) != start) {
+            // Kafka is ahead of this store (a crash came between the two): it learns the
+            // store's position with the next batch, before anyone else could start there.
+            shared.commit_due.store(true, Ordering::Relaxed);
+        }
+        tracing::info!(%topic, partition = p, stored = ?stored.map(|s| s.next), group = ?group.map(|g| g.0),
+            committed_by_us = ?group.map(|g| g.1), start = ?start, "partition assigned");
+        (start, max_t, ours)
     }
 }
 
@@ -225,7 +229,7 @@ impl ConsumerContext for Context {
                 })
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
-                self.revoke(tpl);
+                self.revoke(consumer, tpl);
                 if cooperative {
                     consumer.incremental_unassign(tpl)
                 } else {

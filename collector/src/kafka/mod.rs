@@ -3,48 +3,58 @@
 //!
 //! ```text
 //!  consumer thread ── poll ── Batch (payload copies) ──bounded queue──> aggregator thread
-//!   │  rebalance callbacks (revoke: store positions and    │ commit the batch's offsets to Kafka
-//!   │  open windows; assign: start at the stored position  │ (sync, tagged with this store's id)
-//!   │  if the group's committed offset is ours, else at    │ while decoding it on every core
-//!   │  the committed offset)                               │ drop stale and already-read messages
-//!   │  pause all when the queue is full                    │ watermark (watermark.rs), hold back
-//!   │                                                      ▼ partitions far ahead
-//!   └────────────────────────────── Collector::ingest_from_source ──> store commit (as windows
-//!                                   close): samples + positions + open windows, one WAL record
+//!   │  rebalance callbacks (revoke: commit, or give     │ judge each message (gaps.rs): stale,
+//!   │  back what was read since the last commit;        │ already read, new, or past records the
+//!   │  assign: start at the stored position if the      │ broker skipped (fetch sent back)
+//!   │  group's committed offset is ours, else at it)    │ decode on every core, add tentatively
+//!   │  seeks and resumes the aggregator asks for        │ watermark (watermark.rs), hold back
+//!   │  pause all when the queue is full                 ▼ partitions far ahead
+//!   │  a group that assigns nobody anything: rejoin     when windows close: commit (commit.rs)
+//!   └──────────────────────────────────────────────── Kafka offsets, then the store: samples +
+//!                                                     positions + open windows, one WAL record
 //! ```
 //!
-//! **Exactly once.** Each store commit carries, in the same WAL record as the samples, every
-//! assigned partition's position (next offset, newest event time) and the open windows. After a
-//! crash the open windows come back from the store and consumption resumes at the stored
-//! positions, so every event is counted once.
+//! **Exactly once.** Events read since the last commit are held apart (tentative). A commit
+//! first tells Kafka every partition's next offset, then stores the samples of the windows that
+//! close, the positions and the open windows in one WAL record. Kafka is never ahead of the
+//! store but between those two steps, so a partition's next owner, or this process restarted,
+//! starts exactly where this store stopped: after a crash the open windows come back from the
+//! store and consumption resumes at the stored positions (an offset this instance committed
+//! and did not store is recognised by its metadata and by the store's marks).
 //!
-//! **Rebalances.** A batch's offsets are committed to Kafka (synchronously, tagged with this
-//! store's instance id) before the batch is aggregated, under the lock that rebalance callbacks
-//! take, and before partitions are revoked the open windows and positions are stored: so the
-//! next owner starts exactly after what this process aggregated, without a commit during the
-//! rebalance (which brokers may refuse). On assignment a partition starts at its stored position
-//! when the group's committed offset is this instance's own (after a crash the store may be
-//! behind it: the messages in between were lost with the process and are read again), else at
-//! the committed offset (another member read on meanwhile). Messages polled before a rebalance
-//! are stale afterwards and dropped (each carries the rebalance epoch it was polled in); a
-//! message at an offset already aggregated is skipped.
+//! **Rebalances.** Before partitions are revoked, what was read is committed. If Kafka refuses
+//! the commit (librdkafka's mock cluster does while a rebalance is under way), what was read
+//! since the last commit is given back instead: the tentative events are dropped and the next
+//! owner reads them from the committed offset. Messages polled before a rebalance or a seek are
+//! stale afterwards and dropped (each carries the epoch it was polled in); a message at an
+//! offset already read is skipped.
+//!
+//! **Brokers that skip records.** A fetch from inside a batch of records may be answered from
+//! the next batch (tansu 0.6), or not at all when it is the last: the fetch is sent back until
+//! the broker delivers the records before the position (`gaps.rs`). Gaps that are in the log
+//! (compaction, transaction markers, retention) are stepped over and counted.
 //!
 //! **Bounded.** A bounded queue of batches sits between consuming and aggregating; when it is
 //! full, or the store refuses writes, consumption pauses (librdkafka `pause`) and memory stays
 //! flat. A partition far ahead of the slowest one (a backlog elsewhere) pauses too, so that the
 //! slow one's events are not late and open windows do not pile up.
 //!
-//! **Known limits.** If a process dies and its partitions move to another member before it
-//! restarts, what it aggregated after its last store commit (about a window's worth) is lost:
-//! the new owner starts after it. Members keep separate stores, so a partition handed from a
-//! member far ahead in event time to one far behind (or back) may find its windows closed
-//! there: those events count as late.
+//! **Known limits.** A process killed between telling Kafka an offset and storing what it read
+//! up to it (a few milliseconds per commit) whose partitions move to another member before it
+//! restarts loses what it read since its previous commit. Members keep separate stores, so a
+//! partition handed from a member far ahead in event time to one far behind (or back) may find
+//! its windows closed there: those events count in the next open window.
 
+mod commit;
 mod config;
 mod context;
+mod deadletter;
+mod decode;
+mod gaps;
 mod partitions;
 mod position;
 mod process;
+mod rejoin;
 mod status;
 mod watermark;
 
@@ -59,7 +69,7 @@ use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{DefaultProducerContext, ThreadedProducer};
-use rdkafka::topic_partition_list::TopicPartitionList;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 pub use config::KafkaConfig;
 pub use position::{Committed, Position, committed_key, mark_key};
@@ -84,11 +94,14 @@ pub(crate) type KafkaConsumer = BaseConsumer<Context>;
 pub(crate) struct Shared {
     pub(crate) collector: Arc<Collector>,
     pub(crate) parts: Mutex<Partitions>,
-    /// Partitions revoked from this process, as they were: if the group gives one back and
-    /// nobody read on, it continues from here, which may be ahead of the store (when storing
-    /// at the revocation failed, the aggregator still holds what was read). Locked after
-    /// `parts`.
-    pub(crate) revoked: Mutex<Partitions>,
+    /// Fetches the consumer thread is to send elsewhere (seeks, resumes): only the thread that
+    /// polls may, so that the epoch it stamps on messages changes with the fetch.
+    pub(crate) refetch: Mutex<Vec<Refetch>>,
+    /// Whether `refetch` has anything (checked once per message).
+    pub(crate) refetch_pending: AtomicBool,
+    /// Kafka's committed offsets may be ahead of the store's (a crash between the two): the
+    /// next batch commits, whether windows close or not.
+    pub(crate) commit_due: AtomicBool,
     pub(crate) status: Arc<KafkaStatus>,
     pub(crate) cfg: KafkaConfig,
     /// Counts rebalances: a message carries the epoch it was polled in, and one polled before
@@ -100,8 +113,32 @@ pub(crate) struct Shared {
     pub(crate) instance: String,
 }
 
+/// The consumer group session timeout unless configured: how long a killed member's partitions
+/// wait before the group gives them to another (or to the member, restarted).
+const SESSION_TIMEOUT_MS: &str = "12000";
+
 /// The store mark holding the instance id.
 const INSTANCE_MARK: &str = "kafka/instance";
+
+/// A fetch to send elsewhere, by the consumer thread.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Refetch {
+    /// Read the partition again from `offset`.
+    Seek { topic: String, partition: i32, offset: i64 },
+    /// Resume the partition (held back for running ahead) where it is to be fetched from.
+    Resume { topic: String, partition: i32 },
+}
+
+impl Shared {
+    /// Asks the consumer thread to send these fetches elsewhere.
+    pub(crate) fn request(&self, fetches: impl IntoIterator<Item = Refetch>) {
+        let mut r = self.refetch.lock();
+        r.extend(fetches);
+        if !r.is_empty() {
+            self.refetch_pending.store(true, Ordering::Release);
+        }
+    }
+}
 
 /// Messages copied out of librdkafka, one buffer per batch.
 #[derive(Debug, Default)]
@@ -202,19 +239,28 @@ impl KafkaSource {
         let shared = Arc::new(Shared {
             collector,
             parts: Mutex::new(Partitions::default()),
-            revoked: Mutex::new(Partitions::default()),
+            refetch: Mutex::new(Vec::new()),
+            refetch_pending: AtomicBool::new(false),
+            commit_due: AtomicBool::new(false),
             status: status.clone(),
             cfg: cfg.clone(),
             epoch: AtomicU64::new(0),
             instance,
         });
-        let consumer: Arc<KafkaConsumer> = Arc::new(
-            client_config(cfg)
-                .set("group.id", &cfg.group)
-                .set("enable.auto.commit", "false")
-                .set("enable.auto.offset.store", "false")
-                .create_with_context(Context::new(shared.clone()))?,
-        );
+        let mut consumer_config = client_config(cfg);
+        consumer_config
+            .set("group.id", &cfg.group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false");
+        // A restarted vigil takes its partitions back after its old member's session times
+        // out, or at once with static membership where the broker implements it.
+        if !cfg.properties.contains_key("session.timeout.ms") {
+            consumer_config.set("session.timeout.ms", SESSION_TIMEOUT_MS);
+        }
+        if cfg.static_membership && !cfg.properties.contains_key("group.instance.id") {
+            consumer_config.set("group.instance.id", &shared.instance);
+        }
+        let consumer: Arc<KafkaConsumer> = Arc::new(consumer_config.create_with_context(Context::new(shared.clone()))?);
         let topics: Vec<&str> = cfg.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics)?;
         let dead_letters = match &cfg.dead_letter_topic {
@@ -254,9 +300,9 @@ impl KafkaSource {
         &self.status
     }
 
-    /// Stops consuming, aggregates what was read, stores the positions (with the open windows,
-    /// or with them written when every partition was caught up), commits the positions to
-    /// Kafka and leaves the group.
+    /// Stops consuming and commits what was read (Kafka, then the store with the open windows,
+    /// or with them written when every partition was caught up). A static member (the default)
+    /// does not leave the group: its partitions wait for it for the session timeout.
     pub fn stop(mut self) {
         self.shutdown();
     }
@@ -283,6 +329,7 @@ impl Drop for KafkaSource {
 /// The client settings shared by the consumer and the dead-letter producer.
 fn client_config(cfg: &KafkaConfig) -> ClientConfig {
     let mut c = ClientConfig::new();
+    c.set_log_level(librdkafka_log_level());
     c.set("bootstrap.servers", &cfg.brokers)
         .set("auto.offset.reset", "earliest")
         .set("statistics.interval.ms", "1000")
@@ -295,6 +342,23 @@ fn client_config(cfg: &KafkaConfig) -> ClientConfig {
         c.set(k, v);
     }
     c
+}
+
+/// The level librdkafka logs at: what the log filter lets through for the target
+/// `librdkafka` (warnings by default; rust-rdkafka would ask the `log` crate, which vigil does
+/// not use, and keep only errors).
+fn librdkafka_log_level() -> rdkafka::config::RDKafkaLogLevel {
+    use rdkafka::config::RDKafkaLogLevel as L;
+    use tracing::Level;
+    if tracing::enabled!(target: "librdkafka", Level::DEBUG) {
+        L::Debug
+    } else if tracing::enabled!(target: "librdkafka", Level::INFO) {
+        L::Info
+    } else if tracing::enabled!(target: "librdkafka", Level::WARN) {
+        L::Warning
+    } else {
+        L::Error
+    }
 }
 
 /// Polls messages into batches and hands them to the aggregator thread; pauses consumption
@@ -316,12 +380,22 @@ fn consume(
     let single = topics.len() == 1;
     let max = shared.cfg.max_batch;
     let mut topics_checked: Option<Instant> = None;
+    let mut watchdog = rejoin::Watchdog::default();
+    // A group that assigns nobody anything is joined again once the session of whoever left
+    // has had time to expire.
+    let patience = session_timeout(&shared.cfg) + Duration::from_secs(10);
     let (mut idle, mut polled) = (true, 0u32);
     while !stop.load(Ordering::Relaxed) {
+        if shared.refetch_pending.load(Ordering::Acquire) {
+            refetch(consumer, shared);
+        }
         let look = idle || polled % 256 == 0;
         if look && topics_checked.is_none_or(|t| t.elapsed() >= TOPIC_CHECK) {
             check_topics(consumer, shared);
             topics_checked = Some(Instant::now());
+        }
+        if look {
+            watchdog.check(consumer, shared, patience);
         }
         let due = batch.started.is_some_and(|s| {
             batch.msgs.len() >= max || batch.data.len() >= MAX_BATCH_BYTES || (look && s.elapsed() >= LINGER)
@@ -391,6 +465,17 @@ fn consume(
     }
 }
 
+/// The consumer group session timeout in force.
+fn session_timeout(cfg: &KafkaConfig) -> Duration {
+    let ms = cfg
+        .properties
+        .get("session.timeout.ms")
+        .map_or(SESSION_TIMEOUT_MS, String::as_str)
+        .parse()
+        .unwrap_or(45_000);
+    Duration::from_millis(ms)
+}
+
 /// How often the subscribed topics' existence is checked.
 const TOPIC_CHECK: Duration = Duration::from_secs(5);
 
@@ -426,15 +511,71 @@ fn check_topics(consumer: &KafkaConsumer, shared: &Shared) {
     }
 }
 
-/// Resumes `tpl` and seeks each partition to where this process will read next (`at`).
-pub(crate) fn resume(consumer: &KafkaConsumer, tpl: &TopicPartitionList, at: TopicPartitionList) {
-    if let Err(e) = consumer.resume(tpl) {
+/// Makes the requested seeks and resumes. On the consumer thread only: the epoch moves on
+/// with them, so every message polled afterwards is from the new fetch (librdkafka drops what
+/// it fetched before a seek) and every message polled before is stale for a partition whose
+/// search is waiting for this seek.
+fn refetch(consumer: &KafkaConsumer, shared: &Shared) {
+    let requests = {
+        let mut r = shared.refetch.lock();
+        shared.refetch_pending.store(false, Ordering::Release);
+        std::mem::take(&mut *r)
+    };
+    let mut parts = shared.parts.lock();
+    let mut resume = TopicPartitionList::new();
+    let mut seek = TopicPartitionList::new();
+    for r in &requests {
+        let (topic, partition) = match r {
+            Refetch::Seek { topic, partition, .. } | Refetch::Resume { topic, partition } => (topic, *partition),
+        };
+        let Some(part) = parts.get(topic, partition) else {
+            continue;
+        };
+        if matches!(r, Refetch::Resume { .. }) {
+            resume.add_partition(topic, partition);
+        }
+        if part.next >= 0 {
+            let _ = seek.add_partition_offset(topic, partition, Offset::Offset(part.fetch_from()));
+        }
+    }
+    refetch_from(consumer, shared, &mut parts, &resume, seek);
+}
+
+/// Resumes `resume` and seeks each partition of `at` to its offset, then moves the epoch on
+/// and marks the searches waiting for these seeks as sought.
+fn refetch_from(
+    consumer: &KafkaConsumer,
+    shared: &Shared,
+    parts: &mut Partitions,
+    resume: &TopicPartitionList,
+    at: TopicPartitionList,
+) {
+    if resume.count() > 0
+        && let Err(e) = consumer.resume(resume)
+    {
         tracing::warn!(error = %e, "resuming consumption failed");
     }
+    let sought: Vec<(String, i32, i64)> = at
+        .elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(n) => Some((e.topic().to_owned(), e.partition(), n)),
+            _ => None,
+        })
+        .collect();
     if at.count() > 0
         && let Err(e) = consumer.seek_partitions(at, Duration::from_secs(10))
     {
-        tracing::warn!(error = %e, "seeking after a resume failed");
+        tracing::warn!(error = %e, "seeking failed");
+    }
+    let epoch = shared.epoch.fetch_add(1, Ordering::Relaxed) + 1;
+    for (topic, partition, offset) in sought {
+        if let Some(part) = parts.get_mut(&topic, partition)
+            && let Some(search) = part.search.as_mut()
+            && search.target == offset
+        {
+            search.epoch = Some(epoch);
+        }
     }
 }
 
@@ -447,17 +588,14 @@ fn set_paused(consumer: &KafkaConsumer, shared: &Shared, pause: bool) {
             tracing::warn!(error = %e, "pausing consumption failed");
         }
     } else {
-        let (tpl, at) = {
-            let mut parts = shared.parts.lock();
-            let now = vigil_tsdb::time::now_ms();
-            for (_, _, p) in parts.iter_mut() {
-                p.last_progress = now;
-            }
-            let tpl = parts.without_held(&assignment);
-            let at = parts.resume_points(&tpl);
-            (tpl, at)
-        };
-        resume(consumer, &tpl, at);
+        let mut parts = shared.parts.lock();
+        let now = vigil_tsdb::time::now_ms();
+        for (_, _, p) in parts.iter_mut() {
+            p.last_progress = now;
+        }
+        let tpl = parts.without_held(&assignment);
+        let at = parts.resume_points(&tpl);
+        refetch_from(consumer, shared, &mut parts, &tpl, at);
     }
     let st = &shared.status;
     st.paused.store(pause, Ordering::Relaxed);

@@ -1,5 +1,6 @@
-//! The assigned partitions as the source sees them: how far each has been aggregated, how far
-//! the broker's log goes, and the newest event time read from it.
+//! The assigned partitions as the source sees them: how far each has been read and how far
+//! that is stored, how far the broker's log goes, the newest event time read from it, and
+//! where its fetch is being sent back to when the broker skipped records.
 
 use std::collections::BTreeMap;
 
@@ -14,6 +15,16 @@ pub(crate) struct Part {
     /// The first offset not yet aggregated; -1 while unknown (the broker could not say where a
     /// partition new to the group starts), until its first message.
     pub(crate) next: i64,
+    /// Where the store (and Kafka's committed offset) says this process has read to: `next`
+    /// and `max_t` as of the latest commit. What was read past it is tentative.
+    pub(crate) stored: Position,
+    /// The offset and rebalance epoch of the latest message the broker delivered (fresh or
+    /// not): an offset past `next` straight after `next - 1` in the same epoch is a gap in the
+    /// log (compaction, transaction markers), not records the broker skipped.
+    pub(crate) prev: Option<(i64, u64)>,
+    /// The broker skipped records (delivered an offset past `next` without `next - 1` before
+    /// it): the fetch is being sent back to find them ([`super::gaps`]).
+    pub(crate) search: Option<Search>,
     /// The end of the partition's log (its high watermark) as of the latest fetch, if known.
     pub(crate) high: Option<i64>,
     /// Newest event time aggregated.
@@ -36,11 +47,26 @@ pub(crate) struct Part {
     pub(crate) start_unstored: bool,
 }
 
+/// A fetch sent back before `next` to find records the broker skipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Search {
+    /// The offset the fetch is sent back to.
+    pub(crate) target: i64,
+    /// The epoch of the seek, once the consumer thread made it: messages polled before are
+    /// stale.
+    pub(crate) epoch: Option<u64>,
+    /// When the search was sent there.
+    pub(crate) since: Timestamp,
+}
+
 impl Part {
     /// A partition just assigned, to be read from `next` (-1: unknown).
     pub(crate) fn new(next: i64, max_t: Option<Timestamp>, now: Timestamp, epoch: u64) -> Part {
         Part {
             next,
+            stored: Position { next, max_t },
+            prev: None,
+            search: None,
             high: None,
             max_t,
             last_progress: now,
@@ -56,6 +82,20 @@ impl Part {
     /// Everything the broker had at the latest fetch has been aggregated.
     pub(crate) fn caught_up(&self) -> bool {
         self.high.is_some_and(|h| self.next >= 0 && self.next >= h)
+    }
+
+    /// Where fetching should go on from after a seek or resume: the search's target while one
+    /// is under way, else `next`.
+    pub(crate) fn fetch_from(&self) -> i64 {
+        self.search.map_or(self.next, |s| s.target)
+    }
+
+    /// Forgets what was read past the stored position: it is read again from there.
+    pub(crate) fn roll_back(&mut self) {
+        self.next = self.stored.next;
+        self.max_t = self.stored.max_t;
+        self.prev = None;
+        self.search = None;
     }
 
     /// Messages between what was aggregated and the end of the log, if known.
@@ -109,7 +149,7 @@ impl Partitions {
             .flat_map(|(t, ps)| ps.iter_mut().map(move |(p, part)| (t.as_str(), *p, part)))
     }
 
-    /// Every partition's stored form: (mark key, position).
+    /// Every partition's position as read so far, in its stored form: (mark key, position).
     pub(crate) fn positions(&self) -> Vec<(String, Vec<u8>)> {
         self.iter()
             .map(|(t, p, part)| {
@@ -122,16 +162,16 @@ impl Partitions {
             .collect()
     }
 
-    /// The partitions of `of` whose next offset is known, at that offset: where to seek after
-    /// a resume, since librdkafka resumes a partition paused before its first message at the
-    /// group's committed offset rather than at the one it was assigned.
+    /// The partitions of `of` whose next offset is known, at the offset to fetch from: where
+    /// to seek after a resume, since librdkafka resumes a partition paused before its first
+    /// message at the group's committed offset rather than at the one it was assigned.
     pub(crate) fn resume_points(&self, of: &TopicPartitionList) -> TopicPartitionList {
         let mut out = TopicPartitionList::new();
         for e in of.elements() {
             if let Some(part) = self.get(e.topic(), e.partition())
                 && part.next >= 0
             {
-                let _ = out.add_partition_offset(e.topic(), e.partition(), Offset::Offset(part.next));
+                let _ = out.add_partition_offset(e.topic(), e.partition(), Offset::Offset(part.fetch_from()));
             }
         }
         out

@@ -1,27 +1,27 @@
-//! The aggregator thread: commits each batch's offsets to Kafka while decoding it on every
-//! core, drops stale and already-aggregated messages, moves the watermark, and hands the events
-//! to the collector with the new positions.
+//! The aggregator thread: judges each batch's messages (stale, already read, new, or past
+//! records the broker skipped), decodes them on every core, adds their events tentatively,
+//! moves the watermark, and commits (Kafka, then the store: [`super::commit`]) whenever
+//! windows close.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::time::Duration;
 
-use rdkafka::consumer::{CommitMode, Consumer};
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, ThreadedProducer};
-use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::consumer::Consumer;
+use rdkafka::topic_partition_list::TopicPartitionList;
 use vigil_tsdb::Timestamp;
 use vigil_tsdb::time::now_ms;
 
+use super::commit::{self, CommitError};
+use super::deadletter::{DeadLetters, dead_letter, first_reason};
+use super::decode::{Decoded, decode};
+use super::gaps::{self, Verdict};
 use super::partitions::Partitions;
-use super::position::{Committed, committed_key};
+use super::position::Position;
 use super::watermark::{self, Settings};
-use super::{Batch, KafkaConsumer, Shared};
+use super::{Batch, KafkaConsumer, Msg, Refetch, Shared};
 use crate::error::Error;
-use crate::kong::{KongEvent, Reject, RejectCounts, decode_body};
-
-/// Below this many messages a batch is decoded on this thread alone.
-const PARALLEL_MIN: usize = 512;
+use crate::kong::{KongEvent, Reject, RejectCounts};
 
 /// How long to wait before retrying a batch the store did not take.
 const RETRY: Duration = Duration::from_millis(500);
@@ -29,18 +29,10 @@ const RETRY: Duration = Duration::from_millis(500);
 /// How long to wait for a batch before moving the watermark anyway.
 const IDLE_WAIT: Duration = Duration::from_millis(250);
 
-type DeadLetters = ThreadedProducer<DefaultProducerContext>;
+/// How long asking a broker where a partition's log starts may take.
+const LOG_START_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// What decoding one message gave.
-#[derive(Debug, Clone)]
-struct Decoded {
-    /// End of its events in its chunk's event list.
-    end: usize,
-    max_t: Option<Timestamp>,
-    rejects: Option<Box<RejectCounts>>,
-}
-
-/// Runs until the consumer thread hangs up, then stores the final positions (and, when every
+/// Runs until the consumer thread hangs up, then commits what was read (and, when every
 /// partition is caught up, writes the open windows).
 pub(crate) fn run(
     shared: &Shared,
@@ -87,7 +79,7 @@ pub(crate) fn run(
         }
         close_when_unassigned(shared, &mut unassigned_since, &settings);
     }
-    finish(shared);
+    finish(shared, consumer);
 }
 
 /// A member left without partitions (more members than partitions, say) writes its open
@@ -109,17 +101,23 @@ fn close_when_unassigned(shared: &Shared, since: &mut Option<Timestamp>, s: &Set
     }
 }
 
-/// At a graceful stop: the positions and open windows go to the store; when every partition
-/// is caught up nothing older can come, so the open windows are written instead of kept.
-fn finish(shared: &Shared) {
-    let parts = shared.parts.lock();
+/// At a graceful stop: what was read is committed (the open windows stored with it); when
+/// every partition is caught up nothing older can come, so the open windows are written
+/// instead of kept. If the commit fails, what was read since the last one is read again at
+/// the next start.
+fn finish(shared: &Shared, consumer: &KafkaConsumer) {
+    let mut parts = shared.parts.lock();
     let caught_up = !parts.is_empty() && parts.iter().all(|(_, _, p)| p.caught_up());
-    let mut r = shared.collector.checkpoint(parts.positions());
-    if r.is_ok() && caught_up {
-        r = shared.collector.flush();
-    }
-    if let Err(e) = r {
-        tracing::error!(error = %e, "storing the final positions failed");
+    match commit::commit(shared, consumer, &mut parts, None) {
+        Ok(()) => {
+            if caught_up && let Err(e) = shared.collector.flush() {
+                tracing::error!(error = %e, "writing the open windows at the stop failed (they are stored)");
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "the final commit failed: what was read since the last one is read again");
+            commit::roll_back(shared, &mut parts);
+        }
     }
 }
 
@@ -165,67 +163,143 @@ fn cached_high_watermark(consumer: &KafkaConsumer, topic: &str, partition: i32) 
     (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0).then_some(high)
 }
 
-/// What becomes of one message of a batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Verdict {
-    /// New: aggregate it.
-    Fresh,
-    /// Polled before its partition was revoked or assigned again: it is read again from the
-    /// assigned offset, or by the partition's new owner.
-    Stale,
-    /// At an offset already aggregated (delivered again after a seek).
-    Duplicate,
+/// A batch judged: each message's verdict, and the partitions as they will be once it is
+/// taken.
+struct Judged {
+    verdicts: Vec<Verdict>,
+    parts: Partitions,
+    /// Fetches to send back before the records the broker skipped.
+    seeks: Vec<Refetch>,
 }
 
-/// Sorts the batch's messages and works out the offsets to commit (each partition's next
-/// offset after its fresh messages, tagged with this instance's id) and the partitions read for
-/// the first time (their first offset) whose start the store does not know yet.
-fn plan(parts: &Partitions, batch: &Batch, instance: &str) -> (Vec<Verdict>, TopicPartitionList, Partitions) {
+/// Judges every message of the batch ([`gaps::judge`]) against a copy of the partitions, and
+/// sends back the fetches of partitions that deliver nothing though they are behind
+/// ([`gaps::unstick`]).
+fn judge(shared: &Shared, consumer: &KafkaConsumer, parts: &Partitions, batch: &Batch, now: Timestamp) -> Judged {
     let mut next = parts.clone();
-    let mut starts = parts.clone();
-    let mut new_starts = false;
+    let mut seeks = Vec::new();
     let verdicts = batch
         .msgs
         .iter()
         .map(|m| {
-            let Some(part) = next.get_mut(batch.topic(m), m.partition).filter(|p| m.epoch >= p.epoch) else {
+            let topic = batch.topic(m);
+            let Some(part) = next.get_mut(topic, m.partition) else {
                 return Verdict::Stale;
             };
-            if m.offset < part.next {
-                return Verdict::Duplicate;
+            let mut log_start = || {
+                consumer
+                    .fetch_watermarks(topic, m.partition, LOG_START_TIMEOUT)
+                    .ok()
+                    .map(|(low, _)| low)
+            };
+            let v = gaps::judge(part, m.offset, m.epoch, now, &mut log_start);
+            if part.stored.next < 0 && part.next >= 0 {
+                // Where a partition new to the group starts, known from its first message.
+                part.stored = Position {
+                    next: m.offset,
+                    max_t: None,
+                };
+                part.start_unstored = true;
             }
-            if (part.next < 0 || part.start_unstored)
-                && let Some(s) = starts.get_mut(batch.topic(m), m.partition)
-            {
-                if s.next < 0 {
-                    s.next = m.offset;
-                }
-                new_starts = true;
+            if let Verdict::SeekBack(offset) = v {
+                seeks.push(Refetch::Seek {
+                    topic: topic.to_owned(),
+                    partition: m.partition,
+                    offset,
+                });
             }
-            part.next = m.offset + 1;
-            Verdict::Fresh
+            v
         })
         .collect();
-    let mut offsets = TopicPartitionList::new();
-    for (t, p, part) in next.iter() {
-        if parts.get(t, p).is_some_and(|old| old.next != part.next) {
-            let mut e = offsets.add_partition(t, p);
-            let _ = e.set_offset(Offset::Offset(part.next));
-            e.set_metadata(instance);
+    let paused = shared.status.paused.load(Ordering::Relaxed);
+    for (topic, partition, part) in next.iter_mut() {
+        if let Some(offset) = gaps::unstick(part, now, paused) {
+            seeks.push(Refetch::Seek {
+                topic: topic.to_owned(),
+                partition,
+                offset,
+            });
         }
     }
-    if !new_starts {
-        starts = Partitions::default();
+    Judged {
+        verdicts,
+        parts: next,
+        seeks,
     }
-    (verdicts, offsets, starts)
 }
 
-/// Decodes and aggregates one batch (an empty one just moves the watermark). Returns false if
-/// Kafka or the store did not take it: nothing changed, and the batch is to be tried again.
-///
-/// The batch's offsets are committed to Kafka (synchronously, while it is decoded) before it
-/// is aggregated, all under the partitions' lock: a rebalance cannot hand a partition on
-/// between the two, so its next owner starts exactly after what this process aggregated.
+/// The events of a batch to add, with what was rejected and what to dead-letter.
+#[derive(Default)]
+struct Aggregated<'a> {
+    events: Vec<KongEvent<'a>>,
+    rejected: RejectCounts,
+    bad_messages: Vec<(&'a Msg, Reject)>,
+    fresh: u64,
+    skipped: u64,
+    gaps: u64,
+}
+
+/// Takes the fresh messages' events, judging lateness per partition, and moves each
+/// partition's progress and event time on.
+fn aggregate<'a>(
+    batch: &'a Batch,
+    chunks: &'a [(Vec<KongEvent<'a>>, Vec<Decoded>)],
+    verdicts: &[Verdict],
+    parts: &mut Partitions,
+    closed: Option<Timestamp>,
+    lateness: i64,
+    now: Timestamp,
+) -> Aggregated<'a> {
+    let mut out = Aggregated::default();
+    let mut msgs = batch.msgs.iter().zip(verdicts);
+    for (chunk_events, infos) in chunks {
+        let mut start = 0;
+        for info in infos {
+            let Some((m, verdict)) = msgs.next() else { break };
+            let range = start..info.end;
+            start = info.end;
+            let fresh = matches!(verdict, Verdict::Fresh | Verdict::FreshAfterGap);
+            let part = parts.get_mut(batch.topic(m), m.partition).filter(|_| fresh);
+            let Some(part) = part else {
+                out.skipped += 1;
+                continue;
+            };
+            out.fresh += 1;
+            out.gaps += u64::from(*verdict == Verdict::FreshAfterGap);
+            part.messages += 1;
+            part.last_progress = now;
+            part.last_msg = Some(now);
+            // Late means out of order within its own partition (and behind the closed windows)
+            // by more than the allowed lateness. A partition that is merely behind the others
+            // (taken over from another member, say) delivers in order: its events count.
+            match part.max_t.zip(closed) {
+                Some((newest, closed)) => {
+                    let floor = newest.min(closed) - lateness;
+                    for ev in &chunk_events[range] {
+                        if ev.started_at < floor {
+                            out.rejected.add(Reject::Late);
+                        } else {
+                            out.events.push(ev.clone());
+                        }
+                    }
+                }
+                None => out.events.extend_from_slice(&chunk_events[range]),
+            }
+            if let Some(t) = info.max_t {
+                part.max_t = Some(part.max_t.map_or(t, |m| m.max(t)));
+            }
+            if let Some(r) = &info.rejects {
+                out.rejected.merge(r);
+                out.bad_messages.push((m, first_reason(r)));
+            }
+        }
+    }
+    out
+}
+
+/// Judges, decodes and adds one batch (an empty one just moves the watermark), committing when
+/// windows close. Returns false if the store did not take it: nothing changed, and the batch
+/// is to be tried again.
 fn apply(
     shared: &Shared,
     consumer: &KafkaConsumer,
@@ -238,195 +312,83 @@ fn apply(
     let now = now_ms();
     let mut parts = shared.parts.lock();
     refresh_highs(consumer, &mut parts);
-    let (verdicts, offsets, starts) = plan(&parts, batch, &shared.instance);
-    // The store must know where a partition starts before Kafka hears of this instance's first
-    // offset on it: after a crash, an offset committed by this instance sends it back to its
-    // stored position.
-    if !starts.is_empty() {
-        if let Err(e) = shared.collector.checkpoint(starts.positions()) {
-            tracing::warn!(error = %e, "storing where partitions start failed; holding the batch");
-            return false;
-        }
-        for (_, _, part) in parts.iter_mut() {
-            part.start_unstored = false;
-        }
+    let Judged {
+        verdicts,
+        parts: mut next,
+        seeks,
+    } = judge(shared, consumer, &parts, batch, now);
+    if let Err(e) = commit::store_starts(shared, &mut next) {
+        tracing::warn!(error = %e, "holding the batch");
+        return false;
     }
-    // A batch the store cannot take now must not reach Kafka's offsets either: if a rebalance
-    // hands its partitions on meanwhile, the next owner starts after what was committed.
     if let Err(e) = shared.collector.ready_for_more() {
         tracing::warn!(error = %e, "the store is not taking writes; holding the batch");
         return false;
     }
-    // The offsets about to be committed are stored first: a broker that drops commit metadata
-    // still lets this store recognise its own offsets after a crash.
-    if offsets.count() > 0 {
-        let marks: Vec<(String, Vec<u8>)> = offsets
-            .elements()
-            .iter()
-            .filter_map(|e| {
-                let Offset::Offset(n) = e.offset() else { return None };
-                let part = parts.get_mut(e.topic(), e.partition())?;
-                if part.committed.last != n {
-                    part.committed = Committed {
-                        last: n,
-                        previous: part.committed.last,
-                    };
-                }
-                Some((committed_key(e.topic(), e.partition()), part.committed.encode()))
-            })
-            .collect();
-        if let Err(e) = shared.collector.store_marks(marks) {
-            tracing::warn!(error = %e, "storing the offsets to commit failed; holding the batch");
-            return false;
-        }
-    }
-    let (chunks, committed) = std::thread::scope(|s| {
-        let commit = (offsets.count() > 0).then(|| s.spawn(|| consumer.commit(&offsets, CommitMode::Sync)));
-        let chunks = decode(batch, threads, now + settings.clock_skew);
-        (chunks, commit.map(std::thread::ScopedJoinHandle::join))
-    });
-    match committed {
-        None | Some(Ok(Ok(()))) => {}
-        Some(Ok(Err(e))) => {
-            shared.status.commit_errors.fetch_add(1, Ordering::Relaxed);
-            tracing::info!(error = %e, "committing offsets to Kafka failed; holding the batch");
-            return false;
-        }
-        Some(Err(_)) => {
-            tracing::error!("the offset commit panicked; holding the batch");
-            return false;
-        }
-    }
-    let before = parts.clone();
+    let chunks = decode(batch, threads, now + settings.clock_skew);
     let closed = shared.collector.closed_until();
-    let mut events: Vec<KongEvent<'_>> = Vec::new();
-    let mut rejected = RejectCounts::default();
-    let mut bad_messages = Vec::new();
-    let (mut skipped, mut fresh) = (0u64, 0u64);
-    let mut msgs = batch.msgs.iter().zip(&verdicts);
-    for (chunk_events, infos) in &chunks {
-        let mut start = 0;
-        for info in infos {
-            let Some((m, verdict)) = msgs.next() else { break };
-            let range = start..info.end;
-            start = info.end;
-            let (Verdict::Fresh, Some(part)) = (verdict, parts.get_mut(batch.topic(m), m.partition)) else {
-                skipped += 1;
-                continue;
-            };
-            fresh += 1;
-            part.next = m.offset + 1;
-            part.messages += 1;
-            part.last_progress = now;
-            part.last_msg = Some(now);
-            // Late means out of order within its own partition (and behind the closed windows)
-            // by more than the allowed lateness. A partition that is merely behind the others
-            // (taken over from another member, say) delivers in order: its events count.
-            match part.max_t.zip(closed) {
-                Some((newest, closed)) => {
-                    let floor = newest.min(closed) - settings.lateness;
-                    for ev in &chunk_events[range] {
-                        if ev.started_at < floor {
-                            rejected.add(Reject::Late);
-                        } else {
-                            events.push(ev.clone());
-                        }
-                    }
-                }
-                None => events.extend_from_slice(&chunk_events[range]),
-            }
-            if let Some(t) = info.max_t {
-                part.max_t = Some(part.max_t.map_or(t, |m| m.max(t)));
-            }
-            if let Some(r) = &info.rejects {
-                rejected.merge(r);
-                bad_messages.push((m, first_reason(r)));
-            }
-        }
-    }
-    let newest_message = if fresh > 0 { Some(now) } else { *last_message };
-    let wm = watermark::watermark(&parts, newest_message, now, closed, settings);
-    match shared
-        .collector
-        .ingest_from_source(&events, rejected, now, parts.positions(), wm)
-    {
+    let agg = aggregate(batch, &chunks, &verdicts, &mut next, closed, settings.lateness, now);
+    match shared.collector.add_from_source(&agg.events, agg.rejected, now) {
         Ok(_) => {}
         Err(Error::Backpressure { pending, last_error }) => {
             tracing::warn!(pending, %last_error, "the store is not taking writes; holding the batch");
-            *parts = before;
             return false;
         }
         Err(e) => {
             tracing::error!(error = %e, "aggregating a batch failed; holding it");
-            *parts = before;
             return false;
         }
     }
+    *parts = next;
+    if !seeks.is_empty() {
+        for s in &seeks {
+            if let Refetch::Seek {
+                topic,
+                partition,
+                offset,
+            } = s
+            {
+                tracing::info!(%topic, partition, offset, "the broker skipped records or delivers none: fetching again from before them");
+            }
+        }
+        shared
+            .status
+            .gap_searches
+            .fetch_add(seeks.len() as u64, Ordering::Relaxed);
+        shared.request(seeks);
+    }
+    if agg.gaps > 0 {
+        tracing::info!(gaps = agg.gaps, "stepped over gaps in the partitions' offsets");
+        shared.status.offset_gaps.fetch_add(agg.gaps, Ordering::Relaxed);
+    }
+    let newest_message = if agg.fresh > 0 { Some(now) } else { *last_message };
     *last_message = newest_message;
+    let wm = watermark::watermark(&parts, newest_message, now, closed, settings);
+    let due = wm.is_some_and(|wm| shared.collector.closes_at(wm)) || shared.commit_due.load(Ordering::Relaxed);
+    if due {
+        commit_now(shared, consumer, &mut parts, wm);
+    }
     hold_back_the_fast(shared, consumer, &mut parts, now, settings);
-    report(shared, batch, &parts, skipped);
+    report(shared, batch, &parts, agg.skipped);
     drop(parts);
     if let (Some(producer), Some(topic)) = (dead, &shared.cfg.dead_letter_topic) {
-        for (m, reason) in bad_messages {
+        for (m, reason) in agg.bad_messages {
             dead_letter(shared, producer, topic, batch, m, reason);
         }
     }
     true
 }
 
-/// Decodes the batch's messages in order, on up to `threads` threads: per chunk of messages,
-/// their events and what each message gave.
-/// Events starting after `future` are to be rejected: they do not move a partition's time.
-fn decode(batch: &Batch, threads: usize, future: Timestamp) -> Vec<(Vec<KongEvent<'_>>, Vec<Decoded>)> {
-    let n = batch.msgs.len();
-    if n == 0 {
-        return Vec::new();
-    }
-    let parts = if n < PARALLEL_MIN { 1 } else { threads.max(1) };
-    let per = n.div_ceil(parts);
-    let decode_chunk = |msgs: &[super::Msg]| {
-        let mut events = Vec::with_capacity(msgs.len());
-        let mut infos = Vec::with_capacity(msgs.len());
-        for m in msgs {
-            let first = events.len();
-            let mut rejects = RejectCounts::default();
-            // A message that trips a bug in the decoder is a bad message, not the end of the
-            // source (the panic is logged by the panic hook).
-            let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                decode_body(batch.payload(m), &mut events, &mut rejects);
-            }));
-            if decoded.is_err() {
-                events.truncate(first);
-                rejects = RejectCounts::default();
-                rejects.add(Reject::InvalidJson);
-            }
-            let max_t = events[first..]
-                .iter()
-                .map(|e: &KongEvent<'_>| e.started_at)
-                .filter(|t| *t <= future)
-                .max();
-            infos.push(Decoded {
-                end: events.len(),
-                max_t,
-                rejects: (rejects.total() > 0).then(|| Box::new(rejects)),
-            });
+/// Commits now; on failure the windows wait for the next batch (and the events for the next
+/// commit).
+fn commit_now(shared: &Shared, consumer: &KafkaConsumer, parts: &mut Partitions, watermark: Option<Timestamp>) {
+    match commit::commit(shared, consumer, parts, watermark) {
+        Ok(()) => shared.commit_due.store(false, Ordering::Relaxed),
+        Err(CommitError::Kafka(e)) => {
+            tracing::info!(error = %e, "Kafka did not take the offsets; committing with the next batch");
         }
-        (events, infos)
-    };
-    if parts == 1 {
-        return vec![decode_chunk(&batch.msgs)];
+        Err(e) => tracing::warn!(error = %e, "committing failed; retried with the next batch"),
     }
-    std::thread::scope(|s| {
-        let handles: Vec<_> = batch
-            .msgs
-            .chunks(per)
-            .map(|c| s.spawn(move || decode_chunk(c)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
-    })
 }
 
 /// Pauses partitions far ahead of the slowest one and resumes those it has caught up with
@@ -436,7 +398,7 @@ fn hold_back_the_fast(shared: &Shared, consumer: &KafkaConsumer, parts: &mut Par
     if hold.is_empty() && release.is_empty() {
         return;
     }
-    let (mut hold_tpl, mut release_tpl) = (TopicPartitionList::new(), TopicPartitionList::new());
+    let mut hold_tpl = TopicPartitionList::new();
     for (t, p) in &hold {
         if let Some(part) = parts.get_mut(t, *p) {
             part.held = true;
@@ -448,7 +410,6 @@ fn hold_back_the_fast(shared: &Shared, consumer: &KafkaConsumer, parts: &mut Par
             part.held = false;
             part.last_progress = now;
         }
-        release_tpl.add_partition(t, *p);
     }
     if hold_tpl.count() > 0 {
         tracing::info!(
@@ -459,14 +420,15 @@ fn hold_back_the_fast(shared: &Shared, consumer: &KafkaConsumer, parts: &mut Par
             tracing::warn!(error = %e, "pausing partitions failed");
         }
     }
-    // While everything is paused for backpressure, resuming happens there.
-    if release_tpl.count() > 0 && !shared.status.paused.load(Ordering::Relaxed) {
-        tracing::info!(
-            partitions = release_tpl.count(),
-            "the slowest partition caught up: resumed"
+    // While everything is paused for backpressure, resuming happens there. The consumer
+    // thread resumes them, at the offsets to fetch from.
+    if !release.is_empty() && !shared.status.paused.load(Ordering::Relaxed) {
+        tracing::info!(partitions = release.len(), "the slowest partition caught up: resumed");
+        shared.request(
+            release
+                .into_iter()
+                .map(|(topic, partition)| Refetch::Resume { topic, partition }),
         );
-        let at = parts.resume_points(&release_tpl);
-        super::resume(consumer, &release_tpl, at);
     }
 }
 
@@ -487,34 +449,6 @@ fn report(shared: &Shared, batch: &Batch, parts: &Partitions, skipped: u64) {
             s.messages = part.messages;
             s.max_event_t = part.max_t;
             s.held_back = part.held;
-        }
-    }
-}
-
-fn first_reason(r: &RejectCounts) -> Reject {
-    r.iter().find(|(_, n)| *n > 0).map_or(Reject::InvalidJson, |(r, _)| r)
-}
-
-/// Produces a message with undecodable events, as it is, to the dead-letter topic.
-fn dead_letter(shared: &Shared, producer: &DeadLetters, topic: &str, batch: &Batch, m: &super::Msg, reason: Reject) {
-    let source = format!("{}/{}/{}", batch.topic(m), m.partition, m.offset);
-    let headers = OwnedHeaders::new()
-        .insert(Header {
-            key: "vigil-reason",
-            value: Some(reason.as_str()),
-        })
-        .insert(Header {
-            key: "vigil-source",
-            value: Some(source.as_str()),
-        });
-    let record: BaseRecord<'_, (), [u8]> = BaseRecord::to(topic).payload(batch.payload(m)).headers(headers);
-    match producer.send(record) {
-        Ok(()) => {
-            shared.status.dead_letters.fetch_add(1, Ordering::Relaxed);
-        }
-        Err((e, _)) => {
-            shared.status.dead_letter_errors.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(error = %e, %source, "producing to the dead-letter topic failed");
         }
     }
 }

@@ -40,6 +40,15 @@ pub struct KafkaStatus {
     pub rebalances: AtomicU64,
     /// Offset commits to Kafka that failed.
     pub commit_errors: AtomicU64,
+    /// Gaps in a partition's offsets stepped over (compaction, transaction markers, records
+    /// gone before the log's start).
+    pub offset_gaps: AtomicU64,
+    /// Fetches sent back because the broker skipped records (delivered an offset past the next
+    /// one without the one before it).
+    pub gap_searches: AtomicU64,
+    /// Times what was read since the last commit was given back (a commit Kafka refused before
+    /// partitions went, or at a stop): it is read again.
+    pub rollbacks: AtomicU64,
     /// Whether consumption is paused because the aggregator is behind.
     pub paused: AtomicBool,
     /// Times consumption paused for that reason.
@@ -93,6 +102,9 @@ impl KafkaStatus {
             ),
             metric("vigil_collector_kafka_rebalances_total", load(&self.rebalances)),
             metric("vigil_collector_kafka_commit_errors_total", load(&self.commit_errors)),
+            metric("vigil_collector_kafka_offset_gaps_total", load(&self.offset_gaps)),
+            metric("vigil_collector_kafka_gap_searches_total", load(&self.gap_searches)),
+            metric("vigil_collector_kafka_rollbacks_total", load(&self.rollbacks)),
             metric("vigil_collector_kafka_pauses_total", load(&self.pauses)),
             metric(
                 "vigil_collector_kafka_paused",
