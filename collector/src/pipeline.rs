@@ -319,11 +319,6 @@ impl Collector {
         Ok(())
     }
 
-    /// Forgets a source position (a partition given up); its stored value stays in the store.
-    pub fn forget_position(&self, key: &str) {
-        self.inner.lock().positions.remove(key);
-    }
-
     /// At shutdown: while checkpointing, stores the open windows (they come back at the next
     /// start, and the source resumes where it stopped); otherwise closes and commits them.
     pub fn shutdown(&self) -> Result<()> {

@@ -49,6 +49,7 @@ pub(crate) async fn collector(State(app): State<Arc<App>>) -> Response {
                     "messages": s.messages,
                     "eventTime": s.max_event_t.map(format_rfc3339),
                     "heldBack": s.held_back,
+                    "fetchingFrom": s.fetching_from,
                 })
             })
             .collect();

@@ -35,13 +35,26 @@ pub(crate) enum CommitError {
     #[error("committing offsets to Kafka: {0}")]
     Kafka(rdkafka::error::KafkaError),
     /// Kafka took the offsets but the store did not take the samples: they wait in the
-    /// collector for the next commit.
+    /// collector (counted, with the positions) for its next commit, which retries them.
     #[error("storing what was read: {0}")]
     Store(crate::error::Error),
 }
 
+impl CommitError {
+    /// Whether nothing of the commit took effect: what was read since the last commit is
+    /// still tentative and may be given back. After a store error it is counted already.
+    pub(crate) fn nothing_committed(&self) -> bool {
+        !matches!(self, CommitError::Store(_))
+    }
+}
+
+/// How long reading the group's offsets back after a failed commit may take.
+const READ_BACK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Commits every assigned partition's position: Kafka, then the store (closing the windows up
-/// to `watermark`). On success every partition's `stored` position is its `next`.
+/// to `watermark`). Once Kafka has the offsets every partition's `stored` position is its
+/// `next`: the collector has the events and their positions, and stores them (now, or at its
+/// next commit if the store fails now).
 pub(crate) fn commit(
     shared: &Shared,
     consumer: &KafkaConsumer,
@@ -57,22 +70,34 @@ pub(crate) fn commit(
             .collector
             .store_marks(committed_marks(parts, &offsets))
             .map_err(CommitError::Marks)?;
-        consumer.commit(&offsets, CommitMode::Sync).map_err(|e| {
+        if let Err(e) = consumer.commit(&offsets, CommitMode::Sync) {
             shared.status.commit_errors.fetch_add(1, Ordering::Relaxed);
-            CommitError::Kafka(e)
-        })?;
+            // A commit that timed out may have reached the group all the same.
+            if !landed(consumer, &offsets) {
+                return Err(CommitError::Kafka(e));
+            }
+        }
     }
-    shared
-        .collector
-        .commit_from_source(parts.positions(), watermark)
-        .map_err(CommitError::Store)?;
+    let stored = shared.collector.commit_from_source(parts.positions(), watermark);
     for (_, _, part) in parts.iter_mut() {
         part.stored = Position {
             next: part.next,
             max_t: part.max_t,
         };
     }
-    Ok(())
+    stored.map_err(CommitError::Store)
+}
+
+/// Whether the group's committed offsets are `offsets` (read back from the broker).
+fn landed(consumer: &KafkaConsumer, offsets: &TopicPartitionList) -> bool {
+    let Ok(group) = consumer.committed_offsets(offsets.clone(), READ_BACK_TIMEOUT) else {
+        return false;
+    };
+    offsets.elements().iter().all(|e| {
+        group
+            .find_partition(e.topic(), e.partition())
+            .is_some_and(|g| g.offset() == e.offset())
+    })
 }
 
 /// Stores where partitions new to this process start (their stored position), before any

@@ -41,14 +41,20 @@ impl Context {
         let shared = &self.shared;
         shared.epoch.fetch_add(1, Ordering::Relaxed);
         let mut parts = shared.parts.lock();
-        if let Err(e) = commit::commit(shared, consumer, &mut parts, None) {
-            tracing::warn!(error = %e, "committing before a rebalance failed: what was read since the last commit is read again by the partitions' next owners");
-            commit::roll_back(shared, &mut parts);
+        match commit::commit(shared, consumer, &mut parts, None) {
+            Ok(()) => {}
+            Err(e) if e.nothing_committed() => {
+                tracing::warn!(error = %e, "committing before a rebalance failed: what was read since the last commit is read again by the partitions' next owners");
+                commit::roll_back(shared, &mut parts);
+            }
+            Err(e) => tracing::error!(error = %e, "Kafka has the offsets; the store is retried with the next commit"),
         }
+        // Their positions stay with the collector: stored already, or to be stored with its
+        // next commit (after a store error), they are only read back if the group's offset is
+        // this store's own.
         let mut status = shared.status.partitions.lock();
         for e in tpl.elements() {
             parts.remove(e.topic(), e.partition());
-            shared.collector.forget_position(&mark_key(e.topic(), e.partition()));
             status.remove(&(e.topic().to_owned(), e.partition()));
         }
         tracing::info!(partitions = tpl.count(), "partitions revoked");
@@ -82,6 +88,7 @@ impl Context {
             .map(|e| (e.topic().to_owned(), e.partition()))
             .collect();
         let mut starts = Vec::with_capacity(elements.len());
+        let mut new = Vec::with_capacity(elements.len());
         for (topic, p) in elements {
             let (start, max_t, ours) = match &committed {
                 Some(c) => self.start_of(consumer, c, &topic, p),
@@ -93,6 +100,7 @@ impl Context {
             let mut part = Part::new(start.unwrap_or(-1), max_t, now, epoch);
             part.committed = ours;
             starts.push((mark_key(&topic, p), part.stored.encode()));
+            new.push((topic.clone(), p));
             parts.insert(&topic, p, part);
             status.insert(
                 (topic, p),
@@ -108,8 +116,10 @@ impl Context {
         }
         if let Err(e) = shared.collector.checkpoint(starts) {
             tracing::error!(error = %e, "storing where the assigned partitions start failed (retried before the first commit)");
-            for (_, _, part) in parts.iter_mut() {
-                part.start_unstored = part.next >= 0;
+            for (topic, p) in new {
+                if let Some(part) = parts.get_mut(&topic, p) {
+                    part.start_unstored = part.next >= 0;
+                }
             }
         }
         shared.status.joined.store(true, Ordering::Relaxed);

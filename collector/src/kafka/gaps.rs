@@ -10,8 +10,8 @@
 //! records are counted nowhere else.
 //!
 //! The two are told apart by what the broker delivered just before: if, in the same fetch (the
-//! same epoch), it delivered `next - 1` and then an offset past `next`, the records between
-//! are not in its log. Otherwise the fetch is sent back (a seek, made by the consumer thread,
+//! same epoch), it delivered an offset below `next` and then one past it, the records between
+//! are not in its log (a broker skips only where a fetch starts). Otherwise the fetch is sent back (a seek, made by the consumer thread,
 //! which bumps the epoch so that messages polled before it are stale) to `next - 1`, then
 //! [`BACK_FACTOR`] times as far back each time the broker still answers past `next`, until it
 //! delivers an offset at or below `next`: the batch holding `next` then comes whole, and what
@@ -20,7 +20,9 @@
 //!
 //! The same broker answers a fetch from inside the *last* batch of a log with nothing at all:
 //! a partition with records left to read that delivers nothing for [`STUCK_MS`] is sent back
-//! the same way ([`unstick`]).
+//! the same way ([`unstick`]), unless the broker has shown it serves that position (it
+//! delivered the record before it in the latest fetch): offsets it never delivers, a
+//! transaction's marker say, leave the log's end past the last record.
 
 use vigil_tsdb::Timestamp;
 
@@ -78,11 +80,12 @@ pub(crate) fn judge(
         // Where a partition new to the group starts was unknown: its first message says.
         part.next = offset;
     }
-    let straight_after = part.prev == Some((part.next - 1, epoch));
+    let straight_after = part.prev.is_some_and(|(o, e)| e == epoch && o < part.next);
     part.prev = Some((offset, epoch));
     part.last_progress = now;
     if offset < part.next {
         part.search = None;
+        part.served = Some(part.next);
         return Verdict::Duplicate;
     }
     if offset == part.next || straight_after {
@@ -109,7 +112,7 @@ pub(crate) fn judge(
 pub(crate) fn unstick(part: &mut Part, now: Timestamp, paused: bool) -> Option<i64> {
     let behind = part.next >= 0 && part.lag().is_some_and(|l| l > 0);
     let waiting = part.search.is_some_and(|s| s.epoch.is_none());
-    if !behind || part.held || paused || waiting {
+    if !behind || part.held || paused || waiting || part.served == Some(part.next) {
         return None;
     }
     let since = part
@@ -236,6 +239,29 @@ mod tests {
         // Caught up: nothing to do.
         p.high = Some(5600);
         assert_eq!(unstick(&mut p, 100 * STUCK_MS, false), None);
+        // The log's end lies one past its last record (a transaction marker): once the broker
+        // has delivered the record before `next`, nobody goes looking for more.
+        p.high = Some(5601);
+        assert_eq!(unstick(&mut p, 101 * STUCK_MS, false), Some(5599));
+        sought(&mut p, 5);
+        assert_eq!(feed(&mut p, &[(5599, 5)], Some(0)), [Duplicate]);
+        assert_eq!(unstick(&mut p, 200 * STUCK_MS, false), None);
+    }
+
+    #[test]
+    fn a_gap_after_records_older_than_next_is_the_logs() {
+        // Compaction left 4 and 12 around `next` = 10: after the seek back the broker
+        // delivers 4, then 12, in one fetch. The records between are not in its log.
+        let mut p = Part::new(10, None, 0, 1);
+        assert_eq!(feed(&mut p, &[(12, 1)], Some(0)), [SeekBack(9)]);
+        sought(&mut p, 2);
+        assert_eq!(feed(&mut p, &[(12, 2)], Some(0)), [SeekBack(2)]);
+        sought(&mut p, 3);
+        assert_eq!(
+            feed(&mut p, &[(4, 3), (12, 3), (13, 3)], Some(0)),
+            [Duplicate, FreshAfterGap, Fresh]
+        );
+        assert_eq!(p.next, 14);
     }
 
     #[test]

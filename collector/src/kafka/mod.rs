@@ -385,9 +385,11 @@ fn consume(
     // has had time to expire.
     let patience = session_timeout(&shared.cfg) + Duration::from_secs(10);
     let (mut idle, mut polled) = (true, 0u32);
+    let mut refetch_after: Option<Instant> = None;
     while !stop.load(Ordering::Relaxed) {
-        if shared.refetch_pending.load(Ordering::Acquire) {
-            refetch(consumer, shared);
+        if shared.refetch_pending.load(Ordering::Acquire) && refetch_after.is_none_or(|t| Instant::now() >= t) {
+            // A seek that failed (a partition not fetching yet, say) is tried again shortly.
+            refetch_after = refetch(consumer, shared).then(|| Instant::now() + REFETCH_RETRY);
         }
         let look = idle || polled % 256 == 0;
         if look && topics_checked.is_none_or(|t| t.elapsed() >= TOPIC_CHECK) {
@@ -476,6 +478,9 @@ fn session_timeout(cfg: &KafkaConfig) -> Duration {
     Duration::from_millis(ms)
 }
 
+/// How long to wait before retrying a seek that failed.
+const REFETCH_RETRY: Duration = Duration::from_millis(200);
+
 /// How often the subscribed topics' existence is checked.
 const TOPIC_CHECK: Duration = Duration::from_secs(5);
 
@@ -514,14 +519,17 @@ fn check_topics(consumer: &KafkaConsumer, shared: &Shared) {
 /// Makes the requested seeks and resumes. On the consumer thread only: the epoch moves on
 /// with them, so every message polled afterwards is from the new fetch (librdkafka drops what
 /// it fetched before a seek) and every message polled before is stale for a partition whose
-/// search is waiting for this seek.
-fn refetch(consumer: &KafkaConsumer, shared: &Shared) {
+/// search is waiting for this seek. A resume is skipped if the partition was held back again
+/// since, or all consumption paused (it comes with the release). Returns whether some seek
+/// failed: it is asked for again.
+fn refetch(consumer: &KafkaConsumer, shared: &Shared) -> bool {
     let requests = {
         let mut r = shared.refetch.lock();
         shared.refetch_pending.store(false, Ordering::Release);
         std::mem::take(&mut *r)
     };
     let mut parts = shared.parts.lock();
+    let paused = shared.status.paused.load(Ordering::Relaxed);
     let mut resume = TopicPartitionList::new();
     let mut seek = TopicPartitionList::new();
     for r in &requests {
@@ -532,30 +540,37 @@ fn refetch(consumer: &KafkaConsumer, shared: &Shared) {
             continue;
         };
         if matches!(r, Refetch::Resume { .. }) {
+            if part.held || paused {
+                continue;
+            }
             resume.add_partition(topic, partition);
         }
         if part.next >= 0 {
             let _ = seek.add_partition_offset(topic, partition, Offset::Offset(part.fetch_from()));
         }
     }
-    refetch_from(consumer, shared, &mut parts, &resume, seek);
+    let failed = refetch_from(consumer, shared, &mut parts, &resume, seek);
+    drop(parts);
+    let retry = !failed.is_empty();
+    shared.request(failed);
+    retry
 }
 
 /// Resumes `resume` and seeks each partition of `at` to its offset, then moves the epoch on
-/// and marks the searches waiting for these seeks as sought.
+/// and marks the searches waiting for these seeks as sought. Returns the seeks that failed.
 fn refetch_from(
     consumer: &KafkaConsumer,
     shared: &Shared,
     parts: &mut Partitions,
     resume: &TopicPartitionList,
     at: TopicPartitionList,
-) {
+) -> Vec<Refetch> {
     if resume.count() > 0
         && let Err(e) = consumer.resume(resume)
     {
         tracing::warn!(error = %e, "resuming consumption failed");
     }
-    let sought: Vec<(String, i32, i64)> = at
+    let wanted: Vec<(String, i32, i64)> = at
         .elements()
         .iter()
         .filter_map(|e| match e.offset() {
@@ -563,44 +578,65 @@ fn refetch_from(
             _ => None,
         })
         .collect();
-    if at.count() > 0
-        && let Err(e) = consumer.seek_partitions(at, Duration::from_secs(10))
-    {
-        tracing::warn!(error = %e, "seeking failed");
-    }
+    let (sought, failed): (Vec<_>, Vec<_>) = if wanted.is_empty() {
+        (Vec::new(), Vec::new())
+    } else {
+        match consumer.seek_partitions(at, Duration::from_secs(10)) {
+            Ok(result) => wanted
+                .into_iter()
+                .partition(|(t, p, _)| result.find_partition(t, *p).is_none_or(|e| e.error().is_ok())),
+            Err(e) => {
+                tracing::warn!(error = %e, "seeking failed; retried");
+                (Vec::new(), wanted)
+            }
+        }
+    };
     let epoch = shared.epoch.fetch_add(1, Ordering::Relaxed) + 1;
     for (topic, partition, offset) in sought {
-        if let Some(part) = parts.get_mut(&topic, partition)
-            && let Some(search) = part.search.as_mut()
+        let Some(part) = parts.get_mut(&topic, partition) else {
+            continue;
+        };
+        // A new fetch: what the broker served before says nothing of it.
+        part.served = None;
+        if let Some(search) = part.search.as_mut()
             && search.target == offset
         {
             search.epoch = Some(epoch);
         }
     }
+    failed
+        .into_iter()
+        .map(|(topic, partition, offset)| Refetch::Seek {
+            topic,
+            partition,
+            offset,
+        })
+        .collect()
 }
 
 /// Pauses (or resumes) every assigned partition; partitions held back for running ahead stay
-/// paused.
+/// paused. The flag changes under the partitions' lock, which the aggregator holds when it
+/// holds back or releases partitions, so the two cannot cross.
 fn set_paused(consumer: &KafkaConsumer, shared: &Shared, pause: bool) {
     let Ok(assignment) = consumer.assignment() else { return };
+    let mut parts = shared.parts.lock();
+    let st = &shared.status;
+    st.paused.store(pause, Ordering::Relaxed);
     if pause {
         if let Err(e) = consumer.pause(&assignment) {
             tracing::warn!(error = %e, "pausing consumption failed");
         }
+        st.pauses.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!("the aggregator is behind: consumption paused");
     } else {
-        let mut parts = shared.parts.lock();
         let now = vigil_tsdb::time::now_ms();
         for (_, _, p) in parts.iter_mut() {
             p.last_progress = now;
         }
         let tpl = parts.without_held(&assignment);
         let at = parts.resume_points(&tpl);
-        refetch_from(consumer, shared, &mut parts, &tpl, at);
-    }
-    let st = &shared.status;
-    st.paused.store(pause, Ordering::Relaxed);
-    if pause {
-        st.pauses.fetch_add(1, Ordering::Relaxed);
-        tracing::debug!("the aggregator is behind: consumption paused");
+        let failed = refetch_from(consumer, shared, &mut parts, &tpl, at);
+        drop(parts);
+        shared.request(failed);
     }
 }

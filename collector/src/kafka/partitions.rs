@@ -22,9 +22,12 @@ pub(crate) struct Part {
     /// not): an offset past `next` straight after `next - 1` in the same epoch is a gap in the
     /// log (compaction, transaction markers), not records the broker skipped.
     pub(crate) prev: Option<(i64, u64)>,
-    /// The broker skipped records (delivered an offset past `next` without `next - 1` before
-    /// it): the fetch is being sent back to find them ([`super::gaps`]).
+    /// The broker skipped records (delivered an offset past `next` without one below it
+    /// before it): the fetch is being sent back to find them ([`super::gaps`]).
     pub(crate) search: Option<Search>,
+    /// The `next` at which the broker last delivered a record below it after a seek: it serves
+    /// that position, and has nothing past it to give yet.
+    pub(crate) served: Option<i64>,
     /// The end of the partition's log (its high watermark) as of the latest fetch, if known.
     pub(crate) high: Option<i64>,
     /// Newest event time aggregated.
@@ -67,6 +70,7 @@ impl Part {
             stored: Position { next, max_t },
             prev: None,
             search: None,
+            served: None,
             high: None,
             max_t,
             last_progress: now,
@@ -96,6 +100,7 @@ impl Part {
         self.max_t = self.stored.max_t;
         self.prev = None;
         self.search = None;
+        self.served = None;
     }
 
     /// Messages between what was aggregated and the end of the log, if known.

@@ -114,10 +114,11 @@ fn finish(shared: &Shared, consumer: &KafkaConsumer) {
                 tracing::error!(error = %e, "writing the open windows at the stop failed (they are stored)");
             }
         }
-        Err(e) => {
+        Err(e) if e.nothing_committed() => {
             tracing::warn!(error = %e, "the final commit failed: what was read since the last one is read again");
             commit::roll_back(shared, &mut parts);
         }
+        Err(e) => tracing::error!(error = %e, "the final commit reached Kafka but not the store"),
     }
 }
 
@@ -449,6 +450,7 @@ fn report(shared: &Shared, batch: &Batch, parts: &Partitions, skipped: u64) {
             s.messages = part.messages;
             s.max_event_t = part.max_t;
             s.held_back = part.held;
+            s.fetching_from = part.search.map(|x| (x.target, x.epoch.is_some()));
         }
     }
 }

@@ -47,6 +47,9 @@ impl Watchdog {
         let Ok(groups) = consumer.fetch_group_list(Some(&shared.cfg.group), TIMEOUT) else {
             return;
         };
+        // In the middle of a rebalance assignments are empty for a while: only a group that
+        // has settled counts.
+        let settled = !groups.groups().is_empty() && groups.groups().iter().all(|g| g.state() == "Stable");
         let held: usize = groups
             .groups()
             .iter()
@@ -54,7 +57,7 @@ impl Watchdog {
             .map(|m| m.assignment().map_or(0, assigned_partitions))
             .sum();
         self.unassigned_since = None;
-        if held > 0 {
+        if held > 0 || !settled {
             return;
         }
         tracing::warn!(

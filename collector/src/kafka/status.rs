@@ -19,6 +19,9 @@ pub struct PartitionStatus {
     pub max_event_t: Option<Timestamp>,
     /// Paused because it ran ahead of the slowest partition.
     pub held_back: bool,
+    /// Where its fetch was sent back to (the broker skipped records, or delivered none while
+    /// records were left), while that lasts: (offset, whether the seek is made).
+    pub fetching_from: Option<(i64, bool)>,
 }
 
 /// Shared between the consumer, the aggregator thread and whoever reports.
