@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
 """Bytes on disk, vigil against Prometheus 2.42, for the same OpenMetrics file.
 
-Generates a day of vigil-like series (request counters and classic histogram buckets per route,
-every 10 s), backfills it into Prometheus with `promtool tsdb create-blocks-from openmetrics`,
-lets a Prometheus server compact the blocks, imports it into vigil with `vigil import
-openmetrics`, and prints both sizes (blocks only, and everything in the data directory but
-vigil's rollups and event store, which Prometheus has no counterpart of).
+Generates vigil-like series (request counters and classic histogram buckets per route, every
+`--step` seconds for `--hours`), backfills them into Prometheus with `promtool tsdb
+create-blocks-from openmetrics`, lets a Prometheus server compact the blocks, imports them into
+vigil with `vigil import openmetrics`, and prints both sizes: blocks alone (raw samples against
+raw samples), and each whole data directory, everything included (vigil's rollups, WAL, head
+chunks and event store; Prometheus's WAL and head chunks).
 
-    python3 scripts/compare-size.py [--routes N] [--hours H] [--vigil target/release/vigil]
+    python3 scripts/compare-size.py [--routes N] [--hours H] [--step S] [--vigil target/release/vigil]
+
+The issue's case, eight days of one-minute data: `--hours 192 --step 60`.
 
 Needs Debian's `prometheus` package (promtool and prometheus on PATH) and a release build.
 Everything runs on loopback in a temporary directory and stops by itself.
@@ -63,6 +66,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--routes", type=int, default=100)
     ap.add_argument("--hours", type=int, default=24)
+    ap.add_argument("--step", type=int, default=10, help="seconds between samples")
     ap.add_argument("--vigil", default="target/release/vigil")
     ap.add_argument("--compact-timeout", type=int, default=300)
     a = ap.parse_args()
@@ -72,8 +76,9 @@ def main():
     tmp = tempfile.mkdtemp(prefix="vigil-size-")
     try:
         om = os.path.join(tmp, "data.om")
-        samples = generate(om, a.routes, a.hours)
-        print(f"{samples} samples, OpenMetrics file {os.path.getsize(om)} bytes")
+        samples = generate(om, a.routes, a.hours, step=a.step)
+        print(f"{samples} samples ({a.routes} routes, {a.hours} h every {a.step} s), "
+              f"OpenMetrics file {os.path.getsize(om)} bytes")
 
         prom = os.path.join(tmp, "prometheus")
         subprocess.run(["promtool", "tsdb", "create-blocks-from", "openmetrics", om, prom],
@@ -83,17 +88,19 @@ def main():
 
         vig = os.path.join(tmp, "vigil")
         subprocess.run([a.vigil, "import", "openmetrics", om, "--data-dir", vig, "-q"], check=True)
-        # Raw data against raw data: the event store and the rollups (which Prometheus does
-        # not make) are counted apart.
-        v_rollups = du(os.path.join(vig, "rollups"), False)
         v_blocks = du(os.path.join(vig, "blocks"), False)
-        v_all = du(vig, False) - du(os.path.join(vig, "events"), False) - v_rollups
+        v_rollups = du(os.path.join(vig, "rollups"), False)
+        v_all = du(vig, False)
 
-        print(f"prometheus: blocks {p_blocks} bytes ({p_blocks / samples:.3f} B/sample), "
-              f"directory {p_all} bytes, {len(prometheus_blocks(prom))} blocks")
-        print(f"vigil:      blocks {v_blocks} bytes, directory {v_all} bytes "
-              f"({v_all / samples:.3f} B/sample, WAL and head included; rollups apart: {v_rollups} bytes)")
-        print(f"ratio (vigil directory / prometheus blocks): {v_all / p_blocks:.2f}")
+        def per(n):
+            return f"{n / samples:.3f} B/sample"
+
+        print(f"prometheus: blocks {p_blocks} bytes ({per(p_blocks)}), "
+              f"directory {p_all} bytes ({per(p_all)}), {len(prometheus_blocks(prom))} blocks")
+        print(f"vigil:      blocks {v_blocks} bytes ({per(v_blocks)}), "
+              f"directory {v_all} bytes ({per(v_all)}; rollups {v_rollups} bytes, WAL, head and "
+              f"event store included)")
+        print(f"ratio, blocks: {v_blocks / p_blocks:.2f}; whole directories: {v_all / p_all:.2f}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

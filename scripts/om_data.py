@@ -1,4 +1,4 @@
-"""Test data shared by the side-by-side scripts: a day of vigil-like series as OpenMetrics text
+"""Test data shared by the side-by-side scripts: vigil-like series as OpenMetrics text
 with timestamps (what `promtool tsdb create-blocks-from openmetrics` and `vigil import
 openmetrics` both read), and a Prometheus server to run on a directory."""
 
@@ -7,16 +7,16 @@ import random
 import subprocess
 
 T0 = 1795392000  # 2026-11-23 00:00 UTC, a block boundary
-STEP = 10
+STEP = 10  # seconds between samples, unless told otherwise
 BUCKETS = ["0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "+Inf"]
 
 
-def generate(path, routes, hours, shift=0):
+def generate(path, routes, hours, shift=0, step=STEP):
     """Writes request counters (a 200 and a 500 series per route) and classic histogram buckets
-    per route, every 10 s from T0 + `shift` seconds for `hours`, with Gaussian noise; returns
-    the number of samples."""
+    per route, every `step` seconds from T0 + `shift` seconds for `hours`, with Gaussian noise;
+    returns the number of samples."""
     rng = random.Random(7)
-    steps = hours * 3600 // STEP
+    steps = hours * 3600 // step
     samples = 0
     with open(path, "w") as f:
         f.write("# TYPE vigil_http_requests counter\n")
@@ -27,7 +27,7 @@ def generate(path, routes, hours, shift=0):
                 lbl = f'service="svc-{r % 10}",route="route-{r}",method="GET",path="/v1/things/{{id}}",status="{status}"'
                 for i in range(steps):
                     v += max(0, int(rng.gauss(rate, rate ** 0.5 + 0.1)))
-                    f.write(f"vigil_http_requests_total{{{lbl}}} {v} {T0 + shift + i * STEP}\n")
+                    f.write(f"vigil_http_requests_total{{{lbl}}} {v} {T0 + shift + i * step}\n")
                     samples += 1
         f.write("# TYPE vigil_http_request_duration_seconds histogram\n")
         for r in range(routes):
@@ -44,7 +44,7 @@ def generate(path, routes, hours, shift=0):
                 rng2 = random.Random(r * 100 + b)
                 for i in range(steps):
                     v += max(0, int(rng2.gauss(rate, rate ** 0.5 + 0.1) * min(1.0, (b + 1) / (len(BUCKETS) - 2))))
-                    f.write(f'vigil_http_request_duration_seconds_bucket{{{lbl},le="{le}"}} {v} {T0 + shift + i * STEP}\n')
+                    f.write(f'vigil_http_request_duration_seconds_bucket{{{lbl},le="{le}"}} {v} {T0 + shift + i * step}\n')
                     samples += 1
         f.write("# EOF\n")
     return samples
