@@ -274,7 +274,8 @@ fn alert(
 ) -> Result<(Vec<(Labels, f64)>, RuleNotices), String> {
     let result = instant_vector(db, engine, &a.expr, query_ts)?;
     let query = |q: &str| -> Result<QueryRows, String> {
-        let rows = instant_vector(db, engine, &engine.parse(q).map_err(|e| e.to_string())?, query_ts)?;
+        let parsed = engine.parse(q).map_err(|e| e.to_string())?;
+        let rows = instant_vector(db, engine, parsed.expr(), query_ts)?;
         Ok(rows
             .into_iter()
             .map(|(l, v)| (l.iter().map(|l| (l.name.to_string(), l.value.to_string())).collect(), v))

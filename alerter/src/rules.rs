@@ -25,6 +25,11 @@ use vigil_tsdb::time::parse_duration_ms;
 use crate::template::Template;
 use crate::yaml::{self, Kind, Node, Pos, YamlError, check_keys, get};
 
+/// The deepest expression a rule may hold (the API evaluates deeper ones, up to
+/// `vigil_tsdb::promql::deep::MAX_DEPTH`): a rule's tree is kept, copied and printed by code
+/// that recurses on an ordinary stack.
+pub const MAX_EXPR_DEPTH: usize = 1_000;
+
 /// A rule file, loaded and checked.
 #[derive(Debug, Clone)]
 pub struct RuleFile {
@@ -312,6 +317,14 @@ fn parse_rule(node: &Node) -> Result<Rule, (YamlError, String)> {
     let expr = vigil_tsdb::promql::Engine::default()
         .parse(&expr_text)
         .map_err(|e| fail(YamlError::at(expr_node.pos, format!("could not parse expression: {e}"))))?;
+    let depth = vigil_tsdb::promql::deep::tree_depth(&expr);
+    if depth > MAX_EXPR_DEPTH {
+        return Err(fail(YamlError::at(
+            expr_node.pos,
+            format!("expression nests {depth} levels; rules may nest at most {MAX_EXPR_DEPTH}"),
+        )));
+    }
+    let expr = expr.into_expr();
     let labels = match get(m, "labels") {
         Some(n) => string_map(n, "labels", true).map_err(fail)?,
         None => Vec::new(),
@@ -443,6 +456,17 @@ groups:
             Ok(_) => panic!("expected an error"),
             Err(errs) => errs[0].to_string(),
         }
+    }
+
+    #[test]
+    fn deep_expressions_are_refused_with_the_limit() {
+        let deep = format!("{}up{}", "(".repeat(5_000), ")".repeat(5_000));
+        let text = format!("groups:\n  - name: g\n    rules:\n      - record: r\n        expr: '{deep}'\n");
+        let errs = parse_str(&text, "deep.yml").expect_err("too deep");
+        assert!(errs[0].to_string().contains("at most 1000"), "{}", errs[0]);
+        let ok = format!("{}up{}", "(".repeat(900), ")".repeat(900));
+        let text = format!("groups:\n  - name: g\n    rules:\n      - record: r\n        expr: '{ok}'\n");
+        assert!(parse_str(&text, "ok.yml").is_ok());
     }
 
     #[test]

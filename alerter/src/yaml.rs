@@ -77,12 +77,18 @@ impl YamlError {
     }
 }
 
+/// The deepest nesting of lists and mappings accepted (rule files need six levels); deeper
+/// documents are refused rather than built, as the tree is walked and dropped recursively.
+pub const MAX_DEPTH: usize = 64;
+
 /// Builds the tree from parser events.
 #[derive(Default)]
 struct Builder {
     stack: Vec<(Node, Option<Node>)>,
     root: Option<Node>,
     error: Option<YamlError>,
+    /// Lists and mappings open beyond [`MAX_DEPTH`]: their events are dropped.
+    too_deep: usize,
 }
 
 impl Builder {
@@ -110,6 +116,19 @@ impl Builder {
 impl MarkedEventReceiver for Builder {
     fn on_event(&mut self, ev: Event, mark: Marker) {
         let pos = Pos::from(mark);
+        if self.too_deep > 0
+            || (self.stack.len() >= MAX_DEPTH && matches!(ev, Event::SequenceStart(..) | Event::MappingStart(..)))
+        {
+            match ev {
+                Event::SequenceStart(..) | Event::MappingStart(..) => self.too_deep += 1,
+                Event::SequenceEnd | Event::MappingEnd => self.too_deep -= 1,
+                _ => {}
+            }
+            if self.error.is_none() {
+                self.error = Some(YamlError::at(pos, format!("nested deeper than {MAX_DEPTH} levels")));
+            }
+            return;
+        }
         match ev {
             Event::Scalar(v, style, _, _) => {
                 let null = style == TScalarStyle::Plain && matches!(v.as_str(), "" | "~" | "null" | "Null" | "NULL");
@@ -226,6 +245,23 @@ pub fn get<'n>(entries: &'n [(Node, Node)], key: &str) -> Option<&'n Node> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deep_nesting_is_refused_not_built() {
+        // The YAML parser stops at 256 levels itself; the tree stops at 64.
+        let text = format!("{}1{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(parse(&text).is_err());
+        let text = format!("{}1{}", "[".repeat(100), "]".repeat(100));
+        let e = parse(&text).expect_err("too deep");
+        assert!(e.message.contains("deeper than 64"), "{e}");
+        let text = format!(
+            "a:\n{}",
+            (1..200).map(|i| format!("{}b:\n", " ".repeat(i))).collect::<String>()
+        );
+        assert!(parse(&text).is_err());
+        let ok = format!("{}1{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        assert!(parse(&ok).is_ok());
+    }
 
     #[test]
     fn positions_are_kept() {

@@ -172,6 +172,24 @@ mod tests {
     }
 
     #[test]
+    fn deep_templates_are_refused_before_anything_recurses() {
+        let blocks = format!("{}x{}", "{{ if true }}".repeat(100_000), "{{ end }}".repeat(100_000));
+        let e = Template::parse(&blocks).expect_err("too deep");
+        assert!(e.to_string().contains("deeper than 100"), "{e}");
+        let parens = format!("{{{{ {}1{} }}}}", "(".repeat(50_000), ")".repeat(50_000));
+        assert!(Template::parse(&parens).is_err());
+        let quoted = format!("{{{{ \"{}\" }}}}", "(".repeat(500));
+        assert_eq!(expand(&quoted, 0.0), "(".repeat(500));
+        assert_eq!(
+            expand(
+                &format!("{}{}", "{{ if true }}".repeat(100), "{{ end }}".repeat(100)),
+                0.0
+            ),
+            ""
+        );
+    }
+
+    #[test]
     fn the_usual_annotations() {
         assert_eq!(
             expand(

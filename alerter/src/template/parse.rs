@@ -75,9 +75,14 @@ pub(crate) enum Operand {
     Sub(Pipeline, Vec<String>),
 }
 
+/// The deepest nesting of blocks (`if`, `with`, `range`) and of parentheses in an action that
+/// a template may have: parsing, running and dropping it recurse that deep.
+pub(crate) const MAX_NESTING: usize = 100;
+
 /// Parses a template.
 pub(crate) fn parse(src: &str) -> Result<Vec<Node>, ParseError> {
     let items = split(src)?;
+    check_nesting(&items)?;
     let mut pos = 0;
     let (nodes, end) = parse_list(&items, &mut pos)?;
     if let Some((kw, off)) = end {
@@ -87,6 +92,55 @@ pub(crate) fn parse(src: &str) -> Result<Vec<Node>, ParseError> {
         });
     }
     Ok(nodes)
+}
+
+/// Refuses templates nested deeper than [`MAX_NESTING`], before anything recurses.
+fn check_nesting(items: &[Item]) -> Result<(), ParseError> {
+    let too_deep = |offset| ParseError {
+        offset,
+        message: format!("nested deeper than {MAX_NESTING} levels"),
+    };
+    let mut blocks = 0usize;
+    for item in items {
+        let Item::Action(action, off) = item else { continue };
+        match split_keyword(action).0 {
+            "if" | "with" | "range" => blocks += 1,
+            "end" => blocks = blocks.saturating_sub(1),
+            _ => {}
+        }
+        if blocks > MAX_NESTING || paren_depth(action) > MAX_NESTING {
+            return Err(too_deep(*off));
+        }
+    }
+    Ok(())
+}
+
+/// The deepest parenthesis nesting of an action, outside its strings.
+fn paren_depth(action: &str) -> usize {
+    let (mut depth, mut deepest, mut quote, mut escaped) = (0usize, 0usize, None, false);
+    for c in action.chars() {
+        match quote {
+            Some(q) => {
+                if escaped {
+                    escaped = false;
+                } else if c == '\\' && q != '`' {
+                    escaped = true;
+                } else if c == q {
+                    quote = None;
+                }
+            }
+            None => match c {
+                '"' | '`' | '\'' => quote = Some(c),
+                '(' => {
+                    depth += 1;
+                    deepest = deepest.max(depth);
+                }
+                ')' => depth = depth.saturating_sub(1),
+                _ => {}
+            },
+        }
+    }
+    deepest
 }
 
 /// Text or the inside of an action, with its offset.

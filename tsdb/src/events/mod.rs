@@ -358,6 +358,7 @@ impl EventStore {
         let user: Box<dyn Query> = if query.trim().is_empty() {
             Box::new(AllQuery)
         } else {
+            check_search_query(query)?;
             let mut parser = QueryParser::for_index(&self.index, f.defaults());
             parser.set_conjunction_by_default();
             parser
@@ -381,7 +382,14 @@ impl EventStore {
             path: self.dir.clone(),
             source,
         };
-        let (hits, total) = searcher.search(&q, &(top, Count)).map_err(ix)?;
+        let (hits, total) = searcher.search(&q, &(top, Count)).map_err(|e| match e {
+            // What the query asks of the schema is found out only as it runs (`nofield:*`,
+            // `path:*` of a field that is not a fast field): the query's fault, not the index's.
+            tantivy::TantivyError::FieldNotFound(_)
+            | tantivy::TantivyError::SchemaError(_)
+            | tantivy::TantivyError::InvalidArgument(_) => EventError::Query(e.to_string()),
+            e => ix(e),
+        })?;
         let mut events = Vec::with_capacity(hits.len().min(limit));
         for (_, addr) in hits.into_iter().take(limit) {
             let doc: TantivyDocument = searcher.doc(addr).map_err(ix)?;
@@ -411,6 +419,47 @@ impl Drop for EventStore {
     fn drop(&mut self) {
         self.close();
     }
+}
+
+/// The deepest nesting of parentheses a search query may have (tantivy's query parser and
+/// searcher recurse once per level).
+pub const MAX_SEARCH_NESTING: usize = 32;
+
+/// The most terms and operators a search query may hold.
+pub const MAX_SEARCH_TERMS: usize = 1024;
+
+/// Refuses search queries beyond [`MAX_SEARCH_NESTING`] or [`MAX_SEARCH_TERMS`] before
+/// tantivy parses them.
+fn check_search_query(query: &str) -> Result<(), EventError> {
+    // Every parenthesis counts, quoted or not: tantivy's grammar has escapes and two kinds of
+    // quotes, and a scan that follows them wrongly would let nesting through. A phrase holding
+    // many parentheses is refused too, which costs nobody much.
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    for c in query.chars() {
+        match c {
+            '(' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            ')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    if deepest > MAX_SEARCH_NESTING {
+        return Err(EventError::Query(format!(
+            "query nests {deepest} levels of parentheses; at most {MAX_SEARCH_NESTING}"
+        )));
+    }
+    let terms = query
+        .split(|c: char| c.is_whitespace() || c == '(' || c == ')')
+        .filter(|t| !t.is_empty())
+        .count();
+    if terms > MAX_SEARCH_TERMS {
+        return Err(EventError::Query(format!(
+            "query has {terms} terms and operators; at most {MAX_SEARCH_TERMS}"
+        )));
+    }
+    Ok(())
 }
 
 fn from_doc(f: &Fields, doc: &TantivyDocument) -> RawEvent {

@@ -161,3 +161,48 @@ fn files_of_no_commit_are_removed_at_open() {
     assert!(other.exists(), "only segment files are removed");
     assert_eq!(store.search("", None, None, 10).expect("search").total, 1);
 }
+
+#[test]
+fn deep_and_long_queries_are_refused_plainly_and_the_store_answers_after() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    store.offer(event(1, 500, "payments", "/v2/payments/1"));
+    store.flush().expect("flush");
+    let deep = format!("{}status:500{}", "(".repeat(5_000), ")".repeat(5_000));
+    let err = store.search(&deep, None, None, 10).expect_err("too deep");
+    assert!(err.to_string().contains("at most 32"), "{err}");
+    let long = vec!["status:500"; 5_000].join(" OR ");
+    let err = store.search(&long, None, None, 10).expect_err("too long");
+    assert!(matches!(err, EventError::Query(_)), "{err}");
+    // Parentheses count wherever they are: quotes and escapes do not hide nesting.
+    for prefix in ["a\\\" ", "'\"' ", "path:\""] {
+        let hidden = format!("{prefix}{}status:500{}", "(".repeat(5_000), ")".repeat(5_000));
+        let err = store.search(&hidden, None, None, 10).expect_err("too deep");
+        assert!(err.to_string().contains("at most 32"), "{prefix}: {err}");
+    }
+    let quoted = format!("path:\"{}\"", "(".repeat(10));
+    assert_eq!(store.search(&quoted, None, None, 10).expect("search").total, 0);
+    let nested = format!(
+        "{}status:500{}",
+        "(".repeat(MAX_SEARCH_NESTING),
+        ")".repeat(MAX_SEARCH_NESTING)
+    );
+    assert_eq!(store.search(&nested, None, None, 10).expect("search").total, 1);
+}
+
+/// Found by fuzzing (`fuzz/fuzz_targets/event_search.rs`): `field:*` parses whatever the field,
+/// and only the search finds out that the field is not there or not a fast field.
+#[test]
+fn a_query_on_a_field_the_index_lacks_is_a_bad_query() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    store.offer(event(1, 500, "payments", "/v2/payments/1"));
+    store.flush().expect("flush");
+    for q in ["* * 2 mD\u{0}\u{0}D:* 2 metho", "nofield:*", "path:*"] {
+        match store.search(q, None, None, 10) {
+            Ok(_) => {}
+            Err(e) => assert!(matches!(e, EventError::Query(_)), "{q:?}: {e}"),
+        }
+    }
+    assert_eq!(store.search("status:500", None, None, 10).expect("search").total, 1);
+}

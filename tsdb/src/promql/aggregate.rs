@@ -12,6 +12,7 @@ use promql_parser::parser::{AggregateExpr, Call, Expr, LabelModifier, VectorSele
 use rustc_hash::FxHashMap;
 
 use super::binary::{self, BinOp};
+use super::deep::{self, unwrap_parens};
 use super::error::{QueryError, QueryResult};
 use super::eval::{ESeries, Evaluator, Matrix, Pick, VSample, Vector, matcher_sets, offset_ms};
 use super::functions;
@@ -369,7 +370,7 @@ fn fused(
     match foldable.source {
         Source::Range(call) => {
             let args: Vec<&Expr> = call.args.args.iter().map(AsRef::as_ref).collect();
-            let Some(matrix_arg) = args.iter().position(|a| a.value_type() == ValueType::Matrix) else {
+            let Some(matrix_arg) = args.iter().position(|a| deep::value_type(a) == ValueType::Matrix) else {
                 return Err(QueryError::exec(format!("{} needs a range vector", call.func.name)));
             };
             functions::range_call_each(ev, call.func.name, &args, matrix_arg, fold)?;
@@ -438,13 +439,6 @@ fn label_hash(l: &Labels) -> u64 {
     h ^= h >> 33;
     h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
     h ^ (h >> 33)
-}
-
-fn unwrap_parens(e: &Expr) -> &Expr {
-    match e {
-        Expr::Paren(p) => unwrap_parens(&p.expr),
-        other => other,
-    }
 }
 
 /// Per-group state of the one-value aggregations (`quantile` keeps its values beside it).

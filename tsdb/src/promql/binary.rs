@@ -104,7 +104,7 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, b: &BinaryExpr) -> QueryResult<Matrix
     let modifier = b.modifier.clone().unwrap_or_default();
     let return_bool = modifier.return_bool;
     let v2 = ev.opts.prometheus_v2;
-    let (lt, rt) = (b.lhs.value_type(), b.rhs.value_type());
+    let (lt, rt) = (ev.value_type(&b.lhs), ev.value_type(&b.rhs));
     let lhs = ev.eval_matrix(&b.lhs)?;
     let rhs = ev.eval_matrix(&b.rhs)?;
     match (lt, rt) {

@@ -8,10 +8,12 @@
 use std::time::Instant;
 
 use promql_parser::label::{MatchOp as ParserOp, Matcher as ParserMatcher};
+use promql_parser::parser::value::ValueType;
 use promql_parser::parser::{AtModifier, Expr, MatrixSelector, Offset, SubqueryExpr, VectorSelector};
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
+use super::deep;
 use super::error::{QueryError, QueryResult};
 use super::value::{Point, Sample, Series};
 use super::{EngineOptions, aggregate, binary, functions};
@@ -115,6 +117,8 @@ pub(crate) struct Evaluator<'a> {
     deadline: Instant,
     /// Warnings and infos for the answer (Prometheus's annotations), each once.
     pub(crate) warnings: &'a Warnings,
+    /// The value types of the operator nodes met so far.
+    types: FxHashMap<usize, ValueType>,
 }
 
 /// The warnings (and infos: messages starting `PromQL info:`) an evaluation collects, from any
@@ -173,6 +177,7 @@ impl<'a> Evaluator<'a> {
             query_end: end,
             query_step: if start == end { 0 } else { interval.max(1) },
             deadline,
+            types: FxHashMap::default(),
         }
     }
 
@@ -217,7 +222,8 @@ impl<'a> Evaluator<'a> {
     /// Evaluates a node; its points count against the query's sample limit as Prometheus counts
     /// them (each node's result is held in memory).
     pub(crate) fn eval(&mut self, e: &Expr) -> QueryResult<EVal> {
-        let v = self.eval_node(e)?;
+        // Evaluation recurses as deep as the tree: the stack grows with it.
+        let v = deep::guarded(|| self.eval_node(deep::unwrap_parens(e)))?;
         if let EVal::Matrix(m) = &v {
             self.check_samples(m.iter().map(|s| s.points.len()).sum())?;
         }
@@ -261,6 +267,12 @@ impl<'a> Evaluator<'a> {
             Expr::Binary(b) => binary::eval(self, b).map(EVal::Matrix),
             Expr::Extension(_) => Err(QueryError::exec("extension expressions are not supported")),
         }
+    }
+
+    /// The type of `e`'s value ([`Expr::value_type`]), in time linear in the tree over a whole
+    /// evaluation.
+    pub(crate) fn value_type(&mut self, e: &Expr) -> ValueType {
+        deep::value_type_memo(e, &mut self.types)
     }
 
     /// Evaluates a node that must not be a string.
@@ -515,6 +527,7 @@ impl<'a> Evaluator<'a> {
             query_end: self.query_end,
             query_step: self.query_step,
             deadline: self.deadline,
+            types: FxHashMap::default(),
         };
         let m = child.eval_matrix(&sq.expr)?;
         let series = m

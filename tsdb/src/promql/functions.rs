@@ -11,6 +11,7 @@ use promql_parser::parser::{Call, Expr, Function, register_extra_functions};
 use regex::Regex;
 use rustc_hash::FxHashMap;
 
+use super::deep::{self, unwrap_parens};
 use super::error::{QueryError, QueryResult};
 use super::eval::{
     ESeries, EVal, Evaluator, Matrix, Pick, RangeInput, RangeSeries, VSample, Vector, for_each_series, is_wide,
@@ -85,17 +86,10 @@ pub(crate) fn eval_call(ev: &mut Evaluator<'_>, call: &Call) -> QueryResult<EVal
         "absent_over_time" => return absent_over_time(ev, &args).map(EVal::Matrix),
         _ => {}
     }
-    if let Some(i) = args.iter().position(|a| a.value_type() == ValueType::Matrix) {
+    if let Some(i) = args.iter().position(|a| deep::value_type(a) == ValueType::Matrix) {
         return range_call(ev, name, &args, i).map(EVal::Matrix);
     }
     instant_call(ev, name, &args).map(EVal::Matrix)
-}
-
-fn unwrap_parens(e: &Expr) -> &Expr {
-    match e {
-        Expr::Paren(p) => unwrap_parens(&p.expr),
-        other => other,
-    }
 }
 
 fn drop_names(mut m: Matrix, delayed: bool) -> Matrix {
@@ -231,7 +225,7 @@ fn range_input(ev: &mut Evaluator<'_>, arg: &Expr, reads: Reads) -> QueryResult<
         Expr::Subquery(sq) => ev.subquery(sq),
         other => Err(QueryError::exec(format!(
             "expected a range vector, got {}",
-            other.value_type()
+            deep::value_type(other)
         ))),
     }
 }
@@ -328,7 +322,7 @@ fn absent_labels(e: &Expr) -> Labels {
 fn instant_call(ev: &mut Evaluator<'_>, name: &str, args: &[&Expr]) -> QueryResult<Matrix> {
     let mut mats: Vec<Matrix> = Vec::new();
     for a in args {
-        if a.value_type() != ValueType::String {
+        if deep::value_type(a) != ValueType::String {
             mats.push(ev.eval_matrix(a)?);
         }
     }
@@ -695,7 +689,7 @@ fn string_arg(e: &Expr) -> QueryResult<String> {
         Expr::StringLiteral(s) => Ok(s.val.clone()),
         other => Err(QueryError::exec(format!(
             "expected a string argument, got {}",
-            other.value_type()
+            deep::value_type(other)
         ))),
     }
 }

@@ -15,6 +15,7 @@
 use promql_parser::parser::{Expr, VectorSelector};
 use rustc_hash::{FxHashMap, FxHashSet};
 
+use super::deep::{self, unwrap_parens};
 use super::error::{QueryError, QueryResult};
 use super::eval::{Evaluator, Matrix, Pick, VSample, matcher_sets, offset_ms};
 use crate::labels::{Labels, METRIC_NAME, MatchOp, Matcher};
@@ -184,13 +185,6 @@ fn combine(
     })
 }
 
-fn unwrap_parens(e: &Expr) -> &Expr {
-    match e {
-        Expr::Paren(p) => unwrap_parens(&p.expr),
-        other => other,
-    }
-}
-
 fn selector_matchers(vs: &VectorSelector) -> QueryResult<Vec<Matcher>> {
     let mut sets = matcher_sets(vs)?;
     if sets.len() != 1 {
@@ -202,6 +196,10 @@ fn selector_matchers(vs: &VectorSelector) -> QueryResult<Vec<Matcher>> {
 /// The offset of the first vector selector in `e` (the base the info series are read
 /// alongside), with those of enclosing subqueries, and whether it has an `@`.
 fn found(e: &Expr) -> Option<(i64, bool)> {
+    deep::guarded(|| found_in(e))
+}
+
+fn found_in(e: &Expr) -> Option<(i64, bool)> {
     match e {
         Expr::VectorSelector(vs) => Some((offset_ms(vs.offset.as_ref()), vs.at.is_some())),
         Expr::MatrixSelector(ms) => Some((offset_ms(ms.vs.offset.as_ref()), ms.vs.at.is_some())),
@@ -218,25 +216,27 @@ fn found(e: &Expr) -> Option<(i64, bool)> {
 /// The `@` time of the first vector selector in `e` (or of its enclosing subquery).
 fn at_of(ev: &Evaluator<'_>, e: &Expr) -> Option<Timestamp> {
     match e {
-        Expr::VectorSelector(vs) => ev.at_time(vs.at.as_ref()),
-        Expr::MatrixSelector(ms) => ev.at_time(ms.vs.at.as_ref()),
-        Expr::Paren(p) => at_of(ev, &p.expr),
-        Expr::Unary(u) => at_of(ev, &u.expr),
-        Expr::Aggregate(a) => at_of(ev, &a.expr),
-        Expr::Binary(b) => {
-            if found(&b.lhs).is_some() {
-                at_of(ev, &b.lhs)
-            } else {
-                at_of(ev, &b.rhs)
-            }
-        }
-        Expr::Call(c) => c
-            .args
-            .args
-            .iter()
-            .find(|a| found(a).is_some())
-            .and_then(|a| at_of(ev, a)),
-        Expr::Subquery(sq) => at_of(ev, &sq.expr).or_else(|| ev.at_time(sq.at.as_ref())),
+        Expr::Subquery(sq) => first_at(ev, &sq.expr).flatten().or_else(|| ev.at_time(sq.at.as_ref())),
+        _ => first_at(ev, e).flatten(),
+    }
+}
+
+/// The first vector selector's `@` time (or its enclosing subquery's): `None` when `e` has no
+/// selector, `Some(None)` when the first one has no `@`. One walk, however deep `e` is.
+fn first_at(ev: &Evaluator<'_>, e: &Expr) -> Option<Option<Timestamp>> {
+    deep::guarded(|| first_at_in(ev, e))
+}
+
+fn first_at_in(ev: &Evaluator<'_>, e: &Expr) -> Option<Option<Timestamp>> {
+    match e {
+        Expr::VectorSelector(vs) => Some(ev.at_time(vs.at.as_ref())),
+        Expr::MatrixSelector(ms) => Some(ev.at_time(ms.vs.at.as_ref())),
+        Expr::Paren(p) => first_at(ev, &p.expr),
+        Expr::Unary(u) => first_at(ev, &u.expr),
+        Expr::Aggregate(a) => first_at(ev, &a.expr),
+        Expr::Binary(b) => first_at(ev, &b.lhs).or_else(|| first_at(ev, &b.rhs)),
+        Expr::Call(c) => c.args.args.iter().find_map(|a| first_at(ev, a)),
+        Expr::Subquery(sq) => first_at(ev, &sq.expr).map(|at| at.or_else(|| ev.at_time(sq.at.as_ref()))),
         _ => None,
     }
 }

@@ -19,6 +19,7 @@
 
 mod aggregate;
 mod binary;
+pub mod deep;
 mod error;
 mod eval;
 mod functions;
@@ -33,6 +34,7 @@ use std::time::{Duration, Instant};
 use promql_parser::parser::Expr;
 use promql_parser::parser::value::ValueType;
 
+pub use deep::Query;
 pub use error::{QueryError, QueryResult};
 pub use functions::format_float;
 pub use value::{Point, Sample, Series, Value};
@@ -104,10 +106,11 @@ impl Engine {
         Engine { opts }
     }
 
-    /// Parses a query, with Prometheus's error text on failure.
-    pub fn parse(&self, query: &str) -> QueryResult<Expr> {
+    /// Parses a query, with Prometheus's error text on failure; deeper than
+    /// [`deep::MAX_DEPTH`] it is refused as `bad_data`.
+    pub fn parse(&self, query: &str) -> QueryResult<Query> {
         functions::register_compat_functions();
-        promql_parser::parser::parse(query).map_err(QueryError::BadData)
+        Query::parse(query)
     }
 
     /// Evaluates `query` at time `t`.
@@ -144,7 +147,7 @@ impl Engine {
         check_time(t)?;
         let mut ev = self.evaluator(storage, t, t, 1, warnings);
         let val = ev.eval(expr)?;
-        Ok(match (val, expr.value_type()) {
+        Ok(match (val, deep::value_type(expr)) {
             (EVal::String(s), _) => Value::String { t, v: s },
             (EVal::Matrix(m), ValueType::Scalar) => {
                 let v = m.first().and_then(|s| s.points.first()).map_or(f64::NAN, |p| p.v);
@@ -216,7 +219,7 @@ impl Engine {
         }
         check_time(start)?;
         check_time(end)?;
-        match expr.value_type() {
+        match deep::value_type(expr) {
             ValueType::Scalar | ValueType::Vector => {}
             other => {
                 return Err(QueryError::BadData(format!(
@@ -256,11 +259,13 @@ impl Engine {
 /// one set, or one per `or` alternative.
 pub fn parse_selector(s: &str) -> QueryResult<Vec<Vec<crate::labels::Matcher>>> {
     functions::register_compat_functions();
-    match promql_parser::parser::parse(s).map_err(QueryError::BadData)? {
-        Expr::VectorSelector(vs) => eval::matcher_sets(&vs),
-        _ => Err(QueryError::BadData(format!(
-            "invalid series selector {s:?}: expected a vector selector"
-        ))),
+    let not_a_selector = || QueryError::BadData(format!("invalid series selector {s:?}: expected a vector selector"));
+    if !deep::could_be_selector(s) {
+        return Err(not_a_selector());
+    }
+    match Query::parse(s)?.expr() {
+        Expr::VectorSelector(vs) => eval::matcher_sets(vs),
+        _ => Err(not_a_selector()),
     }
 }
 
