@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Deserializer};
-use vigil_alerter::{AlertingConfig, EvalSettings};
+use vigil_alerter::{AlertingConfig, EvalSettings, Secret};
 use vigil_collector::AggregatorConfig;
 use vigil_collector::kafka::KafkaConfig;
 use vigil_tsdb::promql::EngineOptions;
@@ -215,14 +215,55 @@ impl StorageConfig {
 pub(crate) struct ServerConfig {
     /// Address of the HTTP API. Default `127.0.0.1:9464`.
     pub(crate) listen: SocketAddr,
-    /// Largest accepted request body, in bytes; larger ones get 413. Default 16 MiB.
+    /// Largest accepted body of `POST /ingest/*`, in bytes; larger ones get 413. Default 16 MiB.
     pub(crate) max_body_bytes: usize,
+    /// Largest accepted body of the query endpoints (form-encoded `query`, `query_range`,
+    /// `series`, labels, `events/search`...), in bytes. Default 4 MiB.
+    pub(crate) max_query_body_bytes: usize,
+    /// Largest accepted body of every other endpoint (reload, admin), in bytes. Default 64 KiB.
+    pub(crate) max_other_body_bytes: usize,
+    /// Time a client has to send a request's headers, from connecting (or from the first byte
+    /// of a later request on the same connection); then the connection closes. Default `30s`.
+    #[serde(deserialize_with = "duration")]
+    pub(crate) read_header_timeout: i64,
+    /// Time a client has to send a request's body; then the request fails. Default `2m`.
+    #[serde(deserialize_with = "duration")]
+    pub(crate) read_body_timeout: i64,
+    /// A keep-alive connection with no request for this long is closed. Default `5m`.
+    #[serde(deserialize_with = "duration")]
+    pub(crate) idle_timeout: i64,
+    /// Most connections open at once; further ones wait to be accepted (Prometheus's
+    /// `--web.max-connections`). Default 512.
+    pub(crate) max_connections: usize,
+    /// Most queries (query, range query, series, labels, event search) evaluated at once
+    /// (Prometheus's `--query.max-concurrency`). Default 20.
+    pub(crate) max_concurrent_queries: usize,
+    /// Queries beyond the concurrent ones wait, at most this many and each for at most
+    /// `query.timeout`; past either they get 503. Default 100.
+    pub(crate) max_queued_queries: usize,
     /// How often the server's own metrics are written to the store. Default `10s`.
     #[serde(deserialize_with = "duration")]
     pub(crate) self_metrics_interval: i64,
     /// Serve `/api/v1/admin/tsdb/delete_series`. Default false, as Prometheus's
     /// `--web.enable-admin-api`.
     pub(crate) enable_admin_api: bool,
+    /// Prometheus's web configuration file (TLS and basic-auth users), relative to this
+    /// file's directory. Default: none (plain HTTP, no users).
+    pub(crate) web_config_file: Option<String>,
+    /// Bearer tokens for machines, each with its scopes (`ingest`, `read`, `admin`).
+    pub(crate) tokens: Vec<TokenConfig>,
+}
+
+/// `server.tokens[]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TokenConfig {
+    /// Who uses it (in logs and refusals; never the token).
+    pub(crate) name: String,
+    /// The token: written here, or `{file: PATH}`, or `{env: NAME}`.
+    pub(crate) token: Secret,
+    /// What it may do.
+    pub(crate) scopes: Vec<crate::server::Scope>,
 }
 
 impl Default for ServerConfig {
@@ -230,8 +271,29 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
             max_body_bytes: 16 << 20,
+            max_query_body_bytes: 4 << 20,
+            max_other_body_bytes: 64 << 10,
+            read_header_timeout: 30_000,
+            read_body_timeout: 120_000,
+            idle_timeout: 300_000,
+            max_connections: 512,
+            max_concurrent_queries: 20,
+            max_queued_queries: 100,
             self_metrics_interval: 10_000,
             enable_admin_api: false,
+            web_config_file: None,
+            tokens: Vec::new(),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// The connection limits.
+    pub(crate) fn conn_limits(&self) -> crate::server::ConnLimits {
+        crate::server::ConnLimits {
+            read_header_timeout: vigil_tsdb::time::ms_to_duration(self.read_header_timeout),
+            idle_timeout: vigil_tsdb::time::ms_to_duration(self.idle_timeout),
+            max_connections: self.max_connections,
         }
     }
 }
@@ -405,9 +467,10 @@ impl Config {
     pub(crate) fn load(path: &Path) -> Result<Config> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let mut cfg = Config::parse(&text).with_context(|| format!("in {}", path.display()))?;
-        // Rule files are relative to the configuration file, as in Prometheus.
+        // Rule files (and the web configuration file) are relative to the configuration file,
+        // as in Prometheus.
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            for f in &mut cfg.rule_files {
+            for f in cfg.rule_files.iter_mut().chain(cfg.server.web_config_file.as_mut()) {
                 if Path::new(f).is_relative() {
                     *f = dir.join(&*f).display().to_string();
                 }
@@ -458,7 +521,39 @@ impl Config {
             c.buckets.windows(2).all(|w| w[0] < w[1]) && c.buckets.iter().all(|b| b.is_finite()),
             "collector.buckets must be finite and strictly increasing"
         );
-        anyhow::ensure!(self.server.max_body_bytes > 0, "server.max_body_bytes must be positive");
+        let sv = &self.server;
+        for (name, v) in [
+            ("max_body_bytes", sv.max_body_bytes),
+            ("max_query_body_bytes", sv.max_query_body_bytes),
+            ("max_other_body_bytes", sv.max_other_body_bytes),
+            ("max_connections", sv.max_connections),
+            ("max_concurrent_queries", sv.max_concurrent_queries),
+        ] {
+            anyhow::ensure!(v > 0, "server.{name} must be positive");
+        }
+        for (name, v) in [
+            ("read_header_timeout", sv.read_header_timeout),
+            ("read_body_timeout", sv.read_body_timeout),
+            ("idle_timeout", sv.idle_timeout),
+        ] {
+            anyhow::ensure!(v > 0, "server.{name} must be positive");
+        }
+        for (i, t) in sv.tokens.iter().enumerate() {
+            anyhow::ensure!(!t.scopes.is_empty(), "server.tokens: {:?} has no scopes", t.name);
+            for earlier in &sv.tokens[..i] {
+                anyhow::ensure!(
+                    earlier.name != t.name,
+                    "server.tokens: the name {:?} is used twice",
+                    t.name
+                );
+                anyhow::ensure!(
+                    earlier.token != t.token,
+                    "server.tokens: {:?} and {:?} have the same token",
+                    earlier.name,
+                    t.name
+                );
+            }
+        }
         anyhow::ensure!(self.query.max_samples > 0, "query.max_samples must be positive");
         anyhow::ensure!(
             (0.0..=1.0).contains(&self.events.sample_rate),
@@ -539,5 +634,27 @@ mod tests {
         );
         let err = Config::parse("collector:\n  window: ten\n").expect_err("bad duration");
         assert!(format!("{err:#}").contains("invalid duration"), "{err:#}");
+    }
+
+    #[test]
+    fn tokens_with_secrets_from_anywhere_shown_as_secret_and_never_twice() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("kong.token");
+        std::fs::write(&file, "from-a-file\n").expect("write");
+        let c = Config::parse(&format!(
+            "server:\n  tokens:\n    - {{ name: kong, token: {{ file: {} }}, scopes: [ingest] }}\n    - {{ name: grafana, token: inline-token, scopes: [read] }}\n",
+            file.display()
+        ))
+        .expect("valid");
+        assert_eq!(c.server.tokens[0].token.expose(), "from-a-file");
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("from-a-file") && !shown.contains("inline-token"),
+            "{shown}"
+        );
+        let twice = "server:\n  tokens:\n    - { name: a, token: same, scopes: [read] }\n    - { name: b, token: same, scopes: [ingest] }\n";
+        assert!(format!("{:#}", Config::parse(twice).expect_err("twice")).contains("same token"));
+        let none = "server:\n  tokens:\n    - { name: a, token: t, scopes: [] }\n";
+        assert!(format!("{:#}", Config::parse(none).expect_err("no scopes")).contains("no scopes"));
     }
 }

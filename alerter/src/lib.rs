@@ -26,9 +26,11 @@ pub mod group;
 pub mod manager;
 pub mod notify;
 pub mod rules;
+pub mod secret;
 pub mod template;
 pub mod yaml;
 
 pub use group::{EvalSettings, Notice};
 pub use manager::RuleManager;
 pub use notify::{AlertingConfig, Notifier};
+pub use secret::Secret;

@@ -188,7 +188,7 @@ async fn one_firing_and_one_resolved_page_per_alert_through_failures() {
                 name: "slack".into(),
                 webhook: None,
                 slack: Some(SlackConfig {
-                    url: format!("http://{slack_addr}/hook"),
+                    url: vigil_alerter::Secret::new(format!("http://{slack_addr}/hook")),
                     channel: None,
                     timeout: 5_000,
                 }),

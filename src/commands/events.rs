@@ -19,9 +19,8 @@ pub(crate) struct EventsArgs {
     /// service, route, template, consumer and request id. Empty: every event.
     #[arg(default_value = "")]
     query: String,
-    /// Base URL of the API.
-    #[arg(long, default_value = "http://127.0.0.1:9464")]
-    url: String,
+    #[command(flatten)]
+    api: super::ApiArgs,
     /// Only events of the last DURATION (`10m`, `2h`); default `1h`.
     #[arg(long, value_name = "DURATION", conflicts_with_all = ["start", "end"])]
     since: Option<String>,
@@ -44,7 +43,6 @@ pub(crate) struct EventsArgs {
 }
 
 pub(crate) fn run(args: &EventsArgs) -> Result<()> {
-    let base = args.url.trim_end_matches('/');
     let now = now_ms();
     let mut form: Vec<(&str, String)> = vec![("q", args.query.clone())];
     match (&args.start, &args.end) {
@@ -67,7 +65,7 @@ pub(crate) fn run(args: &EventsArgs) -> Result<()> {
         args.limit
     };
     form.push(("limit", limit.to_string()));
-    let (_, v) = super::call_api(base, "/api/v1/events/search", Some(&form))?;
+    let (_, v) = super::call_api(&args.api, "/api/v1/events/search", Some(&form))?;
     let data = &v["data"];
     if args.json {
         println!("{data}");

@@ -12,9 +12,8 @@ use vigil_tsdb::time::{format_rfc3339, now_ms, parse_duration_ms, parse_timestam
 pub(crate) struct QueryArgs {
     /// PromQL expression.
     expr: String,
-    /// Base URL of the API.
-    #[arg(long, default_value = "http://127.0.0.1:9464")]
-    url: String,
+    #[command(flatten)]
+    api: super::ApiArgs,
     /// Evaluation time for an instant query: RFC 3339, Unix seconds, `now` or `now-1h`.
     #[arg(long, conflicts_with_all = ["start", "end", "step"])]
     time: Option<String>,
@@ -57,7 +56,6 @@ pub(crate) fn time_arg(s: &str, now: i64) -> Result<String> {
 
 pub(crate) fn run(args: &QueryArgs) -> Result<()> {
     let now = now_ms();
-    let base = args.url.trim_end_matches('/');
     let mut form = vec![("query", args.expr.clone())];
     let path = match (&args.start, &args.end, &args.step) {
         (Some(s), Some(e), Some(step)) => {
@@ -71,7 +69,7 @@ pub(crate) fn run(args: &QueryArgs) -> Result<()> {
             "/api/v1/query"
         }
     };
-    let (body, v) = super::call_api(base, path, Some(&form))?;
+    let (body, v) = super::call_api(&args.api, path, Some(&form))?;
     match args.output {
         Output::Json => println!("{body}"),
         Output::Text => print!("{}", render(&v["data"])),

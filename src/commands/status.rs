@@ -8,21 +8,19 @@ use serde_json::Value;
 
 #[derive(Debug, Args)]
 pub(crate) struct StatusArgs {
-    /// Base URL of the API.
-    #[arg(long, default_value = "http://127.0.0.1:9464")]
-    url: String,
+    #[command(flatten)]
+    api: super::ApiArgs,
     /// Print the API's JSON.
     #[arg(long)]
     json: bool,
 }
 
 pub(crate) fn run(args: &StatusArgs) -> Result<()> {
-    let base = args.url.trim_end_matches('/');
-    let (_, v) = super::call_api(base, "/api/v1/status/collector", None)?;
+    let (_, v) = super::call_api(&args.api, "/api/v1/status/collector", None)?;
     if args.json {
         println!("{}", v["data"]);
     } else {
-        print!("{}", render(base, &v["data"]));
+        print!("{}", render(args.api.base(), &v["data"]));
     }
     Ok(())
 }

@@ -9,9 +9,8 @@ use vigil_tsdb::time::parse_duration_ms;
 
 #[derive(Debug, Args)]
 pub(crate) struct TuiArgs {
-    /// Base URL of the API.
-    #[arg(long, default_value = "http://127.0.0.1:9464")]
-    url: String,
+    #[command(flatten)]
+    api: super::ApiArgs,
     /// How often data is fetched.
     #[arg(long, value_name = "D", default_value = "2s")]
     refresh: String,
@@ -25,7 +24,8 @@ impl TuiArgs {
     pub(crate) fn options(&self) -> Result<vigil_tui::Options> {
         let refresh = parse_duration_ms(&self.refresh).map_err(anyhow::Error::msg)?;
         anyhow::ensure!(refresh >= 100, "--refresh must be at least 100ms");
-        let mut opts = vigil_tui::Options::new(&self.url);
+        let mut opts = vigil_tui::Options::new(self.api.base());
+        opts.http = Some(self.api.client()?);
         opts.refresh = Duration::from_millis(refresh as u64);
         opts.dashboards.clone_from(&self.dashboards);
         Ok(opts)

@@ -13,21 +13,36 @@ use vigil_tsdb::time::now_ms;
 use vigil_tsdb::{Labels, Matcher, Queryable};
 
 use super::App;
+use super::gate::QueryGate;
 use super::json::{self, ApiError, push_labels, push_str};
 use super::params::{MAX_TIME, MIN_TIME, Params};
 use super::status_api::apply_limit;
 
 /// Runs CPU-bound work that produces the response's `data` off the async runtime's worker
-/// threads, and wraps it in the API's envelope.
-pub(crate) async fn answer(f: impl FnOnce() -> Result<String, ApiError> + Send + 'static) -> Response {
-    answer_warned(move || f().map(|data| (data, Vec::new()))).await
+/// threads, once the query gate admits it, and wraps it in the API's envelope.
+pub(crate) async fn answer(
+    gate: Arc<QueryGate>,
+    f: impl FnOnce() -> Result<String, ApiError> + Send + 'static,
+) -> Response {
+    answer_warned(gate, move || f().map(|data| (data, Vec::new()))).await
 }
 
 /// [`answer`], with the warnings for the envelope that the work gives.
 pub(crate) async fn answer_warned(
+    gate: Arc<QueryGate>,
     f: impl FnOnce() -> Result<(String, Vec<String>), ApiError> + Send + 'static,
 ) -> Response {
-    match tokio::task::spawn_blocking(f).await {
+    let admitted = match gate.enter().await {
+        Ok(a) => a,
+        Err(e) => return e.into_response(),
+    };
+    // The slot is held by the work itself: a client that goes away does not free it early.
+    let work = move || {
+        let r = f();
+        drop(admitted);
+        r
+    };
+    match tokio::task::spawn_blocking(work).await {
         Ok(Ok((data, warnings))) => json::success_warned(&data, &warnings),
         Ok(Err(e)) => e.into_response(),
         Err(e) => ApiError::internal(format!("query task failed: {e}")).into_response(),
@@ -67,7 +82,7 @@ fn engine_for(app: &App, p: &Params) -> Result<vigil_tsdb::promql::Engine, ApiEr
 
 /// `/api/v1/query`
 pub(crate) async fn query(State(app): State<Arc<App>>, p: Params) -> Response {
-    answer_warned(move || {
+    answer_warned(app.queries.clone(), move || {
         let expr = p.required("query")?.to_owned();
         let t = p.time_or("time", now_ms())?;
         let engine = engine_for(&app, &p)?;
@@ -79,7 +94,7 @@ pub(crate) async fn query(State(app): State<Arc<App>>, p: Params) -> Response {
 
 /// `/api/v1/query_range`
 pub(crate) async fn query_range(State(app): State<Arc<App>>, p: Params) -> Response {
-    answer_warned(move || {
+    answer_warned(app.queries.clone(), move || {
         let expr = p.required("query")?.to_owned();
         let start = p.required_time("start")?;
         let end = p.required_time("end")?;
@@ -134,7 +149,7 @@ pub(crate) fn time_range(p: &Params) -> Result<(i64, i64), ApiError> {
 
 /// `/api/v1/series`
 pub(crate) async fn series(State(app): State<Arc<App>>, p: Params) -> Response {
-    answer_warned(move || {
+    answer_warned(app.queries.clone(), move || {
         let sets = match_sets(&p, true)?;
         let (start, end) = time_range(&p)?;
         let mut all: Vec<Labels> = Vec::new();
@@ -188,7 +203,7 @@ fn collect_strings(
 
 /// `/api/v1/labels`
 pub(crate) async fn labels(State(app): State<Arc<App>>, p: Params) -> Response {
-    answer_warned(move || {
+    answer_warned(app.queries.clone(), move || {
         let sets = match_sets(&p, false)?;
         let (start, end) = time_range(&p)?;
         let mut names = collect_strings(&sets, |m| app.db.label_names(m, start, end))?;
@@ -200,7 +215,7 @@ pub(crate) async fn labels(State(app): State<Arc<App>>, p: Params) -> Response {
 
 /// `/api/v1/label/<name>/values`
 pub(crate) async fn label_values(State(app): State<Arc<App>>, Path(name): Path<String>, p: Params) -> Response {
-    answer_warned(move || {
+    answer_warned(app.queries.clone(), move || {
         if !vigil_tsdb::labels::is_valid_name(&name) {
             return Err(ApiError::bad_data(format!("invalid label name: {name:?}")));
         }

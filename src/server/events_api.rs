@@ -57,7 +57,7 @@ pub(crate) async fn search(State(app): State<Arc<App>>, p: Params) -> Response {
             "events": r.events.iter().map(event_json).collect::<Vec<_>>(),
         }))
     };
-    super::api::answer(move || run().map(|data| data.to_string())).await
+    super::api::answer(app.queries.clone(), move || run().map(|data| data.to_string())).await
 }
 
 fn event_json(e: &RawEvent) -> Value {

@@ -3,13 +3,17 @@
 //! evaluation and pages, self-metrics to the store).
 
 mod api;
+mod auth;
+mod conn;
 mod events_api;
+mod gate;
 mod ingest;
 pub(crate) mod json;
 mod params;
 mod rules_api;
 mod status;
 mod status_api;
+mod web_config;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -33,8 +37,13 @@ use vigil_tsdb::events::EventStore;
 use vigil_tsdb::promql::Engine;
 use vigil_tsdb::time::now_ms;
 
-use crate::config::Config;
+use crate::config::{Config, ServerConfig};
 use crate::telemetry;
+use auth::Auth;
+pub(crate) use auth::Scope;
+pub(crate) use conn::ConnLimits;
+use gate::QueryGate;
+use web_config::WebConfig;
 
 /// Where console receivers write.
 pub(crate) type ConsoleWriter = Arc<Mutex<Box<dyn std::io::Write + Send>>>;
@@ -60,6 +69,12 @@ pub(crate) struct App {
     pub(crate) admin_api: bool,
     /// Start time and settings, for the status endpoints.
     pub(crate) runtime: status_api::Runtime,
+    /// Admission of queries (`server.max_concurrent_queries`).
+    pub(crate) queries: Arc<QueryGate>,
+    /// Who may call what (`server.web_config_file` users, `server.tokens`).
+    auth: Arc<Auth>,
+    /// The web configuration file's TLS settings and response headers.
+    web: WebConfig,
 }
 
 impl App {
@@ -89,6 +104,17 @@ impl App {
             Some(state),
         ));
         let runtime = status_api::Runtime::new(cfg, config_path.as_deref());
+        let web = match &cfg.server.web_config_file {
+            Some(f) => WebConfig::load(std::path::Path::new(f))?,
+            None => WebConfig::default(),
+        };
+        let auth = Arc::new(Auth::new(
+            web.basic_auth_users.clone(),
+            cfg.server
+                .tokens
+                .iter()
+                .map(|t| (t.name.clone(), t.token.expose().to_owned(), t.scopes.clone())),
+        ));
         let app = App {
             db,
             engine,
@@ -102,6 +128,13 @@ impl App {
             rule_files: Mutex::new(cfg.rule_files.clone()),
             admin_api: cfg.server.enable_admin_api,
             runtime,
+            queries: Arc::new(QueryGate::new(
+                cfg.server.max_concurrent_queries,
+                cfg.server.max_queued_queries,
+                vigil_tsdb::time::ms_to_duration(cfg.query.timeout),
+            )),
+            auth,
+            web,
         };
         if !cfg.rule_files.is_empty() {
             app.rules
@@ -151,6 +184,8 @@ impl App {
         if let Some(e) = &self.events {
             out.extend(events_api::telemetry(e));
         }
+        out.extend(self.queries.telemetry());
+        out.extend(self.auth.telemetry());
         out
     }
 
@@ -178,19 +213,15 @@ fn rule_errors(errs: &[vigil_alerter::rules::RuleError]) -> anyhow::Error {
     anyhow::anyhow!("invalid rule files:\n{}", lines.join("\n"))
 }
 
-/// The routes.
-pub(crate) fn router(app: Arc<App>, max_body: usize) -> Router {
-    Router::new()
+/// The routes, each group with its body limit (`server.max_*body_bytes`), every body with its
+/// deadline (`server.read_body_timeout`).
+pub(crate) fn router(app: Arc<App>, server: &ServerConfig) -> Router {
+    let queries = Router::new()
         .route("/api/v1/query", get(api::query).post(api::query))
         .route("/api/v1/query_range", get(api::query_range).post(api::query_range))
         .route("/api/v1/series", get(api::series).post(api::series))
         .route("/api/v1/labels", get(api::labels).post(api::labels))
         .route("/api/v1/label/{name}/values", get(api::label_values))
-        .route("/api/v1/status/buildinfo", get(api::buildinfo))
-        .route("/api/v1/status/runtimeinfo", get(status_api::runtimeinfo))
-        .route("/api/v1/status/flags", get(status_api::flags))
-        .route("/api/v1/status/tsdb", get(status_api::tsdb))
-        .route("/api/v1/metadata", get(status_api::metadata))
         .route(
             "/api/v1/format_query",
             get(status_api::format_query).post(status_api::format_query),
@@ -200,26 +231,71 @@ pub(crate) fn router(app: Arc<App>, max_body: usize) -> Router {
             get(status_api::query_exemplars).post(status_api::query_exemplars),
         )
         .route(
+            "/api/v1/events/search",
+            get(events_api::search).post(events_api::search),
+        )
+        .layer(DefaultBodyLimit::max(server.max_query_body_bytes));
+    let ingest = Router::new()
+        .route("/ingest/kong", post(ingest::kong))
+        .layer(DefaultBodyLimit::max(server.max_body_bytes));
+    let other = Router::new()
+        .route("/api/v1/status/buildinfo", get(api::buildinfo))
+        .route("/api/v1/status/runtimeinfo", get(status_api::runtimeinfo))
+        .route("/api/v1/status/flags", get(status_api::flags))
+        .route("/api/v1/status/tsdb", get(status_api::tsdb))
+        .route("/api/v1/metadata", get(status_api::metadata))
+        .route(
             "/api/v1/admin/tsdb/delete_series",
             post(api::delete_series).put(api::delete_series),
         )
         .route("/api/v1/status/collector", get(status::collector))
-        .route(
-            "/api/v1/events/search",
-            get(events_api::search).post(events_api::search),
-        )
         .route("/api/v1/rules", get(rules_api::rules))
         .route("/api/v1/alerts", get(rules_api::alerts))
-        .route(
-            "/ingest/kong",
-            post(ingest::kong).layer(DefaultBodyLimit::max(max_body)),
-        )
         .route("/metrics", get(metrics))
         .route("/-/healthy", get(|| async { "vigil is Healthy.\n" }))
         .route("/-/ready", get(ready))
         .route("/-/reload", post(rules_api::reload).put(rules_api::reload))
+        .layer(DefaultBodyLimit::max(server.max_other_body_bytes));
+    let body_timeout = vigil_tsdb::time::ms_to_duration(server.read_body_timeout);
+    let headers = response_headers(&app.web);
+    queries
+        .merge(ingest)
+        .merge(other)
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(body_timeout, conn::body_deadline))
+        .layer(axum::middleware::from_fn_with_state(app.auth.clone(), auth::authorize))
+        .layer(axum::middleware::from_fn_with_state(headers, add_headers))
         .with_state(app)
+}
+
+/// The response headers the web configuration file sets.
+type ExtraHeaders = Arc<Vec<(header::HeaderName, header::HeaderValue)>>;
+
+fn response_headers(web: &WebConfig) -> ExtraHeaders {
+    Arc::new(
+        web.http_server_config
+            .headers
+            .iter()
+            .filter_map(|(k, v)| {
+                Some((
+                    header::HeaderName::from_bytes(k.as_bytes()).ok()?,
+                    header::HeaderValue::from_str(v).ok()?,
+                ))
+            })
+            .collect(),
+    )
+}
+
+async fn add_headers(
+    State(extra): State<ExtraHeaders>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let mut r = next.run(req).await;
+    for (k, v) in extra.iter() {
+        r.headers_mut().insert(k.clone(), v.clone());
+    }
+    r
 }
 
 async fn metrics(State(app): State<Arc<App>>) -> Response {
@@ -267,11 +343,9 @@ pub(crate) async fn serve(
     let mut background = spawn_background(cfg, app.clone());
     background.push(tokio::spawn(app.rules.clone().run(Some(notifier))));
     background.push(tokio::spawn(reload_on_sighup(app.clone())));
-    let router = router(app.clone(), cfg.server.max_body_bytes);
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("HTTP server")?;
+    let router = router(app.clone(), &cfg.server);
+    let tls = app.web.tls()?;
+    conn::serve(listener, router, cfg.server.conn_limits(), tls, shutdown).await;
     for task in background {
         task.abort();
     }

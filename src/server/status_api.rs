@@ -117,7 +117,7 @@ pub(crate) async fn flags(State(app): State<Arc<App>>) -> Response {
 /// `/api/v1/status/tsdb?limit=N`: the head's cardinality, the `N` (default 10) largest of each
 /// list.
 pub(crate) async fn tsdb(State(app): State<Arc<App>>, p: Params) -> Response {
-    answer(move || {
+    answer(app.queries.clone(), move || {
         let limit = positive(&p, "limit")?.unwrap_or(10);
         let c = app.db.head().cardinality(limit);
         let stats = app.db.stats();
@@ -160,19 +160,30 @@ fn positive(p: &Params, name: &str) -> Result<Option<usize>, ApiError> {
     }
 }
 
+/// The deepest expression `/api/v1/format_query` prints: each level of the printed form is
+/// indented and checked for width, so output and time grow with the square of the depth.
+pub(crate) const MAX_FORMAT_DEPTH: usize = 1_000;
+
 /// `/api/v1/format_query?query=...`: the expression, pretty-printed.
 pub(crate) async fn format_query(State(app): State<Arc<App>>, p: Params) -> Response {
-    answer(move || {
+    answer(app.queries.clone(), move || {
         let query = p.required("query")?;
         let expr = app.engine.parse(query)?;
-        Ok(json!(expr.prettify()).to_string())
+        let depth = vigil_tsdb::promql::deep::tree_depth(&expr);
+        if depth > MAX_FORMAT_DEPTH {
+            return Err(ApiError::bad_data(format!(
+                "the expression is {depth} levels deep; format_query prints at most {MAX_FORMAT_DEPTH} (it can still be evaluated)"
+            )));
+        }
+        let pretty = vigil_tsdb::promql::deep::on_stack_for(expr.depth(), || expr.prettify());
+        Ok(json!(pretty).to_string())
     })
     .await
 }
 
 /// `/api/v1/query_exemplars`: vigil keeps no exemplars, so every valid request gets none.
 pub(crate) async fn query_exemplars(State(app): State<Arc<App>>, p: Params) -> Response {
-    answer(move || {
+    answer(app.queries.clone(), move || {
         app.engine.parse(p.required("query")?)?;
         super::api::time_range(&p)?;
         Ok("[]".into())
@@ -247,7 +258,7 @@ fn family_of(name: &str, names: &std::collections::BTreeSet<&str>) -> (String, &
 /// `/api/v1/metadata?metric=&limit=&limit_per_metric=`: type, help and unit per metric family
 /// in the store.
 pub(crate) async fn metadata(State(app): State<Arc<App>>, p: Params) -> Response {
-    answer(move || {
+    answer(app.queries.clone(), move || {
         let limit = positive(&p, "limit")?;
         positive(&p, "limit_per_metric")?;
         let metric = p.get("metric").filter(|m| !m.is_empty());

@@ -77,19 +77,25 @@ struct Envelope {
 pub struct Client {
     base: String,
     http: reqwest::Client,
+    timeout: Duration,
 }
 
 impl Client {
     /// A client of the server at `base` (e.g. `http://127.0.0.1:9464`), with a per-request timeout.
     pub fn new(base: &str, timeout: Duration) -> Result<Client, Error> {
         let http = reqwest::Client::builder()
-            .timeout(timeout)
             .build()
             .map_err(|e| Error::Http(e.to_string()))?;
-        Ok(Client {
+        Ok(Client::with_http(base, http, timeout))
+    }
+
+    /// [`Client::new`] calling through `http` (which carries credentials and trusted CAs).
+    pub fn with_http(base: &str, http: reqwest::Client, timeout: Duration) -> Client {
+        Client {
             base: base.trim_end_matches('/').to_owned(),
             http,
-        })
+            timeout,
+        }
     }
 
     /// The server's address.
@@ -102,6 +108,7 @@ impl Client {
         let resp = self
             .http
             .post(&url)
+            .timeout(self.timeout)
             .form(params)
             .send()
             .await
@@ -136,6 +143,7 @@ impl Client {
         let resp = self
             .http
             .get(&url)
+            .timeout(self.timeout)
             .send()
             .await
             .map_err(|e| Error::Http(format!("{url}: {e}")))?;

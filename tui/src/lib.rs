@@ -62,6 +62,9 @@ pub struct Options {
     pub timeout: Duration,
     /// A directory with `overview.yaml` and `api-detail.yaml` instead of the built-in ones.
     pub dashboards: Option<PathBuf>,
+    /// The HTTP client to call the server with (its credentials and trusted CAs); a plain one
+    /// when `None`.
+    pub http: Option<reqwest::Client>,
 }
 
 impl Options {
@@ -72,6 +75,7 @@ impl Options {
             refresh: Duration::from_secs(2),
             timeout: Duration::from_secs(10),
             dashboards: None,
+            http: None,
         }
     }
 }

@@ -30,7 +30,10 @@ pub async fn run_until(opts: Options, stop: impl Future<Output = ()> + Send + 's
         Some(dir) => Dashboards::load(dir)?,
         None => Dashboards::builtin()?,
     };
-    let client = Client::new(&opts.url, opts.timeout)?;
+    let client = match &opts.http {
+        Some(http) => Client::with_http(&opts.url, http.clone(), opts.timeout),
+        None => Client::new(&opts.url, opts.timeout)?,
+    };
     let mut terminal = ratatui::try_init().map_err(Error::Terminal)?;
     let _ = execute!(std::io::stdout(), EnableMouseCapture);
     // ratatui's hook restores the screen on panic; this one also gives the mouse back.

@@ -66,8 +66,8 @@ pub struct WebhookConfig {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SlackConfig {
-    /// The incoming-webhook URL.
-    pub url: String,
+    /// The incoming-webhook URL (a secret: written here, or `{file: PATH}`, or `{env: NAME}`).
+    pub url: crate::Secret,
     /// Channel override (incoming webhooks post to their own channel otherwise).
     #[serde(default)]
     pub channel: Option<String>,
@@ -157,10 +157,19 @@ impl AlertingConfig {
                     r.name
                 ));
             }
-            for url in r.webhook.iter().map(|w| &w.url).chain(r.slack.iter().map(|s| &s.url)) {
-                if !(url.starts_with("http://") || url.starts_with("https://")) {
-                    return Err(format!("alerting.receivers: {:?} has an invalid URL {url:?}", r.name));
-                }
+            if let Some(w) = &r.webhook
+                && !(w.url.starts_with("http://") || w.url.starts_with("https://"))
+            {
+                return Err(format!(
+                    "alerting.receivers: {:?} has an invalid URL {:?}",
+                    r.name, w.url
+                ));
+            }
+            if let Some(s) = &r.slack
+                && !(s.url.expose().starts_with("https://") || s.url.expose().starts_with("http://"))
+            {
+                // The URL itself is a secret and is not repeated.
+                return Err(format!("alerting.receivers: {:?} has an invalid Slack URL", r.name));
             }
         }
         if let Some(route) = &self.route {

@@ -13,7 +13,7 @@ use crate::template::humanize_value;
 /// Posts pages to a Slack incoming webhook.
 #[derive(Debug, Clone)]
 pub struct SlackReceiver {
-    url: String,
+    url: crate::Secret,
     channel: Option<String>,
     client: reqwest::Client,
 }
@@ -119,6 +119,12 @@ pub fn slack_message(page: &Page, channel: Option<&str>) -> Value {
 
 impl Receiver for SlackReceiver {
     async fn send(&self, page: &Page) -> Result<(), SendError> {
-        post_json(&self.client, &self.url, &slack_message(page, self.channel.as_deref())).await
+        post_json(
+            &self.client,
+            self.url.expose(),
+            "the Slack webhook",
+            &slack_message(page, self.channel.as_deref()),
+        )
+        .await
     }
 }

@@ -40,11 +40,12 @@ pub(super) fn http_client(timeout_ms: i64) -> Result<reqwest::Client, String> {
         .map_err(|e| format!("building an HTTP client: {e}"))
 }
 
-/// POSTs `body` as JSON and classifies the answer.
-pub(super) async fn post_json(client: &reqwest::Client, url: &str, body: &Value) -> Result<(), SendError> {
+/// POSTs `body` as JSON and classifies the answer. Errors name the target as `shown` (the URL,
+/// or a description where the URL is a secret).
+pub(super) async fn post_json(client: &reqwest::Client, url: &str, shown: &str, body: &Value) -> Result<(), SendError> {
     let resp = client.post(url).json(body).send().await.map_err(|e| {
         let what = if e.is_timeout() { "timed out" } else { "failed" };
-        SendError::Retryable(format!("POST {url} {what}: {e}"))
+        SendError::Retryable(format!("POST {shown} {what}: {}", e.without_url()))
     })?;
     let status = resp.status().as_u16();
     let text = resp.text().await.unwrap_or_default();
@@ -94,6 +95,12 @@ pub fn webhook_payload(page: &Page, receiver: &str) -> Value {
 
 impl Receiver for WebhookReceiver {
     async fn send(&self, page: &Page) -> Result<(), SendError> {
-        post_json(&self.client, &self.url, &webhook_payload(page, &page.receiver)).await
+        post_json(
+            &self.client,
+            &self.url,
+            &self.url,
+            &webhook_payload(page, &page.receiver),
+        )
+        .await
     }
 }

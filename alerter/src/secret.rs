@@ -1,0 +1,90 @@
+//! Secrets in configuration files (tokens, webhook URLs, passwords): written in place, or read
+//! from a file or the environment, and never shown.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Deserializer};
+
+/// A secret in `vigil.yaml`: written in place, or read from a file (`{file: PATH}`, its
+/// content without the final newline) or the environment (`{env: NAME}`) when the file is
+/// read. It prints as `<secret>` wherever the configuration is shown.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// A secret from its value.
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The secret itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<secret>")
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged, deny_unknown_fields)]
+        enum Source {
+            Inline(String),
+            File { file: PathBuf },
+            Env { env: String },
+        }
+        use serde::de::Error;
+        let value = match Source::deserialize(d)? {
+            Source::Inline(s) => s,
+            Source::File { file } => std::fs::read_to_string(&file)
+                .map_err(|e| D::Error::custom(format!("reading the secret in {}: {e}", file.display())))?
+                .trim_end_matches(['\n', '\r'])
+                .to_owned(),
+            Source::Env { env } => std::env::var(&env)
+                .map_err(|_| D::Error::custom(format!("the environment variable {env} holding a secret is not set")))?,
+        };
+        if value.is_empty() {
+            return Err(D::Error::custom("a secret may not be empty"));
+        }
+        Ok(Secret(value))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    struct Holder {
+        url: Secret,
+    }
+
+    #[test]
+    fn secrets_come_inline_from_files_or_the_environment_and_never_show() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("slack.url");
+        std::fs::write(&file, "https://hooks.example.com/T0/B0/filed\n").expect("write");
+        let cases = [
+            ("url: https://hooks.example.com/T0/B0/inline".to_owned(), "inline"),
+            (format!("url: {{ file: {} }}", file.display()), "filed"),
+        ];
+        for (yaml, tail) in cases {
+            let h: Holder = serde_yaml_ng::from_str(&yaml).expect("parses");
+            assert_eq!(h.url.expose(), format!("https://hooks.example.com/T0/B0/{tail}"));
+            assert_eq!(format!("{h:?}"), "Holder { url: <secret> }");
+        }
+        // From the environment (PATH is set wherever tests run).
+        let h: Holder = serde_yaml_ng::from_str("url: { env: PATH }").expect("parses");
+        assert_eq!(Some(h.url.expose().to_owned()), std::env::var("PATH").ok());
+        assert_eq!(format!("{h:?}"), "Holder { url: <secret> }");
+        let e = serde_yaml_ng::from_str::<Holder>("url: { env: VIGIL_TEST_NOT_SET }").expect_err("unset");
+        assert!(e.to_string().contains("VIGIL_TEST_NOT_SET"), "{e}");
+        let e = serde_yaml_ng::from_str::<Holder>("url: { file: /nonexistent/secret }").expect_err("missing");
+        assert!(e.to_string().contains("/nonexistent/secret"), "{e}");
+    }
+}
