@@ -153,6 +153,14 @@ fn a_catalogue_of_bad_requests_leaves_vigil_answering_and_ingesting_exactly() {
     assert!(status == 200 || status == 400, "{status} {v}");
     let (status, v) = instant(addr, "vigil_http_requests_total offset -100000000y");
     assert!(status == 200 || status == 400, "{status} {v}");
+    for q in [
+        "rate(vigil_http_requests_total[1e30])",
+        "vigil_http_requests_total[Inf]",
+        "up offset NaN",
+    ] {
+        let (status, v) = instant(addr, q);
+        assert_eq!(status, 400, "{q}: {v}");
+    }
 
     // Bad UTF-8 in a query and in a body.
     let (status, _) = request(
@@ -246,5 +254,30 @@ fn a_catalogue_of_bad_requests_leaves_vigil_answering_and_ingesting_exactly() {
     let at = D + 60_000;
     let q = r#"sum(vigil_http_requests_total{service="orders",status="200"})"#;
     wait_until(Duration::from_secs(60), || value(addr, q, at) == Some(150.0));
+    server.stop();
+}
+
+/// hyper's own header timeout (30 s unless told otherwise) runs while a keep-alive connection
+/// waits for its next request; vigil turns it off and keeps the idle timeout itself, so a
+/// connection idle for longer than 30 s but less than `idle_timeout` still serves.
+#[test]
+fn an_idle_keep_alive_connection_lives_until_the_idle_timeout() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::spawn(
+        &dir.path().join("data"),
+        "collector:\n  window: 1s\nserver:\n  read_header_timeout: 40s\n  idle_timeout: 2m\n",
+    );
+    let mut conn = TcpStream::connect(server.addr).expect("connect");
+    conn.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    let mut buf = [0u8; 4096];
+    for round in 0..2 {
+        conn.write_all(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n")
+            .expect("send");
+        let n = conn.read(&mut buf).expect("answer");
+        assert!(String::from_utf8_lossy(&buf[..n]).contains("200 OK"), "round {round}");
+        if round == 0 {
+            std::thread::sleep(Duration::from_secs(33));
+        }
+    }
     server.stop();
 }

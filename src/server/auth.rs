@@ -54,10 +54,17 @@ const FAILURE_PAUSE: Duration = Duration::from_millis(300);
 const MAX_REMEMBERED: usize = 4096;
 
 /// Why an attempt failed, as counted.
-const REASONS: [&str; 5] = ["missing", "unknown_user", "bad_password", "bad_token", "scope"];
+/// `abandoned`: the caller hung up while its password was being checked.
+const REASONS: [&str; 6] = [
+    "missing",
+    "unknown_user",
+    "bad_password",
+    "bad_token",
+    "scope",
+    "abandoned",
+];
 
 /// A machine's token.
-#[derive(Debug)]
 struct Token {
     name: String,
     digest: [u8; 32],
@@ -65,7 +72,6 @@ struct Token {
 }
 
 /// The credentials vigil accepts.
-#[derive(Debug)]
 pub(crate) struct Auth {
     users: BTreeMap<String, String>,
     tokens: Vec<Token>,
@@ -74,6 +80,32 @@ pub(crate) struct Auth {
     unknown_user_hash: String,
     checks: Arc<Semaphore>,
     failures: [std::sync::atomic::AtomicU64; REASONS.len()],
+}
+
+/// Shown with user and token names only.
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth")
+            .field("users", &self.users.keys().collect::<Vec<_>>())
+            .field("tokens", &self.tokens.iter().map(|t| &t.name).collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// A password check under way: if the caller goes away before it ends, it is counted as
+/// abandoned (so that hanging up during a check does not hide an attempt).
+struct Checking<'a> {
+    auth: &'a Auth,
+    done: bool,
+}
+
+impl Drop for Checking<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.auth.count("abandoned");
+            tracing::info!(reason = "abandoned", "authentication failed");
+        }
+    }
 }
 
 /// A refused request.
@@ -160,6 +192,10 @@ impl Auth {
         if known.is_some() && self.verified.lock().contains(&key) {
             return Ok(());
         }
+        let mut checking = Checking {
+            auth: self,
+            done: false,
+        };
         let verified = {
             // The slot goes with the check itself, so a caller that hangs up does not free it
             // while bcrypt still runs.
@@ -178,6 +214,7 @@ impl Auth {
             .await
             .unwrap_or(false)
         };
+        checking.done = true;
         match (known, verified) {
             // The name of an unknown user is not logged: it may be a password typed into the
             // wrong field.

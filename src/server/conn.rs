@@ -91,11 +91,12 @@ pub(crate) async fn serve(
         let (router, limits, stopped, tls) = (router.clone(), limits.clone(), stopped.clone(), tls.clone());
         conns.spawn(async move {
             let _ = stream.set_nodelay(true);
+            // The first request's head is awaited from here, the TLS handshake included.
+            let activity = Arc::new(Activity::new());
             match tls {
-                None => connection(stream, router, &limits, stopped).await,
-                // The handshake counts against the header timeout.
+                None => connection(stream, activity, router, &limits, stopped).await,
                 Some(tls) => match tokio::time::timeout(limits.read_header_timeout, tls.accept(stream)).await {
-                    Ok(Ok(stream)) => connection(stream, router, &limits, stopped).await,
+                    Ok(Ok(stream)) => connection(stream, activity, router, &limits, stopped).await,
                     Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
                     Err(_) => tracing::debug!("TLS handshake timed out"),
                 },
@@ -114,11 +115,15 @@ pub(crate) async fn serve(
 }
 
 /// Serves one connection until it closes, is idle too long, or the server stops.
-async fn connection<S>(stream: S, router: Router, limits: &ConnLimits, mut stopped: watch::Receiver<bool>)
-where
+async fn connection<S>(
+    stream: S,
+    activity: Arc<Activity>,
+    router: Router,
+    limits: &ConnLimits,
+    mut stopped: watch::Receiver<bool>,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let activity = Arc::new(Activity::new());
     let io = TokioIo::new(Watched {
         io: stream,
         activity: activity.clone(),
@@ -128,13 +133,26 @@ where
         let in_flight = requests.begin();
         let router = router.clone();
         async move {
+            // The request is in flight until its response's body has been handed to the
+            // connection whole (or dropped).
             let response = router.oneshot(req.map(Body::new)).await;
-            drop(in_flight);
-            response
+            response.map(|r| {
+                r.map(|body| {
+                    Body::new(Answering {
+                        inner: body,
+                        in_flight: Some(in_flight),
+                    })
+                })
+            })
         }
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
-    builder.timer(TokioTimer::new()).max_buf_size(MAX_HEAD_BYTES);
+    // hyper's header timeout (30 s unless set) would also run while a keep-alive connection
+    // waits for its next request; the watchdog below keeps both timeouts instead.
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(None)
+        .max_buf_size(MAX_HEAD_BYTES);
     let conn = builder.serve_connection(io, service);
     tokio::pin!(conn);
     let shortest = limits.idle_timeout.min(limits.read_header_timeout);
@@ -243,6 +261,36 @@ impl Drop for InFlight {
     }
 }
 
+/// A response body that holds its request in flight until the last frame is taken.
+struct Answering {
+    inner: Body,
+    in_flight: Option<InFlight>,
+}
+
+impl http_body::Body for Answering {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if matches!(polled, Poll::Ready(None) | Poll::Ready(Some(Err(_)))) {
+            self.in_flight = None;
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// A stream that notes when bytes move.
 struct Watched<S> {
     io: S,
@@ -267,6 +315,22 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
             self.activity.touch();
         }
         r
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        r
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -161,8 +161,13 @@ fn positive(p: &Params, name: &str) -> Result<Option<usize>, ApiError> {
 }
 
 /// The deepest expression `/api/v1/format_query` prints: each level of the printed form is
-/// indented and checked for width, so output and time grow with the square of the depth.
+/// indented and checked for width (its whole subtree printed again), so output and time grow
+/// with the depth times the length.
 pub(crate) const MAX_FORMAT_DEPTH: usize = 1_000;
+
+/// The most work `/api/v1/format_query` takes on: the query's length times its depth (a
+/// 100 KB query 500 levels deep).
+const MAX_FORMAT_WORK: usize = 50_000_000;
 
 /// `/api/v1/format_query?query=...`: the expression, pretty-printed.
 pub(crate) async fn format_query(State(app): State<Arc<App>>, p: Params) -> Response {
@@ -170,9 +175,10 @@ pub(crate) async fn format_query(State(app): State<Arc<App>>, p: Params) -> Resp
         let query = p.required("query")?;
         let expr = app.engine.parse(query)?;
         let depth = vigil_tsdb::promql::deep::tree_depth(&expr);
-        if depth > MAX_FORMAT_DEPTH {
+        if depth > MAX_FORMAT_DEPTH || query.len().saturating_mul(depth) > MAX_FORMAT_WORK {
             return Err(ApiError::bad_data(format!(
-                "the expression is {depth} levels deep; format_query prints at most {MAX_FORMAT_DEPTH} (it can still be evaluated)"
+                "the expression is {depth} levels deep and {} bytes long; format_query prints at most {MAX_FORMAT_DEPTH} levels and {MAX_FORMAT_WORK} bytes times levels (it can still be evaluated)",
+                query.len()
             )));
         }
         let pretty = vigil_tsdb::promql::deep::on_stack_for(expr.depth(), || expr.prettify());

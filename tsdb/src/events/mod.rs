@@ -445,6 +445,11 @@ fn check_search_query(query: &str) -> Result<(), EventError> {
             _ => {}
         }
     }
+    if has_slop(query) {
+        return Err(EventError::Query(
+            "phrase slop (~N) is not supported in event searches; quote a `~` that is part of a value".into(),
+        ));
+    }
     if deepest > MAX_SEARCH_NESTING {
         return Err(EventError::Query(format!(
             "query nests {deepest} levels of parentheses; at most {MAX_SEARCH_NESTING}"
@@ -460,6 +465,26 @@ fn check_search_query(query: &str) -> Result<(), EventError> {
         )));
     }
     Ok(())
+}
+
+/// Whether `query` has a `~` outside quotes (`"..."` or `'...'`, backslash escapes), which
+/// tantivy reads as a phrase's slop. Slop on an excluded phrase breaks tantivy 0.27's phrase
+/// scorer, so vigil does not offer it.
+fn has_slop(query: &str) -> bool {
+    let mut quote: Option<char> = None;
+    let mut chars = query.chars();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (_, '\\') => {
+                chars.next();
+            }
+            (None, '"' | '\'') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            (None, '~') => return true,
+            _ => {}
+        }
+    }
+    false
 }
 
 fn from_doc(f: &Fields, doc: &TantivyDocument) -> RawEvent {

@@ -203,6 +203,67 @@ pub fn could_be_selector(text: &str) -> bool {
     !inside
 }
 
+/// The longest duration written as a plain number of seconds (`x[300]`, `offset 60`) that is
+/// accepted: about 31.7 million years.
+const MAX_NUMBER_DURATION_SECONDS: f64 = 1e15;
+
+/// Refuses durations written as plain numbers that are negative, not finite or beyond
+/// [`MAX_NUMBER_DURATION_SECONDS`] (`x[1e30]`, `x[Inf]`, `offset NaN`): promql-parser turns them
+/// into a `Duration` with a conversion that panics on such values.
+fn check_number_durations(text: &str) -> QueryResult<()> {
+    let mut in_range = 0usize;
+    let mut chars = text.char_indices().peekable();
+    let mut expect_duration = false;
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '"' | '\'' | '`' => skip_string(&mut chars, c),
+            '#' => {
+                for (_, c) in chars.by_ref() {
+                    if c == '\n' || c == '\r' {
+                        break;
+                    }
+                }
+            }
+            '[' => {
+                in_range += 1;
+                expect_duration = true;
+            }
+            ']' => in_range = in_range.saturating_sub(1),
+            ':' if in_range > 0 => expect_duration = true,
+            c if c.is_whitespace() || (expect_duration && (c == '-' || c == '+')) => {}
+            c if c.is_ascii_alphanumeric() || c == '.' || c == '_' => {
+                let mut end = i + c.len_utf8();
+                while let Some(&(j, c)) = chars.peek() {
+                    let exponent_sign = (c == '+' || c == '-') && text[i..j].ends_with(['e', 'E']);
+                    if c.is_ascii_alphanumeric() || c == '.' || c == '_' || exponent_sign {
+                        end = j + c.len_utf8();
+                        chars.next();
+                    } else {
+                        break;
+                    }
+                }
+                let word = &text[i..end];
+                if expect_duration {
+                    let value = word.parse::<f64>().ok().or_else(|| {
+                        let hex = word.strip_prefix("0x").or_else(|| word.strip_prefix("0X"))?;
+                        u128::from_str_radix(hex, 16).ok().map(|v| v as f64)
+                    });
+                    if let Some(v) = value
+                        && !(v.is_finite() && v.abs() <= MAX_NUMBER_DURATION_SECONDS)
+                    {
+                        return Err(QueryError::BadData(format!(
+                            "invalid duration {word:?}: at most {MAX_NUMBER_DURATION_SECONDS:e} seconds"
+                        )));
+                    }
+                }
+                expect_duration = word.eq_ignore_ascii_case("offset");
+            }
+            _ => expect_duration = false,
+        }
+    }
+    Ok(())
+}
+
 /// Refuses text whose tree could be deeper than the limits allow.
 pub fn check_depth(text: &str) -> QueryResult<DepthBound> {
     let bound = depth_bound(text);
@@ -232,10 +293,21 @@ impl Query {
     /// Parses `text` (after [`check_depth`]) on a stack deep enough for the parser.
     pub fn parse(text: &str) -> QueryResult<Query> {
         let bound = check_depth(text)?;
+        check_number_durations(text)?;
         let depth = bound.depth();
         let query = on_stack_for(depth, || {
-            // A tree the parser gives up on is dropped here too, on the same deep stack.
-            promql_parser::parser::parse(text)
+            // A tree the parser gives up on is dropped here too, on the same deep stack. Should
+            // the parser panic on some input nobody has found yet, the query is refused rather
+            // than the thread lost.
+            std::panic::catch_unwind(|| promql_parser::parser::parse(text))
+                .unwrap_or_else(|panic| {
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| (*s).to_owned())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    Err(format!("the parser failed on this query: {what}"))
+                })
                 .map(|expr| Query {
                     expr: Some(expr),
                     depth,
@@ -467,6 +539,35 @@ mod tests {
             .expect("no overflow")
             .expect_err("too deep");
         assert!(e.to_string().contains("at most 20000"), "{e}");
+    }
+
+    /// Found by fuzzing (`fuzz/fuzz_targets/promql.rs`): promql-parser panics converting a
+    /// huge number of seconds to a duration.
+    #[test]
+    fn durations_as_numbers_beyond_any_range_are_refused() {
+        for q in [
+            "rate(x[99999999999999999999999999999999999900000000024446])",
+            "x[Inf]",
+            "x[NaN]",
+            "x[1e400]",
+            "x[5m:1e30]",
+            "x offset 1e30",
+            "x offset -Inf",
+            "x[0xffffffffffffffffffff]",
+        ] {
+            let e = Query::parse(q).expect_err(q);
+            assert!(e.to_string().contains("invalid duration"), "{q}: {e}");
+        }
+        for q in [
+            "x[300]",
+            "x[5m:60]",
+            "x offset 60",
+            "x[1.5]",
+            "rate(x[5m]) * 1e30",
+            "x{a=\"[1e30]\"}",
+        ] {
+            Query::parse(q).unwrap_or_else(|e| panic!("{q}: {e}"));
+        }
     }
 
     #[test]
