@@ -248,4 +248,64 @@ fn a_locked_vigil_lets_in_only_who_may() {
         0
     );
     assert!(server.logged("authentication failed") >= 3);
+
+    // A reload re-reads the web configuration file and the tokens: another user, another
+    // token, another certificate (from another CA) for the connections that follow.
+    let rotated = certificates();
+    std::fs::write(root.join("vigil.crt"), &rotated.cert_pem).expect("write");
+    std::fs::write(root.join("vigil.key"), &rotated.key_pem).expect("write");
+    let second = bcrypt::hash("second horse", 6).expect("hash");
+    std::fs::write(
+        root.join("web.yml"),
+        format!(
+            "tls_server_config:\n  cert_file: vigil.crt\n  key_file: vigil.key\nbasic_auth_users:\n  second: {second}\n"
+        ),
+    )
+    .expect("write");
+    std::fs::write(
+        root.join("data.yaml"),
+        config.replace("token: read-token", "token: new-read-token"),
+    )
+    .expect("write");
+    assert_eq!(
+        status(&c, "POST", &format!("{base}/-/reload"), user, ""),
+        200,
+        "reloaded"
+    );
+    let fresh = client(&rotated.ca_pem);
+    let stale = client(&tls.ca_pem);
+    assert_eq!(
+        status(&stale, "GET", &query, user, ""),
+        0,
+        "the old CA no longer verifies new connections"
+    );
+    assert_eq!(status(&fresh, "GET", &query, user, ""), 401, "the removed user");
+    assert_eq!(
+        status(&fresh, "GET", &query, Auth::Basic("second", "second horse"), ""),
+        200,
+        "the new user"
+    );
+    assert_eq!(
+        status(&fresh, "GET", &query, Auth::Bearer("new-read-token"), ""),
+        200,
+        "the new token"
+    );
+    assert_eq!(
+        status(&fresh, "GET", &query, Auth::Bearer("read-token"), ""),
+        401,
+        "the old token"
+    );
+    // A broken file keeps what is in place.
+    std::fs::write(root.join("web.yml"), "basic_auth_users:\n  second: not-a-hash\n").expect("write");
+    let admin = Auth::Basic("second", "second horse");
+    assert_eq!(
+        status(&fresh, "POST", &format!("{base}/-/reload"), admin, ""),
+        500,
+        "refused"
+    );
+    assert_eq!(
+        status(&fresh, "GET", &query, admin, ""),
+        200,
+        "the settings in place stay"
+    );
 }

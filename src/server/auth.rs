@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -231,6 +231,16 @@ impl Auth {
         }
     }
 
+    /// Takes over the failure counts of the settings this one replaces (on reload).
+    pub(crate) fn carry_counts_from(&self, old: &Auth) {
+        for (new, old) in self.failures.iter().zip(&old.failures) {
+            new.fetch_add(
+                old.load(std::sync::atomic::Ordering::Relaxed),
+                std::sync::atomic::Ordering::Relaxed,
+            );
+        }
+    }
+
     fn count(&self, reason: &str) {
         if let Some(i) = REASONS.iter().position(|r| *r == reason) {
             self.failures[i].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -271,7 +281,7 @@ fn digest(parts: &[&[u8]]) -> [u8; 32] {
 }
 
 /// Middleware: lets a request through if its credentials allow its scope.
-pub(crate) async fn authorize(State(auth): State<Arc<Auth>>, req: Request, next: Next) -> Response {
+pub(crate) async fn authorize(auth: Arc<Auth>, req: Request, next: Next) -> Response {
     let Some(scope) = scope_of(req.uri().path()) else {
         return next.run(req).await;
     };

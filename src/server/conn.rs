@@ -54,15 +54,18 @@ pub(crate) struct ConnLimits {
     pub(crate) max_connections: usize,
 }
 
+/// The TLS settings new connections take; replaced on reload (a new certificate, key or client
+/// CA applies to the connections that follow).
+pub(crate) type TlsSettings = Arc<parking_lot::RwLock<Arc<rustls::ServerConfig>>>;
+
 /// Serves `router` on `listener` until `shutdown` completes, then lets the connections finish.
 pub(crate) async fn serve(
     listener: TcpListener,
     router: Router,
     limits: ConnLimits,
-    tls: Option<Arc<rustls::ServerConfig>>,
+    tls: Option<TlsSettings>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    let tls = tls.map(tokio_rustls::TlsAcceptor::from);
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let (stop, stopped) = watch::channel(false);
     let mut conns = JoinSet::new();
@@ -88,7 +91,8 @@ pub(crate) async fn serve(
                 }
             },
         };
-        let (router, limits, stopped, tls) = (router.clone(), limits.clone(), stopped.clone(), tls.clone());
+        let tls = tls.as_ref().map(|t| tokio_rustls::TlsAcceptor::from(t.read().clone()));
+        let (router, limits, stopped) = (router.clone(), limits.clone(), stopped.clone());
         conns.spawn(async move {
             let _ = stream.set_nodelay(true);
             // The first request's head is awaited from here, the TLS handshake included.

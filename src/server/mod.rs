@@ -71,10 +71,41 @@ pub(crate) struct App {
     pub(crate) runtime: status_api::Runtime,
     /// Admission of queries (`server.max_concurrent_queries`).
     pub(crate) queries: Arc<QueryGate>,
-    /// Who may call what (`server.web_config_file` users, `server.tokens`).
+    /// Who may call what, response headers and TLS: from `server.web_config_file` and
+    /// `server.tokens`, replaced whole on reload.
+    access: parking_lot::RwLock<Arc<Access>>,
+    /// The TLS settings new connections take (shared with the accept loop), when TLS is on.
+    tls: Option<conn::TlsSettings>,
+}
+
+/// What the web configuration file and `server.tokens` set.
+#[derive(Debug)]
+struct Access {
     auth: Arc<Auth>,
-    /// The web configuration file's TLS settings and response headers.
-    web: WebConfig,
+    headers: ExtraHeaders,
+    tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+impl Access {
+    /// Reads the web configuration file (if any) and the tokens of `cfg`.
+    fn load(cfg: &Config) -> Result<Access> {
+        let web = match &cfg.server.web_config_file {
+            Some(f) => WebConfig::load(std::path::Path::new(f))?,
+            None => WebConfig::default(),
+        };
+        let auth = Arc::new(Auth::new(
+            web.basic_auth_users.clone(),
+            cfg.server
+                .tokens
+                .iter()
+                .map(|t| (t.name.clone(), t.token.expose().to_owned(), t.scopes.clone())),
+        ));
+        Ok(Access {
+            auth,
+            headers: response_headers(&web),
+            tls: web.tls()?,
+        })
+    }
 }
 
 impl App {
@@ -104,17 +135,8 @@ impl App {
             Some(state),
         ));
         let runtime = status_api::Runtime::new(cfg, config_path.as_deref());
-        let web = match &cfg.server.web_config_file {
-            Some(f) => WebConfig::load(std::path::Path::new(f))?,
-            None => WebConfig::default(),
-        };
-        let auth = Arc::new(Auth::new(
-            web.basic_auth_users.clone(),
-            cfg.server
-                .tokens
-                .iter()
-                .map(|t| (t.name.clone(), t.token.expose().to_owned(), t.scopes.clone())),
-        ));
+        let access = Access::load(cfg)?;
+        let tls = access.tls.clone().map(|t| Arc::new(parking_lot::RwLock::new(t)));
         let app = App {
             db,
             engine,
@@ -133,8 +155,8 @@ impl App {
                 cfg.server.max_queued_queries,
                 vigil_tsdb::time::ms_to_duration(cfg.query.timeout),
             )),
-            auth,
-            web,
+            access: parking_lot::RwLock::new(Arc::new(access)),
+            tls,
         };
         if !cfg.rule_files.is_empty() {
             app.rules
@@ -144,13 +166,18 @@ impl App {
         Ok(Arc::new(app))
     }
 
-    /// Re-reads the configuration's rule files; on any error the current rules stay.
-    pub(crate) fn reload_rules(&self) -> Result<String, String> {
+    /// Re-reads the configuration's rule files, the web configuration file and the tokens; on
+    /// any error the current ones stay.
+    pub(crate) fn reload(&self) -> Result<String, String> {
         if let Some(path) = &self.config_path {
-            let cfg = Config::load(path).map_err(|e| {
+            let failed = |e: String| {
                 *self.runtime.last_reload.lock() = (false, vigil_tsdb::time::now_ms());
-                format!("reloading {}: {e:#}", path.display())
-            })?;
+                tracing::error!(error = %e, "reload failed; the current settings stay");
+                e
+            };
+            let cfg = Config::load(path).map_err(|e| failed(format!("reloading {}: {e:#}", path.display())))?;
+            let access = Access::load(&cfg).map_err(|e| failed(format!("reloading the web configuration: {e:#}")))?;
+            self.replace_access(access).map_err(failed)?;
             *self.rule_files.lock() = cfg.rule_files;
         }
         let files = self.rule_files.lock().clone();
@@ -171,6 +198,25 @@ impl App {
 }
 
 impl App {
+    /// Puts reloaded access settings in place: new credentials for the next request, new TLS
+    /// settings for the next connection. TLS is switched on or off only by a restart.
+    fn replace_access(&self, new: Access) -> Result<(), String> {
+        match (&self.tls, &new.tls) {
+            (Some(current), Some(next)) => *current.write() = next.clone(),
+            (None, None) => {}
+            (Some(_), None) => return Err("the web configuration no longer asks for TLS; that takes a restart".into()),
+            (None, Some(_)) => return Err("the web configuration now asks for TLS; that takes a restart".into()),
+        }
+        let mut access = self.access.write();
+        new.auth.carry_counts_from(&access.auth);
+        *access = Arc::new(new);
+        Ok(())
+    }
+
+    fn auth(&self) -> Arc<Auth> {
+        self.access.read().auth.clone()
+    }
+
     /// Every self-metric of this process now: collector, store, rules and pages.
     pub(crate) fn self_metrics(&self) -> Vec<(vigil_tsdb::Labels, f64)> {
         let mut out = telemetry::gather(&self.db, Some(&self.collector));
@@ -185,7 +231,7 @@ impl App {
             out.extend(events_api::telemetry(e));
         }
         out.extend(self.queries.telemetry());
-        out.extend(self.auth.telemetry());
+        out.extend(self.auth().telemetry());
         out
     }
 
@@ -257,14 +303,13 @@ pub(crate) fn router(app: Arc<App>, server: &ServerConfig) -> Router {
         .route("/-/reload", post(rules_api::reload).put(rules_api::reload))
         .layer(DefaultBodyLimit::max(server.max_other_body_bytes));
     let body_timeout = vigil_tsdb::time::ms_to_duration(server.read_body_timeout);
-    let headers = response_headers(&app.web);
     queries
         .merge(ingest)
         .merge(other)
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(body_timeout, conn::body_deadline))
-        .layer(axum::middleware::from_fn_with_state(app.auth.clone(), auth::authorize))
-        .layer(axum::middleware::from_fn_with_state(headers, add_headers))
+        .layer(axum::middleware::from_fn_with_state(app.clone(), authorize))
+        .layer(axum::middleware::from_fn_with_state(app.clone(), add_headers))
         .with_state(app)
 }
 
@@ -286,11 +331,16 @@ fn response_headers(web: &WebConfig) -> ExtraHeaders {
     )
 }
 
+async fn authorize(State(app): State<Arc<App>>, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    auth::authorize(app.auth(), req, next).await
+}
+
 async fn add_headers(
-    State(extra): State<ExtraHeaders>,
+    State(app): State<Arc<App>>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
+    let extra = app.access.read().headers.clone();
     let mut r = next.run(req).await;
     for (k, v) in extra.iter() {
         r.headers_mut().insert(k.clone(), v.clone());
@@ -344,8 +394,7 @@ pub(crate) async fn serve(
     background.push(tokio::spawn(app.rules.clone().run(Some(notifier))));
     background.push(tokio::spawn(reload_on_sighup(app.clone())));
     let router = router(app.clone(), &cfg.server);
-    let tls = app.web.tls()?;
-    conn::serve(listener, router, cfg.server.conn_limits(), tls, shutdown).await;
+    conn::serve(listener, router, cfg.server.conn_limits(), app.tls.clone(), shutdown).await;
     for task in background {
         task.abort();
     }
@@ -368,7 +417,7 @@ pub(crate) async fn serve(
     .await?
 }
 
-/// Reloads the rules on SIGHUP, as Prometheus does.
+/// Reloads the rules and the web configuration on SIGHUP, as Prometheus does.
 async fn reload_on_sighup(app: Arc<App>) {
     #[cfg(unix)]
     {
@@ -377,7 +426,7 @@ async fn reload_on_sighup(app: Arc<App>) {
         };
         while hup.recv().await.is_some() {
             let app = app.clone();
-            let _ = tokio::task::spawn_blocking(move || app.reload_rules()).await;
+            let _ = tokio::task::spawn_blocking(move || app.reload()).await;
         }
     }
     #[cfg(not(unix))]

@@ -153,9 +153,10 @@ pub(crate) async fn alerts(State(app): State<Arc<App>>) -> Response {
     json::success_value(&json!({ "alerts": alerts }))
 }
 
-/// `POST /-/reload`: reloads the rule files; a broken file keeps the current rules.
+/// `POST /-/reload`: reloads the rule files, the web configuration file and the tokens; a
+/// broken file keeps the current settings.
 pub(crate) async fn reload(State(app): State<Arc<App>>) -> Response {
-    let result = tokio::task::spawn_blocking(move || app.reload_rules()).await;
+    let result = tokio::task::spawn_blocking(move || app.reload()).await;
     match result {
         Ok(Ok(msg)) => (StatusCode::OK, msg).into_response(),
         Ok(Err(msg)) => (StatusCode::INTERNAL_SERVER_ERROR, msg).into_response(),
