@@ -169,10 +169,19 @@ impl MarkedEventReceiver for Builder {
 pub fn parse(text: &str) -> Result<Node, YamlError> {
     let mut b = Builder::default();
     let mut parser = Parser::new_from_str(text);
-    parser.load(&mut b, false).map_err(|e| {
-        let m = e.marker();
-        YamlError::at(Pos::from(*m), e.info().to_owned())
-    })?;
+    // The events one at a time: yaml-rust2's own `load` recurses once per level of nesting
+    // (found by fuzzing: a few kilobytes of `:` and tabs overflowed a 2 MiB stack).
+    loop {
+        let (ev, mark) = parser.next_token().map_err(|e| {
+            let m = e.marker();
+            YamlError::at(Pos::from(*m), e.info().to_owned())
+        })?;
+        let end = matches!(ev, Event::DocumentEnd | Event::StreamEnd);
+        b.on_event(ev, mark);
+        if end {
+            break;
+        }
+    }
     if let Some(e) = b.error {
         return Err(e);
     }
@@ -245,6 +254,21 @@ pub fn get<'n>(entries: &'n [(Node, Node)], key: &str) -> Option<&'n Node> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by fuzzing (`fuzz/fuzz_targets/rule_files.rs`).
+    #[test]
+    fn colons_and_tabs_nest_without_recursion_on_a_small_stack() {
+        let text = ":\t".repeat(2_000);
+        std::thread::Builder::new()
+            .stack_size(128 * 1024)
+            .spawn(move || {
+                let _ = parse(&text);
+                let _ = parse(&format!("a:\n{}", "  - ".repeat(5_000)));
+            })
+            .expect("thread")
+            .join()
+            .expect("no overflow");
+    }
 
     #[test]
     fn deep_nesting_is_refused_not_built() {
