@@ -445,11 +445,6 @@ fn check_search_query(query: &str) -> Result<(), EventError> {
             _ => {}
         }
     }
-    if has_slop(query) {
-        return Err(EventError::Query(
-            "phrase slop (~N) is not supported in event searches; quote a `~` that is part of a value".into(),
-        ));
-    }
     if deepest > MAX_SEARCH_NESTING {
         return Err(EventError::Query(format!(
             "query nests {deepest} levels of parentheses; at most {MAX_SEARCH_NESTING}"
@@ -464,24 +459,49 @@ fn check_search_query(query: &str) -> Result<(), EventError> {
             "query has {terms} terms and operators; at most {MAX_SEARCH_TERMS}"
         )));
     }
+    // Only once the nesting is known to be shallow: tantivy's grammar recurses per level.
+    if excludes_a_phrase(query) {
+        return Err(EventError::Query(
+            "excluding a phrase (words or a value with punctuation in `path` or a bare word, or ~N) is not supported; exclude a keyword field (service, route, method, status, ...) instead".into(),
+        ));
+    }
     Ok(())
 }
 
-/// Whether `query` has a `~` outside quotes (`"..."` or `'...'`, backslash escapes), which
-/// tantivy reads as a phrase's slop. Slop on an excluded phrase breaks tantivy 0.27's phrase
-/// scorer, so vigil does not offer it.
-fn has_slop(query: &str) -> bool {
-    let mut quote: Option<char> = None;
-    let mut chars = query.chars();
-    while let Some(c) = chars.next() {
-        match (quote, c) {
-            (_, '\\') => {
-                chars.next();
+/// Whether `query` excludes (`-x`, `NOT x`) something that becomes a phrase query: a value of
+/// several words or with punctuation in `path` (the one tokenized field, and one of the fields
+/// a bare word searches), or anything with slop (`~N`). tantivy 0.27's phrase scorer breaks an
+/// invariant when it is excluded (found by fuzzing), so such queries are refused.
+fn excludes_a_phrase(query: &str) -> bool {
+    use tantivy::query_grammar::{Occur, UserInputAst, UserInputLeaf};
+    // A query the grammar refuses is refused with the query parser's own message.
+    let Ok(ast) = tantivy::query_grammar::parse_query(query) else {
+        return false;
+    };
+    let mut pending = vec![(&ast, false)];
+    while let Some((node, excluded)) = pending.pop() {
+        match node {
+            UserInputAst::Clause(clauses) => {
+                pending.extend(
+                    clauses
+                        .iter()
+                        .map(|(occur, sub)| (sub, excluded || *occur == Some(Occur::MustNot))),
+                );
             }
-            (None, '"' | '\'') => quote = Some(c),
-            (Some(q), c) if c == q => quote = None,
-            (None, '~') => return true,
-            _ => {}
+            UserInputAst::Boost(sub, _) => pending.push((sub, excluded)),
+            UserInputAst::Leaf(leaf) => {
+                if let UserInputLeaf::Literal(lit) = &**leaf {
+                    let tokenized = lit.field_name.as_deref().is_none_or(|f| f == "path");
+                    let words = lit
+                        .phrase
+                        .split(|c: char| !c.is_alphanumeric())
+                        .filter(|w| !w.is_empty())
+                        .count();
+                    if excluded && (lit.slop > 0 || (tokenized && words > 1)) {
+                        return true;
+                    }
+                }
+            }
         }
     }
     false
