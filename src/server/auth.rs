@@ -75,11 +75,11 @@ struct Token {
 pub(crate) struct Auth {
     users: BTreeMap<String, String>,
     tokens: Vec<Token>,
-    verified: Mutex<HashSet<[u8; 32]>>,
+    verified: Arc<Mutex<HashSet<[u8; 32]>>>,
     /// Checked for unknown users, at the cost the configured hashes have.
     unknown_user_hash: String,
     checks: Arc<Semaphore>,
-    failures: [std::sync::atomic::AtomicU64; REASONS.len()],
+    failures: Arc<[std::sync::atomic::AtomicU64; REASONS.len()]>,
 }
 
 /// Shown with user and token names only.
@@ -145,7 +145,7 @@ impl Auth {
                     scopes,
                 })
                 .collect(),
-            verified: Mutex::new(HashSet::new()),
+            verified: Arc::new(Mutex::new(HashSet::new())),
             unknown_user_hash,
             checks: Arc::new(Semaphore::new(2)),
             failures: Default::default(),
@@ -231,14 +231,14 @@ impl Auth {
         }
     }
 
-    /// Takes over the failure counts of the settings this one replaces (on reload).
-    pub(crate) fn carry_counts_from(&self, old: &Auth) {
-        for (new, old) in self.failures.iter().zip(&old.failures) {
-            new.fetch_add(
-                old.load(std::sync::atomic::Ordering::Relaxed),
-                std::sync::atomic::Ordering::Relaxed,
-            );
-        }
+    /// These settings in place of `old` (on reload): the failure counts, the bcrypt slots and
+    /// the verified passwords (their digests include the hash, so a changed password is not
+    /// among them) go on as one, even for checks still running under `old`.
+    pub(crate) fn succeeding(mut self, old: &Auth) -> Auth {
+        self.failures = old.failures.clone();
+        self.checks = old.checks.clone();
+        self.verified = old.verified.clone();
+        self
     }
 
     fn count(&self, reason: &str) {
@@ -251,7 +251,7 @@ impl Auth {
     pub(crate) fn telemetry(&self) -> Vec<(vigil_tsdb::Labels, f64)> {
         REASONS
             .iter()
-            .zip(&self.failures)
+            .zip(self.failures.iter())
             .map(|(reason, n)| {
                 (
                     vigil_tsdb::Labels::from_pairs([

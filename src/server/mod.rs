@@ -76,6 +76,8 @@ pub(crate) struct App {
     access: parking_lot::RwLock<Arc<Access>>,
     /// The TLS settings new connections take (shared with the accept loop), when TLS is on.
     tls: Option<conn::TlsSettings>,
+    /// Held by the reload under way.
+    reloading: Mutex<()>,
 }
 
 /// What the web configuration file and `server.tokens` set.
@@ -87,19 +89,24 @@ struct Access {
 }
 
 impl Access {
-    /// Reads the web configuration file (if any) and the tokens of `cfg`.
-    fn load(cfg: &Config) -> Result<Access> {
+    /// Reads the web configuration file (if any) and the tokens of `cfg`; on reload, in place
+    /// of `current`.
+    fn load(cfg: &Config, current: Option<&Auth>) -> Result<Access> {
         let web = match &cfg.server.web_config_file {
             Some(f) => WebConfig::load(std::path::Path::new(f))?,
             None => WebConfig::default(),
         };
-        let auth = Arc::new(Auth::new(
+        let auth = Auth::new(
             web.basic_auth_users.clone(),
             cfg.server
                 .tokens
                 .iter()
                 .map(|t| (t.name.clone(), t.token.expose().to_owned(), t.scopes.clone())),
-        ));
+        );
+        let auth = Arc::new(match current {
+            Some(current) => auth.succeeding(current),
+            None => auth,
+        });
         Ok(Access {
             auth,
             headers: response_headers(&web),
@@ -135,7 +142,7 @@ impl App {
             Some(state),
         ));
         let runtime = status_api::Runtime::new(cfg, config_path.as_deref());
-        let access = Access::load(cfg)?;
+        let access = Access::load(cfg, None)?;
         let tls = access.tls.clone().map(|t| Arc::new(parking_lot::RwLock::new(t)));
         let app = App {
             db,
@@ -157,6 +164,7 @@ impl App {
             )),
             access: parking_lot::RwLock::new(Arc::new(access)),
             tls,
+            reloading: Mutex::new(()),
         };
         if !cfg.rule_files.is_empty() {
             app.rules
@@ -168,49 +176,63 @@ impl App {
 
     /// Re-reads the configuration's rule files, the web configuration file and the tokens; on
     /// any error the current ones stay.
+    ///
+    /// Everything is read and checked before anything is applied, and one reload runs at a
+    /// time (SIGHUP and `/-/reload` may come together). Other settings of `vigil.yaml` take a
+    /// restart.
     pub(crate) fn reload(&self) -> Result<String, String> {
+        let _one_at_a_time = self.reloading.lock();
+        let failed = |e: String| {
+            *self.runtime.last_reload.lock() = (false, vigil_tsdb::time::now_ms());
+            tracing::error!(error = %e, "reload failed; the current settings stay");
+            e
+        };
+        let mut access = None;
+        let mut files = self.rule_files.lock().clone();
         if let Some(path) = &self.config_path {
-            let failed = |e: String| {
-                *self.runtime.last_reload.lock() = (false, vigil_tsdb::time::now_ms());
-                tracing::error!(error = %e, "reload failed; the current settings stay");
-                e
-            };
             let cfg = Config::load(path).map_err(|e| failed(format!("reloading {}: {e:#}", path.display())))?;
-            let access = Access::load(&cfg).map_err(|e| failed(format!("reloading the web configuration: {e:#}")))?;
-            self.replace_access(access).map_err(failed)?;
-            *self.rule_files.lock() = cfg.rule_files;
+            let current = self.auth();
+            let next = Access::load(&cfg, Some(&current))
+                .map_err(|e| failed(format!("reloading the web configuration: {e:#}")))?;
+            self.check_tls_switch(&next).map_err(failed)?;
+            files = cfg.rule_files;
+            access = Some(next);
         }
-        let files = self.rule_files.lock().clone();
-        let result = self.rules.load_files(&files);
-        *self.runtime.last_reload.lock() = (result.is_ok(), vigil_tsdb::time::now_ms());
-        match result {
-            Ok(n) => {
-                tracing::info!(groups = n, "rules reloaded");
-                Ok(format!("reloaded {n} rule groups\n"))
-            }
-            Err(errs) => {
-                let msg = rule_errors(&errs).to_string();
-                tracing::error!(error = %msg, "rule reload failed; the current rules stay");
-                Err(msg)
-            }
+        let groups = self
+            .rules
+            .load_files(&files)
+            .map_err(|errs| failed(rule_errors(&errs).to_string()))?;
+        *self.rule_files.lock() = files;
+        if let Some(next) = access {
+            self.replace_access(next);
         }
+        *self.runtime.last_reload.lock() = (true, vigil_tsdb::time::now_ms());
+        tracing::info!(groups, "reloaded");
+        Ok(format!("reloaded {groups} rule groups\n"))
     }
 }
 
 impl App {
-    /// Puts reloaded access settings in place: new credentials for the next request, new TLS
-    /// settings for the next connection. TLS is switched on or off only by a restart.
-    fn replace_access(&self, new: Access) -> Result<(), String> {
+    /// TLS is switched on or off only by a restart.
+    fn check_tls_switch(&self, new: &Access) -> Result<(), String> {
         match (&self.tls, &new.tls) {
-            (Some(current), Some(next)) => *current.write() = next.clone(),
-            (None, None) => {}
-            (Some(_), None) => return Err("the web configuration no longer asks for TLS; that takes a restart".into()),
-            (None, Some(_)) => return Err("the web configuration now asks for TLS; that takes a restart".into()),
+            (Some(_), None) => Err("the web configuration no longer asks for TLS; that takes a restart".into()),
+            (None, Some(_)) => Err("the web configuration now asks for TLS; that takes a restart".into()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Puts reloaded access settings in place: new credentials for the next request, new TLS
+    /// settings for the next connection.
+    fn replace_access(&self, new: Access) {
+        if let (Some(current), Some(next)) = (&self.tls, &new.tls) {
+            *current.write() = next.clone();
         }
         let mut access = self.access.write();
-        new.auth.carry_counts_from(&access.auth);
+        if access.auth.required() && !new.auth.required() {
+            tracing::warn!("the reloaded configuration has no users and no tokens: every endpoint is open now");
+        }
         *access = Arc::new(new);
-        Ok(())
     }
 
     fn auth(&self) -> Arc<Auth> {

@@ -459,6 +459,11 @@ fn check_search_query(query: &str) -> Result<(), EventError> {
             "query has {terms} terms and operators; at most {MAX_SEARCH_TERMS}"
         )));
     }
+    if longest_prefix_run(query) > MAX_PREFIX_RUN {
+        return Err(EventError::Query(format!(
+            "more than {MAX_PREFIX_RUN} NOT, - or + in a row"
+        )));
+    }
     // Only once the nesting is known to be shallow: tantivy's grammar recurses per level.
     if excludes_a_phrase(query) {
         return Err(EventError::Query(
@@ -466,6 +471,53 @@ fn check_search_query(query: &str) -> Result<(), EventError> {
         ));
     }
     Ok(())
+}
+
+/// The most `NOT`, `-` and `+` one term may have before it (tantivy's grammar recurses once
+/// for each).
+const MAX_PREFIX_RUN: usize = 4;
+
+/// The longest run of `NOT`, `-` and `+` before a term, outside quotes.
+fn longest_prefix_run(query: &str) -> usize {
+    let (mut run, mut longest) = (0usize, 0usize);
+    let mut quote: Option<char> = None;
+    let mut chars = query.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        match (quote, c) {
+            (_, '\\') => {
+                chars.next();
+                run = 0;
+            }
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') => {
+                quote = Some(c);
+                run = 0;
+            }
+            (None, '-' | '+') => run += 1,
+            (None, c) if c.is_whitespace() || c == '(' || c == ')' => {}
+            (None, 'N')
+                if query[i..].starts_with("NOT")
+                    && query[i + 3..].starts_with(|c: char| c.is_whitespace() || c == '(') =>
+            {
+                run += 1;
+                chars.next();
+                chars.next();
+            }
+            (None, _) => {
+                // A term: to its end.
+                while chars
+                    .peek()
+                    .is_some_and(|&(_, c)| !c.is_whitespace() && !matches!(c, '(' | ')' | '"' | '\'' | '\\'))
+                {
+                    chars.next();
+                }
+                run = 0;
+            }
+        }
+        longest = longest.max(run);
+    }
+    longest
 }
 
 /// Whether `query` excludes (`-x`, `NOT x`) something that becomes a phrase query: a value of

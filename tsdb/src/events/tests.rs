@@ -246,3 +246,44 @@ fn excluded_phrases_are_refused_and_the_rest_is_searched() {
     assert_eq!(total("status:503 -status:200 -orders"), 0);
     assert_eq!(total("\"svc route\"~2"), 0);
 }
+
+#[test]
+fn chains_of_not_are_refused_or_answered_on_a_small_stack() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = std::sync::Arc::new(open(dir.path()));
+    store.offer(event(1, 500, "payments", "/v2/payments/1"));
+    store.flush().expect("flush");
+    let s = store.clone();
+    std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(move || {
+            for q in [
+                format!("status:500 {}status:200", "NOT ".repeat(1_000)),
+                format!("status:500 {}status:200", "-".repeat(1_000)),
+                format!("status:500 {}status:200", "+".repeat(1_000)),
+                format!("status:500 {}status:200", "NOT - + ".repeat(300)),
+            ] {
+                let e = s.search(&q, None, None, 10).expect_err("refused");
+                assert!(e.to_string().contains("in a row"), "{e}");
+            }
+            let ors = vec!["status:500"; 500].join(" OR ");
+            assert_eq!(s.search(&ors, None, None, 10).expect("answers").total, 1);
+            let ands = vec!["status:500"; 500].join(" AND ");
+            assert_eq!(s.search(&ands, None, None, 10).expect("answers").total, 1);
+            assert_eq!(
+                s.search("status:500 NOT status:200 -service:x", None, None, 10)
+                    .expect("answers")
+                    .total,
+                1
+            );
+            assert_eq!(
+                s.search("path:\"NOT - - - - - x\"", None, None, 10)
+                    .expect("answers")
+                    .total,
+                0
+            );
+        })
+        .expect("thread")
+        .join()
+        .expect("no overflow");
+}
