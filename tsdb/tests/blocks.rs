@@ -423,3 +423,26 @@ fn deleted_series_take_their_head_chunk_segments_with_them() {
     assert_eq!((db.head_chunks().file_bytes, files()), (0, 0));
     assert!(all(&db, i64::MIN, i64::MAX).is_empty());
 }
+
+/// Found by fuzzing (`fuzz/fuzz_targets/store_files.rs`): a chunk whose length prefix is damaged
+/// to the largest varint overflowed the length arithmetic; it is a corrupt chunk like any other.
+#[test]
+fn a_chunk_length_damaged_to_the_largest_varint_is_corruption() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::open(dir.path(), options()).expect("open");
+    fill(&db, T0, 3);
+    db.flush_to_blocks().expect("flush");
+    let victim = db.blocks()[0].dir().join("chunks");
+    drop(db);
+    let mut bytes = std::fs::read(&victim).expect("read");
+    // The first chunk follows the file's 8-byte header.
+    let max = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01];
+    bytes[8..18].copy_from_slice(&max);
+    std::fs::write(&victim, &bytes).expect("write");
+    let db = Db::open(dir.path(), options()).expect("opens");
+    let m = [Matcher::new(MatchOp::Equal, "__name__", "vigil_http_requests_total").expect("matcher")];
+    match db.select(&m, T0, T0 + 2 * HOUR) {
+        Ok(_) => {}
+        Err(e) => assert!(e.to_string().contains("chunk"), "{e}"),
+    }
+}

@@ -218,8 +218,13 @@ impl Block {
         let start = usize::try_from(offset).map_err(|_| corrupt("offset out of range".into()))?;
         let mut d = Decoder::new(data.get(start..).ok_or_else(|| corrupt("offset past the end".into()))?);
         let len = d.uvarint().map_err(|e| corrupt(e.to_string()))?;
-        let len = usize::try_from(len).map_err(|_| corrupt("chunk length out of range".into()))?;
-        let body = d.bytes(len + 1).map_err(|e| corrupt(e.to_string()))?;
+        // The body is the encoding byte and `len` bytes of data; a damaged length may be any
+        // number (found by fuzzing: u64::MAX overflowed here).
+        let body_len = usize::try_from(len)
+            .ok()
+            .and_then(|l| l.checked_add(1))
+            .ok_or_else(|| corrupt("chunk length out of range".into()))?;
+        let body = d.bytes(body_len).map_err(|e| corrupt(e.to_string()))?;
         let crc = d.bytes(4).map_err(|e| corrupt(e.to_string()))?;
         if crc32fast::hash(body).to_le_bytes() != crc {
             return Err(corrupt("chunk checksum mismatch".into()));
