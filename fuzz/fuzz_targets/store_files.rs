@@ -112,7 +112,11 @@ fuzz_target!(|data: &[u8]| {
     };
     let all = [Matcher::new(MatchOp::Regex, "__name__", ".+").expect("matcher")];
     let first = db.select(&all, i64::MIN, i64::MAX).ok().map(|s| summary(&s));
-    let _ = Engine::default().instant_query(&db as &dyn Queryable, "sum by (status) (rate(http_requests_total[5m]))", T0 + 3 * HOUR);
+    let _ = Engine::default().instant_query(
+        &db as &dyn Queryable,
+        "sum by (status) (rate(http_requests_total[5m]))",
+        T0 + 3 * HOUR,
+    );
     drop(db);
     // What a recovery kept, a second open keeps: the damage was dealt with once.
     let db = Db::open(dir.path(), options()).expect("a recovered directory opens again");
@@ -122,5 +126,8 @@ fuzz_target!(|data: &[u8]| {
 
 /// Each series' labels and sample count.
 fn summary(series: &[vigil_tsdb::Series]) -> Vec<(String, usize)> {
-    series.iter().map(|s| (format!("{:?}", s.labels), s.samples.len())).collect()
+    series
+        .iter()
+        .map(|s| (format!("{:?}", s.labels), s.samples.len()))
+        .collect()
 }

@@ -8,7 +8,9 @@ use vigil_tsdb::chunkenc::{XorAppender, XorIter, int, packed};
 fuzz_target!(|data: &[u8]| {
     let mut it = XorIter::new(data);
     let decoded = it.by_ref().count();
-    let claimed = data.get(..2).map_or(0, |h| usize::from(u16::from_be_bytes([h[0], h[1]])));
+    let claimed = data
+        .get(..2)
+        .map_or(0, |h| usize::from(u16::from_be_bytes([h[0], h[1]])));
     assert!(decoded == claimed || it.is_corrupt());
     let mut n = 0;
     int::for_each_sample(data, |_, _| {
