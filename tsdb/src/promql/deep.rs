@@ -115,14 +115,7 @@ pub fn depth_bound(text: &str) -> DepthBound {
     while let Some((i, c)) = chars.next() {
         match c {
             '"' | '\'' | '`' => skip_string(&mut chars, c),
-            // A comment runs to the end of the line, which the lexer ends at `\r` too.
-            '#' => {
-                for (_, c) in chars.by_ref() {
-                    if c == '\n' || c == '\r' {
-                        break;
-                    }
-                }
-            }
+            '#' => skip_comment(&mut chars),
             '(' | '[' | '{' => {
                 depth += 1;
                 bound.brackets = bound.brackets.max(depth);
@@ -151,6 +144,15 @@ pub fn depth_bound(text: &str) -> DepthBound {
     bound
 }
 
+/// Skips a comment: to the end of the line, which the lexer ends at `\r` too.
+fn skip_comment(chars: &mut std::iter::Peekable<std::str::CharIndices<'_>>) {
+    for (_, c) in chars.by_ref() {
+        if c == '\n' || c == '\r' {
+            break;
+        }
+    }
+}
+
 /// Skips a string as promql-parser's lexer reads it: a backslash escapes the next character in
 /// every kind of quotes, backticks included (where Prometheus's own lexer has no escapes, the
 /// scan ends the string no later than the lexer does, so the bound still holds).
@@ -174,13 +176,7 @@ pub fn could_be_selector(text: &str) -> bool {
     while let Some((_, c)) = chars.next() {
         match c {
             '"' | '\'' | '`' => skip_string(&mut chars, c),
-            '#' => {
-                for (_, c) in chars.by_ref() {
-                    if c == '\n' || c == '\r' {
-                        break;
-                    }
-                }
-            }
+            '#' => skip_comment(&mut chars),
             '{' if !inside && braces == 0 => {
                 inside = true;
                 braces += 1;
@@ -217,13 +213,7 @@ fn check_number_durations(text: &str) -> QueryResult<()> {
     while let Some((i, c)) = chars.next() {
         match c {
             '"' | '\'' | '`' => skip_string(&mut chars, c),
-            '#' => {
-                for (_, c) in chars.by_ref() {
-                    if c == '\n' || c == '\r' {
-                        break;
-                    }
-                }
-            }
+            '#' => skip_comment(&mut chars),
             '[' => {
                 in_range += 1;
                 expect_duration = true;
