@@ -467,14 +467,26 @@ impl Config {
     pub(crate) fn load(path: &Path) -> Result<Config> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let mut cfg = Config::parse(&text).with_context(|| format!("in {}", path.display()))?;
-        // Rule files (and the web configuration file) are relative to the configuration file,
-        // as in Prometheus.
+        // Rule files, the web configuration file and the alertmanager.yml are relative to the
+        // configuration file, as in Prometheus.
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             for f in cfg.rule_files.iter_mut().chain(cfg.server.web_config_file.as_mut()) {
                 if Path::new(f).is_relative() {
                     *f = dir.join(&*f).display().to_string();
                 }
             }
+            if let Some(f) = cfg.alerting.alertmanager_config.as_mut()
+                && f.is_relative()
+            {
+                *f = dir.join(&*f);
+            }
+        }
+        if cfg.alerting.alertmanager_config.is_some() {
+            // The alertmanager.yml is read (and checked) only now that its path is resolved.
+            cfg.alerting
+                .compile()
+                .map_err(anyhow::Error::msg)
+                .with_context(|| format!("in {}", path.display()))?;
         }
         Ok(cfg)
     }

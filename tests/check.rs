@@ -56,5 +56,5 @@ fn check_config_rejects_unknown_receivers() {
     let out = run(&["check", "config", cfg.to_str().expect("utf-8")]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success());
-    assert!(stdout.contains("receiver \"nobody\" is not defined"), "{stdout}");
+    assert!(stdout.contains("undefined receiver \"nobody\""), "{stdout}");
 }

@@ -16,10 +16,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::extract::State;
-use axum::routing::post;
-use common::{get, post as http_post, serving_addr, wait_until};
+use common::{get, post as http_post, serving_addr, wait_until, webhook_receiver};
 use parking_lot::Mutex;
 use serde_json::Value;
 
@@ -31,39 +28,6 @@ impl Drop for Demo {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// Bodies POSTed to the webhook receiver.
-type Received = Arc<Mutex<Vec<Value>>>;
-
-/// An Alertmanager-style webhook receiver on a free loopback port, on its own thread.
-fn webhook_receiver() -> (SocketAddr, Received) {
-    let received: Received = Arc::default();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.set_nonblocking(true).expect("nonblocking");
-    let addr = listener.local_addr().expect("addr");
-    let state = received.clone();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(async move {
-            let app = Router::new()
-                .route(
-                    "/hook",
-                    post(|State(r): State<Received>, body: String| async move {
-                        r.lock()
-                            .push(serde_json::from_str(&body).expect("webhook body is JSON"));
-                        "ok"
-                    }),
-                )
-                .with_state(state);
-            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-            axum::serve(listener, app).await.expect("serve");
-        });
-    });
-    (addr, received)
 }
 
 fn is_slo_page(v: &Value, status: &str) -> bool {
@@ -264,7 +228,7 @@ fn reload_keeps_rules(addr: SocketAddr, data: &std::path::Path) {
     for m in [
         "vigil_alerter_reload_failures_total 1",
         "vigil_alerter_rules ",
-        "vigil_notify_sent_total{receiver=\"webhook\"}",
+        "vigil_notify_sent_total{integration=\"webhook\",receiver=\"webhook\"}",
     ] {
         assert!(metrics.contains(m), "{m} not in /metrics:\n{metrics}");
     }

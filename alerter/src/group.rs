@@ -340,7 +340,11 @@ fn alert(
                 names.push("alertname".into());
                 t.alert().labels.drop_names(&names)
             });
-            notices.push((t, d1.get(&src).copied(), d7.get(&src).copied()));
+            let (v1, v7) = (d1.get(&src).copied(), d7.get(&src).copied());
+            if let Transition::Fired(a) = &t {
+                alerts.set_history(&a.labels, v1, v7);
+            }
+            notices.push((t, v1, v7));
         }
     }
     Ok((alerts.series(), notices))

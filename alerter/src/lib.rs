@@ -3,9 +3,9 @@
 //! # Layout
 //!
 //! ```text
-//!  rules.rs (files, yaml.rs positions, template/)      notify/ (route, outbox, retry, receivers)
+//!  rules.rs (files, yaml.rs positions, template/)      notify/ (stages, outbox, delivery, receivers)
 //!        │                                                     ▲
-//!        ▼                                                     │ Notice (fired / resolved)
+//!        ▼                                                     │ firing and resolved alerts
 //!  manager.rs ── every interval ──> group.rs ── PromQL over vigil-tsdb ──> alert.rs state machine
 //!                                       │
 //!                                       └── recording results, ALERTS, ALERTS_FOR_STATE ──> store
@@ -17,8 +17,9 @@
 //! - [`context`]: what a page compares with D-1 and D-7.
 //! - [`group`]: evaluating one group at one time against the store.
 //! - [`manager`]: loading, reloading, scheduling, and keeping alert state across restarts.
-//! - [`notify`]: routing, the durable outbox, retries, and the webhook, Slack and console
-//!   receivers.
+//! - [`notify`]: the notification pipeline (Alertmanager's route, group, inhibit, time
+//!   intervals, silence and dedup stages), the durable outbox and notification log, delivery
+//!   with retries, circuit breakers and fallbacks, and the receivers.
 
 pub mod alert;
 pub mod context;

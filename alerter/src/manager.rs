@@ -17,7 +17,7 @@ use vigil_tsdb::{Db, Labels, Timestamp};
 
 use crate::alert::{AlertSet, AlertState};
 use crate::group::{EvalSettings, GroupRuntime, Health, Notice};
-use crate::notify::Notifier;
+use crate::notify::{Notifier, PipelineAlert};
 use crate::rules::{self, Group, Rule, RuleError};
 
 /// What identifies an alerting rule's state across reloads and restarts.
@@ -257,8 +257,40 @@ impl RuleManager {
         self.inner.lock().groups.clone()
     }
 
-    /// Evaluates due groups every half second until the task is dropped, handing transitions to
-    /// `notifier`. Alert state is saved before the pages are queued, so a restart never pages
+    /// The alerts to hand to the notification pipeline: every firing alert, and every alert
+    /// resolved in the last minutes (what Prometheus sends to Alertmanager).
+    pub fn pipeline_alerts(&self) -> Vec<PipelineAlert> {
+        let inner = self.inner.lock();
+        let mut out = Vec::new();
+        for g in &inner.groups {
+            for rr in &g.rules {
+                let Rule::Alerting(rule) = &rr.rule else { continue };
+                for a in rr.alerts.alerts() {
+                    let ends_at = match (a.state, a.fired_at, a.resolved_at) {
+                        (AlertState::Firing, Some(_), _) => None,
+                        (AlertState::Inactive, Some(_), Some(r)) => Some(r),
+                        _ => continue,
+                    };
+                    out.push(PipelineAlert {
+                        labels: a.labels.clone(),
+                        annotations: a.annotations.clone(),
+                        starts_at: a.active_at,
+                        fired_at: a.fired_at.unwrap_or(a.active_at),
+                        ends_at,
+                        value: a.value,
+                        d1: a.d1,
+                        d7: a.d7,
+                        rule_group: g.group.name.clone(),
+                        expr: rule.expr_text.clone(),
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// Evaluates due groups every half second until the task is dropped, handing the alerts to
+    /// `notifier` after each evaluation. Alert state is saved first, so a restart never pages
     /// twice for one transition.
     pub async fn run(self: Arc<Self>, notifier: Option<Arc<Notifier>>) {
         let mut tick = tokio::time::interval(Duration::from_millis(500));
@@ -266,17 +298,24 @@ impl RuleManager {
         loop {
             tick.tick().await;
             let me = self.clone();
-            let notices = match tokio::task::spawn_blocking(move || me.evaluate_due(vigil_tsdb::time::now_ms())).await {
-                Ok(n) => n,
+            let before = self.counters.group_evaluations.load(Ordering::Relaxed);
+            let evaluated = tokio::task::spawn_blocking(move || {
+                let now = vigil_tsdb::time::now_ms();
+                me.evaluate_due(now);
+                now
+            })
+            .await;
+            let now = match evaluated {
+                Ok(now) => now,
                 Err(e) => {
                     tracing::error!(error = %e, "rule evaluation task failed");
                     continue;
                 }
             };
             if let Some(n) = &notifier
-                && !notices.is_empty()
+                && self.counters.group_evaluations.load(Ordering::Relaxed) != before
             {
-                n.deliver(notices);
+                n.sync(self.pipeline_alerts(), now);
             }
         }
     }

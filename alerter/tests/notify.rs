@@ -1,6 +1,7 @@
-//! Pages to real HTTP receivers on 127.0.0.1: exactly one firing and one resolved payload per
-//! alert in Alertmanager's v4 shape, retries through 500s, no blocking by a receiver that never
-//! answers, Slack's Block Kit, console lines, and pages that survive a restart in the outbox.
+//! Notifications to real HTTP receivers on 127.0.0.1: one firing and one resolved payload per
+//! group in Alertmanager's v4 shape, a page storm as one notification, retries through 500s, no
+//! blocking by a receiver that never answers, Slack's Block Kit, console lines, a circuit breaker
+//! that sends to the fallback receiver, and notifications that survive a restart in the outbox.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,11 +14,8 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use parking_lot::Mutex;
 use serde_json::Value;
-use vigil_alerter::alert::{Alert, AlertState, Transition};
-use vigil_alerter::notify::config::{
-    AlertingConfig, ConsoleConfig, ReceiverConfig, RetryConfig, SlackConfig, WebhookConfig,
-};
-use vigil_alerter::{Notice, Notifier};
+use vigil_alerter::notify::config::AlertingConfig;
+use vigil_alerter::notify::{Notifier, PipelineAlert};
 use vigil_tsdb::Labels;
 
 /// How a test receiver answers: a list of statuses to return in turn (the last repeats), or
@@ -76,63 +74,6 @@ async fn receiver(behaviour: Behaviour) -> (SocketAddr, Recorder) {
     (addr, r)
 }
 
-fn fast_retry() -> RetryConfig {
-    RetryConfig {
-        initial_backoff: 20,
-        max_backoff: 100,
-        give_up_after: 10_000,
-    }
-}
-
-fn webhook(name: &str, addr: SocketAddr, timeout: i64, retry: RetryConfig) -> ReceiverConfig {
-    ReceiverConfig {
-        name: name.into(),
-        webhook: Some(WebhookConfig {
-            url: format!("http://{addr}/hook"),
-            timeout,
-        }),
-        slack: None,
-        console: None,
-        retry,
-    }
-}
-
-fn alert(state: AlertState) -> Alert {
-    Alert {
-        labels: Labels::from_pairs([
-            ("alertname", "PaymentsErrorBudgetBurn"),
-            ("service", "payments"),
-            ("route", "payments-route"),
-            ("severity", "page"),
-        ]),
-        annotations: vec![
-            ("summary".into(), "payments is burning its error budget".into()),
-            ("runbook_url".into(), "https://runbooks.example.com/slo".into()),
-        ],
-        state,
-        active_at: 1_795_305_600_000,
-        fired_at: Some(1_795_305_660_000),
-        resolved_at: (state == AlertState::Inactive).then_some(1_795_305_900_000),
-        keep_firing_since: None,
-        value: 0.35,
-    }
-}
-
-fn notices() -> Vec<Notice> {
-    let n = |t| Notice {
-        transition: t,
-        group: "slo".into(),
-        file: "slo.yml".into(),
-        expr: "x > 1".into(),
-        d1: Some(0.001),
-        d7: None,
-    };
-    vec![
-        n(Transition::Fired(alert(AlertState::Firing))),
-        n(Transition::Resolved(alert(AlertState::Inactive))),
-    ]
-}
-
 /// Waits for `f` to hold, for up to a minute: generous, for a loaded CI machine; a passing
 /// test waits only as long as it needs.
 async fn wait_for(mut f: impl FnMut() -> bool) {
@@ -163,53 +104,99 @@ fn console_sink() -> (ConsoleWriter, Arc<Mutex<Vec<u8>>>) {
     (Arc::new(Mutex::new(Box::new(Shared(buf.clone())))), buf)
 }
 
+/// A configuration from YAML, with `{name}` placeholders replaced by receiver URLs.
+fn config(yaml: &str, urls: &[(&str, SocketAddr)]) -> AlertingConfig {
+    let mut yaml = yaml.to_owned();
+    for (name, addr) in urls {
+        yaml = yaml.replace(&format!("{{{name}}}"), &format!("http://{addr}/hook"));
+    }
+    serde_yaml_ng::from_str(&yaml).expect("valid alerting configuration")
+}
+
+const FIRED_AT: i64 = 1_795_305_660_000;
+
+fn alert(route: &str, resolved: bool) -> PipelineAlert {
+    PipelineAlert {
+        labels: Labels::from_pairs([
+            ("alertname", "PaymentsErrorBudgetBurn"),
+            ("service", "payments"),
+            ("route", route),
+            ("severity", "page"),
+        ]),
+        annotations: vec![
+            ("summary".into(), "payments is burning its error budget".into()),
+            ("runbook_url".into(), "https://runbooks.example.com/slo".into()),
+        ],
+        starts_at: 1_795_305_600_000,
+        fired_at: FIRED_AT,
+        ends_at: resolved.then_some(1_795_305_900_000),
+        value: 0.35,
+        d1: Some(0.001),
+        d7: None,
+        rule_group: "slo".into(),
+        expr: "x > 1".into(),
+    }
+}
+
+/// Fires `alerts`, then resolves them once the firing notifications are out.
+async fn fire_then_resolve(n: &Notifier, routes: &[&str], fired: impl Fn() -> bool) {
+    let now = vigil_tsdb::time::now_ms();
+    n.sync(routes.iter().map(|r| alert(r, false)).collect(), now);
+    wait_for(fired).await;
+    n.sync(routes.iter().map(|r| alert(r, true)).collect(), now + 1);
+}
+
+const RECEIVERS: &str = r#"
+receivers:
+  - name: hang
+    webhook: { url: "{hang}", timeout: 200ms }
+    retry: { initial_backoff: 20ms, max_backoff: 100ms, give_up_after: 1s }
+  - name: ok
+    webhook: { url: "{ok}" }
+  - name: flaky
+    webhook: { url: "{flaky}" }
+    retry: { initial_backoff: 20ms, max_backoff: 100ms }
+  - name: slack
+    slack: { url: "{slack}" }
+  - name: log
+    console: {}
+route:
+  receiver: ok
+  group_by: [alertname, service]
+  group_wait: 0s
+  group_interval: 1s
+  routes:
+    # Listed first: a receiver that never answers must not delay the others.
+    - { receiver: hang, continue: true }
+    - { receiver: ok, continue: true }
+    - { receiver: flaky, continue: true }
+    - { receiver: slack, continue: true }
+    - { receiver: log, continue: true }
+"#;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_firing_and_one_resolved_page_per_alert_through_failures() {
+async fn one_firing_and_one_resolved_notification_per_group_through_failures() {
     let (ok_addr, ok) = receiver(Behaviour::Statuses(vec![200])).await;
     let (flaky_addr, flaky) = receiver(Behaviour::Statuses(vec![500, 500, 200])).await;
     let (hang_addr, hang) = receiver(Behaviour::Hang).await;
     let (slack_addr, slack) = receiver(Behaviour::Statuses(vec![200])).await;
     let (console, console_out) = console_sink();
-    let cfg = AlertingConfig {
-        receivers: vec![
-            // Listed first: a receiver that never answers must not delay the others.
-            webhook(
-                "hang",
-                hang_addr,
-                200,
-                RetryConfig {
-                    give_up_after: 1_000,
-                    ..fast_retry()
-                },
-            ),
-            webhook("ok", ok_addr, 5_000, fast_retry()),
-            webhook("flaky", flaky_addr, 5_000, fast_retry()),
-            ReceiverConfig {
-                name: "slack".into(),
-                webhook: None,
-                slack: Some(SlackConfig {
-                    url: vigil_alerter::Secret::new(format!("http://{slack_addr}/hook")),
-                    channel: None,
-                    timeout: 5_000,
-                }),
-                console: None,
-                retry: fast_retry(),
-            },
-            ReceiverConfig {
-                name: "log".into(),
-                webhook: None,
-                slack: None,
-                console: Some(ConsoleConfig {}),
-                retry: fast_retry(),
-            },
+    let cfg = config(
+        RECEIVERS,
+        &[
+            ("hang", hang_addr),
+            ("ok", ok_addr),
+            ("flaky", flaky_addr),
+            ("slack", slack_addr),
         ],
-        route: None,
-    };
+    );
     let dir = tempfile::tempdir().expect("tempdir");
-    let outbox = dir.path().join("outbox");
-    let n = Notifier::start(&cfg, Some(&outbox), "http://vigil.example.com".into(), &console).expect("start");
-    n.deliver(notices());
-
+    let n = Notifier::start(&cfg, Some(dir.path()), "http://vigil.example.com".into(), &console).expect("start");
+    let routes = ["payments-route", "refunds-route"];
+    fire_then_resolve(&n, &routes, || {
+        ok.bodies.lock().len() == 1 && flaky.bodies.lock().len() == 1 && slack.bodies.lock().len() == 1
+    })
+    .await;
     wait_for(|| ok.bodies.lock().len() == 2 && flaky.bodies.lock().len() == 2 && slack.bodies.lock().len() == 2).await;
     // The never-answering receiver was tried but blocked nobody.
     assert!(*hang.calls.lock() >= 1);
@@ -221,6 +208,7 @@ async fn one_firing_and_one_resolved_page_per_alert_through_failures() {
     for key in [
         "version",
         "groupKey",
+        "truncatedAlerts",
         "status",
         "receiver",
         "groupLabels",
@@ -233,7 +221,21 @@ async fn one_firing_and_one_resolved_page_per_alert_through_failures() {
     }
     assert_eq!(fired["version"], "4");
     assert_eq!(fired["receiver"], "ok");
-    assert_eq!(fired["groupLabels"]["alertname"], "PaymentsErrorBudgetBurn");
+    assert_eq!(
+        fired["groupKey"],
+        r#"{}/{}:{alertname="PaymentsErrorBudgetBurn", service="payments"}"#
+    );
+    assert_eq!(fired["groupLabels"]["service"], "payments");
+    assert_eq!(fired["commonLabels"]["severity"], "page");
+    assert!(
+        fired["commonLabels"].get("route").is_none(),
+        "routes differ: not common"
+    );
+    assert_eq!(
+        fired["alerts"].as_array().map(Vec::len),
+        Some(2),
+        "one notification for the group"
+    );
     let a = &fired["alerts"][0];
     for key in [
         "status",
@@ -246,7 +248,6 @@ async fn one_firing_and_one_resolved_page_per_alert_through_failures() {
     ] {
         assert!(a.get(key).is_some(), "v4 alert lacks {key}: {a}");
     }
-    assert_eq!(a["labels"]["service"], "payments");
     assert_eq!(a["startsAt"], "2026-11-22T00:00:00.000Z");
     assert_eq!(a["endsAt"], "0001-01-01T00:00:00Z");
     assert_eq!(a["fingerprint"].as_str().map(str::len), Some(16));
@@ -259,7 +260,7 @@ async fn one_firing_and_one_resolved_page_per_alert_through_failures() {
     assert_eq!(
         *flaky.calls.lock(),
         4,
-        "two 500s, then the firing page, then the resolved one"
+        "two 500s, then the firing notification, then the resolved one"
     );
 
     let msg = slack.bodies.lock()[0].clone();
@@ -267,12 +268,12 @@ async fn one_firing_and_one_resolved_page_per_alert_through_failures() {
     assert!(
         msg["blocks"][0]["text"]["text"]
             .as_str()
-            .is_some_and(|t| t.contains("FIRING: PaymentsErrorBudgetBurn")),
+            .is_some_and(|t| t.contains("FIRING: PaymentsErrorBudgetBurn (2 firing, 0 resolved)")),
         "{text}"
     );
     assert!(
         text.contains("payments payments-route")
-            && text.contains("Yesterday (D-1)")
+            && text.contains("yesterday 1m")
             && text.contains("runbooks.example.com/slo"),
         "{text}"
     );
@@ -282,21 +283,62 @@ async fn one_firing_and_one_resolved_page_per_alert_through_failures() {
         .lines()
         .map(|l| serde_json::from_str(l).expect("JSON line"))
         .collect();
-    assert_eq!(lines.len(), 2);
+    assert_eq!(lines.len(), 4, "a line per alert per notification");
     assert_eq!(
         (lines[0]["status"].as_str(), lines[0]["alertname"].as_str()),
         (Some("firing"), Some("PaymentsErrorBudgetBurn"))
     );
 
-    // Delivered pages leave the outbox; the hanging receiver's are given up after a second.
+    // Delivered notifications leave the outbox; the hanging receiver's are given up after a second.
+    let outbox = dir.path().join("outbox");
     wait_for(|| std::fs::read_dir(&outbox).map(Iterator::count).unwrap_or(1) == 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_circuit_sends_to_the_fallback_and_the_receiver_gets_it_on_recovery() {
+    let (sick_addr, sick) = receiver(Behaviour::Statuses(vec![200])).await;
+    let (backup_addr, backup) = receiver(Behaviour::Statuses(vec![200])).await;
+    sick.down.store(true, AtomicOrdering::SeqCst);
+    let cfg = config(
+        r#"
+receivers:
+  - name: sick
+    webhook: { url: "{sick}" }
+    fallback: backup
+    retry: { initial_backoff: 20ms, max_backoff: 50ms, fallback_after: 1h }
+    breaker: { request_volume_threshold: 3, error_percent_threshold: 50, window: 10s, sleep_window: 500ms }
+  - name: backup
+    webhook: { url: "{backup}" }
+route: { receiver: sick, group_by: [alertname], group_wait: 0s }
+"#,
+        &[("sick", sick_addr), ("backup", backup_addr)],
+    );
+    let (console, _) = console_sink();
+    let n = Notifier::start(&cfg, None, "http://vigil".into(), &console).expect("start");
+    n.sync(vec![alert("r1", false)], vigil_tsdb::time::now_ms());
+    // Three 503s open the circuit: the fallback gets the page, marked as a fallback.
+    wait_for(|| backup.bodies.lock().len() == 1).await;
+    let copy = backup.bodies.lock()[0].clone();
+    assert_eq!(copy["receiver"], "backup");
+    let open = n.telemetry();
+    let state = open
+        .iter()
+        .find(|(l, _)| l.get("__name__") == Some("vigil_notify_breaker_state") && l.get("receiver") == Some("sick"))
+        .map(|(_, v)| *v);
+    assert!(matches!(state, Some(v) if v > 0.0), "open or probing: {state:?}");
+    // The receiver recovers: the half-open probe delivers the page to it too, once.
+    sick.down.store(false, AtomicOrdering::SeqCst);
+    wait_for(|| sick.bodies.lock().len() == 1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(sick.bodies.lock().len(), 1);
+    assert_eq!(backup.bodies.lock().len(), 1);
 }
 
 /// A restart is the death of the process: the first notifier runs on a runtime of its own that is
 /// shut down with its workers mid-retry. The receiver keeps its port throughout (a released port
 /// could be handed to another test's server) and answers 503 until "the outage" ends.
 #[test]
-fn pages_survive_a_restart_in_the_outbox() {
+fn notifications_survive_a_restart_in_the_outbox() {
     let runtime = || {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -310,38 +352,37 @@ fn pages_survive_a_restart_in_the_outbox() {
     let server = runtime();
     let (addr, r) = server.block_on(receiver(Behaviour::Statuses(vec![200])));
     r.down.store(true, AtomicOrdering::SeqCst);
+    let yaml = |retry: &str| {
+        format!(
+            "receivers:\n  - name: ops\n    webhook: {{ url: \"{{ops}}\" }}\n    retry: {retry}\n    breaker: {{ request_volume_threshold: 1000 }}\nroute: {{ receiver: ops, group_by: [alertname], group_wait: 0s, group_interval: 1s }}\n"
+        )
+    };
 
     let first = runtime();
     first.block_on(async {
-        let slow_retry = RetryConfig {
-            initial_backoff: 60_000,
-            max_backoff: 60_000,
-            give_up_after: 3_600_000,
-        };
-        let cfg = AlertingConfig {
-            receivers: vec![webhook("ops", addr, 1_000, slow_retry)],
-            route: None,
-        };
-        let n = Notifier::start(&cfg, Some(&outbox), "http://vigil".into(), &console).expect("start");
-        n.deliver(notices());
-        wait_for(|| std::fs::read_dir(&outbox).map(Iterator::count).unwrap_or(0) == 2).await;
-        // The firing page was tried and refused; its worker now waits a minute to retry.
+        let cfg = config(&yaml("{ initial_backoff: 1m, max_backoff: 1m }"), &[("ops", addr)]);
+        let n = Notifier::start(&cfg, Some(dir.path()), "http://vigil".into(), &console).expect("start");
+        let now = vigil_tsdb::time::now_ms();
+        n.sync(vec![alert("r1", false)], now);
+        // The firing notification was tried and refused; its worker now waits a minute to retry.
         wait_for(|| *r.calls.lock() >= 1).await;
+        n.sync(vec![alert("r1", true)], now + 1);
+        wait_for(|| std::fs::read_dir(&outbox).map(Iterator::count).unwrap_or(0) == 2).await;
     });
     first.shutdown_background();
     assert_eq!(std::fs::read_dir(&outbox).map(Iterator::count).ok(), Some(2));
 
-    // "Restart" with the receiver up: the pages in the outbox go out, in order, once each.
+    // "Restart" with the receiver up: the notifications in the outbox go out, in order, once
+    // each, and the rules' alerts handed over again are not notified again.
     r.down.store(false, AtomicOrdering::SeqCst);
     let second = runtime();
     second.block_on(async {
-        let cfg = AlertingConfig {
-            receivers: vec![webhook("ops", addr, 1_000, fast_retry())],
-            route: None,
-        };
-        let _n = Notifier::start(&cfg, Some(&outbox), "http://vigil".into(), &console).expect("restart");
+        let cfg = config(&yaml("{ initial_backoff: 20ms, max_backoff: 100ms }"), &[("ops", addr)]);
+        let n = Notifier::start(&cfg, Some(dir.path()), "http://vigil".into(), &console).expect("restart");
+        n.sync(vec![alert("r1", true)], vigil_tsdb::time::now_ms());
         wait_for(|| r.bodies.lock().len() == 2).await;
         wait_for(|| std::fs::read_dir(&outbox).map(Iterator::count).unwrap_or(1) == 0).await;
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
     });
     let statuses: Vec<Value> = r.bodies.lock().iter().map(|b| b["status"].clone()).collect();
     assert_eq!(statuses, vec!["firing", "resolved"]);

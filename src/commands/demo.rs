@@ -12,7 +12,6 @@ use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use vigil_alerter::AlertingConfig;
-use vigil_alerter::notify::config::{ConsoleConfig, ReceiverConfig, RetryConfig, WebhookConfig};
 use vigil_collector::Collector;
 use vigil_collector::sim::{DEMO_RATE, DEMO_SCENARIO, IncidentSpec, SimEvent, Simulator, Topology};
 use vigil_tsdb::Timestamp;
@@ -93,7 +92,7 @@ pub(crate) fn run(args: &DemoArgs) -> Result<()> {
     cfg.storage.data_dir = data_dir;
     cfg.server.listen = args.listen;
     cfg.rule_files = vec![write_rules(&cfg.storage.data_dir)?];
-    cfg.alerting = receivers(args);
+    cfg.alerting = receivers(args)?;
     let console = console_output(args, &cfg)?;
 
     let rt = super::runtime()?;
@@ -179,28 +178,22 @@ fn write_rules(data_dir: &Path) -> Result<String> {
     Ok(dir.join("*.yml").display().to_string())
 }
 
-/// Pages go to the console (one JSON line each) and to `--webhook` when given.
-fn receivers(args: &DemoArgs) -> AlertingConfig {
-    let mut receivers = vec![ReceiverConfig {
-        name: "console".into(),
-        webhook: None,
-        slack: None,
-        console: Some(ConsoleConfig::default()),
-        retry: RetryConfig::default(),
-    }];
+/// Pages go to the console (one JSON line per alert) and to `--webhook` when given, grouped
+/// per alert and service, soon after they fire.
+fn receivers(args: &DemoArgs) -> Result<AlertingConfig> {
+    let mut receivers = String::from("  - name: console\n    console: {}\n");
+    let mut routes = String::new();
     if let Some(url) = &args.webhook {
-        receivers.push(ReceiverConfig {
-            name: "webhook".into(),
-            webhook: Some(WebhookConfig {
-                url: url.clone(),
-                timeout: 10_000,
-            }),
-            slack: None,
-            console: None,
-            retry: RetryConfig::default(),
-        });
+        receivers.push_str(&format!(
+            "  - name: webhook\n    webhook: {{ url: {} }}\n",
+            serde_json::to_string(url)?
+        ));
+        routes.push_str("  routes:\n    - receiver: webhook\n      continue: true\n    - receiver: console\n");
     }
-    AlertingConfig { receivers, route: None }
+    let yaml = format!(
+        "receivers:\n{receivers}route:\n  receiver: console\n  group_by: [alertname, service]\n  group_wait: 10s\n  group_interval: 1m\n{routes}"
+    );
+    serde_yaml_ng::from_str(&yaml).context("the demo's alerting configuration")
 }
 
 /// Standard output without the dashboard; with it (the screen is the dashboard's), the file

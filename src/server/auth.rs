@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::Request;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -34,13 +34,16 @@ pub(crate) enum Scope {
     Admin,
 }
 
-/// The scope a request needs, or `None` for the open health endpoints.
-pub(crate) fn scope_of(path: &str) -> Option<Scope> {
+/// The scope a request needs, or `None` for the open health endpoints. Changing silences and
+/// acknowledging alerts need `admin`.
+pub(crate) fn scope_of(method: &Method, path: &str) -> Option<Scope> {
+    let writes_alerts = (path.starts_with("/api/v2/silence") || path == "/api/v1/alerts/ack")
+        && !matches!(*method, Method::GET | Method::HEAD);
     if path == "/-/healthy" || path == "/-/ready" {
         None
     } else if path.starts_with("/ingest/") {
         Some(Scope::Ingest)
-    } else if path == "/-/reload" || path.starts_with("/api/v1/admin/") {
+    } else if path == "/-/reload" || path.starts_with("/api/v1/admin/") || writes_alerts {
         Some(Scope::Admin)
     } else {
         Some(Scope::Read)
@@ -282,7 +285,7 @@ fn digest(parts: &[&[u8]]) -> [u8; 32] {
 
 /// Middleware: lets a request through if its credentials allow its scope.
 pub(crate) async fn authorize(auth: Arc<Auth>, req: Request, next: Next) -> Response {
-    let Some(scope) = scope_of(req.uri().path()) else {
+    let Some(scope) = scope_of(req.method(), req.uri().path()) else {
         return next.run(req).await;
     };
     if !auth.required() {
@@ -374,11 +377,17 @@ mod tests {
 
     #[test]
     fn scopes_of_paths() {
-        assert_eq!(scope_of("/-/healthy"), None);
-        assert_eq!(scope_of("/ingest/kong"), Some(Scope::Ingest));
-        assert_eq!(scope_of("/-/reload"), Some(Scope::Admin));
-        assert_eq!(scope_of("/api/v1/admin/tsdb/delete_series"), Some(Scope::Admin));
-        assert_eq!(scope_of("/api/v1/query"), Some(Scope::Read));
+        assert_eq!(scope_of(&Method::GET, "/-/healthy"), None);
+        assert_eq!(scope_of(&Method::POST, "/ingest/kong"), Some(Scope::Ingest));
+        assert_eq!(scope_of(&Method::POST, "/-/reload"), Some(Scope::Admin));
+        assert_eq!(
+            scope_of(&Method::POST, "/api/v1/admin/tsdb/delete_series"),
+            Some(Scope::Admin)
+        );
+        assert_eq!(scope_of(&Method::POST, "/api/v2/silences"), Some(Scope::Admin));
+        assert_eq!(scope_of(&Method::DELETE, "/api/v2/silence/x"), Some(Scope::Admin));
+        assert_eq!(scope_of(&Method::GET, "/api/v2/silences"), Some(Scope::Read));
+        assert_eq!(scope_of(&Method::GET, "/api/v1/query"), Some(Scope::Read));
     }
 
     #[test]

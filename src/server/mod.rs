@@ -2,6 +2,7 @@
 //! health, plus the background tasks a running vigil needs (the collector's clock, rule
 //! evaluation and pages, self-metrics to the store).
 
+mod am_api;
 mod api;
 mod auth;
 mod conn;
@@ -319,6 +320,15 @@ pub(crate) fn router(app: Arc<App>, server: &ServerConfig) -> Router {
         .route("/api/v1/status/collector", get(status::collector))
         .route("/api/v1/rules", get(rules_api::rules))
         .route("/api/v1/alerts", get(rules_api::alerts))
+        .route("/api/v2/status", get(am_api::status))
+        .route("/api/v2/receivers", get(am_api::receivers))
+        .route("/api/v2/alerts", get(am_api::alerts))
+        .route("/api/v2/alerts/groups", get(am_api::alert_groups))
+        .route("/api/v2/silences", get(am_api::silences).post(am_api::post_silence))
+        .route(
+            "/api/v2/silence/{id}",
+            get(am_api::get_silence).delete(am_api::delete_silence),
+        )
         .route("/metrics", get(metrics))
         .route("/-/healthy", get(|| async { "vigil is Healthy.\n" }))
         .route("/-/ready", get(ready))
@@ -406,10 +416,8 @@ pub(crate) async fn serve(
     console: ConsoleWriter,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    let outbox = cfg.storage.data_dir.join("notify").join("outbox");
-    let notifier = Arc::new(
-        Notifier::start(&cfg.alerting, Some(&outbox), cfg.external_url(), &console).map_err(anyhow::Error::msg)?,
-    );
+    let notify_dir = cfg.storage.data_dir.join("notify");
+    let notifier = Notifier::start(&cfg.alerting, Some(&notify_dir), cfg.external_url(), &console)?;
     let _ = app.notifier.set(notifier.clone());
     app.start_sources(cfg)?;
     let mut background = spawn_background(cfg, app.clone());

@@ -10,6 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use serde_json::Value;
 
 /// The binary under test.
@@ -285,4 +288,39 @@ pub fn kong_event(t_ms: i64, method: &str, uri: &str, status: u16, latency_ms: u
 pub fn kong_fixture(name: &str) -> Vec<u8> {
     let p: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/kong").join(name);
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// Bodies POSTed to the webhook receiver.
+pub type Received = Arc<Mutex<Vec<Value>>>;
+
+/// An Alertmanager-style webhook receiver on a free loopback port, on its own thread.
+pub fn webhook_receiver() -> (SocketAddr, Received) {
+    let received: Received = Arc::default();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let addr = listener.local_addr().expect("addr");
+    let state = received.clone();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let app = axum::Router::new()
+                .route(
+                    "/hook",
+                    axum::routing::post(
+                        |axum::extract::State(r): axum::extract::State<Received>, body: String| async move {
+                            r.lock()
+                                .push(serde_json::from_str(&body).expect("webhook body is JSON"));
+                            "ok"
+                        },
+                    ),
+                )
+                .with_state(state);
+            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+            axum::serve(listener, app).await.expect("serve");
+        });
+    });
+    (addr, received)
 }

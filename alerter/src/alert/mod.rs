@@ -64,6 +64,12 @@ pub struct Alert {
     /// The expression's latest value.
     #[serde(with = "float_serde")]
     pub value: f64,
+    /// The expression's value for this alert's series a day before it fired (D-1).
+    #[serde(default)]
+    pub d1: Option<f64>,
+    /// ... and a week before (D-7).
+    #[serde(default)]
+    pub d7: Option<f64>,
 }
 
 impl Alert {
@@ -166,6 +172,8 @@ impl AlertSet {
                             resolved_at: None,
                             keep_firing_since: None,
                             value: c.value,
+                            d1: None,
+                            d7: None,
                         },
                     );
                 }
@@ -216,6 +224,14 @@ impl AlertSet {
         Ok(transitions)
     }
 
+    /// Remembers the D-1 and D-7 values of an alert (set when it fires).
+    pub fn set_history(&mut self, labels: &Labels, d1: Option<f64>, d7: Option<f64>) {
+        if let Some(a) = self.alerts.get_mut(&labels.stable_hash()) {
+            a.d1 = d1.filter(|v| v.is_finite());
+            a.d7 = d7.filter(|v| v.is_finite());
+        }
+    }
+
     /// `ALERTS` and `ALERTS_FOR_STATE` samples for the pending and firing alerts.
     pub fn series(&self) -> Vec<(Labels, f64)> {
         let mut out = Vec::new();
@@ -233,14 +249,14 @@ impl AlertSet {
 }
 
 /// Floats as strings in JSON, so NaN and infinities survive.
-mod float_serde {
+pub(crate) mod float_serde {
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub(super) fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&vigil_tsdb::promql::format_float(*v))
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
         let s = String::deserialize(d)?;
         match s.as_str() {
             "NaN" => Ok(f64::NAN),
@@ -252,16 +268,16 @@ mod float_serde {
 }
 
 /// Labels as a list of pairs in JSON.
-mod labels_serde {
+pub(crate) mod labels_serde {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
     use vigil_tsdb::Labels;
 
-    pub(super) fn serialize<S: Serializer>(l: &Labels, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(l: &Labels, s: S) -> Result<S::Ok, S::Error> {
         let pairs: Vec<(&str, &str)> = l.iter().map(|l| (l.name.as_str(), l.value.as_str())).collect();
         pairs.serialize(s)
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Labels, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Labels, D::Error> {
         let pairs: Vec<(String, String)> = Vec::deserialize(d)?;
         Ok(Labels::from_pairs(pairs))
     }

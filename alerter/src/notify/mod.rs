@@ -1,51 +1,65 @@
-//! Pages: alert transitions routed to receivers and delivered with retries.
+//! Notifications: from the rules' alerts to people, Alertmanager's way.
 //!
 //! ```text
-//! Notice (fired / resolved) ─ route ─> Page per receiver ─ outbox (on disk) ─> worker per receiver
-//!                                                                              send, retry with
-//!                                                                              backoff, remove
+//! rules' alerts ─ sync ─> stages::Pipeline (route, group, inhibit, time intervals, silence, dedup)
+//!   ─> Notification ─ outbox (on disk) + notification log ─> delivery worker per destination
+//!   ─> timeout, concurrency cap, retries with backoff, circuit breaker ─> webhook / Slack / email /
+//!      PagerDuty / console; the fallback receiver gets a copy of what cannot be delivered
 //! ```
 //!
-//! Each receiver has its own worker, so one that never answers delays only its own pages.
-//! Receivers are one module each behind the [`Receiver`] trait.
+//! The decisions ([`stages`]) are pure and take the time; this module is the thin async shell
+//! that runs them on the wall clock, writes what they decide to disk and sends it.
 
+pub mod alerts;
+pub mod amconfig;
+mod breaker;
 pub mod config;
 mod console;
+mod delivery;
+pub mod dispatch;
+pub mod inhibit;
+pub mod matcher;
+pub mod nflog;
 mod outbox;
+pub mod plan;
 mod retry;
-pub mod route;
+pub mod silence;
 mod slack;
+pub mod stages;
+pub mod timeinterval;
 mod webhook;
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
 
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
+use vigil_tsdb::time::now_ms;
 use vigil_tsdb::{Labels, Timestamp};
 
-use crate::alert::{Alert, Transition};
-use crate::group::Notice;
+pub use alerts::PipelineAlert;
+pub use breaker::{Breaker, BreakerState};
 pub use config::AlertingConfig;
-pub use console::{ConsoleReceiver, console_line};
+pub use console::{ConsoleSender, console_line};
+use delivery::{Destination, DestinationStats};
 pub use outbox::Outbox;
 pub use retry::{SendError, backoff, classify_status};
-use route::Route;
-pub use slack::{SlackReceiver, slack_message};
-pub use webhook::{WebhookReceiver, webhook_payload};
+pub use silence::{Silence, SilenceError, SilenceMatcher, SilenceState};
+pub use slack::{SlackSender, slack_message};
+pub use stages::{Notification, Pipeline};
+pub use webhook::{WebhookSender, webhook_payload};
 
-/// What happened to the alert of a page.
+use self::plan::{IntegrationKind, Plan};
+
+/// Whether a notification is about firing or resolved alerts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
-    /// The alert started firing.
+    /// Some alert fires.
     Firing,
-    /// The alert stopped firing.
+    /// All alerts resolved.
     Resolved,
 }
 
@@ -59,47 +73,18 @@ impl Status {
     }
 }
 
-/// One alert transition for one receiver.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Page {
-    /// Order of creation.
-    pub seq: u64,
-    /// Who gets it.
-    pub receiver: String,
-    /// Firing or resolved.
-    pub status: Status,
-    /// The alert after the transition.
-    pub alert: Alert,
-    /// The rule's group.
-    pub group: String,
-    /// The rule's expression.
-    pub expr: String,
-    /// The expression's value for this series a day before (D-1).
-    pub d1: Option<f64>,
-    /// ... and a week before (D-7).
-    pub d7: Option<f64>,
-    /// Base URL of links.
+/// What every destination needs besides the notification.
+#[derive(Debug, Clone)]
+pub struct SendContext {
+    /// Base URL of links back to vigil.
     pub external_url: String,
 }
 
-impl Page {
-    /// The alert's name.
-    pub fn alertname(&self) -> &str {
-        self.alert.labels.get("alertname").unwrap_or("")
-    }
-
-    /// A link to the rule's expression in the query UI (Prometheus's `generatorURL`).
-    pub fn generator_url(&self) -> String {
-        let q: String = form_urlencode(&self.expr);
+impl SendContext {
+    /// A link to an alert's expression in the query UI (Prometheus's `generatorURL`).
+    pub fn generator_url(&self, expr: &str) -> String {
+        let q: String = form_urlencode(expr);
         format!("{}/graph?g0.expr={q}&g0.tab=1", self.external_url.trim_end_matches('/'))
-    }
-
-    /// When the transition happened: firing since `fired_at`, resolved at `resolved_at`.
-    pub fn at(&self) -> Timestamp {
-        match self.status {
-            Status::Firing => self.alert.fired_at.unwrap_or(self.alert.active_at),
-            Status::Resolved => self.alert.resolved_at.unwrap_or(self.alert.active_at),
-        }
     }
 }
 
@@ -115,196 +100,250 @@ fn form_urlencode(s: &str) -> String {
     out
 }
 
-/// Delivers pages somewhere.
-pub trait Receiver: Send + Sync + 'static {
-    /// Sends one page; the error says whether trying again could help.
-    fn send(&self, page: &Page) -> impl Future<Output = Result<(), SendError>> + Send;
+/// Sends notifications to one destination.
+pub trait Sender: Send + Sync + 'static {
+    /// Sends one notification; the error says whether trying again could help.
+    fn send(&self, n: &Notification, ctx: &SendContext) -> impl Future<Output = Result<(), SendError>> + Send;
 }
 
-/// Counts per receiver.
-#[derive(Debug, Default)]
-pub struct ReceiverStats {
-    /// Pages delivered.
-    pub sent: AtomicU64,
-    /// Pages given up on.
-    pub failed: AtomicU64,
-    /// Attempts that were retried.
-    pub retries: AtomicU64,
-    /// Pages waiting.
-    pub queued: AtomicU64,
+/// Why the notifier could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    /// The configuration is wrong.
+    #[error("{0}")]
+    Config(String),
+    /// Its files could not be opened.
+    #[error("{what}: {source}")]
+    Io {
+        /// Which file.
+        what: &'static str,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
-/// Routes notices to receivers and runs their delivery workers.
+/// Where a console destination writes.
+pub type ConsoleOut = Arc<Mutex<Box<dyn std::io::Write + Send>>>;
+
+/// The running pipeline: state, outbox and one delivery worker per destination.
 #[derive(Debug)]
 pub struct Notifier {
-    route: Route,
-    queues: BTreeMap<String, mpsc::UnboundedSender<Page>>,
+    pipeline: Mutex<Pipeline>,
     outbox: Arc<Outbox>,
-    external_url: String,
-    stats: BTreeMap<String, Arc<ReceiverStats>>,
+    destinations: BTreeMap<(String, usize), Destination>,
+    fallbacks: BTreeMap<String, String>,
+    flush_lock: tokio::sync::Mutex<()>,
+    wake: tokio::sync::Notify,
 }
 
 impl Notifier {
-    /// Starts a worker per receiver (needs a tokio runtime) and resends what the outbox in
-    /// `outbox_dir` still holds. `console` is where a console receiver writes.
+    /// Compiles the configuration, opens the silences, the notification log and the outbox in
+    /// `dir` (or keeps everything in memory), starts the delivery workers and the flush loop
+    /// (needs a tokio runtime), and resends what the outbox still holds.
     pub fn start(
         cfg: &AlertingConfig,
-        outbox_dir: Option<&Path>,
+        dir: Option<&Path>,
         external_url: String,
-        console: &Arc<Mutex<Box<dyn std::io::Write + Send>>>,
-    ) -> Result<Notifier, String> {
-        cfg.validate()?;
-        let names: Vec<String> = cfg.receivers.iter().map(|r| r.name.clone()).collect();
-        let route = match &cfg.route {
-            Some(r) => Route::new(r, "")?,
-            None => Route::fan_out(&names),
-        };
-        let (outbox, backlog) = Outbox::open(outbox_dir).map_err(|e| format!("opening the outbox: {e}"))?;
+        console: &ConsoleOut,
+    ) -> Result<Arc<Notifier>, NotifyError> {
+        let plan = cfg.compile().map_err(NotifyError::Config)?;
+        for w in &plan.warnings {
+            tracing::warn!("alerting: {w}");
+        }
+        let now = now_ms();
+        let io = |what| move |source| NotifyError::Io { what, source };
+        let silences =
+            silence::Silences::open(dir.map(|d| d.join("silences.json")).as_deref()).map_err(io("silences"))?;
+        let nflog = nflog::NotificationLog::open(dir.map(|d| d.join("nflog")).as_deref(), now)
+            .map_err(io("notification log"))?;
+        let (outbox, backlog) = Outbox::open(dir.map(|d| d.join("outbox")).as_deref()).map_err(io("outbox"))?;
         let outbox = Arc::new(outbox);
-        let mut queues = BTreeMap::new();
-        let mut stats = BTreeMap::new();
-        for r in &cfg.receivers {
-            let (tx, rx) = mpsc::unbounded_channel();
-            let st = Arc::new(ReceiverStats::default());
-            let ob = outbox.clone();
-            let retry = r.retry;
-            let name = r.name.clone();
-            if let Some(w) = &r.webhook {
-                tokio::spawn(worker(name, WebhookReceiver::new(w)?, rx, ob, retry, st.clone()));
-            } else if let Some(s) = &r.slack {
-                tokio::spawn(worker(name, SlackReceiver::new(s)?, rx, ob, retry, st.clone()));
-            } else {
-                tokio::spawn(worker(
-                    name,
-                    ConsoleReceiver::new(console.clone()),
-                    rx,
-                    ob,
-                    retry,
-                    st.clone(),
-                ));
+        let ctx = SendContext { external_url };
+        let destinations = start_destinations(&plan, &outbox, &ctx, console)?;
+        let fallbacks = plan
+            .receivers
+            .values()
+            .filter_map(|r| r.fallback.clone().map(|f| (r.name.clone(), f)))
+            .collect();
+        let mut pipeline = Pipeline::new(plan, silences, nflog, 0);
+        for n in &backlog {
+            pipeline.seen_seq(n.seq);
+            if let Err(e) = pipeline.record(n) {
+                tracing::error!(error = %e, "writing the notification log failed");
             }
-            queues.insert(r.name.clone(), tx);
-            stats.insert(r.name.clone(), st);
         }
-        let n = Notifier {
-            route,
-            queues,
+        let notifier = Arc::new(Notifier {
+            pipeline: Mutex::new(pipeline),
             outbox,
-            external_url,
-            stats,
-        };
-        for page in backlog {
-            tracing::info!(receiver = %page.receiver, alert = page.alertname(), "resending a page from the outbox");
-            n.enqueue(page);
+            destinations,
+            fallbacks,
+            flush_lock: tokio::sync::Mutex::new(()),
+            wake: tokio::sync::Notify::new(),
+        });
+        for n in backlog {
+            tracing::info!(receiver = %n.receiver, group = %n.group_key, "resending a notification from the outbox");
+            notifier.enqueue(n);
         }
-        Ok(n)
+        tokio::spawn(notifier.clone().flush_loop());
+        Ok(notifier)
     }
 
-    fn enqueue(&self, page: Page) {
-        match self.queues.get(&page.receiver) {
-            Some(q) => {
-                if let Some(s) = self.stats.get(&page.receiver) {
-                    s.queued.fetch_add(1, Ordering::Relaxed);
-                }
-                if q.send(page).is_err() {
-                    tracing::error!("a receiver worker has stopped");
-                }
+    /// Hands over the rules' current alerts (all firing ones, and those resolved in the last
+    /// minutes), as Prometheus sends them to Alertmanager after each evaluation.
+    pub fn sync(&self, alerts: Vec<PipelineAlert>, now: Timestamp) {
+        self.pipeline.lock().sync(alerts, now);
+        self.wake.notify_one();
+    }
+
+    /// Runs the flushes due at `now`: notifications are written to the outbox, then to the
+    /// notification log, then queued.
+    pub async fn flush(&self, now: Timestamp) {
+        let _one_at_a_time = self.flush_lock.lock().await;
+        let flushed = self.pipeline.lock().flush_due(now);
+        for m in &flushed.muted {
+            tracing::debug!(?m, "muted");
+        }
+        for n in flushed.notifications {
+            if let Err(e) = self.outbox.put(&n) {
+                tracing::error!(error = %e, "cannot write a notification to the outbox; sending it anyway");
             }
+            if let Err(e) = self.pipeline.lock().record(&n) {
+                tracing::error!(error = %e, "writing the notification log failed");
+            }
+            self.enqueue(n);
+        }
+    }
+
+    async fn flush_loop(self: Arc<Self>) {
+        loop {
+            self.flush(now_ms()).await;
+            let wait = self
+                .pipeline
+                .lock()
+                .next_due()
+                .map_or(1_000, |t| (t - now_ms()).clamp(10, 1_000));
+            tokio::select! {
+                () = tokio::time::sleep(std::time::Duration::from_millis(wait as u64)) => {}
+                () = self.wake.notified() => {}
+            }
+        }
+    }
+
+    fn enqueue(&self, n: Notification) {
+        match self.destinations.get(&(n.receiver.clone(), n.integration)) {
+            Some(d) => d.push(n),
             None => {
-                tracing::warn!(receiver = %page.receiver, "page for a receiver that no longer exists dropped");
-                self.outbox.remove(&page);
+                tracing::warn!(receiver = %n.receiver, "notification for a destination that no longer exists dropped");
+                self.outbox.remove(&n);
             }
         }
     }
 
-    /// Routes each notice and queues a page per receiver, writing it to the outbox first.
-    pub fn deliver(&self, notices: Vec<Notice>) {
-        for n in notices {
-            let (status, alert) = match n.transition {
-                Transition::Fired(a) => (Status::Firing, a),
-                Transition::Resolved(a) => (Status::Resolved, a),
-            };
-            for receiver in self.route.receivers(&alert.labels) {
-                let page = Page {
-                    seq: self.outbox.next_seq(),
-                    receiver,
-                    status,
-                    alert: alert.clone(),
-                    group: n.group.clone(),
-                    expr: n.expr.clone(),
-                    d1: n.d1.filter(|v| v.is_finite()),
-                    d7: n.d7.filter(|v| v.is_finite()),
-                    external_url: self.external_url.clone(),
-                };
-                if let Err(e) = self.outbox.put(&page) {
-                    tracing::error!(error = %e, "cannot write a page to the outbox; sending it anyway");
-                }
-                self.enqueue(page);
-            }
-        }
+    /// Reads or changes the pipeline's state (silences, alerts, groups).
+    pub fn with_pipeline<T>(&self, f: impl FnOnce(&mut Pipeline) -> T) -> T {
+        f(&mut self.pipeline.lock())
+    }
+
+    /// Names of the receivers an alert with `labels` is routed to.
+    pub fn receivers_for(&self, labels: &Labels) -> Vec<String> {
+        let p = self.pipeline.lock();
+        let mut names: Vec<String> = p
+            .plan()
+            .route
+            .routes_for(labels)
+            .iter()
+            .map(|r| r.opts.receiver.clone())
+            .filter(|r| !r.is_empty())
+            .collect();
+        names.dedup();
+        names
+    }
+
+    /// The fallback of a receiver, if it has one.
+    pub fn fallback_of(&self, receiver: &str) -> Option<&str> {
+        self.fallbacks.get(receiver).map(String::as_str)
     }
 
     /// `vigil_notify_*` self-metrics.
     pub fn telemetry(&self) -> Vec<(Labels, f64)> {
         let mut out = Vec::new();
-        for (name, s) in &self.stats {
-            let m = |metric: &str, v: &AtomicU64| {
-                (
-                    Labels::from_pairs([("__name__", metric), ("receiver", name.as_str())]),
-                    v.load(Ordering::Relaxed) as f64,
-                )
+        let now = now_ms();
+        for ((receiver, i), d) in &self.destinations {
+            // The kind names the destination; a second one of a kind in a receiver gets its
+            // position too.
+            let twin = (0..*i).any(|j| {
+                self.destinations
+                    .get(&(receiver.clone(), j))
+                    .is_some_and(|o| o.kind() == d.kind())
+            });
+            let integration = if twin {
+                format!("{}-{i}", d.kind())
+            } else {
+                d.kind().to_owned()
             };
-            out.push(m("vigil_notify_sent_total", &s.sent));
-            out.push(m("vigil_notify_failed_total", &s.failed));
-            out.push(m("vigil_notify_retries_total", &s.retries));
-            out.push(m("vigil_notify_queue_length", &s.queued));
+            let labels = |metric: &str| {
+                Labels::from_pairs([
+                    ("__name__", metric),
+                    ("integration", integration.as_str()),
+                    ("receiver", receiver.as_str()),
+                ])
+            };
+            let s: &DestinationStats = d.stats();
+            for (metric, v) in s.values() {
+                out.push((labels(metric), v));
+            }
+            out.push((labels("vigil_notify_breaker_state"), d.breaker_state(now).code()));
+        }
+        let p = self.pipeline.lock();
+        let (groups, alerts, log) = p.sizes();
+        let metric = |name: &str, v: usize| (Labels::from_pairs([("__name__", name)]), v as f64);
+        out.push(metric("vigil_notify_groups", groups));
+        out.push(metric("vigil_notify_group_alerts", alerts));
+        out.push(metric("vigil_notify_log_entries", log));
+        for (state, n) in p.silences().counts(now) {
+            out.push((
+                Labels::from_pairs([("__name__", "vigil_notify_silences"), ("state", state.as_str())]),
+                n as f64,
+            ));
         }
         out
     }
 }
 
-/// Delivers one receiver's pages in order, retrying each with backoff until it is delivered,
-/// refused for good, or too old.
-async fn worker<R: Receiver>(
-    name: String,
-    receiver: R,
-    mut rx: mpsc::UnboundedReceiver<Page>,
-    outbox: Arc<Outbox>,
-    retry: config::RetryConfig,
-    stats: Arc<ReceiverStats>,
-) {
-    while let Some(page) = rx.recv().await {
-        let started = Instant::now();
-        let mut attempt = 0u32;
-        loop {
-            match receiver.send(&page).await {
-                Ok(()) => {
-                    stats.sent.fetch_add(1, Ordering::Relaxed);
-                    tracing::info!(receiver = %name, alert = page.alertname(), status = page.status.as_str(), "page sent");
-                    break;
+fn start_destinations(
+    plan: &Plan,
+    outbox: &Arc<Outbox>,
+    ctx: &SendContext,
+    console: &ConsoleOut,
+) -> Result<BTreeMap<(String, usize), Destination>, NotifyError> {
+    let fallbacks: delivery::Fallbacks = Arc::default();
+    let mut out = BTreeMap::new();
+    let mut by_receiver: BTreeMap<String, Vec<Destination>> = BTreeMap::new();
+    for r in plan.receivers.values() {
+        for (i, integration) in r.integrations.iter().enumerate() {
+            let cfg = NotifyError::Config;
+            let dest = match &integration.kind {
+                IntegrationKind::Webhook(w) => {
+                    Destination::start(WebhookSender::new(w).map_err(cfg)?, r, i, outbox, ctx, &fallbacks)
                 }
-                Err(SendError::Permanent(e)) => {
-                    stats.failed.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(receiver = %name, alert = page.alertname(), error = %e, "page refused; not retried");
-                    break;
+                IntegrationKind::Slack(s) => {
+                    Destination::start(SlackSender::new(s).map_err(cfg)?, r, i, outbox, ctx, &fallbacks)
                 }
-                Err(SendError::Retryable(e)) => {
-                    attempt += 1;
-                    let waited = started.elapsed().as_millis() as i64;
-                    if waited >= retry.give_up_after {
-                        stats.failed.fetch_add(1, Ordering::Relaxed);
-                        tracing::error!(receiver = %name, alert = page.alertname(), error = %e, attempts = attempt,
-                            "page given up after retrying");
-                        break;
-                    }
-                    stats.retries.fetch_add(1, Ordering::Relaxed);
-                    let wait = backoff(&retry, attempt, fastrand::f64());
-                    tracing::warn!(receiver = %name, alert = page.alertname(), error = %e, retry_in = ?wait, "page not delivered");
-                    tokio::time::sleep(wait).await;
+                IntegrationKind::Console => {
+                    Destination::start(ConsoleSender::new(console.clone()), r, i, outbox, ctx, &fallbacks)
                 }
-            }
+                IntegrationKind::Email(_) | IntegrationKind::PagerDuty(_) => {
+                    return Err(NotifyError::Config(format!(
+                        "receiver {:?}: {} is not available yet",
+                        r.name,
+                        integration.kind.name()
+                    )));
+                }
+            };
+            by_receiver.entry(r.name.clone()).or_default().push(dest.clone());
+            out.insert((r.name.clone(), i), dest);
         }
-        stats.queued.fetch_sub(1, Ordering::Relaxed);
-        outbox.remove(&page);
     }
+    let _ = fallbacks.set(by_receiver);
+    Ok(out)
 }

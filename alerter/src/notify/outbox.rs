@@ -1,38 +1,31 @@
-//! The outbox: a page is written to disk before it is sent and removed once delivered (or given
-//! up), so a crash between an alert's transition and its delivery loses no page.
+//! The outbox: a notification is written to disk before it is sent and removed once delivered
+//! (or given up), so a crash between a flush and its delivery loses nothing. Each file also
+//! holds the notification-log entry of its notification, so a crash between writing it and
+//! writing the log does not send the group state again.
 //!
-//! One file per page in `<data_dir>/notify/outbox/`, named by a sequence number so that pages
-//! are resent in order after a restart.
+//! One JSON file per notification in `<data_dir>/notify/outbox/`, named by its sequence number,
+//! receiver and destination, so that notifications are resent in order after a restart.
 
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::Page;
+use super::stages::Notification;
 
-/// The pages waiting for delivery.
+/// The notifications waiting for delivery.
 #[derive(Debug)]
 pub struct Outbox {
     dir: Option<PathBuf>,
-    next: AtomicU64,
 }
 
 impl Outbox {
     /// An outbox in `dir` (created if needed), or only in memory when `dir` is `None`.
-    pub fn open(dir: Option<&Path>) -> std::io::Result<(Outbox, Vec<Page>)> {
+    pub fn open(dir: Option<&Path>) -> std::io::Result<(Outbox, Vec<Notification>)> {
         let Some(dir) = dir else {
-            return Ok((
-                Outbox {
-                    dir: None,
-                    next: AtomicU64::new(1),
-                },
-                Vec::new(),
-            ));
+            return Ok((Outbox { dir: None }, Vec::new()));
         };
         fs::create_dir_all(dir)?;
         let mut pages = Vec::new();
-        let mut max = 0;
         let mut entries: Vec<PathBuf> = fs::read_dir(dir)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
         entries.sort();
         for path in entries {
@@ -42,40 +35,39 @@ impl Outbox {
             }
             match fs::read(&path)
                 .map_err(|e| e.to_string())
-                .and_then(|b| serde_json::from_slice::<Page>(&b).map_err(|e| e.to_string()))
+                .and_then(|b| serde_json::from_slice::<Notification>(&b).map_err(|e| e.to_string()))
             {
                 Ok(p) => {
-                    max = max.max(p.seq);
                     pages.push(p);
                 }
                 Err(e) => {
-                    tracing::error!(file = %path.display(), error = %e, "unreadable page in the outbox, left in place");
+                    tracing::error!(file = %path.display(), error = %e, "unreadable notification in the outbox, left in place");
                 }
             }
         }
-        pages.sort_by_key(|p| p.seq);
+        pages.sort_by_key(|n| (n.seq, n.fallback_for.is_some()));
         Ok((
             Outbox {
                 dir: Some(dir.to_owned()),
-                next: AtomicU64::new(max + 1),
             },
             pages,
         ))
     }
 
-    /// The next sequence number.
-    pub fn next_seq(&self) -> u64 {
-        self.next.fetch_add(1, Ordering::Relaxed)
+    fn path(&self, n: &Notification) -> Option<PathBuf> {
+        let copy = if n.fallback_for.is_some() { "-fallback" } else { "" };
+        self.dir.as_ref().map(|d| {
+            d.join(format!(
+                "{:016}-{}-{}{copy}.json",
+                n.seq,
+                sanitize(&n.receiver),
+                n.integration
+            ))
+        })
     }
 
-    fn path(&self, page: &Page) -> Option<PathBuf> {
-        self.dir
-            .as_ref()
-            .map(|d| d.join(format!("{:016}-{}.json", page.seq, sanitize(&page.receiver))))
-    }
-
-    /// Writes a page durably (write, sync, rename).
-    pub fn put(&self, page: &Page) -> std::io::Result<()> {
+    /// Writes a notification durably (write, sync, rename).
+    pub fn put(&self, page: &Notification) -> std::io::Result<()> {
         let Some(path) = self.path(page) else { return Ok(()) };
         let tmp = path.with_extension("tmp");
         let mut f = fs::File::create(&tmp)?;
@@ -85,13 +77,13 @@ impl Outbox {
         Ok(())
     }
 
-    /// Removes a delivered (or abandoned) page.
-    pub fn remove(&self, page: &Page) {
+    /// Removes a delivered (or abandoned) notification.
+    pub fn remove(&self, page: &Notification) {
         if let Some(path) = self.path(page)
             && let Err(e) = fs::remove_file(&path)
             && e.kind() != std::io::ErrorKind::NotFound
         {
-            tracing::error!(file = %path.display(), error = %e, "cannot remove a delivered page");
+            tracing::error!(file = %path.display(), error = %e, "cannot remove a delivered notification");
         }
     }
 }

@@ -44,8 +44,9 @@ pub fn classify_status(status: u16, body: &str) -> Result<(), SendError> {
 /// capped at `max`, then scaled by a random factor in [0.5, 1.5) so that many senders that
 /// failed together do not retry together.
 pub fn backoff(cfg: &RetryConfig, attempt: u32, random_unit: f64) -> Duration {
-    let base = (cfg.initial_backoff.max(1) as f64) * 2f64.powi(attempt.saturating_sub(1).min(30) as i32);
-    let capped = base.min(cfg.max_backoff.max(1) as f64);
+    let ms = |d: Duration| (d.as_millis() as f64).max(1.0);
+    let base = ms(cfg.initial_backoff) * 2f64.powi(attempt.saturating_sub(1).min(30) as i32);
+    let capped = base.min(ms(cfg.max_backoff));
     Duration::from_millis((capped * (0.5 + random_unit)) as u64)
 }
 
@@ -66,9 +67,9 @@ mod tests {
     #[test]
     fn backoff_grows_and_is_capped() {
         let cfg = RetryConfig {
-            initial_backoff: 100,
-            max_backoff: 1_000,
-            give_up_after: 60_000,
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(1),
+            ..Default::default()
         };
         let mid = |a| backoff(&cfg, a, 0.5).as_millis();
         assert_eq!(

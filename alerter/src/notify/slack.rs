@@ -1,27 +1,33 @@
-//! Slack incoming webhook: a Block Kit message that says what is wrong, where, how bad it is
-//! against yesterday and last week, and links the runbook when the rule has one.
+//! Slack incoming webhook: a Block Kit message per notification that says what is wrong,
+//! where, how bad it is against yesterday and last week, and links the runbook when the rule
+//! has one. A group of many alerts lists the first ten and counts the rest.
 
 use serde_json::{Value, json};
 use vigil_tsdb::time::format_rfc3339;
 
+use super::alerts::PipelineAlert;
 use super::config::SlackConfig;
 use super::retry::SendError;
+use super::stages::Notification;
 use super::webhook::{http_client, post_json};
-use super::{Page, Receiver, Status};
+use super::{SendContext, Sender, Status};
 use crate::template::humanize_value;
 
-/// Posts pages to a Slack incoming webhook.
+/// Alerts listed one by one in a message.
+const LISTED: usize = 10;
+
+/// Posts notifications to a Slack incoming webhook.
 #[derive(Debug, Clone)]
-pub struct SlackReceiver {
+pub struct SlackSender {
     url: crate::Secret,
     channel: Option<String>,
     client: reqwest::Client,
 }
 
-impl SlackReceiver {
-    /// A receiver for `cfg`.
+impl SlackSender {
+    /// A sender for `cfg`.
     pub fn new(cfg: &SlackConfig) -> Result<Self, String> {
-        Ok(SlackReceiver {
+        Ok(SlackSender {
             url: cfg.url.clone(),
             channel: cfg.channel.clone(),
             client: http_client(cfg.timeout)?,
@@ -29,33 +35,18 @@ impl SlackReceiver {
     }
 }
 
-fn annotation<'a>(page: &'a Page, name: &str) -> Option<&'a str> {
-    page.alert
-        .annotations
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-        .filter(|v| !v.is_empty())
-}
-
 fn mrkdwn(text: &str) -> Value {
     json!({"type": "mrkdwn", "text": text})
 }
 
-/// The message for one page.
-pub fn slack_message(page: &Page, channel: Option<&str>) -> Value {
-    let a = &page.alert;
-    let name = page.alertname();
-    let (icon, word) = match page.status {
-        Status::Firing => ("🔥", "FIRING"),
-        Status::Resolved => ("✅", "RESOLVED"),
-    };
+/// Where an alert is: service, route, method and path, or its labels.
+pub(super) fn place(a: &PipelineAlert) -> String {
     let label = |n: &str| a.labels.get(n).filter(|v| !v.is_empty());
-    let place: Vec<&str> = ["service", "route", "method", "path"]
+    let parts: Vec<&str> = ["service", "route", "method", "path"]
         .iter()
         .filter_map(|n| label(n))
         .collect();
-    let where_ = if place.is_empty() {
+    if parts.is_empty() {
         a.labels
             .iter()
             .filter(|l| l.name != "alertname")
@@ -63,52 +54,93 @@ pub fn slack_message(page: &Page, channel: Option<&str>) -> Value {
             .collect::<Vec<_>>()
             .join(", ")
     } else {
-        place.join(" ")
+        parts.join(" ")
+    }
+}
+
+/// The value against D-1 and D-7, in words.
+pub(super) fn against_history(a: &PipelineAlert) -> String {
+    let or_dash = |v: Option<f64>| v.filter(|v| v.is_finite()).map_or("–".to_owned(), humanize_value);
+    format!(
+        "{} (yesterday {}, last week {})",
+        humanize_value(a.value),
+        or_dash(a.d1),
+        or_dash(a.d7)
+    )
+}
+
+/// The message for a notification.
+pub fn slack_message(n: &Notification, ctx: &SendContext, channel: Option<&str>) -> Value {
+    let Some(first) = n.alerts.first() else {
+        return json!({"text": "(no alerts)"});
     };
-    let summary = annotation(page, "summary").map_or_else(|| format!("{name} is {word}"), str::to_owned);
+    let name = first.alertname();
+    let (icon, word) = match n.status() {
+        Status::Firing => ("🔥", "FIRING"),
+        Status::Resolved => ("✅", "RESOLVED"),
+    };
+    let firing = n.firing().count();
+    let count = if n.alerts.len() > 1 {
+        format!(" ({firing} firing, {} resolved)", n.alerts.len() - firing)
+    } else {
+        String::new()
+    };
+    let common = n.common_annotations();
+    let common_annotation = |k: &str| common.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let summary = common_annotation("summary")
+        .or(first.annotation("summary").filter(|_| n.alerts.len() == 1))
+        .map_or_else(|| format!("{name} is {word}"), str::to_owned);
     let mut text = format!("*{summary}*");
-    if let Some(d) = annotation(page, "description") {
+    if let Some(d) = common_annotation("description") {
         text.push('\n');
         text.push_str(d);
     }
-    let or_dash = |v: Option<f64>| v.map_or("–".to_owned(), humanize_value);
-    let mut fields = vec![
-        mrkdwn(&format!(
-            "*Where*\n{}",
-            if where_.is_empty() {
-                "–".into()
-            } else {
-                where_.clone()
-            }
-        )),
-        mrkdwn(&format!("*Value*\n{}", humanize_value(a.value))),
-        mrkdwn(&format!("*Yesterday (D-1)*\n{}", or_dash(page.d1))),
-        mrkdwn(&format!("*Last week (D-7)*\n{}", or_dash(page.d7))),
-    ];
-    if let Some(sev) = label("severity") {
-        fields.push(mrkdwn(&format!("*Severity*\n{sev}")));
+    let mut lines: Vec<String> = n
+        .alerts
+        .iter()
+        .take(LISTED)
+        .map(|a| {
+            let state = if a.ends_at.is_some() { "resolved" } else { "firing" };
+            format!(
+                "• `{}` {state}: {} · since {}",
+                place(a),
+                against_history(a),
+                format_rfc3339(a.fired_at)
+            )
+        })
+        .collect();
+    if n.alerts.len() > LISTED {
+        lines.push(format!("… and {} more", n.alerts.len() - LISTED));
     }
-    let since = match page.status {
-        Status::Firing => format!("firing since {}", format_rfc3339(page.at())),
-        Status::Resolved => format!(
-            "resolved at {} (active since {})",
-            format_rfc3339(page.at()),
-            format_rfc3339(a.active_at)
-        ),
-    };
+    let severity = n
+        .common_labels()
+        .into_iter()
+        .find(|(k, _)| k == "severity")
+        .map(|(_, v)| v);
+    let mut context = format!(
+        "group {} · <{}|expression>",
+        n.group_key,
+        ctx.generator_url(&first.expr)
+    );
+    if let Some(sev) = &severity {
+        context = format!("severity {sev} · {context}");
+    }
+    if let Some(r) = &n.fallback_for {
+        context = format!("fallback for {r} · {context}");
+    }
     let mut blocks = vec![
-        json!({"type": "header", "text": {"type": "plain_text", "text": format!("{icon} {word}: {name}"), "emoji": true}}),
+        json!({"type": "header", "text": {"type": "plain_text", "text": format!("{icon} {word}: {name}{count}"), "emoji": true}}),
         json!({"type": "section", "text": mrkdwn(&text)}),
-        json!({"type": "section", "fields": fields}),
-        json!({"type": "context", "elements": [mrkdwn(&format!("{since} · group {} · <{}|expression>", page.group, page.generator_url()))]}),
+        json!({"type": "section", "text": mrkdwn(&lines.join("\n"))}),
+        json!({"type": "context", "elements": [mrkdwn(&context)]}),
     ];
-    if let Some(url) = annotation(page, "runbook_url").or_else(|| annotation(page, "runbook")) {
+    if let Some(url) = common_annotation("runbook_url").or_else(|| common_annotation("runbook")) {
         blocks.push(json!({"type": "actions", "elements": [
             {"type": "button", "text": {"type": "plain_text", "text": "Runbook"}, "url": url}
         ]}));
     }
     let mut msg = json!({
-        "text": format!("[{word}] {name}: {summary} ({where_})"),
+        "text": format!("[{word}] {name}{count}: {summary} ({})", place(first)),
         "blocks": blocks,
     });
     if let (Some(c), Some(obj)) = (channel, msg.as_object_mut()) {
@@ -117,13 +149,13 @@ pub fn slack_message(page: &Page, channel: Option<&str>) -> Value {
     msg
 }
 
-impl Receiver for SlackReceiver {
-    async fn send(&self, page: &Page) -> Result<(), SendError> {
+impl Sender for SlackSender {
+    async fn send(&self, n: &Notification, ctx: &SendContext) -> Result<(), SendError> {
         post_json(
             &self.client,
             self.url.expose(),
             "the Slack webhook",
-            &slack_message(page, self.channel.as_deref()),
+            &slack_message(n, ctx, self.channel.as_deref()),
         )
         .await
     }

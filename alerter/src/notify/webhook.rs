@@ -6,35 +6,39 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 use vigil_tsdb::time::format_rfc3339;
 
+use super::alerts::PipelineAlert;
 use super::config::WebhookConfig;
 use super::retry::{SendError, classify_status};
-use super::{Page, Receiver, Status};
+use super::stages::Notification;
+use super::{SendContext, Sender};
 
 /// Alertmanager's zero time, used as `endsAt` of a firing alert.
-const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+pub(super) const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 
-/// POSTs pages to a URL.
+/// POSTs notifications to a URL.
 #[derive(Debug, Clone)]
-pub struct WebhookReceiver {
+pub struct WebhookSender {
     url: String,
+    max_alerts: usize,
     client: reqwest::Client,
 }
 
-impl WebhookReceiver {
-    /// A receiver for `cfg`.
+impl WebhookSender {
+    /// A sender for `cfg`.
     pub fn new(cfg: &WebhookConfig) -> Result<Self, String> {
-        Ok(WebhookReceiver {
+        Ok(WebhookSender {
             url: cfg.url.clone(),
+            max_alerts: cfg.max_alerts,
             client: http_client(cfg.timeout)?,
         })
     }
 }
 
-pub(super) fn http_client(timeout_ms: i64) -> Result<reqwest::Client, String> {
+pub(super) fn http_client(timeout: Duration) -> Result<reqwest::Client, String> {
     // One TLS stack for the whole binary: rustls with ring. Installing it twice is harmless.
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
-        .timeout(Duration::from_millis(timeout_ms.max(1) as u64))
+        .timeout(timeout.max(Duration::from_millis(1)))
         .user_agent(concat!("vigil/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| format!("building an HTTP client: {e}"))
@@ -52,7 +56,7 @@ pub(super) async fn post_json(client: &reqwest::Client, url: &str, shown: &str, 
     classify_status(status, &text)
 }
 
-fn map(pairs: impl IntoIterator<Item = (String, String)>) -> Value {
+pub(super) fn map(pairs: impl IntoIterator<Item = (String, String)>) -> Value {
     Value::Object(
         pairs
             .into_iter()
@@ -61,45 +65,49 @@ fn map(pairs: impl IntoIterator<Item = (String, String)>) -> Value {
     )
 }
 
-/// The version 4 payload for one page: a group of one alert.
-pub fn webhook_payload(page: &Page, receiver: &str) -> Value {
-    let a = &page.alert;
-    let labels = map(a.labels.iter().map(|l| (l.name.to_string(), l.value.to_string())));
-    let annotations = map(a.annotations.iter().cloned());
-    let ends_at = match page.status {
-        Status::Firing => ZERO_TIME.to_owned(),
-        Status::Resolved => format_rfc3339(a.resolved_at.unwrap_or(a.active_at)),
-    };
-    let alertname = page.alertname().to_owned();
+/// One alert as Alertmanager's webhook and API write it.
+pub(super) fn alert_json(a: &PipelineAlert, ctx: &SendContext) -> Value {
+    let status = if a.ends_at.is_some() { "resolved" } else { "firing" };
     json!({
-        "version": "4",
-        "groupKey": format!("{{}}:{{alertname={alertname:?}}}/{}", a.fingerprint()),
-        "truncatedAlerts": 0,
-        "status": page.status.as_str(),
-        "receiver": receiver,
-        "groupLabels": {"alertname": alertname},
-        "commonLabels": labels.clone(),
-        "commonAnnotations": annotations.clone(),
-        "externalURL": page.external_url,
-        "alerts": [{
-            "status": page.status.as_str(),
-            "labels": labels,
-            "annotations": annotations,
-            "startsAt": format_rfc3339(a.active_at),
-            "endsAt": ends_at,
-            "generatorURL": page.generator_url(),
-            "fingerprint": a.fingerprint(),
-        }],
+        "status": status,
+        "labels": map(a.labels.iter().map(|l| (l.name.to_string(), l.value.to_string()))),
+        "annotations": map(a.annotations.iter().cloned()),
+        "startsAt": format_rfc3339(a.starts_at),
+        "endsAt": a.ends_at.map_or_else(|| ZERO_TIME.to_owned(), format_rfc3339),
+        "generatorURL": ctx.generator_url(&a.expr),
+        "fingerprint": a.fingerprint_hex(),
     })
 }
 
-impl Receiver for WebhookReceiver {
-    async fn send(&self, page: &Page) -> Result<(), SendError> {
+/// Alertmanager's webhook payload (version 4) for a notification, with at most `max_alerts`
+/// alerts (0: all) and the rest counted in `truncatedAlerts`.
+pub fn webhook_payload(n: &Notification, ctx: &SendContext, max_alerts: usize) -> Value {
+    let keep = if max_alerts == 0 {
+        n.alerts.len()
+    } else {
+        max_alerts.min(n.alerts.len())
+    };
+    json!({
+        "version": "4",
+        "groupKey": n.group_key,
+        "truncatedAlerts": n.alerts.len() - keep,
+        "status": n.status().as_str(),
+        "receiver": n.receiver,
+        "groupLabels": map(n.group_labels.iter().map(|l| (l.name.to_string(), l.value.to_string()))),
+        "commonLabels": map(n.common_labels()),
+        "commonAnnotations": map(n.common_annotations()),
+        "externalURL": ctx.external_url,
+        "alerts": n.alerts[..keep].iter().map(|a| alert_json(a, ctx)).collect::<Vec<_>>(),
+    })
+}
+
+impl Sender for WebhookSender {
+    async fn send(&self, n: &Notification, ctx: &SendContext) -> Result<(), SendError> {
         post_json(
             &self.client,
             &self.url,
             &self.url,
-            &webhook_payload(page, &page.receiver),
+            &webhook_payload(n, ctx, self.max_alerts),
         )
         .await
     }

@@ -1,0 +1,394 @@
+//! The notification pipeline's decisions, as Alertmanager's notify stages make them, each a
+//! small function of its inputs and the time:
+//!
+//! ```text
+//! alerts ─ sync ─> store ─ route + group ─> aggregation groups ── due at `now` ──> flush
+//! flush ─ inhibit ─> time intervals ─> silence ─> per destination: dedup (notification log)
+//!       ─> Notification (to the outbox and a delivery worker)
+//! ```
+//!
+//! [`Pipeline`] holds the state (alerts, groups, silences, the log) and runs the stages; it
+//! neither sleeps nor sends, so tests and `vigil backtest` drive it with any clock.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+use vigil_tsdb::{Labels, Timestamp};
+
+use super::alerts::{AlertStore, PipelineAlert};
+use super::dispatch::{Dispatcher, GroupFlush};
+use super::inhibit::inhibited_by;
+use super::nflog::{LogEntry, LogKey, NotificationLog, needs_update};
+use super::plan::{Plan, Route};
+use super::silence::Silences;
+use super::timeinterval::any_contains;
+
+/// One notification for one destination of one receiver: a group's alerts at a flush.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Notification {
+    /// Order of creation.
+    pub seq: u64,
+    /// The receiver.
+    pub receiver: String,
+    /// The destination's position in the receiver.
+    pub integration: usize,
+    /// The group key.
+    pub group_key: String,
+    /// The group's labels.
+    #[serde(with = "crate::alert::labels_serde")]
+    pub group_labels: Labels,
+    /// The alerts to send (resolved ones only where the destination sends them).
+    pub alerts: Vec<PipelineAlert>,
+    /// What the notification log records once this is queued.
+    pub log: LogEntry,
+    /// When the flush happened (ms).
+    pub created_at: Timestamp,
+    /// Set on a copy for a fallback receiver: the receiver that could not take it.
+    #[serde(default)]
+    pub fallback_for: Option<String>,
+}
+
+impl Notification {
+    /// Firing when any alert fires, else resolved.
+    pub fn status(&self) -> super::Status {
+        if self.alerts.iter().any(|a| a.ends_at.is_none()) {
+            super::Status::Firing
+        } else {
+            super::Status::Resolved
+        }
+    }
+
+    /// The firing alerts.
+    pub fn firing(&self) -> impl Iterator<Item = &PipelineAlert> {
+        self.alerts.iter().filter(|a| a.ends_at.is_none())
+    }
+
+    /// The resolved alerts.
+    pub fn resolved(&self) -> impl Iterator<Item = &PipelineAlert> {
+        self.alerts.iter().filter(|a| a.ends_at.is_some())
+    }
+
+    /// The group's common labels: those every alert has with the same value.
+    pub fn common_labels(&self) -> Vec<(String, String)> {
+        let Some(first) = self.alerts.first() else {
+            return Vec::new();
+        };
+        first
+            .labels
+            .iter()
+            .filter(|l| {
+                self.alerts
+                    .iter()
+                    .all(|a| a.labels.get(&l.name) == Some(l.value.as_str()))
+            })
+            .map(|l| (l.name.to_string(), l.value.to_string()))
+            .collect()
+    }
+
+    /// The annotations every alert has with the same value.
+    pub fn common_annotations(&self) -> Vec<(String, String)> {
+        let Some(first) = self.alerts.first() else {
+            return Vec::new();
+        };
+        first
+            .annotations
+            .iter()
+            .filter(|(k, v)| self.alerts.iter().all(|a| a.annotation(k) == Some(v.as_str())))
+            .cloned()
+            .collect()
+    }
+}
+
+/// Why alerts of a flush were not notified (for history and the API).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Muted {
+    /// Muted by the firing alert with this fingerprint.
+    Inhibited(u64, u64),
+    /// Muted by these silences.
+    Silenced(u64, Vec<String>),
+    /// The route's time intervals mute it now.
+    TimeMuted(String),
+}
+
+/// The pipeline's state.
+#[derive(Debug)]
+pub struct Pipeline {
+    plan: Plan,
+    alerts: AlertStore,
+    dispatcher: Dispatcher,
+    silences: Silences,
+    nflog: NotificationLog,
+    next_seq: u64,
+}
+
+/// What one round of flushes produced.
+#[derive(Debug, Default)]
+pub struct Flushed {
+    /// To queue, in order.
+    pub notifications: Vec<Notification>,
+    /// What was muted and why.
+    pub muted: Vec<Muted>,
+}
+
+impl Pipeline {
+    /// A pipeline for `plan` with its silences and log.
+    pub fn new(plan: Plan, silences: Silences, nflog: NotificationLog, next_seq: u64) -> Pipeline {
+        Pipeline {
+            plan,
+            alerts: AlertStore::default(),
+            dispatcher: Dispatcher::default(),
+            silences,
+            nflog,
+            next_seq,
+        }
+    }
+
+    /// The plan.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// The alerts.
+    pub fn alerts(&self) -> &AlertStore {
+        &self.alerts
+    }
+
+    /// The silences.
+    pub fn silences(&self) -> &Silences {
+        &self.silences
+    }
+
+    /// The silences, to change.
+    pub fn silences_mut(&mut self) -> &mut Silences {
+        &mut self.silences
+    }
+
+    /// The groups.
+    pub fn dispatcher(&self) -> &Dispatcher {
+        &self.dispatcher
+    }
+
+    /// Takes a new plan (a reload): groups are rebuilt from the current alerts; the log and
+    /// silences stay, so nothing already notified is notified again.
+    pub fn replace_plan(&mut self, plan: Plan, now: Timestamp) {
+        self.plan = plan;
+        self.dispatcher = Dispatcher::default();
+        let all: Vec<PipelineAlert> = self.alerts.all().cloned().collect();
+        for a in &all {
+            self.route(a, now);
+        }
+    }
+
+    /// The rules' current alerts (firing, and resolved within the last minutes).
+    pub fn sync(&mut self, current: Vec<PipelineAlert>, now: Timestamp) {
+        for a in &self.alerts.sync(current, now) {
+            self.route(a, now);
+        }
+    }
+
+    fn route(&mut self, alert: &PipelineAlert, now: Timestamp) {
+        for r in self.plan.route.routes_for(&alert.labels) {
+            self.dispatcher.insert(r, alert.clone(), now);
+        }
+    }
+
+    /// Which active silences mute `labels`, and which firing alert inhibits it.
+    pub fn status_of(&self, labels: &Labels, now: Timestamp) -> (Vec<String>, Option<u64>) {
+        (
+            self.silences.silenced_by(labels, now),
+            inhibited_by(&self.plan.inhibit_rules, &self.alerts, labels, now),
+        )
+    }
+
+    /// When the next group is due.
+    pub fn next_due(&self) -> Option<Timestamp> {
+        self.dispatcher.next_due()
+    }
+
+    /// Flushes the groups due at `now` through the stages. The notifications returned are
+    /// not yet in the log: [`Pipeline::record`] them once they are safely queued.
+    pub fn flush_due(&mut self, now: Timestamp) -> Flushed {
+        let mut out = Flushed::default();
+        for flush in self.dispatcher.due(now) {
+            self.flush_one(&flush, now, &mut out);
+            self.dispatcher.flushed(&flush, now);
+        }
+        out
+    }
+
+    fn flush_one(&mut self, flush: &GroupFlush, now: Timestamp, out: &mut Flushed) {
+        let Some(route) = self
+            .plan
+            .route
+            .all()
+            .into_iter()
+            .find(|r| r.id == flush.route_id)
+            .cloned()
+        else {
+            return;
+        };
+        let alerts = self.inhibit(&flush.alerts, now, &mut out.muted);
+        if alerts.is_empty() {
+            return;
+        }
+        if let Some(why) = self.time_muted(&route, now) {
+            out.muted.push(Muted::TimeMuted(format!("{}: {why}", flush.key)));
+            return;
+        }
+        let alerts = self.silence(alerts, now, &mut out.muted);
+        if alerts.is_empty() {
+            return;
+        }
+        self.dedup(&route, flush, &alerts, now, &mut out.notifications);
+    }
+
+    /// Stage: drops alerts a firing alert inhibits.
+    fn inhibit(&self, alerts: &[PipelineAlert], now: Timestamp, muted: &mut Vec<Muted>) -> Vec<PipelineAlert> {
+        alerts
+            .iter()
+            .filter(
+                |a| match inhibited_by(&self.plan.inhibit_rules, &self.alerts, &a.labels, now) {
+                    Some(by) => {
+                        muted.push(Muted::Inhibited(a.fingerprint(), by));
+                        false
+                    }
+                    None => true,
+                },
+            )
+            .cloned()
+            .collect()
+    }
+
+    /// Stage: whether the route's time intervals mute it at `now`, and why.
+    fn time_muted(&self, route: &Route, now: Timestamp) -> Option<String> {
+        let named = |n: &String| self.plan.time_intervals.get(n).map(Vec::as_slice).unwrap_or_default();
+        if let Some(n) = route
+            .opts
+            .mute_time_intervals
+            .iter()
+            .find(|n| any_contains(named(n), now))
+        {
+            return Some(format!("inside mute time interval {n}"));
+        }
+        let active = &route.opts.active_time_intervals;
+        if !active.is_empty() && !active.iter().any(|n| any_contains(named(n), now)) {
+            return Some("outside its active time intervals".into());
+        }
+        None
+    }
+
+    /// Stage: drops silenced alerts.
+    fn silence(&self, alerts: Vec<PipelineAlert>, now: Timestamp, muted: &mut Vec<Muted>) -> Vec<PipelineAlert> {
+        alerts
+            .into_iter()
+            .filter(|a| {
+                let by = self.silences.silenced_by(&a.labels, now);
+                if by.is_empty() {
+                    return true;
+                }
+                muted.push(Muted::Silenced(a.fingerprint(), by));
+                false
+            })
+            .collect()
+    }
+
+    /// Stage: one notification per destination whose last notification of this group is out
+    /// of date.
+    fn dedup(
+        &mut self,
+        route: &Route,
+        flush: &GroupFlush,
+        alerts: &[PipelineAlert],
+        now: Timestamp,
+        out: &mut Vec<Notification>,
+    ) {
+        let Some(receiver) = self.plan.receivers.get(&route.opts.receiver) else {
+            return;
+        };
+        let firing: BTreeSet<u64> = alerts
+            .iter()
+            .filter(|a| !a.resolved(now))
+            .map(PipelineAlert::fingerprint)
+            .collect();
+        let resolved: BTreeSet<u64> = alerts
+            .iter()
+            .filter(|a| a.resolved(now))
+            .map(PipelineAlert::fingerprint)
+            .collect();
+        let repeat = i64::try_from(route.opts.repeat_interval.as_millis()).unwrap_or(i64::MAX);
+        for (i, integration) in receiver.integrations.iter().enumerate() {
+            let key = LogKey {
+                group: flush.key.clone(),
+                receiver: receiver.name.clone(),
+                integration: i,
+            };
+            if !needs_update(
+                self.nflog.get(&key),
+                &firing,
+                &resolved,
+                integration.send_resolved,
+                repeat,
+                now,
+            ) {
+                continue;
+            }
+            let log = LogEntry {
+                key,
+                firing: firing.clone(),
+                resolved: resolved.clone(),
+                at: now,
+            };
+            let to_send: Vec<PipelineAlert> = alerts
+                .iter()
+                .filter(|a| integration.send_resolved || !a.resolved(now))
+                .map(|a| {
+                    let mut a = a.clone();
+                    // An alert resolving later than the flush is firing in this notification.
+                    a.ends_at = a.ends_at.filter(|e| *e <= now);
+                    a
+                })
+                .collect();
+            if to_send.is_empty() {
+                // Nothing this destination takes: only the log learns that all is resolved.
+                if let Err(e) = self.nflog.record(log) {
+                    tracing::error!(error = %e, "writing the notification log failed");
+                }
+                continue;
+            }
+            self.next_seq += 1;
+            out.push(Notification {
+                seq: self.next_seq,
+                receiver: receiver.name.clone(),
+                integration: i,
+                group_key: flush.key.clone(),
+                group_labels: flush.labels.clone(),
+                alerts: to_send,
+                log,
+                created_at: now,
+                fallback_for: None,
+            });
+        }
+    }
+
+    /// Records a queued notification in the log (durably).
+    pub fn record(&mut self, n: &Notification) -> std::io::Result<()> {
+        if n.fallback_for.is_some() {
+            return Ok(());
+        }
+        self.nflog.record(n.log.clone())
+    }
+
+    /// Makes sure later sequence numbers follow `seq` (after reading the outbox back).
+    pub fn seen_seq(&mut self, seq: u64) {
+        self.next_seq = self.next_seq.max(seq);
+    }
+
+    /// Counts for self-metrics: groups, alerts in groups, log entries.
+    pub fn sizes(&self) -> (usize, usize, usize) {
+        let (groups, alerts) = self.dispatcher.size();
+        (groups, alerts, self.nflog.len())
+    }
+}
+
+#[cfg(test)]
+mod tests;

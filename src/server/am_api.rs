@@ -1,0 +1,303 @@
+//! Alertmanager's v2 API for alerts and silences, in its JSON shapes, so that `amtool` and other
+//! Alertmanager clients work against vigil unchanged: `GET /api/v2/status`, `/api/v2/receivers`,
+//! `/api/v2/alerts`, `/api/v2/alerts/groups`, `GET|POST /api/v2/silences`, and
+//! `GET|DELETE /api/v2/silence/{id}`.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use vigil_alerter::Notifier;
+use vigil_alerter::notify::matcher::{MatchType, Matcher, Matchers, parse_matchers};
+use vigil_alerter::notify::{PipelineAlert, Silence, SilenceError, SilenceMatcher, SilenceState};
+use vigil_tsdb::Labels;
+use vigil_tsdb::time::{format_rfc3339, now_ms, parse_timestamp};
+
+use super::App;
+
+/// How long a firing alert is said to last without news (Prometheus's 4 × resend delay).
+const ENDS_AFTER_MS: i64 = 4 * 60_000;
+
+/// An error in Alertmanager's shape: a status and a JSON string.
+#[derive(Debug)]
+pub(crate) struct AmError(StatusCode, String);
+
+impl IntoResponse for AmError {
+    fn into_response(self) -> Response {
+        (self.0, axum::Json(Value::String(self.1))).into_response()
+    }
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> AmError {
+    AmError(status, message.into())
+}
+
+type AmResult = Result<Response, AmError>;
+
+fn notifier(app: &App) -> Result<&Arc<Notifier>, AmError> {
+    app.notifier
+        .get()
+        .ok_or_else(|| error(StatusCode::SERVICE_UNAVAILABLE, "the notifier is not running"))
+}
+
+fn labels_json(l: &Labels) -> Value {
+    Value::Object(
+        l.iter()
+            .map(|l| (l.name.to_string(), Value::String(l.value.to_string())))
+            .collect::<Map<_, _>>(),
+    )
+}
+
+/// The query's `key=value` pairs in order (repeated keys kept).
+fn query_pairs(q: Option<&str>) -> Vec<(String, String)> {
+    form_urlencoded::parse(q.unwrap_or_default().as_bytes())
+        .into_owned()
+        .collect()
+}
+
+fn filters(pairs: &[(String, String)]) -> Result<Matchers, AmError> {
+    let mut out = Vec::new();
+    for (k, v) in pairs {
+        if k == "filter" {
+            out.extend(parse_matchers(v).map_err(|e| error(StatusCode::BAD_REQUEST, e.to_string()))?);
+        }
+    }
+    Ok(Matchers(out))
+}
+
+fn flag(pairs: &[(String, String)], name: &str, default: bool) -> Result<bool, AmError> {
+    match pairs.iter().rev().find(|(k, _)| k == name) {
+        None => Ok(default),
+        Some((_, v)) => v
+            .parse()
+            .map_err(|_| error(StatusCode::BAD_REQUEST, format!("{name}: {v:?} is not a boolean"))),
+    }
+}
+
+/// `GET /api/v2/status`
+pub(crate) async fn status(State(app): State<Arc<App>>) -> AmResult {
+    let original = app
+        .notifier
+        .get()
+        .map(|n| n.with_pipeline(|p| p.plan().original.clone()))
+        .unwrap_or_default();
+    Ok(axum::Json(json!({
+        "cluster": {"name": "", "peers": [], "status": "disabled"},
+        "config": {"original": original},
+        "uptime": format_rfc3339(app.runtime.started),
+        "versionInfo": {
+            "branch": "",
+            "buildDate": "",
+            "buildUser": "",
+            "goVersion": "",
+            "revision": "",
+            "version": env!("CARGO_PKG_VERSION"),
+        },
+    }))
+    .into_response())
+}
+
+/// `GET /api/v2/receivers`
+pub(crate) async fn receivers(State(app): State<Arc<App>>) -> AmResult {
+    let n = notifier(&app)?;
+    let names: Vec<Value> = n.with_pipeline(|p| p.plan().receivers.keys().map(|name| json!({"name": name})).collect());
+    Ok(axum::Json(names).into_response())
+}
+
+/// One alert in the API's shape, with its receivers and whether it is muted.
+fn gettable_alert(n: &Notifier, a: &PipelineAlert, now: i64) -> (Value, bool, bool) {
+    let (silenced_by, inhibited_by) = n.with_pipeline(|p| p.status_of(&a.labels, now));
+    let inhibited_by: Vec<String> = inhibited_by.map(|fp| format!("{fp:016x}")).into_iter().collect();
+    let (silenced, inhibited) = (!silenced_by.is_empty(), !inhibited_by.is_empty());
+    let receivers: Vec<Value> = n
+        .receivers_for(&a.labels)
+        .into_iter()
+        .map(|name| json!({"name": name}))
+        .collect();
+    let ends_at = a.ends_at.unwrap_or(now + ENDS_AFTER_MS);
+    let v = json!({
+        "labels": labels_json(&a.labels),
+        "annotations": Value::Object(a.annotations.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect()),
+        "startsAt": format_rfc3339(a.starts_at),
+        "endsAt": format_rfc3339(ends_at),
+        "updatedAt": format_rfc3339(now),
+        "fingerprint": a.fingerprint_hex(),
+        "generatorURL": "",
+        "receivers": receivers,
+        "status": {
+            "state": if silenced || inhibited { "suppressed" } else { "active" },
+            "silencedBy": silenced_by,
+            "inhibitedBy": inhibited_by,
+        },
+    });
+    (v, silenced, inhibited)
+}
+
+/// `GET /api/v2/alerts`: the firing alerts, filtered as Alertmanager filters them.
+pub(crate) async fn alerts(State(app): State<Arc<App>>, RawQuery(q): RawQuery) -> AmResult {
+    let n = notifier(&app)?;
+    let pairs = query_pairs(q.as_deref());
+    let matchers = filters(&pairs)?;
+    let (active, silenced, inhibited) = (
+        flag(&pairs, "active", true)?,
+        flag(&pairs, "silenced", true)?,
+        flag(&pairs, "inhibited", true)?,
+    );
+    let receiver = pairs
+        .iter()
+        .find(|(k, _)| k == "receiver")
+        .map(|(_, re)| Matcher::new("receiver", MatchType::Regex, re.clone()))
+        .transpose()
+        .map_err(|e| error(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let now = now_ms();
+    let firing: Vec<PipelineAlert> = n.with_pipeline(|p| p.alerts().firing(now).cloned().collect());
+    let mut out = Vec::new();
+    for a in firing.iter().filter(|a| matchers.matches(&a.labels)) {
+        let (v, is_silenced, is_inhibited) = gettable_alert(n, a, now);
+        if (is_silenced && !silenced) || (is_inhibited && !inhibited) || (!is_silenced && !is_inhibited && !active) {
+            continue;
+        }
+        if let Some(m) = &receiver
+            && !v["receivers"]
+                .as_array()
+                .is_some_and(|rs| rs.iter().any(|r| m.matches_value(r["name"].as_str().unwrap_or(""))))
+        {
+            continue;
+        }
+        out.push(v);
+    }
+    out.sort_by(|a, b| a["fingerprint"].as_str().cmp(&b["fingerprint"].as_str()));
+    Ok(axum::Json(out).into_response())
+}
+
+/// `GET /api/v2/alerts/groups`: the aggregation groups and their alerts.
+pub(crate) async fn alert_groups(State(app): State<Arc<App>>) -> AmResult {
+    let n = notifier(&app)?;
+    let now = now_ms();
+    let groups: Vec<(String, Labels, Vec<PipelineAlert>)> = n.with_pipeline(|p| {
+        p.dispatcher()
+            .groups()
+            .map(|(key, labels, fps)| {
+                let alerts = fps.iter().filter_map(|fp| p.alerts().get(*fp).cloned()).collect();
+                (key.to_owned(), labels.clone(), alerts)
+            })
+            .collect()
+    });
+    let out: Vec<Value> = groups
+        .iter()
+        .map(|(key, labels, alerts)| {
+            let alerts: Vec<Value> = alerts.iter().map(|a| gettable_alert(n, a, now).0).collect();
+            let receiver = alerts
+                .first()
+                .and_then(|a| a["receivers"][0]["name"].as_str())
+                .unwrap_or_default()
+                .to_owned();
+            json!({"labels": labels_json(labels), "receiver": {"name": receiver}, "alerts": alerts, "groupKey": key})
+        })
+        .collect();
+    Ok(axum::Json(out).into_response())
+}
+
+fn silence_json(s: &Silence, now: i64) -> Value {
+    json!({
+        "id": s.id,
+        "status": {"state": s.state(now).as_str()},
+        "updatedAt": format_rfc3339(s.updated_at),
+        "matchers": s.matchers,
+        "startsAt": format_rfc3339(s.starts_at),
+        "endsAt": format_rfc3339(s.ends_at),
+        "createdBy": s.created_by,
+        "comment": s.comment,
+    })
+}
+
+/// `GET /api/v2/silences`: all silences (filtered by `filter=` matchers against their own
+/// matchers), active first, then pending, then expired.
+pub(crate) async fn silences(State(app): State<Arc<App>>, RawQuery(q): RawQuery) -> AmResult {
+    let n = notifier(&app)?;
+    let matchers = filters(&query_pairs(q.as_deref()))?;
+    let now = now_ms();
+    let mut list: Vec<Silence> = n.with_pipeline(|p| p.silences().all().cloned().collect());
+    list.retain(|s| {
+        let labels = Labels::from_pairs(s.matchers.iter().map(|m| (m.name.clone(), m.value.clone())));
+        matchers.matches(&labels)
+    });
+    list.sort_by_key(|s| match s.state(now) {
+        SilenceState::Active => (0, s.ends_at),
+        SilenceState::Pending => (1, s.starts_at),
+        SilenceState::Expired => (2, -s.ends_at),
+    });
+    let out: Vec<Value> = list.iter().map(|s| silence_json(s, now)).collect();
+    Ok(axum::Json(out).into_response())
+}
+
+/// The body of `POST /api/v2/silences`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PostableSilence {
+    #[serde(default)]
+    id: Option<String>,
+    matchers: Vec<SilenceMatcher>,
+    starts_at: String,
+    ends_at: String,
+    created_by: String,
+    comment: String,
+}
+
+/// `POST /api/v2/silences`: creates or updates a silence; answers `{"silenceID": ...}`.
+pub(crate) async fn post_silence(State(app): State<Arc<App>>, body: axum::body::Bytes) -> AmResult {
+    let n = notifier(&app)?;
+    let p: PostableSilence =
+        serde_json::from_slice(&body).map_err(|e| error(StatusCode::BAD_REQUEST, format!("invalid silence: {e}")))?;
+    let bad = |e: String| error(StatusCode::BAD_REQUEST, e);
+    let (starts_at, ends_at) = (
+        parse_timestamp(&p.starts_at).map_err(bad)?,
+        parse_timestamp(&p.ends_at).map_err(bad)?,
+    );
+    let silence = Silence {
+        id: p.id.unwrap_or_default(),
+        matchers: p.matchers,
+        starts_at,
+        ends_at,
+        updated_at: 0,
+        created_by: p.created_by,
+        comment: p.comment,
+    };
+    let now = now_ms();
+    match n.with_pipeline(|pl| pl.silences_mut().set(silence, now)) {
+        Ok(id) => {
+            tracing::info!(id = %id, "silence set");
+            Ok(axum::Json(json!({"silenceID": id})).into_response())
+        }
+        Err(e @ SilenceError::NotFound(_)) => Err(error(StatusCode::NOT_FOUND, e.to_string())),
+        Err(e @ SilenceError::Io(_)) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+        Err(e) => Err(error(StatusCode::BAD_REQUEST, format!("failed to create silence: {e}"))),
+    }
+}
+
+/// `GET /api/v2/silence/{id}`
+pub(crate) async fn get_silence(State(app): State<Arc<App>>, Path(id): Path<String>) -> AmResult {
+    let n = notifier(&app)?;
+    let now = now_ms();
+    match n.with_pipeline(|p| p.silences().get(&id).cloned()) {
+        Some(s) => Ok(axum::Json(silence_json(&s, now)).into_response()),
+        None => Err(error(StatusCode::NOT_FOUND, format!("silence {id} not found"))),
+    }
+}
+
+/// `DELETE /api/v2/silence/{id}`: expires it now.
+pub(crate) async fn delete_silence(State(app): State<Arc<App>>, Path(id): Path<String>) -> AmResult {
+    let n = notifier(&app)?;
+    let now = now_ms();
+    match n.with_pipeline(|p| p.silences_mut().expire(&id, now)) {
+        Ok(()) => {
+            tracing::info!(id = %id, "silence expired");
+            Ok(StatusCode::OK.into_response())
+        }
+        Err(e @ SilenceError::NotFound(_)) => Err(error(StatusCode::NOT_FOUND, e.to_string())),
+        Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+    }
+}
