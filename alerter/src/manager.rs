@@ -274,7 +274,8 @@ impl RuleManager {
                     out.push(PipelineAlert {
                         labels: a.labels.clone(),
                         annotations: a.annotations.clone(),
-                        starts_at: a.active_at,
+                        // As Prometheus sends alerts: they start when they fire.
+                        starts_at: a.fired_at.unwrap_or(a.active_at),
                         fired_at: a.fired_at.unwrap_or(a.active_at),
                         ends_at,
                         value: a.value,

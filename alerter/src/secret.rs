@@ -1,26 +1,59 @@
 //! Secrets in configuration files (tokens, webhook URLs, passwords): written in place, or read
 //! from a file or the environment, and never shown.
 
-use std::path::PathBuf;
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer};
 
 /// A secret in `vigil.yaml`: written in place, or read from a file (`{file: PATH}`, its
 /// content without the final newline) or the environment (`{env: NAME}`) when the file is
 /// read. It prints as `<secret>` wherever the configuration is shown.
+///
+/// An `alertmanager.yml`'s `*_file` secrets are read again at each use, as Alertmanager reads
+/// them, so a rotated file takes effect without a reload and a file missing at start-up fails
+/// only the sends that need it.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+pub struct Secret {
+    value: String,
+    file: Option<PathBuf>,
+}
 
 impl Secret {
     /// A secret from its value.
     pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
+        Secret {
+            value: value.into(),
+            file: None,
+        }
     }
 
-    /// The secret itself.
-    pub fn expose(&self) -> &str {
-        &self.0
+    /// A secret kept in a file, read now if it can be and again at each [`Secret::current`].
+    pub fn from_file(path: &Path) -> Secret {
+        Secret {
+            value: read_file(path).unwrap_or_default(),
+            file: Some(path.to_owned()),
+        }
     }
+
+    /// The secret as read when the configuration was.
+    pub fn expose(&self) -> &str {
+        &self.value
+    }
+
+    /// The secret now: its file read again if it has one.
+    pub fn current(&self) -> Result<Cow<'_, str>, String> {
+        match &self.file {
+            None => Ok(Cow::Borrowed(&self.value)),
+            Some(path) => read_file(path)
+                .map(Cow::Owned)
+                .map_err(|e| format!("reading the secret in {}: {e}", path.display())),
+        }
+    }
+}
+
+fn read_file(path: &Path) -> std::io::Result<String> {
+    std::fs::read_to_string(path).map(|s| s.trim_end_matches(['\n', '\r']).to_owned())
 }
 
 impl std::fmt::Debug for Secret {
@@ -51,7 +84,7 @@ impl<'de> Deserialize<'de> for Secret {
         if value.is_empty() {
             return Err(D::Error::custom("a secret may not be empty"));
         }
-        Ok(Secret(value))
+        Ok(Secret::new(value))
     }
 }
 

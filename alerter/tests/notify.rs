@@ -362,28 +362,71 @@ fn notifications_survive_a_restart_in_the_outbox() {
     first.block_on(async {
         let cfg = config(&yaml("{ initial_backoff: 1m, max_backoff: 1m }"), &[("ops", addr)]);
         let n = Notifier::start(&cfg, Some(dir.path()), "http://vigil".into(), &console).expect("start");
-        let now = vigil_tsdb::time::now_ms();
-        n.sync(vec![alert("r1", false)], now);
+        n.sync(vec![alert("r1", false)], vigil_tsdb::time::now_ms());
         // The firing notification was tried and refused; its worker now waits a minute to retry.
         wait_for(|| *r.calls.lock() >= 1).await;
-        n.sync(vec![alert("r1", true)], now + 1);
-        wait_for(|| std::fs::read_dir(&outbox).map(Iterator::count).unwrap_or(0) == 2).await;
+        wait_for(|| std::fs::read_dir(&outbox).map(Iterator::count).unwrap_or(0) == 1).await;
     });
     first.shutdown_background();
-    assert_eq!(std::fs::read_dir(&outbox).map(Iterator::count).ok(), Some(2));
+    assert_eq!(std::fs::read_dir(&outbox).map(Iterator::count).ok(), Some(1));
 
-    // "Restart" with the receiver up: the notifications in the outbox go out, in order, once
-    // each, and the rules' alerts handed over again are not notified again.
+    // "Restart" with the receiver up: the notification in the outbox goes out once; the rules'
+    // alerts handed over again are not notified again; the resolution follows.
     r.down.store(false, AtomicOrdering::SeqCst);
     let second = runtime();
     second.block_on(async {
         let cfg = config(&yaml("{ initial_backoff: 20ms, max_backoff: 100ms }"), &[("ops", addr)]);
         let n = Notifier::start(&cfg, Some(dir.path()), "http://vigil".into(), &console).expect("restart");
-        n.sync(vec![alert("r1", true)], vigil_tsdb::time::now_ms());
+        let now = vigil_tsdb::time::now_ms();
+        n.sync(vec![alert("r1", false)], now);
+        wait_for(|| r.bodies.lock().len() == 1).await;
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        assert_eq!(r.bodies.lock().len(), 1, "the same state is not sent twice");
+        n.sync(vec![alert("r1", true)], now + 1);
         wait_for(|| r.bodies.lock().len() == 2).await;
         wait_for(|| std::fs::read_dir(&outbox).map(Iterator::count).unwrap_or(1) == 0).await;
-        tokio::time::sleep(Duration::from_millis(1_500)).await;
     });
     let statuses: Vec<Value> = r.bodies.lock().iter().map(|b| b["status"].clone()).collect();
     assert_eq!(statuses, vec!["firing", "resolved"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pagerduty_triggers_and_resolves_one_incident_per_group() {
+    let (addr, pd) = receiver(Behaviour::Statuses(vec![202])).await;
+    let cfg = config(
+        r#"
+receivers:
+  - name: pd
+    pagerduty: { routing_key: "R0UT1NGKEY", url: "{pd}", client_url: "https://vigil.example.com" }
+route: { receiver: pd, group_by: [alertname, service], group_wait: 0s, group_interval: 1s }
+"#,
+        &[("pd", addr)],
+    );
+    let (console, _) = console_sink();
+    let n = Notifier::start(&cfg, None, "http://vigil".into(), &console).expect("start");
+    fire_then_resolve(&n, &["r1", "r2"], || pd.bodies.lock().len() == 1).await;
+    wait_for(|| pd.bodies.lock().len() == 2).await;
+    let events = pd.bodies.lock().clone();
+    let (trigger, resolve) = (&events[0], &events[1]);
+    assert_eq!(trigger["event_action"], "trigger");
+    assert_eq!(trigger["routing_key"], "R0UT1NGKEY");
+    let key = trigger["dedup_key"].as_str().expect("dedup_key");
+    assert_eq!(key.len(), 64, "SHA-256 of the group key in hex");
+    assert_eq!(
+        key,
+        vigil_alerter::notify::dedup_key(r#"{}:{alertname="PaymentsErrorBudgetBurn", service="payments"}"#)
+    );
+    assert_eq!(trigger["client_url"], "https://vigil.example.com");
+    let payload = &trigger["payload"];
+    assert_eq!(payload["severity"], "critical", "severity=page");
+    assert_eq!(payload["source"], "payments");
+    assert!(
+        payload["summary"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("[FIRING:2] PaymentsErrorBudgetBurn payments"))
+    );
+    assert_eq!(payload["custom_details"]["num_firing"], 2);
+    assert_eq!(trigger["links"][0]["href"], "https://runbooks.example.com/slo");
+    assert_eq!(resolve["event_action"], "resolve");
+    assert_eq!(resolve["dedup_key"], key);
 }

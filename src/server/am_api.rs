@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use vigil_alerter::Notifier;
-use vigil_alerter::notify::matcher::{MatchType, Matcher, Matchers, parse_matchers};
+use vigil_alerter::notify::matcher::{MatchType, Matcher, Matchers, parse_matcher};
 use vigil_alerter::notify::{PipelineAlert, Silence, SilenceError, SilenceMatcher, SilenceState};
 use vigil_tsdb::Labels;
 use vigil_tsdb::time::{format_rfc3339, now_ms, parse_timestamp};
@@ -58,14 +58,14 @@ fn query_pairs(q: Option<&str>) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The `filter=` matchers, one per parameter, as Alertmanager parses them.
 fn filters(pairs: &[(String, String)]) -> Result<Matchers, AmError> {
-    let mut out = Vec::new();
-    for (k, v) in pairs {
-        if k == "filter" {
-            out.extend(parse_matchers(v).map_err(|e| error(StatusCode::BAD_REQUEST, e.to_string()))?);
-        }
-    }
-    Ok(Matchers(out))
+    pairs
+        .iter()
+        .filter(|(k, _)| k == "filter")
+        .map(|(_, v)| parse_matcher(v).map_err(|e| error(StatusCode::BAD_REQUEST, e.to_string())))
+        .collect::<Result<_, _>>()
+        .map(Matchers)
 }
 
 fn flag(pairs: &[(String, String)], name: &str, default: bool) -> Result<bool, AmError> {
@@ -125,7 +125,7 @@ fn gettable_alert(n: &Notifier, a: &PipelineAlert, now: i64) -> (Value, bool, bo
         "endsAt": format_rfc3339(ends_at),
         "updatedAt": format_rfc3339(now),
         "fingerprint": a.fingerprint_hex(),
-        "generatorURL": "",
+        "generatorURL": n.generator_url(&a.expr),
         "receivers": receivers,
         "status": {
             "state": if silenced || inhibited { "suppressed" } else { "active" },
@@ -177,24 +177,29 @@ pub(crate) async fn alerts(State(app): State<Arc<App>>, RawQuery(q): RawQuery) -
 pub(crate) async fn alert_groups(State(app): State<Arc<App>>) -> AmResult {
     let n = notifier(&app)?;
     let now = now_ms();
-    let groups: Vec<(String, Labels, Vec<PipelineAlert>)> = n.with_pipeline(|p| {
+    let groups: Vec<(String, String, Labels, Vec<PipelineAlert>)> = n.with_pipeline(|p| {
+        let routes = p.plan().route.all();
         p.dispatcher()
             .groups()
-            .map(|(key, labels, fps)| {
-                let alerts = fps.iter().filter_map(|fp| p.alerts().get(*fp).cloned()).collect();
-                (key.to_owned(), labels.clone(), alerts)
+            .map(|(route, key, labels, alerts)| {
+                let receiver = routes
+                    .iter()
+                    .find(|r| r.id == route)
+                    .map(|r| r.opts.receiver.clone())
+                    .unwrap_or_default();
+                (
+                    receiver,
+                    key.to_owned(),
+                    labels.clone(),
+                    alerts.into_iter().cloned().collect(),
+                )
             })
             .collect()
     });
     let out: Vec<Value> = groups
         .iter()
-        .map(|(key, labels, alerts)| {
+        .map(|(receiver, key, labels, alerts)| {
             let alerts: Vec<Value> = alerts.iter().map(|a| gettable_alert(n, a, now).0).collect();
-            let receiver = alerts
-                .first()
-                .and_then(|a| a["receivers"][0]["name"].as_str())
-                .unwrap_or_default()
-                .to_owned();
             json!({"labels": labels_json(labels), "receiver": {"name": receiver}, "alerts": alerts, "groupKey": key})
         })
         .collect();

@@ -331,27 +331,36 @@ fn receiver_key_line(text: &str, index: usize, key: &str) -> Option<usize> {
         .map(|(k, _)| k.pos.line)
 }
 
-fn read_secret(inline: Option<&String>, file: Option<&String>, what: &str) -> Result<Option<Secret>, String> {
+fn read_secret(
+    inline: Option<&String>,
+    file: Option<&String>,
+    what: &str,
+    warnings: &mut Vec<String>,
+) -> Option<Secret> {
     if let Some(v) = inline {
-        return Ok(Some(Secret::new(v.clone())));
+        return Some(Secret::new(v.clone()));
     }
-    let Some(path) = file else { return Ok(None) };
-    std::fs::read_to_string(path)
-        .map(|s| Some(Secret::new(s.trim_end_matches(['\n', '\r']).to_owned())))
-        .map_err(|e| format!("{what}: reading {path}: {e}"))
+    let path = std::path::Path::new(file?);
+    let secret = Secret::from_file(path);
+    if let Err(e) = secret.current() {
+        warnings.push(format!("{what}: {e}; sends that need it fail until it can be read"));
+    }
+    Some(secret)
 }
 
 fn receiver(r: &AmReceiver, g: &Global, warnings: &mut Vec<String>) -> Result<ReceiverPlan, String> {
     let what = format!("receiver {:?}", r.name);
     let mut integrations = Vec::new();
     for w in &r.webhook_configs {
-        let url = read_secret(w.url.as_ref(), w.url_file.as_ref(), &what)?
+        let url = read_secret(w.url.as_ref(), w.url_file.as_ref(), &what, warnings)
             .ok_or_else(|| format!("{what}: one of url or url_file must be configured"))?;
-        check_url(url.expose(), &what)?;
+        if w.url.is_some() {
+            check_url(url.expose(), &what)?;
+        }
         integrations.push(Integration {
             send_resolved: w.send_resolved,
             kind: IntegrationKind::Webhook(WebhookConfig {
-                url: url.expose().to_owned(),
+                url,
                 timeout: w.timeout.unwrap_or(Duration::from_secs(10)),
                 max_alerts: w.max_alerts,
                 send_resolved: w.send_resolved,
@@ -360,13 +369,16 @@ fn receiver(r: &AmReceiver, g: &Global, warnings: &mut Vec<String>) -> Result<Re
     }
     for s in &r.slack_configs {
         note_ignored(&s.other, &what, warnings);
-        let url = read_secret(s.api_url.as_ref(), s.api_url_file.as_ref(), &what)?
-            .or(read_secret(
+        let url = match read_secret(s.api_url.as_ref(), s.api_url_file.as_ref(), &what, warnings) {
+            Some(u) => u,
+            None => read_secret(
                 g.slack_api_url.as_ref(),
                 g.slack_api_url_file.as_ref(),
                 "global",
-            )?)
-            .ok_or_else(|| format!("{what}: no global Slack API URL set either inline or in a file"))?;
+                warnings,
+            )
+            .ok_or_else(|| format!("{what}: no global Slack API URL set either inline or in a file"))?,
+        };
         integrations.push(Integration {
             send_resolved: s.send_resolved,
             kind: IntegrationKind::Slack(SlackConfig {
@@ -379,7 +391,7 @@ fn receiver(r: &AmReceiver, g: &Global, warnings: &mut Vec<String>) -> Result<Re
     }
     for e in &r.email_configs {
         note_ignored(&e.other, &what, warnings);
-        let email = email(e, g, &what)?;
+        let email = email(e, g, &what, warnings)?;
         check_email(&email, &what)?;
         integrations.push(Integration {
             send_resolved: e.send_resolved,
@@ -392,16 +404,12 @@ fn receiver(r: &AmReceiver, g: &Global, warnings: &mut Vec<String>) -> Result<Re
                 "{what}: pagerduty_configs with service_key (Events API v1) are not supported; use routing_key (Events API v2)"
             ));
         }
-        let key = read_secret(p.routing_key.as_ref(), p.routing_key_file.as_ref(), &what)?
+        let key = read_secret(p.routing_key.as_ref(), p.routing_key_file.as_ref(), &what, warnings)
             .ok_or_else(|| format!("{what}: missing routing_key in PagerDuty config"))?;
         let url = p
             .url
             .clone()
-            .or_else(|| {
-                g.pagerduty_url
-                    .as_ref()
-                    .map(|u| format!("{}/v2/enqueue", u.trim_end_matches('/')))
-            })
+            .or_else(|| g.pagerduty_url.clone())
             .unwrap_or_else(default_pagerduty_url);
         check_url(&url, &what)?;
         integrations.push(Integration {
@@ -428,7 +436,7 @@ fn receiver(r: &AmReceiver, g: &Global, warnings: &mut Vec<String>) -> Result<Re
     })
 }
 
-fn email(e: &AmEmail, g: &Global, what: &str) -> Result<EmailConfig, String> {
+fn email(e: &AmEmail, g: &Global, what: &str, warnings: &mut Vec<String>) -> Result<EmailConfig, String> {
     let smarthost = e
         .smarthost
         .clone()
@@ -440,11 +448,15 @@ fn email(e: &AmEmail, g: &Global, what: &str) -> Result<EmailConfig, String> {
         .or_else(|| g.smtp_from.clone())
         .ok_or_else(|| format!("{what}: no global SMTP from set"))?;
     let to = split_addresses(e.to.as_deref().unwrap_or_default());
-    let password = read_secret(e.auth_password.as_ref(), e.auth_password_file.as_ref(), what)?.or(read_secret(
-        g.smtp_auth_password.as_ref(),
-        g.smtp_auth_password_file.as_ref(),
-        "global",
-    )?);
+    let password = match read_secret(e.auth_password.as_ref(), e.auth_password_file.as_ref(), what, warnings) {
+        Some(p) => Some(p),
+        None => read_secret(
+            g.smtp_auth_password.as_ref(),
+            g.smtp_auth_password_file.as_ref(),
+            "global",
+            warnings,
+        ),
+    };
     let require_tls = e.require_tls.unwrap_or(g.smtp_require_tls);
     let tls = if smarthost.ends_with(":465") {
         SmtpTls::Implicit
@@ -572,6 +584,12 @@ fn build_route(cfg: &RouteConfig, parent: &RouteOpts, root: bool) -> Result<Rout
     }
     if root && !cfg.mute_time_intervals.is_empty() {
         return Err("root route must not have any mute time intervals".into());
+    }
+    if root && !cfg.active_time_intervals.is_empty() {
+        return Err("root route must not have any active time intervals".into());
+    }
+    if root && cfg.continue_matching {
+        return Err("cannot have continue in root route".into());
     }
     let matchers = matchers(&cfg.matchers, &cfg.match_equal, &cfg.match_re)?;
     let children = cfg

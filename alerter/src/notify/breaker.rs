@@ -41,6 +41,13 @@ impl BreakerState {
     }
 }
 
+/// A request the breaker let through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attempt {
+    /// Whether it is the single probe of a half-open circuit.
+    pub probe: bool,
+}
+
 /// One breaker.
 #[derive(Debug, Clone)]
 pub struct Breaker {
@@ -77,15 +84,16 @@ impl Breaker {
         }
     }
 
-    /// Whether a request may go now; if not, when to ask again.
-    pub fn allow(&mut self, now: Timestamp) -> Result<(), Timestamp> {
+    /// Whether a request may go now (and whether it is the half-open probe); if not, when to
+    /// ask again.
+    pub fn allow(&mut self, now: Timestamp) -> Result<Attempt, Timestamp> {
         match self.state {
-            BreakerState::Closed => Ok(()),
+            BreakerState::Closed => Ok(Attempt { probe: false }),
             BreakerState::Open => {
                 let until = self.opened_at + ms(self.cfg.sleep_window);
                 if now >= until {
                     self.state = BreakerState::HalfOpen;
-                    Ok(())
+                    Ok(Attempt { probe: true })
                 } else {
                     Err(until)
                 }
@@ -95,9 +103,11 @@ impl Breaker {
         }
     }
 
-    /// Records an attempt's outcome.
-    pub fn record(&mut self, ok: bool, now: Timestamp) {
+    /// Records an attempt's outcome. While half open only the probe's outcome counts: a request
+    /// that started before the circuit opened decides nothing.
+    pub fn record(&mut self, attempt: Attempt, ok: bool, now: Timestamp) {
         match self.state {
+            BreakerState::HalfOpen if !attempt.probe => {}
             BreakerState::HalfOpen => {
                 if ok {
                     self.state = BreakerState::Closed;
@@ -107,6 +117,7 @@ impl Breaker {
                 }
             }
             BreakerState::Open => {}
+            BreakerState::Closed if attempt.probe => {}
             BreakerState::Closed => {
                 self.window.push_back((now, ok));
                 let from = now - ms(self.cfg.window);
@@ -147,22 +158,31 @@ mod tests {
         })
     }
 
+    const PLAIN: Attempt = Attempt { probe: false };
+    const PROBE: Attempt = Attempt { probe: true };
+
     #[test]
     fn opens_on_volume_and_error_share_then_probes_once() {
         let mut b = breaker();
-        b.record(false, 0);
-        b.record(false, 1);
-        b.record(false, 2);
+        b.record(PLAIN, false, 0);
+        b.record(PLAIN, false, 1);
+        b.record(PLAIN, false, 2);
         assert_eq!(b.state(2), BreakerState::Closed, "below the volume threshold");
-        b.record(true, 3);
+        b.record(PLAIN, true, 3);
         assert_eq!(b.state(3), BreakerState::Open, "3 of 4 failed");
         assert_eq!(b.allow(1_000), Err(5_003));
-        assert_eq!(b.allow(5_003), Ok(()), "the probe");
+        assert_eq!(b.allow(5_003), Ok(PROBE), "the probe");
         assert!(b.allow(5_004).is_err(), "only one probe");
-        b.record(false, 5_100);
+        b.record(PLAIN, true, 5_050);
+        assert_eq!(
+            b.state(5_050),
+            BreakerState::HalfOpen,
+            "a late older request decides nothing"
+        );
+        b.record(PROBE, false, 5_100);
         assert_eq!(b.state(5_100), BreakerState::Open);
-        assert_eq!(b.allow(10_100), Ok(()));
-        b.record(true, 10_200);
+        assert_eq!(b.allow(10_100), Ok(PROBE));
+        b.record(PROBE, true, 10_200);
         assert_eq!(b.state(10_200), BreakerState::Closed);
         assert_eq!(b.opened, 2);
     }
@@ -171,16 +191,16 @@ mod tests {
     fn old_failures_leave_the_window() {
         let mut b = breaker();
         for t in 0..3 {
-            b.record(false, t);
+            b.record(PLAIN, false, t);
         }
-        b.record(false, 20_000);
+        b.record(PLAIN, false, 20_000);
         assert_eq!(
             b.state(20_000),
             BreakerState::Closed,
             "the first three are out of the window"
         );
         for t in 0..10 {
-            b.record(t % 4 != 0, 30_000 + t);
+            b.record(PLAIN, t % 4 != 0, 30_000 + t);
         }
         assert_eq!(
             b.state(30_010),

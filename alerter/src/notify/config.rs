@@ -98,8 +98,8 @@ pub struct ReceiverConfig {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
-    /// Where to POST.
-    pub url: String,
+    /// Where to POST (a secret: written here, or `{file: PATH}`, or `{env: NAME}`).
+    pub url: Secret,
     /// Per-request timeout. Default `10s`.
     #[serde(default = "default_timeout", deserialize_with = "duration")]
     pub timeout: Duration,
@@ -437,7 +437,7 @@ impl ReceiverConfig {
         let what = format!("alerting.receivers: {:?}", self.name);
         let mut integrations = Vec::new();
         if let Some(w) = &self.webhook {
-            check_url(&w.url, &what)?;
+            check_url(w.url.expose(), &what)?;
             integrations.push(Integration {
                 send_resolved: w.send_resolved,
                 kind: IntegrationKind::Webhook(w.clone()),

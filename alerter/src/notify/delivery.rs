@@ -1,16 +1,19 @@
 //! Delivery to one destination: a queue, up to `max_concurrent` sends at once (one at a time
 //! per group, so a group's notifications arrive in order), a timeout per request, retries with
 //! backoff and jitter, a circuit breaker, and copies for the fallback receiver while the circuit
-//! is open or the retries take too long. A notification leaves the outbox once delivered or given
-//! up.
+//! is open or the retries take too long.
+//!
+//! A newer notification of a group replaces an older one still queued or retrying: it carries
+//! the group's current state. A notification leaves the outbox once delivered, replaced, or
+//! given up; a given-up one is handed back so the notification log forgets it.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use vigil_tsdb::time::now_ms;
 
 use super::breaker::{Breaker, BreakerState};
@@ -27,19 +30,21 @@ pub(super) struct DestinationStats {
     failed: AtomicU64,
     retries: AtomicU64,
     queued: AtomicU64,
+    superseded: AtomicU64,
     fallbacks: AtomicU64,
     breaker_opened: AtomicU64,
 }
 
 impl DestinationStats {
     /// `(metric, value)` pairs.
-    pub(super) fn values(&self) -> [(&'static str, f64); 6] {
+    pub(super) fn values(&self) -> [(&'static str, f64); 7] {
         let v = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64;
         [
             ("vigil_notify_sent_total", v(&self.sent)),
             ("vigil_notify_failed_total", v(&self.failed)),
             ("vigil_notify_retries_total", v(&self.retries)),
             ("vigil_notify_queue_length", v(&self.queued)),
+            ("vigil_notify_superseded_total", v(&self.superseded)),
             ("vigil_notify_fallbacks_total", v(&self.fallbacks)),
             ("vigil_notify_breaker_opened_total", v(&self.breaker_opened)),
         ]
@@ -48,6 +53,9 @@ impl DestinationStats {
 
 /// Queues of every destination by receiver, for fallback copies (set once all are started).
 pub(super) type Fallbacks = Arc<OnceLock<BTreeMap<String, Vec<Destination>>>>;
+
+/// Where given-up notifications go (the notifier, to correct its log).
+pub(super) type GivenUp = mpsc::UnboundedSender<Notification>;
 
 /// A running destination.
 #[derive(Debug, Clone)]
@@ -58,6 +66,7 @@ pub(super) struct Destination {
     kind: &'static str,
 }
 
+/// What a destination's worker shares with its delivery tasks.
 struct Worker<S> {
     sender: S,
     delivery: Delivery,
@@ -67,6 +76,13 @@ struct Worker<S> {
     ctx: SendContext,
     fallback: Option<String>,
     fallbacks: Fallbacks,
+    given_up: GivenUp,
+}
+
+/// How a delivery ended.
+enum Outcome {
+    Delivered,
+    GivenUp,
 }
 
 impl Destination {
@@ -77,7 +93,7 @@ impl Destination {
         index: usize,
         outbox: &Arc<Outbox>,
         ctx: &SendContext,
-        fallbacks: &Fallbacks,
+        (fallbacks, given_up): (&Fallbacks, &GivenUp),
     ) -> Destination {
         let (tx, rx) = mpsc::unbounded_channel();
         let stats = Arc::new(DestinationStats::default());
@@ -91,6 +107,7 @@ impl Destination {
             ctx: ctx.clone(),
             fallback: receiver.fallback.clone(),
             fallbacks: fallbacks.clone(),
+            given_up: given_up.clone(),
         });
         tokio::spawn(worker.run(rx));
         Destination {
@@ -122,95 +139,156 @@ impl Destination {
     }
 }
 
+/// The queue of one destination: waiting notifications and the groups being delivered.
+#[derive(Default)]
+struct Queue {
+    pending: VecDeque<Notification>,
+    /// Groups in delivery: the notification's sequence number and the means to stop it.
+    busy: HashMap<String, (u64, oneshot::Sender<()>)>,
+}
+
 impl<S: Sender> Worker<S> {
     /// Takes notifications from the queue and delivers them, several groups at once.
     async fn run(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<Notification>) {
-        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<String>();
-        let mut pending: VecDeque<Notification> = VecDeque::new();
-        let mut busy: HashSet<String> = HashSet::new();
-        let max = self.delivery.max_concurrent.max(1);
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(String, u64)>();
+        let mut q = Queue::default();
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
                 n = rx.recv() => match n {
-                    Some(n) => pending.push_back(n),
-                    None if busy.is_empty() => return,
-                    None => {}
+                    Some(n) => self.accept(&mut q, n),
+                    None => return,
                 },
-                Some(group) = done_rx.recv() => { busy.remove(&group); }
+                Some((group, seq)) = done_rx.recv() => {
+                    // Unless a newer notification of the group replaced it and started since.
+                    if q.busy.get(&group).is_some_and(|(s, _)| *s == seq) {
+                        q.busy.remove(&group);
+                    }
+                }
+                _ = tick.tick() => {}
             }
-            while busy.len() < max {
-                let Some(i) = pending.iter().position(|n| !busy.contains(&n.group_key)) else {
-                    break;
-                };
-                let Some(n) = pending.remove(i) else { break };
-                busy.insert(n.group_key.clone());
-                let (me, done) = (self.clone(), done_tx.clone());
-                tokio::spawn(async move {
-                    let group = n.group_key.clone();
-                    me.deliver(n).await;
-                    let _ = done.send(group);
-                });
+            self.fall_back_while_open(&mut q);
+            self.start_what_can_start(&mut q, &done_tx);
+        }
+    }
+
+    /// Queues a notification, replacing older ones of its group (queued or in delivery).
+    fn accept(&self, q: &mut Queue, n: Notification) {
+        let same = |o: &Notification| o.group_key == n.group_key && o.fallback_for == n.fallback_for;
+        let before = q.pending.len();
+        q.pending.retain(|o| {
+            if same(o) {
+                self.outbox.remove(o);
+            }
+            !same(o)
+        });
+        let replaced = before - q.pending.len();
+        if n.fallback_for.is_none()
+            && let Some((_, stop)) = q.busy.remove(&n.group_key)
+        {
+            let _ = stop.send(());
+        }
+        if replaced > 0 {
+            self.stats.superseded.fetch_add(replaced as u64, Ordering::Relaxed);
+            self.stats.queued.fetch_sub(replaced as u64, Ordering::Relaxed);
+        }
+        q.pending.push_back(n);
+    }
+
+    /// While the circuit is open, waiting notifications go to the fallback at once.
+    fn fall_back_while_open(&self, q: &mut Queue) {
+        if self.breaker.lock().state(now_ms()) != BreakerState::Open {
+            return;
+        }
+        for n in q.pending.iter_mut().filter(|n| !n.fell_back) {
+            self.fall_back(n, "its circuit is open");
+        }
+    }
+
+    fn start_what_can_start(self: &Arc<Self>, q: &mut Queue, done: &mpsc::UnboundedSender<(String, u64)>) {
+        let max = self.delivery.max_concurrent.max(1);
+        while q.busy.len() < max {
+            let Some(i) = q.pending.iter().position(|n| !q.busy.contains_key(&n.group_key)) else {
+                break;
+            };
+            let Some(n) = q.pending.remove(i) else { break };
+            let (stop_tx, stop_rx) = oneshot::channel();
+            q.busy.insert(n.group_key.clone(), (n.seq, stop_tx));
+            let (me, done) = (self.clone(), done.clone());
+            tokio::spawn(async move {
+                let key = (n.group_key.clone(), n.seq);
+                me.deliver_or_stop(n, stop_rx).await;
+                let _ = done.send(key);
+            });
+        }
+    }
+
+    /// Delivers one notification unless a newer one of its group replaces it first.
+    async fn deliver_or_stop(&self, mut n: Notification, stop: oneshot::Receiver<()>) {
+        let outcome = tokio::select! {
+            o = self.deliver(&mut n) => Some(o),
+            Ok(()) = stop => None,
+        };
+        self.stats.queued.fetch_sub(1, Ordering::Relaxed);
+        match outcome {
+            Some(Outcome::Delivered) => self.outbox.remove(&n),
+            Some(Outcome::GivenUp) => {
+                self.outbox.remove(&n);
+                let _ = self.given_up.send(n);
+            }
+            None => {
+                self.stats.superseded.fetch_add(1, Ordering::Relaxed);
+                self.outbox.remove(&n);
             }
         }
     }
 
-    /// Delivers one notification: retries until it is delivered, refused, or too old.
-    async fn deliver(&self, n: Notification) {
+    /// Tries until the notification is delivered, refused, or too old.
+    async fn deliver(&self, n: &mut Notification) -> Outcome {
         let started = Instant::now();
         let mut attempt = 0u32;
-        let mut fell_back = false;
         loop {
             let allowed = self.breaker.lock().allow(now_ms());
-            if let Err(until) = allowed {
-                if !fell_back {
-                    fell_back = self.fall_back(&n, "its circuit is open");
+            let permit = match allowed {
+                Ok(p) => p,
+                Err(until) => {
+                    self.fall_back(n, "its circuit is open");
+                    let left = self.delivery.retry.give_up_after.saturating_sub(started.elapsed());
+                    if left.is_zero() {
+                        return self.give_up(n, "the circuit stayed open");
+                    }
+                    tokio::time::sleep(vigil_tsdb::time::ms_to_duration(until - now_ms()).min(left)).await;
+                    continue;
                 }
-                let left = self.delivery.retry.give_up_after.saturating_sub(started.elapsed());
-                if left.is_zero() {
-                    self.stats.failed.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(receiver = %n.receiver, group = %n.group_key, "notification given up: the circuit stayed open");
-                    break;
-                }
-                tokio::time::sleep(vigil_tsdb::time::ms_to_duration(until - now_ms()).min(left)).await;
-                continue;
-            }
-            let result = match tokio::time::timeout(self.delivery.timeout, self.sender.send(&n, &self.ctx)).await {
+            };
+            let result = match tokio::time::timeout(self.delivery.timeout, self.sender.send(n, &self.ctx)).await {
                 Ok(r) => r,
                 Err(_) => Err(SendError::Retryable(format!(
                     "timed out after {:?}",
                     self.delivery.timeout
                 ))),
             };
-            self.record(result.is_ok());
+            self.record(permit, result.is_ok());
             match result {
                 Ok(()) => {
                     self.stats.sent.fetch_add(1, Ordering::Relaxed);
                     tracing::info!(receiver = %n.receiver, group = %n.group_key, alerts = n.alerts.len(),
                         status = n.status().as_str(), "notification sent");
-                    break;
+                    return Outcome::Delivered;
                 }
                 Err(SendError::Permanent(e)) => {
-                    self.stats.failed.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(receiver = %n.receiver, group = %n.group_key, error = %e, "notification refused; not retried");
-                    if !fell_back {
-                        self.fall_back(&n, "it was refused");
-                    }
-                    break;
+                    self.fall_back(n, "it was refused");
+                    return self.give_up(n, &format!("refused: {e}"));
                 }
                 Err(SendError::Retryable(e)) => {
                     attempt += 1;
                     let waited = started.elapsed();
                     if waited >= self.delivery.retry.give_up_after {
-                        self.stats.failed.fetch_add(1, Ordering::Relaxed);
-                        tracing::error!(receiver = %n.receiver, group = %n.group_key, error = %e, attempts = attempt,
-                            "notification given up after retrying");
-                        if !fell_back {
-                            self.fall_back(&n, "its retries are exhausted");
-                        }
-                        break;
+                        self.fall_back(n, "its retries are exhausted");
+                        return self.give_up(n, &format!("{e} after {attempt} attempts"));
                     }
-                    if !fell_back && waited >= self.delivery.retry.fallback_after {
-                        fell_back = self.fall_back(&n, "its retries are taking too long");
+                    if waited >= self.delivery.retry.fallback_after {
+                        self.fall_back(n, "its retries are taking too long");
                     }
                     self.stats.retries.fetch_add(1, Ordering::Relaxed);
                     let wait = backoff(&self.delivery.retry, attempt, fastrand::f64());
@@ -219,14 +297,18 @@ impl<S: Sender> Worker<S> {
                 }
             }
         }
-        self.stats.queued.fetch_sub(1, Ordering::Relaxed);
-        self.outbox.remove(&n);
     }
 
-    fn record(&self, ok: bool) {
+    fn give_up(&self, n: &Notification, why: &str) -> Outcome {
+        self.stats.failed.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(receiver = %n.receiver, group = %n.group_key, "notification given up: {why}");
+        Outcome::GivenUp
+    }
+
+    fn record(&self, permit: super::breaker::Attempt, ok: bool) {
         let mut b = self.breaker.lock();
         let before = b.opened;
-        b.record(ok, now_ms());
+        b.record(permit, ok, now_ms());
         if b.opened > before {
             self.stats.breaker_opened.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(
@@ -236,17 +318,19 @@ impl<S: Sender> Worker<S> {
         }
     }
 
-    /// Sends copies to the fallback receiver's destinations (not for copies themselves).
-    /// Returns whether there was a fallback to send to.
-    fn fall_back(&self, n: &Notification, why: &str) -> bool {
-        let (Some(fallback), None) = (&self.fallback, &n.fallback_for) else {
-            return false;
-        };
+    /// Sends copies to the fallback receiver's destinations, once per notification (not for
+    /// copies themselves), and remembers in the outbox that it did.
+    fn fall_back(&self, n: &mut Notification, why: &str) {
+        if n.fell_back || n.fallback_for.is_some() {
+            return;
+        }
+        let Some(fallback) = &self.fallback else { return };
         let Some(dests) = self.fallbacks.get().and_then(|f| f.get(fallback)) else {
-            return false;
+            return;
         };
         tracing::warn!(receiver = %n.receiver, fallback = %fallback, group = %n.group_key, "{why}: sending to the fallback receiver");
         self.stats.fallbacks.fetch_add(1, Ordering::Relaxed);
+        n.fell_back = true;
         for (i, d) in dests.iter().enumerate() {
             let mut copy = n.clone();
             copy.receiver.clone_from(fallback);
@@ -257,6 +341,8 @@ impl<S: Sender> Worker<S> {
             }
             d.push(copy);
         }
-        true
+        if let Err(e) = self.outbox.put(n) {
+            tracing::error!(error = %e, "cannot note the fallback in the outbox");
+        }
     }
 }

@@ -110,11 +110,11 @@ impl Dispatcher {
         (self.groups.len(), self.groups.values().map(|g| g.alerts.len()).sum())
     }
 
-    /// Each group's key and its alerts' fingerprints, for the API.
-    pub fn groups(&self) -> impl Iterator<Item = (&str, &Labels, Vec<u64>)> {
+    /// Each group's route id, key, labels and alerts, for the API.
+    pub fn groups(&self) -> impl Iterator<Item = (&str, &str, &Labels, Vec<&PipelineAlert>)> {
         self.groups
-            .values()
-            .map(|g| (g.key.as_str(), &g.labels, g.alerts.keys().copied().collect()))
+            .iter()
+            .map(|((route, _), g)| (route.as_str(), g.key.as_str(), &g.labels, g.alerts.values().collect()))
     }
 }
 

@@ -66,7 +66,7 @@ impl Matcher {
         let (name, value) = (name.into(), value.into());
         let re = match kind {
             MatchType::Regex | MatchType::NotRegex => Some(
-                Regex::new(&format!("^(?s:{value})$"))
+                Regex::new(&format!("^(?:{value})$"))
                     .map_err(|e| MatcherError(format!("bad regex in matcher {name}: {e}")))?,
             ),
             MatchType::Equal | MatchType::NotEqual => None,
@@ -122,10 +122,10 @@ impl Matchers {
         self.0.is_empty()
     }
 
-    /// Sorted by name, operator and value, as Alertmanager keys routes.
+    /// Sorted by name, value and operator, as Alertmanager keys routes.
     pub fn sorted(mut self) -> Matchers {
         self.0
-            .sort_by(|a, b| (&a.name, a.kind, &a.value).cmp(&(&b.name, b.kind, &b.value)));
+            .sort_by(|a, b| (&a.name, &a.value, a.kind).cmp(&(&b.name, &b.value, b.kind)));
         self
     }
 }
@@ -143,7 +143,8 @@ impl fmt::Display for Matchers {
     }
 }
 
-/// Go's `strconv.Quote` for the characters labels hold.
+/// A quoted value as Alertmanager writes matchers and group keys (OpenMetrics escaping: only
+/// `\\`, `"` and newlines are escaped).
 pub fn quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
@@ -152,9 +153,6 @@ pub fn quote(s: &str) -> String {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
             '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
             c => out.push(c),
         }
     }

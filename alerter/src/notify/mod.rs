@@ -17,10 +17,12 @@ pub mod config;
 mod console;
 mod delivery;
 pub mod dispatch;
+mod email;
 pub mod inhibit;
 pub mod matcher;
 pub mod nflog;
 mod outbox;
+mod pagerduty;
 pub mod plan;
 mod retry;
 pub mod silence;
@@ -44,7 +46,9 @@ pub use breaker::{Breaker, BreakerState};
 pub use config::AlertingConfig;
 pub use console::{ConsoleSender, console_line};
 use delivery::{Destination, DestinationStats};
+pub use email::{EmailSender, html_body, subject as email_subject, text_body};
 pub use outbox::Outbox;
+pub use pagerduty::{PagerDutySender, dedup_key, pagerduty_event};
 pub use retry::{SendError, backoff, classify_status};
 pub use silence::{Silence, SilenceError, SilenceMatcher, SilenceState};
 pub use slack::{SlackSender, slack_message};
@@ -132,6 +136,7 @@ pub struct Notifier {
     outbox: Arc<Outbox>,
     destinations: BTreeMap<(String, usize), Destination>,
     fallbacks: BTreeMap<String, String>,
+    ctx: SendContext,
     flush_lock: tokio::sync::Mutex<()>,
     wake: tokio::sync::Notify,
 }
@@ -159,7 +164,8 @@ impl Notifier {
         let (outbox, backlog) = Outbox::open(dir.map(|d| d.join("outbox")).as_deref()).map_err(io("outbox"))?;
         let outbox = Arc::new(outbox);
         let ctx = SendContext { external_url };
-        let destinations = start_destinations(&plan, &outbox, &ctx, console)?;
+        let (given_up, mut given_up_rx) = tokio::sync::mpsc::unbounded_channel();
+        let destinations = start_destinations(&plan, &outbox, &ctx, console, &given_up)?;
         let fallbacks = plan
             .receivers
             .values()
@@ -177,6 +183,7 @@ impl Notifier {
             outbox,
             destinations,
             fallbacks,
+            ctx,
             flush_lock: tokio::sync::Mutex::new(()),
             wake: tokio::sync::Notify::new(),
         });
@@ -185,6 +192,14 @@ impl Notifier {
             notifier.enqueue(n);
         }
         tokio::spawn(notifier.clone().flush_loop());
+        let me = notifier.clone();
+        tokio::spawn(async move {
+            while let Some(n) = given_up_rx.recv().await {
+                if let Err(e) = me.pipeline.lock().forget(&n) {
+                    tracing::error!(error = %e, "writing the notification log failed");
+                }
+            }
+        });
         Ok(notifier)
     }
 
@@ -215,8 +230,14 @@ impl Notifier {
     }
 
     async fn flush_loop(self: Arc<Self>) {
+        let mut last_gc = 0;
         loop {
-            self.flush(now_ms()).await;
+            let now = now_ms();
+            self.flush(now).await;
+            if now - last_gc >= 60_000 {
+                self.pipeline.lock().gc(now);
+                last_gc = now;
+            }
             let wait = self
                 .pipeline
                 .lock()
@@ -257,6 +278,11 @@ impl Notifier {
             .collect();
         names.dedup();
         names
+    }
+
+    /// A link to an expression in the query UI.
+    pub fn generator_url(&self, expr: &str) -> String {
+        self.ctx.generator_url(expr)
     }
 
     /// The fallback of a receiver, if it has one.
@@ -315,6 +341,7 @@ fn start_destinations(
     outbox: &Arc<Outbox>,
     ctx: &SendContext,
     console: &ConsoleOut,
+    given_up: &delivery::GivenUp,
 ) -> Result<BTreeMap<(String, usize), Destination>, NotifyError> {
     let fallbacks: delivery::Fallbacks = Arc::default();
     let mut out = BTreeMap::new();
@@ -323,22 +350,46 @@ fn start_destinations(
         for (i, integration) in r.integrations.iter().enumerate() {
             let cfg = NotifyError::Config;
             let dest = match &integration.kind {
-                IntegrationKind::Webhook(w) => {
-                    Destination::start(WebhookSender::new(w).map_err(cfg)?, r, i, outbox, ctx, &fallbacks)
-                }
-                IntegrationKind::Slack(s) => {
-                    Destination::start(SlackSender::new(s).map_err(cfg)?, r, i, outbox, ctx, &fallbacks)
-                }
-                IntegrationKind::Console => {
-                    Destination::start(ConsoleSender::new(console.clone()), r, i, outbox, ctx, &fallbacks)
-                }
-                IntegrationKind::Email(_) | IntegrationKind::PagerDuty(_) => {
-                    return Err(NotifyError::Config(format!(
-                        "receiver {:?}: {} is not available yet",
-                        r.name,
-                        integration.kind.name()
-                    )));
-                }
+                IntegrationKind::Webhook(w) => Destination::start(
+                    WebhookSender::new(w).map_err(cfg)?,
+                    r,
+                    i,
+                    outbox,
+                    ctx,
+                    (&fallbacks, given_up),
+                ),
+                IntegrationKind::Slack(s) => Destination::start(
+                    SlackSender::new(s).map_err(cfg)?,
+                    r,
+                    i,
+                    outbox,
+                    ctx,
+                    (&fallbacks, given_up),
+                ),
+                IntegrationKind::Console => Destination::start(
+                    ConsoleSender::new(console.clone()),
+                    r,
+                    i,
+                    outbox,
+                    ctx,
+                    (&fallbacks, given_up),
+                ),
+                IntegrationKind::Email(e) => Destination::start(
+                    EmailSender::new(e, r.delivery.timeout).map_err(cfg)?,
+                    r,
+                    i,
+                    outbox,
+                    ctx,
+                    (&fallbacks, given_up),
+                ),
+                IntegrationKind::PagerDuty(p) => Destination::start(
+                    PagerDutySender::new(p, r.delivery.timeout).map_err(cfg)?,
+                    r,
+                    i,
+                    outbox,
+                    ctx,
+                    (&fallbacks, given_up),
+                ),
             };
             by_receiver.entry(r.name.clone()).or_default().push(dest.clone());
             out.insert((r.name.clone(), i), dest);

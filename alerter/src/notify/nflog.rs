@@ -134,6 +134,21 @@ impl NotificationLog {
         Ok(())
     }
 
+    /// Puts an earlier entry back (durably), whatever the entry held now.
+    pub fn restore(&mut self, entry: LogEntry) -> std::io::Result<()> {
+        if let Some((_, f)) = &mut self.file {
+            f.write_all(&line(&entry)?)?;
+            f.sync_data()?;
+        }
+        self.entries.insert(entry.key.clone(), entry);
+        Ok(())
+    }
+
+    /// Drops entries older than the retention.
+    pub fn gc(&mut self, now: Timestamp) {
+        self.entries.retain(|_, e| now - e.at <= RETENTION_MS);
+    }
+
     /// How many entries.
     pub fn len(&self) -> usize {
         self.entries.len()

@@ -74,6 +74,10 @@ impl Outbox {
         f.write_all(&serde_json::to_vec(page).map_err(std::io::Error::other)?)?;
         f.sync_all()?;
         fs::rename(&tmp, &path)?;
+        // The rename is durable only once the directory is.
+        if let Some(dir) = &self.dir {
+            fs::File::open(dir)?.sync_all()?;
+        }
         Ok(())
     }
 

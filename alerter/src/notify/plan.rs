@@ -4,7 +4,6 @@
 //! knows only one shape.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::time::Duration;
 
 use vigil_tsdb::Labels;
@@ -234,17 +233,15 @@ impl Route {
     }
 }
 
-/// Alertmanager's text form of a label set: `{a="b", c="d"}`, sorted by name.
+/// Alertmanager's text form of a label set: `{a="b", c="d"}`, its `k="v"` pairs sorted as
+/// strings (so `a0="x"` comes before `a="y"`, as in Go's `LabelSet.String`).
 pub fn label_set_string(labels: &Labels) -> String {
-    let mut out = String::from("{");
-    for (i, l) in labels.iter().enumerate() {
-        if i > 0 {
-            out.push_str(", ");
-        }
-        let _ = write!(out, "{}={}", l.name, quote(&l.value));
-    }
-    out.push('}');
-    out
+    let mut pairs: Vec<String> = labels
+        .iter()
+        .map(|l| format!("{}={}", l.name, quote(&l.value)))
+        .collect();
+    pairs.sort();
+    format!("{{{}}}", pairs.join(", "))
 }
 
 /// An inhibition rule: while an alert matching `source` fires, alerts matching `target` with

@@ -120,9 +120,6 @@ pub enum SilenceError {
     /// A bad silence.
     #[error("{0}")]
     Invalid(String),
-    /// Expiring one that is over.
-    #[error("silence {0} already expired")]
-    AlreadyExpired(String),
     /// The file could not be written.
     #[error("saving silences: {0}")]
     Io(String),
@@ -209,8 +206,9 @@ impl Silences {
             .get(id)
             .map(|e| e.silence.state(now))
             .ok_or_else(|| SilenceError::NotFound(id.to_owned()))?;
+        // Expiring an expired silence changes nothing and is no error (Alertmanager 0.25).
         if state == SilenceState::Expired {
-            return Err(SilenceError::AlreadyExpired(id.to_owned()));
+            return Ok(());
         }
         self.expire_entry(id, now);
         self.save()
@@ -294,7 +292,10 @@ fn compile(s: &Silence) -> Result<Vec<Matcher>, SilenceError> {
         .iter()
         .map(SilenceMatcher::compile)
         .collect::<Result<Vec<_>, _>>()?;
-    if matchers.iter().all(|m| m.matches_value("")) {
+    // As Alertmanager checks: only `=` and `=~` matchers can match everything; a silence of
+    // `env!="prod"` alone is allowed.
+    let matches_empty = |m: &Matcher| matches!(m.kind, MatchType::Equal | MatchType::Regex) && m.matches_value("");
+    if matchers.iter().all(matches_empty) {
         return Err(SilenceError::Invalid(
             "at least one matcher must not match the empty string".into(),
         ));
@@ -307,8 +308,9 @@ fn can_update(prev: &Silence, next: &Silence, now: Timestamp) -> bool {
         return false;
     }
     match prev.state(now) {
-        SilenceState::Active => next.starts_at == prev.starts_at && next.ends_at >= now,
-        SilenceState::Pending => next.starts_at >= now,
+        // Times compare in whole seconds, as Alertmanager compares them.
+        SilenceState::Active => next.starts_at / 1000 == prev.starts_at / 1000 && next.ends_at / 1000 >= now / 1000,
+        SilenceState::Pending => next.starts_at / 1000 >= now / 1000,
         SilenceState::Expired => false,
     }
 }
@@ -366,10 +368,7 @@ mod tests {
         assert_ne!(new_id, id);
         assert_eq!(s.get(&id).map(|x| x.state(3_000)), Some(SilenceState::Expired));
         s.expire(&new_id, 4_000).expect("expire");
-        assert_eq!(
-            s.expire(&new_id, 4_000),
-            Err(SilenceError::AlreadyExpired(new_id.clone()))
-        );
+        assert_eq!(s.expire(&new_id, 4_000), Ok(()), "expiring twice is no error");
         assert!(matches!(s.expire("nope", 4_000), Err(SilenceError::NotFound(_))));
         assert_eq!(s.gc(4_000 + RETENTION_MS + 1), 2);
     }
@@ -381,6 +380,9 @@ mod tests {
         assert!(s.set(silence("x", 5_000, 4_000), now).is_err());
         assert!(s.set(silence("x", 1_000, 2_000), now).is_err(), "ends in the past");
         assert!(s.set(silence("", now, now + 1), now).is_err(), "matches everything");
+        let mut not_prod = silence("prod", now, now + 1);
+        not_prod.matchers[0].is_equal = false;
+        assert!(s.set(not_prod, now).is_ok(), "a negative matcher alone is allowed");
         let mut bad = silence("(", now, now + 1);
         bad.matchers[0].is_regex = true;
         assert!(s.set(bad, now).is_err());

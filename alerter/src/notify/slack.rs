@@ -151,9 +151,10 @@ pub fn slack_message(n: &Notification, ctx: &SendContext, channel: Option<&str>)
 
 impl Sender for SlackSender {
     async fn send(&self, n: &Notification, ctx: &SendContext) -> Result<(), SendError> {
+        let url = self.url.current().map_err(SendError::Retryable)?;
         post_json(
             &self.client,
-            self.url.expose(),
+            &url,
             "the Slack webhook",
             &slack_message(n, ctx, self.channel.as_deref()),
         )

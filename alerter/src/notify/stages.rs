@@ -46,6 +46,13 @@ pub struct Notification {
     /// Set on a copy for a fallback receiver: the receiver that could not take it.
     #[serde(default)]
     pub fallback_for: Option<String>,
+    /// Whether copies already went to the fallback receiver.
+    #[serde(default)]
+    pub fell_back: bool,
+    /// What the log held for this group and destination before; put back if this notification
+    /// is given up, so that the next flush tells the receiver again.
+    #[serde(default)]
+    pub previous_log: Option<LogEntry>,
 }
 
 impl Notification {
@@ -322,8 +329,9 @@ impl Pipeline {
                 receiver: receiver.name.clone(),
                 integration: i,
             };
+            let previous_log = self.nflog.get(&key).cloned();
             if !needs_update(
-                self.nflog.get(&key),
+                previous_log.as_ref(),
                 &firing,
                 &resolved,
                 integration.send_resolved,
@@ -366,6 +374,8 @@ impl Pipeline {
                 log,
                 created_at: now,
                 fallback_for: None,
+                fell_back: false,
+                previous_log,
             });
         }
     }
@@ -376,6 +386,27 @@ impl Pipeline {
             return Ok(());
         }
         self.nflog.record(n.log.clone())
+    }
+
+    /// Forgets a notification that was given up: the log goes back to what it held before, if
+    /// nothing newer was logged since, so the next flush notifies again.
+    pub fn forget(&mut self, n: &Notification) -> std::io::Result<()> {
+        if n.fallback_for.is_some() || self.nflog.get(&n.log.key) != Some(&n.log) {
+            return Ok(());
+        }
+        let previous = n.previous_log.clone().unwrap_or_else(|| LogEntry {
+            key: n.log.key.clone(),
+            firing: BTreeSet::new(),
+            resolved: BTreeSet::new(),
+            at: 0,
+        });
+        self.nflog.restore(previous)
+    }
+
+    /// Drops what is past retention: expired silences and old log entries.
+    pub fn gc(&mut self, now: Timestamp) {
+        self.silences.gc(now);
+        self.nflog.gc(now);
     }
 
     /// Makes sure later sequence numbers follow `seq` (after reading the outbox back).

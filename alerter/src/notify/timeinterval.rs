@@ -50,7 +50,8 @@ type RangeParser<'a> = dyn Fn(&str) -> Result<(i32, i32), String> + 'a;
 /// A compiled interval.
 #[derive(Debug, Clone)]
 pub struct TimeInterval {
-    times: Vec<(u32, u32)>,
+    /// `None`: any time of day; an explicit empty list matches no time, as in Alertmanager.
+    times: Option<Vec<(u32, u32)>>,
     weekdays: Vec<(i32, i32)>,
     days_of_month: Vec<(i32, i32)>,
     months: Vec<(i32, i32)>,
@@ -89,12 +90,16 @@ impl TimeInterval {
             v.iter().flatten().map(|s| f(s)).collect::<Result<Vec<_>, _>>()
         };
         let tz = match spec.location.as_deref() {
-            None | Some("UTC") => TimeZone::UTC,
+            None | Some("" | "UTC") => TimeZone::UTC,
             Some("Local") => TimeZone::system(),
             Some(name) => TimeZone::get(name).map_err(|e| format!("unknown location {name:?}: {e}"))?,
         };
         Ok(TimeInterval {
-            times: spec.times.iter().flatten().map(time_range).collect::<Result<_, _>>()?,
+            times: spec
+                .times
+                .as_ref()
+                .map(|t| t.iter().map(time_range).collect::<Result<_, _>>())
+                .transpose()?,
             weekdays: list(&spec.weekdays, &|s| {
                 range(s, "weekday", |p| named(p, &WEEKDAYS, 0), 0, 6)
             })?,
@@ -116,7 +121,9 @@ impl TimeInterval {
         let days_in_month = i32::from(z.days_in_month());
         let day = i32::from(z.day());
         let any = |ranges: &[(i32, i32)], v: i32| ranges.is_empty() || ranges.iter().any(|&(b, e)| b <= v && v <= e);
-        (self.times.is_empty() || self.times.iter().any(|&(b, e)| b <= minute && minute < e))
+        self.times
+            .as_ref()
+            .is_none_or(|t| t.iter().any(|&(b, e)| b <= minute && minute < e))
             && any(&self.weekdays, weekday)
             && any(&self.months, i32::from(z.month()))
             && any(&self.years, i32::from(z.year()))

@@ -18,7 +18,7 @@ pub(super) const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 /// POSTs notifications to a URL.
 #[derive(Debug, Clone)]
 pub struct WebhookSender {
-    url: String,
+    url: crate::Secret,
     max_alerts: usize,
     client: reqwest::Client,
 }
@@ -103,12 +103,7 @@ pub fn webhook_payload(n: &Notification, ctx: &SendContext, max_alerts: usize) -
 
 impl Sender for WebhookSender {
     async fn send(&self, n: &Notification, ctx: &SendContext) -> Result<(), SendError> {
-        post_json(
-            &self.client,
-            &self.url,
-            &self.url,
-            &webhook_payload(n, ctx, self.max_alerts),
-        )
-        .await
+        let url = self.url.current().map_err(SendError::Retryable)?;
+        post_json(&self.client, &url, &url, &webhook_payload(n, ctx, self.max_alerts)).await
     }
 }

@@ -296,3 +296,18 @@ fn alerts_whose_rule_disappears_resolve() {
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].alerts[0].ends_at, Some(T0 + 2 * MIN));
 }
+
+#[test]
+fn a_given_up_notification_is_forgotten_so_the_next_flush_tells_again() {
+    let mut p = pipeline(CONFIG);
+    p.sync(storm("payments", T0), T0);
+    let sent = run(&mut p, T0, T0 + MIN);
+    assert_eq!(sent.len(), 1);
+    assert!(run(&mut p, T0 + MIN + 10_000, T0 + 10 * MIN).is_empty());
+    p.forget(&sent[0]).expect("forget");
+    let again = run(&mut p, T0 + 10 * MIN + 10_000, T0 + 16 * MIN);
+    assert_eq!(again.len(), 1, "told again at the next group interval");
+    // Forgetting an older notification after a newer one was logged changes nothing.
+    p.forget(&sent[0]).expect("forget");
+    assert!(run(&mut p, T0 + 16 * MIN + 10_000, T0 + 30 * MIN).is_empty());
+}
