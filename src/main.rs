@@ -47,6 +47,10 @@ enum Command {
     Status(commands::status::StatusArgs),
     /// Search the sampled raw events of a running vigil (every 5xx, a sample of the rest).
     Events(commands::events::EventsArgs),
+    /// Acknowledge firing alerts of a running vigil: "I'm on it" (no repeats; receivers are told).
+    Ack(commands::alerts::AckArgs),
+    /// List the silences of a running vigil (`amtool silence add|expire` changes them).
+    Silences(commands::alerts::SilencesArgs),
     /// Open the terminal dashboard against a running vigil (or Prometheus).
     Tui(commands::tui::TuiArgs),
     /// Write simulated Kong log events as NDJSON to stdout.
@@ -136,6 +140,8 @@ fn main() -> ExitCode {
         Command::Tui(args) => commands::tui::run(&args),
         Command::Status(args) => commands::status::run(&args),
         Command::Events(args) => commands::events::run(&args),
+        Command::Ack(args) => commands::alerts::ack(&args),
+        Command::Silences(args) => commands::alerts::silences(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

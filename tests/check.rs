@@ -58,3 +58,25 @@ fn check_config_rejects_unknown_receivers() {
     assert!(!out.status.success());
     assert!(stdout.contains("undefined receiver \"nobody\""), "{stdout}");
 }
+
+/// The example alertmanager.yml in the repository loads as it is (its secret files need not
+/// exist yet: they are read when a notification is sent, as Alertmanager reads them).
+#[test]
+fn check_config_reads_the_example_alertmanager_yml() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("vigil.yaml");
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/alertmanager.yml");
+    std::fs::write(
+        &cfg,
+        format!("alerting:\n  alertmanager_config: {}\n", example.display()),
+    )
+    .expect("write");
+    let out = run(&["check", "config", cfg.to_str().expect("utf-8")]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains(": OK"), "{stdout}");
+    assert!(
+        stdout.contains("warning: receiver \"oncall\": reading the secret in /etc/vigil/"),
+        "{stdout}"
+    );
+}

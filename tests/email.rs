@@ -205,6 +205,7 @@ fn alert(route: &str, resolved: bool) -> PipelineAlert {
         d7: Some(0.001),
         rule_group: "api".into(),
         expr: "route:errors:ratio5m > 0.05".into(),
+        ack: None,
     }
 }
 

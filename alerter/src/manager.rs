@@ -283,6 +283,7 @@ impl RuleManager {
                         d7: a.d7,
                         rule_group: g.group.name.clone(),
                         expr: rule.expr_text.clone(),
+                        ack: None,
                     });
                 }
             }

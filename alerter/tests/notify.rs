@@ -135,6 +135,7 @@ fn alert(route: &str, resolved: bool) -> PipelineAlert {
         d7: None,
         rule_group: "slo".into(),
         expr: "x > 1".into(),
+        ack: None,
     }
 }
 

@@ -11,7 +11,13 @@ pub(crate) fn config(files: &[PathBuf]) -> Result<()> {
     let mut bad = 0;
     for f in files {
         match Config::load(f) {
-            Ok(_) => println!("{}: OK", f.display()),
+            Ok(cfg) => {
+                println!("{}: OK", f.display());
+                // What an alertmanager.yml holds that vigil reads but does not use.
+                for w in cfg.alerting.compile().map(|p| p.warnings).unwrap_or_default() {
+                    println!("  warning: {w}");
+                }
+            }
             Err(e) => {
                 bad += 1;
                 println!("{}: FAILED: {e:#}", f.display());

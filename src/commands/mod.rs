@@ -1,6 +1,7 @@
 //! One module per subcommand. They parse their flags, build what they need, and return errors
 //! for `main` to print.
 
+pub(crate) mod alerts;
 pub(crate) mod check;
 pub(crate) mod demo;
 pub(crate) mod events;
@@ -104,6 +105,26 @@ impl ApiArgs {
         }
         builder.build().context("building the HTTP client")
     }
+}
+
+/// GETs `path` and returns the body as it is (for Alertmanager's API, which has no envelope).
+pub(crate) fn get_raw(api: &ApiArgs, path: &str) -> anyhow::Result<String> {
+    use anyhow::Context;
+    let base = api.base();
+    let client = api.client()?;
+    runtime()?.block_on(async {
+        let resp = client
+            .get(format!("{base}{path}"))
+            .send()
+            .await
+            .with_context(|| format!("asking {base}"))?;
+        let status = resp.status();
+        let text = resp.text().await.context("reading the response")?;
+        if !status.is_success() {
+            anyhow::bail!("{base}{path} answered {status}: {}", text.trim());
+        }
+        Ok(text)
+    })
 }
 
 /// Calls vigil's HTTP API: `path` with `form` posted (or a GET when there is none).

@@ -12,11 +12,13 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use vigil_alerter::Notifier;
 use vigil_alerter::notify::matcher::{MatchType, Matcher, Matchers, parse_matcher};
-use vigil_alerter::notify::{PipelineAlert, Silence, SilenceError, SilenceMatcher, SilenceState};
+use vigil_alerter::notify::{AckInfo, PipelineAlert, Silence, SilenceError, SilenceMatcher, SilenceState};
 use vigil_tsdb::Labels;
 use vigil_tsdb::time::{format_rfc3339, now_ms, parse_timestamp};
 
 use super::App;
+use super::json::{self, ApiError};
+use super::params::Params;
 
 /// How long a firing alert is said to last without news (Prometheus's 4 × resend delay).
 const ENDS_AFTER_MS: i64 = 4 * 60_000;
@@ -109,7 +111,10 @@ pub(crate) async fn receivers(State(app): State<Arc<App>>) -> AmResult {
 
 /// One alert in the API's shape, with its receivers and whether it is muted.
 fn gettable_alert(n: &Notifier, a: &PipelineAlert, now: i64) -> (Value, bool, bool) {
-    let (silenced_by, inhibited_by) = n.with_pipeline(|p| p.status_of(&a.labels, now));
+    let (silenced_by, inhibited_by, ack) = n.with_pipeline(|p| {
+        let (s, i) = p.status_of(&a.labels, now);
+        (s, i, p.ack_of(a, now).cloned())
+    });
     let inhibited_by: Vec<String> = inhibited_by.map(|fp| format!("{fp:016x}")).into_iter().collect();
     let (silenced, inhibited) = (!silenced_by.is_empty(), !inhibited_by.is_empty());
     let receivers: Vec<Value> = n
@@ -133,6 +138,14 @@ fn gettable_alert(n: &Notifier, a: &PipelineAlert, now: i64) -> (Value, bool, bo
             "inhibitedBy": inhibited_by,
         },
     });
+    let mut v = v;
+    if let (Some(ack), Some(obj)) = (ack, v.as_object_mut()) {
+        // vigil's addition: who is on it (Alertmanager's clients ignore the field).
+        obj.insert(
+            "acknowledgement".into(),
+            json!({"by": ack.by, "comment": ack.comment, "at": format_rfc3339(ack.at)}),
+        );
+    }
     (v, silenced, inhibited)
 }
 
@@ -305,4 +318,62 @@ pub(crate) async fn delete_silence(State(app): State<Arc<App>>, Path(id): Path<S
         Err(e @ SilenceError::NotFound(_)) => Err(error(StatusCode::NOT_FOUND, e.to_string())),
         Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
     }
+}
+
+/// `POST /api/v1/alerts/ack` (vigil's own): acknowledges the firing alerts that match every
+/// `matcher` (or the one with `fingerprint`), as `author` with `comment`, until they resolve or
+/// `expires` (a duration) has passed. Answers in Prometheus's envelope with the fingerprints
+/// acknowledged; 404 when no firing alert matches.
+pub(crate) async fn ack(State(app): State<Arc<App>>, p: Params) -> Response {
+    match ack_inner(&app, &p) {
+        Ok(acked) => json::success_value(&json!({"acknowledged": acked})),
+        Err(e) => e.into_response(),
+    }
+}
+
+fn ack_inner(app: &App, p: &Params) -> Result<Vec<String>, ApiError> {
+    let n = app
+        .notifier
+        .get()
+        .ok_or_else(|| ApiError::unavailable("the notifier is not running"))?;
+    let author = p.required("author")?.trim().to_owned();
+    let comment = p.get("comment").unwrap_or_default().trim().to_owned();
+    if author.is_empty() {
+        return Err(ApiError::bad_data("author may not be empty"));
+    }
+    let matchers = p
+        .all("matcher")
+        .into_iter()
+        .map(|m| parse_matcher(m).map_err(|e| ApiError::bad_data(e.to_string())))
+        .collect::<Result<Vec<_>, _>>()?;
+    let fingerprint = p
+        .get("fingerprint")
+        .map(|f| u64::from_str_radix(f, 16).map_err(|_| ApiError::bad_data(format!("invalid fingerprint {f:?}"))))
+        .transpose()?;
+    if matchers.is_empty() && fingerprint.is_none() {
+        return Err(ApiError::bad_data("give matchers (matcher=...) or a fingerprint"));
+    }
+    let now = now_ms();
+    let expires_at = p.duration("expires")?.map(|d| now + d);
+    let matchers = Matchers(matchers);
+    let chosen: Vec<u64> = n.with_pipeline(|pl| {
+        pl.alerts()
+            .firing(now)
+            .filter(|a| fingerprint.is_none_or(|f| a.fingerprint() == f) && matchers.matches(&a.labels))
+            .map(PipelineAlert::fingerprint)
+            .collect()
+    });
+    if chosen.is_empty() {
+        return Err(ApiError::not_found("no firing alert matches"));
+    }
+    let info = AckInfo {
+        by: author,
+        comment,
+        at: now,
+        expires_at,
+    };
+    let acked = n
+        .acknowledge(&chosen, &info, now)
+        .map_err(|e| ApiError::internal(format!("saving the acknowledgement: {e}")))?;
+    Ok(acked.iter().map(|fp| format!("{fp:016x}")).collect())
 }

@@ -320,6 +320,7 @@ pub(crate) fn router(app: Arc<App>, server: &ServerConfig) -> Router {
         .route("/api/v1/status/collector", get(status::collector))
         .route("/api/v1/rules", get(rules_api::rules))
         .route("/api/v1/alerts", get(rules_api::alerts))
+        .route("/api/v1/alerts/ack", post(am_api::ack))
         .route("/api/v2/status", get(am_api::status))
         .route("/api/v2/receivers", get(am_api::receivers))
         .route("/api/v2/alerts", get(am_api::alerts))

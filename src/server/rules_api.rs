@@ -143,14 +143,40 @@ pub(crate) async fn rules(State(app): State<Arc<App>>, p: Params) -> Response {
 
 /// `GET /api/v1/alerts`: pending and firing alerts.
 pub(crate) async fn alerts(State(app): State<Arc<App>>) -> Response {
-    let alerts: Vec<Value> = app
+    let mut alerts: Vec<(u64, Value)> = app
         .rules
         .groups()
         .iter()
         .flat_map(|g| g.rules.iter())
-        .flat_map(|r| r.alerts.active().map(alert_json))
+        .flat_map(|r| r.alerts.active().map(|a| (a.labels.stable_hash(), alert_json(a))))
         .collect();
+    if let Some(n) = app.notifier.get() {
+        annotate_with_pipeline(n, &mut alerts);
+    }
+    let alerts: Vec<Value> = alerts.into_iter().map(|(_, v)| v).collect();
     json::success_value(&json!({ "alerts": alerts }))
+}
+
+/// vigil's additions to Prometheus's alert shape: who acknowledged an alert and which silences
+/// mute it (clients that do not know the fields ignore them).
+fn annotate_with_pipeline(n: &vigil_alerter::Notifier, alerts: &mut [(u64, Value)]) {
+    let now = vigil_tsdb::time::now_ms();
+    n.with_pipeline(|p| {
+        for (fp, v) in alerts.iter_mut() {
+            let Some(a) = p.alerts().get(*fp) else { continue };
+            let Some(obj) = v.as_object_mut() else { continue };
+            if let Some(ack) = p.ack_of(a, now) {
+                obj.insert(
+                    "acknowledgement".into(),
+                    json!({"by": ack.by, "comment": ack.comment, "at": format_rfc3339(ack.at)}),
+                );
+            }
+            let (silenced_by, _) = p.status_of(&a.labels, now);
+            if !silenced_by.is_empty() {
+                obj.insert("silencedBy".into(), json!(silenced_by));
+            }
+        }
+    });
 }
 
 /// `POST /-/reload`: reloads the rule files, the web configuration file and the tokens; a

@@ -52,6 +52,10 @@ pub struct Alert {
     pub active_at: String,
     /// The value of the expression when last evaluated.
     pub value: f64,
+    /// Who acknowledged it and why (`bob: rolling back`), as vigil says.
+    pub ack: Option<String>,
+    /// Whether a silence mutes it, as vigil says.
+    pub silenced: bool,
 }
 
 impl Alert {
@@ -135,6 +139,15 @@ impl Client {
             ("step", format!("{step}")),
         ];
         parse_matrix(&self.call("/api/v1/query_range", &params).await?)
+    }
+
+    /// Acknowledges the firing alerts matching `matchers` (label, value) as `author`; returns
+    /// how many were acknowledged.
+    pub async fn ack(&self, matchers: &[(String, String)], author: &str, comment: &str) -> Result<usize, Error> {
+        let mut params: Vec<(&str, String)> = vec![("author", author.to_owned()), ("comment", comment.to_owned())];
+        params.extend(matchers.iter().map(|(k, v)| ("matcher", format!("{k}={v:?}"))));
+        let data = self.call("/api/v1/alerts/ack", &params).await?;
+        Ok(data.get("acknowledged").and_then(Value::as_array).map_or(0, Vec::len))
     }
 
     /// Pending and firing alerts.
@@ -265,6 +278,17 @@ pub fn parse_alerts(data: &Value) -> Result<Vec<Alert>, Error> {
                     .and_then(Value::as_str)
                     .and_then(number)
                     .unwrap_or(f64::NAN),
+                ack: a.get("acknowledgement").map(|k| {
+                    format!(
+                        "{}: {}",
+                        k.get("by").and_then(Value::as_str).unwrap_or("?"),
+                        k.get("comment").and_then(Value::as_str).unwrap_or("")
+                    )
+                }),
+                silenced: a
+                    .get("silencedBy")
+                    .and_then(Value::as_array)
+                    .is_some_and(|s| !s.is_empty()),
             })
         })
         .collect();

@@ -413,7 +413,7 @@ fn alert_line<'a>(app: &App, a: &'a Alert) -> Line<'a> {
         .unwrap_or_default();
     let severity = a.labels.get("severity").map_or("", String::as_str);
     let summary = a.annotations.get("summary").map_or("", String::as_str);
-    Line::from(vec![
+    let mut spans = vec![
         Span::styled(state, Style::new().fg(color).bold()),
         Span::raw(" "),
         Span::styled(format!("{:<22}", a.name()), Style::new().bold()),
@@ -421,8 +421,16 @@ fn alert_line<'a>(app: &App, a: &'a Alert) -> Line<'a> {
         Span::styled(format!("{:<28}", whom.join("/")), Style::new().fg(ACCENT)),
         Span::styled(format!("{severity:<8} "), Style::new().fg(DIM)),
         Span::styled(format!("{since:<12} "), Style::new().fg(DIM)),
-        Span::raw(summary),
-    ])
+    ];
+    // Who is on it, or that it is muted, before the summary.
+    if let Some(ack) = &a.ack {
+        spans.push(Span::styled(format!("✔ ack {ack} "), Style::new().fg(ACCENT).bold()));
+    }
+    if a.silenced {
+        spans.push(Span::styled("🔇 silenced ", Style::new().fg(DIM).bold()));
+    }
+    spans.push(Span::raw(summary));
+    Line::from(spans)
 }
 
 fn status_line(app: &App, frame: &mut Frame<'_>, area: Rect) {
@@ -435,12 +443,14 @@ fn status_line(app: &App, frame: &mut Frame<'_>, area: Rect) {
         ])
     } else if let Some(e) = app.errors.first() {
         Line::from(Span::styled(format!(" ✗ {e}"), Style::new().fg(FIRING)))
+    } else if let Some(n) = &app.notice {
+        Line::from(Span::styled(format!(" ✔ {n}"), Style::new().fg(ACCENT)))
     } else {
         let hints = match app.screen {
             Screen::Overview => {
-                " ↑↓/jk move · Enter detail · / filter · s sort · S reverse · r refresh · ? help · q quit"
+                " ↑↓/jk move · Enter detail · a ack · / filter · s sort · S reverse · r refresh · ? help · q quit"
             }
-            Screen::Detail { .. } => " +/- zoom · ↑↓/jk next API · Esc back · r refresh · ? help · q quit",
+            Screen::Detail { .. } => " +/- zoom · ↑↓/jk next API · a ack · Esc back · r refresh · ? help · q quit",
         };
         Line::from(Span::styled(hints, Style::new().fg(DIM)))
     };
@@ -456,6 +466,7 @@ const HELP: &[(&str, &str)] = &[
     ("/", "filter rows by service, route or path"),
     ("s  S", "sort by the next column / reverse"),
     ("+ -", "zoom the detail charts (15m … 7d)"),
+    ("a", "acknowledge the firing alerts of the row: I'm on it"),
     ("r", "refresh now"),
     ("mouse", "click: select, sort by header, open; wheel: move, zoom"),
     ("q  ^c", "quit"),

@@ -67,7 +67,7 @@ where
     let stop = Arc::new(AtomicBool::new(false));
 
     let input = spawn_input(tx.clone(), stop.clone());
-    let fetcher = tokio::spawn(fetcher(client, dash, view_rx, refresh_rx, tx.clone(), refresh));
+    let fetcher = tokio::spawn(fetcher(client.clone(), dash, view_rx, refresh_rx, tx.clone(), refresh));
     let stopper = {
         let tx = tx.clone();
         tokio::spawn(async move {
@@ -75,10 +75,13 @@ where
             let _ = tx.send(Event::Shutdown).await;
         })
     };
+    let (ack_tx, ack_rx) = mpsc::channel(4);
+    let acker = tokio::spawn(acker(client.clone(), ack_rx, tx.clone()));
     let ticker = tokio::spawn(ticker(tx));
-    let result = run_main_loop(terminal, &mut app, &mut rx, &view_tx, &refresh_tx).await;
+    let result = run_main_loop(terminal, &mut app, &mut rx, &view_tx, &refresh_tx, &ack_tx).await;
     stop.store(true, Ordering::Relaxed);
     fetcher.abort();
+    acker.abort();
     ticker.abort();
     stopper.abort();
     let _ = input.join();
@@ -93,6 +96,7 @@ pub async fn run_main_loop<B: Backend>(
     events: &mut mpsc::Receiver<Event>,
     view: &watch::Sender<View>,
     refresh: &mpsc::Sender<()>,
+    ack: &mpsc::Sender<Vec<(String, String)>>,
 ) -> Result<(), Error>
 where
     B::Error: Send + Sync + 'static,
@@ -113,7 +117,25 @@ where
                 Effect::Show(v) => {
                     let _ = view.send(v);
                 }
+                Effect::Ack(matchers) => {
+                    let _ = ack.try_send(matchers);
+                }
             }
+        }
+    }
+}
+
+/// Acknowledges what the dashboard asks to, as the user running it.
+async fn acker(client: Client, mut asks: mpsc::Receiver<Vec<(String, String)>>, tx: mpsc::Sender<Event>) {
+    let author = std::env::var("USER").unwrap_or_else(|_| "dashboard".into());
+    while let Some(matchers) = asks.recv().await {
+        let result = client
+            .ack(&matchers, &author, "acknowledged from the dashboard")
+            .await
+            .map(|n| format!("{n} alert{} acknowledged as {author}", if n == 1 { "" } else { "s" }))
+            .map_err(|e| e.to_string());
+        if tx.send(Event::Acked(result)).await.is_err() {
+            return;
         }
     }
 }

@@ -28,6 +28,8 @@ pub enum Event {
     Alerts(Result<Vec<Alert>, String>),
     /// New detail charts, or why there are none.
     Detail(Result<DetailData, String>),
+    /// What came of an acknowledgement.
+    Acked(Result<String, String>),
     /// The program around the dashboard is stopping.
     Shutdown,
 }
@@ -41,6 +43,8 @@ pub enum Effect {
     Refresh,
     /// From now on fetch for this view.
     Show(View),
+    /// Acknowledge the firing alerts that match these labels.
+    Ack(Vec<(String, String)>),
 }
 
 /// What the data fetcher fetches.
@@ -183,6 +187,8 @@ pub struct App {
     pub now: f64,
     /// The latest fetch problems, shown in the status bar.
     pub errors: Vec<String>,
+    /// What the last action came to (an acknowledgement), shown in the status bar.
+    pub notice: Option<String>,
     /// The terminal's size, for mouse hits.
     pub size: Rect,
 }
@@ -206,6 +212,7 @@ impl App {
             updated: None,
             now: 0.0,
             errors: Vec::new(),
+            notice: None,
             size,
         }
     }
@@ -267,6 +274,10 @@ impl App {
                 }
                 Vec::new()
             }
+            Event::Acked(result) => {
+                self.notice = Some(result.unwrap_or_else(|e| format!("acknowledging failed: {e}")));
+                vec![Effect::Refresh]
+            }
             Event::Overview(Err(e)) | Event::Alerts(Err(e)) | Event::Detail(Err(e)) => {
                 self.errors = vec![e];
                 Vec::new()
@@ -322,6 +333,7 @@ impl App {
                 self.arrange(keep);
             }
             KeyCode::Char('r') => return vec![Effect::Refresh],
+            KeyCode::Char('a') => return self.ack_selected(),
             KeyCode::Char('s') => self.cycle_sort(),
             KeyCode::Char('S') => self.set_sort(Sort {
                 desc: !self.sort.desc,
@@ -350,6 +362,7 @@ impl App {
             }
             KeyCode::Esc | KeyCode::Backspace | KeyCode::Left | KeyCode::Char('h') => self.close_detail(),
             KeyCode::Char('r') => vec![Effect::Refresh],
+            KeyCode::Char('a') => self.ack_selected(),
             KeyCode::Char('+' | '=') | KeyCode::Char(']') => self.zoom(-1),
             KeyCode::Char('-' | '_') | KeyCode::Char('[') => self.zoom(1),
             // Next and previous row, without going back to the table.
@@ -439,6 +452,19 @@ impl App {
         }
         let last = self.visible.len() - 1;
         self.selected = self.selected.saturating_add_signed(delta).min(last);
+    }
+
+    /// Acknowledges the firing alerts of the selected row (matched by the row's labels).
+    fn ack_selected(&mut self) -> Vec<Effect> {
+        let Some(key) = self.selected_row().map(|r| r.key.clone()) else {
+            return Vec::new();
+        };
+        if !self.alerts_for(&key).any(|a| a.state == AlertState::Firing) {
+            self.notice = Some("nothing firing to acknowledge here".into());
+            return Vec::new();
+        }
+        let by = &self.dash.overview.rows.by;
+        vec![Effect::Ack(by.iter().cloned().zip(key).collect())]
     }
 
     fn open_detail(&mut self) -> Vec<Effect> {

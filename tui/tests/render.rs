@@ -77,3 +77,15 @@ fn help() {
     keys(&mut app, &[KeyCode::Char('?')]);
     insta::assert_snapshot!(frame(&app));
 }
+
+#[test]
+fn acknowledged_and_silenced_alerts_say_so() {
+    let mut app = app(160, 24);
+    let mut alerts = alerts();
+    alerts[0].ack = Some("bob: rolling back".into());
+    alerts[1].silenced = true;
+    app.handle(Event::Alerts(Ok(alerts)));
+    let f = frame(&app);
+    assert!(f.contains("✔ ack bob: rolling back"), "{f}");
+    assert!(f.contains("silenced"), "{f}");
+}

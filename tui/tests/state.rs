@@ -212,3 +212,26 @@ fn the_cursor_stays_on_top_until_the_user_moves_it() {
     assert_eq!(paths(&app)[0], "/v2/payments/{id}");
     assert_eq!(paths(&app)[2], "/v1/search");
 }
+
+#[test]
+fn a_acknowledges_the_firing_alerts_of_the_row() {
+    let mut app = app(140, 30);
+    // The first row fires (payments): `a` asks to acknowledge its alerts by the row's labels.
+    let effects = app.handle(key(KeyCode::Char('a')));
+    let [Effect::Ack(matchers)] = &effects[..] else {
+        panic!("an acknowledgement: {effects:?}")
+    };
+    assert!(
+        matchers.contains(&("service".to_owned(), "payments".to_owned())),
+        "{matchers:?}"
+    );
+    assert_eq!(
+        app.handle(Event::Acked(Ok("1 alert acknowledged as bob".into()))),
+        [Effect::Refresh]
+    );
+    assert_eq!(app.notice.as_deref(), Some("1 alert acknowledged as bob"));
+    // A row with nothing firing asks nothing.
+    keys(&mut app, &[KeyCode::Char('G')]);
+    assert!(app.handle(key(KeyCode::Char('a'))).is_empty());
+    assert_eq!(app.notice.as_deref(), Some("nothing firing to acknowledge here"));
+}

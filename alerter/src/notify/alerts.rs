@@ -35,6 +35,9 @@ pub struct PipelineAlert {
     pub rule_group: String,
     /// The rule's expression.
     pub expr: String,
+    /// Who acknowledged this firing, if anyone (set on the alerts of a notification).
+    #[serde(default)]
+    pub ack: Option<super::ack::AckInfo>,
 }
 
 impl PipelineAlert {

@@ -42,9 +42,10 @@ pub fn console_line(n: &Notification) -> String {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone().into()))
             .collect();
-        let (status, at) = match a.ends_at {
-            Some(t) => ("resolved", t),
-            None => ("firing", a.fired_at),
+        let (status, at) = match (a.ends_at, &n.ack) {
+            (_, Some(ack)) => ("acknowledged", ack.at),
+            (Some(t), None) => ("resolved", t),
+            (None, None) => ("firing", a.fired_at),
         };
         let line = json!({
             "at": format_rfc3339(at),
@@ -58,6 +59,7 @@ pub fn console_line(n: &Notification) -> String {
             "activeAt": format_rfc3339(a.starts_at),
             "group": a.rule_group,
             "groupKey": n.group_key,
+            "acknowledged": a.ack.as_ref().map(|k| json!({"by": k.by, "comment": k.comment})),
         });
         out.push_str(&line.to_string());
         out.push('\n');

@@ -174,7 +174,8 @@ impl<S: Sender> Worker<S> {
 
     /// Queues a notification, replacing older ones of its group (queued or in delivery).
     fn accept(&self, q: &mut Queue, n: Notification) {
-        let same = |o: &Notification| o.group_key == n.group_key && o.fallback_for == n.fallback_for;
+        let key = n.queue_key();
+        let same = |o: &Notification| o.queue_key() == key;
         let before = q.pending.len();
         q.pending.retain(|o| {
             if same(o) {
@@ -183,8 +184,8 @@ impl<S: Sender> Worker<S> {
             !same(o)
         });
         let replaced = before - q.pending.len();
-        if n.fallback_for.is_none()
-            && let Some((_, stop)) = q.busy.remove(&n.group_key)
+        if n.ack.is_none()
+            && let Some((_, stop)) = q.busy.remove(&key)
         {
             let _ = stop.send(());
         }
@@ -208,15 +209,15 @@ impl<S: Sender> Worker<S> {
     fn start_what_can_start(self: &Arc<Self>, q: &mut Queue, done: &mpsc::UnboundedSender<(String, u64)>) {
         let max = self.delivery.max_concurrent.max(1);
         while q.busy.len() < max {
-            let Some(i) = q.pending.iter().position(|n| !q.busy.contains_key(&n.group_key)) else {
+            let Some(i) = q.pending.iter().position(|n| !q.busy.contains_key(&n.queue_key())) else {
                 break;
             };
             let Some(n) = q.pending.remove(i) else { break };
             let (stop_tx, stop_rx) = oneshot::channel();
-            q.busy.insert(n.group_key.clone(), (n.seq, stop_tx));
+            q.busy.insert(n.queue_key(), (n.seq, stop_tx));
             let (me, done) = (self.clone(), done.clone());
             tokio::spawn(async move {
-                let key = (n.group_key.clone(), n.seq);
+                let key = (n.queue_key(), n.seq);
                 me.deliver_or_stop(n, stop_rx).await;
                 let _ = done.send(key);
             });
@@ -321,7 +322,7 @@ impl<S: Sender> Worker<S> {
     /// Sends copies to the fallback receiver's destinations, once per notification (not for
     /// copies themselves), and remembers in the outbox that it did.
     fn fall_back(&self, n: &mut Notification, why: &str) {
-        if n.fell_back || n.fallback_for.is_some() {
+        if n.fell_back || n.fallback_for.is_some() || n.ack.is_some() {
             return;
         }
         let Some(fallback) = &self.fallback else { return };

@@ -137,6 +137,7 @@ mod tests {
             d7: None,
             rule_group: "g".into(),
             expr: "x".into(),
+            ack: None,
         }
     }
 

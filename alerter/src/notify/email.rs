@@ -84,9 +84,10 @@ fn tls_mode(mode: SmtpTls, params: TlsParameters) -> Tls {
 /// Alertmanager's default subject: status, firing count, the group's label values, and the
 /// other common label values in parentheses.
 pub fn subject(n: &Notification) -> String {
-    let status = match n.status() {
-        Status::Firing => format!("FIRING:{}", n.firing().count()),
-        Status::Resolved => "RESOLVED".to_owned(),
+    let status = match (n.status(), &n.ack) {
+        (_, Some(ack)) => format!("ACKNOWLEDGED by {}", ack.by),
+        (Status::Firing, None) => format!("FIRING:{}", n.firing().count()),
+        (Status::Resolved, None) => "RESOLVED".to_owned(),
     };
     let group: Vec<String> = n.group_labels.iter().map(|l| l.value.to_string()).collect();
     let rest: Vec<String> = n
@@ -140,6 +141,13 @@ fn rows(a: &PipelineAlert, ctx: &SendContext) -> Vec<(&'static str, String, Opti
     ];
     if let Some(end) = a.ends_at {
         rows.push(("Resolved", format_rfc3339(end), None));
+    }
+    if let Some(ack) = &a.ack {
+        rows.push((
+            "Acknowledged",
+            format!("by {} at {}: {}", ack.by, format_rfc3339(ack.at), ack.comment),
+            None,
+        ));
     }
     if let Some(d) = a.annotation("description") {
         rows.push(("Details", d.to_owned(), None));

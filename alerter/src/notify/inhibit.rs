@@ -50,6 +50,7 @@ mod tests {
             d7: None,
             rule_group: "g".into(),
             expr: "x".into(),
+            ack: None,
         }
     }
 

@@ -10,6 +10,7 @@
 //! The decisions ([`stages`]) are pure and take the time; this module is the thin async shell
 //! that runs them on the wall clock, writes what they decide to disk and sends it.
 
+pub mod ack;
 pub mod alerts;
 pub mod amconfig;
 mod breaker;
@@ -41,6 +42,7 @@ use serde::{Deserialize, Serialize};
 use vigil_tsdb::time::now_ms;
 use vigil_tsdb::{Labels, Timestamp};
 
+pub use ack::AckInfo;
 pub use alerts::PipelineAlert;
 pub use breaker::{Breaker, BreakerState};
 pub use config::AlertingConfig;
@@ -159,6 +161,7 @@ impl Notifier {
         let io = |what| move |source| NotifyError::Io { what, source };
         let silences =
             silence::Silences::open(dir.map(|d| d.join("silences.json")).as_deref()).map_err(io("silences"))?;
+        let acks = ack::Acks::open(dir.map(|d| d.join("acks.json")).as_deref()).map_err(io("acknowledgements"))?;
         let nflog = nflog::NotificationLog::open(dir.map(|d| d.join("nflog")).as_deref(), now)
             .map_err(io("notification log"))?;
         let (outbox, backlog) = Outbox::open(dir.map(|d| d.join("outbox")).as_deref()).map_err(io("outbox"))?;
@@ -171,7 +174,7 @@ impl Notifier {
             .values()
             .filter_map(|r| r.fallback.clone().map(|f| (r.name.clone(), f)))
             .collect();
-        let mut pipeline = Pipeline::new(plan, silences, nflog, 0);
+        let mut pipeline = Pipeline::new(plan, silences, acks, nflog, 0);
         for n in &backlog {
             pipeline.seen_seq(n.seq);
             if let Err(e) = pipeline.record(n) {
@@ -258,6 +261,29 @@ impl Notifier {
                 self.outbox.remove(&n);
             }
         }
+    }
+
+    /// Acknowledges the firing alerts among `fingerprints` and sends the short notices. Returns
+    /// the fingerprints of the alerts acknowledged.
+    pub fn acknowledge(&self, fingerprints: &[u64], info: &AckInfo, now: Timestamp) -> std::io::Result<Vec<u64>> {
+        let (acked, notices) = {
+            let mut p = self.pipeline.lock();
+            let notices = p.acknowledge(fingerprints, info, now)?;
+            let acked = fingerprints
+                .iter()
+                .copied()
+                .filter(|fp| p.alerts().get(*fp).and_then(|a| p.ack_of(a, now)).is_some())
+                .collect();
+            (acked, notices)
+        };
+        tracing::info!(by = %info.by, alerts = ?acked, "alerts acknowledged");
+        for n in notices {
+            if let Err(e) = self.outbox.put(&n) {
+                tracing::error!(error = %e, "cannot write an acknowledgement notice to the outbox; sending it anyway");
+            }
+            self.enqueue(n);
+        }
+        Ok(acked)
     }
 
     /// Reads or changes the pipeline's state (silences, alerts, groups).

@@ -65,7 +65,7 @@ pub fn needs_update(
     if send_resolved && !resolved.is_subset(&last.resolved) {
         return true;
     }
-    last.at + repeat_ms <= now
+    last.at.saturating_add(repeat_ms) <= now
 }
 
 /// The log, in memory and on disk.

@@ -53,6 +53,9 @@ fn severity(label: Option<&str>) -> &'static str {
 /// The event for a notification.
 pub fn pagerduty_event(n: &Notification, ctx: &SendContext, cfg: &PagerDutyConfig) -> Value {
     let key = dedup_key(&n.group_key);
+    if n.ack.is_some() {
+        return json!({"routing_key": cfg.routing_key.expose(), "dedup_key": key, "event_action": "acknowledge"});
+    }
     if n.status() == Status::Resolved {
         return json!({"routing_key": cfg.routing_key.expose(), "dedup_key": key, "event_action": "resolve"});
     }

@@ -69,11 +69,38 @@ pub(super) fn against_history(a: &PipelineAlert) -> String {
     )
 }
 
+/// The short notice that alerts were acknowledged.
+fn ack_message(n: &Notification, ack: &super::AckInfo, channel: Option<&str>) -> Value {
+    let name = n.alerts.first().map_or("", PipelineAlert::alertname);
+    let places: Vec<String> = n
+        .alerts
+        .iter()
+        .take(LISTED)
+        .map(|a| format!("`{}`", place(a)))
+        .collect();
+    let text = format!(
+        "👀 {name} ({} alert{}) acknowledged by *{}*: {}\n{}",
+        n.alerts.len(),
+        if n.alerts.len() == 1 { "" } else { "s" },
+        ack.by,
+        ack.comment,
+        places.join(" ")
+    );
+    let mut msg = json!({"text": text, "blocks": [{"type": "section", "text": mrkdwn(&text)}]});
+    if let (Some(c), Some(obj)) = (channel, msg.as_object_mut()) {
+        obj.insert("channel".into(), Value::String(c.to_owned()));
+    }
+    msg
+}
+
 /// The message for a notification.
 pub fn slack_message(n: &Notification, ctx: &SendContext, channel: Option<&str>) -> Value {
     let Some(first) = n.alerts.first() else {
         return json!({"text": "(no alerts)"});
     };
+    if let Some(ack) = &n.ack {
+        return ack_message(n, ack, channel);
+    }
     let name = first.alertname();
     let (icon, word) = match n.status() {
         Status::Firing => ("🔥", "FIRING"),
@@ -101,8 +128,12 @@ pub fn slack_message(n: &Notification, ctx: &SendContext, channel: Option<&str>)
         .take(LISTED)
         .map(|a| {
             let state = if a.ends_at.is_some() { "resolved" } else { "firing" };
+            let ack = a
+                .ack
+                .as_ref()
+                .map_or(String::new(), |k| format!(" · acknowledged by {}: {}", k.by, k.comment));
             format!(
-                "• `{}` {state}: {} · since {}",
+                "• `{}` {state}: {} · since {}{ack}",
                 place(a),
                 against_history(a),
                 format_rfc3339(a.fired_at)

@@ -15,6 +15,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 use vigil_tsdb::{Labels, Timestamp};
 
+use super::ack::{AckInfo, Acks};
 use super::alerts::{AlertStore, PipelineAlert};
 use super::dispatch::{Dispatcher, GroupFlush};
 use super::inhibit::inhibited_by;
@@ -53,9 +54,27 @@ pub struct Notification {
     /// is given up, so that the next flush tells the receiver again.
     #[serde(default)]
     pub previous_log: Option<LogEntry>,
+    /// Set on the short notice that alerts of the group were acknowledged (its alerts are the
+    /// acknowledged ones).
+    #[serde(default)]
+    pub ack: Option<AckInfo>,
 }
 
 impl Notification {
+    /// What orders and replaces notifications in a destination's queue: the group, and whether
+    /// this is a fallback copy or an acknowledgement notice.
+    pub fn queue_key(&self) -> String {
+        let mut k = self.group_key.clone();
+        if let Some(r) = &self.fallback_for {
+            k.push_str("#fallback-for:");
+            k.push_str(r);
+        }
+        if self.ack.is_some() {
+            k.push_str("#ack");
+        }
+        k
+    }
+
     /// Firing when any alert fires, else resolved.
     pub fn status(&self) -> super::Status {
         if self.alerts.iter().any(|a| a.ends_at.is_none()) {
@@ -124,6 +143,7 @@ pub struct Pipeline {
     alerts: AlertStore,
     dispatcher: Dispatcher,
     silences: Silences,
+    acks: Acks,
     nflog: NotificationLog,
     next_seq: u64,
 }
@@ -139,15 +159,88 @@ pub struct Flushed {
 
 impl Pipeline {
     /// A pipeline for `plan` with its silences and log.
-    pub fn new(plan: Plan, silences: Silences, nflog: NotificationLog, next_seq: u64) -> Pipeline {
+    pub fn new(plan: Plan, silences: Silences, acks: Acks, nflog: NotificationLog, next_seq: u64) -> Pipeline {
         Pipeline {
             plan,
             alerts: AlertStore::default(),
             dispatcher: Dispatcher::default(),
             silences,
+            acks,
             nflog,
             next_seq,
         }
+    }
+
+    /// Who acknowledged an alert's current firing, if anyone.
+    pub fn ack_of(&self, a: &PipelineAlert, now: Timestamp) -> Option<&AckInfo> {
+        self.acks.of(a.fingerprint(), a.fired_at, now)
+    }
+
+    /// Acknowledges the firing alerts among `fingerprints` and returns the short notices for
+    /// the destinations that were told about them (not yet queued; they do not enter the log).
+    pub fn acknowledge(
+        &mut self,
+        fingerprints: &[u64],
+        info: &AckInfo,
+        now: Timestamp,
+    ) -> std::io::Result<Vec<Notification>> {
+        self.acks.ack(&self.alerts, fingerprints, info, now)?;
+        let routes = self.plan.route.all();
+        let mut notices = Vec::new();
+        for (route_id, key, labels, alerts) in self.dispatcher.groups() {
+            let acked: Vec<PipelineAlert> = alerts
+                .into_iter()
+                .filter(|a| fingerprints.contains(&a.fingerprint()) && !a.resolved(now))
+                .map(|a| PipelineAlert {
+                    ack: Some(info.clone()),
+                    ..a.clone()
+                })
+                .collect();
+            let Some(route) = routes.iter().find(|r| r.id == route_id) else {
+                continue;
+            };
+            let Some(receiver) = self.plan.receivers.get(&route.opts.receiver) else {
+                continue;
+            };
+            for i in 0..receiver.integrations.len() {
+                let log_key = LogKey {
+                    group: key.to_owned(),
+                    receiver: receiver.name.clone(),
+                    integration: i,
+                };
+                // Only destinations that were told about these alerts hear of the ack.
+                let Some(log) = self.nflog.get(&log_key) else { continue };
+                let told: Vec<PipelineAlert> = acked
+                    .iter()
+                    .filter(|a| log.firing.contains(&a.fingerprint()))
+                    .cloned()
+                    .collect();
+                if told.is_empty() {
+                    continue;
+                }
+                self.next_seq += 1;
+                notices.push(Notification {
+                    seq: self.next_seq,
+                    receiver: receiver.name.clone(),
+                    integration: i,
+                    group_key: key.to_owned(),
+                    group_labels: labels.clone(),
+                    alerts: told,
+                    log: log.clone(),
+                    created_at: now,
+                    fallback_for: None,
+                    fell_back: false,
+                    previous_log: None,
+                    ack: Some(info.clone()),
+                });
+            }
+        }
+        Ok(notices)
+    }
+
+    /// Withdraws acks.
+    pub fn withdraw_acks(&mut self, fingerprints: &[u64]) -> std::io::Result<usize> {
+        self.acks.withdraw(fingerprints)
     }
 
     /// The plan.
@@ -191,6 +284,7 @@ impl Pipeline {
         for a in &self.alerts.sync(current, now) {
             self.route(a, now);
         }
+        self.acks.prune(&self.alerts, now);
     }
 
     fn route(&mut self, alert: &PipelineAlert, now: Timestamp) {
@@ -322,7 +416,16 @@ impl Pipeline {
             .filter(|a| a.resolved(now))
             .map(PipelineAlert::fingerprint)
             .collect();
-        let repeat = i64::try_from(route.opts.repeat_interval.as_millis()).unwrap_or(i64::MAX);
+        // Acknowledged alerts are not repeated: someone is on them.
+        let all_acked = alerts
+            .iter()
+            .filter(|a| !a.resolved(now))
+            .all(|a| self.acks.of(a.fingerprint(), a.fired_at, now).is_some());
+        let repeat = if all_acked {
+            i64::MAX
+        } else {
+            i64::try_from(route.opts.repeat_interval.as_millis()).unwrap_or(i64::MAX)
+        };
         for (i, integration) in receiver.integrations.iter().enumerate() {
             let key = LogKey {
                 group: flush.key.clone(),
@@ -353,6 +456,7 @@ impl Pipeline {
                     let mut a = a.clone();
                     // An alert resolving later than the flush is firing in this notification.
                     a.ends_at = a.ends_at.filter(|e| *e <= now);
+                    a.ack = self.acks.of(a.fingerprint(), a.fired_at, now).cloned();
                     a
                 })
                 .collect();
@@ -376,13 +480,14 @@ impl Pipeline {
                 fallback_for: None,
                 fell_back: false,
                 previous_log,
+                ack: None,
             });
         }
     }
 
     /// Records a queued notification in the log (durably).
     pub fn record(&mut self, n: &Notification) -> std::io::Result<()> {
-        if n.fallback_for.is_some() {
+        if n.fallback_for.is_some() || n.ack.is_some() {
             return Ok(());
         }
         self.nflog.record(n.log.clone())
@@ -391,7 +496,7 @@ impl Pipeline {
     /// Forgets a notification that was given up: the log goes back to what it held before, if
     /// nothing newer was logged since, so the next flush notifies again.
     pub fn forget(&mut self, n: &Notification) -> std::io::Result<()> {
-        if n.fallback_for.is_some() || self.nflog.get(&n.log.key) != Some(&n.log) {
+        if n.fallback_for.is_some() || n.ack.is_some() || self.nflog.get(&n.log.key) != Some(&n.log) {
             return Ok(());
         }
         let previous = n.previous_log.clone().unwrap_or_else(|| LogEntry {

@@ -68,7 +68,7 @@ pub(super) fn map(pairs: impl IntoIterator<Item = (String, String)>) -> Value {
 /// One alert as Alertmanager's webhook and API write it.
 pub(super) fn alert_json(a: &PipelineAlert, ctx: &SendContext) -> Value {
     let status = if a.ends_at.is_some() { "resolved" } else { "firing" };
-    json!({
+    let mut v = json!({
         "status": status,
         "labels": map(a.labels.iter().map(|l| (l.name.to_string(), l.value.to_string()))),
         "annotations": map(a.annotations.iter().cloned()),
@@ -76,7 +76,16 @@ pub(super) fn alert_json(a: &PipelineAlert, ctx: &SendContext) -> Value {
         "endsAt": a.ends_at.map_or_else(|| ZERO_TIME.to_owned(), format_rfc3339),
         "generatorURL": ctx.generator_url(&a.expr),
         "fingerprint": a.fingerprint_hex(),
-    })
+    });
+    if let (Some(ack), Some(obj)) = (&a.ack, v.as_object_mut()) {
+        obj.insert("acknowledged".into(), ack_json(ack));
+    }
+    v
+}
+
+/// Who acknowledged, in vigil's addition to the payload.
+pub(super) fn ack_json(ack: &super::AckInfo) -> Value {
+    json!({"by": ack.by, "comment": ack.comment, "at": format_rfc3339(ack.at)})
 }
 
 /// Alertmanager's webhook payload (version 4) for a notification, with at most `max_alerts`
@@ -87,7 +96,7 @@ pub fn webhook_payload(n: &Notification, ctx: &SendContext, max_alerts: usize) -
     } else {
         max_alerts.min(n.alerts.len())
     };
-    json!({
+    let mut v = json!({
         "version": "4",
         "groupKey": n.group_key,
         "truncatedAlerts": n.alerts.len() - keep,
@@ -98,7 +107,12 @@ pub fn webhook_payload(n: &Notification, ctx: &SendContext, max_alerts: usize) -
         "commonAnnotations": map(n.common_annotations()),
         "externalURL": ctx.external_url,
         "alerts": n.alerts[..keep].iter().map(|a| alert_json(a, ctx)).collect::<Vec<_>>(),
-    })
+    });
+    // An acknowledgement notice: the payload of the group's acknowledged alerts, marked.
+    if let (Some(ack), Some(obj)) = (&n.ack, v.as_object_mut()) {
+        obj.insert("acknowledgement".into(), ack_json(ack));
+    }
+    v
 }
 
 impl Sender for WebhookSender {

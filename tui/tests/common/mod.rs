@@ -83,6 +83,8 @@ pub fn alerts() -> Vec<Alert> {
             state: AlertState::Firing,
             active_at: "2026-11-22T06:46:15Z".into(),
             value: 0.89,
+            ack: None,
+            silenced: false,
         },
         Alert {
             labels: labels(&[
@@ -95,6 +97,8 @@ pub fn alerts() -> Vec<Alert> {
             state: AlertState::Pending,
             active_at: "2026-11-22T06:49:30Z".into(),
             value: 1.2,
+            ack: None,
+            silenced: false,
         },
     ]
 }

@@ -2,6 +2,7 @@
 //! repeats, resolves, and restarts that do not repeat what was sent.
 
 use super::*;
+use crate::notify::ack::AckInfo;
 use crate::notify::config::AlertingConfig;
 use crate::notify::silence::{Silence, SilenceMatcher};
 
@@ -38,6 +39,7 @@ fn pipeline(yaml: &str) -> Pipeline {
     Pipeline::new(
         plan(yaml),
         Silences::default(),
+        Acks::default(),
         NotificationLog::open(None, 0).expect("log"),
         0,
     )
@@ -60,6 +62,7 @@ fn alert(name: &str, service: &str, route: &str, severity: &str, fired: Timestam
         d7: None,
         rule_group: "api".into(),
         expr: "x > 0".into(),
+        ack: None,
     }
 }
 
@@ -261,6 +264,7 @@ fn a_restart_does_not_send_the_same_state_again() {
     let mut p = Pipeline::new(
         plan(CONFIG),
         Silences::default(),
+        Acks::default(),
         NotificationLog::open(Some(&log_path), T0).expect("log"),
         0,
     );
@@ -271,6 +275,7 @@ fn a_restart_does_not_send_the_same_state_again() {
     let mut p = Pipeline::new(
         plan(CONFIG),
         Silences::default(),
+        Acks::default(),
         NotificationLog::open(Some(&log_path), T0 + 2 * MIN).expect("log"),
         0,
     );
@@ -310,4 +315,57 @@ fn a_given_up_notification_is_forgotten_so_the_next_flush_tells_again() {
     // Forgetting an older notification after a newer one was logged changes nothing.
     p.forget(&sent[0]).expect("forget");
     assert!(run(&mut p, T0 + 16 * MIN + 10_000, T0 + 30 * MIN).is_empty());
+}
+
+#[test]
+fn an_ack_stops_repeats_tells_who_was_told_and_ends_with_the_firing() {
+    let mut p = pipeline(CONFIG);
+    let alerts = storm("payments", T0);
+    p.sync(alerts.clone(), T0);
+    assert_eq!(run(&mut p, T0, T0 + MIN).len(), 1);
+    let info = AckInfo {
+        by: "bob".into(),
+        comment: "rolling back".into(),
+        at: T0 + 2 * MIN,
+        expires_at: None,
+    };
+    let fps: Vec<u64> = alerts.iter().map(PipelineAlert::fingerprint).collect();
+    let notices = p.acknowledge(&fps, &info, T0 + 2 * MIN).expect("ack");
+    assert_eq!(notices.len(), 1, "one notice for the one destination told");
+    assert_eq!(notices[0].receiver, "oncall");
+    assert_eq!(notices[0].ack.as_ref().map(|a| a.by.as_str()), Some("bob"));
+    assert_eq!(notices[0].alerts.len(), 40);
+    // No repeat after four hours: someone is on it.
+    assert!(run(&mut p, T0 + MIN + 10_000, T0 + 5 * 3_600_000).is_empty());
+    // A new alert in the group is news, and its notification shows who is on the others.
+    let mut more = alerts.clone();
+    more.push(alert(
+        "RouteErrors",
+        "payments",
+        "route-new",
+        "page",
+        T0 + 5 * 3_600_000,
+    ));
+    p.sync(more.clone(), T0 + 5 * 3_600_000);
+    let sent = run(&mut p, T0 + 5 * 3_600_000, T0 + 5 * 3_600_000 + 6 * MIN);
+    assert_eq!(sent.len(), 1);
+    let acked = sent[0].alerts.iter().filter(|a| a.ack.is_some()).count();
+    assert_eq!(acked, 40);
+    // Resolved, the ack ends; a new firing pages again, unacknowledged.
+    let t = T0 + 6 * 3_600_000;
+    let resolved: Vec<PipelineAlert> = more
+        .iter()
+        .map(|a| PipelineAlert {
+            ends_at: Some(t),
+            ..a.clone()
+        })
+        .collect();
+    p.sync(resolved, t);
+    run(&mut p, t, t + 10 * MIN);
+    let again = alert("RouteErrors", "payments", "route-01", "page", t + 20 * MIN);
+    p.sync(vec![again.clone()], t + 20 * MIN);
+    assert!(p.ack_of(&again, t + 20 * MIN).is_none());
+    let sent = run(&mut p, t + 20 * MIN, t + 30 * MIN);
+    assert_eq!(sent.len(), 1);
+    assert!(sent[0].alerts[0].ack.is_none());
 }
