@@ -90,5 +90,26 @@ fn an_ack_tells_the_receiver_once_and_stops_the_repeats() {
     // No silences yet.
     let out = run(&["silences", "--url", &url]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "no silences\n");
+
+    // The alert history: what fired, what was sent to whom, and who acknowledged it.
+    let history = || {
+        let out = run(&[
+            "events",
+            "--url",
+            &url,
+            "kept:history AND service:orders",
+            "--limit",
+            "100",
+        ]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    wait_until(Duration::from_secs(20), || {
+        let h = history();
+        h.contains("FIRING") && h.contains("SENT") && h.contains("ACKNOWLEDGED")
+    });
+    let h = history();
+    assert!(h.contains("RouteErrors"), "{h}");
+    assert!(h.contains("→ team"), "{h}");
+    assert!(h.contains("by bob: rolling back"), "{h}");
     server.stop();
 }

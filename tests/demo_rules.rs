@@ -71,6 +71,7 @@ fn demo_incidents_fire_and_resolve_the_demo_alerts() {
             let (alert, fired) = match &n.transition {
                 Transition::Fired(a) => (a, true),
                 Transition::Resolved(a) => (a, false),
+                Transition::Pending(_) => continue,
             };
             let label = |k: &str| alert.labels.get(k).unwrap_or_default().to_owned();
             let s = seen.entry((label("alertname"), label("route"))).or_default();

@@ -114,6 +114,7 @@ fn event_searches_answer_or_are_bad_queries() {
             request_id: Some(format!("req-{i}")),
             client_ip: Some("10.0.0.1".to_owned()),
             kept: if i % 10 == 0 { Kept::Error } else { Kept::Sample },
+            alert: None,
         });
     }
     store.flush().expect("flush");

@@ -11,7 +11,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use vigil_tsdb::promql::{Engine, Value};
 use vigil_tsdb::{Db, Labels, Timestamp, stale_nan};
 
-use crate::alert::{AlertSet, Candidate, Transition};
+use crate::alert::{AlertSet, AlertState, Candidate, Transition};
 use crate::rules::{AlertingRule, Group, RecordingRule, Rule};
 use crate::template::{AlertData, QueryRows};
 
@@ -323,6 +323,13 @@ fn alert(
         .eval(ts, candidates, a.for_ms, a.keep_firing_for_ms)
         .map_err(|_| "vector contains metrics with the same labelset after applying alert labels".to_owned())?;
     let mut notices = Vec::with_capacity(transitions.len());
+    // Alerts that started pending now (those with a `for`), for the history.
+    for a in alerts
+        .alerts()
+        .filter(|a| a.state == AlertState::Pending && a.active_at == ts)
+    {
+        notices.push((Transition::Pending(a.clone()), None, None));
+    }
     if !transitions.is_empty() {
         let back = |days: i64| -> FxHashMap<Labels, f64> {
             instant_vector(db, engine, context, query_ts - days * DAY_MS)

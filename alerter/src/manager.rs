@@ -303,20 +303,21 @@ impl RuleManager {
             let before = self.counters.group_evaluations.load(Ordering::Relaxed);
             let evaluated = tokio::task::spawn_blocking(move || {
                 let now = vigil_tsdb::time::now_ms();
-                me.evaluate_due(now);
-                now
+                (me.evaluate_due(now), now)
             })
             .await;
-            let now = match evaluated {
-                Ok(now) => now,
+            let (notices, now) = match evaluated {
+                Ok(r) => r,
                 Err(e) => {
                     tracing::error!(error = %e, "rule evaluation task failed");
                     continue;
                 }
             };
-            if let Some(n) = &notifier
-                && self.counters.group_evaluations.load(Ordering::Relaxed) != before
-            {
+            let Some(n) = &notifier else { continue };
+            for notice in &notices {
+                n.history().transition(&notice.transition);
+            }
+            if self.counters.group_evaluations.load(Ordering::Relaxed) != before {
                 n.sync(self.pipeline_alerts(), now);
             }
         }

@@ -447,6 +447,7 @@ fn raw_event(ev: &KongEvent<'_>, template: &str, kept: vigil_tsdb::events::Kept)
         request_id: owned(&ev.request_id),
         client_ip: owned(&ev.client_ip),
         kept,
+        alert: None,
     }
 }
 

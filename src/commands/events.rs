@@ -112,6 +112,10 @@ fn table(data: &Value) -> String {
         "TIME", "STATUS", "METHOD", "PATH", "SERVICE / ROUTE", "CONSUMER", "LATENCY"
     );
     for e in &events {
+        if e["alert"].is_object() {
+            let _ = writeln!(out, "{}", history_line(e));
+            continue;
+        }
         let _ = writeln!(
             out,
             "{:<24} {:>6} {:<7} {:<40} {:<28} {:<16} {:>7}ms  {}",
@@ -131,6 +135,29 @@ fn table(data: &Value) -> String {
         let _ = writeln!(out, "({} of {total} matching events; --limit shows more)", events.len());
     }
     out
+}
+
+/// One entry of the alert history: when, what happened, to which alert, and who or why.
+fn history_line(e: &Value) -> String {
+    let a = &e["alert"];
+    let s = |v: &Value| v.as_str().unwrap_or("").to_owned();
+    let mut line = format!(
+        "{:<24} {:>12} {:<24} {}",
+        text(&e["time"]),
+        s(&a["state"]).to_uppercase(),
+        s(&a["alertname"]),
+        s(&a["labels"])
+    );
+    if !s(&a["receiver"]).is_empty() {
+        line.push_str(&format!(" → {}", s(&a["receiver"])));
+    }
+    if !s(&a["by"]).is_empty() {
+        line.push_str(&format!(" by {}", s(&a["by"])));
+    }
+    if !s(&a["comment"]).is_empty() {
+        line.push_str(&format!(": {}", s(&a["comment"])));
+    }
+    line
 }
 
 /// Matching events counted by one field, most first.

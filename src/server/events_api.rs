@@ -61,7 +61,7 @@ pub(crate) async fn search(State(app): State<Arc<App>>, p: Params) -> Response {
 }
 
 fn event_json(e: &RawEvent) -> Value {
-    json!({
+    let mut v = json!({
         "time": format_rfc3339(e.time),
         "timestamp": e.time,
         "service": e.service,
@@ -77,7 +77,22 @@ fn event_json(e: &RawEvent) -> Value {
         "requestId": e.request_id,
         "clientIp": e.client_ip,
         "kept": e.kept.as_str(),
-    })
+    });
+    if let (Some(a), Some(obj)) = (&e.alert, v.as_object_mut()) {
+        obj.insert(
+            "alert".into(),
+            json!({
+                "alertname": a.alertname,
+                "state": a.state,
+                "receiver": a.receiver,
+                "by": a.by,
+                "comment": a.comment,
+                "labels": a.labels,
+                "groupKey": a.group_key,
+            }),
+        );
+    }
+    v
 }
 
 /// `vigil_events_*` self-metrics.

@@ -419,6 +419,13 @@ pub(crate) async fn serve(
 ) -> Result<()> {
     let notify_dir = cfg.storage.data_dir.join("notify");
     let notifier = Notifier::start(&cfg.alerting, Some(&notify_dir), cfg.external_url(), &console)?;
+    if let Some(events) = &app.events {
+        // The alert history goes to the event store beside the sampled requests.
+        let events = events.clone();
+        notifier.history().connect(Arc::new(move |ev| {
+            events.offer(ev);
+        }));
+    }
     let _ = app.notifier.set(notifier.clone());
     app.start_sources(cfg)?;
     let mut background = spawn_background(cfg, app.clone());

@@ -93,6 +93,8 @@ pub struct Candidate {
 /// What an evaluation changed that is worth telling someone.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Transition {
+    /// A new alert started pending (for the history; the state machine does not return it).
+    Pending(Alert),
     /// Pending became firing.
     Fired(Alert),
     /// Firing became resolved.
@@ -103,7 +105,7 @@ impl Transition {
     /// The alert as it is after the transition.
     pub fn alert(&self) -> &Alert {
         match self {
-            Transition::Fired(a) | Transition::Resolved(a) => a,
+            Transition::Pending(a) | Transition::Fired(a) | Transition::Resolved(a) => a,
         }
     }
 }

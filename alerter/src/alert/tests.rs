@@ -28,6 +28,7 @@ fn run(for_s: i64, keep_s: i64, steps: &[Step]) {
         let got: Vec<&str> = transitions
             .iter()
             .map(|t| match t {
+                Transition::Pending(_) => "pending",
                 Transition::Fired(_) => "fired",
                 Transition::Resolved(_) => "resolved",
             })

@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use vigil_tsdb::time::now_ms;
 
 use super::breaker::{Breaker, BreakerState};
+use super::history::History;
 use super::outbox::Outbox;
 use super::plan::{Delivery, ReceiverPlan};
 use super::retry::{SendError, backoff};
@@ -77,12 +78,14 @@ struct Worker<S> {
     fallback: Option<String>,
     fallbacks: Fallbacks,
     given_up: GivenUp,
+    history: History,
 }
 
 /// How a delivery ended.
 enum Outcome {
     Delivered,
-    GivenUp,
+    /// With the last error.
+    GivenUp(String),
 }
 
 impl Destination {
@@ -93,7 +96,7 @@ impl Destination {
         index: usize,
         outbox: &Arc<Outbox>,
         ctx: &SendContext,
-        (fallbacks, given_up): (&Fallbacks, &GivenUp),
+        (fallbacks, given_up, history): (&Fallbacks, &GivenUp, &History),
     ) -> Destination {
         let (tx, rx) = mpsc::unbounded_channel();
         let stats = Arc::new(DestinationStats::default());
@@ -108,6 +111,7 @@ impl Destination {
             fallback: receiver.fallback.clone(),
             fallbacks: fallbacks.clone(),
             given_up: given_up.clone(),
+            history: history.clone(),
         });
         tokio::spawn(worker.run(rx));
         Destination {
@@ -232,8 +236,12 @@ impl<S: Sender> Worker<S> {
         };
         self.stats.queued.fetch_sub(1, Ordering::Relaxed);
         match outcome {
-            Some(Outcome::Delivered) => self.outbox.remove(&n),
-            Some(Outcome::GivenUp) => {
+            Some(Outcome::Delivered) => {
+                self.history.notification(&n, "sent", "", now_ms());
+                self.outbox.remove(&n);
+            }
+            Some(Outcome::GivenUp(why)) => {
+                self.history.notification(&n, "failed", &why, now_ms());
                 self.outbox.remove(&n);
                 let _ = self.given_up.send(n);
             }
@@ -303,7 +311,7 @@ impl<S: Sender> Worker<S> {
     fn give_up(&self, n: &Notification, why: &str) -> Outcome {
         self.stats.failed.fetch_add(1, Ordering::Relaxed);
         tracing::error!(receiver = %n.receiver, group = %n.group_key, "notification given up: {why}");
-        Outcome::GivenUp
+        Outcome::GivenUp(why.to_owned())
     }
 
     fn record(&self, permit: super::breaker::Attempt, ok: bool) {
@@ -331,6 +339,8 @@ impl<S: Sender> Worker<S> {
         };
         tracing::warn!(receiver = %n.receiver, fallback = %fallback, group = %n.group_key, "{why}: sending to the fallback receiver");
         self.stats.fallbacks.fetch_add(1, Ordering::Relaxed);
+        self.history
+            .notification(n, "fallback", &format!("{why}: sent to {fallback}"), now_ms());
         n.fell_back = true;
         for (i, d) in dests.iter().enumerate() {
             let mut copy = n.clone();

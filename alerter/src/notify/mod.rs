@@ -19,6 +19,7 @@ mod console;
 mod delivery;
 pub mod dispatch;
 mod email;
+pub mod history;
 pub mod inhibit;
 pub mod matcher;
 pub mod nflog;
@@ -49,6 +50,7 @@ pub use config::AlertingConfig;
 pub use console::{ConsoleSender, console_line};
 use delivery::{Destination, DestinationStats};
 pub use email::{EmailSender, html_body, subject as email_subject, text_body};
+pub use history::{History, HistorySink};
 pub use outbox::Outbox;
 pub use pagerduty::{PagerDutySender, dedup_key, pagerduty_event};
 pub use retry::{SendError, backoff, classify_status};
@@ -139,6 +141,7 @@ pub struct Notifier {
     destinations: BTreeMap<(String, usize), Destination>,
     fallbacks: BTreeMap<String, String>,
     ctx: SendContext,
+    history: History,
     flush_lock: tokio::sync::Mutex<()>,
     wake: tokio::sync::Notify,
 }
@@ -168,7 +171,8 @@ impl Notifier {
         let outbox = Arc::new(outbox);
         let ctx = SendContext { external_url };
         let (given_up, mut given_up_rx) = tokio::sync::mpsc::unbounded_channel();
-        let destinations = start_destinations(&plan, &outbox, &ctx, console, &given_up)?;
+        let history = History::default();
+        let destinations = start_destinations(&plan, &outbox, &ctx, console, (&given_up, &history))?;
         let fallbacks = plan
             .receivers
             .values()
@@ -187,6 +191,7 @@ impl Notifier {
             destinations,
             fallbacks,
             ctx,
+            history,
             flush_lock: tokio::sync::Mutex::new(()),
             wake: tokio::sync::Notify::new(),
         });
@@ -217,10 +222,25 @@ impl Notifier {
     /// notification log, then queued.
     pub async fn flush(&self, now: Timestamp) {
         let _one_at_a_time = self.flush_lock.lock().await;
-        let flushed = self.pipeline.lock().flush_due(now);
-        for m in &flushed.muted {
-            tracing::debug!(?m, "muted");
-        }
+        let (flushed, muted) = {
+            let p = &mut *self.pipeline.lock();
+            let flushed = p.flush_due(now);
+            let muted: Vec<(Labels, stages::Muted)> = flushed
+                .muted
+                .iter()
+                .filter_map(|m| {
+                    let labels = match m {
+                        stages::Muted::Silenced(fp, _) | stages::Muted::Inhibited(fp, _) => {
+                            p.alerts().get(*fp)?.labels.clone()
+                        }
+                        stages::Muted::TimeMuted(group, _) => group.clone(),
+                    };
+                    Some((labels, m.clone()))
+                })
+                .collect();
+            (flushed, muted)
+        };
+        self.history.muted(&muted, now);
         for n in flushed.notifications {
             if let Err(e) = self.outbox.put(&n) {
                 tracing::error!(error = %e, "cannot write a notification to the outbox; sending it anyway");
@@ -269,7 +289,7 @@ impl Notifier {
         let (acked, notices) = {
             let mut p = self.pipeline.lock();
             let notices = p.acknowledge(fingerprints, info, now)?;
-            let acked = fingerprints
+            let acked: Vec<u64> = fingerprints
                 .iter()
                 .copied()
                 .filter(|fp| p.alerts().get(*fp).and_then(|a| p.ack_of(a, now)).is_some())
@@ -277,6 +297,13 @@ impl Notifier {
             (acked, notices)
         };
         tracing::info!(by = %info.by, alerts = ?acked, "alerts acknowledged");
+        let labels: Vec<Labels> = self.with_pipeline(|p| {
+            acked
+                .iter()
+                .filter_map(|fp| p.alerts().get(*fp).map(|a| a.labels.clone()))
+                .collect()
+        });
+        self.history.acknowledged(&labels, &info.by, &info.comment, now);
         for n in notices {
             if let Err(e) = self.outbox.put(&n) {
                 tracing::error!(error = %e, "cannot write an acknowledgement notice to the outbox; sending it anyway");
@@ -304,6 +331,11 @@ impl Notifier {
             .collect();
         names.dedup();
         names
+    }
+
+    /// The alert history (connect it to the event store).
+    pub fn history(&self) -> &History {
+        &self.history
     }
 
     /// A link to an expression in the query UI.
@@ -367,7 +399,7 @@ fn start_destinations(
     outbox: &Arc<Outbox>,
     ctx: &SendContext,
     console: &ConsoleOut,
-    given_up: &delivery::GivenUp,
+    (given_up, history): (&delivery::GivenUp, &History),
 ) -> Result<BTreeMap<(String, usize), Destination>, NotifyError> {
     let fallbacks: delivery::Fallbacks = Arc::default();
     let mut out = BTreeMap::new();
@@ -382,7 +414,7 @@ fn start_destinations(
                     i,
                     outbox,
                     ctx,
-                    (&fallbacks, given_up),
+                    (&fallbacks, given_up, history),
                 ),
                 IntegrationKind::Slack(s) => Destination::start(
                     SlackSender::new(s).map_err(cfg)?,
@@ -390,7 +422,7 @@ fn start_destinations(
                     i,
                     outbox,
                     ctx,
-                    (&fallbacks, given_up),
+                    (&fallbacks, given_up, history),
                 ),
                 IntegrationKind::Console => Destination::start(
                     ConsoleSender::new(console.clone()),
@@ -398,7 +430,7 @@ fn start_destinations(
                     i,
                     outbox,
                     ctx,
-                    (&fallbacks, given_up),
+                    (&fallbacks, given_up, history),
                 ),
                 IntegrationKind::Email(e) => Destination::start(
                     EmailSender::new(e, r.delivery.timeout).map_err(cfg)?,
@@ -406,7 +438,7 @@ fn start_destinations(
                     i,
                     outbox,
                     ctx,
-                    (&fallbacks, given_up),
+                    (&fallbacks, given_up, history),
                 ),
                 IntegrationKind::PagerDuty(p) => Destination::start(
                     PagerDutySender::new(p, r.delivery.timeout).map_err(cfg)?,
@@ -414,7 +446,7 @@ fn start_destinations(
                     i,
                     outbox,
                     ctx,
-                    (&fallbacks, given_up),
+                    (&fallbacks, given_up, history),
                 ),
             };
             by_receiver.entry(r.name.clone()).or_default().push(dest.clone());

@@ -133,7 +133,7 @@ pub enum Muted {
     /// Muted by these silences.
     Silenced(u64, Vec<String>),
     /// The route's time intervals mute it now.
-    TimeMuted(String),
+    TimeMuted(Labels, String),
 }
 
 /// The pipeline's state.
@@ -333,7 +333,7 @@ impl Pipeline {
             return;
         }
         if let Some(why) = self.time_muted(&route, now) {
-            out.muted.push(Muted::TimeMuted(format!("{}: {why}", flush.key)));
+            out.muted.push(Muted::TimeMuted(flush.labels.clone(), why));
             return;
         }
         let alerts = self.silence(alerts, now, &mut out.muted);

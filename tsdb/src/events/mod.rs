@@ -38,7 +38,7 @@ use schema::Fields;
 
 /// What `vigil-events.version` holds: the schema's version. An index of another version is
 /// moved aside and a new one started (samples are expendable).
-const SCHEMA_VERSION: &str = "1";
+const SCHEMA_VERSION: &str = "2";
 
 /// The writer's memory budget: tantivy's minimum, so memory stays flat.
 const WRITER_MEMORY: usize = 15_000_000;
@@ -50,6 +50,8 @@ pub enum Kept {
     Error,
     /// Part of the uniform sample.
     Sample,
+    /// Not a request: an alert's transition or a notification (alert history).
+    History,
 }
 
 impl Kept {
@@ -58,6 +60,7 @@ impl Kept {
         match self {
             Kept::Error => "error",
             Kept::Sample => "sample",
+            Kept::History => "history",
         }
     }
 }
@@ -85,12 +88,50 @@ pub struct RawEvent {
     pub request_id: Option<String>,
     pub client_ip: Option<String>,
     pub kept: Kept,
+    /// Set on alert history: what happened to which alert.
+    pub alert: Option<AlertRecord>,
+}
+
+/// One entry of the alert history: an alert's transition (`pending`, `firing`, `resolved`) or
+/// what became of a notification (`sent`, `failed`, `silenced`, `inhibited`, `acknowledged`,
+/// `fallback`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AlertRecord {
+    pub alertname: String,
+    /// `pending`, `firing`, `resolved`, `sent`, `failed`, `silenced`, `inhibited`,
+    /// `acknowledged` or `fallback`.
+    pub state: String,
+    /// The receiver of a notification.
+    pub receiver: String,
+    /// Who acknowledged or silenced.
+    pub by: String,
+    /// Their comment, or the error of a failed notification.
+    pub comment: String,
+    /// The alert's labels as `name="value"` pairs.
+    pub labels: String,
+    /// The notification's group.
+    pub group_key: String,
 }
 
 impl RawEvent {
     /// The event's identity: its request id (with its time, in case ids repeat), or a hash of
     /// its fields.
     fn key(&self) -> String {
+        if let Some(a) = &self.alert {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            (
+                self.time,
+                &a.alertname,
+                &a.state,
+                &a.receiver,
+                &a.labels,
+                &a.group_key,
+                &a.by,
+            )
+                .hash(&mut h);
+            return format!("a:{:016x}", h.finish());
+        }
         match &self.request_id {
             Some(id) if !id.is_empty() => format!("r:{id}:{}", self.time),
             _ => {
@@ -580,11 +621,20 @@ fn from_doc(f: &Fields, doc: &TantivyDocument) -> RawEvent {
         consumer: text(f.consumer),
         request_id: text(f.request_id),
         client_ip: text(f.client_ip),
-        kept: if text(f.kept).as_deref() == Some("error") {
-            Kept::Error
-        } else {
-            Kept::Sample
+        kept: match text(f.kept).as_deref() {
+            Some("error") => Kept::Error,
+            Some("history") => Kept::History,
+            _ => Kept::Sample,
         },
+        alert: (text(f.kept).as_deref() == Some("history")).then(|| AlertRecord {
+            alertname: text(f.alertname).unwrap_or_default(),
+            state: text(f.state).unwrap_or_default(),
+            receiver: text(f.receiver).unwrap_or_default(),
+            by: text(f.by).unwrap_or_default(),
+            comment: text(f.comment).unwrap_or_default(),
+            labels: text(f.labels).unwrap_or_default(),
+            group_key: text(f.group_key).unwrap_or_default(),
+        }),
     }
 }
 
@@ -711,6 +761,21 @@ impl Writer {
             }
         }
         doc.add_text(f.kept, ev.kept.as_str());
+        if let Some(a) = &ev.alert {
+            for (field, v) in [
+                (f.alertname, &a.alertname),
+                (f.state, &a.state),
+                (f.receiver, &a.receiver),
+                (f.by, &a.by),
+                (f.comment, &a.comment),
+                (f.labels, &a.labels),
+                (f.group_key, &a.group_key),
+            ] {
+                if !v.is_empty() {
+                    doc.add_text(field, v);
+                }
+            }
+        }
         doc.add_text(f.key, &key);
         self.writer.delete_term(Term::from_field_text(f.key, &key));
         if let Err(e) = self.writer.add_document(doc) {

@@ -30,6 +30,21 @@ pub(crate) struct Fields {
     /// The event's identity (its request id, or a hash of what it has), so that an event
     /// stored again (a replay after a crash) replaces itself.
     pub(crate) key: Field,
+    /// Alert history (`kept:history`): the alert's name.
+    pub(crate) alertname: Field,
+    /// `pending`, `firing`, `resolved`, `sent`, `failed`, `silenced`, `inhibited`,
+    /// `acknowledged`, `fallback`.
+    pub(crate) state: Field,
+    /// A notification's receiver.
+    pub(crate) receiver: Field,
+    /// Who acknowledged or silenced.
+    pub(crate) by: Field,
+    /// Their comment, or why a notification failed (tokenized).
+    pub(crate) comment: Field,
+    /// The alert's labels as `name="value"` pairs (tokenized: `labels:payments`).
+    pub(crate) labels: Field,
+    /// A notification's group key.
+    pub(crate) group_key: Field,
 }
 
 impl Fields {
@@ -49,8 +64,15 @@ impl Fields {
         let consumer = b.add_text_field("consumer", keyword.clone());
         let request_id = b.add_text_field("request_id", keyword.clone());
         let client_ip = b.add_text_field("client_ip", keyword.clone());
-        let kept = b.add_text_field("kept", keyword);
+        let kept = b.add_text_field("kept", keyword.clone());
         let key = b.add_text_field("key", STRING);
+        let alertname = b.add_text_field("alertname", keyword.clone());
+        let state = b.add_text_field("state", keyword.clone());
+        let receiver = b.add_text_field("receiver", keyword.clone());
+        let by = b.add_text_field("by", keyword.clone());
+        let comment = b.add_text_field("comment", TEXT | STORED);
+        let labels = b.add_text_field("labels", TEXT | STORED);
+        let group_key = b.add_text_field("group_key", keyword);
         Fields {
             schema: b.build(),
             time,
@@ -68,6 +90,13 @@ impl Fields {
             client_ip,
             kept,
             key,
+            alertname,
+            state,
+            receiver,
+            by,
+            comment,
+            labels,
+            group_key,
         }
     }
 
@@ -80,6 +109,9 @@ impl Fields {
             self.template,
             self.consumer,
             self.request_id,
+            self.alertname,
+            self.labels,
+            self.comment,
         ]
     }
 }

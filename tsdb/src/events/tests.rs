@@ -18,6 +18,7 @@ fn event(i: u32, status: u16, service: &str, path: &str) -> RawEvent {
         request_id: Some(format!("req-{i}")),
         client_ip: Some("10.0.0.1".into()),
         kept: if status >= 500 { Kept::Error } else { Kept::Sample },
+        alert: None,
     }
 }
 
