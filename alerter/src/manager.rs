@@ -297,6 +297,7 @@ impl RuleManager {
     pub async fn run(self: Arc<Self>, notifier: Option<Arc<Notifier>>) {
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_sync = 0;
         loop {
             tick.tick().await;
             let me = self.clone();
@@ -317,8 +318,11 @@ impl RuleManager {
             for notice in &notices {
                 n.history().transition(&notice.transition);
             }
-            if self.counters.group_evaluations.load(Ordering::Relaxed) != before {
+            // After an evaluation, and every few seconds anyway: alerts of rules that were
+            // removed by a reload resolve.
+            if self.counters.group_evaluations.load(Ordering::Relaxed) != before || now - last_sync >= 5_000 {
                 n.sync(self.pipeline_alerts(), now);
+                last_sync = now;
             }
         }
     }

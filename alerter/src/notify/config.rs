@@ -44,6 +44,9 @@ pub struct AlertingConfig {
     pub alertmanager_config: Option<PathBuf>,
     /// Fallback receivers for receivers of the `alertmanager.yml`: `{RECEIVER: FALLBACK}`.
     pub fallbacks: BTreeMap<String, String>,
+    /// Alertmanagers (base URLs) that get every alert as Prometheus sends them, besides vigil's
+    /// own notifications.
+    pub alertmanagers: Vec<String>,
     /// Where pages can go.
     pub receivers: Vec<ReceiverConfig>,
     /// Which receiver gets which alert, and how alerts are grouped. Without a route every alert
@@ -356,6 +359,9 @@ pub(super) fn split_addresses(s: &str) -> Vec<String> {
 impl AlertingConfig {
     /// Checks names, references, matchers and intervals without reading other files.
     pub fn validate(&self) -> Result<(), String> {
+        for u in &self.alertmanagers {
+            check_url(u, "alerting.alertmanagers")?;
+        }
         if self.alertmanager_config.is_some() {
             if !self.receivers.is_empty() || self.route.is_some() {
                 return Err(

@@ -19,6 +19,7 @@ mod console;
 mod delivery;
 pub mod dispatch;
 mod email;
+mod forward;
 pub mod history;
 pub mod inhibit;
 pub mod matcher;
@@ -50,6 +51,7 @@ pub use config::AlertingConfig;
 pub use console::{ConsoleSender, console_line};
 use delivery::{Destination, DestinationStats};
 pub use email::{EmailSender, html_body, subject as email_subject, text_body};
+pub use forward::postable_alerts;
 pub use history::{History, HistorySink};
 pub use outbox::Outbox;
 pub use pagerduty::{PagerDutySender, dedup_key, pagerduty_event};
@@ -142,6 +144,7 @@ pub struct Notifier {
     fallbacks: BTreeMap<String, String>,
     ctx: SendContext,
     history: History,
+    forwarder: Mutex<forward::Forwarder>,
     flush_lock: tokio::sync::Mutex<()>,
     wake: tokio::sync::Notify,
 }
@@ -192,6 +195,7 @@ impl Notifier {
             fallbacks,
             ctx,
             history,
+            forwarder: Mutex::new(forward::Forwarder::new(&cfg.alertmanagers).map_err(NotifyError::Config)?),
             flush_lock: tokio::sync::Mutex::new(()),
             wake: tokio::sync::Notify::new(),
         });
@@ -214,7 +218,13 @@ impl Notifier {
     /// Hands over the rules' current alerts (all firing ones, and those resolved in the last
     /// minutes), as Prometheus sends them to Alertmanager after each evaluation.
     pub fn sync(&self, alerts: Vec<PipelineAlert>, now: Timestamp) {
-        self.pipeline.lock().sync(alerts, now);
+        let changed = self.pipeline.lock().sync(alerts, now);
+        let mut f = self.forwarder.lock();
+        if f.due(changed, now) {
+            let all: Vec<PipelineAlert> = self.pipeline.lock().alerts().all().cloned().collect();
+            f.send(&all, &self.ctx, now);
+        }
+        drop(f);
         self.wake.notify_one();
     }
 

@@ -279,12 +279,15 @@ impl Pipeline {
         }
     }
 
-    /// The rules' current alerts (firing, and resolved within the last minutes).
-    pub fn sync(&mut self, current: Vec<PipelineAlert>, now: Timestamp) {
-        for a in &self.alerts.sync(current, now) {
+    /// The rules' current alerts (firing, and resolved within the last minutes); returns
+    /// whether any changed.
+    pub fn sync(&mut self, current: Vec<PipelineAlert>, now: Timestamp) -> bool {
+        let changed = self.alerts.sync(current, now);
+        for a in &changed {
             self.route(a, now);
         }
         self.acks.prune(&self.alerts, now);
+        !changed.is_empty()
     }
 
     fn route(&mut self, alert: &PipelineAlert, now: Timestamp) {

@@ -1,0 +1,89 @@
+//! Forwarding to Alertmanager clusters (`alerting.alertmanagers`): vigil's alerts are POSTed to
+//! each one's `/api/v2/alerts` as Prometheus sends them: after an evaluation that changed them,
+//! and again every minute while they fire (Prometheus's resend delay), a firing alert with
+//! `endsAt` four resend delays ahead, a resolved one with the time it resolved (for 15 minutes).
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use vigil_tsdb::Timestamp;
+use vigil_tsdb::time::format_rfc3339;
+
+use super::SendContext;
+use super::alerts::PipelineAlert;
+use super::webhook::{http_client, map};
+
+/// Prometheus's `--rules.alert.resend-delay`.
+const RESEND_DELAY_MS: i64 = 60_000;
+
+/// Sends alerts to Alertmanagers.
+#[derive(Debug)]
+pub(super) struct Forwarder {
+    urls: Vec<String>,
+    client: reqwest::Client,
+    last_sent: Timestamp,
+}
+
+/// The body Alertmanager's `POST /api/v2/alerts` takes.
+pub fn postable_alerts(alerts: &[PipelineAlert], ctx: &SendContext, now: Timestamp) -> Value {
+    Value::Array(
+        alerts
+            .iter()
+            .map(|a| {
+                json!({
+                    "labels": map(a.labels.iter().map(|l| (l.name.to_string(), l.value.to_string()))),
+                    "annotations": map(a.annotations.iter().cloned()),
+                    "startsAt": format_rfc3339(a.fired_at),
+                    "endsAt": format_rfc3339(a.ends_at.unwrap_or(now + 4 * RESEND_DELAY_MS)),
+                    "generatorURL": ctx.generator_url(&a.expr),
+                })
+            })
+            .collect(),
+    )
+}
+
+impl Forwarder {
+    /// A forwarder to the Alertmanagers at `urls` (their base URLs).
+    pub(super) fn new(urls: &[String]) -> Result<Forwarder, String> {
+        for u in urls {
+            super::config::check_url(u, "alerting.alertmanagers")?;
+        }
+        Ok(Forwarder {
+            urls: urls
+                .iter()
+                .map(|u| format!("{}/api/v2/alerts", u.trim_end_matches('/')))
+                .collect(),
+            client: http_client(Duration::from_secs(10))?,
+            last_sent: i64::MIN,
+        })
+    }
+
+    /// Whether alerts are due to be sent at `now`: when they changed, or a resend delay after
+    /// the last send.
+    pub(super) fn due(&mut self, changed: bool, now: Timestamp) -> bool {
+        if self.urls.is_empty() || (!changed && now.saturating_sub(self.last_sent) < RESEND_DELAY_MS) {
+            return false;
+        }
+        self.last_sent = now;
+        true
+    }
+
+    /// Sends `alerts` to every Alertmanager in the background; a failure is logged, and the next
+    /// send (a minute later at most) carries the same alerts.
+    pub(super) fn send(&self, alerts: &[PipelineAlert], ctx: &SendContext, now: Timestamp) {
+        if alerts.is_empty() {
+            return;
+        }
+        let body = postable_alerts(alerts, ctx, now);
+        for url in &self.urls {
+            let (client, url, body) = (self.client.clone(), url.clone(), body.clone());
+            tokio::spawn(async move {
+                match client.post(&url).json(&body).send().await {
+                    Ok(r) if r.status().is_success() => {}
+                    Ok(r) => tracing::warn!(url, status = %r.status(), "an Alertmanager refused the alerts"),
+                    Err(e) => tracing::warn!(url, error = %e.without_url(), "sending alerts to an Alertmanager failed"),
+                }
+            });
+        }
+    }
+}
