@@ -310,9 +310,15 @@ pub fn webhook_receiver() -> (SocketAddr, Received) {
                 .route(
                     "/hook",
                     axum::routing::post(
-                        |axum::extract::State(r): axum::extract::State<Received>, body: String| async move {
-                            r.lock()
-                                .push(serde_json::from_str(&body).expect("webhook body is JSON"));
+                        |axum::extract::State(r): axum::extract::State<Received>,
+                         headers: axum::http::HeaderMap,
+                         body: String| async move {
+                            let mut v: Value = serde_json::from_str(&body).expect("webhook body is JSON");
+                            // The notification's id, to tell a redelivery from a new notification.
+                            if let (Some(key), Some(obj)) = (headers.get("idempotency-key"), v.as_object_mut()) {
+                                obj.insert("_idempotencyKey".into(), key.to_str().unwrap_or_default().into());
+                            }
+                            r.lock().push(v);
                             "ok"
                         },
                     ),

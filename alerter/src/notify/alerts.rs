@@ -1,6 +1,10 @@
 //! The alerts the pipeline knows: what the rules say is firing now, and what resolved recently,
 //! as Prometheus hands alerts to Alertmanager (the whole set after every evaluation; an alert that
 //! stops being sent is resolved).
+//!
+//! Kept on disk (`<data_dir>/notify/alerts.json`, rewritten when an alert starts, fires anew or
+//! resolves; not when only its value changes), so that an alert whose rule was removed while
+//! vigil was down still resolves, and its receivers hear it.
 
 use std::collections::BTreeMap;
 
@@ -75,9 +79,55 @@ impl PipelineAlert {
 #[derive(Debug, Default)]
 pub struct AlertStore {
     alerts: BTreeMap<u64, PipelineAlert>,
+    path: Option<std::path::PathBuf>,
+    /// What was last written: each alert's fingerprint, firing and end.
+    saved: Vec<(u64, Timestamp, Option<Timestamp>)>,
 }
 
 impl AlertStore {
+    /// The alerts saved at `path` (or none, in memory only).
+    pub fn open(path: Option<&std::path::Path>) -> std::io::Result<AlertStore> {
+        let mut s = AlertStore {
+            path: path.map(std::path::Path::to_owned),
+            ..Default::default()
+        };
+        let Some(path) = path else { return Ok(s) };
+        match std::fs::read(path) {
+            Ok(bytes) => {
+                let list: Vec<PipelineAlert> = serde_json::from_slice(&bytes).map_err(std::io::Error::other)?;
+                s.alerts = list.into_iter().map(|a| (a.fingerprint(), a)).collect();
+                s.saved = s.signature();
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        Ok(s)
+    }
+
+    fn signature(&self) -> Vec<(u64, Timestamp, Option<Timestamp>)> {
+        self.alerts.iter().map(|(fp, a)| (*fp, a.fired_at, a.ends_at)).collect()
+    }
+
+    /// Writes the alerts if an alert started, fired anew, resolved or was forgotten since the
+    /// last write.
+    pub fn save_if_changed(&mut self) -> std::io::Result<()> {
+        let Some(path) = &self.path else { return Ok(()) };
+        let signature = self.signature();
+        if signature == self.saved {
+            return Ok(());
+        }
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let list: Vec<&PipelineAlert> = self.alerts.values().collect();
+        let tmp = path.with_extension("tmp");
+        let mut f = std::fs::File::create(&tmp)?;
+        std::io::Write::write_all(&mut f, &serde_json::to_vec(&list).map_err(std::io::Error::other)?)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        self.saved = signature;
+        Ok(())
+    }
     /// Replaces the set with what the rules say now. An alert that was firing and is no longer
     /// in `current` (its rule was removed) resolves at `now`; resolved alerts are forgotten 15
     /// minutes after they resolved. Returns the alerts that changed.

@@ -237,8 +237,12 @@ impl<S: Sender> Worker<S> {
         self.stats.queued.fetch_sub(1, Ordering::Relaxed);
         match outcome {
             Some(Outcome::Delivered) => {
-                self.history.notification(&n, "sent", "", now_ms());
+                // Out of the outbox first: until then a crash sends it again.
                 self.outbox.remove(&n);
+                self.stats.sent.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(receiver = %n.receiver, group = %n.group_key, alerts = n.alerts.len(),
+                    status = n.status().as_str(), "notification sent");
+                self.history.notification(&n, "sent", "", now_ms());
             }
             Some(Outcome::GivenUp(why)) => {
                 self.history.notification(&n, "failed", &why, now_ms());
@@ -279,12 +283,7 @@ impl<S: Sender> Worker<S> {
             };
             self.record(permit, result.is_ok());
             match result {
-                Ok(()) => {
-                    self.stats.sent.fetch_add(1, Ordering::Relaxed);
-                    tracing::info!(receiver = %n.receiver, group = %n.group_key, alerts = n.alerts.len(),
-                        status = n.status().as_str(), "notification sent");
-                    return Outcome::Delivered;
-                }
+                Ok(()) => return Outcome::Delivered,
                 Err(SendError::Permanent(e)) => {
                     self.fall_back(n, "it was refused");
                     return self.give_up(n, &format!("refused: {e}"));

@@ -181,7 +181,9 @@ impl Notifier {
             .values()
             .filter_map(|r| r.fallback.clone().map(|f| (r.name.clone(), f)))
             .collect();
+        let alerts = alerts::AlertStore::open(dir.map(|d| d.join("alerts.json")).as_deref()).map_err(io("alerts"))?;
         let mut pipeline = Pipeline::new(plan, silences, acks, nflog, 0);
+        pipeline.restore_alerts(alerts, now);
         for n in &backlog {
             pipeline.seen_seq(n.seq);
             if let Err(e) = pipeline.record(n) {

@@ -75,6 +75,19 @@ impl Notification {
         k
     }
 
+    /// An id that is the same each time this notification is sent (after a restart too) and
+    /// differs between notifications: creation time, sequence, destination.
+    pub fn id(&self) -> String {
+        let copy = self
+            .fallback_for
+            .as_deref()
+            .map_or(String::new(), |r| format!("-for-{r}"));
+        format!(
+            "{}-{}-{}-{}{copy}",
+            self.created_at, self.seq, self.receiver, self.integration
+        )
+    }
+
     /// Firing when any alert fires, else resolved.
     pub fn status(&self) -> super::Status {
         if self.alerts.iter().any(|a| a.ends_at.is_none()) {
@@ -168,6 +181,16 @@ impl Pipeline {
             acks,
             nflog,
             next_seq,
+        }
+    }
+
+    /// Takes the alerts saved before a restart: they are grouped again (the log knows what was
+    /// sent), and the next [`Pipeline::sync`] resolves those the rules no longer have.
+    pub fn restore_alerts(&mut self, alerts: AlertStore, now: Timestamp) {
+        self.alerts = alerts;
+        let all: Vec<PipelineAlert> = self.alerts.all().cloned().collect();
+        for a in &all {
+            self.route(a, now);
         }
     }
 
@@ -287,6 +310,9 @@ impl Pipeline {
             self.route(a, now);
         }
         self.acks.prune(&self.alerts, now);
+        if let Err(e) = self.alerts.save_if_changed() {
+            tracing::error!(error = %e, "saving the alerts failed");
+        }
         !changed.is_empty()
     }
 

@@ -47,7 +47,12 @@ pub(super) fn http_client(timeout: Duration) -> Result<reqwest::Client, String> 
 /// POSTs `body` as JSON and classifies the answer. Errors name the target as `shown` (the URL,
 /// or a description where the URL is a secret).
 pub(super) async fn post_json(client: &reqwest::Client, url: &str, shown: &str, body: &Value) -> Result<(), SendError> {
-    let resp = client.post(url).json(body).send().await.map_err(|e| {
+    post_json_with(client.post(url), shown, body).await
+}
+
+/// [`post_json`] of a prepared request (with headers of its own).
+pub(super) async fn post_json_with(req: reqwest::RequestBuilder, shown: &str, body: &Value) -> Result<(), SendError> {
+    let resp = req.json(body).send().await.map_err(|e| {
         let what = if e.is_timeout() { "timed out" } else { "failed" };
         SendError::Retryable(format!("POST {shown} {what}: {}", e.without_url()))
     })?;
@@ -118,6 +123,9 @@ pub fn webhook_payload(n: &Notification, ctx: &SendContext, max_alerts: usize) -
 impl Sender for WebhookSender {
     async fn send(&self, n: &Notification, ctx: &SendContext) -> Result<(), SendError> {
         let url = self.url.current().map_err(SendError::Retryable)?;
-        post_json(&self.client, &url, &url, &webhook_payload(n, ctx, self.max_alerts)).await
+        // A notification sent again after a crash (between the receiver's answer and the outbox
+        // forgetting it) carries the same key, so a receiver can drop the copy.
+        let req = self.client.post(url.as_ref()).header("Idempotency-Key", n.id());
+        post_json_with(req, &url, &webhook_payload(n, ctx, self.max_alerts)).await
     }
 }
