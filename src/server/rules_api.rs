@@ -163,9 +163,11 @@ fn annotate_with_pipeline(n: &vigil_alerter::Notifier, alerts: &mut [(u64, Value
     let now = vigil_tsdb::time::now_ms();
     n.with_pipeline(|p| {
         for (fp, v) in alerts.iter_mut() {
-            let Some(a) = p.alerts().get(*fp) else { continue };
+            let Some(a) = p.alerts().get(*fp).cloned() else {
+                continue;
+            };
             let Some(obj) = v.as_object_mut() else { continue };
-            if let Some(ack) = p.ack_of(a, now) {
+            if let Some(ack) = p.ack_of(&a, now) {
                 obj.insert(
                     "acknowledgement".into(),
                     json!({"by": ack.by, "comment": ack.comment, "at": format_rfc3339(ack.at)}),

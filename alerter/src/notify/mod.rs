@@ -253,13 +253,15 @@ impl Notifier {
             (flushed, muted)
         };
         self.history.muted(&muted, now);
+        // The outbox first, then the log (each file carries its log entry: a crash between the
+        // two sends nothing twice), then the queues.
+        if let Err(e) = self.outbox.put_all(&flushed.notifications) {
+            tracing::error!(error = %e, "cannot write notifications to the outbox; sending them anyway");
+        }
+        if let Err(e) = self.pipeline.lock().record_all(&flushed.notifications) {
+            tracing::error!(error = %e, "writing the notification log failed");
+        }
         for n in flushed.notifications {
-            if let Err(e) = self.outbox.put(&n) {
-                tracing::error!(error = %e, "cannot write a notification to the outbox; sending it anyway");
-            }
-            if let Err(e) = self.pipeline.lock().record(&n) {
-                tracing::error!(error = %e, "writing the notification log failed");
-            }
             self.enqueue(n);
         }
     }

@@ -123,14 +123,29 @@ impl NotificationLog {
 
     /// Records an entry durably (unless it is older than the one held).
     pub fn record(&mut self, entry: LogEntry) -> std::io::Result<()> {
-        if self.entries.get(&entry.key).is_some_and(|e| e.at > entry.at) {
+        self.record_all(vec![entry])
+    }
+
+    /// Records entries durably with one sync (each unless older than the one held).
+    pub fn record_all(&mut self, entries: Vec<LogEntry>) -> std::io::Result<()> {
+        let fresh: Vec<LogEntry> = entries
+            .into_iter()
+            .filter(|e| self.entries.get(&e.key).is_none_or(|held| held.at <= e.at))
+            .collect();
+        if fresh.is_empty() {
             return Ok(());
         }
         if let Some((_, f)) = &mut self.file {
-            f.write_all(&line(&entry)?)?;
+            let mut buf = Vec::new();
+            for e in &fresh {
+                buf.extend(line(e)?);
+            }
+            f.write_all(&buf)?;
             f.sync_data()?;
         }
-        self.entries.insert(entry.key.clone(), entry);
+        for e in fresh {
+            self.entries.insert(e.key.clone(), e);
+        }
         Ok(())
     }
 

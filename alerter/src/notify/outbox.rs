@@ -68,14 +68,23 @@ impl Outbox {
 
     /// Writes a notification durably (write, sync, rename).
     pub fn put(&self, page: &Notification) -> std::io::Result<()> {
-        let Some(path) = self.path(page) else { return Ok(()) };
-        let tmp = path.with_extension("tmp");
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(&serde_json::to_vec(page).map_err(std::io::Error::other)?)?;
-        f.sync_all()?;
-        fs::rename(&tmp, &path)?;
-        // The rename is durable only once the directory is.
-        if let Some(dir) = &self.dir {
+        self.put_all(std::slice::from_ref(page))
+    }
+
+    /// Writes notifications durably: each file written and synced, renamed into place, then
+    /// the directory synced once for all of them (a rename is durable only once its directory
+    /// is).
+    pub fn put_all(&self, notifications: &[Notification]) -> std::io::Result<()> {
+        let Some(dir) = &self.dir else { return Ok(()) };
+        for n in notifications {
+            let Some(path) = self.path(n) else { continue };
+            let tmp = path.with_extension("tmp");
+            let mut f = fs::File::create(&tmp)?;
+            f.write_all(&serde_json::to_vec(n).map_err(std::io::Error::other)?)?;
+            f.sync_all()?;
+            fs::rename(&tmp, &path)?;
+        }
+        if !notifications.is_empty() {
             fs::File::open(dir)?.sync_all()?;
         }
         Ok(())

@@ -18,7 +18,7 @@ use vigil_tsdb::{Labels, Timestamp};
 use super::ack::{AckInfo, Acks};
 use super::alerts::{AlertStore, PipelineAlert};
 use super::dispatch::{Dispatcher, GroupFlush};
-use super::inhibit::inhibited_by;
+use super::inhibit::InhibitIndex;
 use super::nflog::{LogEntry, LogKey, NotificationLog, needs_update};
 use super::plan::{Plan, Route};
 use super::silence::Silences;
@@ -159,6 +159,9 @@ pub struct Pipeline {
     acks: Acks,
     nflog: NotificationLog,
     next_seq: u64,
+    /// The inhibition index of the current alerts (rebuilt after they change, or after a
+    /// minute, as alerts' ends pass).
+    inhibit_index: Option<(Timestamp, InhibitIndex)>,
 }
 
 /// What one round of flushes produced.
@@ -181,13 +184,32 @@ impl Pipeline {
             acks,
             nflog,
             next_seq,
+            inhibit_index: None,
         }
+    }
+
+    /// Builds the inhibition index if the alerts changed since it was built.
+    fn refresh_inhibit_index(&mut self, now: Timestamp) {
+        let stale = self
+            .inhibit_index
+            .as_ref()
+            .is_none_or(|(at, _)| now < *at || now - *at >= 60_000);
+        if stale {
+            self.inhibit_index = Some((now, InhibitIndex::build(&self.plan.inhibit_rules, &self.alerts, now)));
+        }
+    }
+
+    /// The firing alert that inhibits `labels` (after [`Pipeline::refresh_inhibit_index`]).
+    fn inhibitor(&self, labels: &Labels) -> Option<u64> {
+        let (_, index) = self.inhibit_index.as_ref()?;
+        index.inhibited_by(&self.plan.inhibit_rules, labels)
     }
 
     /// Takes the alerts saved before a restart: they are grouped again (the log knows what was
     /// sent), and the next [`Pipeline::sync`] resolves those the rules no longer have.
     pub fn restore_alerts(&mut self, alerts: AlertStore, now: Timestamp) {
         self.alerts = alerts;
+        self.inhibit_index = None;
         let all: Vec<PipelineAlert> = self.alerts.all().cloned().collect();
         for a in &all {
             self.route(a, now);
@@ -295,6 +317,7 @@ impl Pipeline {
     /// silences stay, so nothing already notified is notified again.
     pub fn replace_plan(&mut self, plan: Plan, now: Timestamp) {
         self.plan = plan;
+        self.inhibit_index = None;
         self.dispatcher = Dispatcher::default();
         let all: Vec<PipelineAlert> = self.alerts.all().cloned().collect();
         for a in &all {
@@ -306,6 +329,9 @@ impl Pipeline {
     /// whether any changed.
     pub fn sync(&mut self, current: Vec<PipelineAlert>, now: Timestamp) -> bool {
         let changed = self.alerts.sync(current, now);
+        if !changed.is_empty() {
+            self.inhibit_index = None;
+        }
         for a in &changed {
             self.route(a, now);
         }
@@ -323,11 +349,9 @@ impl Pipeline {
     }
 
     /// Which active silences mute `labels`, and which firing alert inhibits it.
-    pub fn status_of(&self, labels: &Labels, now: Timestamp) -> (Vec<String>, Option<u64>) {
-        (
-            self.silences.silenced_by(labels, now),
-            inhibited_by(&self.plan.inhibit_rules, &self.alerts, labels, now),
-        )
+    pub fn status_of(&mut self, labels: &Labels, now: Timestamp) -> (Vec<String>, Option<u64>) {
+        self.refresh_inhibit_index(now);
+        (self.silences.silenced_by(labels, now), self.inhibitor(labels))
     }
 
     /// When the next group is due.
@@ -373,18 +397,17 @@ impl Pipeline {
     }
 
     /// Stage: drops alerts a firing alert inhibits.
-    fn inhibit(&self, alerts: &[PipelineAlert], now: Timestamp, muted: &mut Vec<Muted>) -> Vec<PipelineAlert> {
+    fn inhibit(&mut self, alerts: &[PipelineAlert], now: Timestamp, muted: &mut Vec<Muted>) -> Vec<PipelineAlert> {
+        self.refresh_inhibit_index(now);
         alerts
             .iter()
-            .filter(
-                |a| match inhibited_by(&self.plan.inhibit_rules, &self.alerts, &a.labels, now) {
-                    Some(by) => {
-                        muted.push(Muted::Inhibited(a.fingerprint(), by));
-                        false
-                    }
-                    None => true,
-                },
-            )
+            .filter(|a| match self.inhibitor(&a.labels) {
+                Some(by) => {
+                    muted.push(Muted::Inhibited(a.fingerprint(), by));
+                    false
+                }
+                None => true,
+            })
             .cloned()
             .collect()
     }
@@ -516,10 +539,17 @@ impl Pipeline {
 
     /// Records a queued notification in the log (durably).
     pub fn record(&mut self, n: &Notification) -> std::io::Result<()> {
-        if n.fallback_for.is_some() || n.ack.is_some() {
-            return Ok(());
-        }
-        self.nflog.record(n.log.clone())
+        self.record_all(std::slice::from_ref(n))
+    }
+
+    /// Records queued notifications in the log, with one sync.
+    pub fn record_all(&mut self, ns: &[Notification]) -> std::io::Result<()> {
+        let entries = ns
+            .iter()
+            .filter(|n| n.fallback_for.is_none() && n.ack.is_none())
+            .map(|n| n.log.clone())
+            .collect();
+        self.nflog.record_all(entries)
     }
 
     /// Forgets a notification that was given up: the log goes back to what it held before, if
