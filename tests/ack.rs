@@ -91,6 +91,17 @@ fn an_ack_tells_the_receiver_once_and_stops_the_repeats() {
     let out = run(&["silences", "--url", &url]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "no silences\n");
 
+    // `vigil status` shows each receiver's delivery.
+    let out = run(&["status", "--url", &url]);
+    let status = String::from_utf8_lossy(&out.stdout);
+    assert!(status.contains("notifications:"), "{status}");
+    assert!(
+        status
+            .lines()
+            .any(|l| l.trim_start().starts_with("team") && l.contains("webhook") && l.contains("closed")),
+        "{status}"
+    );
+
     // The alert history: what fired, what was sent to whom, and who acknowledged it.
     let history = || {
         let out = run(&[

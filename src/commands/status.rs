@@ -120,7 +120,36 @@ fn render(base: &str, d: &Value) -> String {
             );
         }
     }
+    render_notify(&mut out, &d["notify"]);
     out
+}
+
+/// Each receiver's destinations: circuit, counts, fallback.
+fn render_notify(out: &mut String, notify: &Value) {
+    let Some(dests) = notify["destinations"].as_array().filter(|d| !d.is_empty()) else {
+        return;
+    };
+    let _ = writeln!(out, "notifications:");
+    let _ = writeln!(
+        out,
+        "  {:<20} {:<10} {:<10} {:>7} {:>7} {:>8} {:>7} {:>10}  FALLBACK",
+        "RECEIVER", "KIND", "CIRCUIT", "SENT", "FAILED", "RETRIES", "QUEUED", "FALLBACKS"
+    );
+    for d in dests {
+        let _ = writeln!(
+            out,
+            "  {:<20} {:<10} {:<10} {:>7} {:>7} {:>8} {:>7} {:>10}  {}",
+            d["receiver"].as_str().unwrap_or(""),
+            d["integration"].as_str().unwrap_or(""),
+            d["breaker"].as_str().unwrap_or(""),
+            d["sent"].as_f64().unwrap_or(0.0),
+            d["failed"].as_f64().unwrap_or(0.0),
+            d["retries"].as_f64().unwrap_or(0.0),
+            d["queued"].as_f64().unwrap_or(0.0),
+            d["fallbacks"].as_f64().unwrap_or(0.0),
+            d["fallback"].as_str().unwrap_or("-"),
+        );
+    }
 }
 
 #[cfg(test)]

@@ -71,5 +71,28 @@ pub(crate) async fn collector(State(app): State<Arc<App>>) -> Response {
             }),
         );
     }
+    if let (Some(n), Some(obj)) = (app.notifier.get(), data.as_object_mut()) {
+        let destinations: Vec<Value> = n
+            .destinations()
+            .iter()
+            .map(|d| {
+                let count = |name: &str| d.counts.iter().find(|(k, _)| *k == name).map_or(0.0, |(_, v)| *v);
+                json!({
+                    "receiver": d.receiver,
+                    "index": d.index,
+                    "integration": d.kind,
+                    "breaker": d.breaker.as_str(),
+                    "fallback": d.fallback,
+                    "sent": count("vigil_notify_sent_total"),
+                    "failed": count("vigil_notify_failed_total"),
+                    "retries": count("vigil_notify_retries_total"),
+                    "queued": count("vigil_notify_queue_length"),
+                    "fallbacks": count("vigil_notify_fallbacks_total"),
+                    "breakerOpened": count("vigil_notify_breaker_opened_total"),
+                })
+            })
+            .collect();
+        obj.insert("notify".into(), json!({ "destinations": destinations }));
+    }
     json::success_value(&data)
 }

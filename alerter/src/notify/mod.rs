@@ -132,6 +132,23 @@ pub enum NotifyError {
     },
 }
 
+/// How one destination is doing.
+#[derive(Debug, Clone)]
+pub struct DestinationStatus {
+    /// Its receiver.
+    pub receiver: String,
+    /// Its position in the receiver.
+    pub index: usize,
+    /// `webhook`, `slack`, `email`, `pagerduty` or `console`.
+    pub kind: &'static str,
+    /// Its circuit breaker.
+    pub breaker: BreakerState,
+    /// `vigil_notify_*` counters by metric name.
+    pub counts: Vec<(&'static str, f64)>,
+    /// The receiver's fallback.
+    pub fallback: Option<String>,
+}
+
 /// Where a console destination writes.
 pub type ConsoleOut = Arc<Mutex<Box<dyn std::io::Write + Send>>>;
 
@@ -360,6 +377,23 @@ impl Notifier {
     /// The fallback of a receiver, if it has one.
     pub fn fallback_of(&self, receiver: &str) -> Option<&str> {
         self.fallbacks.get(receiver).map(String::as_str)
+    }
+
+    /// Each destination's delivery: receiver, kind, circuit state and counts (for `vigil
+    /// status`).
+    pub fn destinations(&self) -> Vec<DestinationStatus> {
+        let now = now_ms();
+        self.destinations
+            .iter()
+            .map(|((receiver, index), d)| DestinationStatus {
+                receiver: receiver.clone(),
+                index: *index,
+                kind: d.kind(),
+                breaker: d.breaker_state(now),
+                counts: d.stats().values().iter().map(|(k, v)| (*k, *v)).collect(),
+                fallback: self.fallbacks.get(receiver).cloned(),
+            })
+            .collect()
     }
 
     /// `vigil_notify_*` self-metrics.
