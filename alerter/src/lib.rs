@@ -17,6 +17,7 @@
 //! - [`context`]: what a page compares with D-1 and D-7.
 //! - [`group`]: evaluating one group at one time against the store.
 //! - [`manager`]: loading, reloading, scheduling, and keeping alert state across restarts.
+//! - [`task`]: the one loop helper for periodic blocking work, with cooperative shutdown.
 //! - [`notify`]: the notification pipeline (Alertmanager's route, group, inhibit, time
 //!   intervals, silence and dedup stages), the durable outbox and notification log, delivery
 //!   with retries, circuit breakers and fallbacks, and the receivers.
@@ -28,6 +29,7 @@ pub mod manager;
 pub mod notify;
 pub mod rules;
 pub mod secret;
+pub mod task;
 pub mod template;
 pub mod yaml;
 

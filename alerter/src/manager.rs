@@ -19,6 +19,7 @@ use crate::alert::{AlertSet, AlertState};
 use crate::group::{EvalSettings, GroupRuntime, Health, Notice};
 use crate::notify::{Notifier, PipelineAlert};
 use crate::rules::{self, Group, Rule, RuleError};
+use crate::task::{Shutdown, every};
 
 /// What identifies an alerting rule's state across reloads and restarts.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -291,40 +292,26 @@ impl RuleManager {
         out
     }
 
-    /// Evaluates due groups every half second until the task is dropped, handing the alerts to
-    /// `notifier` after each evaluation. Alert state is saved first, so a restart never pages
-    /// twice for one transition.
-    pub async fn run(self: Arc<Self>, notifier: Option<Arc<Notifier>>) {
-        let mut tick = tokio::time::interval(Duration::from_millis(500));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    /// Evaluates due groups every half second until `shutdown`, handing the alerts to
+    /// `notifier` after each evaluation (and every 5 s anyway, so alerts of rules removed by a
+    /// reload resolve). Alert state is saved first, so a restart never pages twice for one
+    /// transition.
+    pub async fn run(self: Arc<Self>, notifier: Option<Arc<Notifier>>, shutdown: Shutdown) {
         let mut last_sync = 0;
-        loop {
-            tick.tick().await;
-            let me = self.clone();
+        every("rule evaluation", Duration::from_millis(500), shutdown, move || {
             let before = self.counters.group_evaluations.load(Ordering::Relaxed);
-            let evaluated = tokio::task::spawn_blocking(move || {
-                let now = vigil_tsdb::time::now_ms();
-                (me.evaluate_due(now), now)
-            })
-            .await;
-            let (notices, now) = match evaluated {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::error!(error = %e, "rule evaluation task failed");
-                    continue;
-                }
-            };
-            let Some(n) = &notifier else { continue };
+            let now = vigil_tsdb::time::now_ms();
+            let notices = self.evaluate_due(now);
+            let Some(n) = &notifier else { return };
             for notice in &notices {
                 n.history().transition(&notice.transition);
             }
-            // After an evaluation, and every few seconds anyway: alerts of rules that were
-            // removed by a reload resolve.
             if self.counters.group_evaluations.load(Ordering::Relaxed) != before || now - last_sync >= 5_000 {
                 n.sync(self.pipeline_alerts(), now);
                 last_sync = now;
             }
-        }
+        })
+        .await;
     }
 
     fn persist(&self, groups: &[GroupRuntime]) {

@@ -30,6 +30,7 @@ use axum::routing::{get, post};
 use parking_lot::Mutex;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+use vigil_alerter::task::{Shutdown, every, shutdown_channel};
 use vigil_alerter::{Notifier, RuleManager};
 use vigil_collector::Collector;
 use vigil_collector::kafka::{KafkaSource, KafkaStatus};
@@ -428,13 +429,19 @@ pub(crate) async fn serve(
     }
     let _ = app.notifier.set(notifier.clone());
     app.start_sources(cfg)?;
-    let mut background = spawn_background(cfg, app.clone());
-    background.push(tokio::spawn(app.rules.clone().run(Some(notifier))));
-    background.push(tokio::spawn(reload_on_sighup(app.clone())));
+    let (stop_loops, loops_stop) = shutdown_channel();
+    let mut background = spawn_background(cfg, &app, &loops_stop);
+    background.push(tokio::spawn(app.rules.clone().run(Some(notifier), loops_stop)));
+    let sighup = tokio::spawn(reload_on_sighup(app.clone()));
     let router = router(app.clone(), &cfg.server);
     conn::serve(listener, router, cfg.server.conn_limits(), app.tls.clone(), shutdown).await;
+    // The loops stop after the job each has under way (a compaction, an evaluation).
+    sighup.abort();
+    stop_loops.trigger();
     for task in background {
-        task.abort();
+        if let Err(e) = task.await {
+            tracing::error!(error = %e, "a background loop failed");
+        }
     }
     let closing = app.clone();
     tokio::task::spawn_blocking(move || -> Result<()> {
@@ -472,61 +479,44 @@ async fn reload_on_sighup(app: Arc<App>) {
 }
 
 /// The collector's wall clock and a sync of the WAL to disk (every second), self-metrics to
-/// the store, and the store's maintenance (blocks, compaction, retention; every minute). Commits are written at once but synced here, so a power loss costs at most about a
-/// second of acknowledged samples (a crash of the process alone costs none).
-fn spawn_background(cfg: &Config, app: Arc<App>) -> Vec<JoinHandle<()>> {
-    let app_for_maintenance = app.clone();
+/// the store, and the store's maintenance (blocks, compaction, retention; every minute), until
+/// `shutdown` (each job under way finishes). Commits are written at once but synced here, so a
+/// power loss costs at most about a second of acknowledged samples (a crash of the process alone
+/// costs none).
+fn spawn_background(cfg: &Config, app: &Arc<App>, shutdown: &Shutdown) -> Vec<JoinHandle<()>> {
     let ticker = {
         let app = app.clone();
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(Duration::from_secs(1));
-            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                every.tick().await;
-                let app = app.clone();
-                let done = tokio::task::spawn_blocking(move || {
-                    if let Err(e) = app.collector.tick(now_ms()) {
-                        tracing::error!(error = %e, "collector could not write to the store");
-                    }
-                    if let Err(e) = app.db.sync() {
-                        tracing::error!(error = %e, "syncing the WAL failed");
-                    }
-                })
-                .await;
-                if let Err(e) = done {
-                    tracing::error!(error = %e, "collector tick failed");
-                }
+        every("collector tick", Duration::from_secs(1), shutdown.clone(), move || {
+            if let Err(e) = app.collector.tick(now_ms()) {
+                tracing::error!(error = %e, "collector could not write to the store");
+            }
+            if let Err(e) = app.db.sync() {
+                tracing::error!(error = %e, "syncing the WAL failed");
             }
         })
     };
-    let interval = vigil_tsdb::time::ms_to_duration(cfg.server.self_metrics_interval);
-    let self_metrics = tokio::spawn(async move {
-        let mut every = tokio::time::interval(interval);
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            every.tick().await;
-            let app = app.clone();
-            let r = tokio::task::spawn_blocking(move || telemetry::store(&app.db, &app.self_metrics(), now_ms())).await;
-            if let Ok(Err(e)) = r {
+    let self_metrics = {
+        let app = app.clone();
+        let interval = vigil_tsdb::time::ms_to_duration(cfg.server.self_metrics_interval);
+        every("self-metrics", interval, shutdown.clone(), move || {
+            if let Err(e) = telemetry::store(&app.db, &app.self_metrics(), now_ms()) {
                 tracing::warn!(error = %e, "writing self-metrics failed");
             }
-        }
-    });
-    let app = app_for_maintenance;
-    let maintenance = tokio::spawn(async move {
-        let mut every = tokio::time::interval(MAINTENANCE_INTERVAL);
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            every.tick().await;
-            let db = app.db.clone();
-            match tokio::task::spawn_blocking(move || db.maintain()).await {
-                Ok(Err(e)) => tracing::error!(error = %e, "store maintenance failed; retried next round"),
-                Err(e) => tracing::error!(error = %e, "store maintenance panicked"),
-                Ok(Ok(_)) => {}
+        })
+    };
+    let maintenance = {
+        let db = app.db.clone();
+        every("store maintenance", MAINTENANCE_INTERVAL, shutdown.clone(), move || {
+            if let Err(e) = db.maintain() {
+                tracing::error!(error = %e, "store maintenance failed; retried next round");
             }
-        }
-    });
-    vec![ticker, self_metrics, maintenance]
+        })
+    };
+    vec![
+        tokio::spawn(ticker),
+        tokio::spawn(self_metrics),
+        tokio::spawn(maintenance),
+    ]
 }
 
 /// How often blocks are cut from the head, compacted and retired.
