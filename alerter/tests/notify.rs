@@ -23,6 +23,8 @@ use vigil_tsdb::Labels;
 #[derive(Clone)]
 enum Behaviour {
     Statuses(Vec<u16>),
+    /// As `Statuses`, each answer after a pause (the body is recorded when the answer goes).
+    Slow(Vec<u16>, Duration),
     Hang,
 }
 
@@ -49,7 +51,10 @@ async fn receive(State(r): State<Recorder>, body: String) -> StatusCode {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             StatusCode::OK
         }
-        Behaviour::Statuses(s) => {
+        Behaviour::Statuses(s) | Behaviour::Slow(s, _) => {
+            if let Behaviour::Slow(_, pause) = &r.behaviour {
+                tokio::time::sleep(*pause).await;
+            }
             let code = s.get(n - 1).or(s.last()).copied().unwrap_or(200);
             if (200..300).contains(&code) {
                 r.bodies.lock().push(serde_json::from_str(&body).expect("JSON body"));
@@ -430,4 +435,39 @@ route: { receiver: pd, group_by: [alertname, service], group_wait: 0s, group_int
     assert_eq!(trigger["links"][0]["href"], "https://runbooks.example.com/slo");
     assert_eq!(resolve["event_action"], "resolve");
     assert_eq!(resolve["dedup_key"], key);
+}
+
+/// A newer state of a group arriving while the half-open probe carries the older one: the probe
+/// is not cut off (the breaker would wait for its answer for ever), and the receiver gets both
+/// states, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_state_waits_for_the_probe_and_the_circuit_closes() {
+    let (addr, r) = receiver(Behaviour::Slow(vec![503, 503, 503, 200], Duration::from_millis(300))).await;
+    let cfg = config(
+        r#"
+receivers:
+  - name: sick
+    webhook: { url: "{sick}" }
+    retry: { initial_backoff: 20ms, max_backoff: 50ms }
+    breaker: { request_volume_threshold: 3, error_percent_threshold: 50, window: 10s, sleep_window: 200ms }
+route: { receiver: sick, group_by: [alertname], group_wait: 0s, group_interval: 100ms }
+"#,
+        &[("sick", addr)],
+    );
+    let (console, _) = console_sink();
+    let n = Notifier::start(&cfg, None, "http://vigil".into(), &console).expect("start");
+    let now = vigil_tsdb::time::now_ms();
+    n.sync(vec![alert("r1", false)], now);
+    // Three 503s open the circuit; the fourth call is the probe, answered after 300 ms.
+    wait_for(|| *r.calls.lock() >= 4).await;
+    n.sync(vec![alert("r1", true)], now + 1);
+    wait_for(|| r.bodies.lock().len() == 2).await;
+    let statuses: Vec<Value> = r.bodies.lock().iter().map(|b| b["status"].clone()).collect();
+    assert_eq!(statuses, vec!["firing", "resolved"]);
+    let state = n
+        .telemetry()
+        .iter()
+        .find(|(l, _)| l.get("__name__") == Some("vigil_notify_breaker_state"))
+        .map(|(_, v)| *v);
+    assert_eq!(state, Some(0.0), "closed again");
 }

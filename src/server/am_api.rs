@@ -354,7 +354,10 @@ fn ack_inner(app: &App, p: &Params) -> Result<Vec<String>, ApiError> {
         return Err(ApiError::bad_data("give matchers (matcher=...) or a fingerprint"));
     }
     let now = now_ms();
-    let expires_at = p.duration("expires")?.map(|d| now + d);
+    let expires_at = match p.duration("expires")? {
+        Some(d) if d <= 0 => return Err(ApiError::bad_data("expires must be a positive duration")),
+        d => d.map(|d| now + d),
+    };
     let matchers = Matchers(matchers);
     let chosen: Vec<u64> = n.with_pipeline(|pl| {
         pl.alerts()

@@ -237,7 +237,11 @@ impl App {
     /// Handles one event; returns what the main loop must do.
     pub fn handle(&mut self, event: Event) -> Vec<Effect> {
         match event {
-            Event::Term(TermEvent::Key(k)) if k.kind != KeyEventKind::Release => self.key(k),
+            Event::Term(TermEvent::Key(k)) if k.kind != KeyEventKind::Release => {
+                // A key press answers the last notice: the key hints come back.
+                self.notice = None;
+                self.key(k)
+            }
             Event::Term(TermEvent::Mouse(m)) => self.mouse(m),
             Event::Term(TermEvent::Resize(w, h)) => {
                 self.size = Rect::new(0, 0, w, h);

@@ -86,6 +86,8 @@ enum Outcome {
     Delivered,
     /// With the last error.
     GivenUp(String),
+    /// A newer notification of the group replaced it.
+    Superseded,
 }
 
 impl Destination {
@@ -147,8 +149,9 @@ impl Destination {
 #[derive(Default)]
 struct Queue {
     pending: VecDeque<Notification>,
-    /// Groups in delivery: the notification's sequence number and the means to stop it.
-    busy: HashMap<String, (u64, oneshot::Sender<()>)>,
+    /// Groups in delivery: the notification's sequence number and the means to stop it (taken
+    /// once used: the group stays busy until that delivery has stopped).
+    busy: HashMap<String, (u64, Option<oneshot::Sender<()>>)>,
 }
 
 impl<S: Sender> Worker<S> {
@@ -164,7 +167,6 @@ impl<S: Sender> Worker<S> {
                     None => return,
                 },
                 Some((group, seq)) = done_rx.recv() => {
-                    // Unless a newer notification of the group replaced it and started since.
                     if q.busy.get(&group).is_some_and(|(s, _)| *s == seq) {
                         q.busy.remove(&group);
                     }
@@ -188,8 +190,10 @@ impl<S: Sender> Worker<S> {
             !same(o)
         });
         let replaced = before - q.pending.len();
-        if n.ack.is_none()
-            && let Some((_, stop)) = q.busy.remove(&key)
+        // A delivery under way of an older state stops at its next wait (never mid-request, so
+        // the receiver sees the states in order); the new one starts once it has.
+        if let Some((_, stop)) = q.busy.get_mut(&key)
+            && let Some(stop) = stop.take()
         {
             let _ = stop.send(());
         }
@@ -218,7 +222,7 @@ impl<S: Sender> Worker<S> {
             };
             let Some(n) = q.pending.remove(i) else { break };
             let (stop_tx, stop_rx) = oneshot::channel();
-            q.busy.insert(n.queue_key(), (n.seq, stop_tx));
+            q.busy.insert(n.queue_key(), (n.seq, Some(stop_tx)));
             let (me, done) = (self.clone(), done.clone());
             tokio::spawn(async move {
                 let key = (n.queue_key(), n.seq);
@@ -229,14 +233,11 @@ impl<S: Sender> Worker<S> {
     }
 
     /// Delivers one notification unless a newer one of its group replaces it first.
-    async fn deliver_or_stop(&self, mut n: Notification, stop: oneshot::Receiver<()>) {
-        let outcome = tokio::select! {
-            o = self.deliver(&mut n) => Some(o),
-            Ok(()) = stop => None,
-        };
+    async fn deliver_or_stop(&self, mut n: Notification, mut stop: oneshot::Receiver<()>) {
+        let outcome = self.deliver(&mut n, &mut stop).await;
         self.stats.queued.fetch_sub(1, Ordering::Relaxed);
         match outcome {
-            Some(Outcome::Delivered) => {
+            Outcome::Delivered => {
                 // Out of the outbox first: until then a crash sends it again.
                 self.outbox.remove(&n);
                 self.stats.sent.fetch_add(1, Ordering::Relaxed);
@@ -244,20 +245,30 @@ impl<S: Sender> Worker<S> {
                     status = n.status().as_str(), "notification sent");
                 self.history.notification(&n, "sent", "", now_ms());
             }
-            Some(Outcome::GivenUp(why)) => {
+            Outcome::GivenUp(why) => {
                 self.history.notification(&n, "failed", &why, now_ms());
-                self.outbox.remove(&n);
+                // The notifier makes the log forget it, then removes its file: a crash in
+                // between leaves it to be tried again, not forgotten.
                 let _ = self.given_up.send(n);
             }
-            None => {
+            Outcome::Superseded => {
                 self.stats.superseded.fetch_add(1, Ordering::Relaxed);
                 self.outbox.remove(&n);
             }
         }
     }
 
-    /// Tries until the notification is delivered, refused, or too old.
-    async fn deliver(&self, n: &mut Notification) -> Outcome {
+    /// Sleeps for `d`, or less if a newer notification replaces this one (then `true`).
+    async fn sleep_or_stop(d: Duration, stop: &mut oneshot::Receiver<()>) -> bool {
+        tokio::select! {
+            () = tokio::time::sleep(d) => false,
+            r = stop => r.is_ok(),
+        }
+    }
+
+    /// Tries until the notification is delivered, refused, too old, or replaced (checked only
+    /// between attempts).
+    async fn deliver(&self, n: &mut Notification, stop: &mut oneshot::Receiver<()>) -> Outcome {
         let started = Instant::now();
         let mut attempt = 0u32;
         loop {
@@ -270,7 +281,9 @@ impl<S: Sender> Worker<S> {
                     if left.is_zero() {
                         return self.give_up(n, "the circuit stayed open");
                     }
-                    tokio::time::sleep(vigil_tsdb::time::ms_to_duration(until - now_ms()).min(left)).await;
+                    if Self::sleep_or_stop(vigil_tsdb::time::ms_to_duration(until - now_ms()).min(left), stop).await {
+                        return Outcome::Superseded;
+                    }
                     continue;
                 }
             };
@@ -301,7 +314,9 @@ impl<S: Sender> Worker<S> {
                     self.stats.retries.fetch_add(1, Ordering::Relaxed);
                     let wait = backoff(&self.delivery.retry, attempt, fastrand::f64());
                     tracing::warn!(receiver = %n.receiver, group = %n.group_key, error = %e, retry_in = ?wait, "notification not delivered");
-                    tokio::time::sleep(wait).await;
+                    if Self::sleep_or_stop(wait, stop).await {
+                        return Outcome::Superseded;
+                    }
                 }
             }
         }
@@ -341,18 +356,24 @@ impl<S: Sender> Worker<S> {
         self.history
             .notification(n, "fallback", &format!("{why}: sent to {fallback}"), now_ms());
         n.fell_back = true;
-        for (i, d) in dests.iter().enumerate() {
-            let mut copy = n.clone();
-            copy.receiver.clone_from(fallback);
-            copy.integration = i;
-            copy.fallback_for = Some(n.receiver.clone());
-            if let Err(e) = self.outbox.put(&copy) {
-                tracing::error!(error = %e, "cannot write a fallback notification to the outbox; sending it anyway");
-            }
-            d.push(copy);
+        let copies: Vec<Notification> = (0..dests.len())
+            .map(|i| {
+                let mut copy = n.clone();
+                copy.receiver.clone_from(fallback);
+                copy.integration = i;
+                copy.fallback_for = Some(n.receiver.clone());
+                copy
+            })
+            .collect();
+        // The copies and the original marked as fallen back, durable together before any copy
+        // is sent: a crash cannot send the copies twice.
+        let mut files = copies.clone();
+        files.push(n.clone());
+        if let Err(e) = self.outbox.put_all(&files) {
+            tracing::error!(error = %e, "cannot write fallback notifications to the outbox; sending them anyway");
         }
-        if let Err(e) = self.outbox.put(n) {
-            tracing::error!(error = %e, "cannot note the fallback in the outbox");
+        for (copy, d) in copies.into_iter().zip(dests) {
+            d.push(copy);
         }
     }
 }

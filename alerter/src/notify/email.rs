@@ -242,7 +242,9 @@ impl EmailSender {
         for to in &self.to {
             b = b.to(to.clone());
         }
-        for (k, v) in self.headers.iter().filter(|(k, _)| !k.eq_ignore_ascii_case("subject")) {
+        // Subject is taken above; To and From come from the configuration's own keys.
+        let own = |k: &str| ["subject", "to", "from"].iter().any(|o| k.eq_ignore_ascii_case(o));
+        for (k, v) in self.headers.iter().filter(|(k, _)| !own(k)) {
             let name = HeaderName::new_from_ascii(k.clone())
                 .map_err(|e| SendError::Permanent(format!("header {k:?}: {e}")))?;
             b = b.raw_header(HeaderValue::new(name, v.clone()));

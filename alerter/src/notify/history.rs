@@ -99,8 +99,10 @@ impl History {
     /// What became of a notification: `sent`, `failed` (with the error), `fallback`, or
     /// `acknowledged` for an acknowledgement notice.
     pub fn notification(&self, n: &Notification, state: &str, detail: &str, now: Timestamp) {
+        // The acknowledgement itself is recorded per alert when it is made; its notice's
+        // delivery is recorded as such.
         let state = if n.ack.is_some() && state == "sent" {
-            "acknowledged"
+            "ack-notice-sent"
         } else {
             state
         };

@@ -226,8 +226,11 @@ impl Notifier {
         let me = notifier.clone();
         tokio::spawn(async move {
             while let Some(n) = given_up_rx.recv().await {
-                if let Err(e) = me.pipeline.lock().forget(&n) {
-                    tracing::error!(error = %e, "writing the notification log failed");
+                let forgotten = me.pipeline.lock().forget(&n);
+                match forgotten {
+                    Ok(()) => me.outbox.remove(&n),
+                    // Kept in the outbox: sent again after a restart rather than forgotten.
+                    Err(e) => tracing::error!(error = %e, "writing the notification log failed"),
                 }
             }
         });

@@ -73,6 +73,23 @@ pub fn needs_update(
 pub struct NotificationLog {
     entries: BTreeMap<LogKey, LogEntry>,
     file: Option<(PathBuf, File)>,
+    /// Lines in the file (compacted when they are far more than the entries).
+    lines: usize,
+}
+
+/// Writes `entries` to a new file at `path` (write, sync, rename) and opens it for appending.
+fn rewrite(path: &Path, entries: &BTreeMap<LogKey, LogEntry>) -> std::io::Result<File> {
+    let tmp = path.with_extension("tmp");
+    let mut f = File::create(&tmp)?;
+    for e in entries.values() {
+        f.write_all(&line(e)?)?;
+    }
+    f.sync_all()?;
+    fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        File::open(dir)?.sync_all()?;
+    }
+    OpenOptions::new().append(true).open(path)
 }
 
 impl NotificationLog {
@@ -82,6 +99,7 @@ impl NotificationLog {
             return Ok(NotificationLog {
                 entries: BTreeMap::new(),
                 file: None,
+                lines: 0,
             });
         };
         if let Some(dir) = path.parent() {
@@ -102,15 +120,9 @@ impl NotificationLog {
             Err(e) => return Err(e),
         }
         entries.retain(|_, e: &mut LogEntry| now - e.at <= RETENTION_MS);
-        let tmp = path.with_extension("tmp");
-        let mut f = File::create(&tmp)?;
-        for e in entries.values() {
-            f.write_all(&line(e)?)?;
-        }
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        let file = OpenOptions::new().append(true).open(path)?;
+        let file = rewrite(path, &entries)?;
         Ok(NotificationLog {
+            lines: entries.len(),
             entries,
             file: Some((path.to_owned(), file)),
         })
@@ -142,6 +154,7 @@ impl NotificationLog {
             }
             f.write_all(&buf)?;
             f.sync_data()?;
+            self.lines += fresh.len();
         }
         for e in fresh {
             self.entries.insert(e.key.clone(), e);
@@ -154,14 +167,23 @@ impl NotificationLog {
         if let Some((_, f)) = &mut self.file {
             f.write_all(&line(&entry)?)?;
             f.sync_data()?;
+            self.lines += 1;
         }
         self.entries.insert(entry.key.clone(), entry);
         Ok(())
     }
 
-    /// Drops entries older than the retention.
-    pub fn gc(&mut self, now: Timestamp) {
+    /// Drops entries older than the retention, and rewrites the file when it holds far more
+    /// lines than live entries.
+    pub fn gc(&mut self, now: Timestamp) -> std::io::Result<()> {
         self.entries.retain(|_, e| now - e.at <= RETENTION_MS);
+        if let Some((path, file)) = &mut self.file
+            && self.lines > 2 * self.entries.len() + 1_000
+        {
+            *file = rewrite(path, &self.entries)?;
+            self.lines = self.entries.len();
+        }
+        Ok(())
     }
 
     /// How many entries.
@@ -254,5 +276,22 @@ mod tests {
         assert_eq!(log.get(&entry(&[], &[], 0).key).map(|e| e.at), Some(10));
         let log = NotificationLog::open(Some(&path), 10 + RETENTION_MS + 1).expect("reopen");
         assert!(log.is_empty(), "entries past retention are dropped");
+    }
+
+    #[test]
+    fn the_file_is_compacted_while_running() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("nflog");
+        let mut log = NotificationLog::open(Some(&path), 0).expect("open");
+        for at in 0..1_500 {
+            log.record(entry(&[1], &[], at)).expect("record");
+        }
+        let lines = |p: &Path| std::fs::read_to_string(p).expect("read").lines().count();
+        assert_eq!(lines(&path), 1_500);
+        log.gc(1_500).expect("gc");
+        assert_eq!(lines(&path), 1, "one live entry");
+        log.record(entry(&[1, 2], &[], 2_000)).expect("record after the rewrite");
+        let log = NotificationLog::open(Some(&path), 2_000).expect("reopen");
+        assert_eq!(log.get(&entry(&[], &[], 0).key).map(|e| e.at), Some(2_000));
     }
 }

@@ -114,6 +114,17 @@ pub fn pagerduty_event(n: &Notification, ctx: &SendContext, cfg: &PagerDutyConfi
 
 impl Sender for PagerDutySender {
     async fn send(&self, n: &Notification, ctx: &SendContext) -> Result<(), SendError> {
+        // The incident is the whole group: acknowledge it only once every alert it was told
+        // about is acknowledged, so a new alert of the group still pages.
+        if n.ack.is_some()
+            && !n
+                .log
+                .firing
+                .iter()
+                .all(|fp| n.alerts.iter().any(|a| a.fingerprint() == *fp))
+        {
+            return Ok(());
+        }
         let key = self.cfg.routing_key.current().map_err(SendError::Retryable)?;
         let mut event = pagerduty_event(n, ctx, &self.cfg);
         event["routing_key"] = Value::String(key.into_owned());

@@ -70,7 +70,8 @@ impl Notification {
             k.push_str(r);
         }
         if self.ack.is_some() {
-            k.push_str("#ack");
+            // Each acknowledgement notice stands alone: none replaces another.
+            k.push_str(&format!("#ack-{}", self.seq));
         }
         k
     }
@@ -570,7 +571,9 @@ impl Pipeline {
     /// Drops what is past retention: expired silences and old log entries.
     pub fn gc(&mut self, now: Timestamp) {
         self.silences.gc(now);
-        self.nflog.gc(now);
+        if let Err(e) = self.nflog.gc(now) {
+            tracing::error!(error = %e, "compacting the notification log failed");
+        }
     }
 
     /// Makes sure later sequence numbers follow `seq` (after reading the outbox back).

@@ -126,6 +126,8 @@ impl Sender for WebhookSender {
         // A notification sent again after a crash (between the receiver's answer and the outbox
         // forgetting it) carries the same key, so a receiver can drop the copy.
         let req = self.client.post(url.as_ref()).header("Idempotency-Key", n.id());
-        post_json_with(req, &url, &webhook_payload(n, ctx, self.max_alerts)).await
+        // The URL may be a secret: errors name the receiver's webhook instead.
+        let shown = format!("the webhook of {}", n.receiver);
+        post_json_with(req, &shown, &webhook_payload(n, ctx, self.max_alerts)).await
     }
 }
