@@ -290,7 +290,8 @@ mod tests {
         assert_eq!(lines(&path), 1_500);
         log.gc(1_500).expect("gc");
         assert_eq!(lines(&path), 1, "one live entry");
-        log.record(entry(&[1, 2], &[], 2_000)).expect("record after the rewrite");
+        log.record(entry(&[1, 2], &[], 2_000))
+            .expect("record after the rewrite");
         let log = NotificationLog::open(Some(&path), 2_000).expect("reopen");
         assert_eq!(log.get(&entry(&[], &[], 0).key).map(|e| e.at), Some(2_000));
     }
