@@ -11,23 +11,8 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Server, post, wait_until, webhook_receiver};
+use common::{Server, external_tool, post, wait_until, webhook_receiver};
 use serde_json::Value;
-
-fn amtool() -> bool {
-    let found = Command::new("amtool")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        found || std::env::var_os("VIGIL_REQUIRE_EXTERNAL").is_none(),
-        "amtool is required (VIGIL_REQUIRE_EXTERNAL is set): install Debian's prometheus-alertmanager package"
-    );
-    if !found {
-        eprintln!("amtool not found: skipping (install Debian's prometheus-alertmanager package to run this test)");
-    }
-    found
-}
 
 fn run(args: &[&str]) -> String {
     let out = Command::new("amtool").args(args).output().expect("amtool runs");
@@ -56,7 +41,7 @@ groups:
 
 #[test]
 fn amtool_silences_and_queries_vigil() {
-    if !amtool() {
+    if !external_tool("amtool", "prometheus-alertmanager") {
         return;
     }
     let (hook, received) = webhook_receiver();

@@ -8,25 +8,10 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{Server, free_addr, get, post, wait_until};
+use common::{Server, external_tool, free_addr, get, post, wait_until};
 use serde_json::Value;
 
 const BINARY: &str = "prometheus-alertmanager";
-
-fn found() -> bool {
-    let found = Command::new(BINARY)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        found || std::env::var_os("VIGIL_REQUIRE_EXTERNAL").is_none(),
-        "{BINARY} is required (VIGIL_REQUIRE_EXTERNAL is set): install Debian's prometheus-alertmanager package"
-    );
-    if !found {
-        eprintln!("{BINARY} not found: skipping (install Debian's prometheus-alertmanager package to run this test)");
-    }
-    found
-}
 
 struct Killed(Child);
 
@@ -50,7 +35,7 @@ groups:
 
 #[test]
 fn alerts_are_forwarded_to_an_alertmanager_and_resolve_there() {
-    if !found() {
+    if !external_tool(BINARY, "prometheus-alertmanager") {
         return;
     }
     let tmp = tempfile::tempdir().expect("tempdir");

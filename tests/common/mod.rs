@@ -330,3 +330,20 @@ pub fn webhook_receiver() -> (SocketAddr, Received) {
     });
     (addr, received)
 }
+
+/// Whether the external `binary` (from the Debian `package`) runs here. Without it a test says
+/// so and skips, unless `VIGIL_REQUIRE_EXTERNAL` (set by `.ci/run`) makes that a failure.
+pub fn external_tool(binary: &str, package: &str) -> bool {
+    let found = Command::new(binary)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found || std::env::var_os("VIGIL_REQUIRE_EXTERNAL").is_none(),
+        "{binary} is required (VIGIL_REQUIRE_EXTERNAL is set): install Debian's {package} package"
+    );
+    if !found {
+        eprintln!("{binary} not found: skipping (install Debian's {package} package to run this test)");
+    }
+    found
+}
