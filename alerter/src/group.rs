@@ -8,12 +8,29 @@ use std::time::{Duration, Instant};
 
 use promql_parser::parser::Expr;
 use rustc_hash::{FxHashMap, FxHashSet};
-use vigil_tsdb::promql::{Engine, Value};
+use vigil_tsdb::promql::{Engine, QueryError, Value};
 use vigil_tsdb::{Db, Labels, Timestamp, stale_nan};
 
 use crate::alert::{AlertSet, AlertState, Candidate, Transition};
 use crate::rules::{AlertingRule, Group, RecordingRule, Rule};
-use crate::template::{AlertData, QueryRows};
+use crate::template::{AlertData, QueryFnError, QueryRows};
+
+/// Why one rule's evaluation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    /// The expression could not be evaluated.
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    /// The expression is a range vector or a string.
+    #[error("rule result is a {0}, not a vector or scalar")]
+    NotAVector(&'static str),
+    /// A recording rule's labels made two series the same.
+    #[error("vector contains metrics with the same labelset after applying rule labels")]
+    DuplicateLabelset,
+    /// An alerting rule's labels made two alerts the same.
+    #[error("vector contains metrics with the same labelset after applying alert labels")]
+    DuplicateAlertLabelset,
+}
 
 /// Settings shared by all groups.
 #[derive(Debug, Clone)]
@@ -169,7 +186,7 @@ impl GroupRuntime {
                 Ok(()) => Health::Ok,
                 Err(e) => {
                     tracing::warn!(group = %self.group.name, rule = rr.rule.name(), error = %e, "rule evaluation failed");
-                    Health::Err(e)
+                    Health::Err(e.to_string())
                 }
             };
             rr.last_eval = Some(ts);
@@ -222,14 +239,11 @@ fn instant_vector(
     engine: &Engine,
     expr: &promql_parser::parser::Expr,
     t: Timestamp,
-) -> Result<Vec<(Labels, f64)>, String> {
-    match engine.instant(db, expr, t).map_err(|e| e.to_string())? {
+) -> Result<Vec<(Labels, f64)>, EvalError> {
+    match engine.instant(db, expr, t)? {
         Value::Vector(v) => Ok(v.into_iter().map(|s| (s.metric, s.v)).collect()),
         Value::Scalar { v, .. } => Ok(vec![(Labels::empty(), v)]),
-        other => Err(format!(
-            "rule result is a {}, not a vector or scalar",
-            other.type_name()
-        )),
+        other => Err(EvalError::NotAVector(other.type_name())),
     }
 }
 
@@ -239,7 +253,7 @@ fn record(
     r: &RecordingRule,
     group_labels: &[(String, String)],
     t: Timestamp,
-) -> Result<Vec<(Labels, f64)>, String> {
+) -> Result<Vec<(Labels, f64)>, EvalError> {
     let mut seen = FxHashSet::default();
     let mut out = Vec::new();
     for (labels, v) in instant_vector(db, engine, &r.expr, t)? {
@@ -250,7 +264,7 @@ fn record(
         }
         let l = b.build();
         if !seen.insert(l.clone()) {
-            return Err("vector contains metrics with the same labelset after applying rule labels".into());
+            return Err(EvalError::DuplicateLabelset);
         }
         out.push((l, v));
     }
@@ -271,10 +285,10 @@ fn alert(
     ts: Timestamp,
     query_ts: Timestamp,
     alerts: &mut AlertSet,
-) -> Result<(Vec<(Labels, f64)>, RuleNotices), String> {
+) -> Result<(Vec<(Labels, f64)>, RuleNotices), EvalError> {
     let result = instant_vector(db, engine, &a.expr, query_ts)?;
-    let query = |q: &str| -> Result<QueryRows, String> {
-        let parsed = engine.parse(q).map_err(|e| e.to_string())?;
+    let query = |q: &str| -> Result<QueryRows, QueryFnError> {
+        let parsed = engine.parse(q)?;
         let rows = instant_vector(db, engine, parsed.expr(), query_ts)?;
         Ok(rows
             .into_iter()
@@ -321,7 +335,7 @@ fn alert(
     }
     let transitions = alerts
         .eval(ts, candidates, a.for_ms, a.keep_firing_for_ms)
-        .map_err(|_| "vector contains metrics with the same labelset after applying alert labels".to_owned())?;
+        .map_err(|_| EvalError::DuplicateAlertLabelset)?;
     let mut notices = Vec::with_capacity(transitions.len());
     // Alerts that started pending now (those with a `for`), for the history.
     for a in alerts

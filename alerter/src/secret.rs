@@ -42,14 +42,25 @@ impl Secret {
     }
 
     /// The secret now: its file read again if it has one.
-    pub fn current(&self) -> Result<Cow<'_, str>, String> {
+    pub fn current(&self) -> Result<Cow<'_, str>, SecretError> {
         match &self.file {
             None => Ok(Cow::Borrowed(&self.value)),
-            Some(path) => read_file(path)
-                .map(Cow::Owned)
-                .map_err(|e| format!("reading the secret in {}: {e}", path.display())),
+            Some(path) => read_file(path).map(Cow::Owned).map_err(|source| SecretError {
+                path: path.clone(),
+                source,
+            }),
         }
     }
+}
+
+/// A secret's file could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("reading the secret in {}: {source}", path.display())]
+pub struct SecretError {
+    /// The file.
+    pub path: PathBuf,
+    /// Why it could not be read.
+    pub source: std::io::Error,
 }
 
 fn read_file(path: &Path) -> std::io::Result<String> {

@@ -176,8 +176,9 @@ impl App {
         Ok(Arc::new(app))
     }
 
-    /// Re-reads the configuration's rule files, the web configuration file and the tokens; on
-    /// any error the current ones stay.
+    /// Re-reads the configuration's rule files, its `alerting:` section (and the
+    /// `alertmanager.yml` it names), the web configuration file and the tokens; on any error the
+    /// current ones stay.
     ///
     /// Everything is read and checked before anything is applied, and one reload runs at a
     /// time (SIGHUP and `/-/reload` may come together). Other settings of `vigil.yaml` take a
@@ -190,6 +191,7 @@ impl App {
             e
         };
         let mut access = None;
+        let mut alerting = None;
         let mut files = self.rule_files.lock().clone();
         if let Some(path) = &self.config_path {
             let cfg = Config::load(path).map_err(|e| failed(format!("reloading {}: {e:#}", path.display())))?;
@@ -197,6 +199,12 @@ impl App {
             let next = Access::load(&cfg, Some(&current))
                 .map_err(|e| failed(format!("reloading the web configuration: {e:#}")))?;
             self.check_tls_switch(&next).map_err(failed)?;
+            if let Some(n) = self.notifier.get() {
+                let next = n
+                    .prepare(&cfg.alerting)
+                    .map_err(|e| failed(format!("reloading alerting: {e}")))?;
+                alerting = Some((n, next));
+            }
             files = cfg.rule_files;
             access = Some(next);
         }
@@ -207,6 +215,9 @@ impl App {
         *self.rule_files.lock() = files;
         if let Some(next) = access {
             self.replace_access(next);
+        }
+        if let Some((notifier, next)) = alerting {
+            notifier.apply(next);
         }
         *self.runtime.last_reload.lock() = (true, vigil_tsdb::time::now_ms());
         tracing::info!(groups, "reloaded");

@@ -16,6 +16,7 @@ use super::config::{
     EmailConfig, PagerDutyConfig, SlackConfig, SmtpTls, WebhookConfig, check_email, check_url, default_client,
     default_pagerduty_url, opt_duration, split_addresses,
 };
+use super::error::ConfigError;
 use super::matcher::{Matcher, Matchers, parse_matchers};
 use super::plan::{Delivery, GroupBy, InhibitRule, Integration, IntegrationKind, Plan, ReceiverPlan, Route, RouteOpts};
 use super::timeinterval::{TimeInterval, TimeIntervalSpec};
@@ -245,8 +246,8 @@ const IGNORED_KEYS: &[&str] = &[
 ];
 
 /// Reads an `alertmanager.yml`.
-pub fn compile(text: &str) -> Result<Plan, String> {
-    let file: AmFile = serde_yaml_ng::from_str(text).map_err(|e| e.to_string())?;
+pub fn compile(text: &str) -> Result<Plan, ConfigError> {
+    let file: AmFile = serde_yaml_ng::from_str(text)?;
     let mut warnings = Vec::new();
     if !file.templates.is_empty() {
         warnings.push("templates are ignored: vigil writes its own messages".to_owned());
@@ -254,20 +255,23 @@ pub fn compile(text: &str) -> Result<Plan, String> {
     let mut receivers = BTreeMap::new();
     for (i, r) in file.receivers.iter().enumerate() {
         if let Some(kind) = r.other.keys().next() {
-            let line = receiver_key_line(text, i, kind).map_or(String::new(), |l| format!("line {l}: "));
-            return Err(format!(
-                "{line}receiver {:?}: {kind} is not supported (vigil sends webhook_configs, slack_configs, email_configs and pagerduty_configs)",
-                r.name
-            ));
+            return Err(ConfigError::UnsupportedReceiver {
+                receiver: r.name.clone(),
+                kind: kind.clone(),
+                line: receiver_key_line(text, i, kind),
+            });
         }
         let plan = receiver(r, &file.global, &mut warnings)?;
         if receivers.insert(r.name.clone(), plan).is_some() {
-            return Err(format!("notification config name {:?} is not unique", r.name));
+            return Err(ConfigError::Duplicate {
+                what: "receiver",
+                name: r.name.clone(),
+            });
         }
     }
-    let route = file.route.ok_or("no routes provided")?;
+    let route = file.route.ok_or(ConfigError::Route("no routes provided"))?;
     if !route.matchers.is_empty() || !route.match_equal.is_empty() || !route.match_re.is_empty() {
-        return Err("root route must not have any matchers".into());
+        return Err(ConfigError::Route("root route must not have any matchers"));
     }
     let mut intervals = file.time_intervals;
     intervals.extend(file.mute_time_intervals);
@@ -348,12 +352,12 @@ fn read_secret(
     Some(secret)
 }
 
-fn receiver(r: &AmReceiver, g: &Global, warnings: &mut Vec<String>) -> Result<ReceiverPlan, String> {
+fn receiver(r: &AmReceiver, g: &Global, warnings: &mut Vec<String>) -> Result<ReceiverPlan, ConfigError> {
     let what = format!("receiver {:?}", r.name);
     let mut integrations = Vec::new();
     for w in &r.webhook_configs {
         let url = read_secret(w.url.as_ref(), w.url_file.as_ref(), &what, warnings)
-            .ok_or_else(|| format!("{what}: one of url or url_file must be configured"))?;
+            .ok_or_else(|| ConfigError::receiver(&what, "one of url or url_file must be configured"))?;
         if w.url.is_some() {
             check_url(url.expose(), &what)?;
         }
@@ -377,7 +381,7 @@ fn receiver(r: &AmReceiver, g: &Global, warnings: &mut Vec<String>) -> Result<Re
                 "global",
                 warnings,
             )
-            .ok_or_else(|| format!("{what}: no global Slack API URL set either inline or in a file"))?,
+            .ok_or_else(|| ConfigError::receiver(&what, "no global Slack API URL set either inline or in a file"))?,
         };
         integrations.push(Integration {
             send_resolved: s.send_resolved,
@@ -400,12 +404,13 @@ fn receiver(r: &AmReceiver, g: &Global, warnings: &mut Vec<String>) -> Result<Re
     }
     for p in &r.pagerduty_configs {
         if p.service_key.is_some() || p.service_key_file.is_some() {
-            return Err(format!(
-                "{what}: pagerduty_configs with service_key (Events API v1) are not supported; use routing_key (Events API v2)"
+            return Err(ConfigError::receiver(
+                &what,
+                "pagerduty_configs with service_key (Events API v1) are not supported; use routing_key (Events API v2)",
             ));
         }
         let key = read_secret(p.routing_key.as_ref(), p.routing_key_file.as_ref(), &what, warnings)
-            .ok_or_else(|| format!("{what}: missing routing_key in PagerDuty config"))?;
+            .ok_or_else(|| ConfigError::receiver(&what, "missing routing_key in PagerDuty config"))?;
         let url = p
             .url
             .clone()
@@ -436,17 +441,17 @@ fn receiver(r: &AmReceiver, g: &Global, warnings: &mut Vec<String>) -> Result<Re
     })
 }
 
-fn email(e: &AmEmail, g: &Global, what: &str, warnings: &mut Vec<String>) -> Result<EmailConfig, String> {
+fn email(e: &AmEmail, g: &Global, what: &str, warnings: &mut Vec<String>) -> Result<EmailConfig, ConfigError> {
     let smarthost = e
         .smarthost
         .clone()
         .or_else(|| g.smtp_smarthost.clone())
-        .ok_or_else(|| format!("{what}: no global SMTP smarthost set"))?;
+        .ok_or_else(|| ConfigError::receiver(what, "no global SMTP smarthost set"))?;
     let from = e
         .from
         .clone()
         .or_else(|| g.smtp_from.clone())
-        .ok_or_else(|| format!("{what}: no global SMTP from set"))?;
+        .ok_or_else(|| ConfigError::receiver(what, "no global SMTP from set"))?;
     let to = split_addresses(e.to.as_deref().unwrap_or_default());
     let password = match read_secret(e.auth_password.as_ref(), e.auth_password_file.as_ref(), what, warnings) {
         Some(p) => Some(p),
@@ -504,7 +509,7 @@ pub(super) fn assemble(
     intervals: &[NamedTimeInterval],
     warnings: Vec<String>,
     what: &str,
-) -> Result<Plan, String> {
+) -> Result<Plan, ConfigError> {
     let mut time_intervals = BTreeMap::new();
     for ti in intervals {
         let compiled = ti
@@ -512,15 +517,21 @@ pub(super) fn assemble(
             .iter()
             .map(TimeInterval::compile)
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| format!("time interval {:?}: {e}", ti.name))?;
+            .map_err(|source| ConfigError::TimeInterval {
+                name: ti.name.clone(),
+                source,
+            })?;
         if time_intervals.insert(ti.name.clone(), compiled).is_some() {
-            return Err(format!("time interval {:?} is defined twice", ti.name));
+            return Err(ConfigError::Duplicate {
+                what: "time interval",
+                name: ti.name.clone(),
+            });
         }
     }
     let root_receiver = route
         .receiver
         .clone()
-        .ok_or_else(|| format!("{what}: the root route needs a receiver"))?;
+        .ok_or(ConfigError::Route("the root route needs a receiver"))?;
     let base = RouteOpts {
         receiver: root_receiver,
         ..RouteOpts::default()
@@ -532,11 +543,19 @@ pub(super) fn assemble(
         // The fan-out root of vigil's own form names no receiver: all its children continue.
         let fan_out_root = name.is_empty() && r.children.iter().all(|c| c.continue_matching);
         if !fan_out_root && !receivers.contains_key(name) {
-            return Err(format!("{what}: undefined receiver {name:?} used in route"));
+            return Err(ConfigError::Undefined {
+                place: what.to_owned(),
+                what: "receiver",
+                name: name.clone(),
+            });
         }
         for ti in r.opts.mute_time_intervals.iter().chain(&r.opts.active_time_intervals) {
             if !time_intervals.contains_key(ti) {
-                return Err(format!("{what}: undefined time interval {ti:?} used in route"));
+                return Err(ConfigError::Undefined {
+                    place: what.to_owned(),
+                    what: "time interval",
+                    name: ti.clone(),
+                });
             }
         }
     }
@@ -551,12 +570,14 @@ pub(super) fn assemble(
     })
 }
 
-fn build_route(cfg: &RouteConfig, parent: &RouteOpts, root: bool) -> Result<Route, String> {
+fn build_route(cfg: &RouteConfig, parent: &RouteOpts, root: bool) -> Result<Route, ConfigError> {
     let group_by = match &cfg.group_by {
         None => parent.group_by.clone(),
         Some(names) if names.iter().any(|n| n == "...") => {
             if names.len() > 1 {
-                return Err("cannot have wildcard group_by (`...`) and other labels at the same time".into());
+                return Err(ConfigError::Route(
+                    "cannot have wildcard group_by (`...`) and other labels at the same time",
+                ));
             }
             GroupBy::All
         }
@@ -577,19 +598,19 @@ fn build_route(cfg: &RouteConfig, parent: &RouteOpts, root: bool) -> Result<Rout
         active_time_intervals: cfg.active_time_intervals.clone(),
     };
     if opts.group_interval.is_zero() {
-        return Err("group_interval cannot be zero".into());
+        return Err(ConfigError::Route("group_interval cannot be zero"));
     }
     if opts.repeat_interval.is_zero() {
-        return Err("repeat_interval cannot be zero".into());
+        return Err(ConfigError::Route("repeat_interval cannot be zero"));
     }
     if root && !cfg.mute_time_intervals.is_empty() {
-        return Err("root route must not have any mute time intervals".into());
+        return Err(ConfigError::Route("root route must not have any mute time intervals"));
     }
     if root && !cfg.active_time_intervals.is_empty() {
-        return Err("root route must not have any active time intervals".into());
+        return Err(ConfigError::Route("root route must not have any active time intervals"));
     }
     if root && cfg.continue_matching {
-        return Err("cannot have continue in root route".into());
+        return Err(ConfigError::Route("cannot have continue in root route"));
     }
     let matchers = matchers(&cfg.matchers, &cfg.match_equal, &cfg.match_re)?;
     let children = cfg
@@ -612,21 +633,31 @@ fn matchers(
     text: &[String],
     equal: &BTreeMap<String, String>,
     regex: &BTreeMap<String, String>,
-) -> Result<Matchers, String> {
+) -> Result<Matchers, ConfigError> {
     let mut out = Vec::new();
     for t in text {
-        out.extend(parse_matchers(t).map_err(|e| format!("matchers {t:?}: {e}"))?);
+        out.extend(parse_matchers(t).map_err(|source| ConfigError::Matchers {
+            text: t.clone(),
+            source,
+        })?);
     }
     for (k, v) in equal {
         out.push(Matcher::equal(k.clone(), v.clone()));
     }
     for (k, v) in regex {
-        out.push(Matcher::new(k.clone(), super::matcher::MatchType::Regex, v.clone()).map_err(|e| e.to_string())?);
+        out.push(
+            Matcher::new(k.clone(), super::matcher::MatchType::Regex, v.clone()).map_err(|source| {
+                ConfigError::Matchers {
+                    text: format!("{k}: {v}"),
+                    source,
+                }
+            })?,
+        );
     }
     Ok(Matchers(out).sorted())
 }
 
-fn inhibit_rule(c: &InhibitRuleConfig) -> Result<InhibitRule, String> {
+fn inhibit_rule(c: &InhibitRuleConfig) -> Result<InhibitRule, ConfigError> {
     Ok(InhibitRule {
         source: matchers(&c.source_matchers, &c.source_match, &c.source_match_re)?,
         target: matchers(&c.target_matchers, &c.target_match, &c.target_match_re)?,
@@ -773,7 +804,13 @@ receivers:
         let text = "route: {receiver: a}\nreceivers:\n  - name: a\n    opsgenie_configs:\n      - api_key: x\n";
         let e = compile(text).expect_err("refused");
         assert!(
-            e.contains("line 4") && e.contains("opsgenie_configs") && e.contains("\"a\""),
+            matches!(&e, ConfigError::UnsupportedReceiver { receiver, kind, line: Some(4) }
+                if receiver == "a" && kind == "opsgenie_configs"),
+            "{e:?}"
+        );
+        assert!(
+            e.to_string()
+                .starts_with("line 4: receiver \"a\": opsgenie_configs is not supported"),
             "{e}"
         );
     }
@@ -795,13 +832,16 @@ receivers:
                 "route: {receiver: a, group_by: ['...', x]}\nreceivers: [{name: a}]",
                 "wildcard",
             ),
-            ("route: {receiver: a}\nreceivers: [{name: a}, {name: a}]", "not unique"),
+            (
+                "route: {receiver: a}\nreceivers: [{name: a}, {name: a}]",
+                "defined twice",
+            ),
             (
                 "route: {receiver: a}\nreceivers: [{name: a, pagerduty_configs: [{service_key: x}]}]",
                 "routing_key",
             ),
         ] {
-            let e = compile(text).expect_err(text);
+            let e = compile(text).expect_err(text).to_string();
             assert!(e.contains(want), "{text}: {e}");
         }
     }

@@ -32,6 +32,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 
 use super::amconfig::{self, InhibitRuleConfig, NamedTimeInterval, RouteConfig};
+use super::error::ConfigError;
 use super::plan::{Delivery, Integration, IntegrationKind, Plan, ReceiverPlan};
 use crate::Secret;
 
@@ -358,16 +359,15 @@ pub(super) fn split_addresses(s: &str) -> Vec<String> {
 
 impl AlertingConfig {
     /// Checks names, references, matchers and intervals without reading other files.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         for u in &self.alertmanagers {
             check_url(u, "alerting.alertmanagers")?;
         }
         if self.alertmanager_config.is_some() {
             if !self.receivers.is_empty() || self.route.is_some() {
-                return Err(
-                    "alerting: with alertmanager_config, receivers and the route come from that file; remove `receivers` and `route` here"
-                        .into(),
-                );
+                return Err(ConfigError::Route(
+                    "alerting: with alertmanager_config, receivers and the route come from that file; remove `receivers` and `route` here",
+                ));
             }
             return Ok(());
         }
@@ -375,18 +375,28 @@ impl AlertingConfig {
     }
 
     /// The plan: from the `alertmanager.yml` if one is named, else from this section.
-    pub fn compile(&self) -> Result<Plan, String> {
+    pub fn compile(&self) -> Result<Plan, ConfigError> {
         let mut plan = match &self.alertmanager_config {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| format!("alerting.alertmanager_config: reading {}: {e}", path.display()))?;
-                amconfig::compile(&text).map_err(|e| format!("{}: {e}", path.display()))?
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    what: "alerting.alertmanager_config",
+                    path: path.clone(),
+                    source,
+                })?;
+                amconfig::compile(&text).map_err(|e| ConfigError::InFile {
+                    path: path.clone(),
+                    source: Box::new(e),
+                })?
             }
             None => self.compile_own()?,
         };
         for (receiver, fallback) in &self.fallbacks {
             let Some(r) = plan.receivers.get_mut(receiver) else {
-                return Err(format!("alerting.fallbacks: receiver {receiver:?} is not defined"));
+                return Err(ConfigError::Undefined {
+                    place: "alerting.fallbacks".into(),
+                    what: "receiver",
+                    name: receiver.clone(),
+                });
             };
             r.fallback = Some(fallback.clone());
         }
@@ -394,15 +404,18 @@ impl AlertingConfig {
         Ok(plan)
     }
 
-    fn compile_own(&self) -> Result<Plan, String> {
+    fn compile_own(&self) -> Result<Plan, ConfigError> {
         let mut receivers = BTreeMap::new();
         for r in &self.receivers {
             if r.name.is_empty() {
-                return Err("alerting.receivers: a receiver has no name".into());
+                return Err(ConfigError::Route("alerting.receivers: a receiver has no name"));
             }
             let plan = r.compile()?;
             if receivers.insert(r.name.clone(), plan).is_some() {
-                return Err(format!("alerting.receivers: receiver {:?} is defined twice", r.name));
+                return Err(ConfigError::Duplicate {
+                    what: "alerting.receivers: receiver",
+                    name: r.name.clone(),
+                });
             }
         }
         let route = match &self.route {
@@ -439,7 +452,7 @@ fn fan_out(receivers: &[ReceiverConfig]) -> RouteConfig {
 }
 
 impl ReceiverConfig {
-    fn compile(&self) -> Result<ReceiverPlan, String> {
+    fn compile(&self) -> Result<ReceiverPlan, ConfigError> {
         let what = format!("alerting.receivers: {:?}", self.name);
         let mut integrations = Vec::new();
         if let Some(w) = &self.webhook {
@@ -452,7 +465,10 @@ impl ReceiverConfig {
         if let Some(s) = &self.slack {
             if !(s.url.expose().starts_with("https://") || s.url.expose().starts_with("http://")) {
                 // The URL itself is a secret and is not repeated.
-                return Err(format!("{what} has an invalid Slack URL"));
+                return Err(ConfigError::Url {
+                    place: format!("{what} slack"),
+                    url: None,
+                });
             }
             integrations.push(Integration {
                 send_resolved: s.send_resolved,
@@ -480,8 +496,9 @@ impl ReceiverConfig {
             });
         }
         if integrations.is_empty() {
-            return Err(format!(
-                "{what} needs at least one of webhook, slack, email, pagerduty, console"
+            return Err(ConfigError::receiver(
+                &what,
+                "needs at least one of webhook, slack, email, pagerduty, console",
             ));
         }
         Ok(ReceiverPlan {
@@ -498,35 +515,48 @@ impl ReceiverConfig {
     }
 }
 
-pub(super) fn check_url(url: &str, what: &str) -> Result<(), String> {
+pub(super) fn check_url(url: &str, what: &str) -> Result<(), ConfigError> {
     if url.starts_with("http://") || url.starts_with("https://") {
         Ok(())
     } else {
-        Err(format!("{what} has an invalid URL {url:?}"))
+        Err(ConfigError::Url {
+            place: what.to_owned(),
+            url: Some(url.to_owned()),
+        })
     }
 }
 
-pub(super) fn check_email(e: &EmailConfig, what: &str) -> Result<(), String> {
+pub(super) fn check_email(e: &EmailConfig, what: &str) -> Result<(), ConfigError> {
     if e.to.is_empty() {
-        return Err(format!("{what}: email needs at least one address in `to`"));
+        return Err(ConfigError::receiver(what, "email needs at least one address in `to`"));
     }
     if e.from.is_empty() {
-        return Err(format!("{what}: email needs `from`"));
+        return Err(ConfigError::receiver(what, "email needs `from`"));
     }
     match e.smarthost.rsplit_once(':') {
         Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(()),
-        _ => Err(format!("{what}: email smarthost {:?} must be host:port", e.smarthost)),
+        _ => Err(ConfigError::receiver(
+            what,
+            format!("email smarthost {:?} must be host:port", e.smarthost),
+        )),
     }
 }
 
-fn check_fallbacks(plan: &Plan) -> Result<(), String> {
+fn check_fallbacks(plan: &Plan) -> Result<(), ConfigError> {
     for r in plan.receivers.values() {
         if let Some(f) = &r.fallback {
             if f == &r.name {
-                return Err(format!("receiver {:?} cannot be its own fallback", r.name));
+                return Err(ConfigError::receiver(
+                    &format!("receiver {:?}", r.name),
+                    "cannot be its own fallback",
+                ));
             }
             if !plan.receivers.contains_key(f) {
-                return Err(format!("the fallback {f:?} of receiver {:?} is not defined", r.name));
+                return Err(ConfigError::Undefined {
+                    place: format!("receiver {:?}", r.name),
+                    what: "fallback",
+                    name: f.clone(),
+                });
             }
         }
     }
@@ -539,7 +569,7 @@ mod tests {
 
     fn parse(yaml: &str) -> Result<Plan, String> {
         let cfg: AlertingConfig = serde_yaml_ng::from_str(yaml).map_err(|e| e.to_string())?;
-        cfg.compile()
+        cfg.compile().map_err(|e| e.to_string())
     }
 
     #[test]

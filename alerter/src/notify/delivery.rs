@@ -8,11 +8,11 @@
 //! given up; a given-up one is handed back so the notification log forgets it.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use tokio::sync::{mpsc, oneshot};
 use vigil_tsdb::time::now_ms;
 
@@ -52,8 +52,9 @@ impl DestinationStats {
     }
 }
 
-/// Queues of every destination by receiver, for fallback copies (set once all are started).
-pub(super) type Fallbacks = Arc<OnceLock<BTreeMap<String, Vec<Destination>>>>;
+/// Queues of every destination by receiver, for fallback copies (filled once all are started,
+/// replaced by a reload).
+pub(super) type Fallbacks = Arc<RwLock<BTreeMap<String, Vec<Destination>>>>;
 
 /// Where given-up notifications go (the notifier, to correct its log).
 pub(super) type GivenUp = mpsc::UnboundedSender<Notification>;
@@ -65,6 +66,16 @@ pub(super) struct Destination {
     stats: Arc<DestinationStats>,
     breaker: Arc<Mutex<Breaker>>,
     kind: &'static str,
+    retired: Arc<AtomicBool>,
+}
+
+/// What the workers of every destination share.
+pub(super) struct Shared<'a> {
+    pub(super) outbox: &'a Arc<Outbox>,
+    pub(super) ctx: &'a SendContext,
+    pub(super) fallbacks: &'a Fallbacks,
+    pub(super) given_up: &'a GivenUp,
+    pub(super) history: &'a History,
 }
 
 /// What a destination's worker shares with its delivery tasks.
@@ -79,6 +90,7 @@ struct Worker<S> {
     fallbacks: Fallbacks,
     given_up: GivenUp,
     history: History,
+    retired: Arc<AtomicBool>,
 }
 
 /// How a delivery ended.
@@ -96,24 +108,24 @@ impl Destination {
         sender: S,
         receiver: &ReceiverPlan,
         index: usize,
-        outbox: &Arc<Outbox>,
-        ctx: &SendContext,
-        (fallbacks, given_up, history): (&Fallbacks, &GivenUp, &History),
+        shared: &Shared<'_>,
     ) -> Destination {
         let (tx, rx) = mpsc::unbounded_channel();
         let stats = Arc::new(DestinationStats::default());
         let breaker = Arc::new(Mutex::new(Breaker::new(receiver.delivery.breaker)));
+        let retired = Arc::new(AtomicBool::new(false));
         let worker = Arc::new(Worker {
             sender,
             delivery: receiver.delivery.clone(),
-            outbox: outbox.clone(),
+            outbox: shared.outbox.clone(),
             stats: stats.clone(),
             breaker: breaker.clone(),
-            ctx: ctx.clone(),
+            ctx: shared.ctx.clone(),
             fallback: receiver.fallback.clone(),
-            fallbacks: fallbacks.clone(),
-            given_up: given_up.clone(),
-            history: history.clone(),
+            fallbacks: shared.fallbacks.clone(),
+            given_up: shared.given_up.clone(),
+            history: shared.history.clone(),
+            retired: retired.clone(),
         });
         tokio::spawn(worker.run(rx));
         Destination {
@@ -121,7 +133,20 @@ impl Destination {
             stats,
             breaker,
             kind: receiver.integrations[index].kind.name(),
+            retired,
         }
+    }
+
+    /// Marks the destination as replaced by a reload: once every handle is gone, its worker
+    /// gives back what it has not started, so that the new configuration notifies those groups
+    /// again; deliveries under way finish with the old settings.
+    pub(super) fn retire(&self) {
+        self.retired.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether both handles lead to the same worker.
+    pub(super) fn same_worker(&self, other: &Destination) -> bool {
+        Arc::ptr_eq(&self.retired, &other.retired)
     }
 
     /// Queues a notification.
@@ -164,7 +189,10 @@ impl<S: Sender> Worker<S> {
             tokio::select! {
                 n = rx.recv() => match n {
                     Some(n) => self.accept(&mut q, n),
-                    None => return,
+                    None => {
+                        self.give_back(&mut q);
+                        return;
+                    }
                 },
                 Some((group, seq)) = done_rx.recv() => {
                     if q.busy.get(&group).is_some_and(|(s, _)| *s == seq) {
@@ -175,6 +203,18 @@ impl<S: Sender> Worker<S> {
             }
             self.fall_back_while_open(&mut q);
             self.start_what_can_start(&mut q, &done_tx);
+        }
+    }
+
+    /// When the destination was replaced by a reload, hands its waiting notifications back to
+    /// the notifier, which forgets them (log and outbox).
+    fn give_back(&self, q: &mut Queue) {
+        if !self.retired.load(Ordering::Relaxed) {
+            return;
+        }
+        for n in q.pending.drain(..) {
+            self.stats.queued.fetch_sub(1, Ordering::Relaxed);
+            let _ = self.given_up.send(n);
         }
     }
 
@@ -348,7 +388,7 @@ impl<S: Sender> Worker<S> {
             return;
         }
         let Some(fallback) = &self.fallback else { return };
-        let Some(dests) = self.fallbacks.get().and_then(|f| f.get(fallback)) else {
+        let Some(dests) = self.fallbacks.read().get(fallback).cloned() else {
             return;
         };
         tracing::warn!(receiver = %n.receiver, fallback = %fallback, group = %n.group_key, "{why}: sending to the fallback receiver");

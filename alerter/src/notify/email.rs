@@ -33,9 +33,12 @@ pub struct EmailSender {
 
 impl EmailSender {
     /// A sender for `cfg`; `timeout` bounds each SMTP exchange.
-    pub fn new(cfg: &EmailConfig, timeout: std::time::Duration) -> Result<Self, String> {
+    pub fn new(cfg: &EmailConfig, timeout: std::time::Duration) -> Result<Self, super::DestinationError> {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let what = |e: &dyn std::fmt::Display| format!("email to {}: {e}", cfg.to.join(", "));
+        let what = |e: &dyn std::fmt::Display| super::DestinationError::Email {
+            to: cfg.to.join(", "),
+            problem: e.to_string(),
+        };
         let (host, port) = cfg
             .smarthost
             .rsplit_once(':')

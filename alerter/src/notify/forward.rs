@@ -22,6 +22,7 @@ const RESEND_DELAY_MS: i64 = 60_000;
 /// newer one.
 #[derive(Debug)]
 pub(super) struct Forwarder {
+    urls: Vec<String>,
     senders: Vec<watch::Sender<Option<Value>>>,
     last_sent: Timestamp,
 }
@@ -47,7 +48,7 @@ pub fn postable_alerts(alerts: &[PipelineAlert], ctx: &SendContext, now: Timesta
 impl Forwarder {
     /// A forwarder to the Alertmanagers at `urls` (their base URLs); starts a task for each
     /// (needs a tokio runtime).
-    pub(super) fn new(urls: &[String]) -> Result<Forwarder, String> {
+    pub(super) fn new(urls: &[String]) -> Result<Forwarder, super::DestinationError> {
         for u in urls {
             super::config::check_url(u, "alerting.alertmanagers")?;
         }
@@ -62,9 +63,15 @@ impl Forwarder {
             })
             .collect();
         Ok(Forwarder {
+            urls: urls.to_vec(),
             senders,
             last_sent: i64::MIN,
         })
+    }
+
+    /// The Alertmanagers it sends to.
+    pub(super) fn urls(&self) -> &[String] {
+        &self.urls
     }
 
     /// Whether alerts are due to be sent at `now`: when they changed, or a resend delay after

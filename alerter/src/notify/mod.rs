@@ -19,6 +19,7 @@ mod console;
 mod delivery;
 pub mod dispatch;
 mod email;
+mod error;
 mod forward;
 pub mod history;
 pub mod inhibit;
@@ -39,7 +40,7 @@ use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 use vigil_tsdb::time::now_ms;
 use vigil_tsdb::{Labels, Timestamp};
@@ -49,8 +50,9 @@ pub use alerts::PipelineAlert;
 pub use breaker::{Breaker, BreakerState};
 pub use config::AlertingConfig;
 pub use console::{ConsoleSender, console_line};
-use delivery::{Destination, DestinationStats};
+use delivery::{Destination, DestinationStats, Shared};
 pub use email::{EmailSender, html_body, subject as email_subject, text_body};
+pub use error::{ConfigError, DestinationError};
 pub use forward::postable_alerts;
 pub use history::{History, HistorySink};
 pub use outbox::Outbox;
@@ -61,7 +63,7 @@ pub use slack::{SlackSender, slack_message};
 pub use stages::{Notification, Pipeline};
 pub use webhook::{WebhookSender, webhook_payload};
 
-use self::plan::{IntegrationKind, Plan};
+use self::plan::{IntegrationKind, Plan, ReceiverPlan};
 
 /// Whether a notification is about firing or resolved alerts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,8 +122,11 @@ pub trait Sender: Send + Sync + 'static {
 #[derive(Debug, thiserror::Error)]
 pub enum NotifyError {
     /// The configuration is wrong.
-    #[error("{0}")]
-    Config(String),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A destination could not be built.
+    #[error(transparent)]
+    Destination(#[from] DestinationError),
     /// Its files could not be opened.
     #[error("{what}: {source}")]
     Io {
@@ -130,6 +135,15 @@ pub enum NotifyError {
         /// Why.
         source: std::io::Error,
     },
+}
+
+/// A checked alerting configuration, ready for [`Notifier::apply`]; dropping it stops the
+/// destinations it started.
+#[derive(Debug)]
+pub struct Reloaded {
+    plan: Plan,
+    destinations: Destinations,
+    forwarder: Option<forward::Forwarder>,
 }
 
 /// How one destination is doing.
@@ -152,15 +166,27 @@ pub struct DestinationStatus {
 /// Where a console destination writes.
 pub type ConsoleOut = Arc<Mutex<Box<dyn std::io::Write + Send>>>;
 
+struct Console(ConsoleOut);
+
+impl std::fmt::Debug for Console {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Console")
+    }
+}
+
 /// The running pipeline: state, outbox and one delivery worker per destination.
 #[derive(Debug)]
 pub struct Notifier {
     pipeline: Mutex<Pipeline>,
     outbox: Arc<Outbox>,
-    destinations: BTreeMap<(String, usize), Destination>,
-    fallbacks: BTreeMap<String, String>,
+    destinations: RwLock<Destinations>,
+    /// Every destination by receiver, for the workers' fallback copies.
+    fallback_queues: delivery::Fallbacks,
     ctx: SendContext,
     history: History,
+    /// Where console destinations write (kept for the destinations a reload starts).
+    console: Console,
+    given_up: delivery::GivenUp,
     forwarder: Mutex<forward::Forwarder>,
     flush_lock: tokio::sync::Mutex<()>,
     wake: tokio::sync::Notify,
@@ -176,7 +202,7 @@ impl Notifier {
         external_url: String,
         console: &ConsoleOut,
     ) -> Result<Arc<Notifier>, NotifyError> {
-        let plan = cfg.compile().map_err(NotifyError::Config)?;
+        let plan = cfg.compile()?;
         for w in &plan.warnings {
             tracing::warn!("alerting: {w}");
         }
@@ -192,12 +218,16 @@ impl Notifier {
         let ctx = SendContext { external_url };
         let (given_up, mut given_up_rx) = tokio::sync::mpsc::unbounded_channel();
         let history = History::default();
-        let destinations = start_destinations(&plan, &outbox, &ctx, console, (&given_up, &history))?;
-        let fallbacks = plan
-            .receivers
-            .values()
-            .filter_map(|r| r.fallback.clone().map(|f| (r.name.clone(), f)))
-            .collect();
+        let fallback_queues = delivery::Fallbacks::default();
+        let shared = Shared {
+            outbox: &outbox,
+            ctx: &ctx,
+            fallbacks: &fallback_queues,
+            given_up: &given_up,
+            history: &history,
+        };
+        let destinations = Destinations::default().next(&plan, &shared, console)?;
+        fallback_queues.write().clone_from(&destinations.by_receiver());
         let alerts = alerts::AlertStore::open(dir.map(|d| d.join("alerts.json")).as_deref()).map_err(io("alerts"))?;
         let mut pipeline = Pipeline::new(plan, silences, acks, nflog, 0);
         pipeline.restore_alerts(alerts, now);
@@ -210,11 +240,13 @@ impl Notifier {
         let notifier = Arc::new(Notifier {
             pipeline: Mutex::new(pipeline),
             outbox,
-            destinations,
-            fallbacks,
+            destinations: RwLock::new(destinations),
+            fallback_queues,
             ctx,
             history,
-            forwarder: Mutex::new(forward::Forwarder::new(&cfg.alertmanagers).map_err(NotifyError::Config)?),
+            console: Console(console.clone()),
+            given_up,
+            forwarder: Mutex::new(forward::Forwarder::new(&cfg.alertmanagers)?),
             flush_lock: tokio::sync::Mutex::new(()),
             wake: tokio::sync::Notify::new(),
         });
@@ -308,7 +340,7 @@ impl Notifier {
     }
 
     fn enqueue(&self, n: Notification) {
-        match self.destinations.get(&(n.receiver.clone(), n.integration)) {
+        match self.destinations.read().map.get(&(n.receiver.clone(), n.integration)) {
             Some(d) => d.push(n),
             None => {
                 tracing::warn!(receiver = %n.receiver, "notification for a destination that no longer exists dropped");
@@ -347,6 +379,56 @@ impl Notifier {
         Ok(acked)
     }
 
+    /// Reads and checks a new alerting configuration and starts the destinations it adds or
+    /// changes, without applying it yet: a reload checks everything before it applies anything.
+    pub fn prepare(&self, cfg: &AlertingConfig) -> Result<Reloaded, NotifyError> {
+        let plan = cfg.compile()?;
+        let shared = Shared {
+            outbox: &self.outbox,
+            ctx: &self.ctx,
+            fallbacks: &self.fallback_queues,
+            given_up: &self.given_up,
+            history: &self.history,
+        };
+        let destinations = self.destinations.read().next(&plan, &shared, &self.console.0)?;
+        let forwarder = if self.forwarder.lock().urls() == cfg.alertmanagers.as_slice() {
+            None
+        } else {
+            Some(forward::Forwarder::new(&cfg.alertmanagers)?)
+        };
+        Ok(Reloaded {
+            plan,
+            destinations,
+            forwarder,
+        })
+    }
+
+    /// Puts a prepared configuration in place. Groups are rebuilt from the current alerts;
+    /// silences, acknowledgements and the notification log stay, so no group state already
+    /// notified is notified again. Destinations of unchanged receivers keep their queue and
+    /// breaker; a replaced one finishes the deliveries it has started and gives back the rest,
+    /// which the new configuration notifies again.
+    pub fn apply(&self, next: Reloaded) {
+        for w in &next.plan.warnings {
+            tracing::warn!("alerting: {w}");
+        }
+        let by_receiver = next.destinations.by_receiver();
+        let old = std::mem::replace(&mut *self.destinations.write(), next.destinations);
+        for (key, d) in &old.map {
+            let kept = self.destinations.read().map.get(key).is_some_and(|n| n.same_worker(d));
+            if !kept {
+                d.retire();
+            }
+        }
+        *self.fallback_queues.write() = by_receiver;
+        drop(old);
+        self.pipeline.lock().replace_plan(next.plan, now_ms());
+        if let Some(f) = next.forwarder {
+            *self.forwarder.lock() = f;
+        }
+        self.wake.notify_one();
+    }
+
     /// Reads or changes the pipeline's state (silences, alerts, groups).
     pub fn with_pipeline<T>(&self, f: impl FnOnce(&mut Pipeline) -> T) -> T {
         f(&mut self.pipeline.lock())
@@ -378,15 +460,17 @@ impl Notifier {
     }
 
     /// The fallback of a receiver, if it has one.
-    pub fn fallback_of(&self, receiver: &str) -> Option<&str> {
-        self.fallbacks.get(receiver).map(String::as_str)
+    pub fn fallback_of(&self, receiver: &str) -> Option<String> {
+        self.destinations.read().fallback_of(receiver)
     }
 
     /// Each destination's delivery: receiver, kind, circuit state and counts (for `vigil
     /// status`).
     pub fn destinations(&self) -> Vec<DestinationStatus> {
         let now = now_ms();
-        self.destinations
+        let dests = self.destinations.read();
+        dests
+            .map
             .iter()
             .map(|((receiver, index), d)| DestinationStatus {
                 receiver: receiver.clone(),
@@ -394,7 +478,7 @@ impl Notifier {
                 kind: d.kind(),
                 breaker: d.breaker_state(now),
                 counts: d.stats().values().iter().map(|(k, v)| (*k, *v)).collect(),
-                fallback: self.fallbacks.get(receiver).cloned(),
+                fallback: dests.fallback_of(receiver),
             })
             .collect()
     }
@@ -403,11 +487,13 @@ impl Notifier {
     pub fn telemetry(&self) -> Vec<(Labels, f64)> {
         let mut out = Vec::new();
         let now = now_ms();
-        for ((receiver, i), d) in &self.destinations {
+        let dests = self.destinations.read();
+        for ((receiver, i), d) in &dests.map {
             // The kind names the destination; a second one of a kind in a receiver gets its
             // position too.
             let twin = (0..*i).any(|j| {
-                self.destinations
+                dests
+                    .map
                     .get(&(receiver.clone(), j))
                     .is_some_and(|o| o.kind() == d.kind())
             });
@@ -445,65 +531,60 @@ impl Notifier {
     }
 }
 
-fn start_destinations(
-    plan: &Plan,
-    outbox: &Arc<Outbox>,
-    ctx: &SendContext,
-    console: &ConsoleOut,
-    (given_up, history): (&delivery::GivenUp, &History),
-) -> Result<BTreeMap<(String, usize), Destination>, NotifyError> {
-    let fallbacks: delivery::Fallbacks = Arc::default();
-    let mut out = BTreeMap::new();
-    let mut by_receiver: BTreeMap<String, Vec<Destination>> = BTreeMap::new();
-    for r in plan.receivers.values() {
-        for (i, integration) in r.integrations.iter().enumerate() {
-            let cfg = NotifyError::Config;
-            let dest = match &integration.kind {
-                IntegrationKind::Webhook(w) => Destination::start(
-                    WebhookSender::new(w).map_err(cfg)?,
-                    r,
-                    i,
-                    outbox,
-                    ctx,
-                    (&fallbacks, given_up, history),
-                ),
-                IntegrationKind::Slack(s) => Destination::start(
-                    SlackSender::new(s).map_err(cfg)?,
-                    r,
-                    i,
-                    outbox,
-                    ctx,
-                    (&fallbacks, given_up, history),
-                ),
-                IntegrationKind::Console => Destination::start(
-                    ConsoleSender::new(console.clone()),
-                    r,
-                    i,
-                    outbox,
-                    ctx,
-                    (&fallbacks, given_up, history),
-                ),
-                IntegrationKind::Email(e) => Destination::start(
-                    EmailSender::new(e, r.delivery.timeout).map_err(cfg)?,
-                    r,
-                    i,
-                    outbox,
-                    ctx,
-                    (&fallbacks, given_up, history),
-                ),
-                IntegrationKind::PagerDuty(p) => Destination::start(
-                    PagerDutySender::new(p, r.delivery.timeout).map_err(cfg)?,
-                    r,
-                    i,
-                    outbox,
-                    ctx,
-                    (&fallbacks, given_up, history),
-                ),
-            };
-            by_receiver.entry(r.name.clone()).or_default().push(dest.clone());
-            out.insert((r.name.clone(), i), dest);
+/// The running destinations of one configuration.
+#[derive(Debug, Default)]
+struct Destinations {
+    map: BTreeMap<(String, usize), Destination>,
+    receivers: BTreeMap<String, ReceiverPlan>,
+}
+
+impl Destinations {
+    /// The destinations of `plan`: those of receivers that did not change are kept, with their
+    /// queue, breaker and counts; the others are started.
+    fn next(&self, plan: &Plan, shared: &Shared<'_>, console: &ConsoleOut) -> Result<Destinations, NotifyError> {
+        let mut map = BTreeMap::new();
+        for r in plan.receivers.values() {
+            let unchanged = self.receivers.get(&r.name) == Some(r);
+            for i in 0..r.integrations.len() {
+                let key = (r.name.clone(), i);
+                let dest = match self.map.get(&key) {
+                    Some(d) if unchanged => d.clone(),
+                    _ => start_destination(r, i, shared, console)?,
+                };
+                map.insert(key, dest);
+            }
         }
+        Ok(Destinations {
+            map,
+            receivers: plan.receivers.clone(),
+        })
     }
-    let _ = fallbacks.set(by_receiver);
-    Ok(out)
+
+    /// Every destination by receiver, in integration order.
+    fn by_receiver(&self) -> BTreeMap<String, Vec<Destination>> {
+        let mut out: BTreeMap<String, Vec<Destination>> = BTreeMap::new();
+        for ((receiver, _), d) in &self.map {
+            out.entry(receiver.clone()).or_default().push(d.clone());
+        }
+        out
+    }
+
+    fn fallback_of(&self, receiver: &str) -> Option<String> {
+        self.receivers.get(receiver)?.fallback.clone()
+    }
+}
+
+fn start_destination(
+    r: &ReceiverPlan,
+    i: usize,
+    shared: &Shared<'_>,
+    console: &ConsoleOut,
+) -> Result<Destination, NotifyError> {
+    Ok(match &r.integrations[i].kind {
+        IntegrationKind::Webhook(w) => Destination::start(WebhookSender::new(w)?, r, i, shared),
+        IntegrationKind::Slack(s) => Destination::start(SlackSender::new(s)?, r, i, shared),
+        IntegrationKind::Console => Destination::start(ConsoleSender::new(console.clone()), r, i, shared),
+        IntegrationKind::Email(e) => Destination::start(EmailSender::new(e, r.delivery.timeout)?, r, i, shared),
+        IntegrationKind::PagerDuty(p) => Destination::start(PagerDutySender::new(p, r.delivery.timeout)?, r, i, shared),
+    })
 }

@@ -23,7 +23,7 @@ pub struct PagerDutySender {
 
 impl PagerDutySender {
     /// A sender for `cfg`.
-    pub fn new(cfg: &PagerDutyConfig, timeout: std::time::Duration) -> Result<Self, String> {
+    pub fn new(cfg: &PagerDutyConfig, timeout: std::time::Duration) -> Result<Self, super::DestinationError> {
         Ok(PagerDutySender {
             cfg: cfg.clone(),
             client: http_client(timeout)?,
@@ -125,7 +125,11 @@ impl Sender for PagerDutySender {
         {
             return Ok(());
         }
-        let key = self.cfg.routing_key.current().map_err(SendError::Retryable)?;
+        let key = self
+            .cfg
+            .routing_key
+            .current()
+            .map_err(|e| SendError::Retryable(e.to_string()))?;
         let mut event = pagerduty_event(n, ctx, &self.cfg);
         event["routing_key"] = Value::String(key.into_owned());
         post_json(&self.client, &self.cfg.url, &self.cfg.url, &event).await

@@ -31,7 +31,7 @@ pub struct Plan {
 }
 
 /// One receiver: where its notifications go and how they are delivered.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ReceiverPlan {
     /// Its name.
     pub name: String,
@@ -69,7 +69,7 @@ impl Default for Delivery {
 }
 
 /// One destination of a receiver.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Integration {
     /// Whether resolved alerts are sent.
     pub send_resolved: bool,
@@ -78,7 +78,7 @@ pub struct Integration {
 }
 
 /// The kinds of destination.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum IntegrationKind {
     /// Alertmanager's webhook payload (version 4).
     Webhook(WebhookConfig),

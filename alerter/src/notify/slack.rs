@@ -26,7 +26,7 @@ pub struct SlackSender {
 
 impl SlackSender {
     /// A sender for `cfg`.
-    pub fn new(cfg: &SlackConfig) -> Result<Self, String> {
+    pub fn new(cfg: &SlackConfig) -> Result<Self, super::DestinationError> {
         Ok(SlackSender {
             url: cfg.url.clone(),
             channel: cfg.channel.clone(),
@@ -182,7 +182,7 @@ pub fn slack_message(n: &Notification, ctx: &SendContext, channel: Option<&str>)
 
 impl Sender for SlackSender {
     async fn send(&self, n: &Notification, ctx: &SendContext) -> Result<(), SendError> {
-        let url = self.url.current().map_err(SendError::Retryable)?;
+        let url = self.url.current().map_err(|e| SendError::Retryable(e.to_string()))?;
         post_json(
             &self.client,
             &url,

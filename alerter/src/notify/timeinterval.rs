@@ -45,7 +45,55 @@ pub struct TimeRangeSpec {
     pub end_time: String,
 }
 
-type RangeParser<'a> = dyn Fn(&str) -> Result<(i32, i32), String> + 'a;
+type RangeParser<'a> = dyn Fn(&str) -> Result<(i32, i32), TimeIntervalError> + 'a;
+
+/// Why a time interval is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum TimeIntervalError {
+    /// `location:` names no time zone this machine knows.
+    #[error("unknown location {name:?}: {source}")]
+    Location {
+        /// The name given.
+        name: String,
+        /// What the time zone database said.
+        source: jiff::Error,
+    },
+    /// A time of day is not `HH:MM`.
+    #[error("invalid time {0:?}: expected HH:MM between 00:00 and 24:00")]
+    Time(String),
+    /// A time range ends before it starts.
+    #[error("start_time {start} must be before end_time {end}")]
+    TimeOrder {
+        /// `start_time`.
+        start: String,
+        /// `end_time`.
+        end: String,
+    },
+    /// A value is not a number.
+    #[error("invalid {what} {text:?}")]
+    Number {
+        /// What was expected.
+        what: &'static str,
+        /// What was given.
+        text: String,
+    },
+    /// A value is neither a name nor a number.
+    #[error("{text:?} is not one of {names}")]
+    Name {
+        /// What was given.
+        text: String,
+        /// The names it may be.
+        names: String,
+    },
+    /// A range is out of bounds or backwards.
+    #[error("invalid {what} range {text:?}")]
+    Range {
+        /// What kind of range.
+        what: &'static str,
+        /// The range as given.
+        text: String,
+    },
+}
 
 /// A compiled interval.
 #[derive(Debug, Clone)]
@@ -85,14 +133,17 @@ const MONTHS: [&str; 12] = [
 
 impl TimeInterval {
     /// Checks and compiles a spec.
-    pub fn compile(spec: &TimeIntervalSpec) -> Result<TimeInterval, String> {
+    pub fn compile(spec: &TimeIntervalSpec) -> Result<TimeInterval, TimeIntervalError> {
         let list = |v: &Option<Vec<String>>, f: &RangeParser<'_>| {
             v.iter().flatten().map(|s| f(s)).collect::<Result<Vec<_>, _>>()
         };
         let tz = match spec.location.as_deref() {
             None | Some("" | "UTC") => TimeZone::UTC,
             Some("Local") => TimeZone::system(),
-            Some(name) => TimeZone::get(name).map_err(|e| format!("unknown location {name:?}: {e}"))?,
+            Some(name) => TimeZone::get(name).map_err(|source| TimeIntervalError::Location {
+                name: name.to_owned(),
+                source,
+            })?,
         };
         Ok(TimeInterval {
             times: spec
@@ -141,9 +192,9 @@ pub fn any_contains(intervals: &[TimeInterval], t: Timestamp) -> bool {
     intervals.iter().any(|i| i.contains(t))
 }
 
-fn time_range(r: &TimeRangeSpec) -> Result<(u32, u32), String> {
-    let minutes = |s: &str| -> Result<u32, String> {
-        let bad = || format!("invalid time {s:?}: expected HH:MM between 00:00 and 24:00");
+fn time_range(r: &TimeRangeSpec) -> Result<(u32, u32), TimeIntervalError> {
+    let minutes = |s: &str| -> Result<u32, TimeIntervalError> {
+        let bad = || TimeIntervalError::Time(s.to_owned());
         let (h, m) = s.split_once(':').ok_or_else(bad)?;
         let (h, m): (u32, u32) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
         if h > 24 || m > 59 || (h == 24 && m > 0) || s.len() != 5 {
@@ -153,33 +204,39 @@ fn time_range(r: &TimeRangeSpec) -> Result<(u32, u32), String> {
     };
     let (b, e) = (minutes(&r.start_time)?, minutes(&r.end_time)?);
     if b >= e {
-        return Err(format!(
-            "start_time {} must be before end_time {}",
-            r.start_time, r.end_time
-        ));
+        return Err(TimeIntervalError::TimeOrder {
+            start: r.start_time.clone(),
+            end: r.end_time.clone(),
+        });
     }
     Ok((b, e))
 }
 
-fn number(s: &str, what: &str) -> Result<i32, String> {
-    s.trim().parse().map_err(|_| format!("invalid {what} {s:?}"))
+fn number(s: &str, what: &'static str) -> Result<i32, TimeIntervalError> {
+    s.trim().parse().map_err(|_| TimeIntervalError::Number {
+        what,
+        text: s.to_owned(),
+    })
 }
 
-fn named(s: &str, names: &[&str], first: i32) -> Result<i32, String> {
+fn named(s: &str, names: &[&str], first: i32) -> Result<i32, TimeIntervalError> {
     let lower = s.trim().to_ascii_lowercase();
     if let Some(i) = names.iter().position(|n| *n == lower) {
         return Ok(i as i32 + first);
     }
-    number(s, "value").map_err(|_| format!("{s:?} is not one of {}", names.join(", ")))
+    number(s, "value").map_err(|_| TimeIntervalError::Name {
+        text: s.to_owned(),
+        names: names.join(", "),
+    })
 }
 
 fn range(
     s: &str,
-    what: &str,
-    parse: impl Fn(&str) -> Result<i32, String>,
+    what: &'static str,
+    parse: impl Fn(&str) -> Result<i32, TimeIntervalError>,
     min: i32,
     max: i32,
-) -> Result<(i32, i32), String> {
+) -> Result<(i32, i32), TimeIntervalError> {
     let (b, e) = match s.split_once(':') {
         Some((b, e)) => (parse(b)?, parse(e)?),
         None => {
@@ -188,12 +245,15 @@ fn range(
         }
     };
     if b < min || e > max || b > e {
-        return Err(format!("invalid {what} range {s:?}"));
+        return Err(TimeIntervalError::Range {
+            what,
+            text: s.to_owned(),
+        });
     }
     Ok((b, e))
 }
 
-fn days_range(s: &str) -> Result<(i32, i32), String> {
+fn days_range(s: &str) -> Result<(i32, i32), TimeIntervalError> {
     let (b, e) = match s.split_once(':') {
         Some((b, e)) => (number(b, "day of month")?, number(e, "day of month")?),
         None => {
@@ -206,7 +266,10 @@ fn days_range(s: &str) -> Result<(i32, i32), String> {
     // after the end in a 28-day month.
     let in_short_month = |d: i32| if d < 0 { 28 + d } else { d };
     if !ok(b) || !ok(e) || (b < 0 && e > 0) || in_short_month(b) > in_short_month(e) {
-        return Err(format!("invalid day of month range {s:?}"));
+        return Err(TimeIntervalError::Range {
+            what: "day of month",
+            text: s.to_owned(),
+        });
     }
     Ok((b, e))
 }

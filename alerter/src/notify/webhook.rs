@@ -10,7 +10,7 @@ use super::alerts::PipelineAlert;
 use super::config::WebhookConfig;
 use super::retry::{SendError, classify_status};
 use super::stages::Notification;
-use super::{SendContext, Sender};
+use super::{DestinationError, SendContext, Sender};
 
 /// Alertmanager's zero time, used as `endsAt` of a firing alert.
 pub(super) const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
@@ -25,7 +25,7 @@ pub struct WebhookSender {
 
 impl WebhookSender {
     /// A sender for `cfg`.
-    pub fn new(cfg: &WebhookConfig) -> Result<Self, String> {
+    pub fn new(cfg: &WebhookConfig) -> Result<Self, DestinationError> {
         Ok(WebhookSender {
             url: cfg.url.clone(),
             max_alerts: cfg.max_alerts,
@@ -34,14 +34,14 @@ impl WebhookSender {
     }
 }
 
-pub(super) fn http_client(timeout: Duration) -> Result<reqwest::Client, String> {
+pub(super) fn http_client(timeout: Duration) -> Result<reqwest::Client, DestinationError> {
     // One TLS stack for the whole binary: rustls with ring. Installing it twice is harmless.
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .timeout(timeout.max(Duration::from_millis(1)))
         .user_agent(concat!("vigil/", env!("CARGO_PKG_VERSION")))
         .build()
-        .map_err(|e| format!("building an HTTP client: {e}"))
+        .map_err(DestinationError::HttpClient)
 }
 
 /// POSTs `body` as JSON and classifies the answer. Errors name the target as `shown` (the URL,
@@ -122,7 +122,7 @@ pub fn webhook_payload(n: &Notification, ctx: &SendContext, max_alerts: usize) -
 
 impl Sender for WebhookSender {
     async fn send(&self, n: &Notification, ctx: &SendContext) -> Result<(), SendError> {
-        let url = self.url.current().map_err(SendError::Retryable)?;
+        let url = self.url.current().map_err(|e| SendError::Retryable(e.to_string()))?;
         // A notification sent again after a crash (between the receiver's answer and the outbox
         // forgetting it) carries the same key, so a receiver can drop the copy.
         let req = self.client.post(url.as_ref()).header("Idempotency-Key", n.id());

@@ -52,12 +52,12 @@ impl Value {
         }
     }
 
-    fn number(&self) -> Result<f64, String> {
+    fn number(&self) -> Result<f64, ExecError> {
         match self {
             Value::Num(n) => Ok(*n),
-            Value::Str(s) => s.trim().parse().map_err(|_| format!("can't convert {s:?} to float")),
+            Value::Str(s) => s.trim().parse().map_err(|_| ExecError::NotANumber(format!("{s:?}"))),
             Value::Bool(_) | Value::Nil | Value::Map(_) | Value::List(_) => {
-                Err(format!("can't convert {} to float", self.kind()))
+                Err(ExecError::NotANumber(self.kind().to_owned()))
             }
         }
     }
@@ -81,11 +81,14 @@ impl Value {
     }
 
     /// `.field` access; a missing map key is the zero value (Prometheus's `missingkey=zero`).
-    fn field(&self, name: &str) -> Result<Value, String> {
+    fn field(&self, name: &str) -> Result<Value, ExecError> {
         match self {
             Value::Map(m) => Ok(m.get(name).cloned().unwrap_or(Value::Str(String::new()))),
             Value::Nil => Ok(Value::Nil),
-            other => Err(format!("can't evaluate field {name} in type {}", other.kind())),
+            other => Err(ExecError::NoField {
+                field: name.to_owned(),
+                kind: other.kind(),
+            }),
         }
     }
 }
@@ -100,11 +103,77 @@ pub fn labels_value<'a>(labels: impl IntoIterator<Item = (&'a str, &'a str)>) ->
     )
 }
 
+/// Why a template failed while running; it then expands to `<error expanding template: ...>`.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// A value that should be a number is not.
+    #[error("can't convert {0} to float")]
+    NotANumber(String),
+    /// A field of something that has none.
+    #[error("can't evaluate field {field} in type {kind}")]
+    NoField {
+        /// The field.
+        field: String,
+        /// What it was asked of.
+        kind: &'static str,
+    },
+    /// `range` over something that is not a list or map.
+    #[error("range can't iterate over {0}")]
+    NotIterable(String),
+    /// A `$variable` never set.
+    #[error("undefined variable: {0}")]
+    UndefinedVariable(String),
+    /// Arguments given to a value.
+    #[error("can't give argument to non-function {0}")]
+    NotAFunction(String),
+    /// A function called with too few arguments.
+    #[error("wrong number of args for {0}")]
+    Arity(String),
+    /// A function given a value of the wrong type.
+    #[error("{function}() of {kind}")]
+    WrongType {
+        /// The function.
+        function: &'static str,
+        /// The type it got.
+        kind: &'static str,
+    },
+    /// `first` of an empty vector.
+    #[error("first() called on vector with no elements")]
+    Empty,
+    /// `index` past the end of a list.
+    #[error("index out of range: {0}")]
+    IndexOutOfRange(usize),
+    /// A function neither Go nor Prometheus defines.
+    #[error("function {0:?} not defined")]
+    UndefinedFunction(String),
+    /// A regular expression that does not compile.
+    #[error(transparent)]
+    Regex(#[from] regex::Error),
+    /// `parseDuration` of something that is not a duration.
+    #[error("{0}")]
+    Duration(String),
+    /// `query` where no engine answers.
+    #[error("query() is not available here")]
+    NoQuery,
+    /// `query` failed.
+    #[error("{0}")]
+    Query(QueryFnError),
+    /// Comparison of values that have no order (NaN).
+    #[error("incomparable values")]
+    Incomparable,
+    /// `printf` whose format ends in `%`.
+    #[error("printf: missing verb")]
+    MissingVerb,
+}
+
 /// Rows of a query result: (labels, value).
 pub type QueryRows = Vec<(BTreeMap<String, String>, f64)>;
 
 /// Answers the `query` template function: an instant query at the evaluation time.
-pub type QueryFn<'a> = &'a dyn Fn(&str) -> Result<QueryRows, String>;
+pub type QueryFn<'a> = &'a dyn Fn(&str) -> Result<QueryRows, QueryFnError>;
+
+/// Why `query` failed, as the caller's query engine says.
+pub type QueryFnError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Execution state.
 pub(crate) struct Exec<'a> {
@@ -131,12 +200,12 @@ impl<'a> Exec<'a> {
         }
     }
 
-    pub(crate) fn run(mut self, nodes: &[Node], dot: &Value) -> Result<String, String> {
+    pub(crate) fn run(mut self, nodes: &[Node], dot: &Value) -> Result<String, ExecError> {
         self.nodes(nodes, dot)?;
         Ok(self.out)
     }
 
-    fn nodes(&mut self, nodes: &[Node], dot: &Value) -> Result<(), String> {
+    fn nodes(&mut self, nodes: &[Node], dot: &Value) -> Result<(), ExecError> {
         for n in nodes {
             match n {
                 Node::Text(t) => self.out.push_str(t),
@@ -184,7 +253,7 @@ impl<'a> Exec<'a> {
                             .collect(),
                         Value::Map(m) => m.into_iter().map(|(k, v)| (Value::Str(k), v)).collect(),
                         Value::Nil => Vec::new(),
-                        other => return Err(format!("range can't iterate over {}", other.print())),
+                        other => return Err(ExecError::NotIterable(other.print())),
                     };
                     if items.is_empty() {
                         self.scoped(otherwise, dot)?;
@@ -208,7 +277,7 @@ impl<'a> Exec<'a> {
         Ok(())
     }
 
-    fn scoped(&mut self, nodes: &[Node], dot: &Value) -> Result<(), String> {
+    fn scoped(&mut self, nodes: &[Node], dot: &Value) -> Result<(), ExecError> {
         let depth = self.vars.len();
         let r = self.nodes(nodes, dot);
         self.vars.truncate(depth);
@@ -222,16 +291,16 @@ impl<'a> Exec<'a> {
         }
     }
 
-    fn var(&self, name: &str) -> Result<Value, String> {
+    fn var(&self, name: &str) -> Result<Value, ExecError> {
         self.vars
             .iter()
             .rev()
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.clone())
-            .ok_or_else(|| format!("undefined variable: {name}"))
+            .ok_or_else(|| ExecError::UndefinedVariable(name.to_owned()))
     }
 
-    fn pipeline(&mut self, p: &Pipeline, dot: &Value) -> Result<Value, String> {
+    fn pipeline(&mut self, p: &Pipeline, dot: &Value) -> Result<Value, ExecError> {
         let mut prev: Option<Value> = None;
         for cmd in &p.0 {
             prev = Some(self.command(cmd, dot, prev.take())?);
@@ -239,7 +308,7 @@ impl<'a> Exec<'a> {
         Ok(prev.unwrap_or(Value::Nil))
     }
 
-    fn command(&mut self, cmd: &Command, dot: &Value, piped: Option<Value>) -> Result<Value, String> {
+    fn command(&mut self, cmd: &Command, dot: &Value, piped: Option<Value>) -> Result<Value, ExecError> {
         let Some(first) = cmd.0.first() else {
             return Ok(piped.unwrap_or(Value::Nil));
         };
@@ -254,12 +323,12 @@ impl<'a> Exec<'a> {
             return self.call(name, &args);
         }
         if cmd.0.len() > 1 || piped.is_some() {
-            return Err(format!("can't give argument to non-function {:?}", first));
+            return Err(ExecError::NotAFunction(format!("{first:?}")));
         }
         self.operand(first, dot)
     }
 
-    fn operand(&mut self, op: &Operand, dot: &Value) -> Result<Value, String> {
+    fn operand(&mut self, op: &Operand, dot: &Value) -> Result<Value, ExecError> {
         let (base, fields) = match op {
             Operand::Func(name) => return self.call(name, &[]),
             Operand::Var(name, fields) => (self.var(name)?, fields),
@@ -273,12 +342,8 @@ impl<'a> Exec<'a> {
         fields.iter().try_fold(base, |v, f| v.field(f))
     }
 
-    fn call(&mut self, name: &str, args: &[Value]) -> Result<Value, String> {
-        let arg = |i: usize| {
-            args.get(i)
-                .cloned()
-                .ok_or_else(|| format!("wrong number of args for {name}"))
-        };
+    fn call(&mut self, name: &str, args: &[Value]) -> Result<Value, ExecError> {
+        let arg = |i: usize| args.get(i).cloned().ok_or_else(|| ExecError::Arity(name.to_owned()));
         let num = |i: usize| arg(i)?.number();
         let s = |i: usize| arg(i).map(|v| v.string());
         Ok(match name {
@@ -295,18 +360,20 @@ impl<'a> Exec<'a> {
             "reReplaceAll" => Value::Str(regex(&s(0)?)?.replace_all(&s(2)?, s(1)?.as_str()).into_owned()),
             "stripPort" => Value::Str(strip_port(&s(0)?)),
             "parseDuration" => {
-                Value::Num(vigil_tsdb::time::parse_duration_ms(&s(0)?).map_err(|e| e.to_string())? as f64 / 1000.0)
+                Value::Num(vigil_tsdb::time::parse_duration_ms(&s(0)?).map_err(ExecError::Duration)? as f64 / 1000.0)
             }
             "now" => Value::Num(self.now_secs),
             "externalURL" => Value::Str(self.external_url.clone()),
             "pathPrefix" => Value::Str(url_path(&self.external_url)),
             "query" => self.query(&s(0)?)?,
             "first" => match arg(0)? {
-                Value::List(l) => l
-                    .into_iter()
-                    .next()
-                    .ok_or("first() called on vector with no elements")?,
-                other => return Err(format!("first() of {}", other.kind())),
+                Value::List(l) => l.into_iter().next().ok_or(ExecError::Empty)?,
+                other => {
+                    return Err(ExecError::WrongType {
+                        function: "first",
+                        kind: other.kind(),
+                    });
+                }
             },
             "label" => arg(1)?.field("Labels")?.field(&s(0)?)?,
             "value" => arg(0)?.field("Value")?,
@@ -335,15 +402,23 @@ impl<'a> Exec<'a> {
                 Value::Str(s) => s.len(),
                 Value::List(l) => l.len(),
                 Value::Map(m) => m.len(),
-                other => return Err(format!("len of {}", other.kind())),
+                other => {
+                    return Err(ExecError::WrongType {
+                        function: "len",
+                        kind: other.kind(),
+                    });
+                }
             } as f64),
             "index" => args.iter().skip(1).try_fold(arg(0)?, |v, k| match (v, k) {
                 (Value::Map(m), k) => Ok(m.get(&k.string()).cloned().unwrap_or(Value::Str(String::new()))),
                 (Value::List(l), k) => {
                     let i = k.number()? as usize;
-                    l.get(i).cloned().ok_or_else(|| format!("index out of range: {i}"))
+                    l.get(i).cloned().ok_or(ExecError::IndexOutOfRange(i))
                 }
-                (other, _) => Err(format!("can't index item of type {}", other.kind())),
+                (other, _) => Err(ExecError::WrongType {
+                    function: "index",
+                    kind: other.kind(),
+                }),
             })?,
             "not" => Value::Bool(!arg(0)?.truthy()),
             "and" => args
@@ -367,7 +442,7 @@ impl<'a> Exec<'a> {
                 let (a, b) = (arg(0)?, arg(1)?);
                 let ord = match (&a, &b) {
                     (Value::Str(x), Value::Str(y)) => x.cmp(y),
-                    _ => a.number()?.partial_cmp(&b.number()?).ok_or("incomparable values")?,
+                    _ => a.number()?.partial_cmp(&b.number()?).ok_or(ExecError::Incomparable)?,
                 };
                 Value::Bool(match name {
                     "lt" => ord.is_lt(),
@@ -379,13 +454,13 @@ impl<'a> Exec<'a> {
             "print" => Value::Str(args.iter().map(Value::print).collect::<Vec<_>>().join("")),
             "println" => Value::Str(args.iter().map(Value::print).collect::<Vec<_>>().join(" ") + "\n"),
             "printf" => Value::Str(printf(&s(0)?, &args[1..])?),
-            _ => return Err(format!("function {name:?} not defined")),
+            _ => return Err(ExecError::UndefinedFunction(name.to_owned())),
         })
     }
 
-    fn query(&self, q: &str) -> Result<Value, String> {
-        let f = self.query.ok_or("query() is not available here")?;
-        let rows = f(q)?;
+    fn query(&self, q: &str) -> Result<Value, ExecError> {
+        let f = self.query.ok_or(ExecError::NoQuery)?;
+        let rows = f(q).map_err(ExecError::Query)?;
         Ok(Value::List(
             rows.into_iter()
                 .map(|(labels, v)| {
@@ -451,8 +526,8 @@ fn equal(a: &Value, b: &Value) -> bool {
     }
 }
 
-fn regex(p: &str) -> Result<regex::Regex, String> {
-    regex::Regex::new(p).map_err(|e| e.to_string())
+fn regex(p: &str) -> Result<regex::Regex, ExecError> {
+    Ok(regex::Regex::new(p)?)
 }
 
 fn title(s: &str) -> String {
@@ -488,7 +563,7 @@ fn url_path(url: &str) -> String {
 
 /// Go's `printf` for the common verbs: `%s %v %d %f %g %e %q %x %%`, with precision (`%.2f`)
 /// and width (`%5s`, `%-5s`).
-fn printf(fmt: &str, args: &[Value]) -> Result<String, String> {
+fn printf(fmt: &str, args: &[Value]) -> Result<String, ExecError> {
     let mut out = String::new();
     let mut args = args.iter();
     let mut chars = fmt.chars().peekable();
@@ -526,7 +601,7 @@ fn printf(fmt: &str, args: &[Value]) -> Result<String, String> {
             }
             prec = Some(p.parse().unwrap_or(0));
         }
-        let verb = chars.next().ok_or("printf: missing verb")?;
+        let verb = chars.next().ok_or(ExecError::MissingVerb)?;
         let Some(v) = args.next() else {
             out.push_str(&format!("%!{verb}(MISSING)"));
             continue;

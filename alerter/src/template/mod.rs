@@ -19,7 +19,7 @@ mod parse;
 
 use std::collections::BTreeMap;
 
-pub use exec::{QueryFn, QueryRows, Value, labels_value};
+pub use exec::{ExecError, QueryFn, QueryFnError, QueryRows, Value, labels_value};
 
 /// A value as Prometheus's `humanize` prints it (`1.235k`, `12.3m`).
 pub fn humanize_value(v: f64) -> String {
@@ -243,7 +243,7 @@ mod tests {
 
     #[test]
     fn query_results() {
-        let q = |_: &str| -> Result<QueryRows, String> {
+        let q = |_: &str| -> Result<QueryRows, QueryFnError> {
             Ok(vec![(
                 BTreeMap::from([("instance".to_owned(), "a:9090".to_owned())]),
                 3.0,
