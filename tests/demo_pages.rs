@@ -3,7 +3,8 @@
 //! an Alertmanager v4 webhook to a receiver this test runs on 127.0.0.1. While it runs, the
 //! rules and alerts API answer in Prometheus's shapes, a broken rule file is refused by
 //! `POST /-/reload` while the rules stay, and `vigil tui` in tmux shows the overview rows and the
-//! alert panel, filters, opens a detail view and quits cleanly.
+//! alert panel, filters, opens a detail view and the on-call screen (silences and the alert
+//! history of the page) and quits cleanly.
 //!
 //! The tmux part needs `tmux` (`.ci/run` installs it). Without it that part says so and is
 //! skipped, unless `VIGIL_REQUIRE_EXTERNAL=1` makes it fail.
@@ -303,7 +304,7 @@ impl Tmux {
     }
 
     /// With the SLO alert firing: the alert panel, the alerting rows on top, the filter, the
-    /// detail view, and `q`.
+    /// detail view, the on-call screen, and `q`.
     fn drive(&self) {
         let s = self.wait_for("the SLO alert in the alert panel", |s| {
             s.lines().any(|l| {
@@ -329,6 +330,15 @@ impl Tmux {
                 && s.contains("requests/s")
                 && s.contains("D-1")
                 && s.contains("D-7")
+        });
+        // The on-call screen: no silences, and the history of the page that went out.
+        self.keys(&["Escape", "o"]);
+        self.wait_for("the alert history", |s| {
+            s.contains("No active or pending silences")
+                && s.lines()
+                    .any(|l| l.contains("FIRING") && l.contains("APIErrorBudgetBurn") && l.contains(':'))
+                && s.lines()
+                    .any(|l| l.contains("SENT") && l.contains("APIErrorBudgetBurn"))
         });
         self.keys(&["Escape", "q"]);
         let s = self.wait_for("the exit status", |s| s.contains("vigil tui exited with"));

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::Error;
+use crate::{Error, time};
 
 /// Labels of a series.
 pub type Labels = BTreeMap<String, String>;
@@ -63,6 +63,46 @@ impl Alert {
     pub fn name(&self) -> &str {
         self.labels.get("alertname").map_or("", String::as_str)
     }
+}
+
+/// A silence, from Alertmanager's `GET /api/v2/silences` (which vigil serves too).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Silence {
+    /// Its id.
+    pub id: String,
+    /// Its matchers as Alertmanager writes them: `service="payments", route=~"r.*"`.
+    pub matchers: String,
+    /// `active`, `pending` or `expired`.
+    pub state: String,
+    /// Who made it.
+    pub created_by: String,
+    /// Why.
+    pub comment: String,
+    /// When it starts (unix seconds).
+    pub starts_at: f64,
+    /// When it ends (unix seconds).
+    pub ends_at: f64,
+}
+
+/// One entry of vigil's alert history (`kept:history` events): a transition or what became of
+/// a notification.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryEntry {
+    /// When (unix seconds).
+    pub time: f64,
+    /// The alert's name.
+    pub alertname: String,
+    /// `pending`, `firing`, `resolved`, `sent`, `failed`, `silenced`, `inhibited`,
+    /// `acknowledged` or `fallback`.
+    pub state: String,
+    /// The notification's receiver.
+    pub receiver: String,
+    /// Who acknowledged.
+    pub by: String,
+    /// Their comment, or why a notification failed.
+    pub comment: String,
+    /// The alert's labels, `name="value"` pairs.
+    pub labels: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -152,16 +192,43 @@ impl Client {
 
     /// Pending and firing alerts.
     pub async fn alerts(&self) -> Result<Vec<Alert>, Error> {
-        let url = format!("{}/api/v1/alerts", self.base);
+        let (_, body) = self.get("/api/v1/alerts", &[]).await?;
+        parse_alerts(&parse_envelope(&body)?)
+    }
+
+    /// Every silence the server keeps (Alertmanager's API; a Prometheus has none).
+    pub async fn silences(&self) -> Result<Vec<Silence>, Error> {
+        let (status, body) = self.get("/api/v2/silences", &[]).await?;
+        if status == reqwest::StatusCode::NOT_FOUND {
+            return Err(Error::Api("this server keeps no silences".into()));
+        }
+        let v: Value = serde_json::from_slice(&body).map_err(|e| Error::Api(format!("silences: {e}")))?;
+        parse_silences(&v)
+    }
+
+    /// The newest `limit` entries of the alert history (vigil's events API).
+    pub async fn history(&self, limit: usize) -> Result<Vec<HistoryEntry>, Error> {
+        let params = [("q", "kept:history".to_owned()), ("limit", limit.to_string())];
+        let (status, body) = self.get("/api/v1/events/search", &params).await?;
+        if status == reqwest::StatusCode::NOT_FOUND {
+            return Err(Error::Api("this server keeps no alert history".into()));
+        }
+        parse_history(&parse_envelope(&body)?)
+    }
+
+    async fn get(&self, path: &str, params: &[(&str, String)]) -> Result<(reqwest::StatusCode, Vec<u8>), Error> {
+        let url = format!("{}{path}", self.base);
+        let target = reqwest::Url::parse_with_params(&url, params).map_err(|e| Error::Http(format!("{url}: {e}")))?;
         let resp = self
             .http
-            .get(&url)
+            .get(target)
             .timeout(self.timeout)
             .send()
             .await
             .map_err(|e| Error::Http(format!("{url}: {e}")))?;
+        let status = resp.status();
         let body = resp.bytes().await.map_err(|e| Error::Http(format!("{url}: {e}")))?;
-        parse_alerts(&parse_envelope(&body)?)
+        Ok((status, body.to_vec()))
     }
 }
 
@@ -296,6 +363,89 @@ pub fn parse_alerts(data: &Value) -> Result<Vec<Alert>, Error> {
     Ok(alerts)
 }
 
+/// Alertmanager's silences, newest end first within active, then pending, then expired.
+pub fn parse_silences(v: &Value) -> Result<Vec<Silence>, Error> {
+    let list = v
+        .as_array()
+        .ok_or_else(|| Error::Api("silences: expected a list".into()))?;
+    let text = |s: &Value, k: &str| s.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+    let time = |s: &Value, k: &str| {
+        s.get(k)
+            .and_then(Value::as_str)
+            .and_then(time::parse_rfc3339)
+            .unwrap_or(0.0)
+    };
+    let mut out: Vec<Silence> = list
+        .iter()
+        .map(|s| Silence {
+            id: text(s, "id"),
+            matchers: s
+                .get("matchers")
+                .and_then(Value::as_array)
+                .map(|ms| ms.iter().map(matcher).collect::<Vec<_>>().join(", "))
+                .unwrap_or_default(),
+            state: s
+                .get("status")
+                .and_then(|st| st.get("state"))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            created_by: text(s, "createdBy"),
+            comment: text(s, "comment"),
+            starts_at: time(s, "startsAt"),
+            ends_at: time(s, "endsAt"),
+        })
+        .collect();
+    let rank = |state: &str| match state {
+        "active" => 0,
+        "pending" => 1,
+        _ => 2,
+    };
+    out.sort_by(|a, b| {
+        rank(&a.state)
+            .cmp(&rank(&b.state))
+            .then(b.ends_at.total_cmp(&a.ends_at))
+    });
+    Ok(out)
+}
+
+fn matcher(m: &Value) -> String {
+    let flag = |k: &str, default: bool| m.get(k).and_then(Value::as_bool).unwrap_or(default);
+    let op = match (flag("isEqual", true), flag("isRegex", false)) {
+        (true, false) => "=",
+        (false, false) => "!=",
+        (true, true) => "=~",
+        (false, true) => "!~",
+    };
+    let s = |k: &str| m.get(k).and_then(Value::as_str).unwrap_or_default();
+    format!("{}{op}{:?}", s("name"), s("value"))
+}
+
+/// The `events` of an events-API answer, as history entries (newest first, as the API sends
+/// them); events without an alert record are skipped.
+pub fn parse_history(data: &Value) -> Result<Vec<HistoryEntry>, Error> {
+    let events = data
+        .get("events")
+        .and_then(Value::as_array)
+        .ok_or_else(|| Error::Api("answer without events".into()))?;
+    Ok(events
+        .iter()
+        .filter_map(|e| {
+            let a = e.get("alert")?;
+            let text = |k: &str| a.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+            Some(HistoryEntry {
+                time: e.get("timestamp").and_then(Value::as_f64).unwrap_or(0.0) / 1000.0,
+                alertname: text("alertname"),
+                state: text("state"),
+                receiver: text("receiver"),
+                by: text("by"),
+                comment: text("comment"),
+                labels: text("labels"),
+            })
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -349,5 +499,41 @@ mod tests {
         assert_eq!((a[0].name(), a[0].state, a[0].value), ("A", AlertState::Firing, 2.0));
         assert_eq!(a[0].annotations["summary"], "s");
         assert_eq!(a[1].state, AlertState::Pending);
+    }
+
+    #[test]
+    fn silences_active_first_with_alertmanager_matchers() {
+        let v: Value = serde_json::from_str(
+            r#"[
+              {"id":"a","status":{"state":"expired"},"matchers":[{"name":"x","value":"1","isRegex":false}],
+               "startsAt":"2026-11-22T05:00:00Z","endsAt":"2026-11-22T06:00:00Z","createdBy":"c","comment":"old"},
+              {"id":"b","status":{"state":"active"},"matchers":[{"name":"service","value":"pay.*","isRegex":true,"isEqual":true},
+               {"name":"env","value":"dev","isRegex":false,"isEqual":false}],
+               "startsAt":"2026-11-22T06:00:00Z","endsAt":"2026-11-22T08:00:00Z","createdBy":"alice","comment":"deploy"}
+            ]"#,
+        )
+        .expect("JSON");
+        let s = parse_silences(&v).expect("parsed");
+        assert_eq!(s[0].id, "b");
+        assert_eq!(s[0].matchers, r#"service=~"pay.*", env!="dev""#);
+        assert_eq!(s[0].created_by, "alice");
+        assert_eq!(s[0].ends_at, s[0].starts_at + 7200.0);
+        assert_eq!(s[1].state, "expired");
+        assert!(parse_silences(&Value::Null).is_err());
+    }
+
+    #[test]
+    fn history_entries_from_events() {
+        let d = data(
+            r#"{"status":"success","data":{"total":2,"events":[
+              {"timestamp":1795330170000,"kept":"history","alert":{"alertname":"A","state":"acknowledged","receiver":"",
+               "by":"bob","comment":"on it","labels":"{service=\"p\"}","groupKey":"g"}},
+              {"timestamp":1795330100000,"kept":"slow"}
+            ]}}"#,
+        );
+        let h = parse_history(&d).expect("parsed");
+        assert_eq!(h.len(), 1, "events without an alert record are skipped");
+        assert_eq!(h[0].time, 1_795_330_170.0);
+        assert_eq!((h[0].state.as_str(), h[0].by.as_str()), ("acknowledged", "bob"));
     }
 }

@@ -6,8 +6,19 @@ use std::collections::HashMap;
 use crate::api::{Client, Labels};
 use crate::dashboard::{Detail, Overview, parse_duration, substitute};
 use crate::layout::SPARK_WIDTH;
-use crate::state::{ChartData, Curve, DetailData, OverviewData, Row};
+use crate::state::{ChartData, Curve, DetailData, OnCallData, OverviewData, Row};
 use crate::time;
+
+/// History entries the on-call screen shows.
+const HISTORY_ENTRIES: usize = 200;
+
+/// Silences and the alert history, each on its own (one may fail and the other show).
+pub async fn on_call(client: &Client) -> OnCallData {
+    OnCallData {
+        silences: client.silences().await.map_err(|e| e.to_string()),
+        history: client.history(HISTORY_ENTRIES).await.map_err(|e| e.to_string()),
+    }
+}
 
 /// Points per detail chart.
 const CHART_POINTS: f64 = 240.0;

@@ -9,10 +9,10 @@ use ratatui::widgets::{
     Axis, Block, BorderType, Cell, Chart, Clear, Dataset, GraphType, Paragraph, Row as TableRow, Table, TableState,
 };
 
-use crate::api::{Alert, AlertState};
+use crate::api::{Alert, AlertState, HistoryEntry, Silence};
 use crate::dashboard::{Column, Unit};
 use crate::layout::{self, Screen as Areas};
-use crate::state::{App, ChartData, Mode, RANGES, Screen};
+use crate::state::{App, ChartData, Mode, OnCallData, RANGES, Screen};
 use crate::time;
 
 const FIRING: Color = Color::Red;
@@ -25,7 +25,7 @@ pub fn render(app: &App, frame: &mut Frame<'_>) {
     let area = frame.area();
     let detail_key = match &app.screen {
         Screen::Detail { key, .. } => Some(key.as_slice()),
-        Screen::Overview => None,
+        Screen::Overview | Screen::OnCall { .. } => None,
     };
     let alerts: Vec<&Alert> = match detail_key {
         Some(key) => app.alerts_for(key).collect(),
@@ -44,6 +44,7 @@ pub fn render(app: &App, frame: &mut Frame<'_>) {
                 data.as_ref().map(|d| d.charts.as_slice()),
             );
         }
+        Screen::OnCall { data, scroll } => on_call(app, frame, areas.main, data.as_ref(), *scroll),
     }
     alerts_panel(app, frame, areas.alerts, &alerts, detail_key.is_some());
     status_line(app, frame, areas.status);
@@ -433,6 +434,103 @@ fn alert_line<'a>(app: &App, a: &'a Alert) -> Line<'a> {
     Line::from(spans)
 }
 
+/// The on-call screen: silences on top, the alert history below, newest first.
+fn on_call(app: &App, frame: &mut Frame<'_>, area: Rect, data: Option<&OnCallData>, scroll: usize) {
+    let Some(data) = data else {
+        frame.render_widget(
+            Paragraph::new("Loading silences and history…")
+                .fg(DIM)
+                .block(panel(Line::from(" On call ".bold()))),
+            area,
+        );
+        return;
+    };
+    let silence_lines: Vec<Line<'_>> = match &data.silences {
+        Err(e) => vec![Line::from(Span::styled(e.clone(), Style::new().fg(DIM)))],
+        Ok(s) if s.iter().all(|s| s.state == "expired") => {
+            vec![Line::from(Span::styled(
+                "No active or pending silences.",
+                Style::new().fg(DIM),
+            ))]
+        }
+        Ok(s) => s
+            .iter()
+            .filter(|s| s.state != "expired")
+            .map(|s| silence_line(app, s))
+            .collect(),
+    };
+    let active = data
+        .silences
+        .as_ref()
+        .map_or(0, |s| s.iter().filter(|s| s.state == "active").count());
+    let wanted = u16::try_from(silence_lines.len()).unwrap_or(u16::MAX).saturating_add(2);
+    let silences_h = wanted.min(area.height / 2).max(3.min(area.height));
+    let [top, bottom] = Layout::vertical([Constraint::Length(silences_h), Constraint::Min(0)]).areas(area);
+    let title = Line::from(vec![
+        Span::styled(" Silences ", Style::new().bold()),
+        Span::styled(format!("{active} active "), Style::new().fg(DIM)),
+    ]);
+    frame.render_widget(Paragraph::new(silence_lines).block(panel(title)), top);
+
+    let title = Line::from(" Alert history (newest first) ".bold());
+    let lines: Vec<Line<'_>> = match &data.history {
+        Err(e) => vec![Line::from(Span::styled(e.clone(), Style::new().fg(DIM)))],
+        Ok(h) if h.is_empty() => vec![Line::from(Span::styled(
+            "Nothing yet: transitions and notifications show here.",
+            Style::new().fg(DIM),
+        ))],
+        Ok(h) => h.iter().skip(scroll).map(history_line).collect(),
+    };
+    frame.render_widget(Paragraph::new(lines).block(panel(title)), bottom);
+}
+
+fn silence_line<'a>(app: &App, s: &'a Silence) -> Line<'a> {
+    let (state, when) = if s.state == "pending" {
+        ("PENDING", format!("starts in {}", time::short(s.starts_at - app.now)))
+    } else {
+        ("ACTIVE ", format!("ends in {}", time::short(s.ends_at - app.now)))
+    };
+    let id: String = s.id.chars().take(8).collect();
+    Line::from(vec![
+        Span::styled(state, Style::new().fg(ACCENT).bold()),
+        Span::raw(" "),
+        Span::styled(format!("{:<40} ", s.matchers), Style::new().bold()),
+        Span::styled(format!("{when:<16} "), Style::new().fg(DIM)),
+        Span::raw(format!("{}: {} ", s.created_by, s.comment)),
+        Span::styled(id, Style::new().fg(DIM)),
+    ])
+}
+
+fn history_line(h: &HistoryEntry) -> Line<'_> {
+    let color = match h.state.as_str() {
+        "firing" | "failed" => FIRING,
+        "pending" | "fallback" => PENDING,
+        "acknowledged" | "sent" => ACCENT,
+        _ => DIM,
+    };
+    let what = match h.state.as_str() {
+        "acknowledged" => format!("by {}: {}", h.by, h.comment),
+        "sent" => format!("→ {}", h.receiver),
+        "failed" | "fallback" | "silenced" | "inhibited" => {
+            format!("→ {} {}", h.receiver, h.comment).trim_end().to_owned()
+        }
+        _ => String::new(),
+    };
+    let mut spans = vec![
+        Span::styled(format!("{} ", time::clock(h.time)), Style::new().fg(DIM)),
+        Span::styled(
+            format!("{:<12} ", h.state.to_uppercase()),
+            Style::new().fg(color).bold(),
+        ),
+        Span::styled(format!("{:<22} ", h.alertname), Style::new().bold()),
+    ];
+    if !what.is_empty() {
+        spans.push(Span::raw(format!("{what} ")));
+    }
+    spans.push(Span::styled(h.labels.clone(), Style::new().fg(DIM)));
+    Line::from(spans)
+}
+
 fn status_line(app: &App, frame: &mut Frame<'_>, area: Rect) {
     let line = if app.mode == Mode::Filter {
         Line::from(vec![
@@ -448,9 +546,10 @@ fn status_line(app: &App, frame: &mut Frame<'_>, area: Rect) {
     } else {
         let hints = match app.screen {
             Screen::Overview => {
-                " ↑↓/jk move · Enter detail · a ack · / filter · s sort · S reverse · r refresh · ? help · q quit"
+                " ↑↓/jk move · Enter detail · a ack · o on call · / filter · s sort · r refresh · ? help · q quit"
             }
             Screen::Detail { .. } => " +/- zoom · ↑↓/jk next API · a ack · Esc back · r refresh · ? help · q quit",
+            Screen::OnCall { .. } => " ↑↓/jk scroll the history · Esc back · r refresh · ? help · q quit",
         };
         Line::from(Span::styled(hints, Style::new().fg(DIM)))
     };
@@ -467,6 +566,10 @@ const HELP: &[(&str, &str)] = &[
     ("s  S", "sort by the next column / reverse"),
     ("+ -", "zoom the detail charts (15m … 7d)"),
     ("a", "acknowledge the firing alerts of the row: I'm on it"),
+    (
+        "o",
+        "on call: silences and the alert history (who was paged, who acked)",
+    ),
     ("r", "refresh now"),
     ("mouse", "click: select, sort by header, open; wheel: move, zoom"),
     ("q  ^c", "quit"),

@@ -193,6 +193,7 @@ async fn fetcher(
                     fetch::detail(&client, &dash.overview, &dash.detail, key, *range).await
                 ))
             }
+            View::OnCall => Event::OnCall(fetch::on_call(&client).await),
         };
         if tx.send(event).await.is_err() {
             return;

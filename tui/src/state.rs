@@ -6,7 +6,7 @@ use ratatui::crossterm::event::{
 };
 use ratatui::layout::Rect;
 
-use crate::api::{Alert, AlertState, Labels};
+use crate::api::{Alert, AlertState, HistoryEntry, Labels, Silence};
 use crate::dashboard::{Dashboards, Unit};
 use crate::layout::{self, Screen as Areas};
 
@@ -30,6 +30,8 @@ pub enum Event {
     Detail(Result<DetailData, String>),
     /// What came of an acknowledgement.
     Acked(Result<String, String>),
+    /// New silences and alert history for the on-call screen.
+    OnCall(OnCallData),
     /// The program around the dashboard is stopping.
     Shutdown,
 }
@@ -60,6 +62,17 @@ pub enum View {
         /// Seconds of history.
         range: u64,
     },
+    /// Silences and the alert history.
+    OnCall,
+}
+
+/// One refresh of the on-call screen; each part may fail alone (a Prometheus has neither).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OnCallData {
+    /// Every silence: active, then pending, then expired.
+    pub silences: Result<Vec<Silence>, String>,
+    /// The newest alert history entries, newest first.
+    pub history: Result<Vec<HistoryEntry>, String>,
 }
 
 /// One row of the overview.
@@ -152,6 +165,13 @@ pub enum Screen {
         range: usize,
         /// The latest charts for it, once fetched.
         data: Option<DetailData>,
+    },
+    /// Silences and what paged lately: who acknowledged, what was delivered.
+    OnCall {
+        /// The latest, once fetched.
+        data: Option<OnCallData>,
+        /// History entries scrolled past.
+        scroll: usize,
     },
 }
 
@@ -278,6 +298,14 @@ impl App {
                 }
                 Vec::new()
             }
+            Event::OnCall(fresh) => {
+                if let Screen::OnCall { data, scroll } = &mut self.screen {
+                    let len = fresh.history.as_ref().map_or(0, Vec::len);
+                    *scroll = (*scroll).min(len.saturating_sub(1));
+                    *data = Some(fresh);
+                }
+                Vec::new()
+            }
             Event::Acked(result) => {
                 self.notice = Some(result.unwrap_or_else(|e| format!("acknowledging failed: {e}")));
                 vec![Effect::Refresh]
@@ -302,6 +330,7 @@ impl App {
             Mode::Normal => match self.screen {
                 Screen::Overview => self.overview_key(k),
                 Screen::Detail { .. } => self.detail_key(k),
+                Screen::OnCall { .. } => self.on_call_key(k),
             },
         }
     }
@@ -352,9 +381,35 @@ impl App {
             KeyCode::Home | KeyCode::Char('g') => self.move_by(isize::MIN),
             KeyCode::End | KeyCode::Char('G') => self.move_by(isize::MAX),
             KeyCode::Enter | KeyCode::Right | KeyCode::Char('l') => return self.open_detail(),
+            KeyCode::Char('o') => return self.open_on_call(),
             _ => {}
         }
         Vec::new()
+    }
+
+    fn on_call_key(&mut self, k: KeyEvent) -> Vec<Effect> {
+        let Screen::OnCall { scroll, data } = &mut self.screen else {
+            return Vec::new();
+        };
+        let len = data.as_ref().and_then(|d| d.history.as_ref().ok()).map_or(0, Vec::len);
+        match k.code {
+            KeyCode::Char('q') => return vec![Effect::Quit],
+            KeyCode::Char('?') => self.mode = Mode::Help,
+            KeyCode::Char('r') => return vec![Effect::Refresh],
+            KeyCode::Esc | KeyCode::Backspace | KeyCode::Left | KeyCode::Char('h' | 'o') => {
+                return self.close_detail();
+            }
+            KeyCode::Down | KeyCode::Char('j') => *scroll = (*scroll + 1).min(len.saturating_sub(1)),
+            KeyCode::Up | KeyCode::Char('k') => *scroll = scroll.saturating_sub(1),
+            KeyCode::Home | KeyCode::Char('g') => *scroll = 0,
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    fn open_on_call(&mut self) -> Vec<Effect> {
+        self.screen = Screen::OnCall { data: None, scroll: 0 };
+        vec![Effect::Show(View::OnCall)]
     }
 
     fn detail_key(&mut self, k: KeyEvent) -> Vec<Effect> {
@@ -395,7 +450,15 @@ impl App {
             (Screen::Overview, MouseEventKind::Down(MouseButton::Left)) => return self.click(m.column, m.row),
             (Screen::Detail { .. }, MouseEventKind::ScrollUp) => return self.zoom(-1),
             (Screen::Detail { .. }, MouseEventKind::ScrollDown) => return self.zoom(1),
-            (Screen::Detail { .. }, MouseEventKind::Down(MouseButton::Right)) => return self.close_detail(),
+            (Screen::Detail { .. } | Screen::OnCall { .. }, MouseEventKind::Down(MouseButton::Right)) => {
+                return self.close_detail();
+            }
+            (Screen::OnCall { .. }, MouseEventKind::ScrollDown) => {
+                return self.on_call_key(KeyEvent::from(KeyCode::Down));
+            }
+            (Screen::OnCall { .. }, MouseEventKind::ScrollUp) => {
+                return self.on_call_key(KeyEvent::from(KeyCode::Up));
+            }
             _ => {}
         }
         Vec::new()
@@ -477,7 +540,7 @@ impl App {
         };
         let range = match &self.screen {
             Screen::Detail { range, .. } => *range,
-            Screen::Overview => DEFAULT_RANGE,
+            Screen::Overview | Screen::OnCall { .. } => DEFAULT_RANGE,
         };
         self.screen = Screen::Detail {
             key: key.clone(),

@@ -89,3 +89,24 @@ fn acknowledged_and_silenced_alerts_say_so() {
     assert!(f.contains("✔ ack bob: rolling back"), "{f}");
     assert!(f.contains("silenced"), "{f}");
 }
+
+#[test]
+fn on_call_silences_and_history() {
+    let mut app = app(140, 30);
+    keys(&mut app, &[KeyCode::Char('o')]);
+    app.handle(Event::OnCall(common::on_call()));
+    insta::assert_snapshot!(frame(&app));
+}
+
+#[test]
+fn on_call_against_a_server_without_silences_or_history() {
+    let mut app = app(120, 24);
+    keys(&mut app, &[KeyCode::Char('o')]);
+    app.handle(Event::OnCall(vigil_tui::state::OnCallData {
+        silences: Err("this server keeps no silences".into()),
+        history: Err("this server keeps no alert history".into()),
+    }));
+    let f = frame(&app);
+    assert!(f.contains("this server keeps no silences"), "{f}");
+    assert!(f.contains("this server keeps no alert history"), "{f}");
+}

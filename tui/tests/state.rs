@@ -235,3 +235,35 @@ fn a_acknowledges_the_firing_alerts_of_the_row() {
     assert!(app.handle(key(KeyCode::Char('a'))).is_empty());
     assert_eq!(app.notice.as_deref(), Some("nothing firing to acknowledge here"));
 }
+
+#[test]
+fn the_on_call_screen_opens_scrolls_and_closes() {
+    let mut app = app(140, 30);
+    assert_eq!(app.handle(key(KeyCode::Char('o'))), vec![Effect::Show(View::OnCall)]);
+    assert!(matches!(app.screen, Screen::OnCall { data: None, scroll: 0 }));
+    app.handle(Event::OnCall(on_call()));
+    keys(
+        &mut app,
+        &[
+            KeyCode::Down,
+            KeyCode::Down,
+            KeyCode::Down,
+            KeyCode::Down,
+            KeyCode::Down,
+        ],
+    );
+    // Four entries: the scroll stops at the last one.
+    assert!(matches!(app.screen, Screen::OnCall { scroll: 3, .. }));
+    keys(&mut app, &[KeyCode::Up]);
+    assert!(matches!(app.screen, Screen::OnCall { scroll: 2, .. }));
+    // A refresh with fewer entries keeps the scroll inside them.
+    let mut fewer = on_call();
+    fewer.history.as_mut().expect("history").truncate(1);
+    app.handle(Event::OnCall(fewer));
+    assert!(matches!(app.screen, Screen::OnCall { scroll: 0, .. }));
+    assert_eq!(app.handle(key(KeyCode::Esc)), vec![Effect::Show(View::Overview)]);
+    assert_eq!(app.screen, Screen::Overview);
+    // Data for a screen no longer shown is dropped.
+    app.handle(Event::OnCall(on_call()));
+    assert_eq!(app.screen, Screen::Overview);
+}

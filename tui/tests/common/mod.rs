@@ -188,3 +188,38 @@ pub fn detail(key: &[String], range: u64) -> DetailData {
         errors: Vec::new(),
     }
 }
+
+/// Two silences (one active, one expired) and four history entries, as the APIs answer.
+pub fn on_call() -> vigil_tui::state::OnCallData {
+    use vigil_tui::api::{HistoryEntry, Silence};
+    let silence = |id: &str, matchers: &str, state: &str, ends_in: f64| Silence {
+        id: id.into(),
+        matchers: matchers.into(),
+        state: state.into(),
+        created_by: "alice".into(),
+        comment: "deploying v2.3".into(),
+        starts_at: NOW - 600.0,
+        ends_at: NOW + ends_in,
+    };
+    let entry = |ago: f64, state: &str, receiver: &str, by: &str, comment: &str| HistoryEntry {
+        time: NOW - ago,
+        alertname: "APIErrorBudgetBurn".into(),
+        state: state.into(),
+        receiver: receiver.into(),
+        by: by.into(),
+        comment: comment.into(),
+        labels: r#"{route="payments-route", service="payments"}"#.into(),
+    };
+    vigil_tui::state::OnCallData {
+        silences: Ok(vec![
+            silence("5f0c2a9e-1111", r#"service="search""#, "active", 2520.0),
+            silence("0b1d7c3a-2222", r#"service="orders""#, "expired", -60.0),
+        ]),
+        history: Ok(vec![
+            entry(30.0, "acknowledged", "", "bob", "rolling back"),
+            entry(95.0, "failed", "oncall", "", "HTTP 500 (will retry)"),
+            entry(100.0, "sent", "oncall", "", ""),
+            entry(130.0, "firing", "", "", ""),
+        ]),
+    }
+}
