@@ -1,10 +1,13 @@
 //! Email against a real SMTP server in the test process: STARTTLS (required by default) with
 //! AUTH PLAIN, implicit TLS, and a plain local relay. A page storm of forty routes of one service
 //! is one mail; the test reads the delivered message and checks its headers and its plain-text
-//! and HTML parts, then the resolved mail of the same thread.
+//! and HTML parts, then the resolved mail of the same thread. The same storm through `vigil
+//! serve` and an `alertmanager.yml` is one webhook and one mail per group.
 //!
 //! The server speaks just enough SMTP for this (EHLO, STARTTLS, AUTH PLAIN and LOGIN, MAIL,
 //! RCPT, DATA, RSET, NOOP, QUIT), over tokio-rustls with a certificate made by rcgen.
+
+mod common;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -354,4 +357,79 @@ async fn starttls_is_required_by_default() {
     };
     wait_for(|| failed() >= 1.0).await;
     assert!(inbox.lock().is_empty(), "nothing is sent without TLS");
+}
+
+/// Forty failing routes of one service and one of another, through `vigil serve` and an
+/// `alertmanager.yml` whose receiver has a webhook and an email: one webhook and one mail per
+/// group, and nothing more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_storm_through_vigil_serve_is_one_webhook_and_one_mail_per_group() {
+    let certs = certs();
+    let (smtp, inbox) = smtp_server(Mode::Plain, certs.acceptor.clone()).await;
+    let (hook, pages) = common::webhook_receiver();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let am = dir.path().join("alertmanager.yml");
+    std::fs::write(
+        &am,
+        format!(
+            "global:\n  smtp_smarthost: 'localhost:{}'\n  smtp_from: vigil@example.com\n  smtp_require_tls: false\nroute:\n  receiver: oncall\n  group_by: [alertname, service]\n  group_wait: 2s\n  group_interval: 1h\nreceivers:\n  - name: oncall\n    webhook_configs:\n      - url: 'http://{hook}/hook'\n    email_configs:\n      - to: oncall@example.com\n",
+            smtp.port()
+        ),
+    )
+    .expect("write alertmanager.yml");
+    let series = |service: &str, route: &str| {
+        format!(
+            r#"label_replace(label_replace(vector(1), "service", "{service}", "", ""), "route", "{route}", "", "")"#
+        )
+    };
+    let mut failing: Vec<String> = (0..40).map(|i| series("payments", &format!("route-{i:02}"))).collect();
+    failing.push(series("orders", "checkout"));
+    let rules = dir.path().join("rules.yml");
+    std::fs::write(
+        &rules,
+        format!(
+            "groups:\n  - name: api\n    interval: 1s\n    rules:\n      - alert: RouteErrors\n        expr: '{}'\n        labels: {{ severity: page }}\n",
+            failing.join(" or ")
+        ),
+    )
+    .expect("write rules");
+    let config = format!(
+        "rule_files: ['{}']\nalerting:\n  alertmanager_config: {}\n",
+        rules.display(),
+        am.display()
+    );
+    let data = dir.path().join("data");
+    let server = tokio::task::spawn_blocking(move || common::Server::start(&data, &config))
+        .await
+        .expect("server");
+
+    wait_for(|| pages.lock().len() == 2 && inbox.lock().len() == 2).await;
+    // Long enough for a second evaluation and flush to page again if they were going to.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let pages = pages.lock().clone();
+    assert_eq!(pages.len(), 2, "one webhook per group: {pages:?}");
+    let mut sizes: Vec<(String, usize)> = pages
+        .iter()
+        .map(|p| {
+            (
+                p["groupLabels"]["service"].as_str().unwrap_or_default().to_owned(),
+                p["alerts"].as_array().map_or(0, Vec::len),
+            )
+        })
+        .collect();
+    sizes.sort();
+    assert_eq!(sizes, [("orders".to_owned(), 1), ("payments".to_owned(), 40)]);
+    let mails = inbox.lock().clone();
+    assert_eq!(mails.len(), 2, "one mail per group");
+    let mut subjects: Vec<String> = mails
+        .iter()
+        .map(|m| {
+            let msg = MessageParser::default().parse(&m.data).expect("a MIME message");
+            msg.subject().unwrap_or_default().to_owned()
+        })
+        .collect();
+    subjects.sort();
+    assert!(subjects[0].starts_with("[FIRING:1] RouteErrors orders"), "{subjects:?}");
+    assert!(subjects[1].starts_with("[FIRING:40] RouteErrors payments"), "{subjects:?}");
+    tokio::task::spawn_blocking(move || server.stop()).await.expect("stop");
 }
