@@ -430,6 +430,9 @@ async fn a_page_storm_through_vigil_serve_is_one_webhook_and_one_mail_per_group(
         .collect();
     subjects.sort();
     assert!(subjects[0].starts_with("[FIRING:1] RouteErrors orders"), "{subjects:?}");
-    assert!(subjects[1].starts_with("[FIRING:40] RouteErrors payments"), "{subjects:?}");
+    assert!(
+        subjects[1].starts_with("[FIRING:40] RouteErrors payments"),
+        "{subjects:?}"
+    );
     tokio::task::spawn_blocking(move || server.stop()).await.expect("stop");
 }

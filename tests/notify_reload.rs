@@ -1,12 +1,13 @@
 //! A reload re-reads the `alertmanager.yml` of a running vigil: the new receiver gets the
 //! pages from then on, a group already notified is not notified again, and a file that does
-//! not load keeps the current configuration.
+//! not load keeps the current configuration. Alerts of a removed rule resolve, with a history
+//! entry that says why.
 
 mod common;
 
 use std::time::Duration;
 
-use common::{Server, post, wait_until, webhook_receiver};
+use common::{Server, get, post, wait_until, webhook_receiver};
 
 fn alertmanager_yml(hook: std::net::SocketAddr) -> String {
     format!(
@@ -66,5 +67,15 @@ fn a_reload_moves_pages_to_the_new_receiver_without_repeating_them() {
     std::thread::sleep(Duration::from_secs(4));
     assert_eq!(old.lock().len(), 1);
     assert_eq!(new.lock().len(), 1, "{:?}", new.lock());
+
+    // The rule is removed: its alerts resolve, the receiver hears so, and the history says why.
+    std::fs::write(&rule_file, "groups: []\n").expect("write");
+    assert_eq!(post(server.addr, "/-/reload", b"").0, 200);
+    wait_until(Duration::from_secs(30), || new.lock().len() == 2);
+    assert_eq!(new.lock()[1]["status"], "resolved");
+    wait_until(Duration::from_secs(20), || {
+        let (_, body) = get(server.addr, "/api/v1/events/search?q=kept:history&limit=100");
+        body.matches("its rule is gone").count() == 2
+    });
     server.stop();
 }

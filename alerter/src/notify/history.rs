@@ -154,7 +154,24 @@ impl History {
         }
     }
 
-    /// Someone acknowledged alerts.
+    /// Firing alerts that resolved because their rule is gone (removed by a reload): no rule
+    /// says they resolved, the notifier does.
+    pub fn vanished(&self, labels: &[Labels], now: Timestamp) {
+        for l in labels {
+            self.muted.lock().remove(&l.stable_hash());
+            self.write(event(
+                now,
+                l,
+                AlertRecord {
+                    state: "resolved".into(),
+                    comment: "its rule is gone".into(),
+                    ..Default::default()
+                },
+            ));
+        }
+    }
+
+    /// Alerts acknowledged by `by`.
     pub fn acknowledged(&self, labels: &[Labels], by: &str, comment: &str, now: Timestamp) {
         for l in labels {
             self.write(event(

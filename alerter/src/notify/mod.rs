@@ -272,7 +272,18 @@ impl Notifier {
     /// Hands over the rules' current alerts (all firing ones, and those resolved in the last
     /// minutes), as Prometheus sends them to Alertmanager after each evaluation.
     pub fn sync(&self, alerts: Vec<PipelineAlert>, now: Timestamp) {
-        let changed = self.pipeline.lock().sync(alerts, now);
+        let (changed, vanished) = {
+            let mut p = self.pipeline.lock();
+            let current: std::collections::HashSet<u64> = alerts.iter().map(PipelineAlert::fingerprint).collect();
+            let vanished: Vec<Labels> = p
+                .alerts()
+                .firing(now)
+                .filter(|a| !current.contains(&a.fingerprint()))
+                .map(|a| a.labels.clone())
+                .collect();
+            (p.sync(alerts, now), vanished)
+        };
+        self.history.vanished(&vanished, now);
         let mut f = self.forwarder.lock();
         if f.due(changed, now) {
             let all: Vec<PipelineAlert> = self.pipeline.lock().alerts().all().cloned().collect();
