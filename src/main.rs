@@ -55,6 +55,8 @@ enum Command {
     Tui(commands::tui::TuiArgs),
     /// Write simulated Kong log events as NDJSON to stdout.
     Simulate(commands::simulate::SimulateArgs),
+    /// What rules would have done over the history in a data directory (no server running).
+    Backtest(commands::backtest::BacktestArgs),
 }
 
 /// Where the configuration comes from; flags override the file.
@@ -137,6 +139,7 @@ fn main() -> ExitCode {
         Command::Check(CheckCommand::Config { files }) => commands::check::config(&files),
         Command::Check(CheckCommand::Rules { files }) => commands::check::rules(&files),
         Command::Simulate(args) => commands::simulate::run(&args),
+        Command::Backtest(args) => commands::backtest::run(&args),
         Command::Tui(args) => commands::tui::run(&args),
         Command::Status(args) => commands::status::run(&args),
         Command::Events(args) => commands::events::run(&args),

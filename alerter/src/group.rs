@@ -271,6 +271,25 @@ fn record(
     Ok(out)
 }
 
+/// An alert's labels: the result series' (without its name), the group's, the rule's (their
+/// templates expanded with `data`) and `alertname`, each overriding the one before.
+pub(crate) fn alert_labels(
+    a: &AlertingRule,
+    series: &Labels,
+    group_labels: &[(String, String)],
+    data: &AlertData<'_>,
+) -> Labels {
+    let mut b = series.to_builder();
+    for (k, v) in group_labels {
+        b.set(k.clone(), v.clone());
+    }
+    for (k, t) in &a.labels {
+        b.set(k.clone(), t.expand(data));
+    }
+    b.set("alertname", a.alert.clone());
+    b.build()
+}
+
 /// Transitions of one alerting rule with their D-1 and D-7 values.
 type RuleNotices = Vec<(Transition, Option<f64>, Option<f64>)>;
 
@@ -312,15 +331,7 @@ fn alert(
             query: Some(&query),
         };
         let series = labels.without_metric_name();
-        let mut b = series.to_builder();
-        for (k, v) in group_labels {
-            b.set(k.clone(), v.clone());
-        }
-        for (k, t) in &a.labels {
-            b.set(k.clone(), t.expand(&data));
-        }
-        b.set("alertname", a.alert.clone());
-        let alert_labels = b.build();
+        let alert_labels = alert_labels(a, &series, group_labels, &data);
         source.insert(alert_labels.stable_hash(), series);
         let annotations = a
             .annotations

@@ -23,6 +23,7 @@
 //!   with retries, circuit breakers and fallbacks, and the receivers.
 
 pub mod alert;
+pub mod backtest;
 pub mod context;
 pub mod group;
 pub mod manager;
