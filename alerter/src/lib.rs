@@ -18,6 +18,8 @@
 //! - [`group`]: evaluating one group at one time against the store.
 //! - [`manager`]: loading, reloading, scheduling, and keeping alert state across restarts.
 //! - [`task`]: the one loop helper for periodic blocking work, with cooperative shutdown.
+//! - [`unittest`]: rule unit tests in promtool's format (`vigil test rules`), run by the same
+//!   evaluator over a scratch store.
 //! - [`notify`]: the notification pipeline (Alertmanager's route, group, inhibit, time
 //!   intervals, silence and dedup stages), the durable outbox and notification log, delivery
 //!   with retries, circuit breakers and fallbacks, and the receivers.
@@ -32,6 +34,7 @@ pub mod rules;
 pub mod secret;
 pub mod task;
 pub mod template;
+pub mod unittest;
 pub mod yaml;
 
 pub use group::{EvalSettings, Notice};
