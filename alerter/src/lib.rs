@@ -12,6 +12,8 @@
 //! ```
 //!
 //! - [`rules`]: Prometheus rule files, checked with line and column ([`yaml`] keeps positions).
+//! - [`slo`]: SLO specs (`slos:`), checked and compiled to rule groups (multiwindow,
+//!   multi-burn-rate alerts, error budgets); the manager loads them beside rule files.
 //! - [`template`]: Go templates in labels and annotations, with Prometheus's functions.
 //! - [`alert`]: the alert state machine (inactive, pending, firing, resolved), a pure function.
 //! - [`context`]: what a page compares with D-1 and D-7.
@@ -32,6 +34,7 @@ pub mod manager;
 pub mod notify;
 pub mod rules;
 pub mod secret;
+pub mod slo;
 pub mod task;
 pub mod template;
 pub mod unittest;
