@@ -43,6 +43,9 @@ enum Command {
     /// Validate files.
     #[command(subcommand)]
     Check(CheckCommand),
+    /// SLO specs: compile them to Prometheus rules (multiwindow burn-rate alerts, budgets).
+    #[command(subcommand)]
+    Slo(SloCommand),
     /// What a running vigil's collector and sources are doing (Kafka partitions, lag, rejects).
     Status(commands::status::StatusArgs),
     /// Search the sampled raw events of a running vigil (every 5xx, a sample of the rest).
@@ -104,6 +107,14 @@ enum ImportCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum SloCommand {
+    /// Print the Prometheus rule file that SLO spec files compile to.
+    Generate(commands::slo::SloArgs),
+    /// Check SLO spec files and say what they compile to.
+    Check(commands::slo::SloArgs),
+}
+
+#[derive(Debug, Subcommand)]
 enum CheckCommand {
     /// Validate a vigil.yaml.
     Config {
@@ -111,7 +122,8 @@ enum CheckCommand {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-    /// Validate rule files (Prometheus's format); errors name file, line and column.
+    /// Validate rule files (Prometheus's format, or SLO specs); errors name file, line and
+    /// column.
     Rules {
         /// Files to check.
         #[arg(required = true)]
@@ -138,6 +150,8 @@ fn main() -> ExitCode {
         Command::Import(ImportCommand::Openmetrics(args)) => commands::import::run_openmetrics(&args),
         Command::Check(CheckCommand::Config { files }) => commands::check::config(&files),
         Command::Check(CheckCommand::Rules { files }) => commands::check::rules(&files),
+        Command::Slo(SloCommand::Generate(args)) => commands::slo::generate(&args),
+        Command::Slo(SloCommand::Check(args)) => commands::slo::check(&args),
         Command::Simulate(args) => commands::simulate::run(&args),
         Command::Backtest(args) => commands::backtest::run(&args),
         Command::Tui(args) => commands::tui::run(&args),

@@ -18,7 +18,8 @@ use vigil_tsdb::{Db, Labels, Timestamp};
 use crate::alert::{AlertSet, AlertState};
 use crate::group::{EvalSettings, GroupRuntime, Health, Notice};
 use crate::notify::{Notifier, PipelineAlert};
-use crate::rules::{self, Group, Rule, RuleError};
+use crate::rules::{Group, Rule, RuleError};
+use crate::slo::{self, LoadedSlo};
 use crate::task::{Shutdown, every};
 
 /// What identifies an alerting rule's state across reloads and restarts.
@@ -61,6 +62,10 @@ pub struct RuleManager {
     saved: Mutex<HashMap<StateKey, AlertSet>>,
     state_path: Option<PathBuf>,
     counters: Counters,
+    /// The request-duration histogram's bounds, which latency SLO thresholds must be one of.
+    latency_buckets: Vec<f64>,
+    /// The SLOs of the spec files loaded, for `/api/v1/slos`.
+    slos: Mutex<Vec<LoadedSlo>>,
 }
 
 /// Totals since start, for `vigil_alerter_*`.
@@ -85,7 +90,21 @@ impl RuleManager {
             saved: Mutex::new(saved),
             state_path,
             counters: Counters::default(),
+            latency_buckets: slo::DEFAULT_BUCKETS.to_vec(),
+            slos: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Sets the request-duration histogram's bounds (`collector.buckets`) that latency SLO
+    /// thresholds are checked against; Prometheus's defaults otherwise.
+    pub fn with_latency_buckets(mut self, buckets: Vec<f64>) -> Self {
+        self.latency_buckets = buckets;
+        self
+    }
+
+    /// The SLOs of the spec files loaded now.
+    pub fn slos(&self) -> Vec<LoadedSlo> {
+        self.slos.lock().clone()
     }
 
     /// The evaluation settings.
@@ -93,10 +112,12 @@ impl RuleManager {
         &self.settings
     }
 
-    /// Loads rule files (globs allowed) and replaces the current rules, all or nothing: if any
-    /// file has an error, the current rules stay and every error is returned.
+    /// Loads rule files and SLO spec files (globs allowed; a file whose top level has `slos:`
+    /// is compiled to groups) and replaces the current rules, all or nothing: if any file has
+    /// an error, the current rules stay and every error is returned.
     pub fn load_files(&self, patterns: &[String]) -> Result<usize, Vec<RuleError>> {
         let mut groups = Vec::new();
+        let mut slos = Vec::new();
         let mut errors = Vec::new();
         self.counters.reloads.fetch_add(1, Ordering::Relaxed);
         let paths = expand_globs(patterns).map_err(|e| {
@@ -104,17 +125,22 @@ impl RuleManager {
             vec![e]
         })?;
         for path in paths {
-            match rules::load_file(&path) {
-                Ok(f) => groups.extend(f.groups),
+            match slo::load_file(&path, &self.latency_buckets) {
+                Ok(f) => {
+                    groups.extend(f.rules.groups);
+                    slos.extend(f.slos);
+                }
                 Err(mut e) => errors.append(&mut e),
             }
         }
+        errors.extend(slo::check_unique(&slos));
         if !errors.is_empty() {
             self.counters.reload_failures.fetch_add(1, Ordering::Relaxed);
             return Err(errors);
         }
         let n = groups.len();
         self.set_groups(groups);
+        *self.slos.lock() = slos;
         Ok(n)
     }
 

@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 use anyhow::{Result, bail};
-use vigil_alerter::rules::{self, Rule};
+use vigil_alerter::rules::Rule;
+use vigil_alerter::slo;
 
 use crate::config::Config;
 
@@ -27,19 +28,25 @@ pub(crate) fn config(files: &[PathBuf]) -> Result<()> {
     summary(bad, files.len())
 }
 
-/// Rule files in Prometheus's format; every error is printed as `file:line:col: ...`.
+/// Rule files in Prometheus's format, or SLO spec files (as `vigil serve` loads them, against
+/// the default latency buckets); every error is printed as `file:line:col: ...`.
 pub(crate) fn rules(files: &[PathBuf]) -> Result<()> {
     let mut bad = 0;
     for f in files {
-        match rules::load_file(f) {
-            Ok(file) => {
+        match slo::load_file(f, &slo::DEFAULT_BUCKETS) {
+            Ok(loaded) => {
+                let file = loaded.rules;
                 let all = file.groups.iter().flat_map(|g| g.rules.iter());
                 let (alerts, records) = all.fold((0, 0), |(a, r), rule| match rule {
                     Rule::Alerting(_) => (a + 1, r),
                     Rule::Recording(_) => (a, r + 1),
                 });
+                let from = match loaded.slos.len() {
+                    0 => String::new(),
+                    n => format!(" (from {n} SLOs)"),
+                };
                 println!(
-                    "{}: OK: {} groups, {alerts} alerting and {records} recording rules",
+                    "{}: OK: {} groups, {alerts} alerting and {records} recording rules{from}",
                     f.display(),
                     file.groups.len()
                 );

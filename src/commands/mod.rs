@@ -10,6 +10,7 @@ pub(crate) mod import;
 pub(crate) mod query;
 pub(crate) mod serve;
 pub(crate) mod simulate;
+pub(crate) mod slo;
 pub(crate) mod status;
 pub(crate) mod tui;
 

@@ -12,6 +12,7 @@ mod ingest;
 pub(crate) mod json;
 mod params;
 mod rules_api;
+mod slo_api;
 mod status;
 mod status_api;
 mod web_config;
@@ -137,12 +138,10 @@ impl App {
         };
         let engine = Engine::new(cfg.query.engine());
         let state = dir.join("alerts").join("state.json");
-        let rules = Arc::new(RuleManager::new(
-            db.clone(),
-            engine.clone(),
-            cfg.eval_settings(),
-            Some(state),
-        ));
+        let rules = Arc::new(
+            RuleManager::new(db.clone(), engine.clone(), cfg.eval_settings(), Some(state))
+                .with_latency_buckets(cfg.collector.buckets.clone()),
+        );
         let runtime = status_api::Runtime::new(cfg, config_path.as_deref());
         let access = Access::load(cfg, None)?;
         let tls = access.tls.clone().map(|t| Arc::new(parking_lot::RwLock::new(t)));
@@ -332,6 +331,7 @@ pub(crate) fn router(app: Arc<App>, server: &ServerConfig) -> Router {
         .route("/api/v1/status/collector", get(status::collector))
         .route("/api/v1/rules", get(rules_api::rules))
         .route("/api/v1/alerts", get(rules_api::alerts))
+        .route("/api/v1/slos", get(slo_api::slos))
         .route("/api/v1/alerts/ack", post(am_api::ack))
         .route("/api/v2/status", get(am_api::status))
         .route("/api/v2/receivers", get(am_api::receivers))
