@@ -57,7 +57,8 @@ fn read_all(args: &SloArgs) -> Result<Vec<LoadedSlo>> {
         for e in &errors {
             eprintln!("{e}");
         }
-        bail!("{} errors in the SLO specs", errors.len());
+        let n = errors.len();
+        bail!("{n} {} in the SLO specs", if n == 1 { "error" } else { "errors" });
     }
     Ok(slos)
 }
