@@ -43,6 +43,9 @@ enum Command {
     /// Validate files.
     #[command(subcommand)]
     Check(CheckCommand),
+    /// Run unit tests: rule files against promtool's test format.
+    #[command(subcommand)]
+    Test(TestCommand),
     /// SLO specs: compile them to Prometheus rules (multiwindow burn-rate alerts, budgets).
     #[command(subcommand)]
     Slo(SloCommand),
@@ -131,6 +134,16 @@ enum CheckCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+enum TestCommand {
+    /// Unit-test rule files: promtool's test files (`promtool test rules`), unchanged.
+    Rules {
+        /// Test files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The terminal dashboard owns the screen; log lines go elsewhere while it runs.
@@ -150,6 +163,7 @@ fn main() -> ExitCode {
         Command::Import(ImportCommand::Openmetrics(args)) => commands::import::run_openmetrics(&args),
         Command::Check(CheckCommand::Config { files }) => commands::check::config(&files),
         Command::Check(CheckCommand::Rules { files }) => commands::check::rules(&files),
+        Command::Test(TestCommand::Rules { files }) => commands::test_rules::rules(&files),
         Command::Slo(SloCommand::Generate(args)) => commands::slo::generate(&args),
         Command::Slo(SloCommand::Check(args)) => commands::slo::check(&args),
         Command::Simulate(args) => commands::simulate::run(&args),

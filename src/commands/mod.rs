@@ -12,6 +12,7 @@ pub(crate) mod serve;
 pub(crate) mod simulate;
 pub(crate) mod slo;
 pub(crate) mod status;
+pub(crate) mod test_rules;
 pub(crate) mod tui;
 
 /// A multi-threaded tokio runtime for commands that serve or call HTTP.
