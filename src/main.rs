@@ -63,6 +63,8 @@ enum Command {
     Simulate(commands::simulate::SimulateArgs),
     /// What rules would have done over the history in a data directory (no server running).
     Backtest(commands::backtest::BacktestArgs),
+    /// Write weeks of simulated history with labelled incidents into a new data directory.
+    Scenario(commands::scenario::ScenarioArgs),
 }
 
 /// Where the configuration comes from; flags override the file.
@@ -168,6 +170,7 @@ fn main() -> ExitCode {
         Command::Slo(SloCommand::Check(args)) => commands::slo::check(&args),
         Command::Simulate(args) => commands::simulate::run(&args),
         Command::Backtest(args) => commands::backtest::run(&args),
+        Command::Scenario(args) => commands::scenario::run(&args),
         Command::Tui(args) => commands::tui::run(&args),
         Command::Status(args) => commands::status::run(&args),
         Command::Events(args) => commands::events::run(&args),

@@ -250,7 +250,7 @@ fn backfill(collector: &Arc<Collector>, history: i64, seed: u64) -> Result<Times
 }
 
 /// Requests in `[from, until)`, generated ten minutes at a time on a second thread.
-fn backfill_range(
+pub(crate) fn backfill_range(
     collector: &Collector,
     sim: &mut Simulator,
     from: Timestamp,

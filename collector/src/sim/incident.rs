@@ -26,6 +26,11 @@ pub enum IncidentKind {
         /// Traffic multiplier.
         factor: f64,
     },
+    /// Traffic is multiplied by `factor` (1.25: a busy day). Not a fault: rules must stay quiet.
+    TrafficSurge {
+        /// Traffic multiplier.
+        factor: f64,
+    },
 }
 
 /// An incident at absolute times.
@@ -116,6 +121,9 @@ impl FromStr for IncidentSpec {
             "traffic_drop" => IncidentKind::TrafficDrop {
                 factor: value.unwrap_or(0.1),
             },
+            "traffic_surge" => IncidentKind::TrafficSurge {
+                factor: value.unwrap_or(1.25),
+            },
             _ => return Err(usage()),
         };
         Ok(IncidentSpec {
@@ -134,6 +142,7 @@ impl fmt::Display for IncidentSpec {
             IncidentKind::ErrorBurst { error_rate } => ("error_burst", error_rate),
             IncidentKind::LatencyRise { factor } => ("latency_rise", factor),
             IncidentKind::TrafficDrop { factor } => ("traffic_drop", factor),
+            IncidentKind::TrafficSurge { factor } => ("traffic_surge", factor),
         };
         write!(
             f,

@@ -160,7 +160,7 @@ impl Simulator {
     pub fn rate(&self, service: &str, route: &Route, t: Timestamp) -> f64 {
         let mut r = route.peak_rps * self.rate_scale * traffic_multiplier(t);
         for inc in self.active_incidents(service, route.name, t) {
-            if let IncidentKind::TrafficDrop { factor } = inc.kind {
+            if let IncidentKind::TrafficDrop { factor } | IncidentKind::TrafficSurge { factor } = inc.kind {
                 r *= factor;
             }
         }
@@ -253,7 +253,7 @@ impl Simulator {
             match inc.kind {
                 IncidentKind::ErrorBurst { error_rate: e } => error_rate = f64::max(error_rate, e),
                 IncidentKind::LatencyRise { factor } => latency_factor *= factor,
-                IncidentKind::TrafficDrop { .. } => {}
+                IncidentKind::TrafficDrop { .. } | IncidentKind::TrafficSurge { .. } => {}
             }
         }
         let mut status = ep.ok_status;

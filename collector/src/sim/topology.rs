@@ -229,6 +229,41 @@ impl Topology {
         self.services.iter().flat_map(|s| s.routes.iter().map(move |r| (s, r)))
     }
 
+    /// A larger estate for scenarios: `copies` of the default one, each service renamed
+    /// (`orders-2`) and each route's peak rate scaled by a seeded factor, so that rates spread
+    /// from a few requests a minute to tens a second. One route in five is a quiet one (0.03 to
+    /// 0.1 requests/s at peak).
+    pub fn estate(copies: usize, seed: u64) -> Topology {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let base = Topology::default();
+        let mut services = Vec::new();
+        for copy in 0..copies {
+            for s in &base.services {
+                let name: &'static str = if copy == 0 {
+                    s.name
+                } else {
+                    Box::leak(format!("{}-{}", s.name, copy + 1).into_boxed_str())
+                };
+                let routes = s
+                    .routes
+                    .iter()
+                    .map(|r| {
+                        let mut r = r.clone();
+                        r.peak_rps = if rng.f64() < 0.2 {
+                            0.03 + 0.07 * rng.f64()
+                        } else {
+                            // Log-uniform between a tenth and twice the default rate.
+                            r.peak_rps * 0.1 * 20f64.powf(rng.f64())
+                        };
+                        r
+                    })
+                    .collect();
+                services.push(Service { name, routes });
+            }
+        }
+        Topology { services }
+    }
+
     /// Sum of peak request rates.
     pub fn peak_rps(&self) -> f64 {
         self.routes().map(|(_, r)| r.peak_rps).sum()

@@ -1,0 +1,225 @@
+//! `vigil scenario --data-dir DIR [--weeks 3] [--copies 3] [--seed 1]`: a labelled history for
+//! backtests. Weeks of simulated traffic (daily and weekly shape, a busy day or two, quiet
+//! routes) with incidents of five kinds, written into a data directory through the collector as
+//! live traffic would be, and the incidents as a JSON list (`DIR/incidents.json`) for `vigil
+//! backtest --incidents`.
+//!
+//! A week more than asked is generated before the scored weeks, so that rules comparing with
+//! the day and the week before have a baseline from the first scored minute.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+use vigil_collector::Collector;
+use vigil_collector::sim::{Incident, IncidentKind, Simulator, Topology};
+use vigil_tsdb::time::{format_rfc3339, now_ms};
+use vigil_tsdb::{Db, Timestamp};
+
+use super::demo::backfill_range;
+use crate::ConfigArgs;
+
+const MINUTE: i64 = 60_000;
+const HOUR: i64 = 60 * MINUTE;
+const DAY: i64 = 24 * HOUR;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct ScenarioArgs {
+    /// Scored weeks (a week of baseline comes before them).
+    #[arg(long, default_value_t = 3)]
+    weeks: u32,
+    /// Copies of the simulated estate (eleven routes each, rates spread by the seed).
+    #[arg(long, default_value_t = 3)]
+    copies: usize,
+    /// Scales every route's rate.
+    #[arg(long, default_value_t = 0.3)]
+    rate_scale: f64,
+    /// Seed of the estate, the incidents and the traffic.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Where the incidents go (default: incidents.json in the data directory).
+    #[arg(long, value_name = "FILE")]
+    incidents_out: Option<PathBuf>,
+    /// The data directory (must be new or empty) and the collector's settings.
+    #[command(flatten)]
+    config: ConfigArgs,
+}
+
+/// One scheduled incident with its label for scoring.
+struct Labelled {
+    kind: &'static str,
+    incident: Incident,
+}
+
+pub(crate) fn run(args: &ScenarioArgs) -> Result<()> {
+    let cfg = args.config.load()?;
+    let dir = cfg.storage.data_dir.clone();
+    if dir.exists() && std::fs::read_dir(&dir)?.next().is_some() {
+        bail!(
+            "{} is not empty: a scenario is written into a new data directory",
+            dir.display()
+        );
+    }
+    let topology = Topology::estate(args.copies, args.seed);
+    // Whole days, ending at the last midnight (UTC): the history is all in the past.
+    let end = now_ms().div_euclid(DAY) * DAY;
+    let scored_start = end - i64::from(args.weeks) * 7 * DAY;
+    let start = scored_start - 7 * DAY;
+    let mut rng = fastrand::Rng::with_seed(args.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let labelled = incidents(&topology, &mut rng, scored_start, end);
+    let mut all: Vec<Incident> = labelled.iter().map(|l| l.incident.clone()).collect();
+    // A busy day or two: a quarter more traffic everywhere, all day. Not an incident.
+    let busy_days = 1 + rng.usize(..2);
+    for _ in 0..busy_days {
+        let day = scored_start + rng.i64(0..i64::from(args.weeks) * 7) * DAY;
+        all.push(Incident {
+            service: None,
+            route: None,
+            start: day,
+            end: day + DAY,
+            kind: IncidentKind::TrafficSurge { factor: 1.25 },
+        });
+    }
+
+    let incidents_path = args.incidents_out.clone().unwrap_or_else(|| dir.join("incidents.json"));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let db = Arc::new(Db::open(&dir, cfg.storage.options()).with_context(|| format!("opening {}", dir.display()))?);
+    let collector = Collector::new(db.clone(), cfg.collector.aggregator());
+    let mut sim = Simulator::new(topology.clone(), all, args.seed);
+    sim.rate_scale = args.rate_scale;
+    let started = Instant::now();
+    let hours = ((end - start) / HOUR) as u64;
+    let bar = ProgressBar::new(hours);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} simulating [{bar:40}] {pos}/{len} h ({eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let events = backfill_range(&collector, &mut sim, start, end, &bar)?;
+    collector.flush().context("writing the last windows")?;
+    db.sync()?;
+    bar.finish_and_clear();
+
+    let list: Vec<_> = labelled
+        .iter()
+        .map(|l| {
+            json!({
+                "kind": l.kind,
+                "service": l.incident.service,
+                "route": l.incident.route,
+                "start": l.incident.start / 1000,
+                "end": l.incident.end / 1000,
+            })
+        })
+        .collect();
+    std::fs::write(&incidents_path, serde_json::to_vec_pretty(&list)?)
+        .with_context(|| format!("writing {}", incidents_path.display()))?;
+    let routes = topology.routes().count();
+    eprintln!(
+        "{} routes of {} services, {} requests from {} to {} in {:.0} s; {} incidents in {} ({} busy days)",
+        routes,
+        topology.services.len(),
+        events,
+        format_rfc3339(start),
+        format_rfc3339(end),
+        started.elapsed().as_secs_f64(),
+        labelled.len(),
+        incidents_path.display(),
+        busy_days
+    );
+    println!(
+        "vigil backtest --data-dir {} --start {} --end {} --incidents {} --rules RULES",
+        dir.display(),
+        scored_start / 1000,
+        end / 1000,
+        incidents_path.display()
+    );
+    Ok(())
+}
+
+/// Incidents of the five kinds spread over `[from, to)`: per week two outages, two error
+/// bursts, one slow burn, two latency rises and two traffic drops, each on a route busy enough
+/// to tell (at least 2 requests/s at peak), never two on one service the same day.
+fn incidents(topology: &Topology, rng: &mut fastrand::Rng, from: Timestamp, to: Timestamp) -> Vec<Labelled> {
+    let routes: Vec<(&'static str, &'static str)> = topology
+        .routes()
+        .filter(|(_, r)| r.peak_rps >= 2.0)
+        .map(|(s, r)| (s.name, r.name))
+        .collect();
+    let weeks = ((to - from) / (7 * DAY)).max(1) as usize;
+    let mut out: Vec<Labelled> = Vec::new();
+    let plan: [(&'static str, usize); 5] = [
+        ("outage", 2),
+        ("error_burst", 2),
+        ("slow_burn", 1),
+        ("latency_rise", 2),
+        ("traffic_drop", 2),
+    ];
+    for (kind, per_week) in plan {
+        for _ in 0..per_week * weeks {
+            let (minutes, incident_kind) = match kind {
+                "outage" => (
+                    rng.i64(5..=20),
+                    IncidentKind::ErrorBurst {
+                        error_rate: 0.6 + 0.4 * rng.f64(),
+                    },
+                ),
+                "error_burst" => (
+                    rng.i64(10..=40),
+                    IncidentKind::ErrorBurst {
+                        error_rate: 0.05 + 0.10 * rng.f64(),
+                    },
+                ),
+                "slow_burn" => (
+                    rng.i64(360..=600),
+                    IncidentKind::ErrorBurst {
+                        error_rate: 0.004 + 0.004 * rng.f64(),
+                    },
+                ),
+                "latency_rise" => (
+                    rng.i64(15..=45),
+                    IncidentKind::LatencyRise {
+                        factor: 4.0 + 6.0 * rng.f64(),
+                    },
+                ),
+                _ => (
+                    rng.i64(20..=60),
+                    IncidentKind::TrafficDrop {
+                        factor: 0.05 + 0.15 * rng.f64(),
+                    },
+                ),
+            };
+            // Up to 50 tries for a slot that keeps incidents on one service a day apart.
+            for _ in 0..50 {
+                let (service, route) = routes[rng.usize(..routes.len())];
+                let start = from + rng.i64(0..(to - from - minutes * MINUTE - DAY).max(1));
+                let start = start - start % MINUTE;
+                let end = start + minutes * MINUTE;
+                let clash = out.iter().any(|l| {
+                    l.incident.service.as_deref() == Some(service)
+                        && l.incident.start < end + DAY
+                        && start < l.incident.end + DAY
+                });
+                if clash {
+                    continue;
+                }
+                out.push(Labelled {
+                    kind,
+                    incident: Incident {
+                        service: Some(service.to_owned()),
+                        route: Some(route.to_owned()),
+                        start,
+                        end,
+                        kind: incident_kind,
+                    },
+                });
+                break;
+            }
+        }
+    }
+    out.sort_by_key(|l| l.incident.start);
+    out
+}
