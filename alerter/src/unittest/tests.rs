@@ -291,3 +291,35 @@ tests:
         .collect();
     assert_eq!(times, [240_000]);
 }
+
+#[test]
+fn start_timestamp_moves_time_zero() {
+    let rules = "groups:\n  - name: g\n    rules:\n      - record: now\n        expr: time()\n";
+    let test = r#"
+rule_files: [rules.yml]
+tests:
+  - interval: 1m
+    start_timestamp: 2021-01-01T00:00:00Z
+    input_series:
+      - series: x
+        values: '1 2 3'
+    promql_expr_test:
+      - expr: x
+        eval_time: 2m
+        exp_samples:
+          - labels: x
+            value: 3
+      - expr: now
+        eval_time: 2m
+        exp_samples:
+          - labels: now
+            value: 1609459320
+"#;
+    let report = run(rules, test);
+    assert!(report.passed(), "{:#?}", report.failures);
+    let report = run(rules, &test.replace("2021-01-01T00:00:00Z", "1609459260"));
+    let [Failure::Samples { got, .. }] = report.failures.as_slice() else {
+        panic!("the recorded time moves with the start: {:#?}", report.failures)
+    };
+    assert_eq!(got[0].value, 1609459380.0);
+}
