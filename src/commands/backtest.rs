@@ -11,7 +11,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::{Map, Value, json};
 use vigil_alerter::backtest::score::{self, Incident};
 use vigil_alerter::backtest::{self, Event, RuleSummary};
-use vigil_alerter::rules::{self, Group};
+use vigil_alerter::rules::Group;
 use vigil_tsdb::promql::Engine;
 use vigil_tsdb::time::{format_duration_ms, parse_timestamp};
 use vigil_tsdb::{Db, Timestamp};
@@ -46,7 +46,7 @@ pub(crate) fn run(args: &BacktestArgs) -> Result<()> {
     if end < start {
         bail!("--end is before --start");
     }
-    let groups = load_rules(&args.rules)?;
+    let groups = load_rules(&args.rules, &cfg.collector.buckets)?;
     let incidents: Vec<Incident> = match &args.incidents {
         Some(path) => {
             let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
@@ -95,9 +95,9 @@ pub(crate) fn run(args: &BacktestArgs) -> Result<()> {
     Ok(())
 }
 
-/// Rule groups from files and directories (their `.yml` and `.yaml` files, sorted); promtool
-/// unit-test files (a top-level `tests:`) are skipped.
-fn load_rules(paths: &[PathBuf]) -> Result<Vec<Group>> {
+/// Rule groups from rule files, SLO spec files and directories of them (their `.yml` and
+/// `.yaml` files, sorted); promtool unit-test files (a top-level `tests:`) are skipped.
+fn load_rules(paths: &[PathBuf], latency_buckets: &[f64]) -> Result<Vec<Group>> {
     let mut files = Vec::new();
     for p in paths {
         if p.is_dir() {
@@ -118,8 +118,8 @@ fn load_rules(paths: &[PathBuf]) -> Result<Vec<Group>> {
         if is_unit_test_file(&f)? {
             continue;
         }
-        match rules::load_file(&f) {
-            Ok(file) => groups.extend(file.groups),
+        match vigil_alerter::slo::load_file(&f, latency_buckets) {
+            Ok(file) => groups.extend(file.rules.groups),
             Err(errs) => errors.extend(errs.iter().map(ToString::to_string)),
         }
     }
