@@ -67,16 +67,17 @@ pub struct Topology {
 
 /// Ordinary client errors: bad input, auth, not found, rate limits.
 const CLIENT: &[(u16, f64)] = &[(400, 0.004), (401, 0.002), (404, 0.006), (429, 0.001)];
-/// Occasional server errors.
-const SERVER: &[(u16, f64)] = &[(500, 0.0006), (502, 0.0002), (503, 0.0002), (504, 0.0001)];
-const LOOKUP: &[(u16, f64)] = &[(404, 0.02), (401, 0.002), (500, 0.0005), (503, 0.0002)];
+/// Occasional server errors. Healthy routes fail 0.025% to 0.04% of requests with a 5xx: a
+/// third of what a 99.9% objective allows, as a team that keeps such an objective runs.
+const SERVER: &[(u16, f64)] = &[(500, 0.0002), (502, 0.00005), (503, 0.00005), (504, 0.00005)];
+const LOOKUP: &[(u16, f64)] = &[(404, 0.02), (401, 0.002), (500, 0.0002), (503, 0.00005)];
 const WRITE: &[(u16, f64)] = &[
     (400, 0.01),
     (409, 0.002),
     (422, 0.004),
-    (500, 0.0008),
-    (502, 0.0002),
-    (504, 0.0002),
+    (500, 0.0003),
+    (502, 0.00005),
+    (504, 0.00005),
 ];
 
 fn ep(method: &'static str, pattern: &'static str, id: IdKind, weight: f64, median_ms: f64) -> Endpoint {
