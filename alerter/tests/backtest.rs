@@ -36,6 +36,12 @@ groups:
             < 0.5 * sum by (service, route) (rate(requests_total[2m] offset 10m))
       - alert: Flapping
         expr: route:errors:ratio_rate1m > 0.02
+      # Hysteresis through its own ALERTS: fires above 5%, resolves below 1%.
+      - alert: Sticky
+        expr: |
+          route:errors:ratio_rate1m > 0.05
+            or
+          (route:errors:ratio_rate1m > 0.01 and on (service, route) ALERTS{alertname="Sticky", alertstate="firing"})
 "#;
 
 /// Minutes of history.
@@ -43,15 +49,16 @@ const MINUTES: i64 = 120;
 /// A minute boundary, so both evaluators start at the same evaluation.
 const T0: Timestamp = 1_796_601_600_000;
 
-/// Three routes, every 10 s: `pay` fails 40% then 80% (minutes 30-50), `ord` flickers around
-/// 2-3% errors, `usr` loses most traffic (minutes 70-90) and stops altogether at minute 100.
+/// Four routes, every 10 s: `pay` fails 40% then 80% (minutes 30-50), `ord` flickers around
+/// 2-3% errors, `usr` loses most traffic (minutes 70-90) and stops altogether at minute 100,
+/// `hys` fails 10% (minutes 60-62) and then 3% (to minute 80).
 fn history(db: &Db) {
     let mut app = db.appender();
     let mut totals = std::collections::HashMap::new();
     for s in (0..MINUTES * 60).step_by(10) {
         let t = T0 + s * 1000;
         let minute = s / 60;
-        for route in ["pay", "ord", "usr"] {
+        for route in ["pay", "ord", "usr", "hys"] {
             if route == "usr" && minute >= 100 {
                 continue;
             }
@@ -62,6 +69,9 @@ fn history(db: &Db) {
             let err_rate = match route {
                 "pay" if (30..40).contains(&minute) => 8.0,
                 "pay" if (40..50).contains(&minute) => 60.0,
+                // Above 5% for two minutes, then 3% for eighteen: Sticky stays firing.
+                "hys" if (60..62).contains(&minute) => 2.2,
+                "hys" if (62..80).contains(&minute) => 0.62,
                 "ord" => {
                     if (s / 30) % 3 == 0 {
                         0.8
@@ -142,9 +152,16 @@ fn a_backtest_finds_what_the_live_evaluator_finds() {
     }
     app.commit().expect("commit");
     let mut found = Vec::new();
-    let summaries = backtest::run(&groups, &history_db, &Engine::default(), &settings(), start, end, |e| {
-        found.push(key(e.at, e.state, &e.labels));
-    })
+    // Chunks of 20 minutes: state and written series cross many chunk boundaries.
+    let summaries = backtest::run_in_chunks(
+        &groups,
+        &history_db,
+        &Engine::default(),
+        &settings(),
+        (start, end),
+        20 * 60_000,
+        |e| found.push(key(e.at, e.state, &e.labels)),
+    )
     .expect("backtest");
 
     assert!(live.len() > 10, "the scenario makes transitions: {live:#?}");
@@ -153,6 +170,14 @@ fn a_backtest_finds_what_the_live_evaluator_finds() {
     }
     assert!(live.iter().any(|k| k.contains("severity=\"page\"")), "{live:#?}");
     assert!(live.iter().any(|k| k.contains("TrafficDrop")), "{live:#?}");
+    // Sticky on `hys` fires at 10% and stays firing through the 3% that follows.
+    let sticky: Vec<&String> = live
+        .iter()
+        .filter(|k| k.contains("Sticky") && k.contains("hys"))
+        .collect();
+    assert_eq!(sticky.len(), 2, "{sticky:#?}");
+    let sticky_at = |i: usize| -> Timestamp { sticky[i].split(' ').next().and_then(|t| t.parse().ok()).expect("time") };
+    assert!(sticky_at(1) - sticky_at(0) > 15 * 60_000, "{sticky:#?}");
     let mut sorted_live = live.clone();
     sorted_live.sort();
     let mut sorted_found = found.clone();

@@ -97,8 +97,23 @@ pub fn run(
     settings: &EvalSettings,
     start: Timestamp,
     end: Timestamp,
+    emit: impl FnMut(&Event),
+) -> Result<Vec<RuleSummary>, BacktestError> {
+    run_in_chunks(groups, history, engine, settings, (start, end), CHUNK_MS, emit)
+}
+
+/// [`run`] with range queries of `chunk_ms` of evaluations each (shorter: less memory, more
+/// queries; the transitions are the same).
+pub fn run_in_chunks(
+    groups: &[Group],
+    history: &dyn Queryable,
+    engine: &Engine,
+    settings: &EvalSettings,
+    (start, end): (Timestamp, Timestamp),
+    chunk_ms: i64,
     mut emit: impl FnMut(&Event),
 ) -> Result<Vec<RuleSummary>, BacktestError> {
+    let chunk_ms = chunk_ms.max(1);
     let scratch = Db::in_memory();
     let mut shadowed: HashSet<String> = ["ALERTS", "ALERTS_FOR_STATE"].map(str::to_owned).into();
     for g in groups {
@@ -131,13 +146,18 @@ pub fn run(
         .collect();
     let mut chunk_start = start;
     while chunk_start <= end {
-        let chunk_end = (chunk_start + CHUNK_MS - 1).min(end);
+        let chunk_end = (chunk_start + chunk_ms - 1).min(end);
         let mut events = Vec::new();
         for (g, group_states) in groups.iter().zip(&mut states) {
             let steps = Steps::of(g, settings, chunk_start, chunk_end);
             let Some(steps) = steps else { continue };
             for (rule, state) in g.rules.iter().zip(group_states.iter_mut()) {
-                let rows = steps.evaluate(engine, &store, rule, g)?;
+                let mut rows = if reads_alerts(rule) {
+                    Rows::Stepwise { engine, store: &store }
+                } else {
+                    Rows::Chunk(steps.evaluate(engine, &store, rule, g)?.into_iter())
+                };
+                let rows = &mut rows;
                 match (rule, state) {
                     (Rule::Recording(r), RuleState::Recording(prev)) => {
                         record(&scratch, r, g, &steps, rows, prev)?;
@@ -254,6 +274,64 @@ impl Steps {
     }
 }
 
+/// Whether a rule reads `ALERTS` or `ALERTS_FOR_STATE` (hysteresis through its own alerts, say):
+/// then each step must see what the step before wrote, so it is evaluated step by step.
+fn reads_alerts(rule: &Rule) -> bool {
+    let text = rule.expr_text();
+    text.match_indices("ALERTS").any(|(i, _)| {
+        !text[..i]
+            .chars()
+            .next_back()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+    })
+}
+
+/// Where a rule's results at each step come from.
+enum Rows<'a> {
+    /// One range query over the chunk, asked before the first step.
+    Chunk(std::vec::IntoIter<Vec<(Labels, f64)>>),
+    /// An instant query at each step, once the steps before are written.
+    Stepwise {
+        engine: &'a Engine,
+        store: &'a dyn Queryable,
+    },
+}
+
+impl Rows<'_> {
+    /// The results at step `k`.
+    fn at(&mut self, k: usize, steps: &Steps, rule: &Rule, g: &Group) -> Result<Vec<(Labels, f64)>, BacktestError> {
+        match self {
+            Rows::Chunk(rows) => Ok(rows.next().unwrap_or_default()),
+            Rows::Stepwise { engine, store } => {
+                let expr = match rule {
+                    Rule::Recording(r) => &r.expr,
+                    Rule::Alerting(a) => &a.expr,
+                };
+                let failed = |source| BacktestError::Query {
+                    group: g.name.clone(),
+                    rule: rule.name().to_owned(),
+                    source,
+                };
+                Ok(
+                    match engine
+                        .instant(*store, expr, steps.at(k) - steps.offset)
+                        .map_err(failed)?
+                    {
+                        Value::Vector(v) => v.into_iter().map(|s| (s.metric, s.v)).collect(),
+                        Value::Scalar { v, .. } => vec![(Labels::empty(), v)],
+                        _ => Vec::new(),
+                    },
+                )
+            }
+        }
+    }
+
+    /// Whether what a step writes must be committed before the next step is asked.
+    fn stepwise(&self) -> bool {
+        matches!(self, Rows::Stepwise { .. })
+    }
+}
+
 /// Writes a recording rule's results at each step's query time, with stale markers for series
 /// the step before wrote and this one did not, as the live evaluator writes them.
 fn record(
@@ -261,11 +339,13 @@ fn record(
     r: &RecordingRule,
     g: &Group,
     steps: &Steps,
-    rows: Vec<Vec<(Labels, f64)>>,
+    rows: &mut Rows<'_>,
     prev: &mut FxHashSet<Labels>,
 ) -> Result<(), BacktestError> {
+    let rule = Rule::Recording(r.clone());
     let mut app = scratch.appender();
-    for (k, row) in rows.into_iter().enumerate() {
+    for k in 0..steps.n {
+        let row = rows.at(k, steps, &rule, g)?;
         let t = steps.at(k) - steps.offset;
         let mut now = FxHashSet::default();
         for (labels, v) in row {
@@ -287,6 +367,10 @@ fn record(
             app.append(gone, t, stale_nan())?;
         }
         *prev = now;
+        if rows.stepwise() {
+            app.commit()?;
+            app = scratch.appender();
+        }
     }
     app.commit()?;
     Ok(())
@@ -307,11 +391,13 @@ impl AlertRun<'_> {
         &mut self,
         scratch: &Db,
         steps: &Steps,
-        rows: Vec<Vec<(Labels, f64)>>,
+        rows: &mut Rows<'_>,
         events: &mut Vec<Event>,
     ) -> Result<(), BacktestError> {
+        let rule = Rule::Alerting(self.rule.clone());
         let mut app = scratch.appender();
-        for (k, row) in rows.into_iter().enumerate() {
+        for k in 0..steps.n {
+            let row = rows.at(k, steps, &rule, self.group)?;
             let ts = steps.at(k);
             let candidates = self.candidates(row, ts);
             let Ok(transitions) = self
@@ -363,6 +449,10 @@ impl AlertRun<'_> {
                 app.append(gone, t, stale_nan())?;
             }
             *self.written = now;
+            if rows.stepwise() {
+                app.commit()?;
+                app = scratch.appender();
+            }
         }
         app.commit()?;
         Ok(())
