@@ -75,7 +75,7 @@ fn a_reload_moves_pages_to_the_new_receiver_without_repeating_them() {
     assert_eq!(new.lock()[1]["status"], "resolved");
     wait_until(Duration::from_secs(20), || {
         let (_, body) = get(server.addr, "/api/v1/events/search?q=kept:history&limit=100");
-        body.matches("its rule is gone").count() == 2
+        body.matches("its rule was removed or changed").count() == 2
     });
     server.stop();
 }

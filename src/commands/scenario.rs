@@ -31,7 +31,7 @@ pub(crate) struct ScenarioArgs {
     /// Scored weeks (a week of baseline comes before them).
     #[arg(long, default_value_t = 3)]
     weeks: u32,
-    /// Copies of the simulated estate (eleven routes each, rates spread by the seed).
+    /// Copies of the simulated estate (ten routes each, rates spread by the seed).
     #[arg(long, default_value_t = 3)]
     copies: usize,
     /// Scales every route's rate.
@@ -40,6 +40,10 @@ pub(crate) struct ScenarioArgs {
     /// Seed of the estate, the incidents and the traffic.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// End of the history (midnight UTC of that day; RFC 3339 or unix seconds). By default the
+    /// last midnight; give it to make a scenario repeat exactly on another day.
+    #[arg(long, value_name = "T")]
+    end: Option<String>,
     /// Where the incidents go (default: incidents.json in the data directory).
     #[arg(long, value_name = "FILE")]
     incidents_out: Option<PathBuf>,
@@ -63,13 +67,27 @@ pub(crate) fn run(args: &ScenarioArgs) -> Result<()> {
             dir.display()
         );
     }
+    if args.weeks == 0 || args.copies == 0 {
+        bail!("--weeks and --copies must be at least 1");
+    }
+    if !(args.rate_scale > 0.0 && args.rate_scale.is_finite()) {
+        bail!("--rate-scale must be a positive number");
+    }
     let topology = Topology::estate(args.copies, args.seed);
-    // Whole days, ending at the last midnight (UTC): the history is all in the past.
-    let end = now_ms().div_euclid(DAY) * DAY;
+    // Whole days, ending at a midnight (UTC) in the past.
+    let end = match &args.end {
+        Some(t) => vigil_tsdb::time::parse_timestamp(t).map_err(anyhow::Error::msg)?,
+        None => now_ms(),
+    }
+    .div_euclid(DAY)
+        * DAY;
+    if end > now_ms() {
+        bail!("--end is in the future: a scenario is history");
+    }
     let scored_start = end - i64::from(args.weeks) * 7 * DAY;
     let start = scored_start - 7 * DAY;
     let mut rng = fastrand::Rng::with_seed(args.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    let labelled = incidents(&topology, &mut rng, scored_start, end);
+    let labelled = incidents(&topology, &mut rng, scored_start, end)?;
     let mut all: Vec<Incident> = labelled.iter().map(|l| l.incident.clone()).collect();
     // A busy day or two: a quarter more traffic everywhere, all day. Not an incident.
     let busy_days = 1 + rng.usize(..2);
@@ -98,8 +116,17 @@ pub(crate) fn run(args: &ScenarioArgs) -> Result<()> {
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
     );
-    let events = backfill_range(&collector, &mut sim, start, end, &bar)?;
+    // A day at a time, cutting blocks in between as a running vigil would: the head stays
+    // small, and the directory opens without replaying weeks of WAL.
+    let mut events = 0;
+    let mut day = start;
+    while day < end {
+        events += backfill_range(&collector, &mut sim, day, (day + DAY).min(end), &bar)?;
+        db.maintain().context("cutting blocks")?;
+        day += DAY;
+    }
     collector.flush().context("writing the last windows")?;
+    db.flush_to_blocks().context("cutting the last blocks")?;
     db.sync()?;
     bar.finish_and_clear();
 
@@ -143,12 +170,15 @@ pub(crate) fn run(args: &ScenarioArgs) -> Result<()> {
 /// Incidents of the five kinds spread over `[from, to)`: per week two outages, two error
 /// bursts, one slow burn, two latency rises and two traffic drops, each on a route busy enough
 /// to tell (at least 2 requests/s at peak), never two on one service the same day.
-fn incidents(topology: &Topology, rng: &mut fastrand::Rng, from: Timestamp, to: Timestamp) -> Vec<Labelled> {
+fn incidents(topology: &Topology, rng: &mut fastrand::Rng, from: Timestamp, to: Timestamp) -> Result<Vec<Labelled>> {
     let routes: Vec<(&'static str, &'static str)> = topology
         .routes()
         .filter(|(_, r)| r.peak_rps >= 2.0)
         .map(|(s, r)| (s.name, r.name))
         .collect();
+    if routes.is_empty() {
+        bail!("no route of the estate serves 2 requests/s at peak: add --copies");
+    }
     let weeks = ((to - from) / (7 * DAY)).max(1) as usize;
     let mut out: Vec<Labelled> = Vec::new();
     let plan: [(&'static str, usize); 5] = [
@@ -193,6 +223,7 @@ fn incidents(topology: &Topology, rng: &mut fastrand::Rng, from: Timestamp, to: 
                 ),
             };
             // Up to 50 tries for a slot that keeps incidents on one service a day apart.
+            let mut placed = false;
             for _ in 0..50 {
                 let (service, route) = routes[rng.usize(..routes.len())];
                 let start = from + rng.i64(0..(to - from - minutes * MINUTE - DAY).max(1));
@@ -216,10 +247,14 @@ fn incidents(topology: &Topology, rng: &mut fastrand::Rng, from: Timestamp, to: 
                         kind: incident_kind,
                     },
                 });
+                placed = true;
                 break;
+            }
+            if !placed {
+                eprintln!("warning: no free slot for a {kind} incident (too few services for the weeks): left out");
             }
         }
     }
     out.sort_by_key(|l| l.incident.start);
-    out
+    Ok(out)
 }

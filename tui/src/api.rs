@@ -202,6 +202,9 @@ impl Client {
         if status == reqwest::StatusCode::NOT_FOUND {
             return Err(Error::Api("this server keeps no silences".into()));
         }
+        if !status.is_success() {
+            return Err(Error::Api(format!("silences: HTTP {status}")));
+        }
         let v: Value = serde_json::from_slice(&body).map_err(|e| Error::Api(format!("silences: {e}")))?;
         parse_silences(&v)
     }

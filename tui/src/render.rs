@@ -511,6 +511,7 @@ fn history_line(h: &HistoryEntry) -> Line<'_> {
     let what = match h.state.as_str() {
         "acknowledged" => format!("by {}: {}", h.by, h.comment),
         "sent" => format!("→ {}", h.receiver),
+        "resolved" => h.comment.clone(),
         "failed" | "fallback" | "silenced" | "inhibited" => {
             format!("→ {} {}", h.receiver, h.comment).trim_end().to_owned()
         }

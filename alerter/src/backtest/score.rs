@@ -3,7 +3,7 @@
 //!
 //! An incident is caught when an alert on its service fires between its start and 30 minutes
 //! after its end; the first such firing gives the time to detect. A firing on that service later
-//! the same (UTC) day is an echo. Every other firing is a false page.
+//! the same (UTC) day as the incident's end is an echo. Every other firing is a false page.
 
 use std::collections::BTreeMap;
 
@@ -148,7 +148,7 @@ pub fn score(events: &[Event], incidents: &[Incident]) -> Score {
             continue;
         }
         let echo = incidents.iter().any(|inc| {
-            inc.service == service && at > inc.end + GRACE_MS && at.div_euclid(DAY_MS) == inc.start.div_euclid(DAY_MS)
+            inc.service == service && at > inc.end + GRACE_MS && at.div_euclid(DAY_MS) == inc.end.div_euclid(DAY_MS)
         });
         if echo {
             s.echoes += 1;

@@ -13,8 +13,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::config::{
-    EmailConfig, PagerDutyConfig, SlackConfig, SmtpTls, WebhookConfig, check_email, check_url, default_client,
-    default_pagerduty_url, opt_duration, split_addresses,
+    EmailConfig, PagerDutyConfig, SlackConfig, SmtpTls, WebhookConfig, check_email, check_secret_url, check_url,
+    default_client, default_pagerduty_url, opt_duration, split_addresses,
 };
 use super::error::ConfigError;
 use super::matcher::{Matcher, Matchers, parse_matchers};
@@ -359,7 +359,7 @@ fn receiver(r: &AmReceiver, g: &Global, warnings: &mut Vec<String>) -> Result<Re
         let url = read_secret(w.url.as_ref(), w.url_file.as_ref(), &what, warnings)
             .ok_or_else(|| ConfigError::receiver(&what, "one of url or url_file must be configured"))?;
         if w.url.is_some() {
-            check_url(url.expose(), &what)?;
+            check_secret_url(&url, &what)?;
         }
         integrations.push(Integration {
             send_resolved: w.send_resolved,

@@ -456,7 +456,7 @@ impl ReceiverConfig {
         let what = format!("alerting.receivers: {:?}", self.name);
         let mut integrations = Vec::new();
         if let Some(w) = &self.webhook {
-            check_url(w.url.expose(), &what)?;
+            check_secret_url(&w.url, &what)?;
             integrations.push(Integration {
                 send_resolved: w.send_resolved,
                 kind: IntegrationKind::Webhook(w.clone()),
@@ -513,6 +513,15 @@ impl ReceiverConfig {
             },
         })
     }
+}
+
+/// [`check_url`] for a URL that is a secret (a webhook's carries its token): an error does not
+/// repeat it.
+pub(super) fn check_secret_url(url: &Secret, what: &str) -> Result<(), ConfigError> {
+    check_url(url.expose(), what).map_err(|_| ConfigError::Url {
+        place: what.to_owned(),
+        url: None,
+    })
 }
 
 pub(super) fn check_url(url: &str, what: &str) -> Result<(), ConfigError> {
@@ -634,5 +643,8 @@ inhibit_rules:
             let e = parse(yaml).expect_err(yaml);
             assert!(e.contains(want), "{yaml}: {e}");
         }
+        // A webhook URL carries its token: the error names the receiver, not the URL.
+        let e = parse("receivers: [{name: a, webhook: {url: 'hooks.example.com/T0K3N'}}]").expect_err("refused");
+        assert!(e.contains("invalid URL") && !e.contains("T0K3N"), "{e}");
     }
 }

@@ -154,8 +154,8 @@ impl History {
         }
     }
 
-    /// Firing alerts that resolved because their rule is gone (removed by a reload): no rule
-    /// says they resolved, the notifier does.
+    /// Firing alerts that resolved because their rule is gone (a reload removed it, or changed
+    /// its expression): no rule says they resolved, the notifier does.
     pub fn vanished(&self, labels: &[Labels], now: Timestamp) {
         for l in labels {
             self.muted.lock().remove(&l.stable_hash());
@@ -164,7 +164,7 @@ impl History {
                 l,
                 AlertRecord {
                     state: "resolved".into(),
-                    comment: "its rule is gone".into(),
+                    comment: "its rule was removed or changed".into(),
                     ..Default::default()
                 },
             ));
