@@ -1,7 +1,8 @@
 //! `vigil test rules` against `promtool test rules`: every test file of
 //! `testdata/rule-tests/` gets the same verdict from both (`pass-*` files pass, `fail-*` files
 //! fail), a failing file's report names what failed, in the very words promtool uses, and the
-//! demo rules' own tests (`rules/demo/tests.yaml`) pass in both.
+//! demo rules' own tests (`rules/demo/tests.yaml`) and the api-health rules' own tests
+//! (`rules/api-health/tests.yml`) pass in both.
 //!
 //! The comparison with promtool needs it (Debian's `prometheus` package, 2.42); without it
 //! that part says so and passes, unless `VIGIL_REQUIRE_EXTERNAL=1`. vigil's own verdicts are
@@ -123,6 +124,18 @@ fn promtool_gives_the_same_verdicts_and_reports() {
 #[test]
 fn the_demo_rules_pass_their_tests_in_both() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/demo/tests.yaml");
+    let (status, stdout, stderr) = test_rules(common::vigil(), &[&path]);
+    assert_eq!(status, 0, "{stdout}{stderr}");
+    if common::external_tool("promtool", "prometheus") {
+        let (status, stdout, stderr) = test_rules(Command::new("promtool"), &[&path]);
+        assert_eq!(status, 0, "{stdout}{stderr}");
+    }
+}
+
+/// Seven days of 30s evaluations (the D-1 and D-7 baselines): about half a minute each.
+#[test]
+fn the_api_health_rules_pass_their_tests_in_both() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/api-health/tests.yml");
     let (status, stdout, stderr) = test_rules(common::vigil(), &[&path]);
     assert_eq!(status, 0, "{stdout}{stderr}");
     if common::external_tool("promtool", "prometheus") {
