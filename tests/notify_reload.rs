@@ -79,3 +79,31 @@ fn a_reload_moves_pages_to_the_new_receiver_without_repeating_them() {
     });
     server.stop();
 }
+
+/// A reload that fixes a dead receiver's address pages the new one at once: the delivery that
+/// kept retrying the old address is handed back, not left to retry for hours.
+#[test]
+fn a_reload_away_from_a_dead_receiver_pages_at_once() {
+    let dead = common::free_addr();
+    let (hook, pages) = webhook_receiver();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let am = tmp.path().join("alertmanager.yml");
+    let rule_file = tmp.path().join("api.yml");
+    std::fs::write(&am, alertmanager_yml(dead)).expect("write");
+    std::fs::write(&rule_file, rules(&["r1"])).expect("write");
+    let server = Server::start(
+        &tmp.path().join("data"),
+        &format!(
+            "rule_files: ['{}']\nalerting:\n  alertmanager_config: {}\n",
+            rule_file.display(),
+            am.display()
+        ),
+    );
+    // The page is being retried against the dead address.
+    wait_until(Duration::from_secs(30), || server.logged("notification not delivered") > 0);
+    std::fs::write(&am, alertmanager_yml(hook)).expect("write");
+    assert_eq!(post(server.addr, "/-/reload", b"").0, 200);
+    wait_until(Duration::from_secs(20), || pages.lock().len() == 1);
+    assert_eq!(pages.lock()[0]["status"], "firing");
+    server.stop();
+}

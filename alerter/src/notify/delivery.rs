@@ -207,7 +207,9 @@ impl<S: Sender> Worker<S> {
     }
 
     /// When the destination was replaced by a reload, hands its waiting notifications back to
-    /// the notifier, which forgets them (log and outbox).
+    /// the notifier, which forgets them (log and outbox) so that the new configuration notifies
+    /// their groups again; deliveries under way stop at their next wait and are handed back the
+    /// same way (a retry against a receiver the reload replaced would only delay the page).
     fn give_back(&self, q: &mut Queue) {
         if !self.retired.load(Ordering::Relaxed) {
             return;
@@ -215,6 +217,11 @@ impl<S: Sender> Worker<S> {
         for n in q.pending.drain(..) {
             self.stats.queued.fetch_sub(1, Ordering::Relaxed);
             let _ = self.given_up.send(n);
+        }
+        for (_, stop) in q.busy.values_mut() {
+            if let Some(stop) = stop.take() {
+                let _ = stop.send(());
+            }
         }
     }
 
@@ -289,6 +296,10 @@ impl<S: Sender> Worker<S> {
                 self.history.notification(&n, "failed", &why, now_ms());
                 // The notifier makes the log forget it, then removes its file: a crash in
                 // between leaves it to be tried again, not forgotten.
+                let _ = self.given_up.send(n);
+            }
+            Outcome::Superseded if self.retired.load(Ordering::Relaxed) => {
+                // Stopped by a reload that replaced this destination: handed back.
                 let _ = self.given_up.send(n);
             }
             Outcome::Superseded => {
