@@ -9,8 +9,14 @@
 //! [`AlertSet`]. Rules run in file and group order within a chunk, so a rule reads what the
 //! rules before it recorded.
 //!
+//! A rule that reads `ALERTS` (hysteresis through its own alerts) needs each evaluation to see
+//! the one before: it is evaluated step by step with instant queries instead.
+//!
 //! What differs from the live evaluator: annotations are not expanded (a backtest reports
-//! labels and values), and `query` in label templates has no engine to ask.
+//! labels and values); `query` in label templates has no engine to ask; a rule reading a series
+//! that a rule later in the evaluation order records sees it only from earlier chunks (live, it
+//! sees the previous evaluation's); where two results share a label set after relabelling, the
+//! first one stands (live, that evaluation fails); and a query error stops the backtest.
 
 mod overlay;
 pub mod score;
