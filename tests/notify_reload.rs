@@ -100,7 +100,9 @@ fn a_reload_away_from_a_dead_receiver_pages_at_once() {
         ),
     );
     // The page is being retried against the dead address.
-    wait_until(Duration::from_secs(30), || server.logged("notification not delivered") > 0);
+    wait_until(Duration::from_secs(30), || {
+        server.logged("notification not delivered") > 0
+    });
     std::fs::write(&am, alertmanager_yml(hook)).expect("write");
     assert_eq!(post(server.addr, "/-/reload", b"").0, 200);
     wait_until(Duration::from_secs(20), || pages.lock().len() == 1);
