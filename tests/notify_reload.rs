@@ -26,14 +26,19 @@ fn rules(routes: &[&str]) -> String {
     )
 }
 
-#[test]
-fn a_reload_moves_pages_to_the_new_receiver_without_repeating_them() {
-    let (old_hook, old) = webhook_receiver();
-    let (new_hook, new) = webhook_receiver();
+/// A vigil serving one rule (route r1 failing) and an `alertmanager.yml` paging `hook`.
+struct Setup {
+    tmp: tempfile::TempDir,
+    am: std::path::PathBuf,
+    rule_file: std::path::PathBuf,
+    server: Server,
+}
+
+fn start(hook: std::net::SocketAddr) -> Setup {
     let tmp = tempfile::tempdir().expect("tempdir");
     let am = tmp.path().join("alertmanager.yml");
     let rule_file = tmp.path().join("api.yml");
-    std::fs::write(&am, alertmanager_yml(old_hook)).expect("write");
+    std::fs::write(&am, alertmanager_yml(hook)).expect("write");
     std::fs::write(&rule_file, rules(&["r1"])).expect("write");
     let server = Server::start(
         &tmp.path().join("data"),
@@ -43,6 +48,24 @@ fn a_reload_moves_pages_to_the_new_receiver_without_repeating_them() {
             am.display()
         ),
     );
+    Setup {
+        tmp,
+        am,
+        rule_file,
+        server,
+    }
+}
+
+#[test]
+fn a_reload_moves_pages_to_the_new_receiver_without_repeating_them() {
+    let (old_hook, old) = webhook_receiver();
+    let (new_hook, new) = webhook_receiver();
+    let Setup {
+        tmp: _tmp,
+        am,
+        rule_file,
+        server,
+    } = start(old_hook);
     wait_until(Duration::from_secs(30), || old.lock().len() == 1);
 
     // The same receiver at a new address: the group, already notified, is not paged again.
@@ -86,19 +109,9 @@ fn a_reload_moves_pages_to_the_new_receiver_without_repeating_them() {
 fn a_reload_away_from_a_dead_receiver_pages_at_once() {
     let dead = common::free_addr();
     let (hook, pages) = webhook_receiver();
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let am = tmp.path().join("alertmanager.yml");
-    let rule_file = tmp.path().join("api.yml");
-    std::fs::write(&am, alertmanager_yml(dead)).expect("write");
-    std::fs::write(&rule_file, rules(&["r1"])).expect("write");
-    let server = Server::start(
-        &tmp.path().join("data"),
-        &format!(
-            "rule_files: ['{}']\nalerting:\n  alertmanager_config: {}\n",
-            rule_file.display(),
-            am.display()
-        ),
-    );
+    let Setup {
+        tmp: _tmp, am, server, ..
+    } = start(dead);
     // The page is being retried against the dead address.
     wait_until(Duration::from_secs(30), || {
         server.logged("notification not delivered") > 0

@@ -167,6 +167,57 @@ pub(crate) fn run(args: &ScenarioArgs) -> Result<()> {
     Ok(())
 }
 
+/// One kind of incident in the scenario: its label, how many a week, how long (minutes), and
+/// what it does given a uniform draw in `[0, 1)`.
+struct Planned {
+    kind: &'static str,
+    per_week: usize,
+    minutes: std::ops::RangeInclusive<i64>,
+    make: fn(f64) -> IncidentKind,
+}
+
+/// The five kinds with their ranges.
+const PLAN: [Planned; 5] = [
+    Planned {
+        kind: "outage",
+        per_week: 2,
+        minutes: 5..=20,
+        make: |u| IncidentKind::ErrorBurst {
+            error_rate: 0.6 + 0.4 * u,
+        },
+    },
+    Planned {
+        kind: "error_burst",
+        per_week: 2,
+        minutes: 10..=40,
+        make: |u| IncidentKind::ErrorBurst {
+            error_rate: 0.05 + 0.10 * u,
+        },
+    },
+    Planned {
+        kind: "slow_burn",
+        per_week: 1,
+        minutes: 360..=600,
+        make: |u| IncidentKind::ErrorBurst {
+            error_rate: 0.004 + 0.004 * u,
+        },
+    },
+    Planned {
+        kind: "latency_rise",
+        per_week: 2,
+        minutes: 15..=45,
+        make: |u| IncidentKind::LatencyRise { factor: 4.0 + 6.0 * u },
+    },
+    Planned {
+        kind: "traffic_drop",
+        per_week: 2,
+        minutes: 20..=60,
+        make: |u| IncidentKind::TrafficDrop {
+            factor: 0.05 + 0.15 * u,
+        },
+    },
+];
+
 /// Incidents of the five kinds spread over `[from, to)`: per week two outages, two error
 /// bursts, one slow burn, two latency rises and two traffic drops, each on a route busy enough
 /// to tell (at least 2 requests/s at peak), never two on one service the same day.
@@ -181,47 +232,10 @@ fn incidents(topology: &Topology, rng: &mut fastrand::Rng, from: Timestamp, to: 
     }
     let weeks = ((to - from) / (7 * DAY)).max(1) as usize;
     let mut out: Vec<Labelled> = Vec::new();
-    let plan: [(&'static str, usize); 5] = [
-        ("outage", 2),
-        ("error_burst", 2),
-        ("slow_burn", 1),
-        ("latency_rise", 2),
-        ("traffic_drop", 2),
-    ];
-    for (kind, per_week) in plan {
-        for _ in 0..per_week * weeks {
-            let (minutes, incident_kind) = match kind {
-                "outage" => (
-                    rng.i64(5..=20),
-                    IncidentKind::ErrorBurst {
-                        error_rate: 0.6 + 0.4 * rng.f64(),
-                    },
-                ),
-                "error_burst" => (
-                    rng.i64(10..=40),
-                    IncidentKind::ErrorBurst {
-                        error_rate: 0.05 + 0.10 * rng.f64(),
-                    },
-                ),
-                "slow_burn" => (
-                    rng.i64(360..=600),
-                    IncidentKind::ErrorBurst {
-                        error_rate: 0.004 + 0.004 * rng.f64(),
-                    },
-                ),
-                "latency_rise" => (
-                    rng.i64(15..=45),
-                    IncidentKind::LatencyRise {
-                        factor: 4.0 + 6.0 * rng.f64(),
-                    },
-                ),
-                _ => (
-                    rng.i64(20..=60),
-                    IncidentKind::TrafficDrop {
-                        factor: 0.05 + 0.15 * rng.f64(),
-                    },
-                ),
-            };
+    for p in &PLAN {
+        for _ in 0..p.per_week * weeks {
+            let (kind, minutes) = (p.kind, rng.i64(p.minutes.clone()));
+            let incident_kind = (p.make)(rng.f64());
             // Up to 50 tries for a slot that keeps incidents on one service a day apart.
             let mut placed = false;
             for _ in 0..50 {

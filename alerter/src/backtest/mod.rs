@@ -23,6 +23,7 @@ pub mod score;
 
 use std::collections::{BTreeMap, HashSet};
 
+use promql_parser::parser::Expr;
 use rustc_hash::FxHashSet;
 use vigil_tsdb::promql::{Engine, QueryError, Value};
 use vigil_tsdb::storage::Queryable;
@@ -305,17 +306,19 @@ enum Rows<'a> {
 
 impl Rows<'_> {
     /// The results at step `k`.
-    fn at(&mut self, k: usize, steps: &Steps, rule: &Rule, g: &Group) -> Result<Vec<(Labels, f64)>, BacktestError> {
+    fn at(
+        &mut self,
+        k: usize,
+        steps: &Steps,
+        expr: &Expr,
+        (g, rule): (&Group, &str),
+    ) -> Result<Vec<(Labels, f64)>, BacktestError> {
         match self {
             Rows::Chunk(rows) => Ok(rows.next().unwrap_or_default()),
             Rows::Stepwise { engine, store } => {
-                let expr = match rule {
-                    Rule::Recording(r) => &r.expr,
-                    Rule::Alerting(a) => &a.expr,
-                };
                 let failed = |source| BacktestError::Query {
                     group: g.name.clone(),
-                    rule: rule.name().to_owned(),
+                    rule: rule.to_owned(),
                     source,
                 };
                 Ok(
@@ -348,10 +351,9 @@ fn record(
     rows: &mut Rows<'_>,
     prev: &mut FxHashSet<Labels>,
 ) -> Result<(), BacktestError> {
-    let rule = Rule::Recording(r.clone());
     let mut app = scratch.appender();
     for k in 0..steps.n {
-        let row = rows.at(k, steps, &rule, g)?;
+        let row = rows.at(k, steps, &r.expr, (g, &r.record))?;
         let t = steps.at(k) - steps.offset;
         let mut now = FxHashSet::default();
         for (labels, v) in row {
@@ -400,10 +402,9 @@ impl AlertRun<'_> {
         rows: &mut Rows<'_>,
         events: &mut Vec<Event>,
     ) -> Result<(), BacktestError> {
-        let rule = Rule::Alerting(self.rule.clone());
         let mut app = scratch.appender();
         for k in 0..steps.n {
-            let row = rows.at(k, steps, &rule, self.group)?;
+            let row = rows.at(k, steps, &self.rule.expr, (self.group, &self.rule.alert))?;
             let ts = steps.at(k);
             let candidates = self.candidates(row, ts);
             let Ok(transitions) = self

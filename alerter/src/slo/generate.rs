@@ -32,6 +32,7 @@ use vigil_tsdb::promql::format_float;
 use super::spec::{DURATION_SERIES, REQUESTS_SERIES, SpecError, SpecErrorKind};
 use super::{Sli, Slo};
 use crate::rules::{self, Group};
+use crate::unittest::report::go_quote;
 use crate::yaml::Pos;
 
 /// The name of the generated alerts.
@@ -269,28 +270,7 @@ fn selector(metric: &str, matchers: &[Matcher], extra: Option<String>) -> String
 }
 
 fn matcher_text(m: &Matcher) -> String {
-    format!("{}{}{}", m.name, m.op(), promql_quote(&m.value))
-}
-
-/// A PromQL double-quoted string (Go's escapes).
-fn promql_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    format!("{}{}{}", m.name, m.op(), go_quote(&m.value))
 }
 
 /// The series whose rate is the SLO's request rate.
@@ -322,7 +302,7 @@ fn errors_expr(slo: &Slo, func: &str, w: &str, requests: &str) -> String {
             let good = selector(
                 &format!("{DURATION_SERIES}_bucket"),
                 &slo.matchers,
-                Some(format!("le={}", promql_quote(le))),
+                Some(format!("le={}", go_quote(le))),
             );
             format!("{requests}\n  -\n{}", sum_by(&slo.by, &format!("{func}({good}[{w}])")))
         }
