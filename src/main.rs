@@ -49,6 +49,10 @@ enum Command {
     /// SLO specs: compile them to Prometheus rules (multiwindow burn-rate alerts, budgets).
     #[command(subcommand)]
     Slo(SloCommand),
+    /// Seasonal anomaly specs: compile them to Prometheus rules (now against the median of the
+    /// same time on earlier days and weeks).
+    #[command(subcommand)]
+    Anomaly(AnomalyCommand),
     /// What a running vigil's collector and sources are doing (Kafka partitions, lag, rejects).
     Status(commands::status::StatusArgs),
     /// Search the sampled raw events of a running vigil (every 5xx, a sample of the rest).
@@ -120,6 +124,14 @@ enum SloCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum AnomalyCommand {
+    /// Print the Prometheus rule file that anomaly spec files compile to.
+    Generate(commands::anomaly::AnomalyArgs),
+    /// Check anomaly spec files and say what they compile to.
+    Check(commands::anomaly::AnomalyArgs),
+}
+
+#[derive(Debug, Subcommand)]
 enum CheckCommand {
     /// Validate a vigil.yaml.
     Config {
@@ -168,6 +180,8 @@ fn main() -> ExitCode {
         Command::Test(TestCommand::Rules { files }) => commands::test_rules::rules(&files),
         Command::Slo(SloCommand::Generate(args)) => commands::slo::generate(&args),
         Command::Slo(SloCommand::Check(args)) => commands::slo::check(&args),
+        Command::Anomaly(AnomalyCommand::Generate(args)) => commands::anomaly::generate(&args),
+        Command::Anomaly(AnomalyCommand::Check(args)) => commands::anomaly::check(&args),
         Command::Simulate(args) => commands::simulate::run(&args),
         Command::Backtest(args) => commands::backtest::run(&args),
         Command::Scenario(args) => commands::scenario::run(&args),

@@ -132,7 +132,7 @@ fn the_demo_rules_pass_their_tests_in_both() {
     }
 }
 
-/// Seven days of 30s evaluations (the D-1 and D-7 baselines): about half a minute each.
+/// The signals (outage, burst, slow burn): two and a half hours of 30s evaluations.
 #[test]
 fn the_api_health_rules_pass_their_tests_in_both() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/api-health/tests.yml");
@@ -142,6 +142,39 @@ fn the_api_health_rules_pass_their_tests_in_both() {
         let (status, stdout, stderr) = test_rules(Command::new("promtool"), &[&path]);
         assert_eq!(status, 0, "{stdout}{stderr}");
     }
+}
+
+/// The anomaly spec's tests: vigil reads the spec itself; promtool reads the rules
+/// `vigil anomaly generate` prints for it, which `promtool check rules` accepts too. Fourteen
+/// days and 45 minutes of 1m evaluations.
+#[test]
+fn the_api_health_anomalies_pass_their_tests_in_both() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/api-health");
+    let tests = dir.join("anomaly-tests.yml");
+    let (status, stdout, stderr) = test_rules(common::vigil(), &[&tests]);
+    assert_eq!(status, 0, "{stdout}{stderr}");
+    if !common::external_tool("promtool", "prometheus") {
+        return;
+    }
+    let out = common::vigil()
+        .args(["anomaly", "generate"])
+        .arg(dir.join("anomalies.yml"))
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let generated = scratch.path().join("anomalies.yml");
+    std::fs::write(&generated, &out.stdout).expect("write");
+    let copy = scratch.path().join("anomaly-tests.yml");
+    std::fs::copy(&tests, &copy).expect("copy");
+    let check = Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(&generated)
+        .output()
+        .expect("runs");
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
+    let (status, stdout, stderr) = test_rules(Command::new("promtool"), &[&copy]);
+    assert_eq!(status, 0, "{stdout}{stderr}");
 }
 
 #[test]

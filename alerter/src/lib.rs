@@ -27,6 +27,7 @@
 //!   with retries, circuit breakers and fallbacks, and the receivers.
 
 pub mod alert;
+pub mod anomaly;
 pub mod backtest;
 pub mod context;
 pub mod group;

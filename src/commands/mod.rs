@@ -2,6 +2,7 @@
 //! for `main` to print.
 
 pub(crate) mod alerts;
+pub(crate) mod anomaly;
 pub(crate) mod backtest;
 pub(crate) mod check;
 pub(crate) mod demo;

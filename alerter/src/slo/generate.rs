@@ -125,6 +125,7 @@ pub fn groups(slos: &[Slo], file: &str) -> Result<Vec<Group>, Vec<SpecError>> {
         vec![SpecError {
             file: file.to_owned(),
             pos: errors.first().map_or(Pos::default(), |e| e.pos),
+            what: "SLO",
             slo: None,
             kind: SpecErrorKind::Generated(errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")),
         }]
@@ -251,7 +252,7 @@ fn recorded(name: &str, slo: &Slo) -> String {
     format!("{name}{{slo=\"{}\"}}", slo.name)
 }
 
-fn sum_by(by: &[String], inner: &str) -> String {
+pub(crate) fn sum_by(by: &[String], inner: &str) -> String {
     if by.is_empty() {
         format!("sum({inner})")
     } else {
@@ -260,7 +261,7 @@ fn sum_by(by: &[String], inner: &str) -> String {
 }
 
 /// `metric{matchers..., extra}`.
-fn selector(metric: &str, matchers: &[Matcher], extra: Option<String>) -> String {
+pub(crate) fn selector(metric: &str, matchers: &[Matcher], extra: Option<String>) -> String {
     let parts: Vec<String> = matchers.iter().map(matcher_text).chain(extra).collect();
     if parts.is_empty() {
         metric.to_owned()
@@ -498,7 +499,7 @@ fn write_group(out: &mut String, g: &GroupOut, slo: &str) {
     out.push('\n');
 }
 
-fn write_expr(out: &mut String, expr: &str) {
+pub(crate) fn write_expr(out: &mut String, expr: &str) {
     if !expr.contains('\n') && plain_safe(expr) {
         let _ = writeln!(out, "        expr: {expr}");
         return;
@@ -519,7 +520,7 @@ fn plain_safe(s: &str) -> bool {
 }
 
 /// A YAML double-quoted scalar (JSON's escapes are YAML's).
-fn quote(s: &str) -> String {
+pub(crate) fn quote(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| format!("{s:?}"))
 }
 

@@ -43,9 +43,14 @@ pub fn compile(text: &str, file: &str, buckets: &[f64]) -> Result<Compiled, Vec<
 
 /// Whether YAML text is an SLO spec (its top level has `slos:`) rather than a rule file.
 pub fn is_spec(text: &str) -> bool {
+    has_top_level_key(text, "slos")
+}
+
+/// Whether YAML text is a mapping with `key` at its top level.
+pub(crate) fn has_top_level_key(text: &str, key: &str) -> bool {
     match yaml::parse(text) {
         Ok(root) => match &root.kind {
-            Kind::Map(entries) => entries.iter().any(|(k, _)| k.as_str() == Some("slos")),
+            Kind::Map(entries) => entries.iter().any(|(k, _)| k.as_str() == Some(key)),
             _ => false,
         },
         Err(_) => false,
@@ -70,7 +75,7 @@ pub struct LoadedFile {
     pub slos: Vec<LoadedSlo>,
 }
 
-/// Reads a rule file, or a spec file compiled with the duration histogram's `buckets`; every
+/// Reads a rule file, an anomaly spec, or an SLO spec file compiled with the duration histogram's `buckets`; every
 /// error names the file and the line (and the SLO).
 pub fn load_file(path: &Path, buckets: &[f64]) -> Result<LoadedFile, Vec<RuleError>> {
     let file = path.display().to_string();
@@ -82,6 +87,17 @@ pub fn load_file(path: &Path, buckets: &[f64]) -> Result<LoadedFile, Vec<RuleErr
             message: e.to_string(),
         }]
     })?;
+    let to_rule_errors = |es: Vec<SpecError>| es.into_iter().map(RuleError::from).collect::<Vec<_>>();
+    if has_top_level_key(&text, "anomalies") {
+        let (_, groups) = crate::anomaly::compile(&text, &file).map_err(to_rule_errors)?;
+        return Ok(LoadedFile {
+            rules: RuleFile {
+                path: path.to_owned(),
+                groups,
+            },
+            slos: Vec::new(),
+        });
+    }
     if !is_spec(&text) {
         let groups = rules::parse_str(&text, &file)?;
         return Ok(LoadedFile {
@@ -92,7 +108,7 @@ pub fn load_file(path: &Path, buckets: &[f64]) -> Result<LoadedFile, Vec<RuleErr
             slos: Vec::new(),
         });
     }
-    let c = compile(&text, &file, buckets).map_err(|es| es.into_iter().map(RuleError::from).collect::<Vec<_>>())?;
+    let c = compile(&text, &file, buckets).map_err(to_rule_errors)?;
     Ok(LoadedFile {
         rules: RuleFile {
             path: path.to_owned(),
@@ -117,6 +133,7 @@ pub fn check_unique(slos: &[LoadedSlo]) -> Vec<RuleError> {
             errors.push(RuleError::from(SpecError {
                 file: s.file.clone(),
                 pos: s.slo.pos,
+                what: "SLO",
                 slo: Some(s.slo.name.clone()),
                 kind: SpecErrorKind::DuplicateName {
                     name: s.slo.name.clone(),
@@ -153,7 +170,7 @@ impl From<SpecError> for RuleError {
         RuleError {
             file: e.file,
             pos: e.pos,
-            context: e.slo.map(|s| format!("SLO {s:?}")),
+            context: e.slo.map(|s| format!("{} {s:?}", e.what)),
             message: e.kind.to_string(),
         }
     }

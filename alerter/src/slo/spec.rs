@@ -263,20 +263,22 @@ fn decimal(digits: u64, scale: u32) -> String {
 
 /// An error in a spec file: where, which SLO, what.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{file}:{pos}: {}{kind}", slo_prefix(.slo.as_deref()))]
+#[error("{file}:{pos}: {}{kind}", subject_prefix(self.what, self.slo.as_deref()))]
 pub struct SpecError {
     /// The file.
     pub file: String,
     /// Where in it.
     pub pos: Pos,
-    /// The SLO concerned, when known.
+    /// What kind of spec: `SLO` or `anomaly`.
+    pub what: &'static str,
+    /// The SLO (or anomaly) concerned, when known.
     pub slo: Option<String>,
     /// What is wrong.
     pub kind: SpecErrorKind,
 }
 
-fn slo_prefix(slo: Option<&str>) -> String {
-    slo.map(|s| format!("SLO {s:?}: ")).unwrap_or_default()
+fn subject_prefix(what: &str, name: Option<&str>) -> String {
+    name.map(|s| format!("{what} {s:?}: ")).unwrap_or_default()
 }
 
 /// What is wrong in a spec file.
@@ -357,6 +359,14 @@ pub enum SpecErrorKind {
         /// Why not.
         reason: String,
     },
+    /// A value out of its range, or settings that contradict each other.
+    #[error("{field}: {reason}")]
+    Invalid {
+        /// The field.
+        field: &'static str,
+        /// Why not.
+        reason: String,
+    },
     /// The generated rules did not load (a bug in the generator).
     #[error("the generated rules are invalid (please report): {0}")]
     Generated(String),
@@ -387,76 +397,119 @@ fn threshold_message(threshold: f64, below: Option<f64>, above: Option<f64>) -> 
 /// (seconds, ascending) that latency thresholds must be one of. Every SLO is checked and every
 /// error returned.
 pub fn parse(text: &str, file: &str, buckets: &[f64]) -> Result<Vec<Slo>, Vec<SpecError>> {
-    let at = |pos: Pos, slo: Option<String>, kind: SpecErrorKind| SpecError {
-        file: file.to_owned(),
-        pos,
-        slo,
-        kind,
+    let items = SpecList {
+        file,
+        key: "slos",
+        what: "SLO",
     };
-    // The position tree first: it refuses aliases and deep nesting before serde sees them.
-    let tree = yaml::parse(text).map_err(|e| vec![at(e.pos, None, SpecErrorKind::Shape(e.message))])?;
-    let nodes = slo_nodes(&tree);
-    let spec: SpecFile = serde_yaml_ng::from_str(text).map_err(|e| {
-        let pos = e.location().map_or(Pos { line: 1, col: 1 }, |l| Pos {
-            line: l.line(),
-            col: l.column(),
-        });
-        let slo = nodes
-            .iter()
-            .rev()
-            .find(|n| n.pos.line <= pos.line && pos.line > 1)
-            .and_then(|n| name_of(n));
-        vec![at(pos, slo, SpecErrorKind::Shape(without_location(&e.to_string())))]
-    })?;
-    let mut slos: Vec<Slo> = Vec::new();
-    let mut errors = Vec::new();
-    for (i, s) in spec.slos.into_iter().enumerate() {
-        let node = nodes.get(i).copied();
-        let pos_of = |path: &[&str]| node.map_or(Pos::default(), |n| field_pos(n, path));
-        let name = s.name.clone();
-        match check(s, buckets, &pos_of) {
-            Ok(slo) => {
-                if let Some(first) = slos.iter().find(|o| o.name == slo.name) {
-                    let kind = SpecErrorKind::DuplicateName {
-                        name: slo.name.clone(),
-                        first: format!("{file}:{}", first.pos),
-                    };
-                    errors.push(at(pos_of(&["name"]), Some(name), kind));
-                } else {
-                    slos.push(slo);
+    items.parse(
+        text,
+        |f: SpecFile| f.slos,
+        |s: &SloSpec| s.name.clone(),
+        |s, pos_of| check(s, buckets, pos_of),
+        |slo: &Slo| (slo.name.as_str(), slo.pos),
+    )
+}
+
+/// A spec file's top-level list (`slos:`, `anomalies:`) as read by [`SpecList::parse`].
+pub(crate) struct SpecList<'a> {
+    /// The file, named in errors.
+    pub(crate) file: &'a str,
+    /// The top-level key of the list.
+    pub(crate) key: &'static str,
+    /// What an item is called in errors: `SLO`, `anomaly`.
+    pub(crate) what: &'static str,
+}
+
+impl SpecList<'_> {
+    /// Reads the file's shape `F` with serde after the position tree has refused hostile YAML,
+    /// checks every item and refuses duplicate names; every error names the file, the line
+    /// and the item.
+    pub(crate) fn parse<F, S, T>(
+        &self,
+        text: &str,
+        items: impl Fn(F) -> Vec<S>,
+        name: impl Fn(&S) -> String,
+        check: impl Fn(S, &dyn Fn(&[&str]) -> Pos) -> Result<T, Problems>,
+        name_pos: impl Fn(&T) -> (&str, Pos),
+    ) -> Result<Vec<T>, Vec<SpecError>>
+    where
+        F: serde::de::DeserializeOwned,
+    {
+        let file = self.file;
+        let at = |pos: Pos, slo: Option<String>, kind: SpecErrorKind| SpecError {
+            file: file.to_owned(),
+            pos,
+            what: self.what,
+            slo,
+            kind,
+        };
+        // The position tree first: it refuses aliases and deep nesting before serde sees them.
+        let tree = yaml::parse(text).map_err(|e| vec![at(e.pos, None, SpecErrorKind::Shape(e.message))])?;
+        let nodes = list_items(&tree, self.key);
+        let spec: F = serde_yaml_ng::from_str(text).map_err(|e| {
+            let pos = e.location().map_or(Pos { line: 1, col: 1 }, |l| Pos {
+                line: l.line(),
+                col: l.column(),
+            });
+            let item = nodes
+                .iter()
+                .rev()
+                .find(|n| n.pos.line <= pos.line && pos.line > 1)
+                .and_then(|n| name_of(n));
+            vec![at(pos, item, SpecErrorKind::Shape(without_location(&e.to_string())))]
+        })?;
+        let mut checked: Vec<T> = Vec::new();
+        let mut errors = Vec::new();
+        for (i, s) in items(spec).into_iter().enumerate() {
+            let node = nodes.get(i).copied();
+            let pos_of = |path: &[&str]| node.map_or(Pos::default(), |n| field_pos(n, path));
+            let item_name = name(&s);
+            match check(s, &pos_of) {
+                Ok(t) => {
+                    let (n, _) = name_pos(&t);
+                    if let Some(first) = checked.iter().find(|o| name_pos(o).0 == n) {
+                        let kind = SpecErrorKind::DuplicateName {
+                            name: n.to_owned(),
+                            first: format!("{file}:{}", name_pos(first).1),
+                        };
+                        errors.push(at(pos_of(&["name"]), Some(item_name), kind));
+                    } else {
+                        checked.push(t);
+                    }
                 }
+                Err(es) => errors.extend(es.into_iter().map(|(pos, kind)| at(pos, Some(item_name.clone()), kind))),
             }
-            Err(es) => errors.extend(es.into_iter().map(|(pos, kind)| at(pos, Some(name.clone()), kind))),
         }
+        if errors.is_empty() { Ok(checked) } else { Err(errors) }
     }
-    if errors.is_empty() { Ok(slos) } else { Err(errors) }
 }
 
 /// serde_yaml_ng appends " at line L column C"; the position is given apart.
-fn without_location(msg: &str) -> String {
+pub(crate) fn without_location(msg: &str) -> String {
     match msg.rfind(" at line ") {
         Some(i) if msg[i..].contains(" column ") => msg[..i].to_owned(),
         _ => msg.to_owned(),
     }
 }
 
-/// The nodes of `slos:`'s items, in order.
-fn slo_nodes(tree: &Node) -> Vec<&Node> {
+/// The nodes of the items of the top-level list `key` (`slos`, `anomalies`), in order.
+pub(crate) fn list_items<'n>(tree: &'n Node, key: &str) -> Vec<&'n Node> {
     let Kind::Map(top) = &tree.kind else { return Vec::new() };
-    match yaml::get(top, "slos").map(|n| &n.kind) {
+    match yaml::get(top, key).map(|n| &n.kind) {
         Some(Kind::Seq(items)) => items.iter().collect(),
         _ => Vec::new(),
     }
 }
 
-fn name_of(slo: &Node) -> Option<String> {
+pub(crate) fn name_of(slo: &Node) -> Option<String> {
     let Kind::Map(m) = &slo.kind else { return None };
     yaml::get(m, "name").and_then(Node::as_str).map(str::to_owned)
 }
 
 /// Where the value at `path` (keys from the SLO down) starts, or as near as it exists; the
 /// SLO itself starts at its first key.
-fn field_pos(slo: &Node, path: &[&str]) -> Pos {
+pub(crate) fn field_pos(slo: &Node, path: &[&str]) -> Pos {
     if path.is_empty()
         && let Kind::Map(m) = &slo.kind
         && let Some((first, _)) = m.first()
@@ -474,7 +527,7 @@ fn field_pos(slo: &Node, path: &[&str]) -> Pos {
     node.pos
 }
 
-type Problems = Vec<(Pos, SpecErrorKind)>;
+pub(crate) type Problems = Vec<(Pos, SpecErrorKind)>;
 
 fn check(s: SloSpec, buckets: &[f64], pos_of: &dyn Fn(&[&str]) -> Pos) -> Result<Slo, Problems> {
     let mut problems: Problems = Vec::new();
@@ -507,7 +560,39 @@ fn check(s: SloSpec, buckets: &[f64], pos_of: &dyn Fn(&[&str]) -> Pos) -> Result
             Vec::new()
         }
     };
-    for (i, label) in s.by.iter().enumerate() {
+    problems.extend(check_by(&s.by, latency, pos_of));
+    if !(s.min_traffic >= 0.0 && s.min_traffic.is_finite()) {
+        problems.push((pos_of(&["min_traffic"]), SpecErrorKind::MinTraffic(s.min_traffic)));
+    }
+    problems.extend(check_labels_and_annotations(
+        &s.labels,
+        &s.annotations,
+        &GENERATED_LABELS,
+        &s.by,
+        pos_of,
+    ));
+    match (objective, sli) {
+        (Some(objective), Some(sli)) if problems.is_empty() => Ok(Slo {
+            name: s.name,
+            pos: pos_of(&[]),
+            description: s.description,
+            matchers,
+            by: s.by,
+            objective,
+            period: s.period,
+            sli,
+            min_traffic: s.min_traffic,
+            labels: s.labels.into_iter().collect(),
+            annotations: s.annotations.into_iter().collect(),
+        }),
+        _ => Err(problems),
+    }
+}
+
+/// `by` labels must be labels of the series (`latency`: of the duration histogram), once each.
+pub(crate) fn check_by(by: &[String], latency: bool, pos_of: &dyn Fn(&[&str]) -> Pos) -> Problems {
+    let mut problems: Problems = Vec::new();
+    for (i, label) in by.iter().enumerate() {
         if !BY_LABELS.contains(&label.as_str()) {
             problems.push((
                 pos_of(&["by"]),
@@ -518,17 +603,27 @@ fn check(s: SloSpec, buckets: &[f64], pos_of: &dyn Fn(&[&str]) -> Pos) -> Result
                     known: BY_LABELS.to_vec(),
                 },
             ));
-        } else if s.by[..i].contains(label) {
+        } else if by[..i].contains(label) {
             problems.push((pos_of(&["by"]), SpecErrorKind::DuplicateBy(label.clone())));
         }
     }
-    if !(s.min_traffic >= 0.0 && s.min_traffic.is_finite()) {
-        problems.push((pos_of(&["min_traffic"]), SpecErrorKind::MinTraffic(s.min_traffic)));
-    }
-    for name in s.labels.keys() {
+    problems
+}
+
+/// Label names must be valid and not set by the generated rules (`reserved`, the `by` labels);
+/// annotation names valid and their templates parse.
+pub(crate) fn check_labels_and_annotations(
+    labels: &BTreeMap<String, String>,
+    annotations: &BTreeMap<String, String>,
+    reserved: &[&str],
+    by: &[String],
+    pos_of: &dyn Fn(&[&str]) -> Pos,
+) -> Problems {
+    let mut problems: Problems = Vec::new();
+    for name in labels.keys() {
         let reason = if !is_valid_name(name) || name.starts_with("__") {
             Some(format!("invalid label name {name:?}"))
-        } else if GENERATED_LABELS.contains(&name.as_str()) || s.by.contains(name) {
+        } else if reserved.contains(&name.as_str()) || by.contains(name) {
             Some(format!("{name:?} is set by the generated alerts"))
         } else {
             None
@@ -543,7 +638,7 @@ fn check(s: SloSpec, buckets: &[f64], pos_of: &dyn Fn(&[&str]) -> Pos) -> Result
             ));
         }
     }
-    for (name, text) in &s.annotations {
+    for (name, text) in annotations {
         if !is_valid_name(name) {
             let reason = format!("invalid annotation name {name:?}");
             problems.push((
@@ -563,27 +658,12 @@ fn check(s: SloSpec, buckets: &[f64], pos_of: &dyn Fn(&[&str]) -> Pos) -> Result
             ));
         }
     }
-    match (objective, sli) {
-        (Some(objective), Some(sli)) if problems.is_empty() => Ok(Slo {
-            name: s.name,
-            pos: pos_of(&[]),
-            description: s.description,
-            matchers,
-            by: s.by,
-            objective,
-            period: s.period,
-            sli,
-            min_traffic: s.min_traffic,
-            labels: s.labels.into_iter().collect(),
-            annotations: s.annotations.into_iter().collect(),
-        }),
-        _ => Err(problems),
-    }
+    problems
 }
 
 /// A letter, then letters, digits, `_` and `-`: safe in label values, group names and PromQL
 /// strings without quoting rules.
-fn is_identifier(s: &str) -> bool {
+pub(crate) fn is_identifier(s: &str) -> bool {
     s.len() <= 100
         && s.starts_with(|c: char| c.is_ascii_alphabetic())
         && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
@@ -608,7 +688,7 @@ fn check_threshold(threshold: f64, buckets: &[f64]) -> Result<Sli, SpecErrorKind
 }
 
 /// Parses `{...}` into matchers on the request labels; empty text selects every request.
-fn check_selector(selector: &str, latency: bool) -> Result<Vec<Matcher>, SpecErrorKind> {
+pub(crate) fn check_selector(selector: &str, latency: bool) -> Result<Vec<Matcher>, SpecErrorKind> {
     let text = selector.trim();
     let bad = |reason: String| SpecErrorKind::Selector {
         selector: selector.to_owned(),

@@ -31,7 +31,7 @@ use vigil_tsdb::{Db, Labels, LabelsBuilder, Timestamp};
 
 use crate::alert::AlertState;
 use crate::group::{EvalError, EvalSettings, GroupRuntime, Health};
-use crate::rules::{self, Group, Rule};
+use crate::rules::{Group, Rule};
 pub use compare::{AlertInfo, SampleInfo};
 pub use error::{ExprTestError, UnitTestError};
 use file::{AlertTestCase, InputSeries, PromqlTestCase, TestFile, TestGroup};
@@ -125,8 +125,9 @@ fn load_rules(paths: &[PathBuf]) -> Result<Vec<Group>, Vec<UnitTestError>> {
     let mut groups = Vec::new();
     let mut errors = Vec::new();
     for path in paths {
-        match rules::load_file(path) {
-            Ok(f) => groups.extend(f.groups),
+        // SLO and anomaly specs too (promtool reads only their generated rule files).
+        match crate::slo::load_file(path, &crate::slo::DEFAULT_BUCKETS) {
+            Ok(f) => groups.extend(f.rules.groups),
             Err(es) => errors.extend(es.into_iter().map(UnitTestError::RuleFile)),
         }
     }

@@ -145,6 +145,8 @@ pub(crate) fn range_call_each(
         let mut result = Vec::new();
         let mut step_params = vec![0.0; params.len()];
         let overlap = std::cell::Cell::new(false);
+        let resets =
+            matches!(name, "rate" | "increase").then(|| range_functions::reset_counts(points, starts.as_deref()));
         for (step, &ts) in steps.iter().enumerate() {
             let end = input.at.unwrap_or(ts) - input.offset;
             let start = end - input.range;
@@ -177,6 +179,7 @@ pub(crate) fn range_call_each(
                 end,
                 range: input.range,
                 v2: ev.opts.prometheus_v2,
+                resets: resets.as_ref().map(|r| r[hi - 1] - r[lo]),
             };
             if let Some(v) = f(&w, &step_params) {
                 result.push(Point { t: ts, v });

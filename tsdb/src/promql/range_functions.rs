@@ -26,6 +26,27 @@ pub(crate) struct Window<'a> {
     pub(crate) range: i64,
     /// Prometheus 2.x extrapolation order (see `extrapolated_rate`).
     pub(crate) v2: bool,
+    /// For `rate` and `increase`: how many resets (or overlapping start times) lie between
+    /// the window's samples, when the caller knows; zero lets a long window skip the pairs.
+    pub(crate) resets: Option<u32>,
+}
+
+/// For each sample of a counter, how many resets and overlapping start times lie between it
+/// and the series' first sample: the difference of two entries says whether a window holds
+/// any, so that `rate` over hours of samples does not walk them at every step.
+pub(crate) fn reset_counts(points: &[Point], starts: Option<&[Timestamp]>) -> Vec<u32> {
+    let mut out = Vec::with_capacity(points.len());
+    let mut n = 0u32;
+    out.push(0);
+    for (i, pair) in points.windows(2).enumerate() {
+        let reset = pair[1].v < pair[0].v
+            || starts.is_some_and(|st| {
+                is_reset(st[i], pair[0].t, st[i + 1], pair[1].t) || overlaps(st[i], pair[0].t, st[i + 1])
+            });
+        n += u32::from(reset);
+        out.push(n);
+    }
+    out
 }
 
 /// A function over a window and its scalar parameters at this step.
@@ -106,7 +127,7 @@ fn extrapolated_rate(w: &Window<'_>, is_counter: bool, is_rate: bool) -> Option<
     let starts = w.starts.filter(|_| is_counter);
     let (first, last) = (*pts.first()?, pts[pts.len() - 1]);
     let mut result = last.v - first.v;
-    if is_counter {
+    if is_counter && w.resets != Some(0) {
         for (i, pair) in pts.windows(2).enumerate() {
             if pair[1].v < pair[0].v || starts.is_some_and(|st| is_reset(st[i], pair[0].t, st[i + 1], pair[1].t)) {
                 result += pair[0].v;
@@ -320,7 +341,35 @@ mod tests {
             start,
             end,
             range: end - start,
+            resets: None,
             v2: false,
+        }
+    }
+
+    #[test]
+    fn reset_counts_skip_only_windows_without_resets() {
+        let pts: Vec<Point> = [5.0, 7.0, 2.0, 3.0, 3.0, 1.0, 9.0]
+            .iter()
+            .enumerate()
+            .map(|(i, v)| Point {
+                t: i as i64 * 10_000,
+                v: *v,
+            })
+            .collect();
+        let counts = reset_counts(&pts, None);
+        assert_eq!(counts, [0, 0, 1, 1, 1, 2, 2]);
+        let overlap = Cell::new(false);
+        for lo in 0..pts.len() {
+            for hi in lo + 1..=pts.len() {
+                let mut w = window(&pts[lo..hi], pts[lo].t - 5000, pts[hi - 1].t + 5000, &overlap);
+                let walked = extrapolated_rate(&w, true, true).map(f64::to_bits);
+                w.resets = Some(counts[hi - 1] - counts[lo]);
+                assert_eq!(
+                    extrapolated_rate(&w, true, true).map(f64::to_bits),
+                    walked,
+                    "{lo}..{hi}"
+                );
+            }
         }
     }
 
