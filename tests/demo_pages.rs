@@ -31,8 +31,16 @@ impl Drop for Demo {
     }
 }
 
+/// Rule groups of the demo's rules (`rules/api-health/`).
+const DEMO_GROUPS: usize = 19;
+
+/// The availability SLO's page (not its ticket) for the payments route.
 fn is_slo_page(v: &Value, status: &str) -> bool {
-    v["alertname"] == "APIErrorBudgetBurn" && v["status"] == status && v["labels"]["route"] == "payments-route"
+    v["alertname"] == "SLOErrorBudgetBurn"
+        && v["status"] == status
+        && v["labels"]["route"] == "payments-route"
+        && v["labels"]["slo"] == "api-availability"
+        && v["labels"]["severity"] == "page"
 }
 
 #[test]
@@ -92,7 +100,11 @@ fn demo_pages_for_the_slo_and_the_dashboard_shows_it() {
         .as_array()
         .expect("alerts")
         .iter()
-        .filter(|a| a["labels"]["alertname"] == "APIErrorBudgetBurn")
+        .filter(|a| {
+            a["labels"]["alertname"] == "SLOErrorBudgetBurn"
+                && a["labels"]["severity"] == "page"
+                && a["labels"]["route"] == "payments-route"
+        })
         .collect();
     assert_eq!(firing.len(), 1, "{alerts}");
     assert_eq!(firing[0]["state"], "firing");
@@ -128,13 +140,13 @@ fn demo_pages_for_the_slo_and_the_dashboard_shows_it() {
         received.lock().iter().any(|p| {
             p["alerts"]
                 .as_array()
-                .is_some_and(|a| a.iter().any(|a| a["labels"]["alertname"] == "APIErrorBudgetBurn"))
+                .is_some_and(|a| a.iter().any(|a| a["labels"]["alertname"] == "SLOErrorBudgetBurn"))
         })
     });
     let payloads = received.lock();
     let page = payloads
         .iter()
-        .find(|p| p["commonLabels"]["alertname"] == "APIErrorBudgetBurn")
+        .find(|p| p["commonLabels"]["alertname"] == "SLOErrorBudgetBurn")
         .expect("SLO webhook");
     assert_eq!(page["version"], "4");
     assert_eq!(page["status"], "firing");
@@ -169,19 +181,26 @@ fn rules_api(addr: SocketAddr) {
     let rules = api(addr, "/api/v1/rules");
     let groups = rules["groups"].as_array().expect("groups");
     let names: Vec<&str> = groups.iter().filter_map(|g| g["name"].as_str()).collect();
-    assert_eq!(names.len(), 4, "{names:?}");
-    for want in ["api-slo-ratios", "api-slo-alerts", "api-latency", "api-anomaly"] {
+    // rules/api-health: 3 groups of signals, 5 per SLO (2), 3 per anomaly (2).
+    assert_eq!(names.len(), DEMO_GROUPS, "{names:?}");
+    for want in [
+        "api-health-alerts",
+        "slo:api-availability:alerts",
+        "slo:api-latency:budget",
+        "anomaly:api-traffic-drop:baseline",
+        "anomaly:api-latency-rise:alert",
+    ] {
         assert!(names.contains(&want), "{want} not in {names:?}");
     }
     let slo = groups
         .iter()
-        .find(|g| g["name"] == "api-slo-alerts")
+        .find(|g| g["name"] == "slo:api-availability:alerts")
         .expect("slo group");
-    assert_eq!(slo["interval"], 15.0);
-    assert!(slo["file"].as_str().is_some_and(|f| f.ends_with("slo.yml")));
+    assert_eq!(slo["interval"], 30.0);
+    assert!(slo["file"].as_str().is_some_and(|f| f.ends_with("slos.yml")));
     let rule = &slo["rules"][0];
     assert_eq!(rule["type"], "alerting");
-    assert_eq!(rule["name"], "APIErrorBudgetBurn");
+    assert_eq!(rule["name"], "SLOErrorBudgetBurn");
     assert_eq!(rule["labels"]["severity"], "page");
     assert!(rule["alerts"].is_array());
     let recording = api(addr, "/api/v1/rules?type=record");
@@ -213,7 +232,7 @@ fn reload_keeps_rules(addr: SocketAddr, data: &std::path::Path) {
     assert_eq!(status, 500, "{body}");
     assert!(body.contains("zz-bad.yml:5:"), "the error names file and line: {body}");
     let groups = api(addr, "/api/v1/rules")["groups"].as_array().map(Vec::len);
-    assert_eq!(groups, Some(4), "the old rules stay active");
+    assert_eq!(groups, Some(DEMO_GROUPS), "the old rules stay active");
     std::fs::write(
         &bad,
         "groups:\n  - name: extra\n    rules:\n      - record: x:vigil_http_requests:sum\n        expr: sum(vigil_http_requests_total)\n",
@@ -221,7 +240,10 @@ fn reload_keeps_rules(addr: SocketAddr, data: &std::path::Path) {
     .expect("write");
     let (status, body) = http_post(addr, "/-/reload", b"");
     assert_eq!(status, 200, "{body}");
-    assert_eq!(api(addr, "/api/v1/rules")["groups"].as_array().map(Vec::len), Some(5));
+    assert_eq!(
+        api(addr, "/api/v1/rules")["groups"].as_array().map(Vec::len),
+        Some(DEMO_GROUPS + 1)
+    );
     std::fs::remove_file(&bad).expect("remove");
     assert_eq!(http_post(addr, "/-/reload", b"").0, 200);
     // Self-metrics of the alerter and the notifier.
@@ -308,7 +330,7 @@ impl Tmux {
     fn drive(&self) {
         let s = self.wait_for("the SLO alert in the alert panel", |s| {
             s.lines().any(|l| {
-                l.contains("FIRING") && l.contains("APIErrorBudgetBurn") && l.contains("payments/payments-route")
+                l.contains("FIRING") && l.contains("SLOErrorBudgetBurn") && l.contains("payments/payments-route")
             })
         });
         let rows: Vec<&str> = s.lines().filter(|l| l.contains("-route") && l.contains('/')).collect();
@@ -336,9 +358,9 @@ impl Tmux {
         self.wait_for("the alert history", |s| {
             s.contains("No active or pending silences")
                 && s.lines()
-                    .any(|l| l.contains("FIRING") && l.contains("APIErrorBudgetBurn") && l.contains(':'))
+                    .any(|l| l.contains("FIRING") && l.contains("SLOErrorBudgetBurn") && l.contains(':'))
                 && s.lines()
-                    .any(|l| l.contains("SENT") && l.contains("APIErrorBudgetBurn"))
+                    .any(|l| l.contains("SENT") && l.contains("SLOErrorBudgetBurn"))
         });
         self.keys(&["Escape", "q"]);
         let s = self.wait_for("the exit status", |s| s.contains("vigil tui exited with"));

@@ -144,13 +144,11 @@ fn the_api_health_rules_pass_their_tests_in_both() {
     }
 }
 
-/// The anomaly spec's tests: vigil reads the spec itself; promtool reads the rules
-/// `vigil anomaly generate` prints for it, which `promtool check rules` accepts too. Fourteen
-/// days and 45 minutes of 1m evaluations.
-#[test]
-fn the_api_health_anomalies_pass_their_tests_in_both() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/api-health");
-    let tests = dir.join("anomaly-tests.yml");
+/// The tests of an anomaly spec: vigil reads the spec itself; promtool reads, beside a copy of
+/// the test file, the rules `vigil anomaly generate` prints for it under the spec's name, which
+/// `promtool check rules` accepts too.
+fn anomaly_spec_tests_pass_in_both(dir: &Path, spec: &str, tests: &str) {
+    let tests = dir.join(tests);
     let (status, stdout, stderr) = test_rules(common::vigil(), &[&tests]);
     assert_eq!(status, 0, "{stdout}{stderr}");
     if !common::external_tool("promtool", "prometheus") {
@@ -158,14 +156,14 @@ fn the_api_health_anomalies_pass_their_tests_in_both() {
     }
     let out = common::vigil()
         .args(["anomaly", "generate"])
-        .arg(dir.join("anomalies.yml"))
+        .arg(dir.join(spec))
         .output()
         .expect("runs");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let scratch = tempfile::tempdir().expect("tempdir");
-    let generated = scratch.path().join("anomalies.yml");
+    let generated = scratch.path().join(spec);
     std::fs::write(&generated, &out.stdout).expect("write");
-    let copy = scratch.path().join("anomaly-tests.yml");
+    let copy = scratch.path().join(tests.file_name().expect("a file"));
     std::fs::copy(&tests, &copy).expect("copy");
     let check = Command::new("promtool")
         .args(["check", "rules"])
@@ -175,6 +173,20 @@ fn the_api_health_anomalies_pass_their_tests_in_both() {
     assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
     let (status, stdout, stderr) = test_rules(Command::new("promtool"), &[&copy]);
     assert_eq!(status, 0, "{stdout}{stderr}");
+}
+
+/// The shipped anomalies: fourteen days and 45 minutes of 1m evaluations.
+#[test]
+fn the_api_health_anomalies_pass_their_tests_in_both() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/api-health");
+    anomaly_spec_tests_pass_in_both(&dir, "anomalies.yml", "anomaly-tests.yml");
+}
+
+/// A baseline scaled by the weekly trend: three weeks of 10m evaluations.
+#[test]
+fn a_trend_scaled_baseline_passes_its_tests_in_both() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/anomaly-tests");
+    anomaly_spec_tests_pass_in_both(&dir, "trend.yml", "trend-tests.yml");
 }
 
 #[test]

@@ -50,11 +50,12 @@ pub(crate) struct DemoArgs {
     webhook: Option<String>,
 }
 
-/// The demo's rule files, also readable as examples in `rules/demo/`.
+/// The demo's rules: the shipped rule set of `rules/api-health/` (SLO and anomaly specs, which
+/// vigil compiles itself, and the threshold signals).
 const RULES: [(&str, &str); 3] = [
-    ("slo.yml", include_str!("../../rules/demo/slo.yml")),
-    ("latency.yml", include_str!("../../rules/demo/latency.yml")),
-    ("anomaly.yml", include_str!("../../rules/demo/anomaly.yml")),
+    ("slos.yml", include_str!("../../rules/api-health/slos.yml")),
+    ("signals.yml", include_str!("../../rules/api-health/signals.yml")),
+    ("anomalies.yml", include_str!("../../rules/api-health/anomalies.yml")),
 ];
 
 /// How often live traffic is generated and ingested.

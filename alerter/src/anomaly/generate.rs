@@ -6,7 +6,7 @@
 //! and the anomaly's `by` labels:
 //!
 //! ```text
-//!  anomaly:<name>:trend     15m  anomaly:traffic:trend         this week's requests/s over last
+//!  anomaly:<name>:trend      5m  anomaly:traffic:trend         this week's requests/s over last
 //!                                                              week's, within [0.5, 2] (trend only)
 //!  anomaly:<name>:baseline   1m  anomaly:signal:baseline_sample the value over baseline.window at
 //!                                                              each offset, baseline_offset="7d"
@@ -103,7 +103,7 @@ fn groups_of(a: &Anomaly) -> Vec<GroupOut> {
     if a.trend {
         out.push(GroupOut {
             suffix: "trend",
-            interval: "15m",
+            interval: "5m",
             rules: vec![("anomaly:traffic:trend".into(), trend_expr(a))],
             alert: false,
         });
@@ -178,8 +178,9 @@ fn measure(a: &Anomaly, window: &str, offset: Option<&str>) -> String {
         Signal::ErrorRatio => {
             let bad = selector(REQUESTS_SERIES, &a.matchers, Some(r#"status=~"5..""#.into()));
             let total = requests(a, window, offset);
+            // No requests: no ratio (0/0 is NaN, which would sort first in the median).
             format!(
-                "(\n  {}\n    or\n  0 * {total}\n)\n  /\n{total}",
+                "(\n  {}\n    or\n  0 * {total}\n)\n  /\n({total} > 0)",
                 sum_by(&a.by, &range(&bad, window, offset))
             )
         }
@@ -200,7 +201,7 @@ fn measure(a: &Anomaly, window: &str, offset: Option<&str>) -> String {
 fn trend_expr(a: &Anomaly) -> String {
     let this = requests(a, "1w", None);
     let last = requests(a, "1w", Some("1w"));
-    format!("clamp(\n  {this}\n    /\n  {last},\n  0.5, 2\n)\n  or\n0 * {this} + 1")
+    format!("clamp(\n  {this}\n    /\n  ({last} > 0),\n  0.5, 2\n)\n  or\n0 * {this} + 1")
 }
 
 fn samples_expr(a: &Anomaly) -> String {
@@ -212,8 +213,9 @@ fn samples_expr(a: &Anomaly) -> String {
             } else {
                 format!("on ({})", a.by.join(", "))
             };
+            // The trend is recorded every 5 minutes: its last value, whatever the lookback.
             value = format!(
-                "(\n  {value}\n)\n  * {on} group_left\n{} ^ {}",
+                "(\n  {value}\n)\n  * {on} group_left\nlast_over_time({}[15m]) ^ {}",
                 series(a, "anomaly:traffic:trend"),
                 format_float(days / 7.0)
             );

@@ -17,7 +17,7 @@
 //!     sensitivity: 3                # spreads from the baseline to fire
 //!     min_spread: 0.22              # the spread's floor, a share of the baseline
 //!     resolve: 0.75                 # resolves at this share of the firing distance
-//!     min_traffic: 0.2              # requests/s (the baseline's for down, now's for up)
+//!     min_traffic: 0.2              # requests/s (expected, for a drop; now, for a rise)
 //!     min_value: 0.05               # up: the value must also exceed this
 //!     for: 1m
 //!     keep_firing_for: 5m
@@ -310,6 +310,15 @@ fn check(s: AnomalySpec, pos_of: &dyn Fn(&[&str]) -> Pos) -> Result<Anomaly, Pro
         Signal::Traffic => Direction::Down,
         _ => Direction::Up,
     });
+    if direction == Direction::Down && s.signal != Signal::Traffic {
+        problem(
+            &["direction"],
+            invalid(
+                "direction",
+                "only traffic is watched for a drop (fewer errors or faster answers are no anomaly)",
+            ),
+        );
+    }
     let matchers = check_selector(&s.selector, latency).unwrap_or_else(|kind| {
         problem(&["selector"], kind);
         Vec::new()
@@ -546,6 +555,12 @@ anomalies:
         assert!(errors(&q)[0].contains("only a latency signal has a quantile"));
         let trend = GOOD.replace("window: 10m }", "window: 10m }\n    min_value: 1");
         assert!(errors(&trend)[0].contains("only an upward anomaly has a floor"));
+        let down = GOOD.replace("signal: latency", "signal: latency\n    direction: down");
+        assert!(
+            errors(&down)[0].contains("only traffic is watched for a drop"),
+            "{:?}",
+            errors(&down)
+        );
         let trend = GOOD.replace("signal: latency", "signal: latency\n    baseline: { trend: true }");
         assert!(errors(&trend)[0].contains("only a traffic signal has a weekly trend"));
         let unknown = GOOD.replace("for: 1m", "for: 1m\n    threshold: 3");

@@ -94,6 +94,7 @@ enum RuleOut {
     },
     Alert {
         expr: String,
+        keep_firing_for: &'static str,
         labels: Vec<(String, String)>,
         annotations: Vec<(String, String)>,
     },
@@ -157,7 +158,9 @@ fn header(out: &mut String, sources: &[&str]) {
 #                           workbook, chapter 5): severity page at 14.4x over 1h and 5m or
 #                           6x over 6h and 30m, severity ticket at 3x over 1d and 2h or 1x
 #                           over 3d and 6h; none below min_traffic requests/s over the long
-#                           window
+#                           window; pages keep firing 15m and tickets 1h after their
+#                           condition ends (keep_firing_for), so a burn rate hovering at its
+#                           threshold is one alert, not a train of them
 # The tiles count from when the rules started: until then the 1d, 3d and period figures
 # cover less than their names say.
 
@@ -379,9 +382,12 @@ fn budget(slo: &Slo) -> Vec<RuleOut> {
 }
 
 fn alerts(slo: &Slo) -> Vec<RuleOut> {
-    [("page", &PAGE, "fast"), ("ticket", &TICKET, "steadily")]
+    // keep_firing_for: a burn rate hovering at its threshold (a slow burn near 6x, say) is one
+    // alert rather than a train of them; the page's short windows would otherwise resolve and
+    // fire again within minutes.
+    [("page", &PAGE, "fast", "15m"), ("ticket", &TICKET, "steadily", "1h")]
         .into_iter()
-        .map(|(severity, conditions, pace)| {
+        .map(|(severity, conditions, pace, keep_firing_for)| {
             let mut labels = vec![
                 ("severity".to_owned(), severity.to_owned()),
                 ("objective".to_owned(), slo.objective.percent_text.clone()),
@@ -389,6 +395,7 @@ fn alerts(slo: &Slo) -> Vec<RuleOut> {
             labels.extend(slo.labels.iter().cloned());
             RuleOut::Alert {
                 expr: burn_condition(slo, conditions),
+                keep_firing_for,
                 labels,
                 annotations: annotations(slo, conditions, pace),
             }
@@ -480,11 +487,13 @@ fn write_group(out: &mut String, g: &GroupOut, slo: &str) {
             }
             RuleOut::Alert {
                 expr,
+                keep_firing_for,
                 labels,
                 annotations,
             } => {
                 let _ = writeln!(out, "      - alert: {ALERT_NAME}");
                 write_expr(out, expr);
+                let _ = writeln!(out, "        keep_firing_for: {keep_firing_for}");
                 out.push_str("        labels:\n");
                 for (k, v) in labels {
                     let _ = writeln!(out, "          {k}: {}", quote(v));

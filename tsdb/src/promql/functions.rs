@@ -145,8 +145,9 @@ pub(crate) fn range_call_each(
         let mut result = Vec::new();
         let mut step_params = vec![0.0; params.len()];
         let overlap = std::cell::Cell::new(false);
-        let resets =
-            matches!(name, "rate" | "increase").then(|| range_functions::reset_counts(points, starts.as_deref()));
+        // Worth a pass over the series only when the window slides over several steps.
+        let resets = (steps.len() > 1 && matches!(name, "rate" | "increase"))
+            .then(|| range_functions::reset_counts(points, starts.as_deref()));
         for (step, &ts) in steps.iter().enumerate() {
             let end = input.at.unwrap_or(ts) - input.offset;
             let start = end - input.range;
