@@ -10,7 +10,11 @@
 //! rules before it recorded.
 //!
 //! A rule that reads `ALERTS` (hysteresis through its own alerts) needs each evaluation to see
-//! the one before: it is evaluated step by step with instant queries instead.
+//! the one before. In the usual shape, `FIRE or (HOLD and on (...) ALERTS{alertname="<itself>",
+//! alertstate="firing"})` with neither side reading `ALERTS`, FIRE and HOLD are still range
+//! queries over the chunk, and the `and` is worked out at each step from the `ALERTS` series
+//! the rule wrote the step before ([`Hysteresis`]); any other rule reading `ALERTS` is
+//! evaluated step by step with instant queries.
 //!
 //! What differs from the live evaluator: annotations are not expanded (a backtest reports
 //! labels and values); `query` in label templates has no engine to ask; a rule reading a series
@@ -23,8 +27,10 @@ pub mod score;
 
 use std::collections::{BTreeMap, HashSet};
 
-use promql_parser::parser::Expr;
-use rustc_hash::FxHashSet;
+use promql_parser::label::MatchOp;
+use promql_parser::parser::token::{T_LAND, T_LOR};
+use promql_parser::parser::{Expr, LabelModifier, VectorMatchCardinality};
+use rustc_hash::{FxHashMap, FxHashSet};
 use vigil_tsdb::promql::{Engine, QueryError, Value};
 use vigil_tsdb::storage::Queryable;
 use vigil_tsdb::{Db, Labels, Timestamp, stale_nan};
@@ -159,10 +165,23 @@ pub fn run_in_chunks(
             let steps = Steps::of(g, settings, chunk_start, chunk_end);
             let Some(steps) = steps else { continue };
             for (rule, state) in g.rules.iter().zip(group_states.iter_mut()) {
-                let mut rows = if reads_alerts(rule) {
+                let hysteresis = match rule {
+                    // The step before's ALERTS must still be within the lookback.
+                    Rule::Alerting(a) if steps.interval < engine.options().lookback_delta_ms => Hysteresis::of(a),
+                    _ => None,
+                };
+                let mut rows = if let Some(h) = hysteresis {
+                    let fire = steps.evaluate(engine, &store, &h.fire, (g, rule.name()))?.into_iter();
+                    let hold = steps.evaluate(engine, &store, &h.hold, (g, rule.name()))?.into_iter();
+                    Rows::Hysteresis { fire, hold, shape: h }
+                } else if reads_alerts(rule) {
                     Rows::Stepwise { engine, store: &store }
                 } else {
-                    Rows::Chunk(steps.evaluate(engine, &store, rule, g)?.into_iter())
+                    let expr = match rule {
+                        Rule::Recording(r) => &r.expr,
+                        Rule::Alerting(a) => &a.expr,
+                    };
+                    Rows::Chunk(steps.evaluate(engine, &store, expr, (g, rule.name()))?.into_iter())
                 };
                 let rows = &mut rows;
                 match (rule, state) {
@@ -245,25 +264,21 @@ impl Steps {
         self.first + k as i64 * self.interval
     }
 
-    /// The rule's result at every step: one range query over the chunk.
+    /// An expression of the rule's at every step: one range query over the chunk.
     fn evaluate(
         &self,
         engine: &Engine,
         store: &dyn Queryable,
-        rule: &Rule,
-        g: &Group,
+        expr: &Expr,
+        (g, rule): (&Group, &str),
     ) -> Result<Vec<Vec<(Labels, f64)>>, BacktestError> {
-        let expr = match rule {
-            Rule::Recording(r) => &r.expr,
-            Rule::Alerting(a) => &a.expr,
-        };
         let q_first = self.first - self.offset;
         let q_last = self.at(self.n - 1) - self.offset;
         let value = engine
             .range(store, expr, q_first, q_last, self.interval)
             .map_err(|source| BacktestError::Query {
                 group: g.name.clone(),
-                rule: rule.name().to_owned(),
+                rule: rule.to_owned(),
                 source,
             })?;
         let mut rows: Vec<Vec<(Labels, f64)>> = vec![Vec::new(); self.n];
@@ -284,7 +299,11 @@ impl Steps {
 /// Whether a rule reads `ALERTS` or `ALERTS_FOR_STATE` (hysteresis through its own alerts, say):
 /// then each step must see what the step before wrote, so it is evaluated step by step.
 fn reads_alerts(rule: &Rule) -> bool {
-    let text = rule.expr_text();
+    mentions_alerts(rule.expr_text())
+}
+
+/// Whether PromQL text names `ALERTS` or `ALERTS_FOR_STATE` (not as part of another name).
+fn mentions_alerts(text: &str) -> bool {
     text.match_indices("ALERTS").any(|(i, _)| {
         !text[..i]
             .chars()
@@ -293,8 +312,122 @@ fn reads_alerts(rule: &Rule) -> bool {
     })
 }
 
+/// `FIRE or (HOLD and on (L) ALERTS{alertname="<the rule>", alertstate="firing", ...})`, with
+/// only equality matchers on `ALERTS` and neither FIRE nor HOLD reading `ALERTS`.
+struct Hysteresis {
+    fire: Expr,
+    hold: Expr,
+    /// The `on` labels.
+    on: Vec<String>,
+    /// The matchers of the `ALERTS` selector: (label, equal, value).
+    matchers: Vec<(String, bool, String)>,
+}
+
+impl Hysteresis {
+    fn of(rule: &AlertingRule) -> Option<Hysteresis> {
+        let Expr::Binary(or) = unparen(&rule.expr) else {
+            return None;
+        };
+        if or.op.id() != T_LOR || or.modifier.as_ref().is_some_and(|m| m.matching.is_some()) {
+            return None;
+        }
+        let Expr::Binary(and) = unparen(&or.rhs) else {
+            return None;
+        };
+        let m = and.modifier.as_ref()?;
+        let Some(LabelModifier::Include(on)) = &m.matching else {
+            return None;
+        };
+        let plain = matches!(
+            m.card,
+            VectorMatchCardinality::ManyToMany | VectorMatchCardinality::OneToOne
+        ) && m.fill_values.lhs.is_none()
+            && m.fill_values.rhs.is_none();
+        if and.op.id() != T_LAND || !plain {
+            return None;
+        }
+        let Expr::VectorSelector(vs) = unparen(&and.rhs) else {
+            return None;
+        };
+        if vs.offset.is_some() || vs.at.is_some() || !vs.matchers.or_matchers.is_empty() {
+            return None;
+        }
+        let mut matchers = Vec::new();
+        for mt in &vs.matchers.matchers {
+            let equal = match mt.op {
+                MatchOp::Equal => true,
+                MatchOp::NotEqual => false,
+                _ => return None,
+            };
+            matchers.push((mt.name.clone(), equal, mt.value.clone()));
+        }
+        if let Some(name) = &vs.name {
+            matchers.push(("__name__".into(), true, name.clone()));
+        }
+        let wants = |name: &str, value: &str| matchers.iter().any(|(n, eq, v)| n == name && *eq && v == value);
+        let own = wants("__name__", "ALERTS") && wants("alertname", &rule.alert) && wants("alertstate", "firing");
+        let free = |e: &Expr| !mentions_alerts(&e.to_string());
+        if !own || !free(&or.lhs) || !free(&and.lhs) {
+            return None;
+        }
+        Some(Hysteresis {
+            fire: (*or.lhs).clone(),
+            hold: (*and.lhs).clone(),
+            on: on.labels.clone(),
+            matchers,
+        })
+    }
+
+    /// The rule's result at one step: FIRE's series, and HOLD's whose `on` labels match an
+    /// `ALERTS` series of `written` (what the rule wrote the step before) and whose labels no
+    /// FIRE series has.
+    fn combine(
+        &self,
+        fire: Vec<(Labels, f64)>,
+        hold: Vec<(Labels, f64)>,
+        written: &FxHashSet<Labels>,
+    ) -> Vec<(Labels, f64)> {
+        let signature = |l: &Labels| -> Vec<String> {
+            self.on
+                .iter()
+                .map(|n| l.get(n).unwrap_or_default().to_owned())
+                .collect()
+        };
+        let firing: FxHashSet<Vec<String>> = written
+            .iter()
+            .filter(|l| {
+                self.matchers
+                    .iter()
+                    .all(|(n, eq, v)| (l.get(n).unwrap_or_default() == v.as_str()) == *eq)
+            })
+            .map(signature)
+            .collect();
+        let taken: FxHashSet<Labels> = fire.iter().map(|(l, _)| l.without_metric_name()).collect();
+        let mut out = fire;
+        for (l, v) in hold {
+            if firing.contains(&signature(&l)) && !taken.contains(&l.without_metric_name()) {
+                out.push((l, v));
+            }
+        }
+        out
+    }
+}
+
+fn unparen(e: &Expr) -> &Expr {
+    match e {
+        Expr::Paren(p) => unparen(&p.expr),
+        other => other,
+    }
+}
+
 /// Where a rule's results at each step come from.
 enum Rows<'a> {
+    /// FIRE and HOLD of a [`Hysteresis`] rule from range queries over the chunk.
+    Hysteresis {
+        fire: std::vec::IntoIter<Vec<(Labels, f64)>>,
+        hold: std::vec::IntoIter<Vec<(Labels, f64)>>,
+        shape: Hysteresis,
+    },
     /// One range query over the chunk, asked before the first step.
     Chunk(std::vec::IntoIter<Vec<(Labels, f64)>>),
     /// An instant query at each step, once the steps before are written.
@@ -305,16 +438,22 @@ enum Rows<'a> {
 }
 
 impl Rows<'_> {
-    /// The results at step `k`.
+    /// The results at step `k`; `written`: the series the rule wrote the step before.
     fn at(
         &mut self,
         k: usize,
         steps: &Steps,
         expr: &Expr,
         (g, rule): (&Group, &str),
+        written: &FxHashSet<Labels>,
     ) -> Result<Vec<(Labels, f64)>, BacktestError> {
         match self {
             Rows::Chunk(rows) => Ok(rows.next().unwrap_or_default()),
+            Rows::Hysteresis { fire, hold, shape } => Ok(shape.combine(
+                fire.next().unwrap_or_default(),
+                hold.next().unwrap_or_default(),
+                written,
+            )),
             Rows::Stepwise { engine, store } => {
                 let failed = |source| BacktestError::Query {
                     group: g.name.clone(),
@@ -352,23 +491,37 @@ fn record(
     prev: &mut FxHashSet<Labels>,
 ) -> Result<(), BacktestError> {
     let mut app = scratch.appender();
+    // Each result series' recorded labels and series, made once per chunk, not per step.
+    let mut recorded: FxHashMap<Labels, (Labels, u64)> = FxHashMap::default();
     for k in 0..steps.n {
-        let row = rows.at(k, steps, &r.expr, (g, &r.record))?;
+        let row = rows.at(k, steps, &r.expr, (g, &r.record), prev)?;
         let t = steps.at(k) - steps.offset;
         let mut now = FxHashSet::default();
         for (labels, v) in row {
-            let mut b = labels.to_builder();
-            b.set("__name__", r.record.clone());
-            for (name, value) in g.labels.iter().chain(&r.labels) {
-                b.set(name.clone(), value.clone());
-            }
-            let l = b.build();
+            let known = recorded.get(&labels).map(|(l, s)| (l.clone(), *s));
+            let (l, series) = match known {
+                Some((l, s)) => (l, Some(s)),
+                None => {
+                    let mut b = labels.to_builder();
+                    b.set("__name__", r.record.clone());
+                    for (name, value) in g.labels.iter().chain(&r.labels) {
+                        b.set(name.clone(), value.clone());
+                    }
+                    (b.build(), None)
+                }
+            };
             // Two results with one label set after relabelling: the live rule fails this
             // evaluation; the first one stands here.
             if now.contains(&l) {
                 continue;
             }
-            app.append(&l, t, v)?;
+            match series {
+                Some(s) => app.append_ref(s, t, v),
+                None => {
+                    let s = app.append(&l, t, v)?;
+                    recorded.insert(labels, (l.clone(), s));
+                }
+            }
             now.insert(l);
         }
         for gone in prev.difference(&now) {
@@ -404,7 +557,7 @@ impl AlertRun<'_> {
     ) -> Result<(), BacktestError> {
         let mut app = scratch.appender();
         for k in 0..steps.n {
-            let row = rows.at(k, steps, &self.rule.expr, (self.group, &self.rule.alert))?;
+            let row = rows.at(k, steps, &self.rule.expr, (self.group, &self.rule.alert), self.written)?;
             let ts = steps.at(k);
             let candidates = self.candidates(row, ts);
             let Ok(transitions) = self
@@ -494,5 +647,69 @@ impl AlertRun<'_> {
             });
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alerting(file: &str) -> Vec<AlertingRule> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../rules/api-health")
+            .join(file);
+        let loaded = crate::slo::load_file(&path, &crate::slo::DEFAULT_BUCKETS).expect("the shipped rules load");
+        loaded
+            .rules
+            .groups
+            .into_iter()
+            .flat_map(|g| g.rules)
+            .filter_map(|r| match r {
+                Rule::Alerting(a) => Some(a),
+                Rule::Recording(_) => None,
+            })
+            .collect()
+    }
+
+    /// The shipped rules' hysteresis is range-evaluated, not asked step by step.
+    #[test]
+    fn the_shipped_hysteresis_rules_take_the_range_path() {
+        let rules: Vec<AlertingRule> = ["signals.yml", "anomalies.yml"]
+            .iter()
+            .flat_map(|f| alerting(f))
+            .collect();
+        let hysteresis: Vec<&str> = rules
+            .iter()
+            .filter(|a| reads_alerts(&Rule::Alerting((*a).clone())))
+            .map(|a| a.alert.as_str())
+            .collect();
+        assert_eq!(hysteresis.len(), 5, "{hysteresis:?}");
+        for a in rules.iter().filter(|a| hysteresis.contains(&a.alert.as_str())) {
+            assert!(Hysteresis::of(a).is_some(), "{} is asked step by step", a.alert);
+        }
+    }
+
+    #[test]
+    fn other_shapes_reading_alerts_are_asked_step_by_step() {
+        let shape = |alert: &str, expr: &str| {
+            let text = format!("groups:\n  - name: g\n    rules:\n      - alert: {alert}\n        expr: '{expr}'\n");
+            let groups = crate::rules::parse_str(&text, "t.yml").expect("valid");
+            match &groups[0].rules[0] {
+                Rule::Alerting(a) => Hysteresis::of(a).is_some(),
+                Rule::Recording(_) => unreachable!(),
+            }
+        };
+        let own = r#"x > 2 or (x > 1 and on (job) ALERTS{alertname="A", alertstate="firing"})"#;
+        assert!(shape("A", own));
+        // Another rule's alerts, a pending state, a regex, `ignoring`, ALERTS on both sides.
+        assert!(!shape("B", own));
+        assert!(!shape("A", &own.replace("firing", "pending")));
+        assert!(!shape("A", &own.replace(r#"alertname="A""#, r#"alertname=~"A""#)));
+        assert!(!shape("A", &own.replace("on (job)", "ignoring (job)")));
+        assert!(!shape("A", &own.replace("x > 2", "ALERTS > 2")));
+        assert!(!shape(
+            "A",
+            r#"x > 1 and on (job) ALERTS{alertname="A", alertstate="firing"}"#
+        ));
     }
 }
