@@ -173,7 +173,11 @@ pub fn run_in_chunks(
                 let mut rows = if let Some(h) = hysteresis {
                     let fire = steps.evaluate(engine, &store, &h.fire, (g, rule.name()))?.into_iter();
                     let hold = steps.evaluate(engine, &store, &h.hold, (g, rule.name()))?.into_iter();
-                    Rows::Hysteresis { fire, hold, shape: h }
+                    Rows::Hysteresis {
+                        fire,
+                        hold,
+                        shape: Box::new(h),
+                    }
                 } else if reads_alerts(rule) {
                     Rows::Stepwise { engine, store: &store }
                 } else {
@@ -426,7 +430,7 @@ enum Rows<'a> {
     Hysteresis {
         fire: std::vec::IntoIter<Vec<(Labels, f64)>>,
         hold: std::vec::IntoIter<Vec<(Labels, f64)>>,
-        shape: Hysteresis,
+        shape: Box<Hysteresis>,
     },
     /// One range query over the chunk, asked before the first step.
     Chunk(std::vec::IntoIter<Vec<(Labels, f64)>>),
