@@ -118,6 +118,7 @@ impl RuleManager {
     pub fn load_files(&self, patterns: &[String]) -> Result<usize, Vec<RuleError>> {
         let mut groups = Vec::new();
         let mut slos = Vec::new();
+        let mut anomalies = Vec::new();
         let mut errors = Vec::new();
         self.counters.reloads.fetch_add(1, Ordering::Relaxed);
         let paths = expand_globs(patterns).map_err(|e| {
@@ -129,11 +130,13 @@ impl RuleManager {
                 Ok(f) => {
                     groups.extend(f.rules.groups);
                     slos.extend(f.slos);
+                    anomalies.extend(f.anomalies);
                 }
                 Err(mut e) => errors.append(&mut e),
             }
         }
         errors.extend(slo::check_unique(&slos));
+        errors.extend(slo::check_unique_anomalies(&anomalies));
         if !errors.is_empty() {
             self.counters.reload_failures.fetch_add(1, Ordering::Relaxed);
             return Err(errors);

@@ -18,7 +18,7 @@ pub use generate::ALERT_NAME;
 pub use spec::{DEFAULT_MIN_TRAFFIC, Objective, Period, Sli, Slo, SpecError, SpecErrorKind};
 
 use crate::rules::{self, Group, RuleError, RuleFile};
-use crate::yaml::{self, Kind};
+use crate::yaml::{self, Kind, Pos};
 
 /// The duration histogram's bounds when `collector.buckets` is not set: Prometheus's client
 /// defaults, as `vigil_collector::aggregate::DEFAULT_BUCKETS` (the binary's tests check that
@@ -73,6 +73,29 @@ pub struct LoadedFile {
     pub rules: RuleFile,
     /// The SLOs they came from (none for a rule file).
     pub slos: Vec<LoadedSlo>,
+    /// The anomalies they came from: file, name and where (none for a rule file).
+    pub anomalies: Vec<(String, String, Pos)>,
+}
+
+/// Anomaly names (of [`LoadedFile::anomalies`]) must be unique across files too: their series
+/// and groups would mix.
+pub fn check_unique_anomalies(anomalies: &[(String, String, Pos)]) -> Vec<RuleError> {
+    let mut errors = Vec::new();
+    for (i, (file, name, pos)) in anomalies.iter().enumerate() {
+        if let Some((first_file, _, first_pos)) = anomalies[..i].iter().find(|(_, n, _)| n == name) {
+            errors.push(RuleError::from(SpecError {
+                file: file.clone(),
+                pos: *pos,
+                what: "anomaly",
+                slo: Some(name.clone()),
+                kind: SpecErrorKind::DuplicateName {
+                    name: name.clone(),
+                    first: format!("{first_file}:{first_pos}"),
+                },
+            }));
+        }
+    }
+    errors
 }
 
 /// Reads a rule file, an anomaly spec, or an SLO spec file compiled with the duration histogram's `buckets`; every
@@ -89,13 +112,14 @@ pub fn load_file(path: &Path, buckets: &[f64]) -> Result<LoadedFile, Vec<RuleErr
     })?;
     let to_rule_errors = |es: Vec<SpecError>| es.into_iter().map(RuleError::from).collect::<Vec<_>>();
     if has_top_level_key(&text, "anomalies") {
-        let (_, groups) = crate::anomaly::compile(&text, &file).map_err(to_rule_errors)?;
+        let (anomalies, groups) = crate::anomaly::compile(&text, &file).map_err(to_rule_errors)?;
         return Ok(LoadedFile {
             rules: RuleFile {
                 path: path.to_owned(),
                 groups,
             },
             slos: Vec::new(),
+            anomalies: anomalies.into_iter().map(|a| (file.clone(), a.name, a.pos)).collect(),
         });
     }
     if !is_spec(&text) {
@@ -106,6 +130,7 @@ pub fn load_file(path: &Path, buckets: &[f64]) -> Result<LoadedFile, Vec<RuleErr
                 groups,
             },
             slos: Vec::new(),
+            anomalies: Vec::new(),
         });
     }
     let c = compile(&text, &file, buckets).map_err(to_rule_errors)?;
@@ -122,6 +147,7 @@ pub fn load_file(path: &Path, buckets: &[f64]) -> Result<LoadedFile, Vec<RuleErr
                 slo,
             })
             .collect(),
+        anomalies: Vec::new(),
     })
 }
 
@@ -213,6 +239,28 @@ mod tests {
         assert_eq!((loaded.rules.groups.len(), loaded.slos.len()), (5, 1));
         let twice = [loaded.slos[0].clone(), loaded.slos[0].clone()];
         assert!(check_unique(&twice)[0].to_string().contains("is already used at"));
+    }
+
+    #[test]
+    fn anomaly_names_are_unique_across_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let text = "anomalies:\n  - { name: drop, alert: Drop, signal: traffic }\n";
+        let mut found = Vec::new();
+        for name in ["a.yml", "b.yml"] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).expect("write");
+            let loaded = load_file(&path, &DEFAULT_BUCKETS).expect("valid");
+            assert_eq!(loaded.rules.groups.len(), 3);
+            found.extend(loaded.anomalies);
+        }
+        let errors = check_unique_anomalies(&found);
+        assert_eq!(errors.len(), 1);
+        let text = errors[0].to_string();
+        assert!(
+            text.contains("b.yml:2:7: anomaly \"drop\": name \"drop\" is already used at"),
+            "{text}"
+        );
+        assert!(check_unique_anomalies(&found[..1]).is_empty());
     }
 
     #[test]
