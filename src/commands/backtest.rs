@@ -113,16 +113,22 @@ fn load_rules(paths: &[PathBuf], latency_buckets: &[f64]) -> Result<Vec<Group>> 
         }
     }
     let mut groups = Vec::new();
+    let mut anomalies = Vec::new();
     let mut errors = Vec::new();
     for f in files {
         if is_unit_test_file(&f)? {
             continue;
         }
         match vigil_alerter::slo::load_file(&f, latency_buckets) {
-            Ok(file) => groups.extend(file.rules.groups),
+            Ok(file) => {
+                groups.extend(file.rules.groups);
+                anomalies.extend(file.anomalies);
+            }
             Err(errs) => errors.extend(errs.iter().map(ToString::to_string)),
         }
     }
+    let dup = vigil_alerter::slo::check_unique_anomalies(&anomalies);
+    errors.extend(dup.iter().map(ToString::to_string));
     if !errors.is_empty() {
         bail!("the rules do not load:\n{}", errors.join("\n"));
     }

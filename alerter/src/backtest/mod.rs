@@ -93,10 +93,11 @@ pub enum BacktestError {
 enum RuleState {
     /// The series the last evaluation wrote (a later one that lacks them writes stale markers).
     Recording(FxHashSet<Labels>),
-    /// The alerts, and the `ALERTS` series last written.
+    /// The alerts, and the `ALERTS` series last written, with their query time.
     Alerting {
         alerts: AlertSet,
         written: FxHashSet<Labels>,
+        written_at: Timestamp,
         summary: RuleSummary,
     },
 }
@@ -147,6 +148,7 @@ pub fn run_in_chunks(
                     Rule::Alerting(a) => RuleState::Alerting {
                         alerts: AlertSet::default(),
                         written: FxHashSet::default(),
+                        written_at: Timestamp::MIN / 2,
                         summary: RuleSummary {
                             alertname: a.alert.clone(),
                             group: g.name.clone(),
@@ -156,6 +158,17 @@ pub fn run_in_chunks(
                 })
                 .collect()
         })
+        .collect();
+    // ALERTS{alertname="X"} reads every rule named X: the fast path sees only its own rule's.
+    let mut names = HashSet::new();
+    let shared: HashSet<&str> = groups
+        .iter()
+        .flat_map(|g| &g.rules)
+        .filter_map(|r| match r {
+            Rule::Alerting(a) => Some(a.alert.as_str()),
+            Rule::Recording(_) => None,
+        })
+        .filter(|n| !names.insert(*n))
         .collect();
     let mut chunk_start = start;
     while chunk_start <= end {
@@ -167,7 +180,12 @@ pub fn run_in_chunks(
             for (rule, state) in g.rules.iter().zip(group_states.iter_mut()) {
                 let hysteresis = match rule {
                     // The step before's ALERTS must still be within the lookback.
-                    Rule::Alerting(a) if steps.interval < engine.options().lookback_delta_ms => Hysteresis::of(a),
+                    Rule::Alerting(a)
+                        if steps.interval < engine.options().lookback_delta_ms
+                            && !shared.contains(a.alert.as_str()) =>
+                    {
+                        Hysteresis::of(a)
+                    }
                     _ => None,
                 };
                 let mut rows = if let Some(h) = hysteresis {
@@ -197,6 +215,7 @@ pub fn run_in_chunks(
                         RuleState::Alerting {
                             alerts,
                             written,
+                            written_at,
                             summary,
                         },
                     ) => {
@@ -204,8 +223,10 @@ pub fn run_in_chunks(
                             rule: a,
                             group: g,
                             settings,
+                            lookback_ms: engine.options().lookback_delta_ms,
                             alerts,
                             written,
+                            written_at,
                             summary,
                         };
                         run.steps(&scratch, &steps, rows, &mut events)?;
@@ -546,8 +567,10 @@ struct AlertRun<'a> {
     rule: &'a AlertingRule,
     group: &'a Group,
     settings: &'a EvalSettings,
+    lookback_ms: i64,
     alerts: &'a mut AlertSet,
     written: &'a mut FxHashSet<Labels>,
+    written_at: &'a mut Timestamp,
     summary: &'a mut RuleSummary,
 }
 
@@ -560,8 +583,17 @@ impl AlertRun<'_> {
         events: &mut Vec<Event>,
     ) -> Result<(), BacktestError> {
         let mut app = scratch.appender();
+        let nothing = FxHashSet::default();
         for k in 0..steps.n {
-            let row = rows.at(k, steps, &self.rule.expr, (self.group, &self.rule.alert), self.written)?;
+            // What a query at this step sees of the ALERTS last written: nothing once they are
+            // out of the lookback (evaluations that failed in between wrote none).
+            let age = steps.at(k) - steps.offset - *self.written_at;
+            let visible = if age < self.lookback_ms {
+                &*self.written
+            } else {
+                &nothing
+            };
+            let row = rows.at(k, steps, &self.rule.expr, (self.group, &self.rule.alert), visible)?;
             let ts = steps.at(k);
             let candidates = self.candidates(row, ts);
             let Ok(transitions) = self
@@ -613,6 +645,7 @@ impl AlertRun<'_> {
                 app.append(gone, t, stale_nan())?;
             }
             *self.written = now;
+            *self.written_at = t;
             if rows.stepwise() {
                 app.commit()?;
                 app = scratch.appender();

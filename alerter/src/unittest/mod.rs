@@ -123,14 +123,20 @@ fn rule_paths(dir: &Path, patterns: &[file::Text], warnings: &mut Vec<String>) -
 
 fn load_rules(paths: &[PathBuf]) -> Result<Vec<Group>, Vec<UnitTestError>> {
     let mut groups = Vec::new();
+    let mut anomalies = Vec::new();
     let mut errors = Vec::new();
     for path in paths {
         // SLO and anomaly specs too (promtool reads only their generated rule files).
         match crate::slo::load_file(path, &crate::slo::DEFAULT_BUCKETS) {
-            Ok(f) => groups.extend(f.rules.groups),
+            Ok(f) => {
+                groups.extend(f.rules.groups);
+                anomalies.extend(f.anomalies);
+            }
             Err(es) => errors.extend(es.into_iter().map(UnitTestError::RuleFile)),
         }
     }
+    let dup = crate::slo::check_unique_anomalies(&anomalies);
+    errors.extend(dup.into_iter().map(UnitTestError::RuleFile));
     if errors.is_empty() { Ok(groups) } else { Err(errors) }
 }
 
