@@ -36,6 +36,7 @@ pub mod notify;
 pub mod rules;
 pub mod secret;
 pub mod slo;
+pub mod specfile;
 pub mod task;
 pub mod template;
 pub mod unittest;

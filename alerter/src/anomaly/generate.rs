@@ -30,10 +30,9 @@ use std::fmt::Write as _;
 use vigil_tsdb::promql::format_float;
 
 use super::spec::{Anomaly, Direction, Signal};
-use crate::rules::{self, Group};
+use crate::rules::Group;
 use crate::slo::generate::{quote, selector, sum_by, write_expr};
-use crate::slo::spec::{DURATION_SERIES, REQUESTS_SERIES, SpecError, SpecErrorKind};
-use crate::yaml::Pos;
+use crate::specfile::{DURATION_SERIES, REQUESTS_SERIES, SpecError, merge_annotations, read_back};
 
 /// The rule file for `anomalies`, generated from the spec files `sources`.
 pub fn rule_file(anomalies: &[Anomaly], sources: &[&str]) -> String {
@@ -79,16 +78,7 @@ pub fn rule_file(anomalies: &[Anomaly], sources: &[&str]) -> String {
 
 /// The groups `vigil serve` evaluates for `anomalies` of the spec file `file`.
 pub fn groups(anomalies: &[Anomaly], file: &str) -> Result<Vec<Group>, Vec<SpecError>> {
-    let text = rule_file(anomalies, &[file]);
-    rules::parse_str(&text, file).map_err(|errors| {
-        vec![SpecError {
-            file: file.to_owned(),
-            pos: errors.first().map_or(Pos::default(), |e| e.pos),
-            what: "anomaly",
-            slo: None,
-            kind: SpecErrorKind::Generated(errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")),
-        }]
-    })
+    read_back(&rule_file(anomalies, &[file]), file, "anomaly")
 }
 
 struct GroupOut {
@@ -354,14 +344,8 @@ fn annotations(a: &Anomaly) -> Vec<(String, String)> {
         description.push(' ');
         description.push_str(line);
     }
-    let mut out = vec![("summary".to_owned(), summary), ("description".to_owned(), description)];
-    for (k, v) in &a.annotations {
-        match out.iter_mut().find(|(name, _)| name == k) {
-            Some(existing) => existing.1 = v.clone(),
-            None => out.push((k.clone(), v.clone())),
-        }
-    }
-    out
+    let generated = vec![("summary".to_owned(), summary), ("description".to_owned(), description)];
+    merge_annotations(generated, &a.annotations)
 }
 
 /// A product of settings as the user would write it: `0.0375`, not `0.037500000000000006`.

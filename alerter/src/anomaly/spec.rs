@@ -33,7 +33,7 @@ use vigil_tsdb::Matcher;
 use vigil_tsdb::promql::format_float;
 use vigil_tsdb::time::{format_duration_ms, parse_duration_ms};
 
-use crate::slo::spec::{
+use crate::specfile::{
     Problems, SpecError, SpecErrorKind, SpecList, check_by, check_labels_and_annotations, check_selector, is_identifier,
 };
 use crate::yaml::Pos;

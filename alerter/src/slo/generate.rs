@@ -29,11 +29,10 @@ use std::fmt::Write as _;
 use vigil_tsdb::Matcher;
 use vigil_tsdb::promql::format_float;
 
-use super::spec::{DURATION_SERIES, REQUESTS_SERIES, SpecError, SpecErrorKind};
 use super::{Sli, Slo};
-use crate::rules::{self, Group};
+use crate::rules::Group;
+use crate::specfile::{DURATION_SERIES, REQUESTS_SERIES, SpecError, merge_annotations, read_back};
 use crate::unittest::report::go_quote;
-use crate::yaml::Pos;
 
 /// The name of the generated alerts.
 pub const ALERT_NAME: &str = "SLOErrorBudgetBurn";
@@ -121,16 +120,7 @@ pub fn rule_file(slos: &[Slo], sources: &[&str]) -> String {
 /// The groups `vigil serve` evaluates for `slos` of the spec file `file`: [`rule_file`]'s
 /// text read back, so that they are what `vigil slo generate` prints.
 pub fn groups(slos: &[Slo], file: &str) -> Result<Vec<Group>, Vec<SpecError>> {
-    let text = rule_file(slos, &[file]);
-    rules::parse_str(&text, file).map_err(|errors| {
-        vec![SpecError {
-            file: file.to_owned(),
-            pos: errors.first().map_or(Pos::default(), |e| e.pos),
-            what: "SLO",
-            slo: None,
-            kind: SpecErrorKind::Generated(errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")),
-        }]
-    })
+    read_back(&rule_file(slos, &[file]), file, "SLO")
 }
 
 fn header(out: &mut String, sources: &[&str]) {
@@ -460,14 +450,8 @@ fn annotations(slo: &Slo, c: &[BurnRate; 2], pace: &str) -> Vec<(String, String)
         c[0].factor,
         c[1].factor,
     );
-    let mut out = vec![("summary".to_owned(), summary), ("description".to_owned(), description)];
-    for (k, v) in &slo.annotations {
-        match out.iter_mut().find(|(name, _)| name == k) {
-            Some(existing) => existing.1 = v.clone(),
-            None => out.push((k.clone(), v.clone())),
-        }
-    }
-    out
+    let generated = vec![("summary".to_owned(), summary), ("description".to_owned(), description)];
+    merge_annotations(generated, &slo.annotations)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -538,7 +522,7 @@ mod tests {
     use super::*;
     use crate::slo::spec;
 
-    const BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+    const BUCKETS: [f64; 11] = crate::slo::DEFAULT_BUCKETS;
 
     /// The reference spec of the snapshot: one SLO of each kind, selectors, labels, an
     /// annotation override, per-service and overall.
