@@ -213,11 +213,7 @@ impl Db {
             };
             if let Some(meta) = write_block(blocks_dir, rows, spec)? {
                 let block = Arc::new(Block::open(&blocks_dir.join(&meta.id))?);
-                {
-                    let mut blocks = self.blocks.write();
-                    blocks.push(block.clone());
-                    blocks.sort_by_key(|b| (b.meta().min_t, b.meta().max_t));
-                }
+                replace_listed(&mut self.blocks.write(), &[], Some(block.clone()));
                 // Its rollups too, before the head lets go: a late block's range may already
                 // be read from rollups.
                 self.make_rollups(&block, &[], Rollups::WhereTheyReduce)?;
@@ -340,16 +336,34 @@ impl Db {
             Some(meta) => Some(Arc::new(Block::open(&blocks_dir.join(&meta.id))?)),
             None => None,
         };
-        if let Some(new) = &new {
-            self.make_rollups(new, &stale, Rollups::WhereTheyReduce)?;
-        }
-        swap_blocks(&self.blocks, old, new)?;
-        for (list, stale) in self.rollups.iter().zip(&stale) {
-            if !stale.is_empty() {
-                swap_blocks(list, stale, None)?;
-            }
+        let rollups = match &new {
+            Some(new) => self.write_rollups(new, &stale, Rollups::WhereTheyReduce)?,
+            None => Vec::new(),
+        };
+        self.publish(old, new, &stale, &rollups);
+        for b in old.iter().chain(stale.iter().flatten()) {
+            remove_block(b)?;
         }
         Ok(())
+    }
+
+    /// Lists `new` and `rollups` (with their tiers) in place of `old` and `stale` (per tier),
+    /// in one step for readers: every list is locked together, raw first, as
+    /// [`Db::tier_spans`] reads them.
+    fn publish(
+        &self,
+        old: &[Arc<Block>],
+        new: Option<Arc<Block>>,
+        stale: &[Vec<Arc<Block>>],
+        rollups: &[(usize, Arc<Block>)],
+    ) {
+        let mut raw = self.blocks.write();
+        let mut tiers: Vec<_> = self.rollups.iter().map(|list| list.write()).collect();
+        replace_listed(&mut raw, old, new);
+        for (tier, list) in tiers.iter_mut().enumerate() {
+            let added = rollups.iter().filter(|(t, _)| *t == tier).map(|(_, b)| b.clone());
+            replace_listed(list, stale.get(tier).map_or(&[][..], Vec::as_slice), added);
+        }
     }
 
     /// Merges the rollups whose raw blocks are gone into one block per rollup window, for the
@@ -412,15 +426,31 @@ impl Db {
         Ok(made)
     }
 
-    /// Writes the rollups raw block `b` lacks, at every resolution whose retention still keeps
-    /// its range (and, while `b` stands, that holds markedly fewer samples than `b`), naming
-    /// `replaced[tier]` (the rollups they take over from) among their sources. Returns how
+    /// Writes and lists the rollups raw block `b` lacks ([`Db::write_rollups`]). Returns how
     /// many it wrote.
     fn make_rollups(&self, b: &Block, replaced: &[Vec<Arc<Block>>], which: Rollups) -> Result<usize> {
+        let made = self.write_rollups(b, replaced, which)?;
+        let n = made.len();
+        for (tier, block) in made {
+            replace_listed(&mut self.rollups[tier].write(), &[], Some(block));
+        }
+        Ok(n)
+    }
+
+    /// Writes the rollups raw block `b` lacks, at every resolution whose retention still keeps
+    /// its range (and, while `b` stands, that holds markedly fewer samples than `b`), naming
+    /// `replaced[tier]` (the rollups they take over from) among their sources. Returns them
+    /// with their tiers, not yet listed.
+    fn write_rollups(
+        &self,
+        b: &Block,
+        replaced: &[Vec<Arc<Block>>],
+        which: Rollups,
+    ) -> Result<Vec<(usize, Arc<Block>)>> {
         let Some(dir) = self.dir.as_deref().filter(|_| self.opts.rollups) else {
-            return Ok(0);
+            return Ok(Vec::new());
         };
-        let mut made = 0;
+        let mut made = Vec::new();
         for (tier, r) in RESOLUTIONS.into_iter().enumerate() {
             let list = &self.rollups[tier];
             let has = list
@@ -448,14 +478,10 @@ impl Db {
             let target = crate::db::rollups_dir(dir, r);
             fs::create_dir_all(&target).map_err(Error::io("create", &target))?;
             if let Some(meta) = write_block(&target, rows, spec)? {
-                let block = Arc::new(Block::open(&target.join(&meta.id))?);
-                let mut blocks = list.write();
-                blocks.push(block);
-                blocks.sort_by_key(|b| (b.meta().min_t, b.meta().max_t));
-                made += 1;
+                made.push((tier, Arc::new(Block::open(&target.join(&meta.id))?)));
             }
         }
-        self.counters().rollups.fetch_add(made as u64, Ordering::Relaxed);
+        self.counters().rollups.fetch_add(made.len() as u64, Ordering::Relaxed);
         Ok(made)
     }
 
@@ -765,16 +791,18 @@ fn rewrite_without(b: &Block, sets: &[Vec<Matcher>], dir: &Path, sources: Vec<St
 
 /// Lists `new` (if any) in `list` in place of `old`, then deletes `old`.
 fn swap_blocks(list: &BlockList, old: &[Arc<Block>], new: Option<Arc<Block>>) -> Result<()> {
-    {
-        let mut blocks = list.write();
-        blocks.retain(|b| !old.iter().any(|g| Arc::ptr_eq(b, g)));
-        blocks.extend(new);
-        blocks.sort_by_key(|b| (b.meta().min_t, b.meta().max_t));
-    }
+    replace_listed(&mut list.write(), old, new);
     for b in old {
         remove_block(b)?;
     }
     Ok(())
+}
+
+/// Takes `old` out of a list of blocks and puts `new` in, keeping it oldest first.
+fn replace_listed(list: &mut Vec<Arc<Block>>, old: &[Arc<Block>], new: impl IntoIterator<Item = Arc<Block>>) {
+    list.retain(|b| !old.iter().any(|g| Arc::ptr_eq(b, g)));
+    list.extend(new);
+    list.sort_by_key(|b| (b.meta().min_t, b.meta().max_t));
 }
 
 /// Deletes a block's directory (readers that still hold it keep their mapping). It is renamed

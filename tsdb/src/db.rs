@@ -122,6 +122,9 @@ pub struct DbCounters {
 /// A list of blocks, oldest first; readers take a copy.
 pub(crate) type BlockList = RwLock<Vec<Arc<Block>>>;
 
+/// `[from, to)` time spans, in order and apart.
+type Spans = Vec<(Timestamp, Timestamp)>;
+
 /// An embedded time-series store.
 #[derive(Debug)]
 pub struct Db {
@@ -462,34 +465,35 @@ impl Db {
             .collect()
     }
 
-    /// Where raw samples are gone, as `[from, to)` spans: the ranges of rollups standing
-    /// alone (their raw block deleted past its retention or for space).
-    fn gone_spans(&self) -> Vec<(Timestamp, Timestamp)> {
-        let raw: std::collections::HashSet<String> = self.blocks.read().iter().map(|b| b.meta().id.clone()).collect();
-        let alone = self
-            .rollups
+    /// Where raw samples are gone, as `[from, to)` spans (the ranges of rollups standing
+    /// alone: their raw block deleted past its retention or for space), and what each tier
+    /// (raw, then the rollups) covers, for [`rollup::plan`]: raw samples everything but where
+    /// they are gone; a rollup tier its blocks' ranges (with gaps where a raw block got no
+    /// rollup of it: it would not have been much smaller).
+    ///
+    /// Read from one state of all the lists, locked together in the order maintenance locks
+    /// them to replace blocks ([`Db::publish`]): seen midway, a merged block's new rollup
+    /// would look as if it stood alone.
+    fn tier_spans(&self) -> (Spans, Vec<Spans>) {
+        let raw = self.blocks.read();
+        let rollups: Vec<_> = self.rollups.iter().map(|list| list.read()).collect();
+        let ids: std::collections::HashSet<&str> = raw.iter().map(|b| b.meta().id.as_str()).collect();
+        let span = |b: &Arc<Block>| (b.meta().min_t, b.meta().end);
+        let alone = rollups
             .iter()
-            .flat_map(|list| {
-                list.read()
-                    .iter()
-                    .filter(|b| b.meta().sources.first().is_none_or(|s| !raw.contains(s)))
-                    .map(|b| (b.meta().min_t, b.meta().end))
-                    .collect::<Vec<_>>()
-            })
+            .flat_map(|list| list.iter())
+            .filter(|b| b.meta().sources.first().is_none_or(|s| !ids.contains(s.as_str())))
+            .map(span)
             .collect();
-        rollup::merge_spans(alone)
-    }
-
-    /// What each tier (raw, then the rollups) covers, as `[from, to)` spans, for
-    /// [`rollup::plan`]: raw samples everything but where they are `gone`; a rollup tier its
-    /// blocks' ranges (with gaps where a raw block got no rollup of it: it would not have been
-    /// much smaller).
-    fn coverage(&self, gone: &[(Timestamp, Timestamp)]) -> Vec<Vec<(Timestamp, Timestamp)>> {
-        let rollups = self.rollups.iter().map(|list| {
-            let spans = list.read().iter().map(|b| (b.meta().min_t, b.meta().end)).collect();
-            rollup::merge_spans(spans)
-        });
-        std::iter::once(rollup::complement(gone)).chain(rollups).collect()
+        let gone = rollup::merge_spans(alone);
+        let cover = std::iter::once(rollup::complement(&gone))
+            .chain(
+                rollups
+                    .iter()
+                    .map(|list| rollup::merge_spans(list.iter().map(span).collect())),
+            )
+            .collect();
+        (gone, cover)
     }
 
     /// Series from the raw tier (head and raw blocks) in `[mint, maxt]`, merged per series.
@@ -568,8 +572,7 @@ impl Db {
         max: i64,
     ) -> Result<Selected> {
         let want = RESOLUTIONS.iter().position(|&r| r == want).map_or(0, |i| i + 1);
-        let gone = self.gone_spans();
-        let mut cover = self.coverage(&gone);
+        let (gone, mut cover) = self.tier_spans();
         for (c, r) in cover.iter_mut().skip(1).zip(RESOLUTIONS) {
             if r > max {
                 c.clear();

@@ -597,3 +597,38 @@ fn answers_are_exact_by_default_and_say_where_rollups_stood_in() {
     let v = raw.range_query(&db, q, T0 + HOUR, end, 5 * MINUTE).expect("query");
     assert!(matrix(v)[0].1.first().is_some_and(|p| p.0 >= oldest_raw));
 }
+
+#[test]
+fn queries_during_compaction_never_see_raw_samples_as_gone() {
+    // A merge writes the new block's rollups, then lists them with the new block in place of
+    // the old ones; a query seeing one list changed and not the other took the new rollups
+    // for ones standing alone, and answered from them with "raw samples are gone there".
+    let exact = Engine::default();
+    let q = "vigil_http_requests_total";
+    let (start, end) = (T0 + HOUR, T0 + (HOURS - 1) * HOUR);
+    for round in 0..3 {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = open(dir.path(), Options::default());
+        fill(&db);
+        let before = exact.range_query(&db, q, start, end, 5 * MINUTE).expect("query");
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let queries = std::thread::scope(|s| {
+            let reader = s.spawn(|| {
+                let mut n = 0;
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    let (v, notes) = exact.range_query_warned(&db, q, start, end, 5 * MINUTE).expect("query");
+                    assert!(notes.is_empty(), "round {round}, query {n}: {notes:?}");
+                    assert_eq!(matrix(v), matrix(before.clone()), "round {round}, query {n}");
+                    n += 1;
+                }
+                n
+            });
+            // Cut from the head into blocks, merged, their rollups made: the answers stay put.
+            let report = db.flush_to_blocks().expect("flush");
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+            assert!(report.compacted >= 2, "{report:?}");
+            reader.join().expect("reader")
+        });
+        assert!(queries > 0);
+    }
+}
