@@ -213,7 +213,7 @@ impl Db {
             };
             if let Some(meta) = write_block(blocks_dir, rows, spec)? {
                 let block = Arc::new(Block::open(&blocks_dir.join(&meta.id))?);
-                replace_listed(&mut self.blocks.write(), &[], Some(block.clone()));
+                self.relist(&self.blocks, &[], Some(block.clone()));
                 // Its rollups too, before the head lets go: a late block's range may already
                 // be read from rollups.
                 self.make_rollups(&block, &[], Rollups::WhereTheyReduce)?;
@@ -347,6 +347,23 @@ impl Db {
         Ok(())
     }
 
+    /// Lists `new` in `list` in place of `old`, then deletes `old`.
+    fn swap_blocks(&self, list: &BlockList, old: &[Arc<Block>], new: Option<Arc<Block>>) -> Result<()> {
+        self.relist(list, old, new);
+        for b in old {
+            remove_block(b)?;
+        }
+        Ok(())
+    }
+
+    /// Takes `old` out of `list` and puts `new` in, telling queries under way
+    /// (`Db::relisted`).
+    fn relist(&self, list: &BlockList, old: &[Arc<Block>], new: impl IntoIterator<Item = Arc<Block>>) {
+        let mut list = list.write();
+        self.relisted.fetch_add(1, Ordering::SeqCst);
+        replace_listed(&mut list, old, new);
+    }
+
     /// Lists `new` and `rollups` (with their tiers) in place of `old` and `stale` (per tier),
     /// in one step for readers: every list is locked together, raw first, as
     /// [`Db::tier_spans`] reads them.
@@ -359,6 +376,7 @@ impl Db {
     ) {
         let mut raw = self.blocks.write();
         let mut tiers: Vec<_> = self.rollups.iter().map(|list| list.write()).collect();
+        self.relisted.fetch_add(1, Ordering::SeqCst);
         replace_listed(&mut raw, old, new);
         for (tier, list) in tiers.iter_mut().enumerate() {
             let added = rollups.iter().filter(|(t, _)| *t == tier).map(|(_, b)| b.clone());
@@ -396,7 +414,7 @@ impl Db {
                     Some(meta) => Some(Arc::new(Block::open(&target.join(&meta.id))?)),
                     None => None,
                 };
-                swap_blocks(list, &group, new)?;
+                self.swap_blocks(list, &group, new)?;
                 written += 1;
             }
         }
@@ -432,7 +450,7 @@ impl Db {
         let made = self.write_rollups(b, replaced, which)?;
         let n = made.len();
         for (tier, block) in made {
-            replace_listed(&mut self.rollups[tier].write(), &[], Some(block));
+            self.relist(&self.rollups[tier], &[], Some(block));
         }
         Ok(n)
     }
@@ -570,7 +588,7 @@ impl Db {
     }
 
     fn drop_block(&self, list: &BlockList, b: &Arc<Block>) -> Result<()> {
-        list.write().retain(|x| !Arc::ptr_eq(x, b));
+        self.relist(list, std::slice::from_ref(b), None);
         tracing::info!(block = %b.meta().id, max_t = b.meta().max_t, resolution_ms = b.meta().resolution_ms,
             "retention: block deleted");
         remove_block(b)
@@ -654,7 +672,7 @@ impl Db {
                             Some(meta) => Some(Arc::new(Block::open(&target.join(&meta.id))?)),
                             None => None,
                         };
-                        swap_blocks(list, std::slice::from_ref(&b), new)?;
+                        self.swap_blocks(list, std::slice::from_ref(&b), new)?;
                         deleted.extend(doomed);
                     }
                 }
@@ -787,15 +805,6 @@ fn rewrite_without(b: &Block, sets: &[Vec<Matcher>], dir: &Path, sources: Vec<St
     };
     let meta = write_block(dir, rows, spec)?;
     Ok(Some((doomed, meta)))
-}
-
-/// Lists `new` (if any) in `list` in place of `old`, then deletes `old`.
-fn swap_blocks(list: &BlockList, old: &[Arc<Block>], new: Option<Arc<Block>>) -> Result<()> {
-    replace_listed(&mut list.write(), old, new);
-    for b in old {
-        remove_block(b)?;
-    }
-    Ok(())
 }
 
 /// Takes `old` out of a list of blocks and puts `new` in, keeping it oldest first.

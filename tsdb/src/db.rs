@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::{Mutex, RwLock};
 
@@ -143,6 +143,9 @@ pub struct Db {
     /// between); finished before any other maintenance, and their records stay in the WAL
     /// until then.
     pub(crate) pending_deletes: Mutex<Vec<Deletion>>,
+    /// Bumped under the write lock of a block list, before it changes: a query whose plan
+    /// and reads straddle a change plans again ([`Db::select_planned`]).
+    pub(crate) relisted: AtomicU64,
     counters: DbCounters,
     replay: ReplayStats,
     /// Held for the life of the store so that two processes never write one directory.
@@ -253,6 +256,7 @@ impl Db {
             blocks: RwLock::new(blocks.into_iter().map(Arc::new).collect()),
             rollups,
             maintenance: Mutex::new(()),
+            relisted: AtomicU64::new(0),
             pending_deletes: Mutex::new(deletes),
             counters: DbCounters::default(),
             replay,
@@ -281,6 +285,7 @@ impl Db {
             blocks: RwLock::new(Vec::new()),
             rollups: Default::default(),
             maintenance: Mutex::new(()),
+            relisted: AtomicU64::new(0),
             pending_deletes: Mutex::new(Vec::new()),
             counters: DbCounters::default(),
             replay: ReplayStats::default(),
@@ -563,7 +568,30 @@ impl Db {
     }
 
     /// [`Db::select_tiers`], saying which ranges rollups answered.
+    ///
+    /// The plan and the reads see the block lists at different moments: a merge or a retention
+    /// delete between them could take away blocks the plan counted on. Then it plans and
+    /// reads again (maintenance rounds are minutes apart, so a second try is the most it
+    /// takes; after a few the answer stands).
     fn select_planned(
+        &self,
+        matchers: &[Matcher],
+        mint: Timestamp,
+        maxt: Timestamp,
+        want: i64,
+        max: i64,
+    ) -> Result<Selected> {
+        for _ in 0..3 {
+            let epoch = self.relisted.load(Ordering::SeqCst);
+            let selected = self.select_planned_once(matchers, mint, maxt, want, max)?;
+            if self.relisted.load(Ordering::SeqCst) == epoch {
+                return Ok(selected);
+            }
+        }
+        self.select_planned_once(matchers, mint, maxt, want, max)
+    }
+
+    fn select_planned_once(
         &self,
         matchers: &[Matcher],
         mint: Timestamp,
