@@ -15,7 +15,7 @@ use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use vigil_collector::Collector;
-use vigil_collector::sim::{Incident, IncidentKind, Simulator, Topology};
+use vigil_collector::sim::{Incident, IncidentKind, Route, Simulator, Topology, traffic_multiplier};
 use vigil_tsdb::time::{format_rfc3339, now_ms};
 use vigil_tsdb::{Db, Timestamp};
 
@@ -37,6 +37,11 @@ pub(crate) struct ScenarioArgs {
     /// Scales every route's rate.
     #[arg(long, default_value_t = 0.3)]
     rate_scale: f64,
+    /// Incidents go where the route serves at least this many requests/s (after
+    /// `--rate-scale`) all through the time the targets give to catch them (at most two
+    /// hours); 0 places them on any route at any hour.
+    #[arg(long, value_name = "RPS", default_value_t = 0.5)]
+    incident_floor: f64,
     /// Seed of the estate, the incidents and the traffic.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -73,6 +78,9 @@ pub(crate) fn run(args: &ScenarioArgs) -> Result<()> {
     if !(args.rate_scale > 0.0 && args.rate_scale.is_finite()) {
         bail!("--rate-scale must be a positive number");
     }
+    if !(args.incident_floor >= 0.0 && args.incident_floor.is_finite()) {
+        bail!("--incident-floor must be a number of requests/s, 0 or more");
+    }
     let topology = Topology::estate(args.copies, args.seed);
     // Whole days, ending at a midnight (UTC) in the past.
     let end = match &args.end {
@@ -87,7 +95,11 @@ pub(crate) fn run(args: &ScenarioArgs) -> Result<()> {
     let scored_start = end - i64::from(args.weeks) * 7 * DAY;
     let start = scored_start - 7 * DAY;
     let mut rng = fastrand::Rng::with_seed(args.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    let labelled = incidents(&topology, &mut rng, scored_start, end)?;
+    let floor = Floor {
+        rps: args.incident_floor,
+        rate_scale: args.rate_scale,
+    };
+    let labelled = incidents(&topology, floor, &mut rng, scored_start, end)?;
     let mut all: Vec<Incident> = labelled.iter().map(|l| l.incident.clone()).collect();
     // A busy day or two: a quarter more traffic everywhere, all day. Not an incident.
     let busy_days = 1 + rng.usize(..2);
@@ -218,17 +230,53 @@ const PLAN: [Planned; 5] = [
     },
 ];
 
+/// Where incidents may go: routes serving at least `rps` requests/s (their peak rate times
+/// `rate_scale` and the time of day and week) while an incident must be caught.
+///
+/// Below some rate an incident of the sizes is not there to be seen in the time the
+/// targets allow: a slow burn of 0.4 % on a route serving 0.1 requests/s fails 3 requests in
+/// two hours, where a healthy one fails 0.3 and one in a few hundred healthy two-hour spans
+/// fails 3 as well. The default, 0.5 requests/s (30 a minute), gives every kind at its mildest
+/// several times the errors (or missing requests) its alert needs: an outage 36 failed
+/// requests in two minutes, a burst 7.5 in five, a slow burn 14 in two hours. Quiet routes
+/// still serve their traffic all along, for the false pages; `--incident-floor 0` puts
+/// incidents on them too, to see how the rules fare there.
+#[derive(Debug, Clone, Copy)]
+struct Floor {
+    rps: f64,
+    rate_scale: f64,
+}
+
+impl Floor {
+    /// Whether `route` serves at least the floor from `start` for `minutes` (at most the two
+    /// hours a slow burn is given), checked every five minutes.
+    fn holds(self, route: &Route, start: Timestamp, minutes: i64) -> bool {
+        let span = minutes.min(120);
+        (0..=span / 5)
+            .all(|i| route.peak_rps * self.rate_scale * traffic_multiplier(start + i * 5 * MINUTE) >= self.rps)
+    }
+}
+
 /// Incidents of the five kinds spread over `[from, to)`: per week two outages, two error
 /// bursts, one slow burn, two latency rises and two traffic drops, each on a route busy enough
-/// to tell (at least 2 requests/s at peak), never two on one service the same day.
-fn incidents(topology: &Topology, rng: &mut fastrand::Rng, from: Timestamp, to: Timestamp) -> Result<Vec<Labelled>> {
-    let routes: Vec<(&'static str, &'static str)> = topology
+/// to tell at its time ([`Floor`]), never two on one service the same day.
+fn incidents(
+    topology: &Topology,
+    floor: Floor,
+    rng: &mut fastrand::Rng,
+    from: Timestamp,
+    to: Timestamp,
+) -> Result<Vec<Labelled>> {
+    let routes: Vec<(&'static str, &Route)> = topology
         .routes()
-        .filter(|(_, r)| r.peak_rps >= 2.0)
-        .map(|(s, r)| (s.name, r.name))
+        .filter(|(_, r)| r.peak_rps * floor.rate_scale >= floor.rps)
+        .map(|(s, r)| (s.name, r))
         .collect();
     if routes.is_empty() {
-        bail!("no route of the estate serves 2 requests/s at peak: add --copies");
+        bail!(
+            "no route of the estate serves {} requests/s at peak: add --copies, or lower --incident-floor",
+            floor.rps
+        );
     }
     let weeks = ((to - from) / (7 * DAY)).max(1) as usize;
     let mut out: Vec<Labelled> = Vec::new();
@@ -236,13 +284,18 @@ fn incidents(topology: &Topology, rng: &mut fastrand::Rng, from: Timestamp, to: 
         for _ in 0..p.per_week * weeks {
             let (kind, minutes) = (p.kind, rng.i64(p.minutes.clone()));
             let incident_kind = (p.make)(rng.f64());
-            // Up to 50 tries for a slot that keeps incidents on one service a day apart.
+            // Up to 500 tries for a slot busy enough that keeps incidents on one service a day
+            // apart.
             let mut placed = false;
-            for _ in 0..50 {
+            for _ in 0..500 {
                 let (service, route) = routes[rng.usize(..routes.len())];
                 let start = from + rng.i64(0..(to - from - minutes * MINUTE - DAY).max(1));
                 let start = start - start % MINUTE;
                 let end = start + minutes * MINUTE;
+                if !floor.holds(route, start, minutes) {
+                    continue;
+                }
+                let route = route.name;
                 let clash = out.iter().any(|l| {
                     l.incident.service.as_deref() == Some(service)
                         && l.incident.start < end + DAY
@@ -265,10 +318,73 @@ fn incidents(topology: &Topology, rng: &mut fastrand::Rng, from: Timestamp, to: 
                 break;
             }
             if !placed {
-                eprintln!("warning: no free slot for a {kind} incident (too few services for the weeks): left out");
+                eprintln!(
+                    "warning: no free slot for a {kind} incident (too few services for the weeks, or too few busy enough): left out"
+                );
             }
         }
     }
     out.sort_by_key(|l| l.incident.start);
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 2026-11-16, a Monday, 00:00 UTC.
+    const FROM: Timestamp = 1_795_219_200_000;
+
+    fn placed(seed: u64, rps: f64) -> (Topology, Vec<Labelled>) {
+        let topology = Topology::estate(3, seed);
+        let floor = Floor { rps, rate_scale: 0.3 };
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let list = incidents(&topology, floor, &mut rng, FROM, FROM + 21 * DAY).expect("incidents");
+        (topology, list)
+    }
+
+    fn rate_at(topology: &Topology, l: &Labelled, t: Timestamp) -> f64 {
+        let (_, route) = topology
+            .routes()
+            .find(|(s, r)| Some(s.name) == l.incident.service.as_deref() && Some(r.name) == l.incident.route.as_deref())
+            .expect("the incident's route");
+        route.peak_rps * 0.3 * traffic_multiplier(t)
+    }
+
+    #[test]
+    fn incidents_go_where_there_is_traffic_to_see_them() {
+        for seed in [1, 2, 3, 11] {
+            let (topology, list) = placed(seed, 0.5);
+            // Three weeks: 6 outages, 6 bursts, 3 slow burns, 6 latency rises, 6 drops.
+            assert_eq!(list.len(), 27, "seed {seed}");
+            for l in &list {
+                let minutes = (l.incident.end - l.incident.start) / MINUTE;
+                for m in (0..=minutes.min(120)).step_by(5) {
+                    let rps = rate_at(&topology, l, l.incident.start + m * MINUTE);
+                    assert!(rps >= 0.5, "seed {seed}: {} at +{m} min serves {rps:.2}/s", l.kind);
+                }
+                // Never two on one service within a day of each other.
+                for o in &list {
+                    if !std::ptr::eq(l, o) && o.incident.service == l.incident.service {
+                        assert!(o.incident.start >= l.incident.end + DAY || l.incident.start >= o.incident.end + DAY);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn without_a_floor_incidents_also_land_in_quiet_hours() {
+        let quiet = [1, 2, 3, 11]
+            .into_iter()
+            .flat_map(|seed| {
+                let (topology, list) = placed(seed, 0.0);
+                list.iter()
+                    .map(|l| rate_at(&topology, l, l.incident.start))
+                    .collect::<Vec<_>>()
+            })
+            .filter(|&rps| rps < 0.5)
+            .count();
+        assert!(quiet > 0);
+    }
 }
