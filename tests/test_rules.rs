@@ -144,10 +144,10 @@ fn the_api_health_rules_pass_their_tests_in_both() {
     }
 }
 
-/// The tests of an anomaly spec: vigil reads the spec itself; promtool reads, beside a copy of
-/// the test file, the rules `vigil anomaly generate` prints for it under the spec's name, which
-/// `promtool check rules` accepts too.
-fn anomaly_spec_tests_pass_in_both(dir: &Path, spec: &str, tests: &str) {
+/// The tests of a spec (`kind`: anomaly or slo): vigil reads the spec itself; promtool reads,
+/// beside a copy of the test file, the rules `vigil <kind> generate` prints for it under the
+/// spec's name, which `promtool check rules` accepts too.
+fn spec_tests_pass_in_both(kind: &str, dir: &Path, spec: &str, tests: &str) {
     let tests = dir.join(tests);
     let (status, stdout, stderr) = test_rules(common::vigil(), &[&tests]);
     assert_eq!(status, 0, "{stdout}{stderr}");
@@ -155,7 +155,7 @@ fn anomaly_spec_tests_pass_in_both(dir: &Path, spec: &str, tests: &str) {
         return;
     }
     let out = common::vigil()
-        .args(["anomaly", "generate"])
+        .args([kind, "generate"])
         .arg(dir.join(spec))
         .output()
         .expect("runs");
@@ -179,14 +179,22 @@ fn anomaly_spec_tests_pass_in_both(dir: &Path, spec: &str, tests: &str) {
 #[test]
 fn the_api_health_anomalies_pass_their_tests_in_both() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/api-health");
-    anomaly_spec_tests_pass_in_both(&dir, "anomalies.yml", "anomaly-tests.yml");
+    spec_tests_pass_in_both("anomaly", &dir, "anomalies.yml", "anomaly-tests.yml");
 }
 
 /// A baseline scaled by the weekly trend: three weeks of 10m evaluations.
 #[test]
 fn a_trend_scaled_baseline_passes_its_tests_in_both() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/anomaly-tests");
-    anomaly_spec_tests_pass_in_both(&dir, "trend.yml", "trend-tests.yml");
+    spec_tests_pass_in_both("anomaly", &dir, "trend.yml", "trend-tests.yml");
+}
+
+/// The SLO alerts' traffic guard on their short window: a day of traffic with an incident, then
+/// a quiet night.
+#[test]
+fn a_quiet_short_window_opens_no_slo_ticket_in_both() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/slo-tests");
+    spec_tests_pass_in_both("slo", &dir, "night.yml", "night-tests.yml");
 }
 
 #[test]

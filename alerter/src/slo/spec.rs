@@ -33,13 +33,16 @@ const GENERATED_LABELS: [&str; 4] = ["alertname", "slo", "objective", "severity"
 /// Objectives may have this many decimals (99.9999 is four): the budget is written exactly.
 const MAX_OBJECTIVE_DECIMALS: usize = 6;
 
-/// The default `min_traffic`, requests per second over the alert's long window.
+/// The default `min_traffic`, requests per second over both windows of an alert.
 ///
 /// 0.1 req/s is 360 requests an hour. At 99.9 % the page on the 1-hour window needs 1.44 % of
 /// them to fail, six requests or more, so a single failed request cannot page; below it, a
 /// route serving a handful of requests an hour would page on one timeout. Tighter objectives
 /// want more traffic per failure (at 99.99 % one error in 360 already burns 28x): raise
-/// `min_traffic` with them (`vigil slo check` says when one error can page).
+/// `min_traffic` with them (`vigil slo check` says when one error can page). The short window
+/// needs it too: at night a route may serve a few requests in it, and then two or three
+/// failed ones put its ratio over a ticket's threshold while the long window still holds an
+/// incident of the day before.
 pub const DEFAULT_MIN_TRAFFIC: f64 = 0.1;
 
 // ---------------------------------------------------------------------------------------------
