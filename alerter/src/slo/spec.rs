@@ -76,7 +76,7 @@ pub struct SloSpec {
     pub period: Period,
     /// What a good request is.
     pub sli: SliSpec,
-    /// Requests per second over an alert's long window below which it does not fire.
+    /// Requests per second over either window of an alert below which it does not fire.
     #[serde(default = "default_min_traffic")]
     pub min_traffic: f64,
     /// Labels added to the alerts.
@@ -162,7 +162,7 @@ pub struct Slo {
     pub period: Period,
     /// What a good request is.
     pub sli: Sli,
-    /// Requests per second over an alert's long window below which it does not fire.
+    /// Requests per second over either window of an alert below which it does not fire.
     pub min_traffic: f64,
     /// Labels added to the alerts, by name.
     pub labels: Vec<(String, String)>,
