@@ -362,6 +362,13 @@ impl Tmux {
                 && s.lines()
                     .any(|l| l.contains("SENT") && l.contains("SLOErrorBudgetBurn"))
         });
+        // The SLO screen: the shipped SLOs from the server's /api/v1/slos.
+        self.keys(&["Escape", "b"]);
+        self.wait_for("the SLOs", |s| {
+            s.contains("api-availability 99.9% over 30d, availability")
+                && s.contains("api-latency 99% over 30d, latency under 2.5s")
+                && (s.contains("% left") || s.contains("no figures yet"))
+        });
         self.keys(&["Escape", "q"]);
         let s = self.wait_for("the exit status", |s| s.contains("vigil tui exited with"));
         assert!(s.contains("vigil tui exited with 0"), "{s}");

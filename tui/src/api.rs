@@ -84,6 +84,33 @@ pub struct Silence {
     pub ends_at: f64,
 }
 
+/// One SLO of vigil's `GET /api/v1/slos`, with its figures per label set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Slo {
+    /// Its name.
+    pub name: String,
+    /// The objective, in percent (99.9).
+    pub objective: f64,
+    /// `30d` or `28d`.
+    pub period: String,
+    /// What a good request is: `availability`, or `latency under 0.5s`.
+    pub sli: String,
+    /// Per label set of its `by` labels, worst budget first.
+    pub series: Vec<SloSeries>,
+}
+
+/// One label set of an SLO.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SloSeries {
+    /// Its `by` labels, `name="value"` pairs.
+    pub labels: String,
+    /// The error budget left over the period, as a share of it (negative when spent); `None`
+    /// until the rules recorded it.
+    pub budget_left: Option<f64>,
+    /// How fast the budget burnt over the last hour (1: as fast as the period allows).
+    pub burn_rate_1h: Option<f64>,
+}
+
 /// One entry of vigil's alert history (`kept:history` events): a transition or what became of
 /// a notification.
 #[derive(Debug, Clone, PartialEq)]
@@ -207,6 +234,15 @@ impl Client {
         }
         let v: Value = serde_json::from_slice(&body).map_err(|e| Error::Api(format!("silences: {e}")))?;
         parse_silences(&v)
+    }
+
+    /// The SLOs of the spec files the server loaded (vigil's API; a Prometheus has none).
+    pub async fn slos(&self) -> Result<Vec<Slo>, Error> {
+        let (status, body) = self.get("/api/v1/slos", &[]).await?;
+        if status == reqwest::StatusCode::NOT_FOUND {
+            return Err(Error::Api("this server keeps no SLOs".into()));
+        }
+        parse_slos(&parse_envelope(&body)?)
     }
 
     /// The newest `limit` entries of the alert history (vigil's events API).
@@ -424,6 +460,59 @@ fn matcher(m: &Value) -> String {
     format!("{}{op}{:?}", s("name"), s("value"))
 }
 
+/// The `slos` of vigil's SLO API, each label set's figures with it, the label sets with the
+/// least budget left first (those without a figure yet last).
+pub fn parse_slos(data: &Value) -> Result<Vec<Slo>, Error> {
+    let list = data
+        .get("slos")
+        .and_then(Value::as_array)
+        .ok_or_else(|| Error::Api("answer without slos".into()))?;
+    let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+    Ok(list
+        .iter()
+        .map(|s| {
+            let sli = s.get("sli");
+            let sli = match sli.and_then(|v| v.get("threshold")).and_then(Value::as_f64) {
+                Some(t) => format!("latency under {t}s"),
+                None => sli.map(|v| text(v, "kind")).unwrap_or_default(),
+            };
+            let mut series: Vec<SloSeries> = s
+                .get("series")
+                .and_then(Value::as_array)
+                .map(|list| {
+                    list.iter()
+                        .map(|x| SloSeries {
+                            labels: x
+                                .get("labels")
+                                .and_then(Value::as_object)
+                                .map(|m| {
+                                    m.iter()
+                                        .map(|(k, v)| format!("{k}={:?}", v.as_str().unwrap_or_default()))
+                                        .collect::<Vec<_>>()
+                                        .join(", ")
+                                })
+                                .unwrap_or_default(),
+                            budget_left: x.get("errorBudgetRemaining").and_then(Value::as_f64),
+                            burn_rate_1h: x.get("burnRate1h").and_then(Value::as_f64),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            series.sort_by(|a, b| {
+                let left = |x: &SloSeries| x.budget_left.unwrap_or(f64::INFINITY);
+                left(a).total_cmp(&left(b)).then_with(|| a.labels.cmp(&b.labels))
+            });
+            Slo {
+                name: text(s, "name"),
+                objective: s.get("objective").and_then(Value::as_f64).unwrap_or(f64::NAN),
+                period: text(s, "period"),
+                sli,
+                series,
+            }
+        })
+        .collect())
+}
+
 /// The `events` of an events-API answer, as history entries (newest first, as the API sends
 /// them); events without an alert record are skipped.
 pub fn parse_history(data: &Value) -> Result<Vec<HistoryEntry>, Error> {
@@ -455,6 +544,40 @@ mod tests {
 
     fn data(body: &str) -> Value {
         parse_envelope(body.as_bytes()).expect("success")
+    }
+
+    #[test]
+    fn slos_with_the_least_budget_first() {
+        let d = data(
+            r#"{"status":"success","data":{"slos":[
+              {"name":"api-latency","objective":99,"period":"30d","sli":{"kind":"latency","threshold":2.5},
+               "by":["service"],"series":[]},
+              {"name":"api-availability","objective":99.9,"period":"28d","sli":{"kind":"availability"},
+               "by":["service","route"],"series":[
+                 {"labels":{"service":"orders","route":"orders-route"},"errorBudgetRemaining":0.93,"burnRate1h":0.4},
+                 {"labels":{"service":"new","route":"new-route"},"errorBudgetRemaining":null,"burnRate1h":2.0},
+                 {"labels":{"service":"payments","route":"payments-route"},"errorBudgetRemaining":-0.5,"burnRate1h":31.5}]}]}}"#,
+        );
+        let s = parse_slos(&d).expect("slos");
+        assert_eq!(s[0].sli, "latency under 2.5s");
+        assert!(s[0].series.is_empty());
+        let a = &s[1];
+        assert_eq!(
+            (a.name.as_str(), a.objective, a.period.as_str()),
+            ("api-availability", 99.9, "28d")
+        );
+        let order: Vec<_> = a.series.iter().map(|x| x.labels.as_str()).collect();
+        assert_eq!(
+            order,
+            [
+                r#"route="payments-route", service="payments""#,
+                r#"route="orders-route", service="orders""#,
+                r#"route="new-route", service="new""#
+            ]
+        );
+        assert_eq!(a.series[0].burn_rate_1h, Some(31.5));
+        assert_eq!(a.series[2].budget_left, None);
+        assert!(parse_slos(&Value::Null).is_err());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use ratatui::widgets::{
     Axis, Block, BorderType, Cell, Chart, Clear, Dataset, GraphType, Paragraph, Row as TableRow, Table, TableState,
 };
 
-use crate::api::{Alert, AlertState, HistoryEntry, Silence};
+use crate::api::{Alert, AlertState, HistoryEntry, Silence, Slo, SloSeries};
 use crate::dashboard::{Column, Unit};
 use crate::layout::{self, Screen as Areas};
 use crate::state::{App, ChartData, Mode, OnCallData, RANGES, Screen};
@@ -25,7 +25,7 @@ pub fn render(app: &App, frame: &mut Frame<'_>) {
     let area = frame.area();
     let detail_key = match &app.screen {
         Screen::Detail { key, .. } => Some(key.as_slice()),
-        Screen::Overview | Screen::OnCall { .. } => None,
+        Screen::Overview | Screen::OnCall { .. } | Screen::Slos { .. } => None,
     };
     let alerts: Vec<&Alert> = match detail_key {
         Some(key) => app.alerts_for(key).collect(),
@@ -45,6 +45,7 @@ pub fn render(app: &App, frame: &mut Frame<'_>) {
             );
         }
         Screen::OnCall { data, scroll } => on_call(app, frame, areas.main, data.as_ref(), *scroll),
+        Screen::Slos { data, scroll } => slos(frame, areas.main, data.as_ref(), *scroll),
     }
     alerts_panel(app, frame, areas.alerts, &alerts, detail_key.is_some());
     status_line(app, frame, areas.status);
@@ -484,6 +485,94 @@ fn on_call(app: &App, frame: &mut Frame<'_>, area: Rect, data: Option<&OnCallDat
     frame.render_widget(Paragraph::new(lines).block(panel(title)), bottom);
 }
 
+/// The SLO screen: each SLO's objective, then per label set the error budget left over the
+/// period (a bar, red once spent) and how fast it burnt over the last hour.
+fn slos(frame: &mut Frame<'_>, area: Rect, data: Option<&Result<Vec<Slo>, String>>, scroll: usize) {
+    let title = Line::from(vec![
+        Span::styled(" SLOs ", Style::new().bold()),
+        Span::styled(
+            "error budget left over the period · burn rate over the last hour ",
+            Style::new().fg(DIM),
+        ),
+    ]);
+    let lines: Vec<Line<'_>> = match data {
+        None => vec![Line::from(Span::styled("Loading SLOs…", Style::new().fg(DIM)))],
+        Some(Err(e)) => vec![Line::from(Span::styled(e.clone(), Style::new().fg(DIM)))],
+        Some(Ok(s)) if s.is_empty() => vec![Line::from(Span::styled(
+            "No SLOs: spec files with slos: beside the rule files add them (rules/api-health/slos.yml).",
+            Style::new().fg(DIM),
+        ))],
+        Some(Ok(s)) => s
+            .iter()
+            .flat_map(|slo| {
+                let head = Line::from(vec![
+                    Span::styled(format!("{} ", slo.name), Style::new().fg(ACCENT).bold()),
+                    Span::raw(format!(
+                        "{}% over {}, {}",
+                        format_float_short(slo.objective),
+                        slo.period,
+                        slo.sli
+                    )),
+                    Span::styled(
+                        if slo.series.is_empty() {
+                            "  (no figures yet)"
+                        } else {
+                            ""
+                        },
+                        Style::new().fg(DIM),
+                    ),
+                ]);
+                std::iter::once(head).chain(slo.series.iter().map(slo_series_line))
+            })
+            .skip(scroll)
+            .collect(),
+    };
+    frame.render_widget(Paragraph::new(lines).block(panel(title)), area);
+}
+
+/// A number as short as it can be written: 99.9, 99, 99.95.
+fn format_float_short(v: f64) -> String {
+    let s = format!("{v:.4}");
+    s.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
+const BUDGET_BAR: usize = 20;
+
+fn slo_series_line(s: &SloSeries) -> Line<'_> {
+    let (bar, left, color) = match s.budget_left {
+        Some(left) => {
+            let filled = (left.clamp(0.0, 1.0) * BUDGET_BAR as f64).round() as usize;
+            let color = if left <= 0.0 {
+                FIRING
+            } else if left < 0.25 {
+                PENDING
+            } else {
+                ACCENT
+            };
+            (
+                format!("{}{}", "█".repeat(filled), "░".repeat(BUDGET_BAR - filled)),
+                format!("{:>6.1}% left", left * 100.0),
+                color,
+            )
+        }
+        None => ("·".repeat(BUDGET_BAR), "     — left".to_owned(), DIM),
+    };
+    let (burn, burn_color) = match s.burn_rate_1h {
+        // The page thresholds of the generated alerts: 14.4x over an hour, 6x over six.
+        Some(b) if b >= 14.4 => (format!("burn {b:>6.1}x"), FIRING),
+        Some(b) if b >= 1.0 => (format!("burn {b:>6.1}x"), PENDING),
+        Some(b) => (format!("burn {b:>6.1}x"), DIM),
+        None => ("burn      —".to_owned(), DIM),
+    };
+    Line::from(vec![
+        Span::raw("  "),
+        Span::styled(bar, Style::new().fg(color)),
+        Span::styled(format!(" {left}  "), Style::new().fg(color).bold()),
+        Span::styled(format!("{burn}  "), Style::new().fg(burn_color)),
+        Span::raw(s.labels.as_str()),
+    ])
+}
+
 fn silence_line<'a>(app: &App, s: &'a Silence) -> Line<'a> {
     let (state, when) = if s.state == "pending" {
         ("PENDING", format!("starts in {}", time::short(s.starts_at - app.now)))
@@ -547,10 +636,11 @@ fn status_line(app: &App, frame: &mut Frame<'_>, area: Rect) {
     } else {
         let hints = match app.screen {
             Screen::Overview => {
-                " ↑↓/jk move · Enter detail · a ack · o on call · / filter · s sort · r refresh · ? help · q quit"
+                " ↑↓/jk move · Enter detail · a ack · o on call · b SLOs · / filter · s sort · r refresh · ? help · q quit"
             }
             Screen::Detail { .. } => " +/- zoom · ↑↓/jk next API · a ack · Esc back · r refresh · ? help · q quit",
             Screen::OnCall { .. } => " ↑↓/jk scroll the history · Esc back · r refresh · ? help · q quit",
+            Screen::Slos { .. } => " ↑↓/jk scroll · Esc back · r refresh · ? help · q quit",
         };
         Line::from(Span::styled(hints, Style::new().fg(DIM)))
     };
@@ -571,6 +661,7 @@ const HELP: &[(&str, &str)] = &[
         "o",
         "on call: silences and the alert history (who was paged, who acked)",
     ),
+    ("b", "SLOs: objective, error budget left and burn rate per API"),
     ("r", "refresh now"),
     ("mouse", "click: select, sort by header, open; wheel: move, zoom"),
     ("q  ^c", "quit"),

@@ -194,6 +194,7 @@ async fn fetcher(
                 ))
             }
             View::OnCall => Event::OnCall(fetch::on_call(&client).await),
+            View::Slos => Event::Slos(client.slos().await.map_err(|e| e.to_string())),
         };
         if tx.send(event).await.is_err() {
             return;

@@ -6,7 +6,7 @@ use ratatui::crossterm::event::{
 };
 use ratatui::layout::Rect;
 
-use crate::api::{Alert, AlertState, HistoryEntry, Labels, Silence};
+use crate::api::{Alert, AlertState, HistoryEntry, Labels, Silence, Slo};
 use crate::dashboard::{Dashboards, Unit};
 use crate::layout::{self, Screen as Areas};
 
@@ -32,6 +32,8 @@ pub enum Event {
     Acked(Result<String, String>),
     /// New silences and alert history for the on-call screen.
     OnCall(OnCallData),
+    /// New SLO figures for the SLO screen, or why there are none.
+    Slos(Result<Vec<Slo>, String>),
     /// The program around the dashboard is stopping.
     Shutdown,
 }
@@ -64,6 +66,8 @@ pub enum View {
     },
     /// Silences and the alert history.
     OnCall,
+    /// The SLOs: objective, error budget left and burn rate.
+    Slos,
 }
 
 /// One refresh of the on-call screen; each part may fail alone (a Prometheus has neither).
@@ -171,6 +175,13 @@ pub enum Screen {
         /// The latest, once fetched.
         data: Option<OnCallData>,
         /// History entries scrolled past.
+        scroll: usize,
+    },
+    /// Each SLO's objective, and per label set the error budget left and the burn rate.
+    Slos {
+        /// The latest, once fetched.
+        data: Option<Result<Vec<Slo>, String>>,
+        /// Lines scrolled past.
         scroll: usize,
     },
 }
@@ -306,6 +317,14 @@ impl App {
                 }
                 Vec::new()
             }
+            Event::Slos(fresh) => {
+                if let Screen::Slos { data, scroll } = &mut self.screen {
+                    let lines = fresh.as_ref().map_or(0, |s| slo_lines(s));
+                    *scroll = (*scroll).min(lines.saturating_sub(1));
+                    *data = Some(fresh);
+                }
+                Vec::new()
+            }
             Event::Acked(result) => {
                 self.notice = Some(result.unwrap_or_else(|e| format!("acknowledging failed: {e}")));
                 vec![Effect::Refresh]
@@ -331,6 +350,7 @@ impl App {
                 Screen::Overview => self.overview_key(k),
                 Screen::Detail { .. } => self.detail_key(k),
                 Screen::OnCall { .. } => self.on_call_key(k),
+                Screen::Slos { .. } => self.slos_key(k),
             },
         }
     }
@@ -382,9 +402,35 @@ impl App {
             KeyCode::End | KeyCode::Char('G') => self.move_by(isize::MAX),
             KeyCode::Enter | KeyCode::Right | KeyCode::Char('l') => return self.open_detail(),
             KeyCode::Char('o') => return self.open_on_call(),
+            KeyCode::Char('b') => return self.open_slos(),
             _ => {}
         }
         Vec::new()
+    }
+
+    fn slos_key(&mut self, k: KeyEvent) -> Vec<Effect> {
+        let Screen::Slos { scroll, data } = &mut self.screen else {
+            return Vec::new();
+        };
+        let len = data.as_ref().and_then(|d| d.as_ref().ok()).map_or(0, |s| slo_lines(s));
+        match k.code {
+            KeyCode::Char('q') => return vec![Effect::Quit],
+            KeyCode::Char('?') => self.mode = Mode::Help,
+            KeyCode::Char('r') => return vec![Effect::Refresh],
+            KeyCode::Esc | KeyCode::Backspace | KeyCode::Left | KeyCode::Char('h' | 'b') => {
+                return self.close_detail();
+            }
+            KeyCode::Down | KeyCode::Char('j') => *scroll = (*scroll + 1).min(len.saturating_sub(1)),
+            KeyCode::Up | KeyCode::Char('k') => *scroll = scroll.saturating_sub(1),
+            KeyCode::Home | KeyCode::Char('g') => *scroll = 0,
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    fn open_slos(&mut self) -> Vec<Effect> {
+        self.screen = Screen::Slos { data: None, scroll: 0 };
+        vec![Effect::Show(View::Slos)]
     }
 
     fn on_call_key(&mut self, k: KeyEvent) -> Vec<Effect> {
@@ -450,8 +496,17 @@ impl App {
             (Screen::Overview, MouseEventKind::Down(MouseButton::Left)) => return self.click(m.column, m.row),
             (Screen::Detail { .. }, MouseEventKind::ScrollUp) => return self.zoom(-1),
             (Screen::Detail { .. }, MouseEventKind::ScrollDown) => return self.zoom(1),
-            (Screen::Detail { .. } | Screen::OnCall { .. }, MouseEventKind::Down(MouseButton::Right)) => {
+            (
+                Screen::Detail { .. } | Screen::OnCall { .. } | Screen::Slos { .. },
+                MouseEventKind::Down(MouseButton::Right),
+            ) => {
                 return self.close_detail();
+            }
+            (Screen::Slos { .. }, MouseEventKind::ScrollDown) => {
+                return self.slos_key(KeyEvent::from(KeyCode::Down));
+            }
+            (Screen::Slos { .. }, MouseEventKind::ScrollUp) => {
+                return self.slos_key(KeyEvent::from(KeyCode::Up));
             }
             (Screen::OnCall { .. }, MouseEventKind::ScrollDown) => {
                 return self.on_call_key(KeyEvent::from(KeyCode::Down));
@@ -540,7 +595,7 @@ impl App {
         };
         let range = match &self.screen {
             Screen::Detail { range, .. } => *range,
-            Screen::Overview | Screen::OnCall { .. } => DEFAULT_RANGE,
+            Screen::Overview | Screen::OnCall { .. } | Screen::Slos { .. } => DEFAULT_RANGE,
         };
         self.screen = Screen::Detail {
             key: key.clone(),
@@ -620,6 +675,11 @@ impl App {
             .unwrap_or(if self.moved { self.selected } else { 0 })
             .min(self.visible.len().saturating_sub(1));
     }
+}
+
+/// Lines of the SLO screen: one per SLO and one per label set of each.
+pub fn slo_lines(slos: &[Slo]) -> usize {
+    slos.iter().map(|s| 1 + s.series.len()).sum()
 }
 
 fn rank(s: Option<AlertState>) -> u8 {

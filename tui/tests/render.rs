@@ -99,6 +99,24 @@ fn on_call_silences_and_history() {
 }
 
 #[test]
+fn slos_budget_left_and_burn() {
+    let mut app = app(140, 24);
+    keys(&mut app, &[KeyCode::Char('b')]);
+    app.handle(Event::Slos(Ok(common::slos())));
+    insta::assert_snapshot!(frame(&app));
+}
+
+#[test]
+fn slos_against_a_server_without_them() {
+    let mut app = app(120, 24);
+    keys(&mut app, &[KeyCode::Char('b')]);
+    app.handle(Event::Slos(Err("this server keeps no SLOs".into())));
+    assert!(frame(&app).contains("this server keeps no SLOs"));
+    app.handle(Event::Slos(Ok(Vec::new())));
+    assert!(frame(&app).contains("No SLOs"));
+}
+
+#[test]
 fn on_call_against_a_server_without_silences_or_history() {
     let mut app = app(120, 24);
     keys(&mut app, &[KeyCode::Char('o')]);

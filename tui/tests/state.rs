@@ -267,3 +267,34 @@ fn the_on_call_screen_opens_scrolls_and_closes() {
     app.handle(Event::OnCall(on_call()));
     assert_eq!(app.screen, Screen::Overview);
 }
+
+#[test]
+fn the_slo_screen_opens_scrolls_and_closes() {
+    let mut app = app(140, 30);
+    assert_eq!(app.handle(key(KeyCode::Char('b'))), vec![Effect::Show(View::Slos)]);
+    assert!(matches!(app.screen, Screen::Slos { data: None, scroll: 0 }));
+    app.handle(Event::Slos(Ok(slos())));
+    keys(&mut app, &[KeyCode::Down; 9]);
+    // Five lines (two SLOs, three label sets): the scroll stops at the last.
+    assert!(matches!(app.screen, Screen::Slos { scroll: 4, .. }));
+    keys(&mut app, &[KeyCode::Up]);
+    assert!(matches!(app.screen, Screen::Slos { scroll: 3, .. }));
+    // A refresh with fewer lines keeps the scroll inside them; an error replaces the figures.
+    let mut fewer = slos();
+    fewer.truncate(1);
+    app.handle(Event::Slos(Ok(fewer)));
+    assert!(matches!(app.screen, Screen::Slos { scroll: 3, .. }));
+    app.handle(Event::Slos(Err("this server keeps no SLOs".into())));
+    assert!(matches!(
+        app.screen,
+        Screen::Slos {
+            data: Some(Err(_)),
+            scroll: 0
+        }
+    ));
+    assert_eq!(app.handle(key(KeyCode::Char('b'))), vec![Effect::Show(View::Overview)]);
+    assert_eq!(app.screen, Screen::Overview);
+    // Data for a screen no longer shown is dropped.
+    app.handle(Event::Slos(Ok(slos())));
+    assert_eq!(app.screen, Screen::Overview);
+}

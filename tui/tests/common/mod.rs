@@ -223,3 +223,33 @@ pub fn on_call() -> vigil_tui::state::OnCallData {
         ]),
     }
 }
+
+/// Two SLOs as vigil's API answers them: one with a spent budget, one without figures yet.
+pub fn slos() -> Vec<vigil_tui::api::Slo> {
+    use vigil_tui::api::{Slo, SloSeries};
+    let series = |labels: &str, left: Option<f64>, burn: Option<f64>| SloSeries {
+        labels: labels.into(),
+        budget_left: left,
+        burn_rate_1h: burn,
+    };
+    vec![
+        Slo {
+            name: "api-availability".into(),
+            objective: 99.9,
+            period: "30d".into(),
+            sli: "availability".into(),
+            series: vec![
+                series(r#"route="payments-route", service="payments""#, Some(-0.42), Some(31.5)),
+                series(r#"route="search-route", service="search""#, Some(0.18), Some(2.4)),
+                series(r#"route="orders-route", service="orders""#, Some(0.97), Some(0.2)),
+            ],
+        },
+        Slo {
+            name: "api-latency".into(),
+            objective: 99.0,
+            period: "28d".into(),
+            sli: "latency under 2.5s".into(),
+            series: Vec::new(),
+        },
+    ]
+}
