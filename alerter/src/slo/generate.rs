@@ -13,7 +13,7 @@
 //!  slo:<name>:tiles   5m  increase5m: requests and errors of each 5 minutes, back to back
 //!  slo:<name>:budget  2m  sums of tiles: rate1d, rate3d, the period; budget left; objective
 //!  slo:<name>:alerts 30s  SLOErrorBudgetBurn, page (14.4x 1h+5m, 6x 6h+30m) and
-//!                         ticket (3x 1d+2h, 1x 3d+6h), each above min_traffic in both windows
+//!                         ticket (3x 1d+2h, 1x 3d+6h), each above min_traffic (long window) and its failures (short)
 //! ```
 //!
 //! Why tiles: a rate over a day, three days or thirty reads every raw sample of every request
@@ -147,8 +147,10 @@ fn header(out: &mut String, sources: &[&str]) {
 #   slo:<name>:alerts  30s  {ALERT_NAME}, multiwindow and multi-burn-rate (Google's SRE
 #                           workbook, chapter 5): severity page at 14.4x over 1h and 5m or
 #                           6x over 6h and 30m, severity ticket at 3x over 1d and 2h or 1x
-#                           over 3d and 6h; none below min_traffic requests/s over either
-#                           window (a few requests at night make a noisy short window);
+#                           over 3d and 6h; none below min_traffic requests/s over the
+#                           long window, nor with fewer failed requests in the short one
+#                           than the threshold means at min_traffic (not 2 or 3 of a quiet
+#                           night);
 #                           pages keep firing 15m and tickets 1h after their condition ends
 #                           (keep_firing_for), so a burn rate hovering at its threshold is
 #                           one alert, not a train of them
@@ -178,7 +180,7 @@ fn slo_comment(out: &mut String, slo: &Slo) {
     }
     let _ = writeln!(
         out,
-        "  # Requests: {}; alerts need {} req/s over both their windows.",
+        "  # Requests: {}; alerts need {} req/s over their long window and, in the short\n  # one, the failed requests their threshold means at that rate.",
         requests_selector(slo),
         format_float(slo.min_traffic)
     );
@@ -405,13 +407,23 @@ fn burn_condition(slo: &Slo, conditions: &[BurnRate]) -> String {
                 c.factor
             )
         };
-        let busy = |w: &str| format!("{} >= {traffic}", recorded(&format!("slo:sli_requests:rate{w}"), slo));
+        // The long window serves min_traffic; the short one fails at least as many requests a
+        // second as the threshold means at min_traffic (what the ratio already asks wherever
+        // it serves that much): a few failed requests of a quiet night are not a burn, an
+        // incident's many are, at any hour.
+        let busy = format!(
+            "{} >= {traffic}",
+            recorded(&format!("slo:sli_requests:rate{}", c.long), slo)
+        );
+        let failing = format!(
+            "{} >= ({} * {budget} * {traffic})",
+            recorded(&format!("slo:sli_errors:rate{}", c.short), slo),
+            c.factor
+        );
         format!(
-            "(\n    {}\n  and\n    {}\n  and\n    {}\n  and\n    {}\n)",
+            "(\n    {}\n  and\n    {}\n  and\n    {busy}\n  and\n    {failing}\n)",
             over(c.short),
             over(c.long),
-            busy(c.long),
-            busy(c.short)
         )
     };
     conditions.iter().map(clause).collect::<Vec<_>>().join("\nor\n")

@@ -33,16 +33,17 @@ const GENERATED_LABELS: [&str; 4] = ["alertname", "slo", "objective", "severity"
 /// Objectives may have this many decimals (99.9999 is four): the budget is written exactly.
 const MAX_OBJECTIVE_DECIMALS: usize = 6;
 
-/// The default `min_traffic`, requests per second over both windows of an alert.
+/// The default `min_traffic`, requests per second over the long window of an alert.
 ///
 /// 0.1 req/s is 360 requests an hour. At 99.9 % the page on the 1-hour window needs 1.44 % of
 /// them to fail, six requests or more, so a single failed request cannot page; below it, a
 /// route serving a handful of requests an hour would page on one timeout. Tighter objectives
 /// want more traffic per failure (at 99.99 % one error in 360 already burns 28x): raise
 /// `min_traffic` with them (`vigil slo check` says when one error can page). The short window
-/// needs it too: at night a route may serve a few requests in it, and then two or three
-/// failed ones put its ratio over a ticket's threshold while the long window still holds an
-/// incident of the day before.
+/// must fail at least as many requests a second as its threshold means at `min_traffic`: at
+/// night a route may serve a few requests in it, and two or three failed ones would put its
+/// ratio over a ticket's threshold while the long window still holds an incident of the day
+/// before; an incident at night fails many more, and still alerts at once.
 pub const DEFAULT_MIN_TRAFFIC: f64 = 0.1;
 
 // ---------------------------------------------------------------------------------------------
@@ -76,7 +77,8 @@ pub struct SloSpec {
     pub period: Period,
     /// What a good request is.
     pub sli: SliSpec,
-    /// Requests per second over either window of an alert below which it does not fire.
+    /// Requests per second over an alert's long window below which it does not fire (and the
+    /// failures its threshold means at that rate, in the short window).
     #[serde(default = "default_min_traffic")]
     pub min_traffic: f64,
     /// Labels added to the alerts.
@@ -162,7 +164,8 @@ pub struct Slo {
     pub period: Period,
     /// What a good request is.
     pub sli: Sli,
-    /// Requests per second over either window of an alert below which it does not fire.
+    /// Requests per second over an alert's long window below which it does not fire (and the
+    /// failures its threshold means at that rate, in the short window).
     pub min_traffic: f64,
     /// Labels added to the alerts, by name.
     pub labels: Vec<(String, String)>,
