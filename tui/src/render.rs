@@ -507,12 +507,7 @@ fn slos(frame: &mut Frame<'_>, area: Rect, data: Option<&Result<Vec<Slo>, String
             .flat_map(|slo| {
                 let head = Line::from(vec![
                     Span::styled(format!("{} ", slo.name), Style::new().fg(ACCENT).bold()),
-                    Span::raw(format!(
-                        "{}% over {}, {}",
-                        format_float_short(slo.objective),
-                        slo.period,
-                        slo.sli
-                    )),
+                    Span::raw(format!("{}% over {}, {}", slo.objective, slo.period, slo.sli)),
                     Span::styled(
                         if slo.series.is_empty() {
                             "  (no figures yet)"
@@ -528,12 +523,6 @@ fn slos(frame: &mut Frame<'_>, area: Rect, data: Option<&Result<Vec<Slo>, String
             .collect(),
     };
     frame.render_widget(Paragraph::new(lines).block(panel(title)), area);
-}
-
-/// A number as short as it can be written: 99.9, 99, 99.95.
-fn format_float_short(v: f64) -> String {
-    let s = format!("{v:.4}");
-    s.trim_end_matches('0').trim_end_matches('.').to_owned()
 }
 
 const BUDGET_BAR: usize = 20;
@@ -558,8 +547,8 @@ fn slo_series_line(s: &SloSeries) -> Line<'_> {
         None => ("·".repeat(BUDGET_BAR), "     — left".to_owned(), DIM),
     };
     let (burn, burn_color) = match s.burn_rate_1h {
-        // The page thresholds of the generated alerts: 14.4x over an hour, 6x over six.
-        Some(b) if b >= 14.4 => (format!("burn {b:>6.1}x"), FIRING),
+        // Over an hour, the generated alerts page above 14.4x.
+        Some(b) if b > 14.4 => (format!("burn {b:>6.1}x"), FIRING),
         Some(b) if b >= 1.0 => (format!("burn {b:>6.1}x"), PENDING),
         Some(b) => (format!("burn {b:>6.1}x"), DIM),
         None => ("burn      —".to_owned(), DIM),

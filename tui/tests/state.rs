@@ -282,8 +282,9 @@ fn the_slo_screen_opens_scrolls_and_closes() {
     // A refresh with fewer lines keeps the scroll inside them; an error replaces the figures.
     let mut fewer = slos();
     fewer.truncate(1);
+    fewer[0].series.truncate(1);
     app.handle(Event::Slos(Ok(fewer)));
-    assert!(matches!(app.screen, Screen::Slos { scroll: 3, .. }));
+    assert!(matches!(app.screen, Screen::Slos { scroll: 1, .. }));
     app.handle(Event::Slos(Err("this server keeps no SLOs".into())));
     assert!(matches!(
         app.screen,

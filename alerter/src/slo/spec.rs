@@ -40,10 +40,12 @@ const MAX_OBJECTIVE_DECIMALS: usize = 6;
 /// route serving a handful of requests an hour would page on one timeout. Tighter objectives
 /// want more traffic per failure (at 99.99 % one error in 360 already burns 28x): raise
 /// `min_traffic` with them (`vigil slo check` says when one error can page). The short window
-/// must fail at least as many requests a second as its threshold means at `min_traffic`: at
-/// night a route may serve a few requests in it, and two or three failed ones would put its
-/// ratio over a ticket's threshold while the long window still holds an incident of the day
-/// before; an incident at night fails many more, and still alerts at once.
+/// must fail at least as many requests as its threshold means at `min_traffic` (its factor
+/// times the budget times `min_traffic` times its length): at night a route may serve a few
+/// requests in it, and a few failed ones would put its ratio over a ticket's threshold while
+/// the long window still holds an incident of the day before; an incident at night fails many
+/// more, and still alerts at once. At 0.1 req/s and 99.9 % that is only 2.2 failures in a
+/// ticket's 2 or 6 hours; at 1 req/s (rules/api-health), 22.
 pub const DEFAULT_MIN_TRAFFIC: f64 = 0.1;
 
 // ---------------------------------------------------------------------------------------------
