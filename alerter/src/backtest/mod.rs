@@ -13,7 +13,8 @@
 //! the one before. In the usual shape, `FIRE or (HOLD and on (...) ALERTS{alertname="<itself>",
 //! alertstate="firing"})` with neither side reading `ALERTS`, FIRE and HOLD are still range
 //! queries over the chunk, and the `and` is worked out at each step from the `ALERTS` series
-//! the rule wrote the step before ([`Hysteresis`]); any other rule reading `ALERTS` is
+//! the rule wrote the step before ([`Hysteresis`]), provided its `ALERTS` selector can see no
+//! other rule's alerts ([`Hysteresis::sees_only_its_own`]); any other rule reading `ALERTS` is
 //! evaluated step by step with instant queries.
 //!
 //! What differs from the live evaluator: annotations are not expanded (a backtest reports
@@ -159,16 +160,13 @@ pub fn run_in_chunks(
                 .collect()
         })
         .collect();
-    // ALERTS{alertname="X"} reads every rule named X: the fast path sees only its own rule's.
-    let mut names = HashSet::new();
-    let shared: HashSet<&str> = groups
+    let alerting: Vec<&AlertingRule> = groups
         .iter()
         .flat_map(|g| &g.rules)
         .filter_map(|r| match r {
-            Rule::Alerting(a) => Some(a.alert.as_str()),
+            Rule::Alerting(a) => Some(a),
             Rule::Recording(_) => None,
         })
-        .filter(|n| !names.insert(*n))
         .collect();
     let mut chunk_start = start;
     while chunk_start <= end {
@@ -180,11 +178,8 @@ pub fn run_in_chunks(
             for (rule, state) in g.rules.iter().zip(group_states.iter_mut()) {
                 let hysteresis = match rule {
                     // The step before's ALERTS must still be within the lookback.
-                    Rule::Alerting(a)
-                        if steps.interval < engine.options().lookback_delta_ms
-                            && !shared.contains(a.alert.as_str()) =>
-                    {
-                        Hysteresis::of(a)
+                    Rule::Alerting(a) if steps.interval < engine.options().lookback_delta_ms => {
+                        Hysteresis::of(a).filter(|h| h.sees_only_its_own(a, &alerting))
                     }
                     _ => None,
                 };
@@ -401,6 +396,28 @@ impl Hysteresis {
             on: on.labels.clone(),
             matchers,
         })
+    }
+
+    /// Whether the `ALERTS` selector can only match alerts of `rule` itself: no other rule has
+    /// its name, or each that does sets, as a rule label, a value other than `rule`'s for a
+    /// label the selector asks to equal `rule`'s own (`severity`, `slo`). The fast path sees
+    /// only what `rule` wrote; `ALERTS{alertname="X"}` alone reads every rule named X.
+    fn sees_only_its_own(&self, rule: &AlertingRule, all: &[&AlertingRule]) -> bool {
+        let constant = |r: &AlertingRule, name: &str| {
+            r.labels
+                .iter()
+                .find(|(n, _)| n == name)
+                .and_then(|(_, t)| t.plain().map(str::to_owned))
+        };
+        let pinned: Vec<(&str, &str)> = self
+            .matchers
+            .iter()
+            .filter(|(n, eq, v)| *eq && constant(rule, n).as_deref() == Some(v.as_str()))
+            .map(|(n, _, v)| (n.as_str(), v.as_str()))
+            .collect();
+        all.iter()
+            .filter(|other| !std::ptr::eq(**other, rule) && other.alert == rule.alert)
+            .all(|other| pinned.iter().any(|(n, v)| constant(other, n).is_some_and(|o| o != *v)))
     }
 
     /// The rule's result at one step: FIRE's series, and HOLD's whose `on` labels match an
@@ -711,19 +728,53 @@ mod tests {
     /// The shipped rules' hysteresis is range-evaluated, not asked step by step.
     #[test]
     fn the_shipped_hysteresis_rules_take_the_range_path() {
-        let rules: Vec<AlertingRule> = ["signals.yml", "anomalies.yml"]
+        let rules: Vec<AlertingRule> = ["signals.yml", "anomalies.yml", "slos.yml"]
             .iter()
             .flat_map(|f| alerting(f))
             .collect();
-        let hysteresis: Vec<&str> = rules
+        let all: Vec<&AlertingRule> = rules.iter().collect();
+        let hysteresis: Vec<&AlertingRule> = rules
             .iter()
             .filter(|a| reads_alerts(&Rule::Alerting((*a).clone())))
-            .map(|a| a.alert.as_str())
             .collect();
-        assert_eq!(hysteresis.len(), 5, "{hysteresis:?}");
-        for a in rules.iter().filter(|a| hysteresis.contains(&a.alert.as_str())) {
-            assert!(Hysteresis::of(a).is_some(), "{} is asked step by step", a.alert);
+        // Five signals and anomalies; the SLOs' page and ticket, of two SLOs, all one name.
+        assert_eq!(
+            hysteresis.len(),
+            9,
+            "{:?}",
+            hysteresis.iter().map(|a| &a.alert).collect::<Vec<_>>()
+        );
+        for a in hysteresis {
+            let h = Hysteresis::of(a);
+            assert!(
+                h.is_some_and(|h| h.sees_only_its_own(a, &all)),
+                "{} is asked step by step",
+                a.alert
+            );
         }
+        // One name twice, told apart by no rule label: ALERTS{alertname} reads both.
+        let text = r#"groups:
+  - name: g
+    rules:
+      - alert: A
+        expr: 'x > 2 or (x > 1 and on (job) ALERTS{alertname="A", severity="page", alertstate="firing"})'
+        labels: { severity: page }
+      - alert: A
+        expr: 'y > 2 or (y > 1 and on (job) ALERTS{alertname="A", severity="page", alertstate="firing"})'
+        labels: { severity: page }
+"#;
+        let groups = crate::rules::parse_str(text, "t.yml").expect("valid");
+        let twins: Vec<&AlertingRule> = groups[0]
+            .rules
+            .iter()
+            .filter_map(|r| match r {
+                Rule::Alerting(a) => Some(a),
+                Rule::Recording(_) => None,
+            })
+            .collect();
+        let h = Hysteresis::of(twins[0]).expect("the shape");
+        assert!(!h.sees_only_its_own(twins[0], &twins));
+        assert!(h.sees_only_its_own(twins[0], &twins[..1]));
     }
 
     #[test]

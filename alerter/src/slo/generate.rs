@@ -150,10 +150,11 @@ fn header(out: &mut String, sources: &[&str]) {
 #                           over 3d and 6h; none below min_traffic requests/s over the
 #                           long window, nor with fewer failed requests in the short one
 #                           than the threshold means at min_traffic (not 2 or 3 of a quiet
-#                           night);
-#                           pages keep firing 15m and tickets 1h after their condition ends
-#                           (keep_firing_for), so a burn rate hovering at its threshold is
-#                           one alert, not a train of them
+#                           night); a firing alert resolves only below 3/4 of the burn
+#                           rates it fires at (through its own ALERTS series), and pages
+#                           keep firing 15m and tickets 1h after that (keep_firing_for), so
+#                           a burn rate hovering at its threshold is one alert, not a train
+#                           of them
 # The tiles count from when the rules started: until then the 1d, 3d and period figures
 # cover less than their names say.
 
@@ -381,13 +382,16 @@ fn alerts(slo: &Slo) -> Vec<RuleOut> {
     [("page", &PAGE, "fast", "15m"), ("ticket", &TICKET, "steadily", "1h")]
         .into_iter()
         .map(|(severity, conditions, pace, keep_firing_for)| {
+            // slo is on the series already; set on the rule too, it tells the rules of one
+            // alert name apart without evaluating them (`vigil backtest`).
             let mut labels = vec![
                 ("severity".to_owned(), severity.to_owned()),
+                ("slo".to_owned(), slo.name.clone()),
                 ("objective".to_owned(), slo.objective.percent_text.clone()),
             ];
             labels.extend(slo.labels.iter().cloned());
             RuleOut::Alert {
-                expr: burn_condition(slo, conditions),
+                expr: burn_condition(slo, severity, conditions),
                 keep_firing_for,
                 labels,
                 annotations: annotations(slo, conditions, pace),
@@ -396,15 +400,44 @@ fn alerts(slo: &Slo) -> Vec<RuleOut> {
         .collect()
 }
 
-fn burn_condition(slo: &Slo, conditions: &[BurnRate]) -> String {
+/// Where a firing alert resolves: below this share of the burn rates it fires at, in either
+/// window (hysteresis, through its own `ALERTS` series), so that a burn hovering at its
+/// threshold (a slow burn near 6x) stays one alert.
+const RESOLVE_AT: &str = "0.75";
+
+/// `FIRE or (HOLD and on (slo, by...) ALERTS{<this alert>, firing})`: FIRE the multiwindow
+/// conditions, HOLD the same at [`RESOLVE_AT`] of their burn rates.
+fn burn_condition(slo: &Slo, severity: &str, conditions: &[BurnRate]) -> String {
+    let on: Vec<&str> = std::iter::once("slo")
+        .chain(slo.by.iter().map(String::as_str))
+        .collect();
+    format!(
+        "(\n{}\n)\nor\n(\n  (\n{}\n  )\n  and on ({})\n    ALERTS{{alertname=\"{ALERT_NAME}\", slo=\"{}\", severity=\"{severity}\", alertstate=\"firing\"}}\n)",
+        indent(&clauses(slo, conditions, None), 2),
+        indent(&clauses(slo, conditions, Some(RESOLVE_AT)), 4),
+        on.join(", "),
+        slo.name
+    )
+}
+
+fn indent(text: &str, by: usize) -> String {
+    let pad = " ".repeat(by);
+    text.lines().map(|l| format!("{pad}{l}")).collect::<Vec<_>>().join("\n")
+}
+
+/// The multiwindow conditions, each burn rate scaled by `scale` when given.
+fn clauses(slo: &Slo, conditions: &[BurnRate], scale: Option<&str>) -> String {
     let budget = &slo.objective.budget_text;
     let traffic = format_float(slo.min_traffic);
     let clause = |c: &BurnRate| {
+        let factor = match scale {
+            Some(s) => format!("{s} * {}", c.factor),
+            None => c.factor.to_string(),
+        };
         let over = |w: &str| {
             format!(
-                "{} > ({} * {budget})",
+                "{} > ({factor} * {budget})",
                 recorded(&format!("slo:sli_error:ratio_rate{w}"), slo),
-                c.factor
             )
         };
         // The long window serves min_traffic; the short one fails at least as many requests a
@@ -416,9 +449,8 @@ fn burn_condition(slo: &Slo, conditions: &[BurnRate]) -> String {
             recorded(&format!("slo:sli_requests:rate{}", c.long), slo)
         );
         let failing = format!(
-            "{} >= ({} * {budget} * {traffic})",
+            "{} >= ({factor} * {budget} * {traffic})",
             recorded(&format!("slo:sli_errors:rate{}", c.short), slo),
-            c.factor
         );
         format!(
             "(\n    {}\n  and\n    {}\n  and\n    {busy}\n  and\n    {failing}\n)",
@@ -607,7 +639,12 @@ slos:
         let labels: Vec<(&str, &str)> = page.labels_text.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         assert_eq!(
             labels,
-            [("severity", "page"), ("objective", "99.9"), ("team", "payments")]
+            [
+                ("severity", "page"),
+                ("slo", "payments-availability"),
+                ("objective", "99.9"),
+                ("team", "payments")
+            ]
         );
         let annotation = |k: &str| {
             page.annotations_text

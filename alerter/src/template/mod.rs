@@ -77,6 +77,11 @@ impl Template {
         Ok(Template { nodes, plain: None })
     }
 
+    /// The text of a template without actions (a constant label value), else `None`.
+    pub fn plain(&self) -> Option<&str> {
+        self.plain.as_deref()
+    }
+
     /// Expands the template for an alert; errors while running become the expansion's text.
     pub fn expand(&self, data: &AlertData<'_>) -> String {
         if let Some(p) = &self.plain {
