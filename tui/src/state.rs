@@ -349,8 +349,8 @@ impl App {
             Mode::Normal => match self.screen {
                 Screen::Overview => self.overview_key(k),
                 Screen::Detail { .. } => self.detail_key(k),
-                Screen::OnCall { .. } => self.on_call_key(k),
-                Screen::Slos { .. } => self.slos_key(k),
+                Screen::OnCall { .. } => self.scroll_key(k, 'o'),
+                Screen::Slos { .. } => self.scroll_key(k, 'b'),
             },
         }
     }
@@ -408,46 +408,34 @@ impl App {
         Vec::new()
     }
 
-    fn slos_key(&mut self, k: KeyEvent) -> Vec<Effect> {
-        let Screen::Slos { scroll, data } = &mut self.screen else {
-            return Vec::new();
-        };
-        let len = data.as_ref().and_then(|d| d.as_ref().ok()).map_or(0, |s| slo_lines(s));
-        match k.code {
-            KeyCode::Char('q') => return vec![Effect::Quit],
-            KeyCode::Char('?') => self.mode = Mode::Help,
-            KeyCode::Char('r') => return vec![Effect::Refresh],
-            KeyCode::Esc | KeyCode::Backspace | KeyCode::Left | KeyCode::Char('h' | 'b') => {
-                return self.close_detail();
-            }
-            KeyCode::Down | KeyCode::Char('j') => *scroll = (*scroll + 1).min(len.saturating_sub(1)),
-            KeyCode::Up | KeyCode::Char('k') => *scroll = scroll.saturating_sub(1),
-            KeyCode::Home | KeyCode::Char('g') => *scroll = 0,
-            _ => {}
-        }
-        Vec::new()
-    }
-
     fn open_slos(&mut self) -> Vec<Effect> {
         self.screen = Screen::Slos { data: None, scroll: 0 };
         vec![Effect::Show(View::Slos)]
     }
 
-    fn on_call_key(&mut self, k: KeyEvent) -> Vec<Effect> {
-        let Screen::OnCall { scroll, data } = &mut self.screen else {
-            return Vec::new();
-        };
-        let len = data.as_ref().and_then(|d| d.history.as_ref().ok()).map_or(0, Vec::len);
-        match k.code {
-            KeyCode::Char('q') => return vec![Effect::Quit],
-            KeyCode::Char('?') => self.mode = Mode::Help,
-            KeyCode::Char('r') => return vec![Effect::Refresh],
-            KeyCode::Esc | KeyCode::Backspace | KeyCode::Left | KeyCode::Char('h' | 'o') => {
-                return self.close_detail();
+    /// Keys of the scrolling screens (on call, SLOs): `close`, as well as Esc, Backspace, ← and
+    /// h, goes back to the overview.
+    fn scroll_key(&mut self, k: KeyEvent, close: char) -> Vec<Effect> {
+        let (scroll, len) = match &mut self.screen {
+            Screen::OnCall { scroll, data } => {
+                let len = data.as_ref().and_then(|d| d.history.as_ref().ok()).map_or(0, Vec::len);
+                (scroll, len)
             }
+            Screen::Slos { scroll, data } => {
+                let len = data.as_ref().and_then(|d| d.as_ref().ok()).map_or(0, |s| slo_lines(s));
+                (scroll, len)
+            }
+            Screen::Overview | Screen::Detail { .. } => return Vec::new(),
+        };
+        match k.code {
             KeyCode::Down | KeyCode::Char('j') => *scroll = (*scroll + 1).min(len.saturating_sub(1)),
             KeyCode::Up | KeyCode::Char('k') => *scroll = scroll.saturating_sub(1),
             KeyCode::Home | KeyCode::Char('g') => *scroll = 0,
+            KeyCode::Char('q') => return vec![Effect::Quit],
+            KeyCode::Char('?') => self.mode = Mode::Help,
+            KeyCode::Char('r') => return vec![Effect::Refresh],
+            KeyCode::Esc | KeyCode::Backspace | KeyCode::Left | KeyCode::Char('h') => return self.close_detail(),
+            KeyCode::Char(c) if c == close => return self.close_detail(),
             _ => {}
         }
         Vec::new()
@@ -502,17 +490,12 @@ impl App {
             ) => {
                 return self.close_detail();
             }
-            (Screen::Slos { .. }, MouseEventKind::ScrollDown) => {
-                return self.slos_key(KeyEvent::from(KeyCode::Down));
+
+            (Screen::OnCall { .. } | Screen::Slos { .. }, MouseEventKind::ScrollDown) => {
+                return self.scroll_key(KeyEvent::from(KeyCode::Down), ' ');
             }
-            (Screen::Slos { .. }, MouseEventKind::ScrollUp) => {
-                return self.slos_key(KeyEvent::from(KeyCode::Up));
-            }
-            (Screen::OnCall { .. }, MouseEventKind::ScrollDown) => {
-                return self.on_call_key(KeyEvent::from(KeyCode::Down));
-            }
-            (Screen::OnCall { .. }, MouseEventKind::ScrollUp) => {
-                return self.on_call_key(KeyEvent::from(KeyCode::Up));
+            (Screen::OnCall { .. } | Screen::Slos { .. }, MouseEventKind::ScrollUp) => {
+                return self.scroll_key(KeyEvent::from(KeyCode::Up), ' ');
             }
             _ => {}
         }
