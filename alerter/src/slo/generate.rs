@@ -150,11 +150,11 @@ fn header(out: &mut String, sources: &[&str]) {
 #                           over 3d and 6h; none below min_traffic requests/s over the
 #                           long window, nor with fewer failed requests in the short one
 #                           than the threshold means at min_traffic (not 2 or 3 of a quiet
-#                           night); a firing alert resolves only below 3/4 of the burn
-#                           rates it fires at (through its own ALERTS series), and pages
-#                           keep firing 15m and tickets 1h after that (keep_firing_for), so
-#                           a burn rate hovering at its threshold is one alert, not a train
-#                           of them
+#                           night); a firing alert resolves only once its short window
+#                           falls below 3/4 of the burn rate it fires at (through its own
+#                           ALERTS series), and pages keep firing 15m and tickets 1h after
+#                           that (keep_firing_for), so a burn rate hovering at its
+#                           threshold is one alert, not a train of them
 # The tiles count from when the rules started: until then the 1d, 3d and period figures
 # cover less than their names say.
 
@@ -400,13 +400,16 @@ fn alerts(slo: &Slo) -> Vec<RuleOut> {
         .collect()
 }
 
-/// Where a firing alert resolves: below this share of the burn rates it fires at, in either
-/// window (hysteresis, through its own `ALERTS` series), so that a burn hovering at its
-/// threshold (a slow burn near 6x) stays one alert.
+/// Where a firing alert resolves: once its short window falls below this share of the burn
+/// rate it fires at (or its long window below that rate), through its own `ALERTS` series, so
+/// that a burn hovering at its threshold (a slow burn near 6x) stays one alert. Only the
+/// short window: a long window that never reached the rate must not hold a page that the
+/// other pair of windows fired (after a three-minute burst, the 6x pair's half hour stays
+/// high for half an hour).
 const RESOLVE_AT: &str = "0.75";
 
 /// `FIRE or (HOLD and on (slo, by...) ALERTS{<this alert>, firing})`: FIRE the multiwindow
-/// conditions, HOLD the same at [`RESOLVE_AT`] of their burn rates.
+/// conditions, HOLD the same with the short windows at [`RESOLVE_AT`] of their burn rates.
 fn burn_condition(slo: &Slo, severity: &str, conditions: &[BurnRate]) -> String {
     let on: Vec<&str> = std::iter::once("slo")
         .chain(slo.by.iter().map(String::as_str))
@@ -434,7 +437,7 @@ fn clauses(slo: &Slo, conditions: &[BurnRate], scale: Option<&str>) -> String {
             Some(s) => format!("{s} * {}", c.factor),
             None => c.factor.to_string(),
         };
-        let over = |w: &str| {
+        let over = |w: &str, factor: &str| {
             format!(
                 "{} > ({factor} * {budget})",
                 recorded(&format!("slo:sli_error:ratio_rate{w}"), slo),
@@ -454,8 +457,8 @@ fn clauses(slo: &Slo, conditions: &[BurnRate], scale: Option<&str>) -> String {
         );
         format!(
             "(\n    {}\n  and\n    {}\n  and\n    {busy}\n  and\n    {failing}\n)",
-            over(c.short),
-            over(c.long),
+            over(c.short, &factor),
+            over(c.long, c.factor),
         )
     };
     conditions.iter().map(clause).collect::<Vec<_>>().join("\nor\n")
