@@ -775,6 +775,26 @@ mod tests {
         let h = Hysteresis::of(twins[0]).expect("the shape");
         assert!(!h.sees_only_its_own(twins[0], &twins));
         assert!(h.sees_only_its_own(twins[0], &twins[..1]));
+        // Told apart by severity, each pinned in its selector (tests/backtest.rs runs such a
+        // pair against the live evaluator).
+        let text = text.replacen("severity: page }", "severity: ticket }", 1).replacen(
+            r#"severity="page", alertstate"#,
+            r#"severity="ticket", alertstate"#,
+            1,
+        );
+        let groups = crate::rules::parse_str(&text, "t.yml").expect("valid");
+        let pair: Vec<&AlertingRule> = groups[0]
+            .rules
+            .iter()
+            .filter_map(|r| match r {
+                Rule::Alerting(a) => Some(a),
+                Rule::Recording(_) => None,
+            })
+            .collect();
+        for a in &pair {
+            let h = Hysteresis::of(a).expect("the shape");
+            assert!(h.sees_only_its_own(a, &pair), "{:?}", a.labels_text);
+        }
     }
 
     #[test]
