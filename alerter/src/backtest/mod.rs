@@ -160,14 +160,7 @@ pub fn run_in_chunks(
                 .collect()
         })
         .collect();
-    let alerting: Vec<&AlertingRule> = groups
-        .iter()
-        .flat_map(|g| &g.rules)
-        .filter_map(|r| match r {
-            Rule::Alerting(a) => Some(a),
-            Rule::Recording(_) => None,
-        })
-        .collect();
+    let alerting = alerting_rules(groups);
     let mut chunk_start = start;
     while chunk_start <= end {
         let chunk_end = (chunk_start + chunk_ms - 1).min(end);
@@ -453,6 +446,18 @@ impl Hysteresis {
         }
         out
     }
+}
+
+/// The alerting rules of `groups`, in order.
+fn alerting_rules(groups: &[Group]) -> Vec<&AlertingRule> {
+    groups
+        .iter()
+        .flat_map(|g| &g.rules)
+        .filter_map(|r| match r {
+            Rule::Alerting(a) => Some(a),
+            Rule::Recording(_) => None,
+        })
+        .collect()
 }
 
 fn unparen(e: &Expr) -> &Expr {
@@ -764,14 +769,7 @@ mod tests {
         labels: { severity: page }
 "#;
         let groups = crate::rules::parse_str(text, "t.yml").expect("valid");
-        let twins: Vec<&AlertingRule> = groups[0]
-            .rules
-            .iter()
-            .filter_map(|r| match r {
-                Rule::Alerting(a) => Some(a),
-                Rule::Recording(_) => None,
-            })
-            .collect();
+        let twins = alerting_rules(&groups);
         let h = Hysteresis::of(twins[0]).expect("the shape");
         assert!(!h.sees_only_its_own(twins[0], &twins));
         assert!(h.sees_only_its_own(twins[0], &twins[..1]));
@@ -783,14 +781,7 @@ mod tests {
             1,
         );
         let groups = crate::rules::parse_str(&text, "t.yml").expect("valid");
-        let pair: Vec<&AlertingRule> = groups[0]
-            .rules
-            .iter()
-            .filter_map(|r| match r {
-                Rule::Alerting(a) => Some(a),
-                Rule::Recording(_) => None,
-            })
-            .collect();
+        let pair = alerting_rules(&groups);
         for a in &pair {
             let h = Hysteresis::of(a).expect("the shape");
             assert!(h.sees_only_its_own(a, &pair), "{:?}", a.labels_text);
